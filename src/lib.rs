@@ -1,0 +1,22 @@
+//! proxmox-manager: an MCP server that lets an LLM agent manage a Proxmox VE cluster, plus an
+//! embedded, faithful PVE simulator to try it and to test it against.
+//!
+//! # Module map
+//!
+//! | module   | owns                                                                  | may use            |
+//! |----------|-----------------------------------------------------------------------|--------------------|
+//! | [`config`] | `cluster-config.yaml`: raw serde shape -> validated [`config::Config`]; credentials (`pass`, env, file) | nothing of ours |
+//! | [`pve`]    | the PVE REST wire: client, TLS modes, envelope, errors, lenient decoding, UPIDs, task waiting | nothing of ours |
+//! | [`ops`]    | what an operation means, without MCP types: status, inventory, storage, tasks, doctor | `pve`, `config` |
+//! | [`server`] | the MCP surface: toolsets, typed tools, transports (stdio, HTTP + bearer), error boundary | `ops`, `config`, `pve` (types only) |
+//! | [`sim`]    | the PVE simulator: state, HTTPS REST API, auth/ACL, parameter validation, task engine, scenarios | nothing of ours |
+//!
+//! The dependency rule `server -> ops -> {pve, config}`, `sim` independent, is checked by
+//! `tests/architecture.rs`. `sim` must never import the client's types: the client is tested
+//! against an independent implementation of PVE's behaviour.
+
+pub mod config;
+pub mod ops;
+pub mod pve;
+pub mod server;
+pub mod sim;
