@@ -1,0 +1,430 @@
+//! The PVE API token: found in `$PROXMOX_MANAGER_TOKEN`, then `credentials.token_file`, then
+//! `pass show <credentials.pass_path>` run by the server itself. The secret lives only in a
+//! [`SecretString`]; it never appears in Debug, Display, errors, logs or a child's argv. Errors
+//! about a malformed entry say which line is wrong, never what it contains.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+
+use super::{Config, Env, process_env};
+
+/// Environment variable holding `user@realm!tokenname=secret`.
+pub const TOKEN_ENV: &str = "PROXMOX_MANAGER_TOKEN";
+/// How long `pass show` may take (gpg may be waiting on a pinentry nobody sees).
+pub const PASS_TIMEOUT: Duration = Duration::from_secs(20);
+/// Variables handed from the `env` closure to the `pass` child, so tests stay parallel-safe.
+const PASS_ENV: [&str; 6] = [
+    "PASSWORD_STORE_DIR",
+    "GNUPGHOME",
+    "HOME",
+    "PATH",
+    "PASSWORD_STORE_GPG_OPTS",
+    "GPG_TTY",
+];
+
+/// A resolved API token. Debug shows the id and `[REDACTED]`.
+#[derive(Clone)]
+pub struct TokenCredential {
+    /// `user@realm!tokenname`, validated.
+    pub id: String,
+    pub secret: SecretString,
+    pub source: CredentialSource,
+}
+
+impl fmt::Debug for TokenCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCredential")
+            .field("id", &self.id)
+            .field("secret", &"[REDACTED]")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Where a token came from (for `check` output and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `$PROXMOX_MANAGER_TOKEN`.
+    Env,
+    /// A token file.
+    File(PathBuf),
+    /// A `pass` entry (its name in the store).
+    Pass(String),
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::Env => write!(f, "environment variable {TOKEN_ENV}"),
+            CredentialSource::File(p) => write!(f, "token file {}", p.display()),
+            CredentialSource::Pass(p) => write!(f, "pass entry {p}"),
+        }
+    }
+}
+
+/// Why no token could be had. Never contains the secret nor raw `pass` output.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("no API token: {TOKEN_ENV} is not set and {} sets neither credentials.pass_path nor credentials.token_file — set one of them", .config.display())]
+    NoSource { config: PathBuf },
+
+    #[error("{TOKEN_ENV} is malformed: {problem} — set it to `user@realm!tokenname=secret`")]
+    EnvMalformed { problem: String },
+
+    #[error("token file {}: cannot read it: {source} — check credentials.token_file and the file's permissions", .path.display())]
+    FileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("token file {}: {problem} — write `user@realm!tokenname=secret` on one line, or the token id and the secret on two lines", .path.display())]
+    FileMalformed { path: PathBuf, problem: String },
+
+    #[error(
+        "pass is not installed (cannot run `pass`: {reason}) — install pass or set {TOKEN_ENV}"
+    )]
+    PassNotInstalled { reason: String },
+
+    #[error(
+        "pass has no entry `{entry}`: create it with `pass insert -m {entry}` — line 1 the token id (user@realm!name), line 2 the secret"
+    )]
+    PassEntryMissing { entry: String },
+
+    #[error(
+        "pass entry `{entry}` is a folder, not an entry — point credentials.pass_path at the entry inside it"
+    )]
+    PassEntryIsFolder { entry: String },
+
+    #[error(
+        "pass could not decrypt `{entry}` (gpg: {gpg}) — make sure the store's gpg secret key is in the keyring (GNUPGHOME) and unlocked, or set {TOKEN_ENV}"
+    )]
+    PassDecrypt { entry: String, gpg: String },
+
+    #[error(
+        "pass entry `{entry}` is malformed: {problem} — fix it with `pass edit {entry}`: line 1 the token id (user@realm!name), line 2 the secret"
+    )]
+    PassMalformed { entry: String, problem: String },
+
+    #[error(
+        "`pass show {entry}` failed ({status}): {stderr} — run it yourself to see why, or set {TOKEN_ENV}"
+    )]
+    PassFailed {
+        entry: String,
+        status: String,
+        stderr: String,
+    },
+
+    #[error("`pass show {entry}` did not finish within {}s (gpg may be waiting for a passphrase) — unlock the key in gpg-agent first, or set {TOKEN_ENV}", .timeout.as_secs())]
+    PassTimeout { entry: String, timeout: Duration },
+}
+
+/// Resolve the token using the process environment. Blocks (runs `pass`): call it from
+/// `spawn_blocking` in async code.
+///
+/// # Errors
+/// See [`resolve_with`].
+pub fn resolve(cfg: &Config) -> Result<TokenCredential, CredentialError> {
+    resolve_with(cfg, &process_env)
+}
+
+/// Which source [`resolve_with`] would use, without reading it.
+pub fn source_for(cfg: &Config, env: Env<'_>) -> Option<CredentialSource> {
+    if env(TOKEN_ENV).is_some_and(|v| !v.is_empty()) {
+        Some(CredentialSource::Env)
+    } else if let Some(f) = &cfg.credentials.token_file {
+        Some(CredentialSource::File(f.clone()))
+    } else {
+        cfg.credentials
+            .pass_path
+            .clone()
+            .map(CredentialSource::Pass)
+    }
+}
+
+/// Resolve the token: `$PROXMOX_MANAGER_TOKEN`, then `credentials.token_file`, then
+/// `pass show <credentials.pass_path>`. The environment (including `PASSWORD_STORE_DIR`,
+/// `GNUPGHOME`, `HOME`, `PATH` for the `pass` child) is read through `env`.
+///
+/// # Errors
+/// A [`CredentialError`] naming the source, what is wrong and what to do.
+pub fn resolve_with(cfg: &Config, env: Env<'_>) -> Result<TokenCredential, CredentialError> {
+    let cred = match source_for(cfg, env) {
+        None => {
+            return Err(CredentialError::NoSource {
+                config: cfg.path.clone(),
+            });
+        }
+        Some(CredentialSource::Env) => {
+            let value = env(TOKEN_ENV).unwrap_or_default();
+            let (id, secret) = parse_one_line(value.trim())
+                .map_err(|problem| CredentialError::EnvMalformed { problem })?;
+            TokenCredential {
+                id,
+                secret,
+                source: CredentialSource::Env,
+            }
+        }
+        Some(CredentialSource::File(path)) => read_token_file(&path)?,
+        Some(CredentialSource::Pass(entry)) => pass_show(&entry, env)?,
+    };
+    tracing::debug!(id = %cred.id, source = %cred.source, "resolved the PVE API token");
+    Ok(cred)
+}
+
+/// Check `user@realm!tokenname`: non-empty parts, no whitespace, `=` or `:`.
+///
+/// # Errors
+/// A description of what is wrong (without echoing the value).
+pub fn validate_token_id(id: &str) -> Result<(), String> {
+    let shape = "a token id has the form user@realm!tokenname";
+    if id
+        .chars()
+        .any(|c| c.is_whitespace() || c == '=' || c == ':' || c.is_control())
+    {
+        return Err(format!(
+            "the token id contains whitespace, '=' or ':' ({shape})"
+        ));
+    }
+    let Some((userid, name)) = id.split_once('!') else {
+        return Err(format!("the token id has no '!tokenname' ({shape})"));
+    };
+    let Some((user, realm)) = userid.rsplit_once('@') else {
+        return Err(format!("the token id has no '@realm' ({shape})"));
+    };
+    if user.is_empty() || realm.is_empty() || name.is_empty() || name.contains('!') {
+        return Err(format!(
+            "the token id has an empty or repeated part ({shape})"
+        ));
+    }
+    let name_ok = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(
+            "the token name must start with a letter and use letters, digits, - _ .".to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// `user@realm!tokenname=secret`, split at the last `=`.
+fn parse_one_line(s: &str) -> Result<(String, SecretString), String> {
+    let Some((id, secret)) = s.rsplit_once('=') else {
+        return Err("no '=' between the token id and the secret".to_string());
+    };
+    let (id, secret) = (id.trim(), secret.trim());
+    validate_token_id(id)?;
+    if secret.is_empty() {
+        return Err("the secret after '=' is empty".to_string());
+    }
+    Ok((id.to_string(), SecretString::from(secret)))
+}
+
+/// What is wrong with a token file or pass entry, without its content.
+enum EntryProblem {
+    Empty,
+    OneLine(String),
+    Line1(String),
+    Line2Empty,
+}
+
+impl fmt::Display for EntryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryProblem::Empty => f.write_str("it is empty"),
+            EntryProblem::OneLine(p) => write!(
+                f,
+                "it has one line, which is not `user@realm!tokenname=secret`: {p}"
+            ),
+            EntryProblem::Line1(p) => write!(f, "line 1 is not a token id: {p}"),
+            EntryProblem::Line2Empty => f.write_str("line 2 (the secret) is empty"),
+        }
+    }
+}
+
+/// Two lines (id, secret; further lines ignored, as pass users keep notes there) or one line
+/// `id=secret`.
+fn parse_entry(text: &str) -> Result<(String, SecretString), EntryProblem> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let meaningful = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(0, |i| i + 1);
+    match &lines[..meaningful] {
+        [] => Err(EntryProblem::Empty),
+        [one] => parse_one_line(one).map_err(EntryProblem::OneLine),
+        [id, secret, ..] => {
+            validate_token_id(id).map_err(EntryProblem::Line1)?;
+            if secret.is_empty() {
+                return Err(EntryProblem::Line2Empty);
+            }
+            Ok((id.to_string(), SecretString::from(*secret)))
+        }
+    }
+}
+
+fn read_token_file(path: &Path) -> Result<TokenCredential, CredentialError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialError::FileRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    warn_if_readable_by_others(path);
+    let (id, secret) = parse_entry(&text).map_err(|p| CredentialError::FileMalformed {
+        path: path.to_path_buf(),
+        problem: p.to_string(),
+    })?;
+    Ok(TokenCredential {
+        id,
+        secret,
+        source: CredentialSource::File(path.to_path_buf()),
+    })
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "token file is readable by group or others; run `chmod 600` on it"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+/// Run `pass show <entry>` (argv holds only the entry name), stdin closed, output captured.
+fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialError> {
+    let mut cmd = Command::new("pass");
+    cmd.arg("show")
+        .arg(entry)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in PASS_ENV {
+        if let Some(v) = env(name) {
+            cmd.env(name, v);
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| CredentialError::PassNotInstalled {
+        reason: e.to_string(),
+    })?;
+
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe while we wait.
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut buf);
+        }
+        buf
+    });
+
+    let deadline = Instant::now() + PASS_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(CredentialError::PassTimeout {
+                    entry: entry.to_string(),
+                    timeout: PASS_TIMEOUT,
+                });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                break Err(CredentialError::PassFailed {
+                    entry: entry.to_string(),
+                    status: "wait failed".into(),
+                    stderr: e.to_string(),
+                });
+            }
+        }
+    };
+    // The stdout buffer holds the secret: wrap it at once, never log or format it.
+    let stdout = SecretString::from(
+        String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned(),
+    );
+    let stderr = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
+    let status = status?;
+
+    if !status.success() {
+        let first = sanitize_first_line(&stderr);
+        let entry = entry.to_string();
+        return Err(if stderr.contains("is not in the password store") {
+            CredentialError::PassEntryMissing { entry }
+        } else if stderr.contains("gpg:") || stderr.contains("decryption failed") {
+            CredentialError::PassDecrypt {
+                entry,
+                gpg: first.trim_start_matches("gpg: ").to_string(),
+            }
+        } else {
+            let status = status
+                .code()
+                .map_or_else(|| "killed by a signal".to_string(), |c| format!("exit {c}"));
+            CredentialError::PassFailed {
+                entry,
+                status,
+                stderr: first,
+            }
+        });
+    }
+    if store_dir(env)
+        .is_some_and(|d| d.join(entry).is_dir() && !d.join(format!("{entry}.gpg")).is_file())
+    {
+        return Err(CredentialError::PassEntryIsFolder {
+            entry: entry.to_string(),
+        });
+    }
+    use secrecy::ExposeSecret;
+    let (id, secret) =
+        parse_entry(stdout.expose_secret()).map_err(|p| CredentialError::PassMalformed {
+            entry: entry.to_string(),
+            problem: p.to_string(),
+        })?;
+    Ok(TokenCredential {
+        id,
+        secret,
+        source: CredentialSource::Pass(entry.to_string()),
+    })
+}
+
+fn store_dir(env: Env<'_>) -> Option<PathBuf> {
+    env("PASSWORD_STORE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".password-store")))
+}
+
+/// First non-empty stderr line, control characters removed, at most 200 characters.
+fn sanitize_first_line(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no error output");
+    line.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+#[cfg(test)]
+mod tests;

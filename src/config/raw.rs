@@ -1,0 +1,227 @@
+//! The raw serde shape of `cluster-config.yaml`: exactly the seed's keys plus optional
+//! extensions, `deny_unknown_fields` everywhere, doc comments that become the JSON Schema's
+//! descriptions. Nothing here is checked beyond YAML types: [`super::validate`] turns a
+//! [`RawConfig`] into a [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// The whole `cluster-config.yaml`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "proxmox-manager cluster configuration")]
+pub struct RawConfig {
+    /// The Proxmox VE cluster this server manages.
+    pub cluster: RawCluster,
+    /// Settings applied to every operation unless a call overrides them.
+    pub defaults: RawDefaults,
+    /// VMID ranges reserved for templates and for VMs; they must not overlap.
+    pub vmid_ranges: RawVmidRanges,
+    /// Where the API token comes from, and the SSH user. The environment variable
+    /// `PROXMOX_MANAGER_TOKEN` (`user@realm!name=secret`) always wins.
+    #[serde(default)]
+    pub credentials: RawCredentials,
+    /// Named tag groups (group name -> PVE tags), e.g. `templates: ["template"]`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// Cloud-init settings for VMs created from cloud-init templates.
+    pub cloudinit: RawCloudinit,
+    /// How to reach the PVE API (optional; defaults: port 8006, system CA roots, 30 s).
+    #[serde(default)]
+    pub api: RawApi,
+    /// SSH access to the nodes, for what the API cannot do (optional).
+    #[serde(default)]
+    pub ssh: RawSsh,
+    /// fleet-infra Ansible integration (optional).
+    #[serde(default)]
+    pub ansible: RawAnsible,
+    /// Where runbooks and cluster profiles live (optional; relative to this file's directory).
+    #[serde(default)]
+    pub paths: RawPaths,
+    /// Concurrency limits for batch operations (optional).
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Append-only JSON-lines audit log of every mutating call (optional; `~` expands to $HOME).
+    #[serde(default)]
+    pub audit_log: Option<String>,
+}
+
+/// `cluster:` — the cluster and its nodes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Cluster name, e.g. `annarchy.net`.
+    pub name: String,
+    /// Every node, with the host name or IP address its API answers on.
+    pub nodes: Vec<RawNode>,
+}
+
+/// One entry of `cluster.nodes`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// PVE node name, e.g. `pve01` (letters, digits and inner hyphens).
+    #[schemars(pattern(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$"))]
+    pub name: String,
+    /// Host name or IP address of the node, without scheme or port (see `api.port`).
+    pub host: String,
+}
+
+/// `defaults:` — applied to every operation; per-call overrides win.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Storage for new disks, e.g. `local-lvm` (must exist on the cluster: `check` verifies).
+    pub storage: String,
+    /// Bridge for new network devices, e.g. `vmbr0` (`check` verifies it exists).
+    pub network_bridge: String,
+    /// Firmware: `seabios` or `ovmf` (UEFI).
+    pub bios: String,
+    /// QEMU machine type: `q35`, `pc`, or a versioned form such as `pc-q35-9.0`.
+    pub machine: String,
+    /// CPU type, e.g. `host` or `x86-64-v2-AES`.
+    pub cpu: String,
+    /// SCSI controller model: lsi, lsi53c810, virtio-scsi-pci, virtio-scsi-single, megasas, pvscsi.
+    pub scsi_controller: String,
+    /// Whether new EFI disks get the distribution's Secure Boot keys pre-enrolled.
+    #[serde(default)]
+    pub efidisk_pre_enrolled_keys: bool,
+    /// Whether new VMs get the QEMU guest agent enabled.
+    #[serde(default = "default_true")]
+    pub guest_agent: bool,
+}
+
+/// `vmid_ranges:` — each `START-END`, inclusive.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVmidRanges {
+    /// VMIDs for templates, e.g. `100-999`.
+    #[schemars(pattern(r"^\s*\d+\s*-\s*\d+\s*$"))]
+    pub templates: String,
+    /// VMIDs for VMs, e.g. `1000-9999`.
+    #[schemars(pattern(r"^\s*\d+\s*-\s*\d+\s*$"))]
+    pub vms: String,
+}
+
+/// `credentials:` — where the API token is read from. Secrets never live in this file.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// `pass` entry holding the token: line 1 the token id (`user@realm!name`), line 2 the secret.
+    #[serde(default)]
+    pub pass_path: Option<String>,
+    /// File holding the token: one line `user@realm!name=secret`, or id and secret on two lines.
+    /// Keep it mode 0600. `~` expands to $HOME; relative paths are relative to this file.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// User for SSH to the nodes (default `root`).
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+}
+
+/// `cloudinit:` — defaults for cloud-init VMs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudinit {
+    /// Default cloud-init user name.
+    pub default_user: String,
+    /// Local file with the SSH public keys to install (`~` expands to $HOME).
+    #[serde(default)]
+    pub ssh_keys_source: Option<String>,
+    /// Directory on the nodes where vendor snippets are written (absolute path on the node).
+    #[serde(default)]
+    pub vendor_snippet_path: Option<String>,
+}
+
+/// `api:` — how to reach the PVE REST API.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// API port on every node (default 8006).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// TLS trust: `ca_file` or `fingerprint` (not both); neither = the system's CA roots.
+    #[serde(default)]
+    pub tls: RawTls,
+    /// Per-request timeout in seconds (default 30).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// `api.tls:` — how the node certificates are verified.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of the CA that signed the node certificates (e.g. a copy of
+    /// `/etc/pve/pve-root-ca.pem`).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// SHA-256 fingerprint of the node certificate as the PVE GUI shows it: 64 hex digits,
+    /// colons optional, any case.
+    #[serde(default)]
+    #[schemars(pattern(r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$"))]
+    pub fingerprint: Option<String>,
+}
+
+/// `ssh:` — SSH to the nodes.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// SSH port on every node (default 22).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Private key file (`~` expands to $HOME).
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Whether to use the ssh-agent at $SSH_AUTH_SOCK (default true).
+    #[serde(default)]
+    pub use_agent: Option<bool>,
+    /// known_hosts file used to verify host keys (default `~/.ssh/known_hosts`).
+    #[serde(default)]
+    pub known_hosts: Option<String>,
+    /// Accept and record an unknown host key on first contact (default false: refuse).
+    #[serde(default)]
+    pub trust_on_first_use: bool,
+}
+
+/// `ansible:` — delegation to fleet-infra playbooks.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnsible {
+    /// Checkout of fleet-infra, e.g. `~/src/github.com/adamancini/fleet-infra`.
+    #[serde(default)]
+    pub fleet_infra: Option<String>,
+    /// Inventory file passed with `-i`.
+    #[serde(default)]
+    pub inventory: Option<String>,
+}
+
+/// `paths:` — knowledge files.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPaths {
+    /// Directory of runbooks (markdown).
+    #[serde(default)]
+    pub runbooks: Option<String>,
+    /// Directory of cluster profiles (YAML).
+    #[serde(default)]
+    pub clusters: Option<String>,
+}
+
+/// `limits:` — bounded fan-out.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Operations running at once in one batch (default 4).
+    #[serde(default)]
+    pub max_parallel: Option<u32>,
+    /// Of those, at most this many on one node (default 2).
+    #[serde(default)]
+    pub per_node_parallel: Option<u32>,
+}
+
+fn default_true() -> bool {
+    true
+}

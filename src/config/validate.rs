@@ -1,0 +1,726 @@
+//! Raw -> validated configuration. Collects every problem (key path, what is wrong, the fix)
+//! instead of stopping at the first, so one run of `check` shows everything to correct.
+//! Purely syntactic: whether storages and bridges exist is checked against the cluster by
+//! `check`, not here. Environment access (`$HOME` for `~`) goes through an injected closure.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::Env;
+use super::error::{ConfigError, Problem};
+use super::model::{
+    Ansible, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits, Node, Paths,
+    ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
+};
+use super::raw::{RawConfig, RawDefaults};
+
+/// Default directory for vendor snippets on PVE's `local` storage.
+pub const DEFAULT_SNIPPET_PATH: &str = "/var/lib/vz/snippets/";
+
+/// Validate `raw` (read from `origin`), returning every problem found.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] with one [`Problem`] per wrong value.
+pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
+    let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut v = Validator {
+        problems: Vec::new(),
+        base,
+        env,
+    };
+    let cluster = v.cluster(&raw);
+    let defaults = v.defaults(&raw.defaults);
+    let vmid_ranges = v.vmid_ranges(&raw);
+    let credentials = Credentials {
+        pass_path: raw
+            .credentials
+            .pass_path
+            .as_deref()
+            .and_then(|p| v.pass_path(p)),
+        token_file: v.opt_path(
+            "credentials.token_file",
+            raw.credentials.token_file.as_deref(),
+        ),
+        ssh_user: v.ssh_user(raw.credentials.ssh_user.as_deref()),
+    };
+    v.tags(&raw);
+    let cloudinit = v.cloudinit(&raw);
+    let api = v.api(&raw);
+    let ssh = Ssh {
+        port: v.port("ssh.port", raw.ssh.port, 22),
+        key_file: v.opt_path("ssh.key_file", raw.ssh.key_file.as_deref()),
+        use_agent: raw.ssh.use_agent.unwrap_or(true),
+        known_hosts: v.opt_path("ssh.known_hosts", raw.ssh.known_hosts.as_deref()),
+        trust_on_first_use: raw.ssh.trust_on_first_use,
+    };
+    let ansible = Ansible {
+        fleet_infra: v.opt_path("ansible.fleet_infra", raw.ansible.fleet_infra.as_deref()),
+        inventory: v.opt_path("ansible.inventory", raw.ansible.inventory.as_deref()),
+    };
+    let paths = Paths {
+        runbooks: v.opt_path("paths.runbooks", raw.paths.runbooks.as_deref()),
+        clusters: v.opt_path("paths.clusters", raw.paths.clusters.as_deref()),
+    };
+    let limits = v.limits(&raw);
+    let audit_log = v.opt_path("audit_log", raw.audit_log.as_deref());
+
+    let vmid_ranges = match vmid_ranges {
+        Some(r) if v.problems.is_empty() => r,
+        _ => {
+            if v.problems.is_empty() {
+                // Defensive: every path returning no ranges records a problem first.
+                v.problem(
+                    "vmid_ranges",
+                    "could not be read",
+                    "write them as START-END, e.g. 100-999",
+                );
+            }
+            return Err(ConfigError::Invalid {
+                path: origin.to_path_buf(),
+                problems: v.problems,
+            });
+        }
+    };
+    Ok(Config {
+        path: origin.to_path_buf(),
+        cluster,
+        defaults,
+        vmid_ranges,
+        credentials,
+        tags: raw.tags,
+        cloudinit,
+        api,
+        ssh,
+        ansible,
+        paths,
+        limits,
+        audit_log,
+    })
+}
+
+struct Validator<'a> {
+    problems: Vec<Problem>,
+    base: PathBuf,
+    env: Env<'a>,
+}
+
+impl Validator<'_> {
+    fn problem(
+        &mut self,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.problems.push(Problem::new(key, message, fix));
+    }
+
+    fn cluster(&mut self, raw: &RawConfig) -> Cluster {
+        if raw.cluster.name.trim().is_empty() {
+            self.problem(
+                "cluster.name",
+                "is empty",
+                "name the cluster, e.g. `name: annarchy.net`",
+            );
+        }
+        if raw.cluster.nodes.is_empty() {
+            self.problem(
+                "cluster.nodes",
+                "lists no node",
+                "add at least one node: `- name: pve01` with `host: pve01.example.net`",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let mut nodes = Vec::new();
+        for (i, n) in raw.cluster.nodes.iter().enumerate() {
+            let key = format!("cluster.nodes[{i}]");
+            if !valid_node_name(&n.name) {
+                self.problem(
+                    format!("{key}.name"),
+                    format!("'{}' is not a valid PVE node name", n.name),
+                    "use letters, digits and inner hyphens (at most 63), exactly as `pvecm nodes` shows it, e.g. pve01",
+                );
+            } else if !seen.insert(n.name.to_ascii_lowercase()) {
+                self.problem(
+                    format!("{key}.name"),
+                    format!("node '{}' is listed twice", n.name),
+                    "list every node once",
+                );
+            }
+            let host = match check_host(&n.host) {
+                Ok(h) => h,
+                Err((message, fix)) => {
+                    self.problem(format!("{key}.host"), message, fix);
+                    n.host.clone()
+                }
+            };
+            nodes.push(Node {
+                name: n.name.clone(),
+                host,
+            });
+        }
+        Cluster {
+            name: raw.cluster.name.trim().to_string(),
+            nodes,
+        }
+    }
+
+    fn defaults(&mut self, d: &RawDefaults) -> Defaults {
+        if !valid_storage_id(&d.storage) {
+            self.problem(
+                "defaults.storage",
+                format!("'{}' is not a valid PVE storage id", d.storage),
+                "use the storage id as `pvesm status` lists it (lowercase letters, digits, - _ .), e.g. local-lvm",
+            );
+        }
+        if !valid_bridge(&d.network_bridge) {
+            self.problem(
+                "defaults.network_bridge",
+                format!("'{}' is not a valid bridge name", d.network_bridge),
+                "use the bridge's interface name (at most 15 of letters, digits, - _ .), e.g. vmbr0",
+            );
+        }
+        let bios = Bios::ALL
+            .into_iter()
+            .find(|b| b.as_str() == d.bios)
+            .unwrap_or_else(|| {
+                self.problem(
+                    "defaults.bios",
+                    format!("'{}' is not a PVE bios", d.bios),
+                    "use one of: seabios, ovmf (UEFI)",
+                );
+                Bios::Seabios
+            });
+        if !valid_machine(&d.machine) {
+            self.problem(
+                "defaults.machine",
+                format!("'{}' is not a QEMU machine type PVE accepts", d.machine),
+                "use q35, pc, or a versioned type such as pc-q35-9.0 or pc-i440fx-9.0",
+            );
+        }
+        if !valid_cpu(&d.cpu) {
+            self.problem(
+                "defaults.cpu",
+                format!("'{}' is not a CPU type", d.cpu),
+                "use a PVE CPU type, e.g. host, x86-64-v2-AES or kvm64",
+            );
+        }
+        let scsi = ScsiController::ALL
+            .into_iter()
+            .find(|s| s.as_str() == d.scsi_controller);
+        let scsi_controller = scsi.unwrap_or_else(|| {
+            let all: Vec<&str> = ScsiController::ALL.iter().map(|s| s.as_str()).collect();
+            self.problem(
+                "defaults.scsi_controller",
+                format!("'{}' is not a PVE SCSI controller", d.scsi_controller),
+                format!("use one of: {}", all.join(", ")),
+            );
+            ScsiController::VirtioScsiSingle
+        });
+        Defaults {
+            storage: d.storage.clone(),
+            network_bridge: d.network_bridge.clone(),
+            bios,
+            machine: d.machine.clone(),
+            cpu: d.cpu.clone(),
+            scsi_controller,
+            efidisk_pre_enrolled_keys: d.efidisk_pre_enrolled_keys,
+            guest_agent: d.guest_agent,
+        }
+    }
+
+    fn vmid_ranges(&mut self, raw: &RawConfig) -> Option<VmidRanges> {
+        let t = self.range(
+            "vmid_ranges.templates",
+            &raw.vmid_ranges.templates,
+            "100-999",
+        );
+        let v = self.range("vmid_ranges.vms", &raw.vmid_ranges.vms, "1000-9999");
+        let (templates, vms) = (t?, v?);
+        if templates.overlaps(&vms) {
+            let from = templates.start().max(vms.start());
+            let to = templates.end().min(vms.end());
+            self.problem(
+                "vmid_ranges",
+                format!("templates {templates} and vms {vms} overlap ({from}-{to})"),
+                "make them disjoint, e.g. templates: 100-999 and vms: 1000-9999",
+            );
+            return None;
+        }
+        Some(VmidRanges { templates, vms })
+    }
+
+    fn range(&mut self, key: &str, text: &str, example: &str) -> Option<VmidRange> {
+        let form = format!("write it as START-END, e.g. {example}");
+        let Some((a, b)) = text.split_once('-') else {
+            self.problem(key, format!("'{text}' is not a range"), form);
+            return None;
+        };
+        let (a, b) = (a.trim(), b.trim());
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        if !digits(a) || !digits(b) {
+            self.problem(key, format!("'{text}' is not a range of two numbers"), form);
+            return None;
+        }
+        let (Ok(start), Ok(end)) = (a.parse::<u64>(), b.parse::<u64>()) else {
+            self.problem(key, format!("'{text}' has a number too large"), form);
+            return None;
+        };
+        if start > end {
+            self.problem(key, format!("'{text}' ends before it starts"), form);
+            return None;
+        }
+        if start < u64::from(VmidRange::MIN) {
+            self.problem(
+                key,
+                format!("'{text}' starts below 100, the smallest VMID PVE allows"),
+                format!("start at 100 or above, e.g. {example}"),
+            );
+            return None;
+        }
+        if end > u64::from(VmidRange::MAX) {
+            self.problem(
+                key,
+                format!("'{text}' ends above 999999999, the largest VMID PVE allows"),
+                format!("end at 999999999 or below, e.g. {example}"),
+            );
+            return None;
+        }
+        let (start, end) = (u32::try_from(start).ok()?, u32::try_from(end).ok()?);
+        VmidRange::new(start, end)
+    }
+
+    fn pass_path(&mut self, p: &str) -> Option<String> {
+        let key = "credentials.pass_path";
+        let p = p.trim();
+        let bad = if p.is_empty() {
+            Some((
+                "is empty",
+                "name the pass entry, e.g. annarchy.net/pve/api-token, or remove the key",
+            ))
+        } else if p.starts_with('-') {
+            Some((
+                "starts with '-', which pass would read as an option",
+                "name the entry without a leading '-'",
+            ))
+        } else if p.starts_with('/') {
+            Some((
+                "is absolute",
+                "give the entry name relative to the password store, e.g. annarchy.net/pve/api-token",
+            ))
+        } else if p.split('/').any(|s| s == "..") {
+            Some((
+                "contains '..'",
+                "give the entry name inside the password store, without '..'",
+            ))
+        } else if p.ends_with(".gpg") {
+            Some(("ends with .gpg", "drop the .gpg suffix: pass adds it"))
+        } else if p.chars().any(char::is_control) {
+            Some((
+                "contains a control character",
+                "write the entry name on one line",
+            ))
+        } else {
+            None
+        };
+        match bad {
+            Some((message, fix)) => {
+                self.problem(key, message, fix);
+                None
+            }
+            None => Some(p.to_string()),
+        }
+    }
+
+    fn ssh_user(&mut self, user: Option<&str>) -> String {
+        let user = user.unwrap_or("root");
+        if user.is_empty()
+            || user
+                .chars()
+                .any(|c| c.is_whitespace() || c == '@' || c == ':')
+        {
+            self.problem(
+                "credentials.ssh_user",
+                format!("'{user}' is not a user name"),
+                "give the SSH login name on the nodes, e.g. root",
+            );
+        }
+        user.to_string()
+    }
+
+    fn tags(&mut self, raw: &RawConfig) {
+        for (group, tags) in &raw.tags {
+            if group.trim().is_empty() {
+                self.problem(
+                    "tags",
+                    "has a group with an empty name",
+                    "name every tag group, e.g. `templates: [\"template\"]`",
+                );
+            }
+            if tags.is_empty() {
+                self.problem(
+                    format!("tags.{group}"),
+                    "lists no tag",
+                    "list at least one tag, or remove the group",
+                );
+            }
+            for (i, tag) in tags.iter().enumerate() {
+                if valid_tag(tag) {
+                    continue;
+                }
+                let lower = tag.to_lowercase();
+                let fix = if lower != *tag && valid_tag(&lower) {
+                    format!("write it in lowercase: {lower}")
+                } else {
+                    "use lowercase letters, digits and _ - + . (not starting with - + .), e.g. kubernetes".to_string()
+                };
+                self.problem(
+                    format!("tags.{group}[{i}]"),
+                    format!("'{tag}' is not a valid PVE tag"),
+                    fix,
+                );
+            }
+        }
+    }
+
+    fn cloudinit(&mut self, raw: &RawConfig) -> Cloudinit {
+        let c = &raw.cloudinit;
+        let user = c.default_user.trim();
+        if user.is_empty() || user.chars().any(|ch| ch.is_whitespace() || ch == ':') {
+            self.problem(
+                "cloudinit.default_user",
+                format!("'{}' is not a user name", c.default_user),
+                "give the login name cloud-init creates, e.g. ada",
+            );
+        }
+        let snippets = c
+            .vendor_snippet_path
+            .as_deref()
+            .unwrap_or(DEFAULT_SNIPPET_PATH);
+        if !snippets.starts_with('/') || snippets.split('/').any(|s| s == "..") {
+            self.problem(
+                "cloudinit.vendor_snippet_path",
+                format!("'{snippets}' is not an absolute path on the nodes"),
+                "give the snippets directory of a storage with content `snippets`, e.g. /var/lib/vz/snippets/",
+            );
+        }
+        Cloudinit {
+            default_user: user.to_string(),
+            ssh_keys_source: self
+                .opt_path("cloudinit.ssh_keys_source", c.ssh_keys_source.as_deref()),
+            vendor_snippet_path: snippets.to_string(),
+        }
+    }
+
+    fn api(&mut self, raw: &RawConfig) -> Api {
+        let port = self.port("api.port", raw.api.port, 8006);
+        let timeout_secs = raw.api.timeout_secs.unwrap_or(30);
+        if !(1..=3600).contains(&timeout_secs) {
+            self.problem(
+                "api.timeout_secs",
+                format!("{timeout_secs} is out of range"),
+                "give seconds between 1 and 3600 (default 30)",
+            );
+        }
+        let tls = &raw.api.tls;
+        let fingerprint = tls.fingerprint.as_deref().and_then(|f| match parse_fingerprint(f) {
+            Some(fp) => Some(fp),
+            None => {
+                self.problem(
+                    "api.tls.fingerprint",
+                    format!("'{f}' is not a SHA-256 fingerprint (64 hex digits, colons optional)"),
+                    "copy it from the node's Certificates panel, or run `openssl x509 -noout -fingerprint -sha256 -in /etc/pve/local/pve-ssl.pem` on the node",
+                );
+                None
+            }
+        });
+        let ca_file = self.opt_path("api.tls.ca_file", tls.ca_file.as_deref());
+        let tls = match (
+            ca_file,
+            fingerprint,
+            tls.ca_file.is_some() && tls.fingerprint.is_some(),
+        ) {
+            (_, _, true) => {
+                self.problem(
+                    "api.tls",
+                    "ca_file and fingerprint are both set",
+                    "keep one: ca_file to trust a CA, or fingerprint to pin the node certificate",
+                );
+                TlsSetting::System
+            }
+            (Some(ca), _, false) => TlsSetting::CaFile(ca),
+            (None, Some(fp), false) => TlsSetting::Fingerprint(fp),
+            (None, None, false) => TlsSetting::System,
+        };
+        Api {
+            port,
+            tls,
+            timeout: Duration::from_secs(timeout_secs),
+        }
+    }
+
+    fn port(&mut self, key: &str, port: Option<u16>, default: u16) -> u16 {
+        match port {
+            Some(0) => {
+                self.problem(
+                    key,
+                    "0 is not a port",
+                    format!("give a port between 1 and 65535 (default {default})"),
+                );
+                default
+            }
+            Some(p) => p,
+            None => default,
+        }
+    }
+
+    fn limits(&mut self, raw: &RawConfig) -> Limits {
+        let d = Limits::default();
+        let max = raw.limits.max_parallel.unwrap_or(d.max_parallel);
+        let per = raw.limits.per_node_parallel.unwrap_or(d.per_node_parallel);
+        if max == 0 {
+            self.problem("limits.max_parallel", "is 0", "give at least 1 (default 4)");
+        }
+        if per == 0 {
+            self.problem(
+                "limits.per_node_parallel",
+                "is 0",
+                "give at least 1 (default 2)",
+            );
+        } else if max != 0 && per > max {
+            self.problem(
+                "limits.per_node_parallel",
+                format!("{per} is more than limits.max_parallel ({max})"),
+                "make it at most max_parallel",
+            );
+        }
+        Limits {
+            max_parallel: max,
+            per_node_parallel: per,
+        }
+    }
+
+    /// Expand `~`, resolve relative paths against the config file's directory.
+    fn opt_path(&mut self, key: &str, p: Option<&str>) -> Option<PathBuf> {
+        let p = p?;
+        match expand_path(p, &self.base, self.env) {
+            Ok(path) => Some(path),
+            Err((message, fix)) => {
+                self.problem(key, message, fix);
+                None
+            }
+        }
+    }
+}
+
+/// `~` -> `$HOME`, relative -> relative to `base`.
+pub(crate) fn expand_path(p: &str, base: &Path, env: Env<'_>) -> Result<PathBuf, (String, String)> {
+    if p.trim().is_empty() {
+        return Err(("is empty".into(), "give a path, or remove the key".into()));
+    }
+    if p == "~" || p.starts_with("~/") {
+        let Some(home) = env("HOME").filter(|h| !h.is_empty()) else {
+            return Err((
+                format!("'{p}' starts with ~ but HOME is not set"),
+                "write an absolute path, or set HOME".into(),
+            ));
+        };
+        let rest = p.trim_start_matches('~').trim_start_matches('/');
+        let home = PathBuf::from(home);
+        return Ok(if rest.is_empty() {
+            home
+        } else {
+            home.join(rest)
+        });
+    }
+    if p.starts_with('~') {
+        return Err((
+            format!("'{p}': ~user paths are not supported"),
+            "write an absolute path, or one starting with ~/".into(),
+        ));
+    }
+    let path = Path::new(p);
+    Ok(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    })
+}
+
+/// A bare host name or IP address; explains what to drop otherwise.
+pub(crate) fn check_host(raw: &str) -> Result<String, (String, String)> {
+    let h = raw.trim();
+    if h.is_empty() {
+        return Err((
+            "is empty".into(),
+            "give the node's host name or IP address, e.g. pve01.example.net".into(),
+        ));
+    }
+    let mut dropped = Vec::new();
+    let mut rest = h;
+    if let Some((scheme, after)) = rest.split_once("://") {
+        dropped.push(format!(
+            "the scheme `{scheme}://` (the API is always https)"
+        ));
+        rest = after;
+    }
+    if let Some((before, _path)) = rest.split_once('/') {
+        dropped.push("the path".to_string());
+        rest = before;
+    }
+    let mut clean = rest.to_string();
+    if let Some(inner) = rest.strip_prefix('[') {
+        if let Some((ip, after)) = inner.split_once(']') {
+            clean = ip.to_string();
+            if let Some(port) = after.strip_prefix(':') {
+                dropped.push(format!("the port `:{port}` (set api.port instead)"));
+            } else {
+                dropped.push("the brackets".to_string());
+            }
+        }
+    } else if rest.parse::<IpAddr>().is_err() {
+        if let Some((host, port)) = rest.rsplit_once(':') {
+            dropped.push(format!("the port `:{port}` (set api.port instead)"));
+            clean = host.to_string();
+        }
+    }
+    let valid = clean.parse::<IpAddr>().is_ok() || valid_hostname(&clean);
+    match (valid, dropped.is_empty()) {
+        (true, true) => Ok(clean),
+        (true, false) => Err((
+            format!("'{h}' is not a bare host name"),
+            format!("drop {}: write `{clean}`", dropped.join(" and ")),
+        )),
+        (false, _) => Err((
+            format!("'{h}' is not a valid host name or IP address"),
+            "give the node's DNS name (letters, digits, hyphens, dots) or its IP address, without scheme or port".into(),
+        )),
+    }
+}
+
+fn valid_hostname(h: &str) -> bool {
+    h.len() <= 253
+        && !h.is_empty()
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?`, at most 63 characters.
+pub(crate) fn valid_node_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !n.starts_with('-')
+        && !n.ends_with('-')
+}
+
+/// PVE `pve-storage-id`: `[a-z][a-z0-9\-_.]*[a-z0-9]`.
+fn valid_storage_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_lowercase() | b[b.len() - 1].is_ascii_digit()
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
+        })
+}
+
+/// PVE `pve-bridge-id` (`[-_.\w\d]+`), bounded by Linux's 15-character interface names.
+fn valid_bridge(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// PVE tag: `[a-z0-9_][a-z0-9_\-+.]*` (lowercase only, by our convention).
+pub(crate) fn valid_tag(t: &str) -> bool {
+    let mut chars = t.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' => {}
+        _ => return false,
+    }
+    chars
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '+' | '.'))
+}
+
+/// `q35 | pc | pc-q35-V | pc-i440fx-V | pc-V` (with optional `+pveN` and `.pxe`) or `virt[-V][+pveN]`.
+fn valid_machine(m: &str) -> bool {
+    if m == "q35" || m == "pc" {
+        return true;
+    }
+    if let Some(rest) = m.strip_prefix("virt") {
+        let rest = rest.strip_prefix('-').map_or(Some(rest), strip_version);
+        return rest.map(strip_pve).is_some_and(str::is_empty);
+    }
+    let versioned = ["pc-q35-", "pc-i440fx-", "pc-"]
+        .iter()
+        .find_map(|p| m.strip_prefix(p));
+    versioned
+        .and_then(strip_version)
+        .map(strip_pve)
+        .map(|r| r.strip_prefix(".pxe").unwrap_or(r))
+        .is_some_and(str::is_empty)
+}
+
+/// Strip `\d+(\.\d+)+`; `None` if absent.
+fn strip_version(s: &str) -> Option<&str> {
+    let mut parts = 0;
+    let mut rest = s;
+    loop {
+        let n = rest.chars().take_while(char::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &rest[n..];
+        parts += 1;
+        match rest.strip_prefix('.') {
+            Some(r) if r.starts_with(|c: char| c.is_ascii_digit()) => rest = r,
+            _ => break,
+        }
+    }
+    (parts >= 2).then_some(rest)
+}
+
+fn strip_pve(s: &str) -> &str {
+    match s.strip_prefix("+pve") {
+        Some(r) => {
+            let n = r.chars().take_while(char::is_ascii_digit).count();
+            if n == 0 { s } else { &r[n..] }
+        }
+        None => s,
+    }
+}
+
+/// A CPU type, optionally followed by `,key=value` options.
+fn valid_cpu(c: &str) -> bool {
+    let mut parts = c.split(',');
+    let head = parts.next().unwrap_or_default();
+    !head.is_empty()
+        && head
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.' | '+'))
+        && parts.all(|p| {
+            p.split_once('=')
+                .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty())
+        })
+}
+
+/// 64 hex digits, colons optional, any case.
+pub(crate) fn parse_fingerprint(f: &str) -> Option<[u8; 32]> {
+    let hex: String = f.trim().chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
