@@ -120,7 +120,10 @@ fn yaml_error(e: serde_path_to_error::Error<yaml_serde::Error>, origin: &Path) -
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let names = backticked(rest);
         if let Some((field, allowed)) = names.split_first() {
-            let full = if key.is_empty() {
+            // serde_path_to_error already records the unknown key as the last segment.
+            let full = if key == *field || key.ends_with(&format!(".{field}")) {
+                key.clone()
+            } else if key.is_empty() {
                 field.clone()
             } else {
                 format!("{key}.{field}")
