@@ -369,7 +369,12 @@ fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialErr
     let status = status?;
 
     if !status.success() {
-        let first = sanitize_first_line(&stderr);
+        // gpg often prints "encrypted with ... key" before the line that says what failed.
+        let relevant = stderr
+            .lines()
+            .find(|l| l.contains("failed") || l.contains("rror"))
+            .unwrap_or(&stderr);
+        let first = sanitize_first_line(relevant);
         let entry = entry.to_string();
         return Err(if stderr.contains("is not in the password store") {
             CredentialError::PassEntryMissing { entry }

@@ -183,7 +183,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The allowed key closest to `key`, if it is plausibly a typo of it.
 pub(crate) fn closest<'a>(key: &str, allowed: &'a [String]) -> Option<&'a str> {
-    let limit = (key.chars().count() / 3).max(1).min(3);
+    let limit = (key.chars().count() / 3).clamp(1, 3);
     allowed
         .iter()
         .map(|a| (edit_distance(key, a), a))

@@ -62,10 +62,8 @@ pub fn locate_with(cli: Option<&Path>, env: Env<'_>) -> Result<PathBuf, ConfigEr
         ),
     };
     let candidate = dir.map(|d| d.join("proxmox-manager").join(CONFIG_FILE));
-    if let Some(c) = &candidate {
-        if c.is_file() {
-            return Ok(c.clone());
-        }
+    if let Some(c) = candidate.as_ref().filter(|c| c.is_file()) {
+        return Ok(c.clone());
     }
     looked.push(LookedAt {
         source,
@@ -138,21 +136,22 @@ fn yaml_error(e: serde_path_to_error::Error<yaml_serde::Error>, origin: &Path) -
             };
         }
     }
-    if let Some(rest) = message.strip_prefix("missing field ") {
-        if let Some(field) = backticked(rest).first() {
-            let full = if key.is_empty() {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
-            return ConfigError::Yaml {
-                path,
-                key: Some(key),
-                position,
-                message: format!("required key `{full}` is missing"),
-                fix: format!("add `{full}` ({EXAMPLE_HINT})"),
-            };
-        }
+    if let Some(field) = message
+        .strip_prefix("missing field ")
+        .and_then(|rest| backticked(rest).into_iter().next())
+    {
+        let full = if key.is_empty() {
+            field
+        } else {
+            format!("{key}.{field}")
+        };
+        return ConfigError::Yaml {
+            path,
+            key: Some(full.clone()),
+            position,
+            message: "required key is missing".to_string(),
+            fix: format!("add `{full}` ({EXAMPLE_HINT})"),
+        };
     }
     let (key, fix) = if key.is_empty() {
         (

@@ -645,7 +645,10 @@ fn wrong_type_names_the_key_and_position() {
 fn missing_key_is_named_in_full() {
     let err = parse_example(&edited("  cpu: host\n", "")).expect_err("missing");
     let s = err.to_string();
-    assert!(s.contains("required key `defaults.cpu` is missing"), "{s}");
+    assert!(
+        s.contains(": defaults.cpu: required key is missing — add `defaults.cpu`"),
+        "{s}"
+    );
     assert!(s.contains("add `defaults.cpu`"), "{s}");
 }
 

@@ -579,11 +579,12 @@ pub(crate) fn check_host(raw: &str) -> Result<String, (String, String)> {
                 dropped.push("the brackets".to_string());
             }
         }
-    } else if rest.parse::<IpAddr>().is_err() {
-        if let Some((host, port)) = rest.rsplit_once(':') {
-            dropped.push(format!("the port `:{port}` (set api.port instead)"));
-            clean = host.to_string();
-        }
+    } else if let Some((host, port)) = rest
+        .rsplit_once(':')
+        .filter(|_| rest.parse::<IpAddr>().is_err())
+    {
+        dropped.push(format!("the port `:{port}` (set api.port instead)"));
+        clean = host.to_string();
     }
     let valid = clean.parse::<IpAddr>().is_ok() || valid_hostname(&clean);
     match (valid, dropped.is_empty()) {
