@@ -14,6 +14,7 @@ mod error;
 mod load;
 mod model;
 pub mod raw;
+mod syntax;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -192,5 +193,7 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
     })
 }
 
+#[cfg(test)]
+mod load_tests;
 #[cfg(test)]
 mod tests;
