@@ -78,12 +78,14 @@ pub struct RawDefaults {
     /// Bridge for new network devices, e.g. `vmbr0` (`check` verifies it exists).
     pub network_bridge: String,
     /// Firmware: `seabios` or `ovmf` (UEFI).
+    #[schemars(extend("enum" = ["seabios", "ovmf"]))]
     pub bios: String,
     /// QEMU machine type: `q35`, `pc`, or a versioned form such as `pc-q35-9.0`.
     pub machine: String,
     /// CPU type, e.g. `host` or `x86-64-v2-AES`.
     pub cpu: String,
     /// SCSI controller model: lsi, lsi53c810, virtio-scsi-pci, virtio-scsi-single, megasas, pvscsi.
+    #[schemars(extend("enum" = ["lsi", "lsi53c810", "virtio-scsi-pci", "virtio-scsi-single", "megasas", "pvscsi"]))]
     pub scsi_controller: String,
     /// Whether new EFI disks get the distribution's Secure Boot keys pre-enrolled.
     #[serde(default)]
@@ -106,7 +108,7 @@ pub struct RawVmidRanges {
 }
 
 /// `credentials:` — where the API token is read from. Secrets never live in this file.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCredentials {
     /// `pass` entry holding the token: line 1 the token id (`user@realm!name`), line 2 the secret.
@@ -116,9 +118,19 @@ pub struct RawCredentials {
     /// Keep it mode 0600. `~` expands to $HOME; relative paths are relative to this file.
     #[serde(default)]
     pub token_file: Option<String>,
-    /// User for SSH to the nodes (default `root`).
-    #[serde(default)]
-    pub ssh_user: Option<String>,
+    /// User for SSH to the nodes.
+    #[serde(default = "default_ssh_user")]
+    pub ssh_user: String,
+}
+
+impl Default for RawCredentials {
+    fn default() -> RawCredentials {
+        RawCredentials {
+            pass_path: None,
+            token_file: None,
+            ssh_user: default_ssh_user(),
+        }
+    }
 }
 
 /// `cloudinit:` — defaults for cloud-init VMs.
@@ -136,18 +148,28 @@ pub struct RawCloudinit {
 }
 
 /// `api:` — how to reach the PVE REST API.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
-    /// API port on every node (default 8006).
-    #[serde(default)]
-    pub port: Option<u16>,
+    /// API port on every node.
+    #[serde(default = "default_api_port")]
+    pub port: u16,
     /// TLS trust: `ca_file` or `fingerprint` (not both); neither = the system's CA roots.
     #[serde(default)]
     pub tls: RawTls,
-    /// Per-request timeout in seconds (default 30).
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
+    /// Per-request timeout in seconds (1-3600).
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl Default for RawApi {
+    fn default() -> RawApi {
+        RawApi {
+            port: default_api_port(),
+            tls: RawTls::default(),
+            timeout_secs: default_timeout_secs(),
+        }
+    }
 }
 
 /// `api.tls:` — how the node certificates are verified.
@@ -166,24 +188,36 @@ pub struct RawTls {
 }
 
 /// `ssh:` — SSH to the nodes.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSsh {
-    /// SSH port on every node (default 22).
-    #[serde(default)]
-    pub port: Option<u16>,
+    /// SSH port on every node.
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
     /// Private key file (`~` expands to $HOME).
     #[serde(default)]
     pub key_file: Option<String>,
-    /// Whether to use the ssh-agent at $SSH_AUTH_SOCK (default true).
-    #[serde(default)]
-    pub use_agent: Option<bool>,
+    /// Whether to use the ssh-agent at $SSH_AUTH_SOCK.
+    #[serde(default = "default_true")]
+    pub use_agent: bool,
     /// known_hosts file used to verify host keys (default `~/.ssh/known_hosts`).
     #[serde(default)]
     pub known_hosts: Option<String>,
     /// Accept and record an unknown host key on first contact (default false: refuse).
     #[serde(default)]
     pub trust_on_first_use: bool,
+}
+
+impl Default for RawSsh {
+    fn default() -> RawSsh {
+        RawSsh {
+            port: default_ssh_port(),
+            key_file: None,
+            use_agent: true,
+            known_hosts: None,
+            trust_on_first_use: false,
+        }
+    }
 }
 
 /// `ansible:` — delegation to fleet-infra playbooks.
@@ -211,17 +245,50 @@ pub struct RawPaths {
 }
 
 /// `limits:` — bounded fan-out.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    /// Operations running at once in one batch (default 4).
-    #[serde(default)]
-    pub max_parallel: Option<u32>,
-    /// Of those, at most this many on one node (default 2).
-    #[serde(default)]
-    pub per_node_parallel: Option<u32>,
+    /// Operations running at once in one batch.
+    #[serde(default = "default_max_parallel")]
+    pub max_parallel: u32,
+    /// Of those, at most this many on one node (at most `max_parallel`).
+    #[serde(default = "default_per_node_parallel")]
+    pub per_node_parallel: u32,
+}
+
+impl Default for RawLimits {
+    fn default() -> RawLimits {
+        RawLimits {
+            max_parallel: default_max_parallel(),
+            per_node_parallel: default_per_node_parallel(),
+        }
+    }
 }
 
 fn default_true() -> bool {
     true
+}
+
+fn default_ssh_user() -> String {
+    "root".to_string()
+}
+
+fn default_api_port() -> u16 {
+    8006
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+fn default_max_parallel() -> u32 {
+    4
+}
+
+fn default_per_node_parallel() -> u32 {
+    2
 }

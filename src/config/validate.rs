@@ -46,7 +46,7 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
             "credentials.token_file",
             raw.credentials.token_file.as_deref(),
         ),
-        ssh_user: v.ssh_user(raw.credentials.ssh_user.as_deref()),
+        ssh_user: v.ssh_user(&raw.credentials.ssh_user),
     };
     v.tags(&raw);
     let cloudinit = v.cloudinit(&raw);
@@ -54,7 +54,7 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
     let ssh = Ssh {
         port: v.port("ssh.port", raw.ssh.port, 22),
         key_file: v.opt_path("ssh.key_file", raw.ssh.key_file.as_deref()),
-        use_agent: raw.ssh.use_agent.unwrap_or(true),
+        use_agent: raw.ssh.use_agent,
         known_hosts: v.opt_path("ssh.known_hosts", raw.ssh.known_hosts.as_deref()),
         trust_on_first_use: raw.ssh.trust_on_first_use,
     };
@@ -336,8 +336,7 @@ impl Validator<'_> {
         }
     }
 
-    fn ssh_user(&mut self, user: Option<&str>) -> String {
-        let user = user.unwrap_or("root");
+    fn ssh_user(&mut self, user: &str) -> String {
         if user.is_empty()
             || user
                 .chars()
@@ -418,7 +417,7 @@ impl Validator<'_> {
 
     fn api(&mut self, raw: &RawConfig) -> Api {
         let port = self.port("api.port", raw.api.port, 8006);
-        let timeout_secs = raw.api.timeout_secs.unwrap_or(30);
+        let timeout_secs = raw.api.timeout_secs;
         if !(1..=3600).contains(&timeout_secs) {
             self.problem(
                 "api.timeout_secs",
@@ -463,25 +462,21 @@ impl Validator<'_> {
         }
     }
 
-    fn port(&mut self, key: &str, port: Option<u16>, default: u16) -> u16 {
-        match port {
-            Some(0) => {
-                self.problem(
-                    key,
-                    "0 is not a port",
-                    format!("give a port between 1 and 65535 (default {default})"),
-                );
-                default
-            }
-            Some(p) => p,
-            None => default,
+    fn port(&mut self, key: &str, port: u16, default: u16) -> u16 {
+        if port == 0 {
+            self.problem(
+                key,
+                "0 is not a port",
+                format!("give a port between 1 and 65535 (default {default})"),
+            );
+            return default;
         }
+        port
     }
 
     fn limits(&mut self, raw: &RawConfig) -> Limits {
-        let d = Limits::default();
-        let max = raw.limits.max_parallel.unwrap_or(d.max_parallel);
-        let per = raw.limits.per_node_parallel.unwrap_or(d.per_node_parallel);
+        let max = raw.limits.max_parallel;
+        let per = raw.limits.per_node_parallel;
         if max == 0 {
             self.problem("limits.max_parallel", "is 0", "give at least 1 (default 4)");
         }
