@@ -55,7 +55,7 @@ pub fn locate_with(cli: Option<&Path>, env: Env<'_>) -> Result<PathBuf, ConfigEr
     let (source, dir) = match xdg {
         Some(x) => ("$XDG_CONFIG_HOME".to_string(), Some(PathBuf::from(x))),
         None => (
-            "$HOME/.config ($XDG_CONFIG_HOME unset)".to_string(),
+            "$HOME/.config, as $XDG_CONFIG_HOME is unset".to_string(),
             env("HOME")
                 .filter(|h| !h.is_empty())
                 .map(|h| PathBuf::from(h).join(".config")),
@@ -101,6 +101,15 @@ pub fn parse_with(text: &str, origin: &Path, env: Env<'_>) -> Result<Config, Con
 /// # Errors
 /// As [`parse_with`], minus validation.
 pub fn parse_raw(text: &str, origin: &Path) -> Result<RawConfig, ConfigError> {
+    if text.trim().is_empty() {
+        return Err(ConfigError::Yaml {
+            path: origin.to_path_buf(),
+            key: None,
+            position: None,
+            message: "the file is empty".to_string(),
+            fix: "copy config/cluster-config.example.yaml here and edit it".to_string(),
+        });
+    }
     let de = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| yaml_error(e, origin))
 }
@@ -217,7 +226,11 @@ fn bare_message(full: &str) -> String {
             m = rest;
         }
     }
-    m.to_string()
+    // serde names our Rust types ("expected struct RawCluster"); say what YAML wants instead.
+    match m.find("expected struct Raw") {
+        Some(i) => format!("{}expected a mapping of keys", &m[..i]),
+        None => m.to_string(),
+    }
 }
 
 /// The `x` parts of a serde message such as "unknown field `a`, expected one of `b`, `c`".

@@ -97,6 +97,27 @@ fn missing_key_is_named_in_full() {
 }
 
 #[test]
+fn empty_file_and_wrong_shape_are_explained() {
+    let err = parse_example("  \n").expect_err("empty");
+    assert!(
+        err.to_string().ends_with(
+            ": the file is empty — copy config/cluster-config.example.yaml here and edit it"
+        ),
+        "{err}"
+    );
+    let err = parse_example(&edited(
+        "  name: annarchy.net\n  nodes:",
+        "  - x\ncluster2:\n  nodes:",
+    ))
+    .expect_err("shape");
+    let text = err.to_string();
+    assert!(
+        text.contains("expected a mapping of keys") && !text.contains("Raw"),
+        "{text}"
+    );
+}
+
+#[test]
 fn yaml_syntax_error_has_a_position() {
     let err = parse_example("cluster: [unclosed\n").expect_err("syntax");
     let ConfigError::Yaml { position, .. } = &err else {
