@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use secrecy::zeroize::Zeroize;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Config, Env, process_env};
 
@@ -119,7 +120,9 @@ pub enum CredentialError {
         stderr: String,
     },
 
-    #[error("`pass show {entry}` did not finish within {}s (gpg may be waiting for a passphrase) — unlock the key in gpg-agent first, or set {TOKEN_ENV}", .timeout.as_secs())]
+    #[error(
+        "`pass show {entry}` did not finish within {timeout:?} (gpg may be waiting for a passphrase) — unlock the key in gpg-agent first, or set {TOKEN_ENV}"
+    )]
     PassTimeout { entry: String, timeout: Duration },
 }
 
@@ -170,7 +173,7 @@ pub fn resolve_with(cfg: &Config, env: Env<'_>) -> Result<TokenCredential, Crede
             }
         }
         Some(CredentialSource::File(path)) => read_token_file(&path)?,
-        Some(CredentialSource::Pass(entry)) => pass_show(&entry, env)?,
+        Some(CredentialSource::Pass(entry)) => pass_show(&entry, env, PASS_TIMEOUT)?,
     };
     tracing::debug!(id = %cred.id, source = %cred.source, "resolved the PVE API token");
     Ok(cred)
@@ -305,7 +308,11 @@ fn warn_if_readable_by_others(path: &Path) {
 fn warn_if_readable_by_others(_path: &Path) {}
 
 /// Run `pass show <entry>` (argv holds only the entry name), stdin closed, output captured.
-fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialError> {
+fn pass_show(
+    entry: &str,
+    env: Env<'_>,
+    timeout: Duration,
+) -> Result<TokenCredential, CredentialError> {
     let mut cmd = Command::new("pass");
     cmd.arg("show")
         .arg(entry)
@@ -317,8 +324,18 @@ fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialErr
             cmd.env(name, v);
         }
     }
-    let mut child = cmd.spawn().map_err(|e| CredentialError::PassNotInstalled {
-        reason: e.to_string(),
+    // Own process group, so a timeout can stop gpg (pass's child) too, not only pass.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CredentialError::PassNotInstalled {
+            reason: e.to_string(),
+        },
+        _ => CredentialError::PassFailed {
+            entry: entry.to_string(),
+            status: "could not start".to_string(),
+            stderr: e.to_string(),
+        },
     })?;
 
     // Drain both pipes on threads so a chatty child cannot block on a full pipe while we wait.
@@ -339,16 +356,17 @@ fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialErr
         buf
     });
 
-    let deadline = Instant::now() + PASS_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
             Ok(None) if Instant::now() >= deadline => {
+                kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 break Err(CredentialError::PassTimeout {
                     entry: entry.to_string(),
-                    timeout: PASS_TIMEOUT,
+                    timeout,
                 });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
@@ -361,10 +379,17 @@ fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialErr
             }
         }
     };
-    // The stdout buffer holds the secret: wrap it at once, never log or format it.
-    let stdout = SecretString::from(
-        String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned(),
-    );
+    // The stdout buffer holds the secret: wrap it at once (moving, not copying, when it is
+    // UTF-8; zeroing the bytes otherwise), never log or format it.
+    let stdout = match String::from_utf8(out_thread.join().unwrap_or_default()) {
+        Ok(text) => SecretString::from(text),
+        Err(e) => {
+            let mut bytes = e.into_bytes();
+            let text = SecretString::from(String::from_utf8_lossy(&bytes).into_owned());
+            bytes.zeroize();
+            text
+        }
+    };
     let stderr = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
     let status = status?;
 
@@ -401,7 +426,6 @@ fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialErr
             entry: entry.to_string(),
         });
     }
-    use secrecy::ExposeSecret;
     let (id, secret) =
         parse_entry(stdout.expose_secret()).map_err(|p| CredentialError::PassMalformed {
             entry: entry.to_string(),
@@ -412,6 +436,16 @@ fn pass_show(entry: &str, env: Env<'_>) -> Result<TokenCredential, CredentialErr
         secret,
         source: CredentialSource::Pass(entry.to_string()),
     })
+}
+
+/// SIGKILL the process group led by `pid` (pass and the gpg it started), without `unsafe`.
+fn kill_group(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn store_dir(env: Env<'_>) -> Option<PathBuf> {

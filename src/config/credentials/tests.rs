@@ -193,3 +193,65 @@ fn sanitize_keeps_first_line_without_controls() {
     assert_eq!(sanitize_first_line(""), "no error output");
     assert_eq!(sanitize_first_line(&"x".repeat(500)).len(), 200);
 }
+
+/// A fake `pass` in its own PATH directory, for what a real store cannot show quickly.
+#[cfg(unix)]
+fn fake_pass(script: &str) -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pass");
+    std::fs::write(&file, format!("#!/bin/sh\n{script}\n")).expect("write fake pass");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    (dir, path)
+}
+
+#[cfg(unix)]
+#[test]
+fn pass_argv_is_only_show_and_the_entry_and_stdin_is_closed() {
+    let (dir, path) = fake_pass(
+        "printf '%s\\n' \"$@\" > \"$(dirname \"$0\")/argv\"\n\
+         if read -r line; then echo stdin-open >&2; exit 3; fi\n\
+         printf 'root@pam!admin\\nsecret-value\\n'",
+    );
+    let env = env_of(&[("PATH", &path)]);
+    let t = resolve_with(&cfg(Some("x/token"), None), &env).expect("resolves");
+    assert_eq!(t.secret.expose_secret(), "secret-value");
+    let argv = std::fs::read_to_string(dir.path().join("argv")).expect("argv recorded");
+    assert_eq!(argv, "show\nx/token\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn pass_that_hangs_is_stopped_with_its_children() {
+    // `sleep` inherits stdout, as gpg does under pass: the whole group must be killed.
+    let (_dir, path) = fake_pass("sleep 30\necho late");
+    let env = env_of(&[("PATH", &path)]);
+    let started = std::time::Instant::now();
+    let err = pass_show("x/token", &env, std::time::Duration::from_millis(300)).expect_err("hangs");
+    assert!(
+        matches!(err, CredentialError::PassTimeout { .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.to_string().contains("did not finish within 300ms"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn other_pass_failures_show_the_sanitized_first_stderr_line() {
+    let (_dir, path) = fake_pass("echo 'Error: something odd' >&2\necho second >&2\nexit 4");
+    let err =
+        resolve_with(&cfg(Some("x/token"), None), &env_of(&[("PATH", &path)])).expect_err("fails");
+    assert_eq!(
+        err.to_string(),
+        "`pass show x/token` failed (exit 4): Error: something odd — run it yourself to see why, or set PROXMOX_MANAGER_TOKEN"
+    );
+}
