@@ -429,7 +429,52 @@ const CASES: &[(&str, &str, &str, &str, &str)] = &[
         "~user paths are not supported",
         "starting with ~/",
     ),
+    (
+        "vms: 1000-9999",
+        "vms: 1000-99999999999999999999",
+        "vmid_ranges.vms",
+        "has a number too large",
+        "e.g. 1000-9999",
+    ),
+    (
+        "pass_path: annarchy.net/pve/api-token",
+        "pass_path: \"\"",
+        "credentials.pass_path",
+        "is empty",
+        "name the pass entry",
+    ),
+    (
+        "pass_path: annarchy.net/pve/api-token",
+        "pass_path: \"a\\tb\"",
+        "credentials.pass_path",
+        "control character",
+        "on one line",
+    ),
+    (
+        "  cloudinit: [\"cloudinit\"]\n",
+        "  cloudinit: [\"cloudinit\"]\n  \"\": [\"x\"]\n",
+        "tags",
+        "group with an empty name",
+        "name every tag group",
+    ),
+    (
+        "vendor_snippet_path: /var/lib/vz/snippets/",
+        "vendor_snippet_path: /var/lib/../x/",
+        "cloudinit.vendor_snippet_path",
+        "not an absolute path",
+        "snippets",
+    ),
 ];
+
+#[test]
+fn empty_node_list_is_a_problem() {
+    let start = EXAMPLE.find("  nodes:\n").expect("nodes");
+    let end = EXAMPLE.find("\ndefaults:").expect("defaults");
+    let text = format!("{}  nodes: []\n{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+    let p = problem_at(&text, "cluster.nodes");
+    assert_eq!(p.message, "lists no node");
+    assert!(p.fix.contains("add at least one node"), "{p}");
+}
 
 #[test]
 fn each_validation_problem_names_key_message_and_fix() {

@@ -403,7 +403,7 @@ impl Validator<'_> {
         if !snippets.starts_with('/') || snippets.split('/').any(|s| s == "..") {
             self.problem(
                 "cloudinit.vendor_snippet_path",
-                format!("'{snippets}' is not an absolute path on the nodes"),
+                format!("'{snippets}' is not an absolute path on the nodes without '..'"),
                 "give the snippets directory of a storage with content `snippets`, e.g. /var/lib/vz/snippets/",
             );
         }
