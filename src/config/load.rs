@@ -14,7 +14,7 @@ pub const CONFIG_FILE: &str = "cluster-config.yaml";
 
 const EXAMPLE_HINT: &str = "compare with config/cluster-config.example.yaml";
 
-/// [`locate`] with the environment read through `env` (tests inject a map).
+/// [`super::locate`] with the environment read through `env` (tests inject a map).
 ///
 /// # Errors
 /// [`ConfigError::Missing`] when `--config` or `$PROXMOX_MANAGER_CONFIG` names a missing file;

@@ -1,6 +1,6 @@
 //! The raw serde shape of `cluster-config.yaml`: exactly the seed's keys plus optional
 //! extensions, `deny_unknown_fields` everywhere, doc comments that become the JSON Schema's
-//! descriptions. Nothing here is checked beyond YAML types: [`super::validate`] turns a
+//! descriptions. Nothing here is checked beyond YAML types: validation (`validate.rs`) turns a
 //! [`RawConfig`] into a [`super::Config`].
 
 use std::collections::BTreeMap;
