@@ -290,6 +290,17 @@ async fn wrong_and_unknown_nodes_fail_like_pve() {
             .as_str()
             .is_some_and(|d| d.starts_with("nfs-shared:1005/vm-1005-disk-0.qcow2,"))
     );
+    let (s, body) = get(&h, CLAUDE, "/nodes/pve02/qemu/1005").await;
+    assert_eq!(s, 200);
+    assert!(
+        body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["subdir"] == "config")
+    );
+    let (s, _) = get(&h, CLAUDE, "/nodes/pve01/qemu/1005").await;
+    assert_eq!(s, 500);
     let (s, body) = get(&h, CLAUDE, "/nodes/nope/status").await;
     assert_eq!(s, 500);
     assert!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::http::{ApiError, ApiResult, Req};
 use super::params::{self, Param, Ty, opt, req};
 use super::state::{Shared, State};
-use super::{api_cluster, api_nodes, api_qemu, api_storage, api_tasks};
+use super::{api_cluster, api_index, api_nodes, api_qemu, api_storage, api_tasks};
 
 macro_rules! spec {
     ($($p:expr),* $(,)?) => {{
@@ -94,6 +94,8 @@ fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
         return None;
     }
     match segs {
+        [] => r(api_index::root, &[], false),
+        ["cluster"] => r(api_index::cluster, &[], false),
         ["version"] => r(api_cluster::version, &[], false),
         ["cluster", "status"] => r(api_cluster::status, &[], false),
         ["cluster", "resources"] => r(
@@ -151,6 +153,7 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
         })
     };
     match rest {
+        [] => r(api_index::node, spec![NODE]),
         ["status"] => r(api_nodes::status, spec![NODE]),
         ["version"] => r(api_nodes::version, spec![NODE]),
         ["qemu"] => r(api_qemu::list, spec![NODE, opt("full", Ty::Bool)]),
@@ -166,6 +169,8 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
                         opt("snapshot", Ty::ConfigId)
                     ],
                 ),
+                [] => r(api_index::vm, spec![NODE, VMID]),
+                ["status"] => r(api_index::vm_status, spec![NODE, VMID]),
                 ["status", "current"] => r(api_qemu::status_current, spec![NODE, VMID]),
                 _ => None,
             }
@@ -209,6 +214,10 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
                 opt("vmid", params::VMID),
             ],
         ),
+        ["tasks", u] => {
+            args.upid = u.to_string();
+            r(api_index::task, spec![NODE, UPID])
+        }
         ["tasks", u, "status"] => {
             args.upid = u.to_string();
             r(api_tasks::status, spec![NODE, UPID])

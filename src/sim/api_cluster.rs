@@ -12,7 +12,7 @@ pub fn version(c: &Ctx) -> ApiResult {
     c.validate()?;
     let (v, rel, repo) = &c.st.version;
     Ok(Reply::data(
-        json!({ "version": v, "release": rel, "repoid": repo, "console": "xtermjs" }),
+        json!({ "version": v, "release": rel, "repoid": repo }),
     ))
 }
 

@@ -140,6 +140,7 @@ pub fn content(c: &Ctx) -> ApiResult {
             }
         }
     }
+    items.sort_by(|a, b| a["volid"].as_str().cmp(&b["volid"].as_str()));
     let out: Vec<Value> = items
         .into_iter()
         .filter(|i| content.is_none_or(|ct| i["content"] == ct))

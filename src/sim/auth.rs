@@ -361,7 +361,8 @@ impl Access {
                 let privs = self.privileges(authid, &p);
                 (p, privs)
             })
-            .filter(|(_, m)| !m.is_empty())
+            // an explicitly asked path is answered even when empty
+            .filter(|(_, m)| only.is_some() || !m.is_empty())
             .collect()
     }
 

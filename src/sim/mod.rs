@@ -9,6 +9,7 @@
 
 mod api;
 mod api_cluster;
+mod api_index;
 mod api_nodes;
 mod api_qemu;
 mod api_storage;

@@ -232,4 +232,39 @@ mod tests {
         assert!(s.vms.iter().any(|v| v.lock.is_some()));
         assert!(s.vms.iter().any(|v| v.protection));
     }
+
+    #[test]
+    fn from_file_rejects_unknown_fields_and_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, EMBEDDED).expect("write");
+        assert_eq!(
+            Scenario::from_file(&good).expect("parses").vms.len(),
+            Scenario::embedded().expect("e").vms.len()
+        );
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, format!("{EMBEDDED}\nsurprise: 1\n")).expect("write");
+        let err = Scenario::from_file(&bad)
+            .expect_err("unknown field rejected")
+            .to_string();
+        assert!(
+            err.contains("bad.yaml") && err.contains("surprise"),
+            "{err}"
+        );
+        let missing = Scenario::from_file(&dir.path().join("none.yaml"))
+            .expect_err("missing file")
+            .to_string();
+        assert!(missing.contains("cannot read the file"), "{missing}");
+    }
+
+    #[test]
+    fn inconsistent_scenarios_are_rejected() {
+        let mut s = Scenario::embedded().expect("scenario");
+        s.vms[0].node = "pve99".into();
+        let err = super::super::state::State::from_scenario(&s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unknown node 'pve99'"), "{err}");
+    }
 }
