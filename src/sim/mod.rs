@@ -18,6 +18,7 @@ mod auth;
 mod http;
 mod params;
 pub mod scenario;
+mod seed;
 mod state;
 mod tasks;
 mod tls;
