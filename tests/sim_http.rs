@@ -195,6 +195,13 @@ async fn parameter_errors_and_not_implemented() {
         .expect("req");
     assert_eq!(resp.status().as_u16(), 501);
     let resp = client(&h)
+        .post(format!("{}/api2/json/access/ticket", h.url()))
+        .header("Authorization", auth(&h, CLAUDE))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = client(&h)
         .get(format!("{}/api2/json/version", h.url()))
         .header("Authorization", auth(&h, CLAUDE))
         .body("a=b")

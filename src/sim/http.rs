@@ -148,6 +148,14 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
             return status_only(401, f.reason());
         }
     };
+    if token_forbidden(&method, &rel) {
+        // allowtoken=0 endpoints fail inside authentication, so they get its delay and no body
+        tokio::time::sleep(Duration::from_secs_f64(3.0 * shared.time_scale)).await;
+        return status_only(
+            403,
+            &format!("URI '{rel}' not available with API token, need proper ticket."),
+        );
+    }
     if has_len && !matches!(method.as_str(), "POST" | "PUT") {
         return error_response(
             501,
@@ -193,6 +201,18 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
         }
         Err(e) => render_error(e),
     }
+}
+
+/// The five endpoints the schema marks `allowtoken: 0` (semantics item 13).
+fn token_forbidden(method: &str, rel: &str) -> bool {
+    let segs: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(
+        (method, segs.as_slice()),
+        ("POST", ["access", "ticket"])
+            | ("PUT", ["access", "password"])
+            | ("POST", ["access", "tfa", _])
+            | ("PUT" | "DELETE", ["access", "tfa", _, _])
+    )
 }
 
 fn json_scalar(v: &Value) -> String {
