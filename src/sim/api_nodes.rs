@@ -66,7 +66,7 @@ pub fn status(c: &Ctx) -> ApiResult {
         "uptime": st.node_uptime(n),
         "loadavg": [load(1.05), load(1.0), load(0.93)],
         "kversion": format!("Linux {} #1 SMP PREEMPT_DYNAMIC PMX {} (2025-11-04T12:00Z)", n.kernel, n.kernel),
-        "pveversion": format!("pve-manager/{v}/{}", &st.version.2[..st.version.2.len().min(16)]),
+        "pveversion": format!("pve-manager/{v}/{}", st.version.2.chars().take(16).collect::<String>()),
         "memory": { "total": n.mem_total, "used": used, "free": free, "available": free + (free / 8).min(2 * GIB) },
         "swap": { "total": n.swap_total, "used": swap_used, "free": n.swap_total.saturating_sub(swap_used) },
         "rootfs": { "total": n.rootfs_total, "used": root_used, "free": n.rootfs_total - root_used, "avail": (n.rootfs_total - root_used).saturating_sub(n.rootfs_total / 20) },

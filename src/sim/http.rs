@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -144,13 +143,13 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
         Ok(id) => id,
         Err(f) => {
             // PVE delays every failed authentication by 3 seconds
-            tokio::time::sleep(Duration::from_secs_f64(3.0 * shared.time_scale)).await;
+            tokio::time::sleep(shared.scaled(3.0)).await;
             return status_only(401, f.reason());
         }
     };
     if token_forbidden(&method, &rel) {
         // allowtoken=0 endpoints fail inside authentication, so they get its delay and no body
-        tokio::time::sleep(Duration::from_secs_f64(3.0 * shared.time_scale)).await;
+        tokio::time::sleep(shared.scaled(3.0)).await;
         return status_only(
             403,
             &format!("URI '{rel}' not available with API token, need proper ticket."),

@@ -33,6 +33,12 @@ impl Shared {
         }
     }
 
+    /// A PVE duration scaled by the time scale (saturating, never panicking).
+    pub fn scaled(&self, secs: f64) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(secs * self.time_scale)
+            .unwrap_or(std::time::Duration::from_secs(86_400 * 365))
+    }
+
     /// Locks the state. A poisoned lock (a panicking holder) still yields the data: the
     /// simulator prefers serving a possibly half-updated state to failing every request.
     pub fn lock(&self) -> MutexGuard<'_, State> {

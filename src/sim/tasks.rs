@@ -4,7 +4,6 @@
 //! duration, then runs a completion closure that mutates state and decides the outcome.
 
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use regex::Regex;
 
@@ -189,7 +188,7 @@ where
         });
         upid
     };
-    let wait = Duration::from_secs_f64((duration_secs * shared.time_scale).max(0.0));
+    let wait = shared.scaled(duration_secs.max(0.0));
     let shared2 = Arc::clone(shared);
     let upid2 = upid.clone();
     tokio::spawn(async move {
@@ -218,6 +217,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn upid_format_matches_pve_regex() {
