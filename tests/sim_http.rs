@@ -308,6 +308,21 @@ async fn wrong_and_unknown_nodes_fail_like_pve() {
     );
     let (s, _) = get(&h, CLAUDE, "/nodes/pve01/qemu/1005").await;
     assert_eq!(s, 500);
+    let (_, content) = get(
+        &h,
+        CLAUDE,
+        "/nodes/pve03/storage/nfs-shared/content?vmid=1011",
+    )
+    .await;
+    let linked = content["data"].as_array().into_iter().flatten().find(|i| {
+        i["volid"]
+            .as_str()
+            .is_some_and(|v| v.ends_with("vm-1011-disk-0.qcow2"))
+    });
+    assert_eq!(
+        linked.map(|i| i["parent"].clone()),
+        Some(Value::from("../100/base-100-disk-0.qcow2"))
+    );
     let (s, body) = get(&h, CLAUDE, "/nodes/nope/status").await;
     assert_eq!(s, 500);
     assert!(

@@ -125,8 +125,12 @@ pub fn content(c: &Ctx) -> ApiResult {
             } else {
                 "raw"
             };
-            items.push(json!({ "volid": format!("{}:{}", s.id, d.volname), "content": "images", "format": format,
-                "size": d.size, "vmid": vm.vmid, "used": d.size / 3, "ctime": st.started - 86_400 * 90 }));
+            let mut item = json!({ "volid": format!("{}:{}", s.id, d.volname), "content": "images", "format": format,
+                "size": d.size, "vmid": vm.vmid, "used": d.size / 3, "ctime": st.started - 86_400 * 90 });
+            if let Some(parent) = linked_parent(&d.volname) {
+                item["parent"] = json!(parent);
+            }
+            items.push(item);
         }
         if let Some(ci) = vm.get("ide2").filter(|v| v.contains("cloudinit")) {
             let volid = ci.split(',').next().unwrap_or("");
@@ -155,4 +159,16 @@ pub fn content(c: &Ctx) -> ApiResult {
         })
         .collect();
     Ok(Reply::data(Value::Array(out)))
+}
+
+/// The backing file of a file-based linked clone, as `qemu-img info` names it:
+/// `100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2` -> `../100/base-100-disk-0.qcow2`.
+fn linked_parent(volname: &str) -> Option<String> {
+    let parts: Vec<&str> = volname.split('/').collect();
+    match parts.as_slice() {
+        [base_vmid, base, _, _] if base.starts_with("base-") => {
+            Some(format!("../{base_vmid}/{base}"))
+        }
+        _ => None,
+    }
 }
