@@ -169,6 +169,13 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
     let mut params = BTreeMap::new();
     if !body.is_empty() {
         let ct = ctype.split(';').next().unwrap_or("").trim();
+        if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" {
+            return error_response(
+                506,
+                &format!("upload 'Content-Type '{ctype}' not implemented"),
+                None,
+            );
+        }
         if ct == "application/json" {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(m)) => {
