@@ -108,10 +108,11 @@ async fn handle(State(fake): State<Arc<Fake>>, req: Request) -> Response {
         "content-type",
         axum::http::HeaderValue::from_static("application/json"),
     );
-    if let Some(reason) = reply.reason {
-        if let Ok(r) = hyper::ext::ReasonPhrase::try_from(reason.as_bytes()) {
-            resp.extensions_mut().insert(r);
-        }
+    if let Some(r) = reply
+        .reason
+        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok())
+    {
+        resp.extensions_mut().insert(r);
     }
     resp
 }
