@@ -240,6 +240,10 @@ fn explain_cert(err: &CertificateError, mode: &TlsMode) -> (String, Option<Strin
             ),
             None,
         ),
+        CertificateError::BadSignature => (
+            "the server's handshake signature does not match its certificate, so it does not hold the certificate's private key; this can be an interception, do not trust this endpoint".to_owned(),
+            None,
+        ),
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
             format!("certificate expired ({err}); renew the node certificate (pvecm updatecerts)"),
             None,
