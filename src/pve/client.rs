@@ -22,11 +22,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Connect phase limit, so an unreachable endpoint is a [`Error::Connect`] (never sent) and
 /// failover happens well before the whole request times out.
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+const POOL_IDLE: Duration = Duration::from_secs(3);
 
 /// How to reach and authenticate to a cluster.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// `https://host:port` of cluster nodes, tried in order when a connection fails.
+    /// (`http://` is accepted for tests against local fakes; PVE itself only serves HTTPS.)
     pub endpoints: Vec<String>,
     pub tls: TlsMode,
     pub token: ApiToken,
@@ -111,6 +113,9 @@ impl Client {
         let builder = reqwest::Client::builder()
             .connect_timeout(opts.timeout.min(CONNECT_TIMEOUT_MAX))
             .redirect(reqwest::redirect::Policy::none())
+            // Short, so a keep-alive connection the server has meanwhile closed is rarely picked
+            // for a POST (which we could not safely resend).
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("proxmox-manager/", env!("CARGO_PKG_VERSION")));
         let builder = tls::configure(builder, &opts.tls)?;
         let http = builder

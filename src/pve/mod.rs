@@ -21,6 +21,8 @@ pub mod perl;
 mod qemu;
 mod qemu_config;
 mod storage;
+mod storage_types;
+mod task_types;
 mod tasks;
 mod tls;
 mod token;
@@ -31,14 +33,14 @@ mod wait;
 pub use client::{Client, ClientOptions, path_segment};
 pub use error::Error;
 pub use qemu_config::{DiskEntry, QemuConfig};
+pub use storage_types::{NodeStorage, StorageConfigItem, StorageContentItem};
+pub use task_types::{TaskListItem, TaskLogLine, TaskStatus, exit_success};
 pub use tasks::{TaskFilter, TaskLogPage};
 pub use tls::{TlsMode, format_fingerprint, parse_fingerprint, sha256_fingerprint};
 pub use token::ApiToken;
 pub use types::{
     ClusterResource, ClusterStatusItem, CpuInfo, Extra, MemoryInfo, NodeListItem, NodeStatus,
-    NodeStorage, QemuListItem, QemuStatus, ResourceKind, ResourceType, RootFsInfo,
-    StorageConfigItem, StorageContentItem, TaskListItem, TaskLogLine, TaskStatus, exit_success,
-    split_tags,
+    QemuListItem, QemuStatus, ResourceKind, ResourceType, RootFsInfo, split_tags,
 };
 pub use upid::Upid;
 pub use wait::{ProgressFn, TaskOutcome, TaskProgress, WaitOptions, wait_task};

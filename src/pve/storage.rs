@@ -2,7 +2,7 @@
 
 use super::client::{Client, path_segment};
 use super::error::Error;
-use super::types::{NodeStorage, StorageConfigItem, StorageContentItem};
+use super::storage_types::{NodeStorage, StorageConfigItem, StorageContentItem};
 
 impl Client {
     /// `GET /nodes/{node}/storage`.

@@ -5,7 +5,7 @@ use reqwest::Method;
 use super::client::{Client, path_segment};
 use super::envelope;
 use super::error::Error;
-use super::types::{TaskListItem, TaskLogLine, TaskStatus};
+use super::task_types::{TaskListItem, TaskLogLine, TaskStatus};
 use super::upid::Upid;
 
 /// Filters of `GET /nodes/{node}/tasks`; `None`/`false` leave PVE's defaults.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Client;
 use super::error::Error;
-use super::types::exit_success;
+use super::task_types::exit_success;
 use super::upid::Upid;
 
 /// How many log lines a [`Error::TaskFailed`] carries.
@@ -95,6 +95,7 @@ struct LogFollower {
 impl LogFollower {
     async fn advance(&mut self, client: &Client, upid: &Upid) -> Result<(), Error> {
         loop {
+            let before = self.next_start;
             let lines = client.get_task_log(upid, self.next_start, LOG_PAGE).await?;
             let got = lines.len() as u64;
             for line in lines {
@@ -108,7 +109,8 @@ impl LogFollower {
                     self.tail.pop_front();
                 }
             }
-            if got < LOG_PAGE {
+            // A short page is the end; no progress means a server ignoring `start`.
+            if got < LOG_PAGE || self.next_start == before {
                 return Ok(());
             }
         }
@@ -129,6 +131,9 @@ async fn cancelled(token: Option<&CancellationToken>) {
 /// - [`Error::TaskTimeout`] when `deadline` passes while it still runs;
 /// - [`Error::Cancelled`] when `cancel` fires (the task keeps running on PVE);
 /// - any request error of the status poll (GETs are already retried by the client).
+///
+/// The deadline is checked between polls, so a wait can overrun it by at most one request
+/// timeout. Errors while following the log for progress are logged and ignored.
 pub async fn wait_task(
     client: &Client,
     upid: &Upid,
