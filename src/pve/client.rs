@@ -440,6 +440,25 @@ mod tests {
         Ok(())
     }
 
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn public_types_and_futures_are_send() -> Result<(), Error> {
+        assert_send_sync::<Client>();
+        assert_send_sync::<Error>();
+        assert_send_sync::<crate::pve::WaitOptions>();
+        let token = ApiToken::new("root@pam!admin", SecretString::from("x1".to_owned()))?;
+        let client = Client::new(ClientOptions::new(vec!["https://a:8006".to_owned()], token))?;
+        let upid: crate::pve::Upid =
+            "UPID:a:00000001:00000002:00000003:qmstart:100:root@pam:".parse()?;
+        let fut = crate::pve::wait_task(&client, &upid, crate::pve::WaitOptions::default());
+        assert_send(&fut);
+        let fut = client.get::<serde_json::Value>("/version", &[]);
+        assert_send(&fut);
+        Ok(())
+    }
+
     #[test]
     fn path_segments_are_encoded() {
         assert_eq!(path_segment("pve01"), "pve01");
