@@ -214,7 +214,7 @@ impl Client {
                     attempt += 1;
                     tracing::debug!(%method, path, attempt, error = %e, "retrying idempotent request");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(BACKOFF_MAX);
+                    delay = next_backoff(delay);
                 }
                 other => return other,
             }
@@ -327,6 +327,11 @@ impl Client {
             reason: error_chain(err),
         }
     }
+}
+
+/// 200 ms, 400 ms, 800 ms, 1.6 s, then 2 s for every further GET retry.
+fn next_backoff(delay: Duration) -> Duration {
+    (delay * 2).min(BACKOFF_MAX)
 }
 
 fn combine_connect_failures(mut failures: Vec<Error>) -> Error {
@@ -457,6 +462,17 @@ mod tests {
         let fut = client.get::<serde_json::Value>("/version", &[]);
         assert_send(&fut);
         Ok(())
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let mut d = BACKOFF_START;
+        let mut seen = vec![d.as_millis()];
+        for _ in 0..5 {
+            d = next_backoff(d);
+            seen.push(d.as_millis());
+        }
+        assert_eq!(seen, [200, 400, 800, 1600, 2000, 2000]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum Error {
 
     /// No complete response within the per-request timeout. The request may have been processed.
     #[error(
-        "{method} {path} on {endpoint} got no answer within {timeout:?}; the request may still have been processed"
+        "request {method} {path} on {endpoint} got no answer within {timeout:?}; the request may still have been processed"
     )]
     Timeout {
         method: String,
@@ -42,7 +42,7 @@ pub enum Error {
 
     /// The connection broke after the request was (possibly) sent.
     #[error(
-        "{method} {path} on {endpoint} failed in transit: {reason}; the request may have been processed"
+        "request {method} {path} on {endpoint} failed in transit: {reason}; the request may have been processed"
     )]
     Transport {
         method: String,
@@ -181,7 +181,7 @@ fn api_text(
     message: &str,
     errors: &BTreeMap<String, String>,
 ) -> String {
-    let mut text = format!("{method} {path} failed with http {status}: {message}");
+    let mut text = format!("request {method} {path} failed with http {status}: {message}");
     if !errors.is_empty() {
         let parts: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         text.push_str(" (");
@@ -212,4 +212,168 @@ fn cancelled_text(upids: &[Upid]) -> String {
         "wait cancelled; these tasks keep running on pve: {}",
         list.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn upid() -> Result<Upid, Error> {
+        "UPID:pve02:0002A1B3:00C8D2F1:6745A3B2:qmclone:9000:root@pam:".parse()
+    }
+
+    #[test]
+    fn every_variant_displays_lowercase_and_retry_rules_hold() -> Result<(), Error> {
+        let s = |x: &str| x.to_owned();
+        let cases: Vec<(Error, bool)> = vec![
+            (
+                Error::Connect {
+                    endpoint: s("https://a:8006"),
+                    reason: s("refused"),
+                },
+                true,
+            ),
+            (
+                Error::Tls {
+                    endpoint: s("https://a:8006"),
+                    reason: s("x"),
+                    presented_fingerprint: None,
+                },
+                false,
+            ),
+            (
+                Error::Timeout {
+                    method: s("GET"),
+                    path: s("/x"),
+                    endpoint: s("e"),
+                    timeout: Duration::from_secs(30),
+                },
+                true,
+            ),
+            (
+                Error::Timeout {
+                    method: s("POST"),
+                    path: s("/x"),
+                    endpoint: s("e"),
+                    timeout: Duration::from_secs(30),
+                },
+                false,
+            ),
+            (
+                Error::Transport {
+                    method: s("GET"),
+                    path: s("/x"),
+                    endpoint: s("e"),
+                    reason: s("reset"),
+                },
+                true,
+            ),
+            (
+                Error::Transport {
+                    method: s("DELETE"),
+                    path: s("/x"),
+                    endpoint: s("e"),
+                    reason: s("reset"),
+                },
+                false,
+            ),
+            (
+                Error::Unauthorized {
+                    endpoint: s("e"),
+                    message: s("Authentication failed!"),
+                },
+                false,
+            ),
+            (
+                Error::Forbidden {
+                    method: s("GET"),
+                    path: s("/x"),
+                    message: s("m"),
+                    missing: None,
+                },
+                false,
+            ),
+            (
+                Error::Api {
+                    status: 503,
+                    method: s("GET"),
+                    path: s("/x"),
+                    message: s("m"),
+                    errors: BTreeMap::new(),
+                },
+                true,
+            ),
+            (
+                Error::Api {
+                    status: 503,
+                    method: s("POST"),
+                    path: s("/x"),
+                    message: s("m"),
+                    errors: BTreeMap::new(),
+                },
+                false,
+            ),
+            (
+                Error::Api {
+                    status: 500,
+                    method: s("GET"),
+                    path: s("/x"),
+                    message: s("m"),
+                    errors: BTreeMap::new(),
+                },
+                false,
+            ),
+            (
+                Error::NodeOffline {
+                    node: s("pve03"),
+                    message: s("595 No route to host"),
+                },
+                false,
+            ),
+            (
+                Error::Decode {
+                    method: s("GET"),
+                    path: s("/x"),
+                    json_path: s("."),
+                    reason: s("r"),
+                },
+                false,
+            ),
+            (Error::VmNotFound { vmid: 7 }, false),
+            (
+                Error::TaskFailed {
+                    upid: upid()?,
+                    exitstatus: s("boom"),
+                    log_tail: vec![s("last words")],
+                },
+                false,
+            ),
+            (Error::TaskTimeout { upid: upid()? }, false),
+            (
+                Error::Cancelled {
+                    upids_running: vec![upid()?],
+                },
+                false,
+            ),
+            (Error::invalid("bad input"), false),
+        ];
+        for (err, retryable) in cases {
+            let text = err.to_string();
+            let first = text.chars().next().unwrap_or('X');
+            assert!(first.is_lowercase(), "{text}");
+            assert_eq!(err.is_retryable(), retryable, "{text}");
+        }
+        let failed = Error::TaskFailed {
+            upid: upid()?,
+            exitstatus: s("boom"),
+            log_tail: vec![s("last words")],
+        };
+        assert_eq!(
+            failed.to_string(),
+            "task qmclone 9000 on node pve02 failed: boom (last log line: last words)"
+        );
+        Ok(())
+    }
 }
