@@ -1,1 +1,46 @@
-//! placeholder: filled by the pve work.
+//! The PVE REST client: everything about talking to the Proxmox VE API and nothing else.
+//!
+//! Owns the wire: token authentication ([`ApiToken`]), TLS trust ([`TlsMode`]: system roots, a
+//! CA file, or a pinned leaf fingerprint), PVE's envelope and error statuses, lenient decoding of
+//! Perl-shaped JSON ([`perl`]), typed UPIDs ([`Upid`]), task status/log and [`wait_task`].
+//!
+//! Retry policy: GETs are retried by the client on retryable failures (connect errors,
+//! timeouts, broken connections, 502/503/504) with backoff from 200 ms doubling to 2 s; POST,
+//! PUT and DELETE are never retried once they may have been sent. Any request fails over to
+//! the next endpoint when the connection could not be made at all. See [`Error::is_retryable`].
+//!
+//! Must not depend on any other module of this crate; knows nothing of MCP, SSH or YAML.
+
+mod access;
+mod client;
+mod cluster;
+mod envelope;
+mod error;
+mod nodes;
+pub mod perl;
+mod qemu;
+mod qemu_config;
+mod storage;
+mod storage_types;
+mod task_types;
+mod tasks;
+mod tls;
+mod token;
+mod types;
+mod upid;
+mod wait;
+
+pub use client::{Client, ClientOptions, path_segment};
+pub use error::Error;
+pub use qemu_config::{DiskEntry, QemuConfig};
+pub use storage_types::{NodeStorage, StorageConfigItem, StorageContentItem};
+pub use task_types::{TaskListItem, TaskLogLine, TaskStatus, exit_success};
+pub use tasks::{TaskFilter, TaskLogPage};
+pub use tls::{TlsMode, format_fingerprint, parse_fingerprint, sha256_fingerprint};
+pub use token::ApiToken;
+pub use types::{
+    ClusterResource, ClusterStatusItem, CpuInfo, Extra, MemoryInfo, NodeListItem, NodeStatus,
+    QemuListItem, QemuStatus, ResourceKind, ResourceType, RootFsInfo, split_tags,
+};
+pub use upid::Upid;
+pub use wait::{ProgressFn, TaskOutcome, TaskProgress, WaitOptions, wait_task};

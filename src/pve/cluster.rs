@@ -1,0 +1,71 @@
+//! Cluster-wide reads: version, membership, the resource index, the next free vmid, and
+//! [`Client::find_vm`], the one place a VM's node is resolved (never trusted from a caller).
+
+use super::client::Client;
+use super::error::Error;
+use super::perl;
+use super::types::{ClusterResource, ClusterStatusItem, ResourceKind, ResourceType, Version};
+
+impl Client {
+    /// `GET /version` of the node answering.
+    pub async fn get_version(&self) -> Result<Version, Error> {
+        self.get("/version", &[]).await
+    }
+
+    /// `GET /cluster/status`.
+    pub async fn get_cluster_status(&self) -> Result<Vec<ClusterStatusItem>, Error> {
+        self.get("/cluster/status", &[]).await
+    }
+
+    /// `GET /cluster/resources[?type=]`. PVE filters silently by the token's privileges.
+    pub async fn get_cluster_resources(
+        &self,
+        kind: Option<ResourceType>,
+    ) -> Result<Vec<ClusterResource>, Error> {
+        let query: Vec<(&str, String)> = kind
+            .map(|k| ("type", k.as_str().to_owned()))
+            .into_iter()
+            .collect();
+        self.get("/cluster/resources", &query).await
+    }
+
+    /// `GET /cluster/nextid[?vmid=]`. PVE returns the id as a JSON string; nothing is reserved.
+    ///
+    /// # Errors
+    /// With `Some(vmid)` taken: [`Error::Api`] 400 with `errors["vmid"]` "VM N already exists".
+    pub async fn get_next_id(&self, vmid: Option<u32>) -> Result<u32, Error> {
+        let query: Vec<(&str, String)> =
+            vmid.map(|v| ("vmid", v.to_string())).into_iter().collect();
+        let value: serde_json::Value = self.get("/cluster/nextid", &query).await?;
+        perl::value_as_u64(&value)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| Error::Decode {
+                method: "GET".into(),
+                path: "/cluster/nextid".into(),
+                json_path: "data".into(),
+                reason: format!("expected a vmid, got {value}"),
+            })
+    }
+
+    /// The guest with this vmid from `GET /cluster/resources?type=vm`; its `node` is where it
+    /// lives now (after migrations).
+    ///
+    /// # Errors
+    /// [`Error::VmNotFound`] ("vm N does not exist in the cluster") when absent or not visible to
+    /// the token (PVE hides guests without VM.Audit).
+    pub async fn find_vm(&self, vmid: u32) -> Result<ClusterResource, Error> {
+        let all = self.get_cluster_resources(Some(ResourceType::Vm)).await?;
+        all.into_iter()
+            .find(|r| {
+                r.vmid == Some(vmid) && matches!(r.kind, ResourceKind::Qemu | ResourceKind::Lxc)
+            })
+            .filter(|r| r.node.is_some())
+            .ok_or(Error::VmNotFound { vmid })
+    }
+
+    /// The node a VM lives on now, from [`Client::find_vm`].
+    pub async fn find_vm_node(&self, vmid: u32) -> Result<String, Error> {
+        let vm = self.find_vm(vmid).await?;
+        vm.node.ok_or(Error::VmNotFound { vmid })
+    }
+}
