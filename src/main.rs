@@ -1,1 +1,425 @@
-fn main() {}
+//! `proxmox-manager`: the command line. Thin on purpose: parse flags, build the context,
+//! hand over to `server`, `ops` or `sim`. The only place `anyhow` is used.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use proxmox_manager::{config, ops, server, sim};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "proxmox-manager",
+    version,
+    about = "MCP server for managing a Proxmox VE cluster, with an embedded PVE simulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the MCP server (stdio by default).
+    Serve(ServeArgs),
+    /// Run only the simulated cluster and print how to reach it.
+    Sim(SimArgs),
+    /// Doctor: configuration, credentials, connectivity, TLS, PVE version, privileges.
+    Check(TargetArgs),
+    /// Print the tool catalogue, or regenerate the checked-in one.
+    Tools(ToolsArgs),
+    /// Run one tool from the shell through the MCP protocol (same code path as a client).
+    Call(CallArgs),
+    /// Print the JSON Schema of cluster-config.yaml (for editors).
+    ConfigSchema,
+}
+
+#[derive(Args, Clone)]
+struct TargetArgs {
+    /// Path of cluster-config.yaml (else $PROXMOX_MANAGER_CONFIG, else $XDG_CONFIG_HOME/proxmox-manager/cluster-config.yaml).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Use the embedded simulated cluster instead of a real one; optionally a scenario file.
+    #[arg(long, value_name = "SCENARIO", num_args = 0..=1, default_missing_value = "embedded")]
+    sim: Option<String>,
+    /// Simulator time scale (1.0 = real PVE task durations).
+    #[arg(long, value_name = "FACTOR", default_value_t = 0.2)]
+    sim_time_scale: f64,
+}
+
+#[derive(Args, Clone)]
+struct FilterArgs {
+    /// Expose only tools that do not change anything. Wins over --toolsets.
+    #[arg(long)]
+    read_only: bool,
+    /// Expose only these toolsets (comma-separated), e.g. cluster,vm.
+    #[arg(long, value_delimiter = ',')]
+    toolsets: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Transport {
+    Stdio,
+    Http,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[arg(long, value_enum, default_value = "stdio")]
+    transport: Transport,
+    /// Address for --transport http.
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    listen: SocketAddr,
+    /// File holding the HTTP bearer token (else $PROXMOX_MANAGER_HTTP_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve HTTP without a bearer token (loopback only).
+    #[arg(long)]
+    no_auth: bool,
+    /// Browser origin allowed to call the HTTP endpoint (repeatable); none by default.
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Scenario file (default: the embedded config/sim.yaml).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    time_scale: f64,
+    /// Write the simulator's CA certificate (PEM) to this file.
+    #[arg(long, value_name = "FILE")]
+    ca_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ToolsArgs {
+    /// Regenerate the catalogue (README.md + tools.json) in this directory.
+    #[arg(long, value_name = "DIR")]
+    write: Option<PathBuf>,
+    /// Print the JSON snapshot instead of the markdown.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// Tool name, e.g. cluster_status.
+    tool: String,
+    /// Arguments as a JSON object (default {}).
+    #[arg(default_value = "{}")]
+    json: String,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // stdout belongs to the MCP protocol: logs go to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+/// A running target: the operation context, and the simulator when it is in-process.
+struct Target {
+    ctx: ops::Context,
+    _sim: Option<sim::SimHandle>,
+}
+
+async fn start_sim(scenario: &str, time_scale: f64, listen: SocketAddr) -> Result<sim::SimHandle> {
+    let scenario = if scenario == "embedded" {
+        sim::Scenario::embedded().map_err(|e| anyhow!("{e}"))?
+    } else {
+        sim::Scenario::from_file(Path::new(scenario)).map_err(|e| anyhow!("{e}"))?
+    };
+    sim::start(sim::SimOptions {
+        scenario,
+        listen,
+        time_scale,
+    })
+    .await
+    .map_err(|e| anyhow!("simulator failed to start: {e}"))
+}
+
+fn parse_fingerprint(s: &str) -> Result<[u8; 32]> {
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        bail!("fingerprint {s} is not 32 bytes");
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(out)
+}
+
+async fn target(args: &TargetArgs) -> Result<Target> {
+    if let Some(scenario) = &args.sim {
+        let handle = start_sim(scenario, args.sim_time_scale, "127.0.0.1:0".parse()?).await?;
+        let token = handle
+            .token("claude-code@pve!automation")
+            .ok_or_else(|| anyhow!("the scenario has no claude-code@pve!automation token"))?;
+        let cfg = config::sim_config(
+            handle.addr().port(),
+            parse_fingerprint(&handle.fingerprint())?,
+        );
+        let credential = config::credentials::TokenCredential {
+            id: token.id,
+            secret: SecretString::from(token.secret),
+            source: config::credentials::CredentialSource::Simulator,
+        };
+        let ctx = ops::Context::new(cfg, credential).map_err(|e| anyhow!("{e}"))?;
+        tracing::info!(url = %handle.url(), "using the embedded simulated cluster");
+        return Ok(Target {
+            ctx,
+            _sim: Some(handle),
+        });
+    }
+    let path = config::locate(args.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
+    let cfg = config::load(&path).map_err(|e| anyhow!("{e}"))?;
+    let ctx = ops::from_config(cfg).map_err(|e| anyhow!("{e}"))?;
+    Ok(Target { ctx, _sim: None })
+}
+
+fn filter(args: &FilterArgs) -> server::ToolFilter {
+    server::ToolFilter {
+        toolsets: args.toolsets.clone(),
+        read_only: args.read_only,
+    }
+}
+
+fn http_token(args: &ServeArgs) -> Result<Option<SecretString>> {
+    if let Some(file) = &args.token_file {
+        let t = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the HTTP token file {}", file.display()))?;
+        if t.trim().is_empty() {
+            bail!("the HTTP token file {} is empty", file.display());
+        }
+        return Ok(Some(SecretString::from(t.trim().to_string())));
+    }
+    Ok(std::env::var("PROXMOX_MANAGER_HTTP_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(SecretString::from))
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let token = match args.transport {
+        Transport::Http => {
+            let token = http_token(&args)?;
+            server::http::validate_exposure(&args.listen, token.is_some(), args.no_auth)
+                .map_err(|e| anyhow!(e))?;
+            token
+        }
+        Transport::Stdio => None,
+    };
+    let t = target(&args.target).await?;
+    let srv = server::ProxmoxServer::new(t.ctx, &filter(&args.filter)).map_err(|e| anyhow!(e))?;
+    match args.transport {
+        Transport::Stdio => {
+            use rmcp::ServiceExt;
+            let running = srv
+                .serve(rmcp::transport::stdio())
+                .await
+                .context("starting the MCP stdio session")?;
+            running.waiting().await.context("MCP stdio session")?;
+        }
+        Transport::Http => {
+            let shutdown = CancellationToken::new();
+            let s2 = shutdown.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                s2.cancel();
+            });
+            let opts = server::http::HttpOptions {
+                listen: args.listen,
+                token,
+                allowed_origins: args.allow_origin,
+            };
+            server::http::serve(srv, opts, shutdown)
+                .await
+                .with_context(|| format!("serving HTTP on {}", args.listen))?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_sim(args: SimArgs) -> Result<()> {
+    let scenario = args
+        .scenario
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded".into());
+    let handle = start_sim(&scenario, args.time_scale, args.listen).await?;
+    println!("simulated Proxmox VE cluster listening");
+    println!("  url:          {}/api2/json", handle.url());
+    println!("  fingerprint:  {}", handle.fingerprint());
+    if let Some(path) = &args.ca_out {
+        std::fs::write(path, handle.ca_pem())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("  ca file:      {}", path.display());
+    }
+    for t in handle.tokens() {
+        // These are throwaway secrets of an in-memory simulator, printed so it can be used.
+        println!("  token:        {}={}   ({})", t.id, t.secret, t.note);
+    }
+    println!("press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn check(args: TargetArgs) -> Result<bool> {
+    let report = if args.sim.is_some() {
+        let t = target(&args).await?;
+        let cfg = (*t.ctx.config).clone();
+        let token = t
+            ._sim
+            .as_ref()
+            .and_then(|h| h.token("claude-code@pve!automation"))
+            .ok_or_else(|| anyhow!("simulator token missing"))?;
+        let cred = config::credentials::TokenCredential {
+            id: token.id,
+            secret: SecretString::from(token.secret),
+            source: config::credentials::CredentialSource::Simulator,
+        };
+        ops::check(cfg, Ok(cred)).await
+    } else {
+        let mut report = ops::CheckReport {
+            ok: true,
+            items: vec![],
+        };
+        let loaded = match config::locate(args.config.as_deref()) {
+            Ok(path) => config::load(&path),
+            Err(e) => Err(e),
+        };
+        match loaded {
+            Err(e) => {
+                report.push("config", ops::CheckStatus::Fail, e.to_string(), None);
+                report
+            }
+            Ok(cfg) => {
+                let cred = config::credentials::resolve(&cfg).map_err(|e| e.to_string());
+                ops::check(cfg, cred).await
+            }
+        }
+    };
+    for item in &report.items {
+        let mark = match item.status {
+            ops::CheckStatus::Ok => "ok  ",
+            ops::CheckStatus::Warn => "warn",
+            ops::CheckStatus::Fail => "FAIL",
+        };
+        println!("[{mark}] {}: {}", item.name, item.detail);
+        if let Some(fix) = &item.fix {
+            println!("       fix: {fix}");
+        }
+    }
+    Ok(report.ok)
+}
+
+fn tools(args: ToolsArgs) -> Result<()> {
+    let cat = server::Catalogue::full();
+    if let Some(dir) = args.write {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("README.md"), server::render_markdown(&cat))?;
+        std::fs::write(dir.join("tools.json"), server::snapshot_json(&cat))?;
+        eprintln!(
+            "wrote {} and {}",
+            dir.join("README.md").display(),
+            dir.join("tools.json").display()
+        );
+    } else if args.json {
+        print!("{}", server::snapshot_json(&cat));
+    } else {
+        print!("{}", server::render_markdown(&cat));
+    }
+    Ok(())
+}
+
+async fn call(args: CallArgs) -> Result<bool> {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+    let arguments: serde_json::Value =
+        serde_json::from_str(&args.json).context("the tool arguments are not valid JSON")?;
+    let serde_json::Value::Object(arguments) = arguments else {
+        bail!("the tool arguments must be a JSON object")
+    };
+    let t = target(&args.target).await?;
+    let srv = server::ProxmoxServer::new(t.ctx, &filter(&args.filter)).map_err(|e| anyhow!(e))?;
+    // The same path a client takes: an MCP session over an in-memory pipe.
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let server_task = tokio::spawn(async move {
+        if let Ok(running) = srv.serve(a).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(b).await.context("starting the in-process MCP session")?;
+    let result = client
+        .call_tool(CallToolRequestParams::new(args.tool.clone()).with_arguments(arguments))
+        .await;
+    let _ = client.cancel().await;
+    server_task.abort();
+    let result = result.map_err(|e| anyhow!("tool {}: {e}", args.tool))?;
+    let failed = result.is_error == Some(true);
+    if let (false, Some(v)) = (failed, &result.structured_content) {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        for c in &result.content {
+            if let Some(text) = c.as_text() {
+                if failed {
+                    eprintln!("{}", text.text)
+                } else {
+                    println!("{}", text.text)
+                }
+            }
+        }
+    }
+    Ok(!failed)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match &cli.command {
+        Command::Serve(_) | Command::Call(_) | Command::Check(_) => "warn",
+        _ => "info",
+    };
+    init_tracing(default_log);
+    let outcome = match cli.command {
+        Command::Serve(a) => serve(a).await.map(|()| true),
+        Command::Sim(a) => run_sim(a).await.map(|()| true),
+        Command::Check(a) => check(a).await,
+        Command::Tools(a) => tools(a).map(|()| true),
+        Command::Call(a) => call(a).await,
+        Command::ConfigSchema => serde_json::to_string_pretty(&config::json_schema())
+            .map(|s| println!("{s}"))
+            .map(|()| true)
+            .map_err(Into::into),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -116,7 +116,7 @@ async fn unauthenticated_requests_get_401_with_empty_body() {
     let bad = format!("PVEAPIToken={CLAUDE}=00000000-0000-0000-0000-000000000000");
     assert_eq!(
         status_line(&h, "/version", Some(bad.clone())).await,
-        "HTTP/1.1 401 authentication failure"
+        "HTTP/1.1 401 Authentication failed!"
     );
     let resp = client(&h)
         .get(format!("{}/api2/json/version", h.url()))

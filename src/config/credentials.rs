@@ -56,6 +56,8 @@ pub enum CredentialSource {
     File(PathBuf),
     /// A `pass` entry (its name in the store).
     Pass(String),
+    /// Handed over in memory by the embedded simulator (`--sim`).
+    Simulator,
 }
 
 impl fmt::Display for CredentialSource {
@@ -64,6 +66,7 @@ impl fmt::Display for CredentialSource {
             CredentialSource::Env => write!(f, "environment variable {TOKEN_ENV}"),
             CredentialSource::File(p) => write!(f, "token file {}", p.display()),
             CredentialSource::Pass(p) => write!(f, "pass entry {p}"),
+            CredentialSource::Simulator => write!(f, "the embedded simulator"),
         }
     }
 }
@@ -174,6 +177,12 @@ pub fn resolve_with(cfg: &Config, env: Env<'_>) -> Result<TokenCredential, Crede
         }
         Some(CredentialSource::File(path)) => read_token_file(&path)?,
         Some(CredentialSource::Pass(entry)) => pass_show(&entry, env, PASS_TIMEOUT)?,
+        // `source_for` never picks it: the simulator hands its token over directly.
+        Some(CredentialSource::Simulator) => {
+            return Err(CredentialError::NoSource {
+                config: cfg.path.clone(),
+            });
+        }
     };
     tracing::debug!(id = %cred.id, source = %cred.source, "resolved the PVE API token");
     Ok(cred)

@@ -1,1 +1,81 @@
-//! placeholder: filled by the ops work.
+//! Operations: what each tool *means*, without MCP types.
+//!
+//! Every function here takes a [`Context`] (the PVE client plus the validated configuration),
+//! talks to the cluster through [`crate::pve`], and returns a typed report that serialises to the
+//! tool's structured output. The node of a VM is always resolved from `/cluster/resources`,
+//! never taken from the caller. Pure helpers (filters, glob matching, overcommit arithmetic) are
+//! kept free of I/O so they are unit-tested on hand-built data.
+//!
+//! May use: `pve`, `config`. Must not use: `server`, `sim`.
+
+mod connect;
+mod doctor;
+mod error;
+mod inventory;
+mod status;
+mod storage;
+mod tasks;
+
+pub use connect::{Context, client_options, from_config};
+pub use doctor::{CheckItem, CheckReport, CheckStatus, check};
+pub use error::Error;
+pub use inventory::{
+    TemplateListArgs, TemplateListReport, TemplateSummary, VmDetail, VmDisk, VmGetArgs, VmListArgs,
+    VmListReport, VmNic, VmSummary, glob_match, template_list, vm_get, vm_list,
+};
+pub use status::{
+    ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
+    node_status,
+};
+pub use storage::{
+    StorageContentArgs, StorageContentItem, StorageContentReport, StorageListArgs,
+    StorageListReport, StorageSummary, storage_content, storage_list,
+};
+pub use tasks::{
+    TaskLogArgs, TaskLogReport, TaskStatusArgs, TaskStatusReport, task_log, task_status,
+};
+
+/// Bytes in one MiB / GiB, for reports that speak the units PVE's GUI uses.
+pub(crate) const MIB: u64 = 1024 * 1024;
+pub(crate) const GIB: u64 = 1024 * MIB;
+
+/// Percentage with one decimal, 0 when the total is unknown.
+pub(crate) fn pct(used: f64, total: f64) -> f64 {
+    if total <= 0.0 {
+        0.0
+    } else {
+        (used / total * 1000.0).round() / 10.0
+    }
+}
+
+/// Refuses a node name the configuration does not list, naming the ones it does.
+pub(crate) fn require_known_node(ctx: &Context, node: &str) -> Result<(), Error> {
+    let nodes = &ctx.config.cluster.nodes;
+    if nodes.iter().any(|n| n.name == node) {
+        return Ok(());
+    }
+    let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    Err(Error::NotFound {
+        what: format!("node {node}"),
+        hint: format!(
+            "cluster-config.yaml lists {}; use one of those names",
+            known.join(", ")
+        ),
+    })
+}
+
+/// Row kinds of `/cluster/resources`, in one place.
+pub(crate) fn is_node(r: &crate::pve::ClusterResource) -> bool {
+    matches!(r.kind, crate::pve::ResourceKind::Node)
+}
+
+pub(crate) fn is_guest(r: &crate::pve::ClusterResource) -> bool {
+    matches!(
+        r.kind,
+        crate::pve::ResourceKind::Qemu | crate::pve::ResourceKind::Lxc
+    )
+}
+
+pub(crate) fn is_storage(r: &crate::pve::ClusterResource) -> bool {
+    matches!(r.kind, crate::pve::ResourceKind::Storage)
+}

@@ -1,1 +1,98 @@
-//! placeholder: filled by the server work.
+//! The MCP surface: one tool router per toolset (`cluster`, `vm`, `storage`), composed in
+//! [`ProxmoxServer::new`], trimmed by [`ToolFilter`], served over stdio or Streamable HTTP.
+//!
+//! Handlers are thin: parse typed arguments, call [`crate::ops`], map the result. Domain
+//! failures (PVE said no, not found, locked) come back as tool results with `isError: true`
+//! written for the model; only malformed requests and bugs become protocol errors.
+//!
+//! May use: `ops`, `config`, and `pve` types. Must not use: `sim`.
+
+mod catalogue;
+mod cluster;
+pub mod http;
+mod storage;
+mod toolsets;
+mod vm;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool_handler};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::ops;
+
+pub use catalogue::{Catalogue, render_markdown, snapshot_json};
+pub use toolsets::{TOOLSETS, ToolFilter, Toolset, toolset_of};
+
+/// What the model reads once at connection time.
+pub const INSTRUCTIONS: &str = "\
+proxmox-manager manages one Proxmox VE cluster. Guidance:
+- Start with cluster_status for an overview; vm_list filters guests by tag, node, status and name glob.
+- Address VMs by vmid; the server resolves the node itself. Never guess node names: use the ones cluster_status returns.
+- Tools that change things say so in their annotations. Destructive tools return a preview unless called with confirm: true; show the preview to the user and ask before confirming.
+- Long operations wait for their PVE task and report its UPID; task_status and task_log inspect any task.
+- Credentials are held by the server. Never ask the user for a token or password in the conversation.
+- When a tool fails, its message names the object, the cause and what to try next: follow it rather than retrying blindly.";
+
+/// Arguments of a tool that takes none.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// The MCP server: the operation context plus the tool router it exposes.
+#[derive(Clone)]
+pub struct ProxmoxServer {
+    ctx: ops::Context,
+    tool_router: ToolRouter<Self>,
+}
+
+impl ProxmoxServer {
+    /// Composes every toolset's router, then drops what the filter excludes.
+    ///
+    /// # Errors
+    /// On an unknown toolset name.
+    pub fn new(ctx: ops::Context, filter: &ToolFilter) -> Result<Self, String> {
+        filter.validate()?;
+        let mut tool_router = Self::all_tools();
+        for tool in tool_router.list_all() {
+            let read_only = tool
+                .annotations
+                .as_ref()
+                .and_then(|a| a.read_only_hint)
+                .unwrap_or(false);
+            if !filter.keeps(&tool.name, read_only) {
+                tool_router.remove_route(&tool.name);
+            }
+        }
+        Ok(ProxmoxServer { ctx, tool_router })
+    }
+
+    /// Every tool of every toolset, unfiltered: the catalogue and the registry tests use it.
+    pub fn all_tools() -> ToolRouter<Self> {
+        Self::cluster_router() + Self::vm_router() + Self::storage_router()
+    }
+
+    /// The tools this instance exposes.
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
+    }
+}
+
+/// Turns an operation failure into the message the model sees (`isError: true`).
+pub(crate) fn tool_error(e: ops::Error) -> String {
+    tracing::info!(error = %e, "tool failed");
+    e.to_string()
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ProxmoxServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                    .with_title("Proxmox VE manager"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+}

@@ -156,6 +156,31 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
         [] => r(api_index::node, spec![NODE]),
         ["status"] => r(api_nodes::status, spec![NODE]),
         ["version"] => r(api_nodes::version, spec![NODE]),
+        ["network"] => r(
+            api_nodes::network,
+            spec![
+                NODE,
+                opt(
+                    "type",
+                    Ty::Enum(&[
+                        "bridge",
+                        "bond",
+                        "eth",
+                        "alias",
+                        "vlan",
+                        "fabric",
+                        "OVSBridge",
+                        "OVSBond",
+                        "OVSPort",
+                        "OVSIntPort",
+                        "vnet",
+                        "any_bridge",
+                        "any_local_bridge",
+                        "include_sdn",
+                    ]),
+                )
+            ],
+        ),
         ["qemu"] => r(api_qemu::list, spec![NODE, opt("full", Ty::Bool)]),
         ["qemu", v, tail @ ..] => {
             args.vmid = v.to_string();

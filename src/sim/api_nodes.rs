@@ -1,5 +1,5 @@
 //! Node reads: `/nodes`, `/nodes/{node}/status` (real numbers consistent with running guests,
-//! item 30) and `/nodes/{node}/version`.
+//! item 30), `/nodes/{node}/version` and `/nodes/{node}/network`.
 
 use serde_json::{Value, json};
 
@@ -87,4 +87,34 @@ pub fn version(c: &Ctx) -> ApiResult {
     Ok(Reply::data(
         json!({ "version": v, "release": rel, "repoid": repo }),
     ))
+}
+
+/// `GET /nodes/{node}/network` (permissions `user: all`): every node has one uplink `eno1`
+/// enslaved to the VLAN-aware bridge `vmbr0` carrying the node's address, as a default PVE
+/// install does.
+pub fn network(c: &Ctx) -> ApiResult {
+    c.validate()?;
+    let Some(n) = c.st.node(&c.args.node) else {
+        return Ok(Reply::data(Value::Array(vec![])));
+    };
+    let eth = json!({ "iface": "eno1", "type": "eth", "method": "manual", "method6": "manual",
+        "active": 1, "autostart": 1, "exists": 1, "families": ["inet"], "priority": 3 });
+    let bridge = json!({ "iface": "vmbr0", "type": "bridge", "method": "static", "method6": "manual",
+        "active": 1, "autostart": 1, "bridge_ports": "eno1", "bridge_stp": "off", "bridge_fd": "0",
+        "bridge_vlan_aware": 1, "bridge_vids": "2-4094", "address": n.ip, "netmask": "24",
+        "cidr": format!("{}/24", n.ip), "gateway": gateway(&n.ip), "families": ["inet"], "priority": 4 });
+    let rows = match c.param("type") {
+        None => vec![eth, bridge],
+        Some("bridge" | "any_bridge" | "any_local_bridge") => vec![bridge],
+        Some("eth") => vec![eth],
+        Some(_) => vec![],
+    };
+    Ok(Reply::data(Value::Array(rows)))
+}
+
+fn gateway(ip: &str) -> String {
+    match ip.rsplit_once('.') {
+        Some((net, _)) => format!("{net}.1"),
+        None => String::new(),
+    }
 }

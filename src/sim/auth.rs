@@ -189,7 +189,7 @@ impl AuthFailure {
     pub fn reason(&self) -> &'static str {
         match self {
             AuthFailure::NoTicket => "No ticket",
-            AuthFailure::Failure => "authentication failure",
+            AuthFailure::Failure => "Authentication failed!",
         }
     }
 }

@@ -1,0 +1,65 @@
+//! Building the PVE client from the validated configuration and resolved credentials.
+
+use std::sync::Arc;
+
+use crate::config::{self, Config, TlsSetting, credentials::TokenCredential};
+use crate::pve;
+
+use super::Error;
+
+/// What every operation needs: the client and the configuration it was built from.
+#[derive(Clone)]
+pub struct Context {
+    pub client: pve::Client,
+    pub config: Arc<Config>,
+}
+
+impl Context {
+    /// Connects nothing yet: the client is lazy, the first request opens the connection.
+    ///
+    /// # Errors
+    /// When the token id is malformed or the TLS settings cannot be turned into a client
+    /// (for example an unreadable CA file).
+    pub fn new(config: Config, credential: TokenCredential) -> Result<Self, Error> {
+        let client = pve::Client::new(client_options(&config, credential)?)?;
+        Ok(Context {
+            client,
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The client options a configuration asks for: one endpoint per configured node (tried in
+/// order when a node cannot be reached), the TLS mode, the token and the request timeout.
+///
+/// # Errors
+/// When the credential's token id is not of the form `user@realm!name`.
+pub fn client_options(
+    config: &Config,
+    credential: TokenCredential,
+) -> Result<pve::ClientOptions, Error> {
+    let endpoints = config.api_endpoints();
+    let tls = match &config.api.tls {
+        TlsSetting::System => pve::TlsMode::SystemRoots,
+        TlsSetting::CaFile(path) => pve::TlsMode::CaFile(path.clone()),
+        TlsSetting::Fingerprint(fp) => pve::TlsMode::Fingerprint(*fp),
+    };
+    let token = pve::ApiToken::new(credential.id, credential.secret)?;
+    Ok(pve::ClientOptions {
+        endpoints,
+        tls,
+        token,
+        timeout: config.api.timeout,
+        max_retries: 3,
+    })
+}
+
+/// Resolves credentials for a configuration and builds the context.
+///
+/// # Errors
+/// When no credential source yields a token, or the client cannot be built.
+pub fn from_config(config: Config) -> Result<Context, Error> {
+    let credential =
+        config::credentials::resolve(&config).map_err(|e| Error::Setup(e.to_string()))?;
+    Context::new(config, credential)
+}

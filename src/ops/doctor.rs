@@ -1,0 +1,329 @@
+//! `check`: the doctor. Walks from configuration to credentials to the wire to the token's
+//! privileges and says, for each, what is fine and what to fix. Never prints a secret.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::{Config, TlsSetting, credentials::TokenCredential};
+
+use super::{Context, Error};
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of the doctor's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckItem {
+    pub name: String,
+    pub status: CheckStatus,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// The doctor's report; `ok` is false when any check failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub items: Vec<CheckItem>,
+}
+
+impl CheckReport {
+    pub fn push(
+        &mut self,
+        name: &str,
+        status: CheckStatus,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) {
+        if status == CheckStatus::Fail {
+            self.ok = false;
+        }
+        self.items.push(CheckItem {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+            fix,
+        });
+    }
+}
+
+/// Privileges the read-only tools need on `/` (propagated).
+pub const READ_PRIVILEGES: &[&str] = &["Sys.Audit", "VM.Audit", "Datastore.Audit"];
+
+/// The seed's `ClaudeCodeManager` role: everything the write tools may use.
+pub const MANAGER_PRIVILEGES: &[&str] = &[
+    "VM.Allocate",
+    "VM.Clone",
+    "VM.Config.Disk",
+    "VM.Config.CPU",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",
+    "VM.Config.Cloudinit",
+    "VM.Config.HWType",
+    "VM.PowerMgmt",
+    "VM.Console",
+    "VM.Migrate",
+    "VM.Snapshot",
+    "VM.Snapshot.Rollback",
+    "VM.Backup",
+    "VM.Audit",
+    "Datastore.Allocate",
+    "Datastore.AllocateSpace",
+    "Datastore.Audit",
+    "Sys.Audit",
+    "Sys.Console",
+];
+
+fn tls_description(cfg: &Config) -> String {
+    match &cfg.api.tls {
+        TlsSetting::System => "verified against the system's root certificates".into(),
+        TlsSetting::CaFile(p) => format!("verified against the CA file {}", p.display()),
+        TlsSetting::Fingerprint(fp) => format!(
+            "pinned SHA-256 leaf fingerprint {}… (handshake signature still verified)",
+            fp.iter()
+                .take(4)
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        ),
+    }
+}
+
+/// Runs every check it can; stops early only when a later check cannot run at all.
+pub async fn check(config: Config, credential: Result<TokenCredential, String>) -> CheckReport {
+    let mut r = CheckReport {
+        ok: true,
+        items: Vec::new(),
+    };
+    r.push(
+        "config",
+        CheckStatus::Ok,
+        format!(
+            "{} (cluster {}, {} node(s))",
+            config.path.display(),
+            config.cluster.name,
+            config.cluster.nodes.len()
+        ),
+        None,
+    );
+    let credential = match credential {
+        Ok(c) => {
+            r.push(
+                "credentials",
+                CheckStatus::Ok,
+                format!("token {} from {}", c.id, c.source),
+                None,
+            );
+            c
+        }
+        Err(e) => {
+            r.push(
+                "credentials",
+                CheckStatus::Fail,
+                e,
+                Some("see README › Credentials".into()),
+            );
+            return r;
+        }
+    };
+    r.push("tls", CheckStatus::Ok, tls_description(&config), None);
+    let ctx = match Context::new(config, credential) {
+        Ok(c) => c,
+        Err(e) => {
+            r.push("client", CheckStatus::Fail, e.to_string(), None);
+            return r;
+        }
+    };
+    match ctx.client.get_version().await {
+        Ok(v) => r.push(
+            "connectivity",
+            CheckStatus::Ok,
+            format!("Proxmox VE {} reached", v.version),
+            None,
+        ),
+        Err(e) => {
+            r.push("connectivity", CheckStatus::Fail, e.to_string(), None);
+            return r;
+        }
+    }
+    if let Err(e) = cluster_checks(&ctx, &mut r).await {
+        r.push("cluster", CheckStatus::Fail, e.to_string(), None);
+    }
+    match ctx.client.get_permissions(None).await {
+        Ok(perms) => privilege_checks(&perms, &mut r),
+        Err(e) => r.push("privileges", CheckStatus::Fail, e.to_string(), None),
+    }
+    r
+}
+
+async fn cluster_checks(ctx: &Context, r: &mut CheckReport) -> Result<(), Error> {
+    let rows = ctx.client.get_cluster_resources(None).await?;
+    let cluster_nodes: BTreeMap<String, String> = rows
+        .iter()
+        .filter(|x| super::is_node(x))
+        .filter_map(|x| Some((x.node.clone()?, x.status.clone().unwrap_or_default())))
+        .collect();
+    for n in &ctx.config.cluster.nodes {
+        match cluster_nodes.get(&n.name).map(String::as_str) {
+            Some("online") => r.push(&format!("node {}", n.name), CheckStatus::Ok, "online", None),
+            Some(s) => r.push(
+                &format!("node {}", n.name),
+                CheckStatus::Warn,
+                s.to_string(),
+                Some("operations on its guests will fail until it is back".into()),
+            ),
+            None => r.push(
+                &format!("node {}", n.name),
+                CheckStatus::Fail,
+                format!(
+                    "not a member of the cluster (members: {})",
+                    cluster_nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                Some(format!(
+                    "fix cluster.nodes in {}",
+                    ctx.config.path.display()
+                )),
+            ),
+        }
+    }
+    let storages: BTreeSet<String> = rows
+        .iter()
+        .filter(|x| super::is_storage(x))
+        .filter_map(|x| x.storage.clone())
+        .collect();
+    let want = &ctx.config.defaults.storage;
+    if storages.contains(want) {
+        r.push(
+            "defaults.storage",
+            CheckStatus::Ok,
+            format!("{want} exists"),
+            None,
+        );
+    } else {
+        r.push(
+            "defaults.storage",
+            CheckStatus::Fail,
+            format!(
+                "storage {want} does not exist in the cluster (it has {})",
+                storages.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Some(format!(
+                "set defaults.storage in {} to one of those",
+                ctx.config.path.display()
+            )),
+        );
+    }
+    bridge_check(ctx, &cluster_nodes, r).await;
+    Ok(())
+}
+
+async fn bridge_check(ctx: &Context, nodes: &BTreeMap<String, String>, r: &mut CheckReport) {
+    let want = &ctx.config.defaults.network_bridge;
+    let mut missing = Vec::new();
+    for (node, status) in nodes {
+        if status != "online" {
+            continue;
+        }
+        match list_bridges(ctx, node).await {
+            Ok(bridges) if bridges.iter().any(|b| b == want) => {}
+            Ok(_) => missing.push(node.clone()),
+            Err(e) => {
+                r.push(
+                    "defaults.network_bridge",
+                    CheckStatus::Warn,
+                    format!("could not list bridges on {node}: {e}"),
+                    None,
+                );
+                return;
+            }
+        }
+    }
+    if missing.is_empty() {
+        r.push(
+            "defaults.network_bridge",
+            CheckStatus::Ok,
+            format!("{want} exists on every online node"),
+            None,
+        );
+    } else {
+        r.push(
+            "defaults.network_bridge",
+            CheckStatus::Fail,
+            format!("bridge {want} is missing on {}", missing.join(", ")),
+            Some(format!(
+                "create it on those nodes or set defaults.network_bridge in {}",
+                ctx.config.path.display()
+            )),
+        );
+    }
+}
+
+/// Bridge names of a node (`GET /nodes/{node}/network?type=bridge`).
+async fn list_bridges(ctx: &Context, node: &str) -> Result<Vec<String>, Error> {
+    let path = format!("/nodes/{}/network", crate::pve::path_segment(node));
+    let rows: Vec<serde_json::Value> = ctx
+        .client
+        .get(&path, &[("type", "bridge".to_string())])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r["iface"].as_str().map(str::to_string))
+        .collect())
+}
+
+fn privilege_checks(perms: &BTreeMap<String, BTreeMap<String, u8>>, r: &mut CheckReport) {
+    let root = perms.get("/");
+    let has = |p: &str| root.is_some_and(|m| m.contains_key(p));
+    let missing_read: Vec<&str> = READ_PRIVILEGES
+        .iter()
+        .copied()
+        .filter(|p| !has(p))
+        .collect();
+    if missing_read.is_empty() {
+        r.push(
+            "privileges (read-only tools)",
+            CheckStatus::Ok,
+            "Sys.Audit, VM.Audit, Datastore.Audit on /",
+            None,
+        );
+    } else {
+        r.push(
+            "privileges (read-only tools)",
+            CheckStatus::Fail,
+            format!("the token lacks {} on /", missing_read.join(", ")),
+            Some("grant the role with `pveum acl modify / --tokens <token> --role PVEAuditor` (privilege-separated tokens need their own ACL)".into()),
+        );
+    }
+    let missing: Vec<&str> = MANAGER_PRIVILEGES
+        .iter()
+        .copied()
+        .filter(|p| !has(p))
+        .collect();
+    if missing.is_empty() {
+        r.push(
+            "privileges (write tools)",
+            CheckStatus::Ok,
+            "every ClaudeCodeManager privilege on /",
+            None,
+        );
+    } else {
+        r.push(
+            "privileges (write tools)",
+            CheckStatus::Warn,
+            format!(
+                "the token lacks {} on /: tools needing them will be refused by PVE",
+                missing.join(", ")
+            ),
+            Some("see README › RBAC for the ClaudeCodeManager role".into()),
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Streamable HTTP transport: `/mcp` behind a bearer token, loopback by default.
+//!
+//! Why each guard: the token stops other local users and browsers from driving the cluster;
+//! rmcp's Host allow-list stops DNS rebinding; the Origin check (on unless origins are
+//! configured) stops a web page in the user's browser from posting to the loopback port.
+//! Tokens are compared in constant time over their SHA-256 digests, so neither content nor
+//! length leaks through timing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use super::ProxmoxServer;
+
+/// How the HTTP transport is exposed.
+pub struct HttpOptions {
+    pub listen: SocketAddr,
+    /// Bearer token clients must send; `None` only with `--no-auth` on loopback.
+    pub token: Option<SecretString>,
+    /// Browser origins allowed to call (`https://host:port`); empty rejects every Origin.
+    pub allowed_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+/// Checks the exposure rules before binding.
+///
+/// # Errors
+/// No token without `no_auth`, or `no_auth` on a non-loopback address.
+pub fn validate_exposure(
+    listen: &SocketAddr,
+    has_token: bool,
+    no_auth: bool,
+) -> Result<(), String> {
+    if !has_token && !no_auth {
+        return Err("the HTTP transport needs a bearer token: set PROXMOX_MANAGER_HTTP_TOKEN or pass --token-file FILE (or --no-auth, loopback only)".into());
+    }
+    if no_auth && !listen.ip().is_loopback() {
+        return Err(format!(
+            "--no-auth is only allowed on a loopback address, not {listen}; configure a token instead"
+        ));
+    }
+    Ok(())
+}
+
+struct Auth {
+    digest: Option<[u8; 32]>,
+}
+
+async fn require_bearer(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
+    let Some(expected) = auth.digest else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| Sha256::digest(t.trim().as_bytes()));
+    let ok = presented.is_some_and(|d| bool::from(d.as_slice().ct_eq(&expected)));
+    if ok {
+        return next.run(req).await;
+    }
+    tracing::warn!("rejected an HTTP request without a valid bearer token");
+    let mut resp = (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"proxmox-manager\""),
+    );
+    resp
+}
+
+/// The axum app: `/mcp` with auth, Host and Origin checks.
+pub fn router(
+    server: ProxmoxServer,
+    opts: &HttpOptions,
+    shutdown: CancellationToken,
+) -> axum::Router {
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    hosts.push(opts.listen.ip().to_string());
+    hosts.push(opts.listen.to_string());
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_cancellation_token(shutdown.child_token());
+    config = if opts.allowed_origins.is_empty() {
+        config.enforce_origin_validation()
+    } else {
+        config.with_allowed_origins(opts.allowed_origins.clone())
+    };
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    let auth = Arc::new(Auth {
+        digest: opts
+            .token
+            .as_ref()
+            .map(|t| Sha256::digest(t.expose_secret().trim().as_bytes()).into()),
+    });
+    axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(auth, require_bearer))
+}
+
+/// Serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// When the address cannot be bound or the server fails.
+pub async fn serve(
+    server: ProxmoxServer,
+    opts: HttpOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, auth = opts.token.is_some(), "MCP Streamable HTTP listening on http://{addr}/mcp");
+    eprintln!("proxmox-manager: MCP endpoint http://{addr}/mcp");
+    let app = router(server, &opts, shutdown.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,150 @@
+//! Streamable HTTP: bearer token required (401 without or with a wrong one), Host and Origin
+//! checked, refusal to start unprotected.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const TOKEN: &str = "test-bearer-7f3e9c";
+
+async fn start_http() -> (Child, String) {
+    let mut child = Command::new(common::binary())
+        .args([
+            "serve",
+            "--sim",
+            "--sim-time-scale",
+            "0.01",
+            "--transport",
+            "http",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("PROXMOX_MANAGER_HTTP_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn server");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(i) = line.find("http://") {
+                return line[i..].trim().to_string();
+            }
+        }
+        panic!("server exited without printing its endpoint");
+    })
+    .await
+    .expect("endpoint printed within a minute");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+fn initialize() -> serde_json::Value {
+    serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"http-test","version":"1"}}})
+}
+
+async fn post(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("request sent")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_host_and_origin_are_enforced() {
+    let (_child, url) = start_http().await;
+
+    let r = post(&url, &[]).await;
+    assert_eq!(r.status(), 401, "no token");
+    assert!(r.headers().contains_key("www-authenticate"));
+
+    let r = post(&url, &[("authorization", "Bearer wrong")]).await;
+    assert_eq!(r.status(), 401, "wrong token");
+
+    let bearer = format!("Bearer {TOKEN}");
+    let r = post(&url, &[("authorization", &bearer)]).await;
+    assert_eq!(r.status(), 200, "right token");
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("proxmox-manager"),
+        "initialize answered by us: {body}"
+    );
+
+    let r = post(
+        &url,
+        &[
+            ("authorization", &bearer),
+            ("origin", "https://evil.example"),
+        ],
+    )
+    .await;
+    assert!(
+        r.status().is_client_error(),
+        "foreign Origin refused, got {}",
+        r.status()
+    );
+
+    let r = post(
+        &url,
+        &[("authorization", &bearer), ("host", "evil.example")],
+    )
+    .await;
+    assert!(
+        r.status().is_client_error(),
+        "foreign Host refused, got {}",
+        r.status()
+    );
+}
+
+async fn refused(args: &[&str]) -> String {
+    let out = Command::new(common::binary())
+        .args(args)
+        .env_remove("PROXMOX_MANAGER_HTTP_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run");
+    assert!(!out.status.success(), "{args:?} should refuse to start");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[tokio::test]
+async fn http_refuses_to_start_unprotected() {
+    let err = refused(&[
+        "serve",
+        "--sim",
+        "--transport",
+        "http",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert!(
+        err.contains("PROXMOX_MANAGER_HTTP_TOKEN") && err.contains("--token-file"),
+        "{err}"
+    );
+    let err = refused(&[
+        "serve",
+        "--sim",
+        "--transport",
+        "http",
+        "--no-auth",
+        "--listen",
+        "0.0.0.0:0",
+    ])
+    .await;
+    assert!(err.contains("loopback"), "{err}");
+}

@@ -1,0 +1,27 @@
+//! One end-to-end conversation through the official Python MCP SDK over stdio
+//! (`pip install mcp==2.3.0`; `.ci/run` installs it).
+
+use std::process::Command;
+
+#[test]
+fn official_python_client_converses_over_stdio() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/e2e_stdio.py");
+    let probe = Command::new("python3").args(["-c", "import mcp"]).output();
+    let installed = probe.as_ref().is_ok_and(|o| o.status.success());
+    assert!(
+        installed,
+        "the Python MCP SDK is missing: run `python3 -m pip install mcp==2.3.0` (bash .ci/run does)"
+    );
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_proxmox-manager"))
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("2 conversations passed"), "{stdout}");
+}

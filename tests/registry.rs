@@ -1,0 +1,140 @@
+//! Registry invariants of the tool catalogue: what MCP clients need to accept every tool.
+
+use std::collections::BTreeSet;
+
+use proxmox_manager::server::{Catalogue, TOOLSETS, ToolFilter, toolset_of};
+use serde_json::Value;
+
+#[test]
+fn names_are_unique_short_and_plain() {
+    let cat = Catalogue::full();
+    let mut seen = BTreeSet::new();
+    for t in &cat.tools {
+        assert!(seen.insert(t.name.to_string()), "duplicate tool {}", t.name);
+        // Claude Code exposes mcp__plugin_proxmox-manager_pve__<tool>: 33 + 31 = 64 characters.
+        assert!(
+            t.name.len() <= 31,
+            "{} is longer than 31 characters",
+            t.name
+        );
+        assert!(
+            t.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn every_tool_sets_all_four_annotations_and_a_description() {
+    for t in Catalogue::full().tools {
+        let a = t
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no annotations", t.name));
+        assert!(a.title.is_some(), "{} has no title", t.name);
+        assert!(a.read_only_hint.is_some(), "{} readOnlyHint unset", t.name);
+        assert!(
+            a.destructive_hint.is_some(),
+            "{} destructiveHint unset",
+            t.name
+        );
+        assert!(
+            a.idempotent_hint.is_some(),
+            "{} idempotentHint unset",
+            t.name
+        );
+        assert!(
+            a.open_world_hint.is_some(),
+            "{} openWorldHint unset",
+            t.name
+        );
+        if a.read_only_hint == Some(true) {
+            assert_eq!(
+                a.destructive_hint,
+                Some(false),
+                "{} is read-only yet destructive",
+                t.name
+            );
+        }
+        assert!(
+            t.description
+                .as_deref()
+                .is_some_and(|d| d.trim().len() > 20),
+            "{} lacks a description",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn input_and_output_schemas_have_object_roots() {
+    for t in Catalogue::full().tools {
+        let input = Value::Object((*t.input_schema).clone());
+        assert_eq!(
+            input["type"], "object",
+            "{} input root is not an object",
+            t.name
+        );
+        for k in ["anyOf", "oneOf", "allOf", "not"] {
+            assert!(input.get(k).is_none(), "{} input has top-level {k}", t.name);
+        }
+        let output = t
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no output schema", t.name));
+        assert_eq!(
+            Value::Object((**output).clone())["type"],
+            "object",
+            "{} output root is not an object",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn every_tool_is_in_exactly_one_toolset_and_every_listed_tool_exists() {
+    let cat = Catalogue::full();
+    let names: BTreeSet<String> = cat.tools.iter().map(|t| t.name.to_string()).collect();
+    for t in &names {
+        let n = TOOLSETS
+            .iter()
+            .filter(|s| s.tools.contains(&t.as_str()))
+            .count();
+        assert_eq!(n, 1, "{t} is in {n} toolsets");
+        assert!(toolset_of(t).is_some());
+    }
+    for s in TOOLSETS {
+        for t in s.tools {
+            assert!(
+                names.contains(*t),
+                "toolset {} lists missing tool {t}",
+                s.name
+            );
+        }
+    }
+}
+
+#[test]
+fn tool_filter_rules() {
+    let f = ToolFilter {
+        toolsets: vec!["vm".into()],
+        read_only: false,
+    };
+    assert!(f.keeps("vm_list", true));
+    assert!(!f.keeps("storage_list", true));
+    let ro = ToolFilter {
+        toolsets: vec![],
+        read_only: true,
+    };
+    assert!(ro.keeps("vm_list", true));
+    assert!(!ro.keeps("vm_delete", false), "read-only wins");
+    let bad = ToolFilter {
+        toolsets: vec!["vms".into()],
+        read_only: false,
+    };
+    let err = bad.validate().expect_err("unknown toolset");
+    assert!(err.contains("vms") && err.contains("cluster"), "{err}");
+}
