@@ -126,12 +126,7 @@ pub async fn check(config: Config, credential: Result<TokenCredential, String>) 
             c
         }
         Err(e) => {
-            r.push(
-                "credentials",
-                CheckStatus::Fail,
-                e,
-                Some("see README › Credentials".into()),
-            );
+            r.push("credentials", CheckStatus::Fail, e, None);
             return r;
         }
     };

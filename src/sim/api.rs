@@ -264,8 +264,81 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
     }
 }
 
+/// Every `METHOD /path-template` the simulator serves. A unit test checks that each resolves
+/// to a route, so this list and [`find`] cannot drift apart.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/cluster"),
+    ("GET", "/version"),
+    ("GET", "/cluster/status"),
+    ("GET", "/cluster/resources"),
+    ("GET", "/cluster/nextid"),
+    ("GET", "/storage"),
+    ("GET", "/access/permissions"),
+    ("GET", "/nodes"),
+    ("GET", "/nodes/{node}"),
+    ("GET", "/nodes/{node}/status"),
+    ("GET", "/nodes/{node}/version"),
+    ("GET", "/nodes/{node}/network"),
+    ("GET", "/nodes/{node}/qemu"),
+    ("GET", "/nodes/{node}/qemu/{vmid}"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/config"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/status"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/status/current"),
+    ("GET", "/nodes/{node}/storage"),
+    ("GET", "/nodes/{node}/storage/{storage}/content"),
+    ("GET", "/nodes/{node}/tasks"),
+    ("GET", "/nodes/{node}/tasks/{upid}"),
+    ("GET", "/nodes/{node}/tasks/{upid}/status"),
+    ("GET", "/nodes/{node}/tasks/{upid}/log"),
+];
+
+/// An endpoint the simulator serves and the parameters it accepts (path ones included).
+#[derive(Debug, Clone)]
+pub struct ServedEndpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub params: Vec<&'static str>,
+    /// Enumerated parameters and the values the simulator accepts.
+    pub enums: Vec<(&'static str, &'static [&'static str])>,
+}
+
+/// [`ENDPOINTS`] with their parameter specs, read from the router itself.
+pub fn served_endpoints() -> Vec<ServedEndpoint> {
+    ENDPOINTS
+        .iter()
+        .filter_map(|(method, path)| {
+            let concrete = path
+                .replace("{node}", "pve01")
+                .replace("{vmid}", "100")
+                .replace("{storage}", "local")
+                .replace("{upid}", "UPID");
+            let segs: Vec<&str> = concrete.split('/').filter(|s| !s.is_empty()).collect();
+            let route = find(method, &segs, &mut PathArgs::default())?;
+            Some(ServedEndpoint {
+                method,
+                path,
+                params: route.spec.iter().map(|p| p.name).collect(),
+                enums: route
+                    .spec
+                    .iter()
+                    .filter_map(|p| match p.ty {
+                        Ty::Enum(values) => Some((p.name, values)),
+                        _ => None,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
 /// Routes and runs one request.
 pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
+    shared.record(super::state::RecordedRequest {
+        method: r.method.clone(),
+        path: r.path.clone(),
+        params: r.params.keys().cloned().collect(),
+    });
     let segs: Vec<String> = r
         .path
         .split('/')
@@ -308,4 +381,12 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
         spec: route.spec,
     };
     (route.handler)(&ctx)
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    #[test]
+    fn every_listed_endpoint_resolves() {
+        assert_eq!(super::served_endpoints().len(), super::ENDPOINTS.len());
+    }
 }

@@ -30,7 +30,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use api::{ENDPOINTS, ServedEndpoint, served_endpoints};
 pub use scenario::Scenario;
+pub use state::RecordedRequest;
 
 use state::{Shared, State};
 
@@ -178,6 +180,10 @@ impl SimHandle {
             .ok_or_else(|| SimError::UnknownNode(node.to_string()))?;
         n.online = online;
         Ok(())
+    }
+    /// Requests received so far (method, path, parameter names; never values), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.journal()
     }
     /// Stops accepting connections and closes open ones.
     pub async fn shutdown(self) {

@@ -23,14 +23,43 @@ pub struct Shared {
     state: Mutex<State>,
     /// 1.0 = real PVE durations.
     pub time_scale: f64,
+    /// What clients asked for, newest last, bounded: a debugging aid for users of the
+    /// simulator and the input of the schema-conformance test of the client.
+    journal: Mutex<std::collections::VecDeque<RecordedRequest>>,
 }
+
+/// One request as received: method, path below `/api2/json`, and the names of the query and
+/// body parameters (never their values, which may carry secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub params: Vec<String>,
+}
+
+/// Requests kept in the journal; older ones are dropped first.
+pub const JOURNAL_LIMIT: usize = 10_000;
 
 impl Shared {
     pub fn new(state: State, time_scale: f64) -> Shared {
         Shared {
             state: Mutex::new(state),
             time_scale,
+            journal: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    pub fn record(&self, r: RecordedRequest) {
+        let mut j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if j.len() == JOURNAL_LIMIT {
+            j.pop_front();
+        }
+        j.push_back(r);
+    }
+
+    pub fn journal(&self) -> Vec<RecordedRequest> {
+        let j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        j.iter().cloned().collect()
     }
 
     /// A PVE duration scaled by the time scale (saturating, never panicking).

@@ -89,3 +89,16 @@ pub fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_proxmox-manager"))
 }
+
+/// A PVE client for the simulator with the given token, pinned to its fingerprint.
+pub fn client_for(sim: &SimHandle, token_id: &str) -> proxmox_manager::pve::Client {
+    use proxmox_manager::pve::{ApiToken, Client, ClientOptions, TlsMode, parse_fingerprint};
+    let t = sim.token(token_id).expect("scenario token");
+    let token = ApiToken::new(t.id, secrecy::SecretString::from(t.secret)).expect("token id");
+    let mut opts = ClientOptions::new(vec![sim.url()], token);
+    opts.tls = TlsMode::Fingerprint(parse_fingerprint(&sim.fingerprint()).expect("fingerprint"));
+    Client::new(opts).expect("client")
+}
+
+pub const MANAGER: &str = "claude-code@pve!automation";
+pub const AUDITOR: &str = "auditor@pve!ro";
