@@ -140,7 +140,7 @@ fn init_tracing(default: &str) {
 /// A running target: the operation context, and the simulator when it is in-process.
 struct Target {
     ctx: ops::Context,
-    _sim: Option<sim::SimHandle>,
+    sim: Option<sim::SimHandle>,
 }
 
 async fn start_sim(scenario: &str, time_scale: f64, listen: SocketAddr) -> Result<sim::SimHandle> {
@@ -170,32 +170,46 @@ fn parse_fingerprint(s: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// The simulator, the configuration pointing at it and its manager token.
+async fn sim_target(
+    scenario: &str,
+    time_scale: f64,
+) -> Result<(
+    sim::SimHandle,
+    config::Config,
+    config::credentials::TokenCredential,
+)> {
+    const TOKEN: &str = "claude-code@pve!automation";
+    let handle = start_sim(scenario, time_scale, "127.0.0.1:0".parse()?).await?;
+    let token = handle
+        .token(TOKEN)
+        .ok_or_else(|| anyhow!("the scenario has no {TOKEN} token"))?;
+    let cfg = config::sim_config(
+        handle.addr().port(),
+        parse_fingerprint(&handle.fingerprint())?,
+    );
+    let credential = config::credentials::TokenCredential {
+        id: token.id,
+        secret: SecretString::from(token.secret),
+        source: config::credentials::CredentialSource::Simulator,
+    };
+    tracing::info!(url = %handle.url(), "using the embedded simulated cluster");
+    Ok((handle, cfg, credential))
+}
+
 async fn target(args: &TargetArgs) -> Result<Target> {
     if let Some(scenario) = &args.sim {
-        let handle = start_sim(scenario, args.sim_time_scale, "127.0.0.1:0".parse()?).await?;
-        let token = handle
-            .token("claude-code@pve!automation")
-            .ok_or_else(|| anyhow!("the scenario has no claude-code@pve!automation token"))?;
-        let cfg = config::sim_config(
-            handle.addr().port(),
-            parse_fingerprint(&handle.fingerprint())?,
-        );
-        let credential = config::credentials::TokenCredential {
-            id: token.id,
-            secret: SecretString::from(token.secret),
-            source: config::credentials::CredentialSource::Simulator,
-        };
+        let (handle, cfg, credential) = sim_target(scenario, args.sim_time_scale).await?;
         let ctx = ops::Context::new(cfg, credential).map_err(|e| anyhow!("{e}"))?;
-        tracing::info!(url = %handle.url(), "using the embedded simulated cluster");
         return Ok(Target {
             ctx,
-            _sim: Some(handle),
+            sim: Some(handle),
         });
     }
     let path = config::locate(args.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
     let cfg = config::load(&path).map_err(|e| anyhow!("{e}"))?;
     let ctx = ops::from_config(cfg).map_err(|e| anyhow!("{e}"))?;
-    Ok(Target { ctx, _sim: None })
+    Ok(Target { ctx, sim: None })
 }
 
 fn filter(args: &FilterArgs) -> server::ToolFilter {
@@ -231,14 +245,31 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Transport::Stdio => None,
     };
     let t = target(&args.target).await?;
+    let t_sim_url = t.sim.as_ref().map(|h| format!("{}/api2/json", h.url()));
     let srv = server::ProxmoxServer::new(t.ctx, &filter(&args.filter)).map_err(|e| anyhow!(e))?;
     match args.transport {
         Transport::Stdio => {
             use rmcp::ServiceExt;
-            let running = srv
-                .serve(rmcp::transport::stdio())
-                .await
-                .context("starting the MCP stdio session")?;
+            use std::io::IsTerminal;
+            if std::io::stdin().is_terminal() {
+                // A person ran it by hand: say what it is waiting for (stderr; stdout is MCP's).
+                let target = match &t_sim_url {
+                    Some(url) => format!("the simulated cluster at {url}"),
+                    None => "the configured cluster".into(),
+                };
+                eprintln!(
+                    "proxmox-manager {}: MCP server on stdio, managing {target}.\n\
+                     Connect an MCP client to this command, e.g. `claude mcp add pve -- proxmox-manager serve --sim`,\n\
+                     or try one tool from the shell: `proxmox-manager call cluster_status --sim`. Ctrl-D to quit.",
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+            let running = match srv.serve(rmcp::transport::stdio()).await {
+                Ok(r) => r,
+                // stdin closed before a client said hello (Ctrl-D, a probe): a clean exit.
+                Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+                Err(e) => return Err(e).context("starting the MCP stdio session"),
+            };
             running.waiting().await.context("MCP stdio session")?;
         }
         Transport::Http => {
@@ -287,19 +318,8 @@ async fn run_sim(args: SimArgs) -> Result<()> {
 }
 
 async fn check(args: TargetArgs) -> Result<bool> {
-    let report = if args.sim.is_some() {
-        let t = target(&args).await?;
-        let cfg = (*t.ctx.config).clone();
-        let token = t
-            ._sim
-            .as_ref()
-            .and_then(|h| h.token("claude-code@pve!automation"))
-            .ok_or_else(|| anyhow!("simulator token missing"))?;
-        let cred = config::credentials::TokenCredential {
-            id: token.id,
-            secret: SecretString::from(token.secret),
-            source: config::credentials::CredentialSource::Simulator,
-        };
+    let report = if let Some(scenario) = &args.sim {
+        let (_handle, cfg, cred) = sim_target(scenario, args.sim_time_scale).await?;
         ops::check(cfg, Ok(cred)).await
     } else {
         let mut report = ops::CheckReport {
