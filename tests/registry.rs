@@ -138,3 +138,34 @@ fn tool_filter_rules() {
     let err = bad.validate().expect_err("unknown toolset");
     assert!(err.contains("vms") && err.contains("cluster"), "{err}");
 }
+
+/// Tool names the skill and the agent mention, with the plugin prefix Claude Code uses.
+fn mentioned_tools(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .expect("read");
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter_map(|w| w.strip_prefix("mcp__plugin_proxmox-manager_pve__"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn skill_and_agent_name_only_existing_tools_and_preapprove_only_read_only_ones() {
+    let cat = Catalogue::full();
+    for file in ["skill/proxmox-manager/SKILL.md", "agent/proxmox-manager.md"] {
+        let names = mentioned_tools(file);
+        assert!(!names.is_empty(), "{file} names no tool");
+        for n in names {
+            let tool = cat.tools.iter().find(|t| t.name == n.as_str());
+            let tool = tool.unwrap_or_else(|| panic!("{file} names {n}, which is not a tool"));
+            if file.starts_with("skill/") {
+                let ro = tool.annotations.as_ref().and_then(|a| a.read_only_hint);
+                assert_eq!(
+                    ro,
+                    Some(true),
+                    "the skill pre-approves {n}, which is not read-only"
+                );
+            }
+        }
+    }
+}
