@@ -234,7 +234,7 @@ impl Client {
             let idx = (start + k) % n;
             match self.send_once(idx, method, path, params).await {
                 Err(e @ Error::Connect { .. }) => {
-                    tracing::warn!(endpoint = %self.inner.endpoints[idx], error = %e, "endpoint unreachable, trying the next one");
+                    tracing::info!(endpoint = %self.inner.endpoints[idx], error = %e, "endpoint unreachable, trying the next one");
                     failures.push(e);
                 }
                 other => {
