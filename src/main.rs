@@ -158,18 +158,6 @@ async fn start_sim(scenario: &str, time_scale: f64, listen: SocketAddr) -> Resul
     .map_err(|e| anyhow!("simulator failed to start: {e}"))
 }
 
-fn parse_fingerprint(s: &str) -> Result<[u8; 32]> {
-    let hex: String = s.chars().filter(|c| *c != ':').collect();
-    let mut out = [0u8; 32];
-    if hex.len() != 64 {
-        bail!("fingerprint {s} is not 32 bytes");
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(out)
-}
-
 /// The simulator, the configuration pointing at it and its manager token.
 async fn sim_target(
     scenario: &str,
@@ -186,7 +174,8 @@ async fn sim_target(
         .ok_or_else(|| anyhow!("the scenario has no {TOKEN} token"))?;
     let cfg = config::sim_config(
         handle.addr().port(),
-        parse_fingerprint(&handle.fingerprint())?,
+        proxmox_manager::pve::parse_fingerprint(&handle.fingerprint())
+            .map_err(|e| anyhow!("{e}"))?,
     );
     let credential = config::credentials::TokenCredential {
         id: token.id,

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::pve::{ClusterResource, ResourceKind, ResourceType, split_tags};
+use crate::pve::{ClusterResource, DiskEntry, QemuConfig, ResourceKind, ResourceType};
 
 use super::{Context, Error, GIB, MIB, is_guest, is_storage};
 
@@ -244,95 +244,38 @@ pub struct VmDetail {
     pub config: BTreeMap<String, Value>,
 }
 
-fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(if *b { "1".into() } else { "0".into() }),
-        _ => None,
+/// A disk entry of the config as the tools report it.
+pub(crate) fn vm_disk(d: DiskEntry) -> VmDisk {
+    let media = if d.is_unused {
+        "unused"
+    } else if d.key.starts_with("efidisk") {
+        "efidisk"
+    } else if d.key.starts_with("tpmstate") {
+        "tpm"
+    } else if d.volume.contains("cloudinit") {
+        "cloudinit"
+    } else if d.is_cdrom {
+        "cdrom"
+    } else {
+        "disk"
+    };
+    VmDisk {
+        key: d.key,
+        volume: d.volume,
+        storage: d.storage,
+        size: d.size,
+        media: media.into(),
     }
-}
-
-fn as_u64(v: Option<&Value>) -> Option<u64> {
-    v.and_then(as_string).and_then(|s| s.parse().ok())
-}
-
-fn truthy(v: Option<&Value>) -> bool {
-    as_u64(v).is_some_and(|n| n != 0)
-}
-
-/// Splits a PVE property string `a,b=c,d=e` into its first positional part and key/values.
-fn property_string(s: &str) -> (Option<String>, BTreeMap<String, String>) {
-    let mut first = None;
-    let mut kv = BTreeMap::new();
-    for (i, part) in s.split(',').enumerate() {
-        match part.split_once('=') {
-            Some((k, v)) => {
-                kv.insert(k.to_string(), v.to_string());
-            }
-            None if i == 0 => first = Some(part.to_string()),
-            None => {}
-        }
-    }
-    (first, kv)
-}
-
-fn is_disk_key(k: &str) -> bool {
-    [
-        "scsi", "virtio", "sata", "ide", "efidisk", "tpmstate", "unused",
-    ]
-    .iter()
-    .any(|p| {
-        k.strip_prefix(p)
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-    })
-}
-
-/// Parses disks from a VM config; pure.
-pub fn parse_disks(config: &BTreeMap<String, Value>) -> Vec<VmDisk> {
-    let mut out = Vec::new();
-    for (key, v) in config {
-        if !is_disk_key(key) {
-            continue;
-        }
-        let Some(s) = as_string(v) else { continue };
-        let (first, kv) = property_string(&s);
-        let volume = first
-            .or_else(|| kv.get("file").cloned())
-            .unwrap_or_default();
-        let media = if key.starts_with("unused") {
-            "unused"
-        } else if key.starts_with("efidisk") {
-            "efidisk"
-        } else if key.starts_with("tpmstate") {
-            "tpm"
-        } else if volume.contains("cloudinit") {
-            "cloudinit"
-        } else if kv.get("media").is_some_and(|m| m == "cdrom") {
-            "cdrom"
-        } else {
-            "disk"
-        };
-        let storage = volume.split_once(':').map(|(s, _)| s.to_string());
-        out.push(VmDisk {
-            key: key.clone(),
-            volume,
-            storage,
-            size: kv.get("size").cloned(),
-            media: media.into(),
-        });
-    }
-    out
 }
 
 /// Parses network interfaces from a VM config; pure.
-pub fn parse_nics(config: &BTreeMap<String, Value>) -> Vec<VmNic> {
+pub fn parse_nics(config: &QemuConfig) -> Vec<VmNic> {
     let mut out = Vec::new();
-    for (key, v) in config {
+    for (key, v) in &config.0 {
         let is_net = key
             .strip_prefix("net")
             .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        let (true, Some(s)) = (is_net, as_string(v)) else {
+        let (true, Some(s)) = (is_net, crate::pve::perl::value_as_string(v)) else {
             continue;
         };
         let mut model = String::new();
@@ -387,7 +330,6 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
         ctx.client.get_qemu_config(&node, args.vmid),
         ctx.client.get_qemu_status(&node, args.vmid)
     )?;
-    let config: BTreeMap<String, Value> = config.0;
     let mut cloudinit = BTreeMap::new();
     for k in [
         "ciuser",
@@ -399,49 +341,40 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
         "cicustom",
         "ciupgrade",
     ] {
-        if let Some(v) = config.get(k).and_then(as_string) {
+        if let Some(v) = config.get_str(k) {
             cloudinit.insert(k.to_string(), v);
         }
     }
-    if let Some(keys) = config.get("sshkeys").and_then(as_string) {
+    if let Some(keys) = config.get_str("sshkeys") {
         let decoded = percent_encoding::percent_decode_str(&keys)
             .decode_utf8_lossy()
             .to_string();
         let n = decoded.lines().filter(|l| !l.trim().is_empty()).count();
         cloudinit.insert("sshkeys".into(), format!("{n} key(s)"));
     }
-    let tags: BTreeSet<String> = config
-        .get("tags")
-        .and_then(as_string)
-        .map(|s| split_tags(&s))
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let tags: BTreeSet<String> = config.tags().into_iter().collect();
     Ok(VmDetail {
         vmid: args.vmid,
-        name: config.get("name").and_then(as_string).unwrap_or_default(),
+        name: config.name().unwrap_or_default(),
         node,
         status: status.status.clone(),
         qmp_status: status.qmpstatus.clone(),
-        template: truthy(config.get("template")),
-        protection: truthy(config.get("protection")),
+        template: config.template(),
+        protection: config.protection(),
         tags: tags.into_iter().collect(),
-        lock: config
-            .get("lock")
-            .and_then(as_string)
-            .or(status.lock.clone()),
-        cores: as_u64(config.get("cores")).unwrap_or(1),
-        sockets: as_u64(config.get("sockets")).unwrap_or(1),
-        memory_mib: as_u64(config.get("memory")).unwrap_or(512),
-        cpu_type: config.get("cpu").and_then(as_string),
-        bios: config.get("bios").and_then(as_string),
-        machine: config.get("machine").and_then(as_string),
-        disks: parse_disks(&config),
+        lock: config.lock().or(status.lock.clone()),
+        cores: config.cores(),
+        sockets: config.sockets(),
+        memory_mib: config.memory_mib(),
+        cpu_type: config.get_str("cpu"),
+        bios: config.get_str("bios"),
+        machine: config.get_str("machine"),
+        disks: config.disks().into_iter().map(vm_disk).collect(),
         nics: parse_nics(&config),
         cloudinit,
         uptime_s: status.uptime.unwrap_or(0),
-        description: config.get("description").and_then(as_string),
-        config,
+        description: config.get_str("description"),
+        config: config.0,
     })
 }
 
@@ -510,7 +443,7 @@ pub async fn template_list(
     for t in templates {
         let client = ctx.client.clone();
         set.spawn(async move {
-            let cfg = client.get_qemu_config(&t.node, t.vmid).await.map(|c| c.0);
+            let cfg = client.get_qemu_config(&t.node, t.vmid).await;
             (t, cfg)
         });
     }
@@ -518,8 +451,10 @@ pub async fn template_list(
     while let Some(joined) = set.join_next().await {
         let Ok((t, cfg)) = joined else { continue };
         let storages: BTreeSet<String> = match &cfg {
-            Ok(cfg) => parse_disks(cfg)
+            Ok(cfg) => cfg
+                .disks()
                 .into_iter()
+                .map(vm_disk)
                 .filter(|d| d.media != "cdrom" && d.media != "cloudinit")
                 .filter_map(|d| d.storage)
                 .collect(),
