@@ -16,10 +16,13 @@ mod client;
 mod cluster;
 mod envelope;
 mod error;
+mod error_class;
 mod nodes;
 pub mod perl;
 mod qemu;
 mod qemu_config;
+mod qemu_write;
+mod qemu_write_types;
 mod storage;
 mod storage_types;
 mod task_types;
@@ -33,6 +36,11 @@ mod wait;
 pub use client::{Client, ClientOptions, path_segment};
 pub use error::Error;
 pub use qemu_config::{DiskEntry, QemuConfig};
+pub use qemu_write::encode_sshkeys;
+pub use qemu_write_types::{
+    AgentInterface, AgentInterfaceStatistics, AgentIpAddress, CloneQemu, DeleteQemu,
+    QemuPendingItem, ShutdownQemu, StartQemu, StopQemu,
+};
 pub use storage_types::{NodeStorage, StorageConfigItem, StorageContentItem};
 pub use task_types::{TaskListItem, TaskLogLine, TaskStatus, exit_success};
 pub use tasks::{TaskFilter, TaskLogPage};

@@ -193,6 +193,12 @@ pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     Ok(to_text(scalar(d)?))
 }
 
+/// `String` from a string or a number; null is `""`. Use with `#[serde(default)]` where a
+/// missing text is no reason to reject the whole answer.
+pub fn string_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(to_text(scalar(d)?).unwrap_or_default())
+}
+
 /// Converts an already-decoded JSON value leniently (for `data` that is a bare scalar).
 pub fn value_as_u64(v: &serde_json::Value) -> Option<u64> {
     match v {
