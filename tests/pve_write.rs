@@ -1,0 +1,629 @@
+//! The PVE client's QEMU write operations against a scripted in-process HTTP server: the exact
+//! method, path, query and form body each one puts on the wire (`+` as `%2B`, `;` as `%3B`,
+//! DELETE parameters only in the query, `sshkeys` encoded twice), how UPID and `null` answers
+//! decode, and the error classifiers on PVE's own texts, early and inside a task.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use proxmox_manager::pve::{
+    ApiToken, Client, ClientOptions, CloneQemu, DeleteQemu, Error, ShutdownQemu, StartQemu,
+    StopQemu, Upid, WaitOptions, encode_sshkeys, wait_task,
+};
+use secrecy::SecretString;
+use serde_json::json;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    content_type: String,
+    body: String,
+}
+
+struct Reply {
+    status: u16,
+    reason: Option<&'static str>,
+    body: String,
+}
+
+fn ok(body: serde_json::Value) -> Reply {
+    Reply {
+        status: 200,
+        reason: None,
+        body: body.to_string(),
+    }
+}
+
+fn fail(status: u16, reason: &'static str, body: serde_json::Value) -> Reply {
+    Reply {
+        status,
+        reason: Some(reason),
+        body: body.to_string(),
+    }
+}
+
+type Script = dyn Fn(&Seen) -> Reply + Send + Sync;
+
+struct Fake {
+    seen: Mutex<Vec<Seen>>,
+    script: Box<Script>,
+}
+
+struct Server {
+    url: String,
+    fake: Arc<Fake>,
+}
+
+impl Server {
+    fn seen(&self) -> Vec<Seen> {
+        self.fake.seen.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    fn last(&self) -> Result<Seen, String> {
+        self.seen()
+            .pop()
+            .ok_or_else(|| "nothing was sent".to_owned())
+    }
+}
+
+async fn handle(State(fake): State<Arc<Fake>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let seen = Seen {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        content_type: parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    if let Ok(mut v) = fake.seen.lock() {
+        v.push(seen.clone());
+    }
+    let reply = (fake.script)(&seen);
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, Body::from(reply.body)).into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    if let Some(r) = reply
+        .reason
+        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok())
+    {
+        resp.extensions_mut().insert(r);
+    }
+    resp
+}
+
+async fn serve(
+    script: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+) -> Result<Server, std::io::Error> {
+    let fake = Arc::new(Fake {
+        seen: Mutex::new(Vec::new()),
+        script: Box::new(script),
+    });
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Server {
+        url: format!("http://{addr}"),
+        fake,
+    })
+}
+
+fn client(server: &Server) -> Result<Client, Error> {
+    let token = ApiToken::new(
+        "claude-code@pve!automation",
+        SecretString::from("5e2c1f0a-1b2c-4d5e-8f90-123456789abc".to_owned()),
+    )?;
+    let mut opts = ClientOptions::new(vec![server.url.clone()], token);
+    opts.timeout = Duration::from_secs(5);
+    opts.max_retries = 0;
+    Client::new(opts)
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const VM: &str = "/api2/json/nodes/pve01/qemu/100";
+
+fn upid(kind: &str) -> String {
+    format!("UPID:pve01:0002A1B3:00C8D2F1:6745A3B2:{kind}:100:claude-code@pve!automation:")
+}
+
+/// Answers every request with a UPID whose type is the last path segment.
+async fn upid_server() -> Result<Server, std::io::Error> {
+    serve(|seen| {
+        let kind = seen.path.rsplit('/').next().unwrap_or("x");
+        let kind = if kind == "100" { "qmdestroy" } else { kind };
+        ok(json!({ "data": upid(kind) }))
+    })
+    .await
+}
+
+/// Answers every request with `{"data": null}`.
+async fn null_server() -> Result<Server, std::io::Error> {
+    serve(|_| ok(json!({ "data": null }))).await
+}
+
+#[tokio::test]
+async fn clone_posts_only_set_fields_and_returns_the_upid() -> TestResult {
+    let server = upid_server().await?;
+    let c = client(&server)?;
+    let p = CloneQemu {
+        newid: 105,
+        name: Some("web01".into()),
+        full: Some(true),
+        storage: Some("local-lvm".into()),
+        pool: Some("lab".into()),
+        description: Some("a+b; c".into()),
+        ..CloneQemu::default()
+    };
+    let u = c.clone_qemu("pve01", 100, &p).await?;
+    assert_eq!(u.task_type(), "clone");
+    assert_eq!(u.node(), "pve01");
+    let s = server.last()?;
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str(), s.query.as_str()),
+        ("POST", "/api2/json/nodes/pve01/qemu/100/clone", "")
+    );
+    assert_eq!(s.content_type, FORM);
+    assert_eq!(
+        s.body,
+        "newid=105&name=web01&description=a%2Bb%3B+c&full=1&storage=local-lvm&pool=lab"
+    );
+
+    let e = c
+        .clone_qemu("pve01", 100, &CloneQemu::default())
+        .await
+        .err();
+    assert!(matches!(&e, Some(Error::InvalidInput { .. })), "{e:?}");
+    let text = e.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        text.starts_with("cannot clone vm 100: new vmid 0"),
+        "{text}"
+    );
+    assert_eq!(server.seen().len(), 1, "an invalid newid is not sent");
+    Ok(())
+}
+
+#[tokio::test]
+async fn config_update_encodes_values_once_and_sshkeys_twice() -> TestResult {
+    let server = upid_server().await?;
+    let c = client(&server)?;
+    let keys = "ssh-ed25519 AAAAC3+x/y= me@host\nssh-rsa AAAAB3 you@host";
+    let encoded = encode_sshkeys(keys);
+    assert_eq!(
+        encoded,
+        "ssh-ed25519%20AAAAC3%2Bx%2Fy%3D%20me%40host%0Assh-rsa%20AAAAB3%20you%40host"
+    );
+    let params = vec![
+        ("tags".to_owned(), "prod;web".to_owned()),
+        ("sshkeys".to_owned(), encoded),
+        ("delete".to_owned(), "net1".to_owned()),
+        ("delete".to_owned(), "ide2,unused0".to_owned()),
+        ("cores".to_owned(), "4".to_owned()),
+    ];
+    let u = c
+        .update_qemu_config("pve01", 100, &params, Some("0123abcd"))
+        .await?;
+    assert_eq!(u.as_ref().map(Upid::task_type), Some("config"));
+    let s = server.last()?;
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str()),
+        ("POST", "/api2/json/nodes/pve01/qemu/100/config")
+    );
+    assert_eq!(s.content_type, FORM);
+    assert_eq!(
+        s.body,
+        "tags=prod%3Bweb\
+         &sshkeys=ssh-ed25519%2520AAAAC3%252Bx%252Fy%253D%2520me%2540host%250Assh-rsa%2520AAAAB3%2520you%2540host\
+         &cores=4&delete=net1%2Cide2%2Cunused0&digest=0123abcd"
+    );
+    // What PVE sees after form-decoding the body: the caller's URL-encoded keys, which it
+    // URL-decodes back to the original text itself.
+    let decoded: Vec<(String, String)> = form_urlencoded::parse(s.body.as_bytes())
+        .into_owned()
+        .collect();
+    let sshkeys = decoded
+        .iter()
+        .find(|(k, _)| k == "sshkeys")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert_eq!(sshkeys, encode_sshkeys(keys));
+    let twice_decoded = percent_encoding::percent_decode_str(&sshkeys).decode_utf8()?;
+    assert_eq!(twice_decoded, keys);
+    Ok(())
+}
+
+#[tokio::test]
+async fn config_update_null_answer_and_sync_put() -> TestResult {
+    let server = null_server().await?;
+    let c = client(&server)?;
+    let params = vec![("memory".to_owned(), "4096".to_owned())];
+    assert!(
+        c.update_qemu_config("pve01", 100, &params, None)
+            .await?
+            .is_none()
+    );
+    c.set_qemu_config_sync("pve01", 100, &params, Some("d1"))
+        .await?;
+    let s = server.last()?;
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str()),
+        ("PUT", "/api2/json/nodes/pve01/qemu/100/config")
+    );
+    assert_eq!(s.content_type, FORM);
+    assert_eq!(s.body, "memory=4096&digest=d1");
+
+    let e = c.set_qemu_config_sync("pve01", 100, &[], None).await.err();
+    assert!(matches!(&e, Some(Error::InvalidInput { .. })), "{e:?}");
+    assert_eq!(server.seen().len(), 2, "an empty change is not sent");
+    Ok(())
+}
+
+#[tokio::test]
+async fn power_actions_use_pve_wire_names() -> TestResult {
+    let server = upid_server().await?;
+    let c = client(&server)?;
+    let start = c
+        .start_qemu("pve01", 100, &StartQemu { timeout: Some(90) })
+        .await?;
+    let stop = c
+        .stop_qemu(
+            "pve01",
+            100,
+            &StopQemu {
+                timeout: Some(30),
+                overrule_shutdown: Some(true),
+            },
+        )
+        .await?;
+    let shutdown = c
+        .shutdown_qemu(
+            "pve01",
+            100,
+            &ShutdownQemu {
+                timeout: Some(60),
+                force_stop: Some(true),
+                keep_active: Some(false),
+            },
+        )
+        .await?;
+    let reboot = c.reboot_qemu("pve01", 100, Some(120)).await?;
+    let bare = c.start_qemu("pve01", 100, &StartQemu::default()).await?;
+    let reboot_bare = c.reboot_qemu("pve01", 100, None).await?;
+    let kinds: Vec<&str> = [&start, &stop, &shutdown, &reboot, &bare, &reboot_bare]
+        .iter()
+        .map(|u| u.task_type())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["start", "stop", "shutdown", "reboot", "start", "reboot"]
+    );
+    let wire: Vec<(String, String, String)> = server
+        .seen()
+        .into_iter()
+        .map(|s| (s.method, s.path.replace(VM, ""), s.body))
+        .collect();
+    let expect = |m: &str, p: &str, b: &str| (m.to_owned(), p.to_owned(), b.to_owned());
+    assert_eq!(
+        wire,
+        [
+            expect("POST", "/status/start", "timeout=90"),
+            expect("POST", "/status/stop", "timeout=30&overrule-shutdown=1"),
+            expect(
+                "POST",
+                "/status/shutdown",
+                "timeout=60&forceStop=1&keepActive=0"
+            ),
+            expect("POST", "/status/reboot", "timeout=120"),
+            expect("POST", "/status/start", ""),
+            expect("POST", "/status/reboot", ""),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_sends_parameters_only_in_the_query() -> TestResult {
+    let server = upid_server().await?;
+    let c = client(&server)?;
+    let p = DeleteQemu {
+        purge: Some(true),
+        destroy_unreferenced_disks: Some(true),
+        skiplock: None,
+    };
+    let u = c.delete_qemu("pve01", 100, &p).await?;
+    assert_eq!(u.task_type(), "qmdestroy");
+    let s = server.last()?;
+    assert_eq!((s.method.as_str(), s.path.as_str()), ("DELETE", VM));
+    assert_eq!(s.query, "purge=1&destroy-unreferenced-disks=1");
+    assert_eq!(s.body, "");
+    assert_eq!(s.content_type, "", "no body, so no content type");
+
+    c.delete_qemu("pve01", 100, &DeleteQemu::default()).await?;
+    let s = server.last()?;
+    assert_eq!((s.query.as_str(), s.body.as_str()), ("", ""));
+    Ok(())
+}
+
+#[tokio::test]
+async fn resize_keeps_the_plus_and_accepts_upid_or_null() -> TestResult {
+    let server = upid_server().await?;
+    let c = client(&server)?;
+    let u = c
+        .resize_qemu_disk("pve01", 100, "scsi0", "+10G", Some("abc"))
+        .await?;
+    assert_eq!(u.as_ref().map(Upid::task_type), Some("resize"));
+    let s = server.last()?;
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str()),
+        ("PUT", "/api2/json/nodes/pve01/qemu/100/resize")
+    );
+    assert_eq!(s.content_type, FORM);
+    assert_eq!(s.body, "disk=scsi0&size=%2B10G&digest=abc");
+    let absolute = c
+        .resize_qemu_disk("pve01", 100, "virtio1", "40G", None)
+        .await?;
+    assert!(absolute.is_some());
+    assert_eq!(server.last()?.body, "disk=virtio1&size=40G");
+
+    for (disk, size) in [("scsi0", "-5G"), ("scsi0", "10 GB"), ("", "+1G")] {
+        let e = c
+            .resize_qemu_disk("pve01", 100, disk, size, None)
+            .await
+            .err();
+        assert!(
+            matches!(&e, Some(Error::InvalidInput { .. })),
+            "{size}: {e:?}"
+        );
+    }
+    assert_eq!(server.seen().len(), 2, "invalid sizes are not sent");
+
+    let old = null_server().await?;
+    let r = client(&old)?
+        .resize_qemu_disk("pve01", 100, "scsi0", "+1G", None)
+        .await?;
+    assert!(r.is_none(), "older pve answers null");
+    Ok(())
+}
+
+#[tokio::test]
+async fn template_conversion_upid_or_null() -> TestResult {
+    let server = upid_server().await?;
+    let u = client(&server)?
+        .convert_qemu_to_template("pve01", 100)
+        .await?;
+    assert_eq!(u.as_ref().map(Upid::task_type), Some("template"));
+    let s = server.last()?;
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str(), s.body.as_str()),
+        ("POST", "/api2/json/nodes/pve01/qemu/100/template", "")
+    );
+    let old = null_server().await?;
+    assert!(
+        client(&old)?
+            .convert_qemu_to_template("pve01", 100)
+            .await?
+            .is_none()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_answered_with_something_else_than_a_upid_is_a_decode_error() -> TestResult {
+    let server = serve(|_| ok(json!({ "data": "OK" }))).await?;
+    let e = client(&server)?
+        .start_qemu("pve01", 100, &StartQemu::default())
+        .await
+        .err();
+    assert!(
+        matches!(&e, Some(Error::Decode { method, .. }) if method == "POST"),
+        "{e:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn pending_and_agent_interfaces_decode_leniently() -> TestResult {
+    let server = serve(|seen| match seen.path.as_str() {
+        p if p.ends_with("/pending") => ok(json!({"data": [
+            {"key": "cores", "value": 2, "pending": 4},
+            {"key": "name", "value": "web01"},
+            {"key": "net1", "value": "virtio=BC:24:11:00:00:01,bridge=vmbr0", "delete": "1"}
+        ]})),
+        p if p.ends_with("/agent/network-get-interfaces") => ok(json!({"data": {"result": [
+            {"name": "lo", "hardware-address": "00:00:00:00:00:00",
+             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8}]},
+            {"name": "eth0", "hardware-address": "bc:24:11:aa:bb:cc",
+             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "10.0.0.5", "prefix": "24"},
+                              {"ip-address-type": "ipv6", "ip-address": "fe80::1", "prefix": 64}],
+             "statistics": {"rx-bytes": "1024", "tx-bytes": 2048}}
+        ]}})),
+        _ => fail(501, "Method not implemented", json!({"data": null})),
+    })
+    .await?;
+    let c = client(&server)?;
+    let pending = c.get_qemu_pending("pve01", 100).await?;
+    assert_eq!(pending.len(), 3);
+    assert_eq!(pending[0].pending.as_deref(), Some("4"));
+    assert!(!pending[1].is_pending());
+    assert!(pending[2].is_pending_delete());
+    let ifaces = c.get_qemu_agent_interfaces("pve01", 100).await?;
+    assert_eq!(ifaces.len(), 2);
+    assert!(ifaces[0].is_loopback());
+    let eth0 = &ifaces[1];
+    assert_eq!(eth0.hardware_address.as_deref(), Some("bc:24:11:aa:bb:cc"));
+    assert_eq!(eth0.ip_addresses[0].prefix, Some(24));
+    assert!(eth0.ip_addresses[0].is_ipv4() && eth0.ip_addresses[1].is_ipv6());
+    assert_eq!(
+        eth0.statistics.as_ref().and_then(|s| s.rx_bytes),
+        Some(1024)
+    );
+    let paths: Vec<String> = server
+        .seen()
+        .into_iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            format!("GET {VM}/pending"),
+            format!("GET {VM}/agent/network-get-interfaces"),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_not_running_is_a_plain_api_error_with_a_classifier() -> TestResult {
+    let server = serve(|_| {
+        fail(
+            500,
+            "QEMU guest agent is not running",
+            json!({"data": null, "message": "QEMU guest agent is not running\n"}),
+        )
+    })
+    .await?;
+    let e = client(&server)?
+        .get_qemu_agent_interfaces("pve01", 100)
+        .await
+        .err();
+    assert!(matches!(&e, Some(Error::Api { status: 500, .. })), "{e:?}");
+    assert!(e.as_ref().is_some_and(Error::is_agent_not_running));
+    assert!(!e.as_ref().is_some_and(Error::is_vmid_taken));
+    assert_eq!(e.as_ref().and_then(Error::lock_contention), None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn early_errors_are_classified_from_message_reason_or_parameter_errors() -> TestResult {
+    let server = serve(|seen| match seen.path.as_str() {
+        // PVE 8.3+: message in the body.
+        "/api2/json/nodes/pve01/qemu/100/clone" => fail(
+            500,
+            "unable to create VM 105: config file already exists",
+            json!({"data": null, "message": "unable to create VM 105: config file already exists\n"}),
+        ),
+        // Older PVE: the text only in the reason phrase.
+        "/api2/json/nodes/pve01/qemu/100/status/start" => {
+            fail(500, "VM is locked (backup)", json!({"data": null}))
+        }
+        "/api2/json/cluster/nextid" => fail(
+            400,
+            "Parameter verification failed.",
+            json!({"data": null, "message": "Parameter verification failed.\n",
+                   "errors": {"vmid": "VM 105 already exists\n"}}),
+        ),
+        _ => fail(
+            500,
+            "VM 105 already exists on node 'pve02'",
+            json!({"data": null, "message": "VM 105 already exists on node 'pve02'\n"}),
+        ),
+    })
+    .await?;
+    let c = client(&server)?;
+    let clone = CloneQemu {
+        newid: 105,
+        ..CloneQemu::default()
+    };
+    let e = c.clone_qemu("pve01", 100, &clone).await.err();
+    assert!(e.as_ref().is_some_and(Error::is_vmid_taken), "{e:?}");
+    assert_eq!(e.as_ref().and_then(Error::lock_contention), None);
+
+    let e = c
+        .start_qemu("pve01", 100, &StartQemu::default())
+        .await
+        .err();
+    assert_eq!(
+        e.as_ref().and_then(Error::lock_contention).as_deref(),
+        Some("backup"),
+        "{e:?}"
+    );
+    assert!(!e.as_ref().is_some_and(Error::is_vmid_taken));
+
+    let e = c.get_next_id(Some(105)).await.err();
+    assert!(e.as_ref().is_some_and(Error::is_vmid_taken), "{e:?}");
+
+    let e = c.clone_qemu("pve02", 100, &clone).await.err();
+    assert!(e.as_ref().is_some_and(Error::is_vmid_taken), "{e:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_task_clone_failures_are_classified_after_wait_task() -> TestResult {
+    const FILE_LOCK: &str = "can't lock file '/var/lock/qemu-server/lock-105.conf' - got timeout";
+    const TAKEN: &str = "unable to create VM 105: config file already exists";
+    let exits: Arc<Mutex<Vec<&'static str>>> = Arc::new(Mutex::new(vec![TAKEN, FILE_LOCK]));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let (exits_s, polls_s) = (exits.clone(), polls.clone());
+    let server = serve(move |seen| {
+        if seen.path.ends_with("/clone") {
+            return ok(json!({"data": upid("qmclone")}));
+        }
+        let exit = exits_s
+            .lock()
+            .ok()
+            .and_then(|v| v.last().copied())
+            .unwrap_or("OK");
+        if seen.path.ends_with("/status") {
+            polls_s.fetch_add(1, Ordering::SeqCst);
+            ok(json!({"data": {"upid": upid("qmclone"), "status": "stopped", "exitstatus": exit}}))
+        } else {
+            ok(
+                json!({"data": [{"n": 1, "t": "create full clone of drive scsi0"},
+                               {"n": 2, "t": format!("TASK ERROR: {exit}")}], "total": 2}),
+            )
+        }
+    })
+    .await?;
+    let c = client(&server)?;
+    let clone = CloneQemu {
+        newid: 105,
+        ..CloneQemu::default()
+    };
+    let opts = || WaitOptions {
+        deadline: Duration::from_secs(10),
+        poll_initial: Duration::from_millis(5),
+        poll_max: Duration::from_millis(20),
+        ..WaitOptions::default()
+    };
+
+    let task = c.clone_qemu("pve01", 100, &clone).await?;
+    let e = wait_task(&c, &task, opts()).await.err();
+    assert!(matches!(&e, Some(Error::TaskFailed { .. })), "{e:?}");
+    assert_eq!(
+        e.as_ref().and_then(Error::lock_contention).as_deref(),
+        Some("lock-105.conf (file lock)")
+    );
+    assert!(!e.as_ref().is_some_and(Error::is_vmid_taken));
+
+    if let Ok(mut v) = exits.lock() {
+        v.pop();
+    }
+    let task = c.clone_qemu("pve01", 100, &clone).await?;
+    let e = wait_task(&c, &task, opts()).await.err();
+    assert!(e.as_ref().is_some_and(Error::is_vmid_taken), "{e:?}");
+    assert_eq!(e.as_ref().and_then(Error::lock_contention), None);
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+    Ok(())
+}
