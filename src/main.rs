@@ -49,6 +49,21 @@ struct TargetArgs {
     /// Simulator time scale (1.0 = real PVE task durations).
     #[arg(long, value_name = "FACTOR", default_value_t = 0.2)]
     sim_time_scale: f64,
+    /// First interval between polls of a PVE task, in ms (default 500; with --sim, scaled
+    /// with the simulator's clock).
+    #[arg(long, value_name = "MS")]
+    task_poll_ms: Option<u64>,
+}
+
+impl TargetArgs {
+    fn timeouts(&self) -> ops::Timeouts {
+        let ms = match (self.task_poll_ms, &self.sim) {
+            (Some(ms), _) => ms,
+            (None, Some(_)) => ((500.0 * self.sim_time_scale) as u64).max(10),
+            (None, None) => 500,
+        };
+        ops::Timeouts::default().with_poll(std::time::Duration::from_millis(ms.max(1)))
+    }
 }
 
 #[derive(Args, Clone)]
@@ -189,7 +204,8 @@ async fn sim_target(
 async fn target(args: &TargetArgs) -> Result<Target> {
     if let Some(scenario) = &args.sim {
         let (handle, cfg, credential) = sim_target(scenario, args.sim_time_scale).await?;
-        let ctx = ops::Context::new(cfg, credential).map_err(|e| anyhow!("{e}"))?;
+        let mut ctx = ops::Context::new(cfg, credential).map_err(|e| anyhow!("{e}"))?;
+        ctx.timeouts = args.timeouts();
         return Ok(Target {
             ctx,
             sim: Some(handle),
@@ -197,7 +213,8 @@ async fn target(args: &TargetArgs) -> Result<Target> {
     }
     let path = config::locate(args.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
     let cfg = config::load(&path).map_err(|e| anyhow!("{e}"))?;
-    let ctx = ops::from_config(cfg).map_err(|e| anyhow!("{e}"))?;
+    let mut ctx = ops::from_config(cfg).map_err(|e| anyhow!("{e}"))?;
+    ctx.timeouts = args.timeouts();
     Ok(Target { ctx, sim: None })
 }
 

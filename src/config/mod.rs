@@ -27,6 +27,7 @@ pub use model::{
     ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
 };
 pub use raw::RawConfig;
+pub use syntax::valid_tag;
 pub use validate::DEFAULT_SNIPPET_PATH;
 
 /// How the environment is read: `|name| std::env::var(name).ok()` in production.

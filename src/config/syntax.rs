@@ -134,7 +134,7 @@ pub(crate) fn valid_bridge(s: &str) -> bool {
 }
 
 /// PVE tag: `[a-z0-9_][a-z0-9_\-+.]*` (lowercase only, by our convention).
-pub(crate) fn valid_tag(t: &str) -> bool {
+pub fn valid_tag(t: &str) -> bool {
     let mut chars = t.chars();
     match chars.next() {
         Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' => {}

@@ -6,12 +6,19 @@ use crate::config::{self, Config, TlsSetting, credentials::TokenCredential};
 use crate::pve;
 
 use super::Error;
+use super::allocate::Allocator;
+use super::audit::AuditLog;
+use super::run::Timeouts;
 
-/// What every operation needs: the client and the configuration it was built from.
+/// What every operation needs: the client, the configuration it was built from, how long to
+/// wait, and the server-wide VMID allocator and audit log.
 #[derive(Clone)]
 pub struct Context {
     pub client: pve::Client,
     pub config: Arc<Config>,
+    pub timeouts: Timeouts,
+    pub allocator: Arc<Allocator>,
+    pub audit: Arc<AuditLog>,
 }
 
 impl Context {
@@ -22,9 +29,13 @@ impl Context {
     /// (for example an unreadable CA file).
     pub fn new(config: Config, credential: TokenCredential) -> Result<Self, Error> {
         let client = pve::Client::new(client_options(&config, credential)?)?;
+        let audit = Arc::new(AuditLog::new(config.audit_log.as_deref()));
         Ok(Context {
             client,
             config: Arc::new(config),
+            timeouts: Timeouts::default(),
+            allocator: Arc::default(),
+            audit,
         })
     }
 }

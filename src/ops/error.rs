@@ -1,5 +1,7 @@
 //! The error type of operations: what failed, on which object, and what to do next.
 
+use std::time::Duration;
+
 use crate::pve;
 
 /// A failed operation. `Display` is written for the model and the operator: it names the
@@ -15,6 +17,27 @@ pub enum Error {
     /// An argument is wrong before anything was sent.
     #[error("invalid argument `{arg}`: {reason}")]
     InvalidArgument { arg: String, reason: String },
+    /// A safety guard refused the call before anything was sent.
+    #[error("refused: {reason}")]
+    Refused { reason: String },
+    /// The object stayed locked past the lock deadline.
+    #[error(
+        "{object} is still locked ({lock}) after waiting {:.0} s; another operation holds it — check its task with task_status, or try again when it has finished",
+        waited.as_secs_f64()
+    )]
+    Locked {
+        object: String,
+        lock: String,
+        waited: Duration,
+    },
+    /// Part of a multi-step operation happened before a step failed: says what is in place.
+    #[error("{done}; then {step} failed: {source} — {next}")]
+    Partial {
+        done: String,
+        step: String,
+        source: Box<Error>,
+        next: String,
+    },
     /// Configuration or credentials prevent the operation.
     #[error("{0}")]
     Setup(String),
@@ -26,5 +49,24 @@ impl Error {
             arg: arg.to_string(),
             reason: reason.into(),
         }
+    }
+
+    pub(crate) fn refused(reason: impl Into<String>) -> Self {
+        Error::Refused {
+            reason: reason.into(),
+        }
+    }
+
+    /// The lock's name when PVE refused because the VM (or its config file) is locked.
+    pub fn lock_contention(&self) -> Option<String> {
+        match self {
+            Error::Pve(e) => e.lock_contention(),
+            _ => None,
+        }
+    }
+
+    /// Whether PVE said the VMID is already taken.
+    pub fn is_vmid_taken(&self) -> bool {
+        matches!(self, Error::Pve(e) if e.is_vmid_taken())
     }
 }

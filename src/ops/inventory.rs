@@ -238,6 +238,10 @@ pub struct VmDetail {
     /// Cloud-init settings (`ciuser`, `ipconfig0`, `nameserver`, ...), SSH keys counted not shown.
     pub cloudinit: BTreeMap<String, String>,
     pub uptime_s: u64,
+    /// Addresses the guest agent reports for net0's interface (IPv4 first).
+    pub ip_addresses: Vec<String>,
+    /// Guest agent: `running`, `not running`, `disabled`, `vm not running`, or why it is unavailable.
+    pub guest_agent: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Every config key as PVE returned it, for anything not summarised above.
@@ -353,6 +357,29 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
         cloudinit.insert("sshkeys".into(), format!("{n} key(s)"));
     }
     let tags: BTreeSet<String> = config.tags().into_iter().collect();
+    let agent_enabled = config
+        .get_str("agent")
+        .is_some_and(|v| v.starts_with('1') || v.contains("enabled=1"));
+    let mac = config.get_str("net0").and_then(|n| {
+        n.split(',')
+            .next()
+            .and_then(|m| m.split_once('='))
+            .map(|(_, mac)| mac.to_string())
+    });
+    let (ip_addresses, guest_agent) = if status.status != "running" {
+        (vec![], "vm not running".to_string())
+    } else if !agent_enabled {
+        (vec![], "disabled (agent: 0 in the VM config)".to_string())
+    } else {
+        match super::agent::agent_addresses(ctx, &node, args.vmid, mac.as_deref()).await {
+            Ok(Some(ips)) => (ips, "running".to_string()),
+            Ok(None) => (
+                vec![],
+                "not running (yet): the guest agent has not answered".to_string(),
+            ),
+            Err(e) => (vec![], format!("unavailable: {e}")),
+        }
+    };
     Ok(VmDetail {
         vmid: args.vmid,
         name: config.name().unwrap_or_default(),
@@ -373,6 +400,8 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
         nics: parse_nics(&config),
         cloudinit,
         uptime_s: status.uptime.unwrap_or(0),
+        ip_addresses,
+        guest_agent,
         description: config.get_str("description"),
         config: config.0,
     })

@@ -8,21 +8,35 @@
 //!
 //! May use: `pve`, `config`. Must not use: `server`, `sim`.
 
+mod agent;
+mod allocate;
+pub mod audit;
 mod connect;
 mod doctor;
 mod error;
+mod guard;
 mod inventory;
+mod power;
+mod run;
 mod status;
 mod storage;
 mod tasks;
+mod vm_create;
+mod vm_delete;
+mod vm_edit;
 
+pub use agent::addresses_for;
+pub use allocate::{Allocator, Reservation, lowest_free};
 pub use connect::{Context, client_options, from_config};
 pub use doctor::{CheckItem, CheckReport, CheckStatus, check};
 pub use error::Error;
+pub use guard::{check_range, normalize_tags};
 pub use inventory::{
     TemplateListArgs, TemplateListReport, TemplateSummary, VmDetail, VmDisk, VmGetArgs, VmListArgs,
     VmListReport, VmNic, VmSummary, glob_match, template_list, vm_get, vm_list,
 };
+pub use power::{PowerAction, PowerArgs, PowerReport, ShutdownArgs, power};
+pub use run::{ProgressFn, Run, Timeouts};
 pub use status::{
     ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
     node_status,
@@ -33,6 +47,12 @@ pub use storage::{
 };
 pub use tasks::{
     TaskLogArgs, TaskLogReport, TaskStatusArgs, TaskStatusReport, task_log, task_status,
+};
+pub use vm_create::{VmCreateArgs, VmCreateReport, vm_create};
+pub use vm_delete::{VmDeleteArgs, VmDeleteReport, vm_delete};
+pub use vm_edit::{
+    DiskChange, DiskResize, VmResizeArgs, VmResizeReport, VmSetTagsArgs, VmSetTagsReport,
+    format_size, parse_size, plan_disk_change, vm_resize, vm_set_tags,
 };
 
 /// Bytes in one MiB / GiB, for reports that speak the units PVE's GUI uses.

@@ -10,6 +10,7 @@
 mod catalogue;
 mod cluster;
 pub mod http;
+mod lifecycle;
 mod storage;
 mod toolsets;
 mod vm;
@@ -70,7 +71,10 @@ impl ProxmoxServer {
 
     /// Every tool of every toolset, unfiltered: the catalogue and the registry tests use it.
     pub fn all_tools() -> ToolRouter<Self> {
-        Self::cluster_router() + Self::vm_router() + Self::storage_router()
+        Self::cluster_router()
+            + Self::vm_router()
+            + Self::lifecycle_router()
+            + Self::storage_router()
     }
 
     /// The tools this instance exposes.

@@ -19,8 +19,19 @@ pub const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "vm",
-        description: "Guests: list, inspect",
-        tools: &["vm_list", "vm_get"],
+        description: "Guests: list, inspect, create from a template, power, resize, tag, delete",
+        tools: &[
+            "vm_list",
+            "vm_get",
+            "vm_create",
+            "vm_start",
+            "vm_shutdown",
+            "vm_stop",
+            "vm_reboot",
+            "vm_resize",
+            "vm_set_tags",
+            "vm_delete",
+        ],
     },
     Toolset {
         name: "template",

@@ -1,0 +1,160 @@
+//! One tool call's execution context: progress reporting, cancellation, the UPIDs it started,
+//! waiting for PVE tasks, and retrying while a VM is locked.
+//!
+//! Progress is a plain callback taking a message (the MCP adapter in `server` turns it into
+//! progress notifications when, and only when, the client sent a progress token).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::pve::{self, TaskOutcome, Upid, WaitOptions};
+
+use super::{Context, Error};
+
+/// Receives human-readable progress messages.
+pub type ProgressFn = Arc<dyn Fn(String) + Send + Sync>;
+
+/// How long operations wait, and how often they poll.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Longest wait for one PVE task before reporting it as still running.
+    pub task: Duration,
+    /// Longest wait for a VM lock ("VM is locked", "can't lock file") to clear.
+    pub lock: Duration,
+    /// Longest wait for the guest agent to report an address.
+    pub agent: Duration,
+    /// First poll interval (doubles up to `poll_max`).
+    pub poll: Duration,
+    pub poll_max: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            task: Duration::from_secs(30 * 60),
+            lock: Duration::from_secs(120),
+            agent: Duration::from_secs(300),
+            poll: Duration::from_millis(500),
+            poll_max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timeouts {
+    /// Polling scaled for a simulator whose clock runs `factor` times real time.
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self.poll_max = (poll * 10).min(Duration::from_secs(5));
+        self
+    }
+}
+
+/// Per-call state. Cheap to clone; clones share the UPID list.
+#[derive(Clone, Default)]
+pub struct Run {
+    pub progress: Option<ProgressFn>,
+    pub cancel: CancellationToken,
+    upids: Arc<Mutex<Vec<String>>>,
+}
+
+impl Run {
+    pub fn new(progress: Option<ProgressFn>, cancel: CancellationToken) -> Self {
+        Run {
+            progress,
+            cancel,
+            upids: Arc::default(),
+        }
+    }
+
+    /// Reports a step to the client, when it asked for progress.
+    pub fn note(&self, msg: impl Into<String>) {
+        if let Some(p) = &self.progress {
+            p(msg.into());
+        }
+    }
+
+    /// Every UPID this call started, in order.
+    pub fn upids(&self) -> Vec<String> {
+        self.upids.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    fn remember(&self, upid: &Upid) {
+        if let Ok(mut u) = self.upids.lock() {
+            u.push(upid.to_string());
+        }
+    }
+
+    /// Waits for a task to stop; `OK` and `WARNINGS: N` are success.
+    ///
+    /// # Errors
+    /// The task failed (exit status and log tail), is still running at the deadline, or the
+    /// call was cancelled (the task keeps running on PVE; its UPID is named).
+    pub async fn wait(&self, ctx: &Context, upid: &Upid, what: &str) -> Result<TaskOutcome, Error> {
+        self.remember(upid);
+        self.note(format!("{what}: waiting for task {upid}"));
+        let progress: Option<pve::ProgressFn> = self.progress.as_ref().map(|p| {
+            let p = Arc::clone(p);
+            let what = what.to_string();
+            let f: pve::ProgressFn = Arc::new(move |tp: pve::TaskProgress| {
+                let line = tp.latest_log_line.clone().unwrap_or_default();
+                p(format!("{what}: {:.0}s {line}", tp.elapsed.as_secs_f64()));
+            });
+            f
+        });
+        let t = ctx.timeouts;
+        let opts = WaitOptions {
+            deadline: t.task,
+            poll_initial: t.poll,
+            poll_max: t.poll_max,
+            cancel: Some(self.cancel.clone()),
+            progress,
+        };
+        let outcome = pve::wait_task(&ctx.client, upid, opts).await?;
+        self.note(format!("{what}: {}", outcome.exitstatus));
+        Ok(outcome)
+    }
+
+    /// Runs `op` again while PVE says the VM is locked, with backoff, until the lock deadline.
+    ///
+    /// # Errors
+    /// The last error when it is not a lock, or a lock error naming the lock once the deadline
+    /// passed; `Cancelled` when the call is cancelled while waiting.
+    pub async fn retry_locked<T, F, Fut>(
+        &self,
+        ctx: &Context,
+        object: &str,
+        mut op: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let start = Instant::now();
+        let mut delay = ctx.timeouts.poll;
+        loop {
+            let err = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Some(lock) = err.lock_contention() else {
+                return Err(err);
+            };
+            if start.elapsed() >= ctx.timeouts.lock {
+                return Err(Error::Locked {
+                    object: object.to_string(),
+                    lock,
+                    waited: start.elapsed(),
+                });
+            }
+            self.note(format!("{object} is locked ({lock}); waiting"));
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(Error::Pve(pve::Error::Cancelled { upids_running: vec![] })),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(ctx.timeouts.poll_max.max(Duration::from_millis(100)));
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Toolset `vm` (writes): create, power, resize, tags, delete. Each call gets a [`Run`] that
+//! forwards progress to the client (only when it sent a progress token), honours
+//! cancellation, and collects the UPIDs it started for the audit log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::ProgressNotificationParam;
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::{
+    self, PowerAction, PowerArgs, PowerReport, ProgressFn, Run, ShutdownArgs, VmCreateArgs,
+    VmCreateReport, VmDeleteArgs, VmDeleteReport, VmResizeArgs, VmResizeReport, VmSetTagsArgs,
+    VmSetTagsReport,
+};
+
+use super::{ProxmoxServer, tool_error};
+
+/// A [`Run`] for one request: progress notifications when the client asked for them.
+fn run_for(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Run {
+    let progress = rc.meta.get_progress_token().map(|token| {
+        let peer = rc.peer.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let step = Arc::new(AtomicU64::new(0));
+        // Notifications go out in order from one task; it ends when the Run (the sender) is dropped.
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let n = step.fetch_add(1, Ordering::Relaxed) + 1;
+                let param =
+                    ProgressNotificationParam::new(token.clone(), n as f64).with_message(msg);
+                if peer.notify_progress(param).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let f: ProgressFn = Arc::new(move |m: String| {
+            let _ = tx.send(m);
+        });
+        f
+    });
+    Run::new(progress, cancel)
+}
+
+impl ProxmoxServer {
+    /// Records a mutating call in the audit log and maps the result for the model.
+    fn audited<T, A: Serialize>(
+        &self,
+        tool: &str,
+        args: &A,
+        run: &Run,
+        result: Result<T, ops::Error>,
+    ) -> Result<Json<T>, String> {
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        let args = serde_json::to_value(args).unwrap_or_default();
+        self.ctx.audit.record(tool, &args, &run.upids(), &outcome);
+        result.map(Json).map_err(tool_error)
+    }
+
+    async fn power_tool(
+        &self,
+        tool: &str,
+        action: PowerAction,
+        args: PowerArgs,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<PowerReport>, String> {
+        let run = run_for(&rc, ct);
+        let r = ops::power(
+            &self.ctx,
+            &run,
+            action,
+            args.vmid,
+            args.allow_outside_ranges,
+            None,
+        )
+        .await;
+        self.audited(tool, &args, &run, r)
+    }
+}
+
+#[tool_router(router = lifecycle_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// Create a VM by cloning a template (by vmid or name), with the cluster defaults for
+    /// everything not given: lowest free VMID in vmid_ranges.vms, full clone on
+    /// defaults.storage, net0 on defaults.network_bridge, cloud-init user, SSH keys and
+    /// ipconfig0 applied in the same call, tags merged, optional disk growth, start and wait
+    /// for the guest agent's IP. Every PVE task is waited for.
+    #[tool(
+        name = "vm_create",
+        annotations(
+            title = "Create VM from template",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_create(
+        &self,
+        Parameters(args): Parameters<VmCreateArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<VmCreateReport>, String> {
+        let run = run_for(&rc, ct);
+        let r = ops::vm_create(&self.ctx, &run, &args).await;
+        self.audited("vm_create", &args, &run, r)
+    }
+
+    /// Start a VM and wait until its start task finished. Already running is a reported
+    /// no-op; templates cannot be started.
+    #[tool(
+        name = "vm_start",
+        annotations(
+            title = "Start VM",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_start(
+        &self,
+        Parameters(args): Parameters<PowerArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<PowerReport>, String> {
+        self.power_tool("vm_start", PowerAction::Start, args, rc, ct)
+            .await
+    }
+
+    /// Stop a VM hard (like pulling the power cord) and wait for it. Prefer vm_shutdown.
+    /// Already stopped is a reported no-op.
+    #[tool(
+        name = "vm_stop",
+        annotations(
+            title = "Stop VM (hard)",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_stop(
+        &self,
+        Parameters(args): Parameters<PowerArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<PowerReport>, String> {
+        self.power_tool("vm_stop", PowerAction::Stop, args, rc, ct)
+            .await
+    }
+
+    /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
+    /// force_after_timeout it is stopped hard if the guest does not power off in time.
+    /// Already stopped is a reported no-op.
+    #[tool(
+        name = "vm_shutdown",
+        annotations(
+            title = "Shut down VM",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_shutdown(
+        &self,
+        Parameters(args): Parameters<ShutdownArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<PowerReport>, String> {
+        let run = run_for(&rc, ct);
+        let r = ops::power(
+            &self.ctx,
+            &run,
+            PowerAction::Shutdown,
+            args.vmid,
+            args.allow_outside_ranges,
+            Some(&args),
+        )
+        .await;
+        self.audited("vm_shutdown", &args, &run, r)
+    }
+
+    /// Reboot a running VM (ACPI reboot) and wait for the task.
+    #[tool(
+        name = "vm_reboot",
+        annotations(
+            title = "Reboot VM",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_reboot(
+        &self,
+        Parameters(args): Parameters<PowerArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<PowerReport>, String> {
+        self.power_tool("vm_reboot", PowerAction::Reboot, args, rc, ct)
+            .await
+    }
+
+    /// Change a VM's cores, sockets, memory (MiB) and/or grow a disk (`+10G` or an absolute
+    /// size; shrinking is refused before anything is changed). On a running VM the result
+    /// lists the changes pending until it is stopped and started.
+    #[tool(
+        name = "vm_resize",
+        annotations(
+            title = "Resize VM",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_resize(
+        &self,
+        Parameters(args): Parameters<VmResizeArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<VmResizeReport>, String> {
+        let run = run_for(&rc, ct);
+        let r = ops::vm_resize(&self.ctx, &run, &args).await;
+        self.audited("vm_resize", &args, &run, r)
+    }
+
+    /// Set, add or remove a VM's tags (normalised as PVE does: lowercase, deduplicated, sorted).
+    #[tool(
+        name = "vm_set_tags",
+        annotations(
+            title = "Set VM tags",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_set_tags(
+        &self,
+        Parameters(args): Parameters<VmSetTagsArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<VmSetTagsReport>, String> {
+        let run = run_for(&rc, ct);
+        let r = ops::vm_set_tags(&self.ctx, &run, &args).await;
+        self.audited("vm_set_tags", &args, &run, r)
+    }
+
+    /// Delete a VM and its disks (purged from backup jobs and HA). Without confirm: true it
+    /// only returns the preview: the VM, its node, state, disks and everything that would be
+    /// removed. Protected VMs are refused; a running VM needs stop: true.
+    #[tool(
+        name = "vm_delete",
+        annotations(
+            title = "Delete VM",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_delete(
+        &self,
+        Parameters(args): Parameters<VmDeleteArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<VmDeleteReport>, String> {
+        let run = run_for(&rc, ct);
+        let r = ops::vm_delete(&self.ctx, &run, &args).await;
+        if !args.confirm {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited("vm_delete", &args, &run, r)
+    }
+}
