@@ -3,6 +3,9 @@
 //! Owns the wire: token authentication ([`ApiToken`]), TLS trust ([`TlsMode`]: system roots, a
 //! CA file, or a pinned leaf fingerprint), PVE's envelope and error statuses, lenient decoding of
 //! Perl-shaped JSON ([`perl`]), typed UPIDs ([`Upid`]), task status/log and [`wait_task`].
+//! QEMU writes (clone, config, power, destroy, resize, template) answer [`Upid`]s; the
+//! classifiers [`Error::lock_contention`], [`Error::is_vmid_taken`] and
+//! [`Error::is_agent_not_running`] read PVE's texts from early HTTP errors and failed tasks alike.
 //!
 //! Retry policy: GETs are retried by the client on retryable failures (connect errors,
 //! timeouts, broken connections, 502/503/504) with backoff from 200 ms doubling to 2 s; POST,
