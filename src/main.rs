@@ -53,6 +53,9 @@ struct TargetArgs {
     /// with the simulator's clock).
     #[arg(long, value_name = "MS")]
     task_poll_ms: Option<u64>,
+    /// How long to wait for a locked VM ("VM is locked", "can't lock file") before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    lock_wait_s: u64,
 }
 
 impl TargetArgs {
@@ -62,7 +65,9 @@ impl TargetArgs {
             (None, Some(_)) => ((500.0 * self.sim_time_scale) as u64).max(10),
             (None, None) => 500,
         };
-        ops::Timeouts::default().with_poll(std::time::Duration::from_millis(ms.max(1)))
+        let mut t = ops::Timeouts::default().with_poll(std::time::Duration::from_millis(ms.max(1)));
+        t.lock = std::time::Duration::from_secs(self.lock_wait_s);
+        t
     }
 }
 

@@ -4,47 +4,14 @@
 
 mod common;
 
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use serde_json::{Value, json};
-use tokio::process::Command;
+use serde_json::json;
 
-type Client = RunningService<rmcp::RoleClient, ()>;
+use common::mcp::call;
 
-async fn connect(config: &std::path::Path, token: &str, extra: &[&str]) -> Client {
-    let config = config.to_path_buf();
-    let token = token.to_string();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let transport = TokioChildProcess::new(Command::new(common::binary()).configure(move |c| {
-        c.arg("serve").arg("--config").arg(&config).args(&extra);
-        c.env("PROXMOX_MANAGER_TOKEN", &token)
-            .env_remove("PROXMOX_MANAGER_CONFIG");
-    }))
-    .expect("spawn server");
-    ().serve(transport).await.expect("MCP handshake")
-}
-
-async fn call(client: &Client, tool: &str, args: Value) -> (bool, Value, String) {
-    let Value::Object(args) = args else {
-        panic!("args must be an object")
-    };
-    let r = client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
-        .await
-        .expect("call_tool");
-    let text = r
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    (
-        r.is_error == Some(true),
-        r.structured_content.unwrap_or(Value::Null),
-        text,
-    )
+async fn connect(config: &std::path::Path, token: &str, extra: &[&str]) -> common::mcp::Client {
+    // The config's directory doubles as the audit log's state directory.
+    let state = config.parent().expect("config dir").to_path_buf();
+    common::mcp::connect(config, token, &state, extra).await.0
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,102 @@
+//! An rmcp client that spawns the real binary, records progress notifications, and calls
+//! tools with or without a progress token.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
+    RequestMetaObject,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// Collects the progress notifications the server sends.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Recorder {
+    fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        if let Ok(mut p) = self.progress.lock() {
+            p.push(params.message.unwrap_or_default());
+        }
+        std::future::ready(())
+    }
+}
+
+pub type Client = RunningService<RoleClient, Recorder>;
+
+/// Spawns `serve --config CONFIG` with the token in the environment and a private audit-log
+/// location (`state_dir`).
+pub async fn connect(
+    config: &Path,
+    token: &str,
+    state_dir: &Path,
+    extra: &[&str],
+) -> (Client, Recorder) {
+    let config = config.to_path_buf();
+    let token = token.to_string();
+    let state = state_dir.to_path_buf();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let transport = TokioChildProcess::new(Command::new(super::binary()).configure(move |c| {
+        c.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--task-poll-ms", "5"])
+            .args(&extra);
+        c.env("PROXMOX_MANAGER_TOKEN", &token)
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("PROXMOX_MANAGER_CONFIG");
+    }))
+    .expect("spawn server");
+    let recorder = Recorder::default();
+    let client = recorder
+        .clone()
+        .serve(transport)
+        .await
+        .expect("MCP handshake");
+    (client, recorder)
+}
+
+/// Calls a tool; returns (is_error, structured content, text).
+pub async fn call(client: &Client, tool: &str, args: Value) -> (bool, Value, String) {
+    call_with(client, tool, args, false).await
+}
+
+pub async fn call_with(
+    client: &Client,
+    tool: &str,
+    args: Value,
+    progress: bool,
+) -> (bool, Value, String) {
+    let Value::Object(args) = args else {
+        panic!("args must be an object")
+    };
+    let mut params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
+    if progress {
+        params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+            NumberOrString::Number(7),
+        )));
+    }
+    let r = client.call_tool(params).await.expect("call_tool");
+    let text = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (
+        r.is_error == Some(true),
+        r.structured_content.unwrap_or(Value::Null),
+        text,
+    )
+}
