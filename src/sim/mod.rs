@@ -1,1 +1,189 @@
-//! placeholder: filled by the sim work.
+//! The PVE simulator: a faithful, stateful imitation of a Proxmox VE 9.1 cluster's REST API,
+//! served over HTTPS on loopback, built from the API schema and `shared/notes/pve-semantics.md`
+//! — never bent to suit our client. It must not use anything of ours outside `crate::sim`.
+//!
+//! Layout: [`scenario`] (the YAML shape), `state` (cluster model behind one mutex), `auth`
+//! (tokens, roles, ACLs, privsep), `params` (validation in PVE's wording), `tasks` (UPIDs and
+//! the task engine), `http` (TLS server, envelope, status lines), `api` (routing, node proxy
+//! rules) and one `api_*` module per area.
+
+mod api;
+mod api_cluster;
+mod api_index;
+mod api_nodes;
+mod api_qemu;
+mod api_storage;
+mod api_tasks;
+mod auth;
+mod http;
+mod params;
+pub mod scenario;
+mod seed;
+mod state;
+mod tasks;
+mod tls;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use scenario::Scenario;
+
+use state::{Shared, State};
+
+/// Everything that can go wrong starting or driving the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("simulator scenario {origin} is invalid: {message}; fix the file and start again")]
+    Scenario { origin: String, message: String },
+    #[error("simulator tls setup failed: {0}; this is a bug, please report it")]
+    Tls(String),
+    #[error("simulator cannot listen on {addr}: {source}; pick another address or free the port")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("simulator has no node '{0}'; use one of the scenario's node names")]
+    UnknownNode(String),
+}
+
+/// How to start the simulator.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub scenario: Scenario,
+    /// Usually `127.0.0.1:0` (an ephemeral port).
+    pub listen: SocketAddr,
+    /// 1.0 = real PVE durations (task run times, the 3 s auth-failure delay); tests use ~0.001-0.01.
+    pub time_scale: f64,
+}
+
+/// An API token of the running simulator. `Debug` hides the secret.
+#[derive(Clone)]
+pub struct SimToken {
+    /// `user@realm!name`.
+    pub id: String,
+    pub secret: String,
+    pub note: String,
+}
+
+impl fmt::Debug for SimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimToken")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("note", &self.note)
+            .finish()
+    }
+}
+
+/// A running simulator. Dropping it without [`SimHandle::shutdown`] leaves the server running
+/// until the runtime ends.
+pub struct SimHandle {
+    addr: SocketAddr,
+    ca_pem: String,
+    fingerprint: String,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+/// Starts the simulator.
+///
+/// # Errors
+/// [`SimError::Scenario`] for inconsistent scenarios, [`SimError::Bind`] if the address is
+/// taken, [`SimError::Tls`] if certificate generation fails.
+pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
+    let state = State::from_scenario(&opts.scenario)?;
+    let names: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
+    let tls = tls::generate(&names)?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    let time_scale = if opts.time_scale.is_finite() && opts.time_scale >= 0.0 {
+        opts.time_scale
+    } else {
+        1.0
+    };
+    let shared = Arc::new(Shared::new(state, time_scale));
+    let cancel = CancellationToken::new();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+    let server = tokio::spawn(http::serve(
+        listener,
+        acceptor,
+        Arc::clone(&shared),
+        cancel.clone(),
+    ));
+    tracing::info!(%addr, "pve simulator listening");
+    Ok(SimHandle {
+        addr,
+        ca_pem: tls.ca_pem,
+        fingerprint: tls.fingerprint,
+        shared,
+        cancel,
+        server,
+    })
+}
+
+impl SimHandle {
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// SHA-256 of the leaf certificate, `AB:CD:...`.
+    pub fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+    /// PEM of the CA that signed the leaf.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+    pub fn tokens(&self) -> Vec<SimToken> {
+        let st = self.shared.lock();
+        st.access
+            .tokens
+            .iter()
+            .map(|(id, t)| SimToken {
+                id: id.clone(),
+                secret: t.secret.clone(),
+                note: t.comment.clone(),
+            })
+            .collect()
+    }
+    pub fn token(&self, id: &str) -> Option<SimToken> {
+        self.tokens().into_iter().find(|t| t.id == id)
+    }
+    /// Fault injection: an offline node answers `/nodes/<it>/...` with 595 and shows offline.
+    ///
+    /// # Errors
+    /// [`SimError::UnknownNode`] if the scenario has no such node.
+    pub fn set_node_online(&self, node: &str, online: bool) -> Result<(), SimError> {
+        let mut st = self.shared.lock();
+        let n = st
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == node)
+            .ok_or_else(|| SimError::UnknownNode(node.to_string()))?;
+        n.online = online;
+        Ok(())
+    }
+    /// Stops accepting connections and closes open ones.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        if let Err(e) = self.server.await {
+            tracing::debug!("simulator server task ended abnormally: {e}");
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The HTTPS front: accepts TLS connections, decodes requests the way pve-http-server does
+//! (form bodies split on `&` and `;` with `+` as space, JSON bodies, query overriding body,
+//! semantics item 9), authenticates, and renders PVE's envelope and status lines: error reason
+//! phrase = first line of the message, `{"data":null,"message":"...\n"}` bodies, 401 with an
+//! empty body after a 3 s (× time scale) delay, and `Connection: close` on every status ≥ 400.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::ext::ReasonPhrase;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::api;
+use super::state::Shared;
+
+/// What a handler returns on success: `data`, and `total` for paged lists.
+pub struct Reply {
+    pub data: Value,
+    pub total: Option<usize>,
+}
+
+impl Reply {
+    pub fn data(data: Value) -> Reply {
+        Reply { data, total: None }
+    }
+}
+
+/// Errors rendered the way PVE renders them.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 "Parameter verification failed." with per-parameter errors.
+    Param(BTreeMap<String, String>),
+    /// 403 "Permission check failed (path, priv)".
+    Forbidden(String),
+    /// 500 from a plain `die`.
+    Server(String),
+    /// 501 "Method 'GET /x' not implemented" and friends.
+    NotImplemented(String),
+    /// Node unreachable through the proxy (595).
+    NoRoute,
+}
+
+impl ApiError {
+    pub fn param(name: &str, msg: impl Into<String>) -> ApiError {
+        ApiError::Param(BTreeMap::from([(name.to_string(), msg.into())]))
+    }
+    pub fn perm(path: &str, privs: &str) -> ApiError {
+        ApiError::Forbidden(format!("Permission check failed ({path}, {privs})"))
+    }
+}
+
+pub type ApiResult = Result<Reply, ApiError>;
+
+/// A decoded request as handlers see it.
+pub struct Req {
+    pub method: String,
+    /// Path relative to `/api2/json`, percent-decoded, without trailing slash.
+    pub path: String,
+    pub params: BTreeMap<String, String>,
+    pub authid: String,
+}
+
+/// Serves TLS connections until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let Ok((tcp, _peer)) = accepted else { continue };
+        let acceptor = acceptor.clone();
+        let shared = Arc::clone(&shared);
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| handle(Arc::clone(&shared), req));
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                r = conn => if let Err(e) = r { tracing::debug!("sim connection ended: {e}") },
+            }
+        });
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    Ok(handle_inner(shared, req).await)
+}
+
+async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().as_str().to_string();
+    if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE") {
+        return error_response(501, &format!("method '{method}' not available"), None);
+    }
+    let raw_path = req.uri().path().to_string();
+    let path = percent_encoding::percent_decode_str(&raw_path)
+        .decode_utf8_lossy()
+        .to_string();
+    let Some(rel) = path.strip_prefix("/api2/json") else {
+        return error_response(501, "no such uri", None);
+    };
+    let rel = match rel.trim_end_matches('/') {
+        "" => "/".to_string(),
+        r => r.to_string(),
+    };
+    let query = req.uri().query().unwrap_or("").to_string();
+    let auth_header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ctype = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let has_len = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > 0);
+
+    let auth = shared.lock().access.authenticate(auth_header.as_deref());
+    let authid = match auth {
+        Ok(id) => id,
+        Err(f) => {
+            // PVE delays every failed authentication by 3 seconds
+            tokio::time::sleep(shared.scaled(3.0)).await;
+            return status_only(401, f.reason());
+        }
+    };
+    if token_forbidden(&method, &rel) {
+        // allowtoken=0 endpoints fail inside authentication, so they get its delay and no body
+        tokio::time::sleep(shared.scaled(3.0)).await;
+        return status_only(
+            403,
+            &format!("URI '{rel}' not available with API token, need proper ticket."),
+        );
+    }
+    if has_len && !matches!(method.as_str(), "POST" | "PUT") {
+        return error_response(
+            501,
+            &format!("Unexpected content for method '{method}'"),
+            None,
+        );
+    }
+    let body = match axum::body::to_bytes(Body::new(req.into_body()), 64 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return error_response(501, "for data too large", None),
+    };
+    let mut params = BTreeMap::new();
+    if !body.is_empty() {
+        let ct = ctype.split(';').next().unwrap_or("").trim();
+        if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" {
+            return error_response(
+                506,
+                &format!("upload 'Content-Type '{ctype}' not implemented"),
+                None,
+            );
+        }
+        if ct == "application/json" {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(m)) => {
+                    for (k, v) in m {
+                        params.insert(k, json_scalar(&v));
+                    }
+                }
+                _ => return error_response(400, "malformed JSON body", None),
+            }
+        } else {
+            decode_form(&String::from_utf8_lossy(&body), &mut params);
+        }
+    }
+    decode_form(&query, &mut params);
+    let r = Req {
+        method: method.clone(),
+        path: rel,
+        params,
+        authid,
+    };
+    let result = api::dispatch(&shared, r).await;
+    match result {
+        Ok(reply) => {
+            let mut body = json!({ "data": reply.data });
+            if let Some(t) = reply.total {
+                body["total"] = json!(t);
+            }
+            json_response(200, None, &body)
+        }
+        Err(e) => render_error(e),
+    }
+}
+
+/// The five endpoints the schema marks `allowtoken: 0` (semantics item 13).
+fn token_forbidden(method: &str, rel: &str) -> bool {
+    let segs: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(
+        (method, segs.as_slice()),
+        ("POST", ["access", "ticket"])
+            | ("PUT", ["access", "password"])
+            | ("POST", ["access", "tfa", _])
+            | ("PUT" | "DELETE", ["access", "tfa", _, _])
+    )
+}
+
+fn json_scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => {
+            if *b {
+                "1".into()
+            } else {
+                "0".into()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// pve-http-server's form decoder: pairs split on `&` and `;`, `+` is a space.
+pub fn decode_form(s: &str, out: &mut BTreeMap<String, String>) {
+    for pair in s.split(['&', ';']).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let dec = |x: &str| {
+            percent_encoding::percent_decode_str(&x.replace('+', " "))
+                .decode_utf8_lossy()
+                .to_string()
+        };
+        out.insert(dec(k), dec(v));
+    }
+}
+
+pub fn render_error(e: ApiError) -> Response<Body> {
+    match e {
+        ApiError::Param(errors) => {
+            error_response(400, "Parameter verification failed.", Some(errors))
+        }
+        ApiError::Forbidden(m) => error_response(403, &m, None),
+        ApiError::Server(m) => error_response(500, &m, None),
+        ApiError::NotImplemented(m) => error_response(501, &m, None),
+        ApiError::NoRoute => error_response(595, "No route to host", None),
+    }
+}
+
+fn error_response(
+    status: u16,
+    message: &str,
+    errors: Option<BTreeMap<String, String>>,
+) -> Response<Body> {
+    let msg = message.trim_end_matches('\n');
+    let mut body = json!({ "data": null, "message": format!("{msg}\n") });
+    if let Some(e) = errors {
+        body["errors"] = json!(e);
+    }
+    let reason = msg.lines().next().unwrap_or("").to_string();
+    json_response(status, Some(reason), &body)
+}
+
+fn json_response(status: u16, reason: Option<String>, body: &Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    finish(&mut resp, status, reason);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    resp
+}
+
+fn status_only(status: u16, reason: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    finish(&mut resp, status, Some(reason.to_string()));
+    resp
+}
+
+fn finish(resp: &mut Response<Body>, status: u16, reason: Option<String>) {
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(r) = reason.and_then(|r| ReasonPhrase::try_from(r.into_bytes()).ok()) {
+        resp.extensions_mut().insert(r);
+    }
+    if status >= 400 {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=0"),
+    );
+    resp.headers_mut().insert(
+        http::header::SERVER,
+        HeaderValue::from_static("pve-api-daemon/3.0"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_splits_on_semicolon_and_plus() {
+        let mut m = BTreeMap::new();
+        decode_form("tags=a;b&size=+10G&x=%3B%2B", &mut m);
+        assert_eq!(m.get("tags").map(String::as_str), Some("a"));
+        assert!(m.contains_key("b"));
+        assert_eq!(m.get("size").map(String::as_str), Some(" 10G"));
+        assert_eq!(m.get("x").map(String::as_str), Some(";+"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Parameter validation with PVE's wording (semantics item 2): a small declarative spec per
+//! endpoint (hand-written from the schema), `additionalProperties: 0` (unknown parameters are
+//! rejected), and the error texts of pve-common's JSONSchema.pm.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Parameter types and named formats.
+#[derive(Clone, Copy)]
+pub enum Ty {
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Bool,
+    Str {
+        max_len: Option<usize>,
+    },
+    Enum(&'static [&'static str]),
+    Node,
+    StorageId,
+    ConfigId,
+    StorageContent,
+    StorageContentList,
+    /// `user@realm` or `user@realm!token`.
+    UserId,
+}
+
+pub const VMID: Ty = Ty::Int {
+    min: Some(100),
+    max: Some(999_999_999),
+};
+pub const UINT: Ty = Ty::Int {
+    min: Some(0),
+    max: None,
+};
+pub const INT: Ty = Ty::Int {
+    min: None,
+    max: None,
+};
+
+pub struct Param {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub optional: bool,
+}
+
+pub const fn req(name: &'static str, ty: Ty) -> Param {
+    Param {
+        name,
+        ty,
+        optional: false,
+    }
+}
+pub const fn opt(name: &'static str, ty: Ty) -> Param {
+    Param {
+        name,
+        ty,
+        optional: true,
+    }
+}
+
+const CONTENT_TYPES: &[&str] = &[
+    "images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import",
+];
+
+static NODE_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| rx(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$"));
+static STORAGE_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| rx(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$"));
+static CONFIGID_RE: LazyLock<Option<Regex>> = LazyLock::new(|| rx(r"^(?i:[a-z][a-z0-9_-]+)$"));
+static INT_RE: LazyLock<Option<Regex>> = LazyLock::new(|| rx(r"^-?\d+$"));
+/// `userid` of `/access/permissions`: a user or a token id.
+pub static USERID_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| rx(r"^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+(?:![A-Za-z][A-Za-z0-9.\-_]+)?$"));
+
+/// Compiles a literal pattern. The patterns are constants checked by the unit tests; should one
+/// ever fail to compile, it matches nothing instead of panicking.
+fn rx(p: &str) -> Option<Regex> {
+    Regex::new(p).ok()
+}
+
+/// True if the (lazily compiled) pattern matches.
+pub fn matches(re: &LazyLock<Option<Regex>>, v: &str) -> bool {
+    re.as_ref().is_some_and(|r| r.is_match(v))
+}
+
+/// Parses PVE's boolean spellings.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn check(ty: Ty, v: &str) -> Result<(), String> {
+    match ty {
+        Ty::Int { min, max } => {
+            if !matches(&INT_RE, v) {
+                return Err(format!("type check ('integer') failed - got '{v}'"));
+            }
+            let n: i64 = v
+                .parse()
+                .map_err(|_| format!("type check ('integer') failed - got '{v}'"))?;
+            if let Some(m) = min.filter(|m| n < *m) {
+                return Err(format!("value must have a minimum value of {m}"));
+            }
+            if let Some(m) = max.filter(|m| n > *m) {
+                return Err(format!("value must have a maximum value of {m}"));
+            }
+            Ok(())
+        }
+        Ty::Bool => parse_bool(v)
+            .map(|_| ())
+            .ok_or_else(|| format!("type check ('boolean') failed - got '{v}'")),
+        Ty::Str { max_len } => match max_len {
+            Some(m) if v.chars().count() > m => {
+                Err(format!("value may only be {m} characters long"))
+            }
+            _ => Ok(()),
+        },
+        Ty::Enum(vals) => {
+            if vals.contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "value '{v}' does not have a value in the enumeration '{}'",
+                    vals.join(", ")
+                ))
+            }
+        }
+        Ty::Node => fmt_ok(
+            matches(&NODE_RE, v),
+            "value does not look like a valid node name".into(),
+        ),
+        Ty::StorageId => fmt_ok(
+            matches(&STORAGE_RE, v),
+            format!("storage ID '{v}' contains illegal characters"),
+        ),
+        Ty::ConfigId => {
+            if v.chars().count() > 40 {
+                return Err("value may only be 40 characters long".into());
+            }
+            fmt_ok(
+                matches(&CONFIGID_RE, v),
+                format!("invalid configuration ID '{v}'"),
+            )
+        }
+        Ty::StorageContent => fmt_ok(
+            CONTENT_TYPES.contains(&v),
+            format!("invalid content type '{v}'"),
+        ),
+        Ty::StorageContentList => {
+            let bad = v
+                .split([',', ';', ' '])
+                .filter(|s| !s.is_empty())
+                .find(|c| !CONTENT_TYPES.contains(c));
+            match bad {
+                Some(c) => Err(format!("invalid format - invalid content type '{c}'\n")),
+                None => Ok(()),
+            }
+        }
+        Ty::UserId => fmt_ok_plain(
+            matches(&USERID_RE, v),
+            "value does not match the regex pattern",
+        ),
+    }
+}
+
+fn fmt_ok(ok: bool, msg: String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid format - {msg}\n"))
+    }
+}
+
+fn fmt_ok_plain(ok: bool, msg: &str) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(msg.to_string()) }
+}
+
+/// Validates `params` against `spec`; returns the per-parameter errors PVE would send.
+pub fn validate(
+    spec: &[Param],
+    params: &BTreeMap<String, String>,
+) -> Result<(), BTreeMap<String, String>> {
+    let mut errors = BTreeMap::new();
+    for (k, v) in params {
+        match spec.iter().find(|p| p.name == k) {
+            None => {
+                errors.insert(
+                    k.clone(),
+                    "property is not defined in schema and the schema does not allow additional properties".to_string(),
+                );
+            }
+            Some(p) => {
+                if let Err(e) = check(p.ty, v) {
+                    errors.insert(k.clone(), e);
+                }
+            }
+        }
+    }
+    for p in spec.iter().filter(|p| !p.optional) {
+        if !params.contains_key(p.name) {
+            errors.insert(
+                p.name.to_string(),
+                "property is missing and it is not optional".to_string(),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(spec: &[Param], kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let m = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        validate(spec, &m).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn wording_matches_jsonschema_pm() {
+        let spec = [
+            req("vmid", VMID),
+            opt("full", Ty::Bool),
+            opt("type", Ty::Enum(&["vm", "storage"])),
+            opt("snapshot", Ty::ConfigId),
+        ];
+        let e = run(&spec, &[("vmid", "abc")]);
+        assert_eq!(e["vmid"], "type check ('integer') failed - got 'abc'");
+        let e = run(&spec, &[("vmid", "99")]);
+        assert_eq!(e["vmid"], "value must have a minimum value of 100");
+        let e = run(&spec, &[("vmid", "100"), ("bogus", "1")]);
+        assert_eq!(
+            e["bogus"],
+            "property is not defined in schema and the schema does not allow additional properties"
+        );
+        let e = run(&spec, &[]);
+        assert_eq!(e["vmid"], "property is missing and it is not optional");
+        let e = run(&spec, &[("vmid", "100"), ("type", "x")]);
+        assert_eq!(
+            e["type"],
+            "value 'x' does not have a value in the enumeration 'vm, storage'"
+        );
+        let e = run(&spec, &[("vmid", "100"), ("full", "maybe")]);
+        assert_eq!(e["full"], "type check ('boolean') failed - got 'maybe'");
+        let e = run(&spec, &[("vmid", "100"), ("snapshot", "1bad")]);
+        assert_eq!(
+            e["snapshot"],
+            "invalid format - invalid configuration ID '1bad'\n"
+        );
+        assert!(run(&spec, &[("vmid", "100"), ("full", "yes"), ("type", "vm")]).is_empty());
+    }
+
+    #[test]
+    fn patterns_compile_and_match() {
+        assert!(matches(&NODE_RE, "pve01") && !matches(&NODE_RE, "-x"));
+        assert!(matches(&STORAGE_RE, "local-lvm") && !matches(&STORAGE_RE, "a"));
+        assert!(matches(&USERID_RE, "auditor@pve!ro") && !matches(&USERID_RE, "nobody"));
+    }
+}

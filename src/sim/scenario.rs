@@ -1,0 +1,270 @@
+//! The scenario file (`config/sim.yaml`): the serde shape of a simulated cluster's starting
+//! state — nodes, storages, files on storages, guests, users/tokens/roles/ACLs and seeded tasks.
+//! Owns parsing only; turning a scenario into live state is `state.rs`' job. Token secrets are
+//! never part of a scenario: they are generated when the simulator starts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::SimError;
+
+const EMBEDDED: &str = include_str!("../../config/sim.yaml");
+
+/// A whole simulated cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Cluster name as shown by `/cluster/status`.
+    pub cluster: String,
+    /// pve-manager version reported by `/version`.
+    pub version: VersionSpec,
+    pub nodes: Vec<NodeSpec>,
+    pub storages: Vec<StorageSpec>,
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    pub vms: Vec<VmSpec>,
+    /// Custom roles; built-in roles (Administrator, PVEAuditor, ...) always exist.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub users: Vec<UserSpec>,
+    pub acl: Vec<AclSpec>,
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSpec {
+    pub version: String,
+    pub release: String,
+    pub repoid: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    pub ip: String,
+    pub cpu_model: String,
+    pub sockets: u32,
+    /// Physical cores (all sockets).
+    pub cores: u32,
+    /// Logical threads (all sockets).
+    pub threads: u32,
+    pub memory_gib: u64,
+    pub swap_gib: u64,
+    pub rootfs_gib: u64,
+    /// Memory the host itself uses, without guests.
+    pub base_mem_gib: f64,
+    /// Host CPU load without guests (fraction 0..1).
+    pub base_cpu: f64,
+    /// Uptime in seconds at simulator start.
+    pub uptime: u64,
+    pub kernel: String,
+    #[serde(default = "default_true")]
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSpec {
+    pub id: String,
+    /// `dir`, `lvmthin`, `nfs`.
+    #[serde(rename = "type")]
+    pub stype: String,
+    pub content: Vec<String>,
+    #[serde(default)]
+    pub shared: bool,
+    /// Capacity; per node for local storages, once for shared ones.
+    pub total_gib: u64,
+    /// Space used by things the simulator does not model (filesystem overhead, other data).
+    #[serde(default)]
+    pub base_used_gib: f64,
+    /// `path` (dir, nfs mount point), `vgname`/`thinpool` (lvmthin), `server`/`export` (nfs).
+    #[serde(default)]
+    pub props: BTreeMap<String, String>,
+}
+
+/// A volume that does not belong to a guest's config: ISO, cloud image, snippet, template, backup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Full volume id, e.g. `local:iso/debian-12.iso`.
+    pub volid: String,
+    /// Node holding it; omit for shared storages.
+    #[serde(default)]
+    pub node: Option<String>,
+    pub size: u64,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// A guest. The simulator expands this into a full qm-style config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    pub vmid: u32,
+    pub node: String,
+    pub name: String,
+    #[serde(default)]
+    pub running: bool,
+    #[serde(default)]
+    pub template: bool,
+    #[serde(default)]
+    pub tags: Option<String>,
+    #[serde(default)]
+    pub lock: Option<String>,
+    #[serde(default)]
+    pub protection: bool,
+    pub cores: u32,
+    /// MiB.
+    pub memory: u64,
+    /// Storage of the boot disk (scsi0) and efidisk.
+    pub storage: String,
+    /// Boot disk size in GiB.
+    pub disk_gib: u64,
+    /// Seconds the guest has been running at simulator start.
+    #[serde(default)]
+    pub uptime: u64,
+    /// CPU usage (fraction of its vCPUs) while running.
+    #[serde(default)]
+    pub cpu_usage: f64,
+    /// Guest memory usage (fraction of maxmem) while running.
+    #[serde(default)]
+    pub mem_usage: f64,
+    /// Extra or overriding config keys, written exactly as in a qm config.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub userid: String,
+    #[serde(default)]
+    pub tokens: Vec<TokenSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    pub name: String,
+    pub privsep: bool,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclSpec {
+    pub path: String,
+    /// `user@realm` or `user@realm!token`.
+    pub ugid: String,
+    pub role: String,
+    #[serde(default = "default_true")]
+    pub propagate: bool,
+}
+
+/// A finished task in a node's task archive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub node: String,
+    #[serde(rename = "type")]
+    pub ttype: String,
+    #[serde(default)]
+    pub id: String,
+    pub user: String,
+    /// Seconds before simulator start that the task started.
+    pub ago: u64,
+    pub duration: u64,
+    /// `OK`, `WARNINGS: N` or an error text (then the log ends in `TASK ERROR: <text>`).
+    pub exitstatus: String,
+    #[serde(default)]
+    pub log: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Scenario {
+    /// The scenario shipped in `config/sim.yaml`.
+    ///
+    /// # Errors
+    /// Only if the embedded file is broken (a build-time mistake the tests catch).
+    pub fn embedded() -> Result<Scenario, SimError> {
+        Self::parse(EMBEDDED, "embedded config/sim.yaml")
+    }
+
+    /// Reads and parses a scenario file.
+    ///
+    /// # Errors
+    /// [`SimError::Scenario`] if the file cannot be read or does not match the shape.
+    pub fn from_file(path: &Path) -> Result<Scenario, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SimError::Scenario {
+            origin: path.display().to_string(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Scenario, SimError> {
+        yaml_serde::from_str(text).map_err(|e| SimError::Scenario {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_scenario_parses() {
+        let s = Scenario::embedded().expect("embedded scenario parses");
+        assert_eq!(s.nodes.len(), 3);
+        assert!(s.vms.iter().any(|v| v.lock.is_some()));
+        assert!(s.vms.iter().any(|v| v.protection));
+    }
+
+    #[test]
+    fn from_file_rejects_unknown_fields_and_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, EMBEDDED).expect("write");
+        assert_eq!(
+            Scenario::from_file(&good).expect("parses").vms.len(),
+            Scenario::embedded().expect("e").vms.len()
+        );
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, format!("{EMBEDDED}\nsurprise: 1\n")).expect("write");
+        let err = Scenario::from_file(&bad)
+            .expect_err("unknown field rejected")
+            .to_string();
+        assert!(
+            err.contains("bad.yaml") && err.contains("surprise"),
+            "{err}"
+        );
+        let missing = Scenario::from_file(&dir.path().join("none.yaml"))
+            .expect_err("missing file")
+            .to_string();
+        assert!(missing.contains("cannot read the file"), "{missing}");
+    }
+
+    #[test]
+    fn inconsistent_scenarios_are_rejected() {
+        let mut s = Scenario::embedded().expect("scenario");
+        s.vms[0].node = "pve99".into();
+        let err = super::super::state::State::from_scenario(&s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unknown node 'pve99'"), "{err}");
+    }
+}

@@ -1,0 +1,468 @@
+//! The cluster state model: nodes, storages, volumes, guests (with qm-style configs), access
+//! control and tasks, built from a [`Scenario`]. Everything lives behind one `Mutex` in
+//! [`Shared`]; handlers lock it briefly and never across an `.await`, so later issues (clone,
+//! migrate, ...) mutate state through the same helpers without lock ordering concerns.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use super::SimError;
+use super::auth::Access;
+use super::scenario::Scenario;
+use super::seed;
+use super::tasks::TaskRegistry;
+
+pub const GIB: u64 = 1024 * 1024 * 1024;
+pub const MIB: u64 = 1024 * 1024;
+
+/// State shared by the HTTP handlers and the task engine.
+pub struct Shared {
+    state: Mutex<State>,
+    /// 1.0 = real PVE durations.
+    pub time_scale: f64,
+}
+
+impl Shared {
+    pub fn new(state: State, time_scale: f64) -> Shared {
+        Shared {
+            state: Mutex::new(state),
+            time_scale,
+        }
+    }
+
+    /// A PVE duration scaled by the time scale (saturating, never panicking).
+    pub fn scaled(&self, secs: f64) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(secs * self.time_scale)
+            .unwrap_or(std::time::Duration::from_secs(86_400 * 365))
+    }
+
+    /// Locks the state. A poisoned lock (a panicking holder) still yields the data: the
+    /// simulator prefers serving a possibly half-updated state to failing every request.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct State {
+    pub cluster: String,
+    pub version: (String, String, String),
+    pub nodes: Vec<Node>,
+    pub storages: Vec<Storage>,
+    pub files: Vec<Volume>,
+    pub vms: BTreeMap<u32, Vm>,
+    pub access: Access,
+    pub tasks: TaskRegistry,
+    /// Unix time of simulator start; uptimes grow from here.
+    pub started: i64,
+}
+
+pub struct Node {
+    pub name: String,
+    pub nodeid: u32,
+    pub ip: String,
+    pub online: bool,
+    pub cpu_model: String,
+    pub sockets: u32,
+    pub cores: u32,
+    pub threads: u32,
+    pub mem_total: u64,
+    pub swap_total: u64,
+    pub rootfs_total: u64,
+    pub base_mem: u64,
+    pub base_cpu: f64,
+    pub uptime0: u64,
+    pub kernel: String,
+}
+
+pub struct Storage {
+    pub id: String,
+    pub stype: String,
+    pub content: Vec<String>,
+    pub shared: bool,
+    pub total: u64,
+    pub base_used: u64,
+    pub props: BTreeMap<String, String>,
+}
+
+/// A volume that is not a guest disk (guest disks are derived from configs).
+#[derive(Clone)]
+pub struct Volume {
+    pub volid: String,
+    pub storage: String,
+    /// `None` on shared storage.
+    pub node: Option<String>,
+    pub content: String,
+    pub format: String,
+    pub size: u64,
+    pub vmid: Option<u32>,
+    pub ctime: i64,
+    pub notes: Option<String>,
+    pub protected: bool,
+}
+
+pub struct Vm {
+    pub vmid: u32,
+    pub node: String,
+    pub running: bool,
+    /// Unix time the guest started (when running).
+    pub started_at: i64,
+    pub pid: u32,
+    pub cpu_usage: f64,
+    pub mem_usage: f64,
+    /// The config as PVE stores it (`key: value` lines), without `digest`.
+    pub config: BTreeMap<String, String>,
+}
+
+/// A guest disk parsed from a config drive line.
+pub struct Disk {
+    pub key: String,
+    pub storage: String,
+    pub volname: String,
+    pub size: u64,
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn hex_digest(input: &str) -> String {
+    let d = Sha256::digest(input.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl State {
+    /// Builds live state from a scenario, validating cross-references.
+    ///
+    /// # Errors
+    /// [`SimError::Scenario`] when a guest, file, task or ACL names an unknown node, storage,
+    /// user or role.
+    pub fn from_scenario(s: &Scenario) -> Result<State, SimError> {
+        let started = now();
+        let bad = |m: String| SimError::Scenario {
+            origin: "scenario".into(),
+            message: m,
+        };
+        let nodes: Vec<Node> = s
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Node {
+                name: n.name.clone(),
+                nodeid: i as u32 + 1,
+                ip: n.ip.clone(),
+                online: n.online,
+                cpu_model: n.cpu_model.clone(),
+                sockets: n.sockets,
+                cores: n.cores,
+                threads: n.threads,
+                mem_total: n.memory_gib * GIB,
+                swap_total: n.swap_gib * GIB,
+                rootfs_total: n.rootfs_gib * GIB,
+                base_mem: (n.base_mem_gib * GIB as f64) as u64,
+                base_cpu: n.base_cpu,
+                uptime0: n.uptime,
+                kernel: n.kernel.clone(),
+            })
+            .collect();
+        let storages: Vec<Storage> = s
+            .storages
+            .iter()
+            .map(|st| Storage {
+                id: st.id.clone(),
+                stype: st.stype.clone(),
+                content: st.content.clone(),
+                shared: st.shared,
+                total: st.total_gib * GIB,
+                base_used: (st.base_used_gib * GIB as f64) as u64,
+                props: st.props.clone(),
+            })
+            .collect();
+        let has_node = |n: &str| nodes.iter().any(|x| x.name == n);
+        let mut files = Vec::new();
+        for f in &s.files {
+            let (storage, volname) = f
+                .volid
+                .split_once(':')
+                .ok_or_else(|| bad(format!("file '{}' is not a volume id", f.volid)))?;
+            let st = storages
+                .iter()
+                .find(|x| x.id == storage)
+                .ok_or_else(|| bad(format!("file '{}' names unknown storage", f.volid)))?;
+            if !st.shared && !f.node.as_deref().is_some_and(has_node) {
+                return Err(bad(format!(
+                    "file '{}' on local storage needs a known node",
+                    f.volid
+                )));
+            }
+            files.push(seed::file_volume(f, storage, volname, started, st.shared));
+        }
+        let mut vms = BTreeMap::new();
+        for (i, v) in s.vms.iter().enumerate() {
+            if !has_node(&v.node) {
+                return Err(bad(format!(
+                    "vm {} is on unknown node '{}'",
+                    v.vmid, v.node
+                )));
+            }
+            if !storages.iter().any(|x| x.id == v.storage) {
+                return Err(bad(format!(
+                    "vm {} uses unknown storage '{}'",
+                    v.vmid, v.storage
+                )));
+            }
+            let config = seed::expand_config(v, started);
+            let vm = Vm {
+                vmid: v.vmid,
+                node: v.node.clone(),
+                running: v.running && !v.template,
+                started_at: started - v.uptime as i64,
+                pid: 2000 + 1187 * i as u32,
+                cpu_usage: v.cpu_usage,
+                mem_usage: v.mem_usage,
+                config,
+            };
+            if vms.insert(v.vmid, vm).is_some() {
+                return Err(bad(format!("vmid {} appears twice", v.vmid)));
+            }
+        }
+        let access = Access::from_scenario(s).map_err(bad)?;
+        let tasks = TaskRegistry::from_scenario(s, started).map_err(bad)?;
+        Ok(State {
+            cluster: s.cluster.clone(),
+            version: (
+                s.version.version.clone(),
+                s.version.release.clone(),
+                s.version.repoid.clone(),
+            ),
+            nodes,
+            storages,
+            files,
+            vms,
+            access,
+            tasks,
+            started,
+        })
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn storage(&self, id: &str) -> Option<&Storage> {
+        self.storages.iter().find(|s| s.id == id)
+    }
+
+    pub fn node_uptime(&self, n: &Node) -> u64 {
+        n.uptime0 + (now() - self.started).max(0) as u64
+    }
+
+    /// VMs on a node, in vmid order.
+    pub fn vms_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Vm> + 'a {
+        self.vms.values().filter(move |v| v.node == node)
+    }
+
+    /// Memory used on a node: host base plus what running guests use from the host's view.
+    pub fn node_mem_used(&self, n: &Node) -> u64 {
+        let guests: u64 = self
+            .vms_on(&n.name)
+            .filter(|v| v.running)
+            .map(|v| v.memhost())
+            .sum();
+        (n.base_mem + guests).min(n.mem_total.saturating_sub(256 * MIB))
+    }
+
+    /// CPU usage of a node (fraction of all threads).
+    pub fn node_cpu(&self, n: &Node) -> f64 {
+        let guests: f64 = self
+            .vms_on(&n.name)
+            .filter(|v| v.running)
+            .map(|v| v.cpu_usage * v.cpus() as f64)
+            .sum();
+        let c = n.base_cpu + guests / n.threads.max(1) as f64;
+        (c.min(1.0) * 1e4).round() / 1e4
+    }
+
+    pub fn rootfs_used(&self, n: &Node) -> u64 {
+        // the root filesystem carries `local` on a default install
+        self.storage_used(&self.storage_local_dir(), Some(&n.name))
+            .min(n.rootfs_total)
+    }
+
+    fn storage_local_dir(&self) -> String {
+        "local".to_string()
+    }
+
+    /// Bytes used on a storage (on `node` for local storages).
+    pub fn storage_used(&self, storage: &str, node: Option<&str>) -> u64 {
+        let Some(st) = self.storage(storage) else {
+            return 0;
+        };
+        let on_node = |n: Option<&str>| st.shared || n == node;
+        let files: u64 = self
+            .files
+            .iter()
+            .filter(|f| f.storage == storage && on_node(f.node.as_deref()))
+            .map(|f| f.size)
+            .sum();
+        let disks: u64 = self
+            .vms
+            .values()
+            .filter(|v| on_node(Some(&v.node)))
+            .flat_map(|v| v.disks())
+            .filter(|d| d.storage == storage)
+            // thin provisioning: count what guests actually wrote, not the virtual size
+            .map(|d| {
+                if st.stype == "lvmthin" {
+                    d.size / 3
+                } else {
+                    d.size / 2
+                }
+            })
+            .sum();
+        (st.base_used + files + disks).min(st.total)
+    }
+}
+
+impl Vm {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.config.get(key).map(String::as_str)
+    }
+    pub fn name(&self) -> String {
+        self.get("name")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("VM {}", self.vmid))
+    }
+    pub fn is_template(&self) -> bool {
+        self.get("template") == Some("1")
+    }
+    pub fn cpus(&self) -> u32 {
+        let num = |k: &str, d: u32| self.get(k).and_then(|s| s.parse().ok()).unwrap_or(d);
+        num("vcpus", num("cores", 1) * num("sockets", 1))
+    }
+    pub fn maxmem(&self) -> u64 {
+        let mib: u64 = self
+            .get("memory")
+            .and_then(|m| {
+                m.split(',')
+                    .find_map(|p| p.strip_prefix("current=").or(Some(p)))
+            })
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(512);
+        mib * MIB
+    }
+    pub fn mem(&self) -> u64 {
+        if self.running {
+            (self.maxmem() as f64 * self.mem_usage) as u64
+        } else {
+            0
+        }
+    }
+    /// Host view: the guest's RSS is a little above what the guest reports.
+    pub fn memhost(&self) -> u64 {
+        if self.running {
+            (self.mem() as f64 * 1.04) as u64
+        } else {
+            0
+        }
+    }
+    pub fn uptime(&self) -> u64 {
+        if self.running {
+            (now() - self.started_at).max(0) as u64
+        } else {
+            0
+        }
+    }
+    /// Disks referenced by the config (excluding cdrom/cloud-init drives).
+    pub fn disks(&self) -> Vec<Disk> {
+        self.config
+            .iter()
+            .filter(|(k, _)| is_drive_key(k))
+            .filter_map(|(k, v)| parse_drive(k, v))
+            .collect()
+    }
+    /// Size of the boot disk (the first disk in `boot: order=`, else the first disk).
+    pub fn maxdisk(&self) -> u64 {
+        let disks = self.disks();
+        let boot = self
+            .get("boot")
+            .and_then(|b| b.strip_prefix("order="))
+            .unwrap_or("");
+        boot.split(';')
+            .find_map(|k| disks.iter().find(|d| d.key == k))
+            .or_else(|| {
+                disks
+                    .iter()
+                    .find(|d| d.key != "efidisk0" && d.key != "tpmstate0")
+            })
+            .map(|d| d.size)
+            .unwrap_or(0)
+    }
+    /// Digest of the config, as PVE reports it (40 hex characters).
+    pub fn digest(&self) -> String {
+        let text: String = self
+            .config
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\n"))
+            .collect();
+        hex_digest(&text)[..40].to_string()
+    }
+}
+
+pub fn is_drive_key(k: &str) -> bool {
+    let idx = |p: &str| {
+        k.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    idx("scsi") || idx("virtio") || idx("sata") || idx("ide") || k == "efidisk0" || k == "tpmstate0"
+}
+
+fn parse_drive(key: &str, value: &str) -> Option<Disk> {
+    let mut parts = value.split(',');
+    let vol = parts.next()?;
+    let opts: Vec<&str> = parts.collect();
+    if opts.contains(&"media=cdrom") || vol.contains("cloudinit") {
+        return None;
+    }
+    let (storage, volname) = vol.split_once(':')?;
+    let size = opts
+        .iter()
+        .find_map(|o| o.strip_prefix("size="))
+        .and_then(parse_size)
+        .unwrap_or(0);
+    Some(Disk {
+        key: key.to_string(),
+        storage: storage.to_string(),
+        volname: volname.to_string(),
+        size,
+    })
+}
+
+/// Parses PVE disk sizes (`32G`, `528K`, `3584M`, plain bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1024),
+        'M' => (&s[..s.len() - 1], MIB),
+        'G' => (&s[..s.len() - 1], GIB),
+        'T' => (&s[..s.len() - 1], GIB * 1024),
+        _ => (s, 1),
+    };
+    num.parse::<f64>().ok().map(|n| (n * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("32G"), Some(32 * GIB));
+        assert_eq!(parse_size("528K"), Some(528 * 1024));
+        assert_eq!(parse_size("x"), None);
+    }
+}

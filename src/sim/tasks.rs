@@ -1,0 +1,319 @@
+//! The task engine: UPIDs in PVE's exact format (semantics item 17), a per-cluster task registry
+//! with logs, status/exitstatus (item 19), seeded archive tasks, and [`spawn_task`], the internal
+//! API later operations (clone, migrate, ...) use: it registers a running task, waits the scaled
+//! duration, then runs a completion closure that mutates state and decides the outcome.
+
+use std::sync::{Arc, LazyLock};
+
+use regex::Regex;
+
+use super::scenario::Scenario;
+use super::state::{Shared, State, now};
+
+/// pve-common UPID.pm's decode regex.
+pub static UPID_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$",
+    )
+    .ok()
+});
+
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub upid: String,
+    pub node: String,
+    pub pid: u32,
+    pub pstart: u64,
+    pub starttime: i64,
+    pub ttype: String,
+    pub id: String,
+    /// `user@realm` or `user@realm!token`.
+    pub user: String,
+    pub endtime: Option<i64>,
+    /// Present once stopped: `OK`, `WARNINGS: N`, or the error text.
+    pub exitstatus: Option<String>,
+    pub log: Vec<String>,
+}
+
+impl Task {
+    pub fn running(&self) -> bool {
+        self.exitstatus.is_none()
+    }
+}
+
+/// What a completion closure reports.
+// The first callers (clone, migrate, ...) arrive with the write endpoints; until then only the
+// unit tests drive the engine.
+#[allow(dead_code)]
+pub enum Outcome {
+    /// Success; extra log lines and the number of `WARN:` lines among them.
+    Ok { log: Vec<String>, warnings: u32 },
+    /// Failure; log lines before the error, then the error text.
+    Err { log: Vec<String>, error: String },
+}
+
+#[derive(Default)]
+pub struct TaskRegistry {
+    pub tasks: Vec<Task>,
+    next_pid: u32,
+}
+
+pub fn format_upid(
+    node: &str,
+    pid: u32,
+    pstart: u64,
+    starttime: i64,
+    ttype: &str,
+    id: &str,
+    user: &str,
+) -> String {
+    format!("UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{ttype}:{id}:{user}:")
+}
+
+/// Whether a UPID string parses with PVE's regex.
+pub fn upid_parses(upid: &str) -> bool {
+    UPID_RE.as_ref().is_some_and(|r| r.is_match(upid))
+}
+
+/// Process start time in clock ticks (100 Hz) of a fictitious pvedaemon worker on a node.
+fn pstart_for(node_uptime_at_start: u64, offset: i64) -> u64 {
+    (node_uptime_at_start as i64 + offset).max(1) as u64 * 100
+}
+
+impl TaskRegistry {
+    pub fn from_scenario(s: &Scenario, started: i64) -> Result<TaskRegistry, String> {
+        let mut reg = TaskRegistry {
+            tasks: Vec::new(),
+            next_pid: 180_000,
+        };
+        for t in &s.tasks {
+            let node = s
+                .nodes
+                .iter()
+                .find(|n| n.name == t.node)
+                .ok_or_else(|| format!("task names unknown node '{}'", t.node))?;
+            let starttime = started - t.ago as i64;
+            let pid = reg.alloc_pid();
+            let pstart = pstart_for(node.uptime, -(t.ago as i64));
+            let mut log = t.log.clone();
+            let exit = t.exitstatus.clone();
+            if exit == "OK" || exit.starts_with("WARNINGS: ") {
+                log.push("TASK OK".to_string());
+                if exit != "OK" {
+                    log.pop();
+                    log.push(format!("TASK {exit}"));
+                }
+            } else {
+                log.push(format!("TASK ERROR: {exit}"));
+            }
+            reg.tasks.push(Task {
+                upid: format_upid(&t.node, pid, pstart, starttime, &t.ttype, &t.id, &t.user),
+                node: t.node.clone(),
+                pid,
+                pstart,
+                starttime,
+                ttype: t.ttype.clone(),
+                id: t.id.clone(),
+                user: t.user.clone(),
+                endtime: Some(starttime + t.duration as i64),
+                exitstatus: Some(exit),
+                log,
+            });
+        }
+        Ok(reg)
+    }
+
+    fn alloc_pid(&mut self) -> u32 {
+        self.next_pid += 7 + self.next_pid % 13;
+        self.next_pid
+    }
+
+    pub fn find(&self, upid: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.upid == upid)
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn find_mut(&mut self, upid: &str) -> Option<&mut Task> {
+        self.tasks.iter_mut().find(|t| t.upid == upid)
+    }
+}
+
+/// A task to start: where it runs, what it is and how long it takes at time scale 1.
+pub struct NewTask<'a> {
+    pub node: &'a str,
+    /// UPID type, e.g. `qmclone` (semantics item 18).
+    pub ttype: &'a str,
+    pub id: &'a str,
+    /// Owner: `user@realm!token` for token requests.
+    pub user: &'a str,
+    pub duration_secs: f64,
+    /// Log lines written at start.
+    pub log: Vec<String>,
+}
+
+/// Starts a task and returns its UPID at once. After `duration_secs` × time scale the closure
+/// runs under the state lock; its [`Outcome`] ends the task.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn spawn_task<F>(shared: &Arc<Shared>, t: NewTask<'_>, work: F) -> String
+where
+    F: FnOnce(&mut State) -> Outcome + Send + 'static,
+{
+    let NewTask {
+        node,
+        ttype,
+        id,
+        user,
+        duration_secs,
+        log: first_log,
+    } = t;
+    let upid = {
+        let mut st = shared.lock();
+        let uptime = st.node(node).map(|n| st.node_uptime(n)).unwrap_or(1000);
+        let starttime = now();
+        let pid = st.tasks.alloc_pid();
+        let pstart = pstart_for(uptime, 0);
+        let upid = format_upid(node, pid, pstart, starttime, ttype, id, user);
+        st.tasks.tasks.push(Task {
+            upid: upid.clone(),
+            node: node.to_string(),
+            pid,
+            pstart,
+            starttime,
+            ttype: ttype.to_string(),
+            id: id.to_string(),
+            user: user.to_string(),
+            endtime: None,
+            exitstatus: None,
+            log: first_log,
+        });
+        upid
+    };
+    let wait = shared.scaled(duration_secs.max(0.0));
+    let shared2 = Arc::clone(shared);
+    let upid2 = upid.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let mut st = shared2.lock();
+        let outcome = work(&mut st);
+        if let Some(t) = st.tasks.find_mut(&upid2) {
+            let (lines, exit, last) = match outcome {
+                Outcome::Ok { log, warnings: 0 } => (log, "OK".to_string(), "TASK OK".to_string()),
+                Outcome::Ok { log, warnings } => (
+                    log,
+                    format!("WARNINGS: {warnings}"),
+                    format!("TASK WARNINGS: {warnings}"),
+                ),
+                Outcome::Err { log, error } => (log, error.clone(), format!("TASK ERROR: {error}")),
+            };
+            t.log.extend(lines);
+            t.log.push(last);
+            t.exitstatus = Some(exit);
+            t.endtime = Some(now());
+        }
+    });
+    upid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn upid_format_matches_pve_regex() {
+        let u = format_upid(
+            "pve01",
+            0x2f1a,
+            0x1a2b3c4,
+            0x6734a1b2,
+            "qmclone",
+            "100",
+            "claude-code@pve!automation",
+        );
+        assert_eq!(
+            u,
+            "UPID:pve01:00002F1A:01A2B3C4:6734A1B2:qmclone:100:claude-code@pve!automation:"
+        );
+        assert!(upid_parses(&u));
+        // 9-digit pstart after long uptimes, and an empty id (multi-guest vzdump)
+        assert!(upid_parses(&format_upid(
+            "pve-2",
+            1,
+            0x1_0000_0000,
+            1,
+            "vzdump",
+            "",
+            "root@pam"
+        )));
+        assert!(!upid_parses("UPID:pve01:1:2:3:x:y:z:"));
+    }
+
+    #[tokio::test]
+    async fn spawned_task_runs_its_completion() {
+        let s = Scenario::embedded().expect("scenario");
+        let shared = Arc::new(Shared::new(State::from_scenario(&s).expect("state"), 0.001));
+        let t = NewTask {
+            node: "pve01",
+            ttype: "qmstart",
+            id: "1007",
+            user: "root@pam!admin",
+            duration_secs: 1.0,
+            log: vec![],
+        };
+        let upid = spawn_task(&shared, t, |st| {
+            if let Some(v) = st.vms.get_mut(&1007) {
+                v.running = true;
+            }
+            Outcome::Err {
+                log: vec!["boom".into()],
+                error: "start failed: test".into(),
+            }
+        });
+        assert!(upid_parses(&upid));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let done = shared
+                .lock()
+                .tasks
+                .find(&upid)
+                .and_then(|t| t.exitstatus.clone());
+            if let Some(e) = done {
+                assert_eq!(e, "start failed: test");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "task did not finish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let st = shared.lock();
+        assert_eq!(
+            st.tasks
+                .find(&upid)
+                .and_then(|t| t.log.last().cloned())
+                .as_deref(),
+            Some("TASK ERROR: start failed: test")
+        );
+        assert!(st.vms.get(&1007).is_some_and(|v| v.running));
+    }
+
+    #[test]
+    fn seeded_tasks_end_like_pve() {
+        let s = Scenario::embedded().expect("scenario");
+        let reg = TaskRegistry::from_scenario(&s, 1_800_000_000).expect("tasks");
+        assert!(reg.tasks.iter().all(|t| upid_parses(&t.upid)));
+        let failed = reg.tasks.iter().find(|t| {
+            t.exitstatus
+                .as_deref()
+                .is_some_and(|e| e.starts_with("clone failed"))
+        });
+        assert!(failed.is_some_and(|t| {
+            t.log
+                .last()
+                .is_some_and(|l| l.starts_with("TASK ERROR: clone failed"))
+        }));
+        assert!(
+            reg.tasks
+                .iter()
+                .any(|t| t.exitstatus.as_deref() == Some("WARNINGS: 1"))
+        );
+    }
+}
