@@ -8,13 +8,19 @@
 //! rules) and one `api_*` module per area.
 
 mod api;
+mod api_clone;
 mod api_cluster;
 mod api_index;
 mod api_nodes;
+mod api_power;
 mod api_qemu;
+mod api_qemu_write;
 mod api_storage;
 mod api_tasks;
+mod api_write_spec;
 mod auth;
+mod faults;
+mod guest;
 mod http;
 mod params;
 pub mod scenario;
@@ -22,6 +28,7 @@ mod seed;
 mod state;
 mod tasks;
 mod tls;
+mod volumes;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,6 +57,10 @@ pub enum SimError {
     },
     #[error("simulator has no node '{0}'; use one of the scenario's node names")]
     UnknownNode(String),
+    #[error("simulator has no guest {0}; use one of the scenario's vmids")]
+    UnknownVm(u32),
+    #[error("this simulator call needs a tokio runtime; call it from async code")]
+    NoRuntime,
 }
 
 /// How to start the simulator.

@@ -26,6 +26,10 @@ pub enum Ty {
     StorageContentList,
     /// `user@realm` or `user@realm!token`.
     UserId,
+    /// A string matched against an anchored pattern (the schema's `pattern`).
+    Pattern(&'static LazyLock<Option<Regex>>),
+    /// `pve-tag-list`.
+    TagList,
 }
 
 pub const VMID: Ty = Ty::Int {
@@ -42,9 +46,12 @@ pub const INT: Ty = Ty::Int {
 };
 
 pub struct Param {
+    /// The schema's name; `net[n]` for indexed families.
     pub name: &'static str,
     pub ty: Ty,
     pub optional: bool,
+    /// For `xxx[n]` families: the highest index PVE accepts.
+    pub max_index: u32,
 }
 
 pub const fn req(name: &'static str, ty: Ty) -> Param {
@@ -52,6 +59,7 @@ pub const fn req(name: &'static str, ty: Ty) -> Param {
         name,
         ty,
         optional: false,
+        max_index: 0,
     }
 }
 pub const fn opt(name: &'static str, ty: Ty) -> Param {
@@ -59,6 +67,31 @@ pub const fn opt(name: &'static str, ty: Ty) -> Param {
         name,
         ty,
         optional: true,
+        max_index: 0,
+    }
+}
+/// An optional indexed family such as `net[n]` (`net0` .. `net<max>`).
+pub const fn idx(name: &'static str, max_index: u32, ty: Ty) -> Param {
+    Param {
+        name,
+        ty,
+        optional: true,
+        max_index,
+    }
+}
+
+impl Param {
+    /// Whether the request parameter `k` is this parameter (or a member of its family).
+    pub fn accepts(&self, k: &str) -> bool {
+        match self.name.strip_suffix("[n]") {
+            None => self.name == k,
+            Some(prefix) => k.strip_prefix(prefix).is_some_and(|n| {
+                !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+                    && (n == "0" || !n.starts_with('0'))
+                    && n.parse::<u32>().is_ok_and(|i| i <= self.max_index)
+            }),
+        }
     }
 }
 
@@ -163,6 +196,16 @@ fn check(ty: Ty, v: &str) -> Result<(), String> {
                 None => Ok(()),
             }
         }
+        Ty::Pattern(re) => fmt_ok_plain(matches(re, v), "value does not match the regex pattern"),
+        Ty::TagList => {
+            let bad = super::volumes::split_tags(v)
+                .into_iter()
+                .find(|t| !super::volumes::valid_tag(t));
+            match bad {
+                Some(t) => Err(format!("invalid format - invalid tag '{t}'\n")),
+                None => Ok(()),
+            }
+        }
         Ty::UserId => fmt_ok_plain(
             matches(&USERID_RE, v),
             "value does not match the regex pattern",
@@ -189,7 +232,7 @@ pub fn validate(
 ) -> Result<(), BTreeMap<String, String>> {
     let mut errors = BTreeMap::new();
     for (k, v) in params {
-        match spec.iter().find(|p| p.name == k) {
+        match spec.iter().find(|p| p.accepts(k)) {
             None => {
                 errors.insert(
                     k.clone(),
