@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::api::WCtx;
-use super::guest::{DriveValue, check_lock, missing, vm_mut};
+use super::guest::{DriveValue, check_lock, drive_order, missing, vm_mut};
 use super::http::{ApiError, ApiResult, Reply};
 use super::state::{GIB, Vm, is_drive_key};
 use super::tasks::{NewTask, Outcome, spawn_locked};
@@ -127,6 +127,26 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
             format!("VM {newid} already exists on node '{}'", other.node)
         }));
     }
+    if !full {
+        let mut drives: Vec<(&String, &String)> =
+            src.config.iter().filter(|(k, _)| is_drive_key(k)).collect();
+        drives.sort_by_key(|(k, _)| drive_order(k));
+        for (k, v) in drives {
+            let d = DriveValue::parse(v);
+            if d.is_cdrom() || d.is_cloudinit() {
+                continue;
+            }
+            if let Some((sid, volname)) = d.vol.split_once(':') {
+                let stype = c.st.storage(sid).map(|s| s.stype.as_str()).unwrap_or("");
+                if !linked_clone_supported(stype, volname) {
+                    return Err(ApiError::Server(format!(
+                        "Linked clone feature is not supported for '{}' ({k})",
+                        d.vol
+                    )));
+                }
+            }
+        }
+    }
     let src_name = src.name();
     let mut copies = Vec::new();
     let mut reserved = Vec::new();
@@ -155,10 +175,6 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
             } else if !d.is_cdrom()
                 && let Some((sid, volname)) = d.vol.split_once(':')
             {
-                let stype =
-                    c.st.storage(sid)
-                        .map(|s| s.stype.clone())
-                        .unwrap_or_default();
                 let size = d
                     .opt("size")
                     .and_then(super::state::parse_size)
@@ -175,12 +191,6 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
                     }
                     format!("{dest}:{name}")
                 } else {
-                    if !linked_clone_supported(&stype, volname) {
-                        return Err(ApiError::Server(format!(
-                            "Linked clone feature is not supported for '{}' ({k})",
-                            d.vol
-                        )));
-                    }
                     let child = new_disk_name(c.st, sid, newid, &mut reserved);
                     format!("{sid}:{}", linked_name(volname, &child))
                 };

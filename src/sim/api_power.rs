@@ -44,6 +44,17 @@ fn power_on(st: &mut State, vmid: u32) {
     if let Some(vm) = st.vms.get_mut(&vmid) {
         vm.running = true;
         vm.paused = false;
+        // a guest that never ran in the scenario gets plausible usage figures
+        vm.mem_usage = if vm.mem_usage > 0.0 {
+            vm.mem_usage
+        } else {
+            0.3
+        };
+        vm.cpu_usage = if vm.cpu_usage > 0.0 {
+            vm.cpu_usage
+        } else {
+            0.04
+        };
         vm.started_at = now();
         vm.started_instant = Some(Instant::now());
         if vm.get("lock") == Some("suspended") {

@@ -95,3 +95,19 @@ impl DriveValue {
             .join(",")
     }
 }
+
+/// PVE's drive iteration order (`foreach_drive`: ide, sata, scsi, virtio, efidisk, tpmstate;
+/// by index within a bus), used where the first offending drive names the error.
+pub fn drive_order(key: &str) -> (u8, u32) {
+    let digits = key.trim_start_matches(|c: char| !c.is_ascii_digit());
+    let bus = &key[..key.len() - digits.len()];
+    let rank = match bus {
+        "ide" => 0,
+        "sata" => 1,
+        "scsi" => 2,
+        "virtio" => 3,
+        "efidisk" => 4,
+        _ => 5,
+    };
+    (rank, digits.parse().unwrap_or(0))
+}
