@@ -179,6 +179,20 @@ async fn clone_early_errors() {
             "can't clone VM to node 'pve02' (VM uses local storage)"
         )
     );
+    let (s, b) = clone(
+        100,
+        vec![
+            ("newid", "2000"),
+            ("target", "pve02"),
+            ("full", "1"),
+            ("storage", "local-lvm"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, message(&b).as_str()),
+        (500, "can't clone to non-shared storage 'local-lvm'")
+    );
     api.h.set_node_online("pve03", false).expect("pve03");
     let (s, _) = clone(100, vec![("newid", "2000"), ("target", "pve03")]).await;
     assert_eq!(s, 500);

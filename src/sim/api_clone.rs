@@ -106,14 +106,18 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
         let local = src
             .disks()
             .iter()
-            .any(|d| c.st.storage(&d.storage).is_none_or(|s| !s.shared))
-            || storage
-                .as_deref()
-                .and_then(|s| c.st.storage(s))
-                .is_some_and(|s| !s.shared);
+            .any(|d| c.st.storage(&d.storage).is_none_or(|s| !s.shared));
         if local {
             return Err(ApiError::Server(format!(
                 "can't clone VM to node '{t}' (VM uses local storage)"
+            )));
+        }
+        let unshared = storage
+            .as_deref()
+            .filter(|s| c.st.storage(s).is_some_and(|x| !x.shared));
+        if let Some(s) = unshared {
+            return Err(ApiError::Server(format!(
+                "can't clone to non-shared storage '{s}'"
             )));
         }
     }

@@ -5,7 +5,13 @@
 //! Layout: [`scenario`] (the YAML shape), `state` (cluster model behind one mutex), `auth`
 //! (tokens, roles, ACLs, privsep), `params` (validation in PVE's wording), `tasks` (UPIDs and
 //! the task engine), `http` (TLS server, envelope, status lines), `api` (routing, node proxy
-//! rules) and one `api_*` module per area.
+//! rules) and one `api_*` module per area: `api_clone` (clone, template), `api_qemu_write`
+//! (config writes, pending, resize), `api_power` (power, destroy, guest agent).
+//!
+//! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
+//! [`SimHandle::hold_lock_for`], [`SimHandle::flock_timeout`], [`SimHandle::fail_next_task`],
+//! [`SimHandle::slow_node`], [`SimHandle::set_guest_ignores_acpi`],
+//! [`SimHandle::set_node_online`]) lives in `faults`.
 
 mod api;
 mod api_clone;

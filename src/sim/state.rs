@@ -365,9 +365,12 @@ impl State {
             .filter(|v| on_node(Some(&v.node)))
             .flat_map(|v| v.disks())
             .filter(|d| d.storage == storage)
-            // thin provisioning: count what guests actually wrote, not the virtual size
+            // thin provisioning: count what guests actually wrote, not the virtual size; a
+            // linked clone (`base-.../vm-...`) only holds its own changes
             .map(|d| {
-                if st.stype == "lvmthin" {
+                if d.volname.contains("base-") && d.volname.contains("/vm-") {
+                    d.size / 20
+                } else if st.stype == "lvmthin" {
                     d.size / 3
                 } else {
                     d.size / 2
