@@ -437,6 +437,26 @@ async fn config_writes_digest_and_pending() {
         api.resource(1000).await.expect("row")["tags"],
         "new;prod;web"
     );
+    // revert drops a pending change; a pending delete shows as `delete`
+    let (s, _) = api
+        .call(CLAUDE, "PUT", path, &[("sockets", "2"), ("delete", "vga")])
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = api
+        .call(CLAUDE, "PUT", path, &[("revert", "sockets")])
+        .await;
+    assert_eq!(s, 200);
+    let (_, p) = api.get("/nodes/pve01/qemu/1000/pending").await;
+    let rows = p["data"].as_array().cloned().unwrap_or_default();
+    let row = |k: &str| rows.iter().find(|e| e["key"] == k).cloned();
+    assert!(row("sockets").is_some_and(|r| r.get("pending").is_none()));
+    assert!(row("vga").is_none(), "deleting an unset key is a no-op");
+    let (s, b) = api.call(CLAUDE, "PUT", path, &[("name", "bad name")]).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        b["errors"]["name"],
+        "invalid format - value does not look like a valid DNS name\n"
+    );
     // pending applied at stop
     let st = api
         .run(CLAUDE, "POST", "/nodes/pve01/qemu/1000/status/stop", &[])

@@ -30,6 +30,8 @@ pub enum Ty {
     Pattern(&'static LazyLock<Option<Regex>>),
     /// `pve-tag-list`.
     TagList,
+    /// `dns-name` (guest names).
+    DnsName,
 }
 
 pub const VMID: Ty = Ty::Int {
@@ -104,6 +106,11 @@ static NODE_RE: LazyLock<Option<Regex>> =
 static STORAGE_RE: LazyLock<Option<Regex>> =
     LazyLock::new(|| rx(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$"));
 static CONFIGID_RE: LazyLock<Option<Regex>> = LazyLock::new(|| rx(r"^(?i:[a-z][a-z0-9_-]+)$"));
+static DNS_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    rx(
+        r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?$",
+    )
+});
 static INT_RE: LazyLock<Option<Regex>> = LazyLock::new(|| rx(r"^-?\d+$"));
 /// `userid` of `/access/permissions`: a user or a token id.
 pub static USERID_RE: LazyLock<Option<Regex>> =
@@ -197,6 +204,10 @@ fn check(ty: Ty, v: &str) -> Result<(), String> {
             }
         }
         Ty::Pattern(re) => fmt_ok_plain(matches(re, v), "value does not match the regex pattern"),
+        Ty::DnsName => fmt_ok(
+            matches(&DNS_RE, v),
+            "value does not look like a valid DNS name".into(),
+        ),
         Ty::TagList => {
             let bad = super::volumes::split_tags(v)
                 .into_iter()
@@ -312,5 +323,7 @@ mod tests {
         assert!(matches(&NODE_RE, "pve01") && !matches(&NODE_RE, "-x"));
         assert!(matches(&STORAGE_RE, "local-lvm") && !matches(&STORAGE_RE, "a"));
         assert!(matches(&USERID_RE, "auditor@pve!ro") && !matches(&USERID_RE, "nobody"));
+        assert!(matches(&DNS_RE, "Copy-of-VM-web-01") && matches(&DNS_RE, "a.b-c"));
+        assert!(!matches(&DNS_RE, "bad name") && !matches(&DNS_RE, "-x"));
     }
 }
