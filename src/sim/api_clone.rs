@@ -229,6 +229,9 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
                 .join(",");
         } else if k == "vmgenid" {
             value = new_uuid(&format!("{newid}-vmgenid"));
+        } else if k == "meta" {
+            // the new config records its own creation
+            value = format!("creation-qemu=9.2.0,ctime={}", super::state::now());
         }
         config.insert(k.clone(), value);
     }
