@@ -8,7 +8,10 @@ use std::sync::Arc;
 use super::http::{ApiError, ApiResult, Req};
 use super::params::{self, Param, Ty, opt, req};
 use super::state::{Shared, State};
-use super::{api_cluster, api_index, api_nodes, api_qemu, api_storage, api_tasks};
+use super::{
+    api_clone, api_cluster, api_index, api_nodes, api_power, api_qemu, api_qemu_write, api_storage,
+    api_tasks, api_write_spec,
+};
 
 macro_rules! spec {
     ($($p:expr),* $(,)?) => {{
@@ -63,12 +66,55 @@ impl Ctx<'_> {
             None => Ok(()),
         }
     }
+    /// Whether the endpoint declares parameter `name`.
+    pub fn spec_has(&self, name: &str) -> bool {
+        self.spec.iter().any(|p| p.name == name)
+    }
     pub fn can(&self, path: &str, privs: &[&str]) -> bool {
         self.st.access.check(&self.req.authid, path, privs, true)
     }
 }
 
-type Handler = fn(&Ctx) -> ApiResult;
+/// What a write handler gets: the state locked for writing and the shared handle (to spawn
+/// tasks with [`super::tasks::spawn_locked`]).
+pub struct WCtx<'a> {
+    pub st: &'a mut State,
+    pub shared: &'a Arc<Shared>,
+    pub req: &'a Req,
+    pub args: &'a PathArgs,
+    spec: &'static [Param],
+}
+
+impl WCtx<'_> {
+    /// A read view for permission checks and validation.
+    pub fn ro(&self) -> Ctx<'_> {
+        Ctx {
+            st: self.st,
+            req: self.req,
+            args: self.args,
+            spec: self.spec,
+        }
+    }
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.req.params.get(k).map(String::as_str)
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        self.param(k).and_then(params::parse_bool).unwrap_or(false)
+    }
+    pub fn authid(&self) -> &str {
+        &self.req.authid
+    }
+    /// The path vmid (validated before handlers use it).
+    pub fn vmid(&self) -> u32 {
+        self.args.vmid.parse().unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Handler {
+    Read(fn(&Ctx) -> ApiResult),
+    Write(fn(&mut WCtx) -> ApiResult),
+}
 
 struct Route {
     handler: Handler,
@@ -83,15 +129,21 @@ const STORAGE: Param = req("storage", Ty::StorageId);
 const UPID: Param = req("upid", Ty::Str { max_len: None });
 
 fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
-    let r = |handler: Handler, spec: &'static [Param], proxied: bool| {
+    let r = |handler: fn(&Ctx) -> ApiResult, spec: &'static [Param], proxied: bool| {
         Some(Route {
-            handler,
+            handler: Handler::Read(handler),
             spec,
             proxied,
         })
     };
     if method != "GET" {
-        return None;
+        return match segs {
+            ["nodes", n, rest @ ..] => {
+                args.node = n.to_string();
+                write_route(method, rest, args)
+            }
+            _ => None,
+        };
     }
     match segs {
         [] => r(api_index::root, &[], false),
@@ -145,9 +197,9 @@ fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
 }
 
 fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
-    let r = |handler: Handler, spec: &'static [Param]| {
+    let r = |handler: fn(&Ctx) -> ApiResult, spec: &'static [Param]| {
         Some(Route {
-            handler,
+            handler: Handler::Read(handler),
             spec,
             proxied: true,
         })
@@ -197,6 +249,13 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
                 [] => r(api_index::vm, spec![NODE, VMID]),
                 ["status"] => r(api_index::vm_status, spec![NODE, VMID]),
                 ["status", "current"] => r(api_qemu::status_current, spec![NODE, VMID]),
+                ["pending"] => r(api_qemu_write::pending, spec![NODE, VMID]),
+                // a read, but it needs the time scale: routed like the writes
+                ["agent", "network-get-interfaces"] => Some(Route {
+                    handler: Handler::Write(api_power::agent_interfaces),
+                    spec: spec![NODE, VMID],
+                    proxied: true,
+                }),
                 _ => None,
             }
         }
@@ -264,6 +323,37 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
     }
 }
 
+/// POST/PUT/DELETE routes below `/nodes/{node}`.
+fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route> {
+    let w = |handler: fn(&mut WCtx) -> ApiResult, spec: &'static [Param]| {
+        Some(Route {
+            handler: Handler::Write(handler),
+            spec,
+            proxied: true,
+        })
+    };
+    let ["qemu", v, tail @ ..] = rest else {
+        return None;
+    };
+    args.vmid = v.to_string();
+    use api_write_spec as s;
+    match (method, tail) {
+        ("DELETE", []) => w(api_power::destroy, s::DESTROY),
+        ("POST", ["clone"]) => w(api_clone::clone, s::CLONE),
+        ("POST", ["template"]) => w(api_clone::template, s::TEMPLATE),
+        ("POST", ["config"]) => w(api_qemu_write::config_post, s::CONFIG_POST),
+        ("PUT", ["config"]) => w(api_qemu_write::config_put, s::CONFIG_PUT),
+        ("PUT", ["resize"]) => w(api_qemu_write::resize, s::RESIZE),
+        ("POST", ["status", "start"]) => w(api_power::start, s::START),
+        ("POST", ["status", "stop"]) => w(api_power::stop, s::STOP),
+        ("POST", ["status", "shutdown"]) => w(api_power::shutdown, s::SHUTDOWN),
+        ("POST", ["status", "reboot"]) => w(api_power::reboot, s::REBOOT),
+        ("POST", ["status", "suspend"]) => w(api_power::suspend, s::SUSPEND),
+        ("POST", ["status", "resume"]) => w(api_power::resume, s::RESUME),
+        _ => None,
+    }
+}
+
 /// Every `METHOD /path-template` the simulator serves. A unit test checks that each resolves
 /// to a route, so this list and [`find`] cannot drift apart.
 pub const ENDPOINTS: &[(&str, &str)] = &[
@@ -291,6 +381,23 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/nodes/{node}/tasks/{upid}"),
     ("GET", "/nodes/{node}/tasks/{upid}/status"),
     ("GET", "/nodes/{node}/tasks/{upid}/log"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/pending"),
+    (
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+    ),
+    ("DELETE", "/nodes/{node}/qemu/{vmid}"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/template"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/config"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/start"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/stop"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/resume"),
 ];
 
 /// An endpoint the simulator serves and the parameters it accepts (path ones included).
@@ -298,7 +405,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
 pub struct ServedEndpoint {
     pub method: &'static str,
     pub path: &'static str,
-    pub params: Vec<&'static str>,
+    /// Parameter names; indexed families (`net[n]`) appear as their first member (`net0`).
+    pub params: Vec<String>,
     /// Enumerated parameters and the values the simulator accepts.
     pub enums: Vec<(&'static str, &'static [&'static str])>,
 }
@@ -318,7 +426,11 @@ pub fn served_endpoints() -> Vec<ServedEndpoint> {
             Some(ServedEndpoint {
                 method,
                 path,
-                params: route.spec.iter().map(|p| p.name).collect(),
+                params: route
+                    .spec
+                    .iter()
+                    .map(|p| p.name.replace("[n]", "0"))
+                    .collect(),
                 enums: route
                     .spec
                     .iter()
@@ -350,7 +462,7 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
     let route = find(&r.method, &seg_refs, &mut args).ok_or_else(|| {
         ApiError::NotImplemented(format!("Method '{} {}' not implemented", r.method, r.path))
     })?;
-    let st = shared.lock();
+    let mut st = shared.lock();
     if route.proxied {
         match st.node(&args.node) {
             None => {
@@ -374,13 +486,21 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
             r.params.insert(k.to_string(), v.clone());
         }
     }
-    let ctx = Ctx {
-        st: &st,
-        req: &r,
-        args: &args,
-        spec: route.spec,
-    };
-    (route.handler)(&ctx)
+    match route.handler {
+        Handler::Read(h) => h(&Ctx {
+            st: &st,
+            req: &r,
+            args: &args,
+            spec: route.spec,
+        }),
+        Handler::Write(h) => h(&mut WCtx {
+            st: &mut st,
+            shared,
+            req: &r,
+            args: &args,
+            spec: route.spec,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -110,8 +110,16 @@ pub fn config(c: &Ctx) -> ApiResult {
     if let Some(s) = c.param("snapshot") {
         return Err(ApiError::Server(format!("snapshot '{s}' does not exist")));
     }
+    // pending values applied unless `current=1` (qemu-server `vm_config`)
+    let mut view = vm.config.clone();
+    if !c.flag("current") {
+        for k in &vm.pending_delete {
+            view.remove(k);
+        }
+        view.extend(vm.pending.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     let mut m = Map::new();
-    for (k, v) in &vm.config {
+    for (k, v) in &view {
         let val = if INT_KEYS.contains(&k.as_str()) {
             v.parse::<i64>()
                 .map(|n| json!(n))
@@ -134,10 +142,12 @@ pub fn status_current(c: &Ctx) -> ApiResult {
     c.validate()?;
     let vm = lookup(c, &c.args.node, &c.args.vmid)?;
     let mut m = summary(vm);
-    m.insert(
-        "qmpstatus".into(),
-        json!(if vm.running { "running" } else { "stopped" }),
-    );
+    let qmp = match (vm.running, vm.paused) {
+        (true, true) => "paused",
+        (true, false) => "running",
+        _ => "stopped",
+    };
+    m.insert("qmpstatus".into(), json!(qmp));
     m.insert("ha".into(), json!({ "managed": 0 }));
     let agent = vm.get("agent").is_some_and(|a| {
         a.split(',')

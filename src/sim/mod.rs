@@ -5,16 +5,28 @@
 //! Layout: [`scenario`] (the YAML shape), `state` (cluster model behind one mutex), `auth`
 //! (tokens, roles, ACLs, privsep), `params` (validation in PVE's wording), `tasks` (UPIDs and
 //! the task engine), `http` (TLS server, envelope, status lines), `api` (routing, node proxy
-//! rules) and one `api_*` module per area.
+//! rules) and one `api_*` module per area: `api_clone` (clone, template), `api_qemu_write`
+//! (config writes, pending, resize), `api_power` (power, destroy, guest agent).
+//!
+//! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
+//! [`SimHandle::hold_lock_for`], [`SimHandle::flock_timeout`], [`SimHandle::fail_next_task`],
+//! [`SimHandle::slow_node`], [`SimHandle::set_guest_ignores_acpi`],
+//! [`SimHandle::set_node_online`]) lives in `faults`.
 
 mod api;
+mod api_clone;
 mod api_cluster;
 mod api_index;
 mod api_nodes;
+mod api_power;
 mod api_qemu;
+mod api_qemu_write;
 mod api_storage;
 mod api_tasks;
+mod api_write_spec;
 mod auth;
+mod faults;
+mod guest;
 mod http;
 mod params;
 pub mod scenario;
@@ -22,6 +34,7 @@ mod seed;
 mod state;
 mod tasks;
 mod tls;
+mod volumes;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,6 +63,10 @@ pub enum SimError {
     },
     #[error("simulator has no node '{0}'; use one of the scenario's node names")]
     UnknownNode(String),
+    #[error("simulator has no guest {0}; use one of the scenario's vmids")]
+    UnknownVm(u32),
+    #[error("this simulator call needs a tokio runtime; call it from async code")]
+    NoRuntime,
 }
 
 /// How to start the simulator.

@@ -26,6 +26,12 @@ pub enum Ty {
     StorageContentList,
     /// `user@realm` or `user@realm!token`.
     UserId,
+    /// A string matched against an anchored pattern (the schema's `pattern`).
+    Pattern(&'static LazyLock<Option<Regex>>),
+    /// `pve-tag-list`.
+    TagList,
+    /// `dns-name` (guest names).
+    DnsName,
 }
 
 pub const VMID: Ty = Ty::Int {
@@ -42,9 +48,12 @@ pub const INT: Ty = Ty::Int {
 };
 
 pub struct Param {
+    /// The schema's name; `net[n]` for indexed families.
     pub name: &'static str,
     pub ty: Ty,
     pub optional: bool,
+    /// For `xxx[n]` families: the highest index PVE accepts.
+    pub max_index: u32,
 }
 
 pub const fn req(name: &'static str, ty: Ty) -> Param {
@@ -52,6 +61,7 @@ pub const fn req(name: &'static str, ty: Ty) -> Param {
         name,
         ty,
         optional: false,
+        max_index: 0,
     }
 }
 pub const fn opt(name: &'static str, ty: Ty) -> Param {
@@ -59,6 +69,31 @@ pub const fn opt(name: &'static str, ty: Ty) -> Param {
         name,
         ty,
         optional: true,
+        max_index: 0,
+    }
+}
+/// An optional indexed family such as `net[n]` (`net0` .. `net<max>`).
+pub const fn idx(name: &'static str, max_index: u32, ty: Ty) -> Param {
+    Param {
+        name,
+        ty,
+        optional: true,
+        max_index,
+    }
+}
+
+impl Param {
+    /// Whether the request parameter `k` is this parameter (or a member of its family).
+    pub fn accepts(&self, k: &str) -> bool {
+        match self.name.strip_suffix("[n]") {
+            None => self.name == k,
+            Some(prefix) => k.strip_prefix(prefix).is_some_and(|n| {
+                !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+                    && (n == "0" || !n.starts_with('0'))
+                    && n.parse::<u32>().is_ok_and(|i| i <= self.max_index)
+            }),
+        }
     }
 }
 
@@ -71,6 +106,11 @@ static NODE_RE: LazyLock<Option<Regex>> =
 static STORAGE_RE: LazyLock<Option<Regex>> =
     LazyLock::new(|| rx(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$"));
 static CONFIGID_RE: LazyLock<Option<Regex>> = LazyLock::new(|| rx(r"^(?i:[a-z][a-z0-9_-]+)$"));
+static DNS_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    rx(
+        r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?$",
+    )
+});
 static INT_RE: LazyLock<Option<Regex>> = LazyLock::new(|| rx(r"^-?\d+$"));
 /// `userid` of `/access/permissions`: a user or a token id.
 pub static USERID_RE: LazyLock<Option<Regex>> =
@@ -163,6 +203,20 @@ fn check(ty: Ty, v: &str) -> Result<(), String> {
                 None => Ok(()),
             }
         }
+        Ty::Pattern(re) => fmt_ok_plain(matches(re, v), "value does not match the regex pattern"),
+        Ty::DnsName => fmt_ok(
+            matches(&DNS_RE, v),
+            "value does not look like a valid DNS name".into(),
+        ),
+        Ty::TagList => {
+            let bad = super::volumes::split_tags(v)
+                .into_iter()
+                .find(|t| !super::volumes::valid_tag(t));
+            match bad {
+                Some(t) => Err(format!("invalid format - invalid tag '{t}'\n")),
+                None => Ok(()),
+            }
+        }
         Ty::UserId => fmt_ok_plain(
             matches(&USERID_RE, v),
             "value does not match the regex pattern",
@@ -189,7 +243,7 @@ pub fn validate(
 ) -> Result<(), BTreeMap<String, String>> {
     let mut errors = BTreeMap::new();
     for (k, v) in params {
-        match spec.iter().find(|p| p.name == k) {
+        match spec.iter().find(|p| p.accepts(k)) {
             None => {
                 errors.insert(
                     k.clone(),
@@ -269,5 +323,7 @@ mod tests {
         assert!(matches(&NODE_RE, "pve01") && !matches(&NODE_RE, "-x"));
         assert!(matches(&STORAGE_RE, "local-lvm") && !matches(&STORAGE_RE, "a"));
         assert!(matches(&USERID_RE, "auditor@pve!ro") && !matches(&USERID_RE, "nobody"));
+        assert!(matches(&DNS_RE, "Copy-of-VM-web-01") && matches(&DNS_RE, "a.b-c"));
+        assert!(!matches(&DNS_RE, "bad name") && !matches(&DNS_RE, "-x"));
     }
 }

@@ -139,6 +139,9 @@ pub struct VmSpec {
     /// Extra or overriding config keys, written exactly as in a qm config.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// The guest OS ignores ACPI power-button events: `status/shutdown` never completes.
+    #[serde(default)]
+    pub ignores_acpi: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

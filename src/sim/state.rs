@@ -86,6 +86,8 @@ pub struct State {
     pub tasks: TaskRegistry,
     /// Unix time of simulator start; uptimes grow from here.
     pub started: i64,
+    /// Fault injection set through `SimHandle` (see `faults.rs`).
+    pub faults: super::faults::Faults,
 }
 
 pub struct Node {
@@ -143,6 +145,15 @@ pub struct Vm {
     pub mem_usage: f64,
     /// The config as PVE stores it (`key: value` lines), without `digest`.
     pub config: BTreeMap<String, String>,
+    /// Pending changes (the config's `[PENDING]` section), applied at the next start/stop.
+    pub pending: BTreeMap<String, String>,
+    /// Keys pending deletion.
+    pub pending_delete: std::collections::BTreeSet<String>,
+    /// Paused by `status/suspend` (still `running`, qmpstatus `paused`).
+    pub paused: bool,
+    /// When the simulator started the guest (`None` for guests running since the scenario
+    /// began, which count as started long ago).
+    pub started_instant: Option<std::time::Instant>,
 }
 
 /// A guest disk parsed from a config drive line.
@@ -255,11 +266,19 @@ impl State {
                 cpu_usage: v.cpu_usage,
                 mem_usage: v.mem_usage,
                 config,
+                pending: BTreeMap::new(),
+                pending_delete: Default::default(),
+                paused: false,
+                started_instant: None,
             };
             if vms.insert(v.vmid, vm).is_some() {
                 return Err(bad(format!("vmid {} appears twice", v.vmid)));
             }
         }
+        let mut faults = super::faults::Faults::default();
+        faults
+            .ignores_acpi
+            .extend(s.vms.iter().filter(|v| v.ignores_acpi).map(|v| v.vmid));
         let access = Access::from_scenario(s).map_err(bad)?;
         let tasks = TaskRegistry::from_scenario(s, started).map_err(bad)?;
         Ok(State {
@@ -276,6 +295,7 @@ impl State {
             access,
             tasks,
             started,
+            faults,
         })
     }
 
@@ -345,9 +365,12 @@ impl State {
             .filter(|v| on_node(Some(&v.node)))
             .flat_map(|v| v.disks())
             .filter(|d| d.storage == storage)
-            // thin provisioning: count what guests actually wrote, not the virtual size
+            // thin provisioning: count what guests actually wrote, not the virtual size; a
+            // linked clone (`base-.../vm-...`) only holds its own changes
             .map(|d| {
-                if st.stype == "lvmthin" {
+                if d.volname.contains("base-") && d.volname.contains("/vm-") {
+                    d.size / 20
+                } else if st.stype == "lvmthin" {
                     d.size / 3
                 } else {
                     d.size / 2
@@ -434,11 +457,22 @@ impl Vm {
     }
     /// Digest of the config, as PVE reports it (40 hex characters).
     pub fn digest(&self) -> String {
-        let text: String = self
+        let mut text: String = self
             .config
             .iter()
             .map(|(k, v)| format!("{k}: {v}\n"))
             .collect();
+        // the pending section is part of the file the digest covers
+        if !self.pending.is_empty() || !self.pending_delete.is_empty() {
+            text.push_str("\n[PENDING]\n");
+            for (k, v) in &self.pending {
+                text.push_str(&format!("{k}: {v}\n"));
+            }
+            if !self.pending_delete.is_empty() {
+                let d: Vec<&str> = self.pending_delete.iter().map(String::as_str).collect();
+                text.push_str(&format!("delete: {}\n", d.join(",")));
+            }
+        }
         hex_digest(&text)[..40].to_string()
     }
 }

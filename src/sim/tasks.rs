@@ -42,9 +42,6 @@ impl Task {
 }
 
 /// What a completion closure reports.
-// The first callers (clone, migrate, ...) arrive with the write endpoints; until then only the
-// unit tests drive the engine.
-#[allow(dead_code)]
 pub enum Outcome {
     /// Success; extra log lines and the number of `WARN:` lines among them.
     Ok { log: Vec<String>, warnings: u32 },
@@ -132,7 +129,6 @@ impl TaskRegistry {
         self.tasks.iter().find(|t| t.upid == upid)
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
     fn find_mut(&mut self, upid: &str) -> Option<&mut Task> {
         self.tasks.iter_mut().find(|t| t.upid == upid)
     }
@@ -158,6 +154,17 @@ pub fn spawn_task<F>(shared: &Arc<Shared>, t: NewTask<'_>, work: F) -> String
 where
     F: FnOnce(&mut State) -> Outcome + Send + 'static,
 {
+    let mut st = shared.lock();
+    spawn_locked(shared, &mut st, t, move |st, _| work(st))
+}
+
+/// [`spawn_task`] for handlers already holding the state lock. The closure also gets the error
+/// injected with `SimHandle::fail_next_task` for this task, if any: it must then undo what PVE
+/// undoes and return that error. Node slowdowns (`slow_node`) stretch the duration.
+pub fn spawn_locked<F>(shared: &Arc<Shared>, st: &mut State, t: NewTask<'_>, work: F) -> String
+where
+    F: FnOnce(&mut State, Option<String>) -> Outcome + Send + 'static,
+{
     let NewTask {
         node,
         ttype,
@@ -166,52 +173,57 @@ where
         duration_secs,
         log: first_log,
     } = t;
-    let upid = {
-        let mut st = shared.lock();
-        let uptime = st.node(node).map(|n| st.node_uptime(n)).unwrap_or(1000);
-        let starttime = now();
-        let pid = st.tasks.alloc_pid();
-        let pstart = pstart_for(uptime, 0);
-        let upid = format_upid(node, pid, pstart, starttime, ttype, id, user);
-        st.tasks.tasks.push(Task {
-            upid: upid.clone(),
-            node: node.to_string(),
-            pid,
-            pstart,
-            starttime,
-            ttype: ttype.to_string(),
-            id: id.to_string(),
-            user: user.to_string(),
-            endtime: None,
-            exitstatus: None,
-            log: first_log,
-        });
-        upid
-    };
-    let wait = shared.scaled(duration_secs.max(0.0));
+    let uptime = st.node(node).map(|n| st.node_uptime(n)).unwrap_or(1000);
+    let starttime = now();
+    let pid = st.tasks.alloc_pid();
+    let pstart = pstart_for(uptime, 0);
+    let upid = format_upid(node, pid, pstart, starttime, ttype, id, user);
+    st.tasks.tasks.push(Task {
+        upid: upid.clone(),
+        node: node.to_string(),
+        pid,
+        pstart,
+        starttime,
+        ttype: ttype.to_string(),
+        id: id.to_string(),
+        user: user.to_string(),
+        endtime: None,
+        exitstatus: None,
+        log: first_log,
+    });
+    let injected = st.faults.take_failure(node, ttype);
+    let wait = shared.scaled(duration_secs.max(0.0) * st.faults.factor(node));
     let shared2 = Arc::clone(shared);
     let upid2 = upid.clone();
     tokio::spawn(async move {
         tokio::time::sleep(wait).await;
         let mut st = shared2.lock();
-        let outcome = work(&mut st);
-        if let Some(t) = st.tasks.find_mut(&upid2) {
-            let (lines, exit, last) = match outcome {
-                Outcome::Ok { log, warnings: 0 } => (log, "OK".to_string(), "TASK OK".to_string()),
-                Outcome::Ok { log, warnings } => (
-                    log,
-                    format!("WARNINGS: {warnings}"),
-                    format!("TASK WARNINGS: {warnings}"),
-                ),
-                Outcome::Err { log, error } => (log, error.clone(), format!("TASK ERROR: {error}")),
-            };
-            t.log.extend(lines);
-            t.log.push(last);
-            t.exitstatus = Some(exit);
-            t.endtime = Some(now());
+        // a task ended early (aborted by another request) does not run its completion
+        if st.tasks.find(&upid2).is_some_and(Task::running) {
+            let outcome = work(&mut st, injected);
+            finish(&mut st, &upid2, outcome);
         }
     });
     upid
+}
+
+/// Ends a running task with `outcome`.
+pub fn finish(st: &mut State, upid: &str, outcome: Outcome) {
+    if let Some(t) = st.tasks.find_mut(upid).filter(|t| t.running()) {
+        let (lines, exit, last) = match outcome {
+            Outcome::Ok { log, warnings: 0 } => (log, "OK".to_string(), "TASK OK".to_string()),
+            Outcome::Ok { log, warnings } => (
+                log,
+                format!("WARNINGS: {warnings}"),
+                format!("TASK WARNINGS: {warnings}"),
+            ),
+            Outcome::Err { log, error } => (log, error.clone(), format!("TASK ERROR: {error}")),
+        };
+        t.log.extend(lines);
+        t.log.push(last);
+        t.exitstatus = Some(exit);
+        t.endtime = Some(now());
+    }
 }
 
 #[cfg(test)]

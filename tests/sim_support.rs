@@ -1,0 +1,172 @@
+//! Shared helpers of the simulator's lifecycle tests (`sim_lifecycle`, `sim_power`), included
+//! by them with `#[path]`; as a test target of its own it has no tests.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use proxmox_manager::sim::{self, Scenario, SimHandle, SimOptions};
+use serde_json::Value;
+
+pub const ROOT: &str = "root@pam!admin";
+pub const CLAUDE: &str = "claude-code@pve!automation";
+pub const AUDITOR: &str = "auditor@pve!ro";
+pub const GIB: u64 = 1024 * 1024 * 1024;
+
+pub async fn start(time_scale: f64) -> SimHandle {
+    let opts = SimOptions {
+        scenario: Scenario::embedded().expect("embedded scenario"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        time_scale,
+    };
+    sim::start(opts).await.expect("simulator starts")
+}
+
+pub struct Api {
+    pub h: SimHandle,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn new(time_scale: f64) -> Api {
+        let h = start(time_scale).await;
+        let ca = reqwest::Certificate::from_pem(h.ca_pem().as_bytes()).expect("ca pem");
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .expect("client");
+        Api { h, http }
+    }
+
+    /// Sends a request as `who`; form parameters go in the body for POST/PUT, in the query
+    /// otherwise. Returns the status and the parsed body.
+    pub async fn call(
+        &self,
+        who: &str,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let t = self.h.token(who).expect("token exists");
+        let url = format!("{}/api2/json{path}", self.h.url());
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(m, url).header(
+            "Authorization",
+            format!("PVEAPIToken={}={}", t.id, t.secret),
+        );
+        rb = if matches!(method, "POST" | "PUT") {
+            rb.form(params)
+        } else {
+            rb.query(params)
+        };
+        let resp = rb.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(ROOT, "GET", path, &[]).await
+    }
+
+    /// A call that must return a UPID.
+    pub async fn upid(
+        &self,
+        who: &str,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> String {
+        let (s, b) = self.call(who, method, path, params).await;
+        assert_eq!(s, 200, "{method} {path} {params:?}: {b}");
+        b["data"].as_str().expect("a UPID").to_string()
+    }
+
+    pub async fn task_status(&self, upid: &str) -> Value {
+        let node = upid.split(':').nth(1).expect("node in upid");
+        let enc = percent_encoding::utf8_percent_encode(upid, percent_encoding::NON_ALPHANUMERIC);
+        let (s, b) = self.get(&format!("/nodes/{node}/tasks/{enc}/status")).await;
+        assert_eq!(s, 200, "{b}");
+        b["data"].clone()
+    }
+
+    /// Polls a task until it stops; returns its exitstatus.
+    pub async fn wait(&self, upid: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let st = self.task_status(upid).await;
+            if st["status"] == "stopped" {
+                return st["exitstatus"].as_str().unwrap_or("").to_string();
+            }
+            assert!(Instant::now() < deadline, "task {upid} did not finish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub async fn task_log(&self, upid: &str) -> Vec<String> {
+        let node = upid.split(':').nth(1).expect("node in upid");
+        let enc = percent_encoding::utf8_percent_encode(upid, percent_encoding::NON_ALPHANUMERIC);
+        let (_, b) = self
+            .get(&format!("/nodes/{node}/tasks/{enc}/log?limit=500"))
+            .await;
+        b["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l["t"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub async fn run(
+        &self,
+        who: &str,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> String {
+        let upid = self.upid(who, method, path, params).await;
+        self.wait(&upid).await
+    }
+
+    pub async fn config(&self, node: &str, vmid: u32) -> Value {
+        let (s, b) = self.get(&format!("/nodes/{node}/qemu/{vmid}/config")).await;
+        assert_eq!(s, 200, "config of {vmid} on {node}: {b}");
+        b["data"].clone()
+    }
+
+    pub async fn resource(&self, vmid: u32) -> Option<Value> {
+        let (_, b) = self.get("/cluster/resources?type=vm").await;
+        b["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["vmid"] == vmid).cloned())
+    }
+
+    pub async fn storage_used(&self, node: &str, storage: &str) -> u64 {
+        let (_, b) = self
+            .get(&format!("/nodes/{node}/storage?storage={storage}"))
+            .await;
+        b["data"][0]["used"].as_u64().expect("used")
+    }
+
+    pub async fn status(&self, node: &str, vmid: u32) -> Value {
+        let (s, b) = self
+            .get(&format!("/nodes/{node}/qemu/{vmid}/status/current"))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["data"].clone()
+    }
+}
+
+pub fn message(b: &Value) -> String {
+    b["message"].as_str().unwrap_or("").trim_end().to_string()
+}
+
+/// The scenario node of a seeded guest.
+pub fn node_of(vmid: u32) -> &'static str {
+    match vmid {
+        100 | 101 | 1000..=1003 => "pve01",
+        102 | 1004..=1007 => "pve02",
+        _ => "pve03",
+    }
+}
