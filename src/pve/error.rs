@@ -198,11 +198,17 @@ fn task_failed_text(upid: &Upid, exitstatus: &str, log_tail: &[String]) -> Strin
         upid.id(),
         upid.node()
     );
-    if let Some(last) = log_tail.iter().rev().find(|l| !l.trim().is_empty())
-        && !last.contains(exitstatus)
-    {
-        text.push_str(&format!(" (last log line: {last})"));
+    // The last few lines before the error say what the task was doing when it failed.
+    let lines: Vec<&str> = log_tail
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.contains(exitstatus))
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if !tail.is_empty() {
+        text.push_str(&format!("; log tail: {}", tail.join(" | ")));
     }
+    text.push_str(&format!("; full log: task_log upid {upid}"));
     text
 }
 
@@ -372,7 +378,7 @@ mod tests {
         };
         assert_eq!(
             failed.to_string(),
-            "task qmclone 9000 on node pve02 failed: boom (last log line: last words)"
+            "task qmclone 9000 on node pve02 failed: boom; log tail: last words; full log: task_log upid UPID:pve02:0002A1B3:00C8D2F1:6745A3B2:qmclone:9000:root@pam:"
         );
         Ok(())
     }

@@ -20,14 +20,26 @@ use crate::ops::{
 
 use super::{ProxmoxServer, tool_error};
 
-/// A [`Run`] for one request: progress notifications when the client asked for them.
-fn run_for(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Run {
-    let progress = rc.meta.get_progress_token().map(|token| {
+/// One tool call's [`Run`] plus the task forwarding its progress notifications.
+struct Call {
+    run: Run,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Call {
+    /// A [`Run`] for one request: progress notifications when the client asked for them.
+    fn start(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Self {
+        let Some(token) = rc.meta.get_progress_token() else {
+            return Call {
+                run: Run::new(None, cancel),
+                forwarder: None,
+            };
+        };
         let peer = rc.peer.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let step = Arc::new(AtomicU64::new(0));
         // Notifications go out in order from one task; it ends when the Run (the sender) is dropped.
-        tokio::spawn(async move {
+        let forwarder = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let n = step.fetch_add(1, Ordering::Relaxed) + 1;
                 let param =
@@ -40,9 +52,22 @@ fn run_for(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Run {
         let f: ProgressFn = Arc::new(move |m: String| {
             let _ = tx.send(m);
         });
-        f
-    });
-    Run::new(progress, cancel)
+        Call {
+            run: Run::new(Some(f), cancel),
+            forwarder: Some(forwarder),
+        }
+    }
+
+    /// Flushes the progress notifications (they must precede the response) and returns the
+    /// UPIDs the call started.
+    async fn finish(self) -> Vec<String> {
+        let upids = self.run.upids();
+        drop(self.run);
+        if let Some(f) = self.forwarder {
+            let _ = f.await;
+        }
+        upids
+    }
 }
 
 impl ProxmoxServer {
@@ -51,7 +76,7 @@ impl ProxmoxServer {
         &self,
         tool: &str,
         args: &A,
-        run: &Run,
+        upids: &[String],
         result: Result<T, ops::Error>,
     ) -> Result<Json<T>, String> {
         let outcome = match &result {
@@ -59,7 +84,7 @@ impl ProxmoxServer {
             Err(e) => format!("error: {e}"),
         };
         let args = serde_json::to_value(args).unwrap_or_default();
-        self.ctx.audit.record(tool, &args, &run.upids(), &outcome);
+        self.ctx.audit.record(tool, &args, upids, &outcome);
         result.map(Json).map_err(tool_error)
     }
 
@@ -71,17 +96,18 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let run = run_for(&rc, ct);
+        let call = Call::start(&rc, ct);
         let r = ops::power(
             &self.ctx,
-            &run,
+            &call.run,
             action,
             args.vmid,
             args.allow_outside_ranges,
             None,
         )
         .await;
-        self.audited(tool, &args, &run, r)
+        let upids = call.finish().await;
+        self.audited(tool, &args, &upids, r)
     }
 }
 
@@ -108,9 +134,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmCreateReport>, String> {
-        let run = run_for(&rc, ct);
-        let r = ops::vm_create(&self.ctx, &run, &args).await;
-        self.audited("vm_create", &args, &run, r)
+        let call = Call::start(&rc, ct);
+        let r = ops::vm_create(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        self.audited("vm_create", &args, &upids, r)
     }
 
     /// Start a VM and wait until its start task finished. Already running is a reported
@@ -176,17 +203,18 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let run = run_for(&rc, ct);
+        let call = Call::start(&rc, ct);
         let r = ops::power(
             &self.ctx,
-            &run,
+            &call.run,
             PowerAction::Shutdown,
             args.vmid,
             args.allow_outside_ranges,
             Some(&args),
         )
         .await;
-        self.audited("vm_shutdown", &args, &run, r)
+        let upids = call.finish().await;
+        self.audited("vm_shutdown", &args, &upids, r)
     }
 
     /// Reboot a running VM (ACPI reboot) and wait for the task.
@@ -229,9 +257,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmResizeReport>, String> {
-        let run = run_for(&rc, ct);
-        let r = ops::vm_resize(&self.ctx, &run, &args).await;
-        self.audited("vm_resize", &args, &run, r)
+        let call = Call::start(&rc, ct);
+        let r = ops::vm_resize(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        self.audited("vm_resize", &args, &upids, r)
     }
 
     /// Set, add or remove a VM's tags (normalised as PVE does: lowercase, deduplicated, sorted).
@@ -251,9 +280,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmSetTagsReport>, String> {
-        let run = run_for(&rc, ct);
-        let r = ops::vm_set_tags(&self.ctx, &run, &args).await;
-        self.audited("vm_set_tags", &args, &run, r)
+        let call = Call::start(&rc, ct);
+        let r = ops::vm_set_tags(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        self.audited("vm_set_tags", &args, &upids, r)
     }
 
     /// Delete a VM and its disks (purged from backup jobs and HA). Without confirm: true it
@@ -275,12 +305,13 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmDeleteReport>, String> {
-        let run = run_for(&rc, ct);
-        let r = ops::vm_delete(&self.ctx, &run, &args).await;
+        let call = Call::start(&rc, ct);
+        let r = ops::vm_delete(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
         if !args.confirm {
             // A preview changes nothing: no audit record.
             return r.map(Json).map_err(tool_error);
         }
-        self.audited("vm_delete", &args, &run, r)
+        self.audited("vm_delete", &args, &upids, r)
     }
 }
