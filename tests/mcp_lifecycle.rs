@@ -131,9 +131,28 @@ async fn create_configure_power_and_delete_a_vm() {
         !err && s["noop"] == true,
         "already running is a no-op: {text}"
     );
+    let (err, s, text) = call(c, "vm_reboot", json!({"vmid": vmid})).await;
+    assert!(
+        !err && s["after"] == "running" && s["upid"].is_string(),
+        "{text}"
+    );
     let (err, s, text) = call(c, "vm_shutdown", json!({"vmid": vmid})).await;
     assert!(!err, "{text}");
     assert_eq!(s["after"], "stopped");
+    let (err, s, text) = call(c, "vm_stop", json!({"vmid": vmid})).await;
+    assert!(
+        !err && s["noop"] == true,
+        "already stopped is a no-op: {text}"
+    );
+    let (err, _, text) = call(c, "vm_reboot", json!({"vmid": vmid})).await;
+    assert!(
+        err && text.contains("vm_start"),
+        "a stopped VM cannot reboot: {text}"
+    );
+    let (err, s, text) = call(c, "vm_start", json!({"vmid": vmid})).await;
+    assert!(!err && s["after"] == "running", "{text}");
+    let (err, s, text) = call(c, "vm_stop", json!({"vmid": vmid})).await;
+    assert!(!err && s["after"] == "stopped", "{text}");
 
     let (err, _, text) = call(c, "vm_start", json!({"vmid": 100})).await;
     assert!(err && text.contains("template"), "{text}");
@@ -401,4 +420,42 @@ async fn offline_nodes_and_stubborn_guests_give_clear_errors() {
     .await;
     assert!(!err, "{text}");
     assert_eq!(s["after"], "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn placement_on_another_node_follows_shared_storage() {
+    let e = env(&[]).await;
+    let c = &e.client;
+    let (_, t, _) = call(c, "template_list", json!({})).await;
+    let templates = t["templates"].as_array().expect("templates").clone();
+    let shared = templates
+        .iter()
+        .find(|x| x["clonable_to_any_node"] == true)
+        .expect("a template on shared storage");
+    let local = templates
+        .iter()
+        .find(|x| x["clonable_to_any_node"] == false)
+        .expect("a template on local storage");
+    let other = |n: &Value| if n == "pve03" { "pve02" } else { "pve03" };
+
+    let target = other(&shared["node"]);
+    let (err, s, text) = call(
+        c,
+        "vm_create",
+        json!({"template": shared["vmid"].to_string(), "name": "far-01", "node": target}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(s["node"], target);
+    let (_, v, _) = call(c, "vm_get", json!({"vmid": s["vmid"]})).await;
+    assert_eq!(v["node"], target, "the VM lives on the target node");
+
+    let before = vm_ids(c).await;
+    let (err, _, text) = call(c, "vm_create", json!({"template": local["vmid"].to_string(), "name": "far-02", "node": other(&local["node"])})).await;
+    assert!(err && text.contains("can only be cloned on"), "{text}");
+    assert_eq!(
+        vm_ids(c).await,
+        before,
+        "refused before anything was created"
+    );
 }

@@ -290,10 +290,12 @@ async fn plan(ctx: &Context, a: &VmCreateArgs) -> Result<Plan, Error> {
     }
     let tconfig: QemuConfig = ctx.client.get_qemu_config(&source_node, template).await?;
     let storage_cfg = ctx.client.list_storage_config().await?;
-    let shared: BTreeSet<String> = storage_cfg
+    // `/cluster/resources` computes `shared` per storage row; storage.cfg only carries the
+    // flag for plugins that are not shared by nature (an NFS entry has no `shared` key).
+    let shared: BTreeSet<String> = rows
         .iter()
-        .filter(|s| s.shared == Some(true))
-        .map(|s| s.storage.clone())
+        .filter(|r| super::is_storage(r) && r.shared == Some(true))
+        .filter_map(|r| r.storage.clone())
         .collect();
     let tdisks: Vec<String> = tconfig
         .disks()
