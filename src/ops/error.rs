@@ -65,6 +65,12 @@ impl Error {
         }
     }
 
+    /// Whether PVE refused a config write because the config changed since it was read
+    /// (the `digest` no longer matches): re-read and try again.
+    pub fn is_digest_mismatch(&self) -> bool {
+        matches!(self, Error::Pve(pve::Error::Api { message, .. }) if message.contains("checksum mismatch"))
+    }
+
     /// Whether PVE said the VMID is already taken.
     pub fn is_vmid_taken(&self) -> bool {
         matches!(self, Error::Pve(e) if e.is_vmid_taken())

@@ -117,7 +117,8 @@ impl Run {
         Ok(outcome)
     }
 
-    /// Runs `op` again while PVE says the VM is locked, with backoff, until the lock deadline.
+    /// Runs `op` again while PVE says the VM is locked (or its config changed between read and
+    /// write), with backoff, until the lock deadline. `op` must re-read what it depends on.
     ///
     /// # Errors
     /// The last error when it is not a lock, or a lock error naming the lock once the deadline
@@ -139,8 +140,12 @@ impl Run {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let Some(lock) = err.lock_contention() else {
-                return Err(err);
+            // A digest mismatch means the config changed between our read and our write (a
+            // lock being released changes it too): the operation re-reads and tries again.
+            let lock = match err.lock_contention() {
+                Some(lock) => lock,
+                None if err.is_digest_mismatch() => "config changed meanwhile".to_string(),
+                None => return Err(err),
             };
             if start.elapsed() >= ctx.timeouts.lock {
                 return Err(Error::Locked {

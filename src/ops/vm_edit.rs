@@ -375,31 +375,35 @@ pub async fn vm_set_tags(
     let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
     let node = node_of(&row);
     let object = format!("vm {} on {node}", a.vmid);
-    let config = ctx.client.get_qemu_config(&node, a.vmid).await?;
-    let before = normalize_tags(config.tags()).unwrap_or_else(|_| config.tags());
-    let mut after = set.unwrap_or_else(|| before.clone());
-    after.extend(add);
-    after.retain(|t| !remove.contains(t));
-    let after = normalize_tags(after)?;
-    if after == before {
+    // Computed from the config read inside the retry, so a concurrent change is never lost:
+    // the digest makes PVE refuse a write based on a stale read, and the retry re-reads.
+    let new_tags = |current: Vec<String>| -> Result<Vec<String>, Error> {
+        let mut after = set.clone().unwrap_or(current);
+        after.extend(add.iter().cloned());
+        after.retain(|t| !remove.contains(t));
+        normalize_tags(after)
+    };
+    let before = normalize_tags(ctx.client.get_qemu_config(&node, a.vmid).await?.tags())?;
+    if new_tags(before.clone())? == before {
         return Ok(VmSetTagsReport {
             vmid: a.vmid,
             node,
+            after: before.clone(),
             before,
-            after,
             changed: false,
         });
     }
-    let params: Vec<(String, String)> = if after.is_empty() {
-        vec![("delete".into(), "tags".into())]
-    } else {
-        vec![("tags".into(), after.join(";"))]
-    };
     run.retry_locked(ctx, &object, || async {
-        let digest = ctx.client.get_qemu_config(&node, a.vmid).await?.digest();
+        let config = ctx.client.get_qemu_config(&node, a.vmid).await?;
+        let after = new_tags(normalize_tags(config.tags())?)?;
+        let params: Vec<(String, String)> = if after.is_empty() {
+            vec![("delete".into(), "tags".into())]
+        } else {
+            vec![("tags".into(), after.join(";"))]
+        };
         Ok(ctx
             .client
-            .set_qemu_config_sync(&node, a.vmid, &params, digest.as_deref())
+            .set_qemu_config_sync(&node, a.vmid, &params, config.digest().as_deref())
             .await?)
     })
     .await?;
