@@ -124,8 +124,14 @@ async fn privilege_separated_token_gets_the_intersection() {
             .any(|r| matches!(r.kind, ResourceKind::Node) && r.maxmem.is_some())
     );
     match c.get_node_status("pve01").await {
-        Err(e @ Error::Forbidden { .. }) => assert!(e.to_string().contains("Sys.Audit"), "{e}"),
-        other => panic!("expected 403, got {other:?}"),
+        Err(
+            e @ Error::Forbidden {
+                missing: Some(_), ..
+            },
+        ) => {
+            assert!(e.to_string().contains("Sys.Audit"), "{e}")
+        }
+        other => panic!("expected 403 naming the missing privilege, got {other:?}"),
     }
 }
 
@@ -135,7 +141,13 @@ async fn offline_node_and_bad_token_are_reported_as_such() {
     let c = common::client_for(&sim, MANAGER);
     sim.set_node_online("pve03", false).expect("fault");
     match c.get_node_status("pve03").await {
-        Err(e @ Error::NodeOffline { .. }) => assert!(e.to_string().contains("pve03"), "{e}"),
+        Err(e @ Error::NodeOffline { .. }) => {
+            assert!(e.to_string().contains("pve03"), "{e}");
+            assert!(
+                !e.is_retryable(),
+                "an offline node is not a transient failure"
+            );
+        }
         other => panic!("expected NodeOffline, got {other:?}"),
     }
     let token = ApiToken::new(

@@ -4,7 +4,7 @@
 //! completion with deadlines, never fixed sleeps. Power, destroy, resize and the guest agent
 //! are in `sim_power.rs`.
 
-#[path = "sim_support.rs"]
+#[path = "common/sim_support.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
