@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::pve::{ClusterResource, DiskEntry, QemuConfig, ResourceKind, ResourceType};
 
-use super::{Context, Error, GIB, MIB, is_guest, is_storage};
+use super::{Context, Error, GIB, MIB, is_guest};
 
 /// Largest page `vm_list` returns, so one call cannot flood the model's context.
 pub const MAX_PAGE_SIZE: u32 = 200;
@@ -405,103 +405,4 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
         description: config.get_str("description"),
         config: config.0,
     })
-}
-
-/// `template_list` arguments.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateListArgs {
-    /// Only templates carrying this tag.
-    #[serde(default)]
-    pub tag: Option<String>,
-    /// Only templates on this node.
-    #[serde(default)]
-    pub node: Option<String>,
-}
-
-/// A template and whether it can be cloned onto other nodes.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct TemplateSummary {
-    pub vmid: u32,
-    pub name: String,
-    pub node: String,
-    pub tags: Vec<String>,
-    pub disk_gib: f64,
-    /// Storages holding its disks.
-    pub storages: Vec<String>,
-    /// True when every disk is on shared storage, so `vm_create` may target any node.
-    pub clonable_to_any_node: bool,
-    /// True when the template is inside `vmid_ranges.templates`.
-    pub in_template_range: bool,
-}
-
-/// `template_list` output.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct TemplateListReport {
-    pub templates: Vec<TemplateSummary>,
-}
-
-/// Lists templates with the storages of their disks (one config read per template, in
-/// parallel: clusters hold few templates).
-///
-/// # Errors
-/// When PVE cannot be reached.
-pub async fn template_list(
-    ctx: &Context,
-    args: &TemplateListArgs,
-) -> Result<TemplateListReport, Error> {
-    let rows = ctx.client.get_cluster_resources(None).await?;
-    let shared: BTreeSet<String> = rows
-        .iter()
-        .filter(|r| is_storage(r) && r.shared == Some(true))
-        .filter_map(|r| r.storage.clone())
-        .collect();
-    let filter = VmListArgs {
-        tag: args.tag.clone(),
-        node: args.node.clone(),
-        include_templates: true,
-        page_size: Some(MAX_PAGE_SIZE),
-        ..Default::default()
-    };
-    let templates: Vec<VmSummary> = filter_vms(&rows, &filter)?
-        .vms
-        .into_iter()
-        .filter(|v| v.template && v.kind == "qemu")
-        .collect();
-    let mut set = tokio::task::JoinSet::new();
-    for t in templates {
-        let client = ctx.client.clone();
-        set.spawn(async move {
-            let cfg = client.get_qemu_config(&t.node, t.vmid).await;
-            (t, cfg)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        let Ok((t, cfg)) = joined else { continue };
-        let storages: BTreeSet<String> = match &cfg {
-            Ok(cfg) => cfg
-                .disks()
-                .into_iter()
-                .map(vm_disk)
-                .filter(|d| d.media != "cdrom" && d.media != "cloudinit")
-                .filter_map(|d| d.storage)
-                .collect(),
-            Err(_) => BTreeSet::new(),
-        };
-        out.push(TemplateSummary {
-            clonable_to_any_node: cfg.is_ok()
-                && !storages.is_empty()
-                && storages.iter().all(|s| shared.contains(s)),
-            in_template_range: ctx.config.vmid_ranges.templates.contains(t.vmid),
-            storages: storages.into_iter().collect(),
-            vmid: t.vmid,
-            name: t.name,
-            node: t.node,
-            tags: t.tags,
-            disk_gib: t.disk_gib,
-        });
-    }
-    out.sort_by_key(|t| t.vmid);
-    Ok(TemplateListReport { templates: out })
 }

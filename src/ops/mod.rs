@@ -21,6 +21,7 @@ mod run;
 mod status;
 mod storage;
 mod tasks;
+mod template;
 mod vm_create;
 mod vm_delete;
 mod vm_edit;
@@ -32,8 +33,8 @@ pub use doctor::{CheckItem, CheckReport, CheckStatus, check};
 pub use error::Error;
 pub use guard::{check_range, normalize_tags};
 pub use inventory::{
-    TemplateListArgs, TemplateListReport, TemplateSummary, VmDetail, VmDisk, VmGetArgs, VmListArgs,
-    VmListReport, VmNic, VmSummary, glob_match, template_list, vm_get, vm_list,
+    VmDetail, VmDisk, VmGetArgs, VmListArgs, VmListReport, VmNic, VmSummary, glob_match, vm_get,
+    vm_list,
 };
 pub use power::{PowerAction, PowerArgs, PowerReport, ShutdownArgs, power};
 pub use run::{ProgressFn, Run, Timeouts};
@@ -47,6 +48,11 @@ pub use storage::{
 };
 pub use tasks::{
     TaskLogArgs, TaskLogReport, TaskStatusArgs, TaskStatusReport, task_log, task_status,
+};
+pub use template::{
+    TemplateConvertArgs, TemplateConvertReport, TemplateDeleteArgs, TemplateDeleteReport,
+    TemplateListArgs, TemplateListReport, TemplateSummary, template_convert, template_delete,
+    template_list,
 };
 pub use vm_create::{VmCreateArgs, VmCreateReport, vm_create};
 pub use vm_delete::{VmDeleteArgs, VmDeleteReport, vm_delete};

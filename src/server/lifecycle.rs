@@ -21,14 +21,14 @@ use crate::ops::{
 use super::{ProxmoxServer, tool_error};
 
 /// One tool call's [`Run`] plus the task forwarding its progress notifications.
-struct Call {
-    run: Run,
+pub(super) struct Call {
+    pub(super) run: Run,
     forwarder: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Call {
     /// A [`Run`] for one request: progress notifications when the client asked for them.
-    fn start(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Self {
+    pub(super) fn start(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Self {
         let Some(token) = rc.meta.get_progress_token() else {
             return Call {
                 run: Run::new(None, cancel),
@@ -60,7 +60,7 @@ impl Call {
 
     /// Flushes the progress notifications (they must precede the response) and returns the
     /// UPIDs the call started.
-    async fn finish(self) -> Vec<String> {
+    pub(super) async fn finish(self) -> Vec<String> {
         let upids = self.run.upids();
         drop(self.run);
         if let Some(f) = self.forwarder {
@@ -72,7 +72,7 @@ impl Call {
 
 impl ProxmoxServer {
     /// Records a mutating call in the audit log and maps the result for the model.
-    fn audited<T, A: Serialize>(
+    pub(super) fn audited<T, A: Serialize>(
         &self,
         tool: &str,
         args: &A,

@@ -12,6 +12,7 @@ mod cluster;
 pub mod http;
 mod lifecycle;
 mod storage;
+mod template;
 mod toolsets;
 mod vm;
 
@@ -74,6 +75,7 @@ impl ProxmoxServer {
         Self::cluster_router()
             + Self::vm_router()
             + Self::lifecycle_router()
+            + Self::template_router()
             + Self::storage_router()
     }
 

@@ -35,8 +35,8 @@ pub const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "template",
-        description: "Templates: list",
-        tools: &["template_list"],
+        description: "Templates: list, convert a VM, delete",
+        tools: &["template_list", "template_convert", "template_delete"],
     },
     Toolset {
         name: "storage",

@@ -1,11 +1,9 @@
-//! Toolsets `vm` and `template`: guests and templates.
+//! Toolset `vm` (reads): list and inspect guests.
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::{tool, tool_router};
 
-use crate::ops::{
-    self, TemplateListArgs, TemplateListReport, VmDetail, VmGetArgs, VmListArgs, VmListReport,
-};
+use crate::ops::{self, VmDetail, VmGetArgs, VmListArgs, VmListReport};
 
 use super::{ProxmoxServer, tool_error};
 
@@ -51,28 +49,6 @@ impl ProxmoxServer {
         Parameters(args): Parameters<VmGetArgs>,
     ) -> Result<Json<VmDetail>, String> {
         ops::vm_get(&self.ctx, &args)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// List VM templates with their node, tags, disk size and storages, and whether they can
-    /// be cloned to any node (all disks on shared storage).
-    #[tool(
-        name = "template_list",
-        annotations(
-            title = "List templates",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn template_list(
-        &self,
-        Parameters(args): Parameters<TemplateListArgs>,
-    ) -> Result<Json<TemplateListReport>, String> {
-        ops::template_list(&self.ctx, &args)
             .await
             .map(Json)
             .map_err(tool_error)

@@ -1,0 +1,92 @@
+//! Toolset `template`: list, convert, delete.
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::{
+    self, TemplateConvertArgs, TemplateConvertReport, TemplateDeleteArgs, TemplateDeleteReport,
+    TemplateListArgs, TemplateListReport,
+};
+
+use super::lifecycle::Call;
+use super::{ProxmoxServer, tool_error};
+
+#[tool_router(router = template_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// List VM templates cluster-wide: vmid, name, node, tags, OS type, disk size, storages,
+    /// whether they can be cloned to any node (all disks on shared storage), and the linked
+    /// clones that depend on each.
+    #[tool(
+        name = "template_list",
+        annotations(
+            title = "List templates",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn template_list(
+        &self,
+        Parameters(args): Parameters<TemplateListArgs>,
+    ) -> Result<Json<TemplateListReport>, String> {
+        ops::template_list(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Turn an installed, stopped VM into a template (disks become read-only base images).
+    /// Running VMs are refused; PVE also refuses VMs with snapshots, with its reason.
+    #[tool(
+        name = "template_convert",
+        annotations(
+            title = "Convert VM to template",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn template_convert(
+        &self,
+        Parameters(args): Parameters<TemplateConvertArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateConvertReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_convert(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        self.audited("template_convert", &args, &upids, r)
+    }
+
+    /// Delete a template and its disks. Without confirm: true it only returns the preview
+    /// (disks, linked clones). Refused while linked clones depend on it.
+    #[tool(
+        name = "template_delete",
+        annotations(
+            title = "Delete template",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn template_delete(
+        &self,
+        Parameters(args): Parameters<TemplateDeleteArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateDeleteReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_delete(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        if !args.confirm {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited("template_delete", &args, &upids, r)
+    }
+}

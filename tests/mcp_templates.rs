@@ -1,0 +1,90 @@
+//! Template tools end to end through MCP against the simulator: listing with linked clones,
+//! converting a VM, and deleting with a preview that refuses while clones depend on it.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use common::mcp::{Client, call, connect};
+
+async fn template(c: &Client, vmid: u64) -> Option<Value> {
+    let (err, t, text) = call(c, "template_list", json!({})).await;
+    assert!(!err, "{text}");
+    t["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|x| x["vmid"] == vmid)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_convert_and_delete_templates() {
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let (c, _) = connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+
+    // The scenario's ci-runner (1011) is a linked clone of template 100.
+    let t100 = template(&c, 100).await.expect("template 100");
+    assert!(
+        t100["linked_clones"]
+            .as_array()
+            .expect("clones")
+            .iter()
+            .any(|v| v == 1011),
+        "{t100}"
+    );
+    assert!(t100["ostype"].is_string(), "{t100}");
+
+    let (err, s, text) = call(&c, "template_delete", json!({"vmid": 100})).await;
+    assert!(!err, "{text}");
+    assert_eq!(s["executed"], false);
+    assert!(
+        s["blocked_by"].as_str().is_some_and(|b| b.contains("1011")),
+        "{s}"
+    );
+    let (err, _, text) = call(&c, "template_delete", json!({"vmid": 100, "confirm": true})).await;
+    assert!(err && text.contains("linked clones"), "{text}");
+    assert!(template(&c, 100).await.is_some(), "nothing was deleted");
+
+    let (err, s, text) = call(
+        &c,
+        "vm_create",
+        json!({"template": "100", "name": "golden-01", "start": true}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let vmid = s["vmid"].as_u64().expect("vmid");
+    let (err, _, text) = call(&c, "template_convert", json!({"vmid": vmid})).await;
+    assert!(
+        err && text.contains("running"),
+        "a running VM is refused: {text}"
+    );
+    let (err, _, text) = call(&c, "vm_shutdown", json!({"vmid": vmid})).await;
+    assert!(!err, "{text}");
+    let (err, s, text) = call(&c, "template_convert", json!({"vmid": vmid})).await;
+    assert!(!err, "{text}");
+    assert!(
+        s["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").contains("vmid_ranges.templates"))
+    );
+    let converted = template(&c, vmid).await.expect("listed as a template");
+    assert_eq!(converted["in_template_range"], false);
+    let (err, _, text) = call(&c, "template_convert", json!({"vmid": vmid})).await;
+    assert!(err && text.contains("already is a template"), "{text}");
+
+    let (err, _, text) = call(&c, "template_delete", json!({"vmid": 1000})).await;
+    assert!(err && text.contains("not a template"), "{text}");
+    let (err, s, text) = call(
+        &c,
+        "template_delete",
+        json!({"vmid": vmid, "confirm": true}),
+    )
+    .await;
+    assert!(!err && s["executed"] == true, "{text}");
+    assert!(template(&c, vmid).await.is_none());
+}
