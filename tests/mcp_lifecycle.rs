@@ -459,3 +459,97 @@ async fn placement_on_another_node_follows_shared_storage() {
         "refused before anything was created"
     );
 }
+
+/// Cancellation: the client cancels a slow create; the server stops waiting, the clone task
+/// keeps running on PVE, and the audit log (the response is not sent, as MCP requires) names
+/// its UPID.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_create_names_the_tasks_that_keep_running() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let sim = common::start_sim().await;
+    for n in ["pve01", "pve02", "pve03"] {
+        sim.slow_node(n, 5000.0);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let mut child = tokio::process::Command::new(common::binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .args(["--task-poll-ms", "5"])
+        .env("PROXMOX_MANAGER_TOKEN", common::token_env(&sim))
+        .env("XDG_STATE_HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let send = |m: &str| format!("{m}\n");
+    for m in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"vm_create","arguments":{"template":"ubuntu-noble-tmpl","name":"cancel-me"}}}"#,
+    ] {
+        stdin.write_all(send(m).as_bytes()).await.expect("write");
+    }
+    stdin.flush().await.expect("flush");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !sim
+        .requests()
+        .iter()
+        .any(|r| r.method == "POST" && r.path.ends_with("/clone"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the clone was never requested"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stdin
+        .write_all(send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"user changed their mind"}}"#).as_bytes())
+        .await
+        .expect("cancel");
+    stdin.flush().await.expect("flush");
+    let line = loop {
+        let found = audit_lines(dir.path())
+            .into_iter()
+            .find(|l| l["tool"] == "vm_create");
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no audit record of the cancelled call"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let outcome = line["outcome"].as_str().unwrap_or("");
+    assert!(
+        outcome.contains("keep running") && outcome.contains(":qmclone:"),
+        "{line}"
+    );
+
+    stdin
+        .write_all(send(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#).as_bytes())
+        .await
+        .expect("ping");
+    stdin.flush().await.expect("flush");
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let done = l.contains(r#""id":3"#);
+            seen.push(l);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("ping answered");
+    assert!(
+        !seen.iter().any(|l| l.contains(r#""id":2"#)),
+        "no response to the cancelled request: {seen:?}"
+    );
+}

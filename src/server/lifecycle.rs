@@ -83,6 +83,11 @@ impl ProxmoxServer {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("error: {e}"),
         };
+        if let Err(e @ ops::Error::Pve(crate::pve::Error::Cancelled { .. })) = &result {
+            // The client will not read a response to a cancelled request: stderr and the audit
+            // log are where the still-running tasks are reported.
+            tracing::warn!(tool, error = %e, "call cancelled");
+        }
         let args = serde_json::to_value(args).unwrap_or_default();
         self.ctx.audit.record(tool, &args, upids, &outcome);
         result.map(Json).map_err(tool_error)
