@@ -22,6 +22,7 @@ mod status;
 mod storage;
 mod tasks;
 mod template;
+mod template_create;
 mod vm_create;
 mod vm_delete;
 mod vm_edit;
@@ -53,6 +54,9 @@ pub use template::{
     TemplateConvertArgs, TemplateConvertReport, TemplateDeleteArgs, TemplateDeleteReport,
     TemplateListArgs, TemplateListReport, TemplateSummary, template_convert, template_delete,
     template_list,
+};
+pub use template_create::{
+    PathChoice, TemplateFromCloudImageArgs, TemplateFromImageReport, template_from_cloud_image,
 };
 pub use vm_create::{VmCreateArgs, VmCreateReport, vm_create};
 pub use vm_delete::{VmDeleteArgs, VmDeleteReport, vm_delete};

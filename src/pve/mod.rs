@@ -27,6 +27,7 @@ mod qemu_config;
 mod qemu_write;
 mod qemu_write_types;
 mod storage;
+pub use storage::DownloadUrl;
 mod storage_types;
 mod task_types;
 mod tasks;

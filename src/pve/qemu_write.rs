@@ -156,6 +156,21 @@ impl Client {
         Ok(())
     }
 
+    /// `POST /nodes/{node}/qemu`: create a VM (task `qmcreate`). `params` are config keys as
+    /// for [`Client::update_qemu_config`] (disks as `STORAGE:SIZE` or
+    /// `STORAGE:0,import-from=VOLID`), `vmid` included by this method.
+    pub async fn create_qemu(
+        &self,
+        node: &str,
+        vmid: u32,
+        params: &[(String, String)],
+    ) -> Result<Upid, Error> {
+        let mut form: Vec<(&str, String)> = vec![("vmid", vmid.to_string())];
+        form.extend(params.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        self.post(&format!("/nodes/{}/qemu", path_segment(node)), &form)
+            .await
+    }
+
     /// `POST /nodes/{node}/qemu/{vmid}/status/start` (task `qmstart`, or `hastart` for an
     /// HA-managed VM, which only *requests* the start: poll the status afterwards).
     pub async fn start_qemu(&self, node: &str, vmid: u32, p: &StartQemu) -> Result<Upid, Error> {

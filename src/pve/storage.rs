@@ -35,3 +35,62 @@ impl Client {
         self.get("/storage", &[]).await
     }
 }
+
+/// `POST /nodes/{node}/storage/{storage}/download-url` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct DownloadUrl {
+    pub url: String,
+    /// `iso`, `vztmpl` or `import`.
+    pub content: String,
+    pub filename: String,
+    pub checksum: Option<String>,
+    /// `sha256`, `sha512`, ...
+    pub checksum_algorithm: Option<String>,
+}
+
+impl Client {
+    /// `POST /nodes/{node}/storage/{storage}/download-url` (task `download`). Needs
+    /// Datastore.AllocateTemplate on the storage and Sys.Modify on `/` or Sys.AccessNetwork on
+    /// the node.
+    pub async fn download_url(
+        &self,
+        node: &str,
+        storage: &str,
+        p: &DownloadUrl,
+    ) -> Result<super::Upid, Error> {
+        let mut form = vec![
+            ("url", p.url.clone()),
+            ("content", p.content.clone()),
+            ("filename", p.filename.clone()),
+        ];
+        if let Some(c) = &p.checksum {
+            form.push(("checksum", c.clone()));
+        }
+        if let Some(a) = &p.checksum_algorithm {
+            form.push(("checksum-algorithm", a.clone()));
+        }
+        let path = format!(
+            "/nodes/{}/storage/{}/download-url",
+            path_segment(node),
+            path_segment(storage)
+        );
+        self.post(&path, &form).await
+    }
+
+    /// `DELETE /nodes/{node}/storage/{storage}/content/{volume}`: PVE answers a UPID (or null
+    /// on older versions).
+    pub async fn delete_volume(
+        &self,
+        node: &str,
+        storage: &str,
+        volid: &str,
+    ) -> Result<Option<super::Upid>, Error> {
+        let path = format!(
+            "/nodes/{}/storage/{}/content/{}",
+            path_segment(node),
+            path_segment(storage),
+            path_segment(volid)
+        );
+        self.delete(&path, &[]).await
+    }
+}

@@ -35,8 +35,13 @@ pub const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "template",
-        description: "Templates: list, convert a VM, delete",
-        tools: &["template_list", "template_convert", "template_delete"],
+        description: "Templates: list, build from a cloud image, convert a VM, delete",
+        tools: &[
+            "template_list",
+            "template_from_cloud_image",
+            "template_convert",
+            "template_delete",
+        ],
     },
     Toolset {
         name: "storage",
