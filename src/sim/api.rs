@@ -9,8 +9,8 @@ use super::http::{ApiError, ApiResult, Req};
 use super::params::{self, Param, Ty, opt, req};
 use super::state::{Shared, State};
 use super::{
-    api_clone, api_cluster, api_index, api_nodes, api_power, api_qemu, api_qemu_write, api_storage,
-    api_tasks, api_write_spec,
+    api_clone, api_cluster, api_create, api_download, api_index, api_nodes, api_power, api_qemu,
+    api_qemu_write, api_storage, api_tasks, api_volume, api_write_spec,
 };
 
 macro_rules! spec {
@@ -27,6 +27,8 @@ pub struct PathArgs {
     pub vmid: String,
     pub storage: String,
     pub upid: String,
+    /// `{volume}`: the rest of the path, so unencoded `/` in volume ids work too.
+    pub volume: String,
 }
 
 /// What a handler gets: the locked state, the request, path arguments and its parameter spec.
@@ -282,6 +284,11 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
                 ],
             )
         }
+        ["storage", s, "content", vol @ ..] if !vol.is_empty() => {
+            args.storage = s.to_string();
+            args.volume = vol.join("/");
+            r(api_volume::info, api_write_spec::VOLUME_INFO)
+        }
         ["tasks"] => r(
             api_tasks::list,
             spec![
@@ -332,6 +339,19 @@ fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route
             proxied: true,
         })
     };
+    match (method, rest) {
+        ("POST", ["qemu"]) => return w(api_create::create, api_write_spec::CREATE),
+        ("POST", ["storage", s, "download-url"]) => {
+            args.storage = s.to_string();
+            return w(api_download::download_url, api_write_spec::DOWNLOAD_URL);
+        }
+        ("DELETE", ["storage", s, "content", vol @ ..]) if !vol.is_empty() => {
+            args.storage = s.to_string();
+            args.volume = vol.join("/");
+            return w(api_volume::delete, api_write_spec::VOLUME_DELETE);
+        }
+        _ => {}
+    }
     let ["qemu", v, tail @ ..] = rest else {
         return None;
     };
@@ -398,6 +418,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/resume"),
+    ("POST", "/nodes/{node}/qemu"),
+    ("POST", "/nodes/{node}/storage/{storage}/download-url"),
+    ("GET", "/nodes/{node}/storage/{storage}/content/{volume}"),
+    ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
 ];
 
 /// An endpoint the simulator serves and the parameters it accepts (path ones included).
@@ -420,7 +444,8 @@ pub fn served_endpoints() -> Vec<ServedEndpoint> {
                 .replace("{node}", "pve01")
                 .replace("{vmid}", "100")
                 .replace("{storage}", "local")
-                .replace("{upid}", "UPID");
+                .replace("{upid}", "UPID")
+                .replace("{volume}", "local:iso/x.iso");
             let segs: Vec<&str> = concrete.split('/').filter(|s| !s.is_empty()).collect();
             let route = find(method, &segs, &mut PathArgs::default())?;
             Some(ServedEndpoint {
@@ -481,6 +506,7 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
         ("vmid", &args.vmid),
         ("storage", &args.storage),
         ("upid", &args.upid),
+        ("volume", &args.volume),
     ] {
         if !v.is_empty() {
             r.params.insert(k.to_string(), v.clone());

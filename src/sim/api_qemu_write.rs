@@ -37,7 +37,7 @@ const FASTPLUG: &[&str] = &[
 ];
 
 /// Privilege needed to change `key` (qemu-server `check_vm_modify_config_perm`).
-fn priv_for(key: &str, value: Option<&str>) -> &'static str {
+pub(super) fn priv_for(key: &str, value: Option<&str>) -> &'static str {
     let k = key.trim_end_matches(|c: char| c.is_ascii_digit());
     match k {
         "cores" | "sockets" | "cpu" | "numa" | "vcpus" | "cpulimit" | "cpuunits" | "affinity" => {
@@ -123,7 +123,7 @@ fn urlencoded(v: &str) -> bool {
 
 /// Turns a requested value into what PVE writes: normalised tags, generated MACs, allocated
 /// disks (`STORAGE:SIZE`), cloud-init drives.
-fn convert(
+pub(super) fn convert(
     c: &WCtx,
     vmid: u32,
     key: &str,

@@ -165,7 +165,8 @@ const POS: Ty = Ty::Int {
     max: None,
 };
 
-macro_rules! config_spec {
+/// The VM options that config writes and VM creation share, plus endpoint-specific extras.
+macro_rules! vm_spec {
     ($($extra:expr),* $(,)?) => {
         spec![
             NODE,
@@ -181,9 +182,7 @@ macro_rules! config_spec {
             opt("ciuser", STR),
             opt("cores", POS),
             opt("cpu", STR),
-            opt("delete", STR),
             opt("description", Ty::Str { max_len: Some(8192) }),
-            DIGEST,
             opt("efidisk0", STR),
             opt("hookscript", STR),
             opt("hotplug", STR),
@@ -202,7 +201,6 @@ macro_rules! config_spec {
                 "win11", "l24", "l26", "solaris",
             ])),
             opt("protection", Ty::Bool),
-            opt("revert", STR),
             idx("sata[n]", 5, STR),
             idx("scsi[n]", 30, STR),
             opt("scsihw", Ty::Enum(&[
@@ -210,7 +208,6 @@ macro_rules! config_spec {
             ])),
             opt("searchdomain", STR),
             idx("serial[n]", 3, Ty::Pattern(&SERIAL_RE)),
-            SKIPLOCK,
             opt("sockets", POS),
             opt("sshkeys", STR),
             opt("startup", STR),
@@ -222,11 +219,52 @@ macro_rules! config_spec {
     };
 }
 
-pub const CONFIG_POST: &[Param] = config_spec![opt(
-    "background_delay",
-    Ty::Int {
-        min: Some(1),
-        max: Some(30)
-    }
-)];
-pub const CONFIG_PUT: &[Param] = config_spec![];
+pub const CONFIG_POST: &[Param] = vm_spec![
+    opt("delete", STR),
+    DIGEST,
+    opt("revert", STR),
+    SKIPLOCK,
+    opt(
+        "background_delay",
+        Ty::Int {
+            min: Some(1),
+            max: Some(30)
+        }
+    )
+];
+pub const CONFIG_PUT: &[Param] = vm_spec![opt("delete", STR), DIGEST, opt("revert", STR), SKIPLOCK];
+/// `POST /nodes/{node}/qemu` without `archive` (restore is not modelled).
+pub const CREATE: &[Param] = vm_spec![
+    opt("pool", STR),
+    opt("start", Ty::Bool),
+    opt("unique", Ty::Bool)
+];
+
+const CONTENT_UPLOAD: Ty = Ty::Enum(&["iso", "vztmpl", "import"]);
+const CHECKSUM_ALGO: Ty = Ty::Enum(&["md5", "sha1", "sha224", "sha256", "sha384", "sha512"]);
+static URL_RE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^(?:https?://.*)$").ok());
+
+pub const DOWNLOAD_URL: &[Param] = spec![
+    NODE,
+    req("storage", Ty::StorageId),
+    req("url", Ty::Pattern(&URL_RE)),
+    req("content", CONTENT_UPLOAD),
+    req("filename", Ty::Str { max_len: Some(255) }),
+    opt("checksum", STR),
+    opt("checksum-algorithm", CHECKSUM_ALGO),
+    opt("compression", STR),
+    opt("verify-certificates", Ty::Bool),
+];
+pub const VOLUME_INFO: &[Param] = spec![NODE, opt("storage", Ty::StorageId), req("volume", STR)];
+pub const VOLUME_DELETE: &[Param] = spec![
+    NODE,
+    opt("storage", Ty::StorageId),
+    req("volume", STR),
+    opt(
+        "delay",
+        Ty::Int {
+            min: Some(1),
+            max: Some(30)
+        }
+    ),
+];

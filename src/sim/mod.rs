@@ -16,6 +16,8 @@
 mod api;
 mod api_clone;
 mod api_cluster;
+mod api_create;
+mod api_download;
 mod api_index;
 mod api_nodes;
 mod api_power;
@@ -23,6 +25,7 @@ mod api_qemu;
 mod api_qemu_write;
 mod api_storage;
 mod api_tasks;
+mod api_volume;
 mod api_write_spec;
 mod auth;
 mod faults;
@@ -196,6 +199,56 @@ impl SimHandle {
             .find(|n| n.name == node)
             .ok_or_else(|| SimError::UnknownNode(node.to_string()))?;
         n.online = online;
+        Ok(())
+    }
+    /// Volume ids of the file volumes (ISOs, templates, import images, backups, snippets) on
+    /// `storage` as seen from `node`, sorted.
+    pub fn files(&self, node: &str, storage: &str) -> Vec<String> {
+        let st = self.shared.lock();
+        let shared = st.storage(storage).is_some_and(|s| s.shared);
+        let mut out: Vec<String> = st
+            .files
+            .iter()
+            .filter(|f| f.storage == storage && (shared || f.node.as_deref() == Some(node)))
+            .map(|f| f.volid.clone())
+            .collect();
+        out.sort();
+        out
+    }
+    /// Adds a file volume `storage:volname` (e.g. `import/noble.qcow2`) of `size` bytes on
+    /// `node` (ignored for shared storages); `virtual_size` for disk images.
+    ///
+    /// # Errors
+    /// [`SimError::UnknownNode`] / [`SimError::Scenario`] for an unknown node or storage.
+    pub fn add_file(
+        &self,
+        node: &str,
+        storage: &str,
+        volname: &str,
+        size: u64,
+        virtual_size: Option<u64>,
+    ) -> Result<(), SimError> {
+        let mut st = self.shared.lock();
+        if st.node(node).is_none() {
+            return Err(SimError::UnknownNode(node.to_string()));
+        }
+        let Some(shared) = st.storage(storage).map(|s| s.shared) else {
+            return Err(SimError::Scenario {
+                origin: "add_file".into(),
+                message: format!("no storage '{storage}'"),
+            });
+        };
+        let spec = scenario::FileSpec {
+            volid: format!("{storage}:{volname}"),
+            node: Some(node.to_string()),
+            size,
+            virtual_size,
+            notes: None,
+            protected: false,
+        };
+        let v = seed::file_volume(&spec, storage, volname, state::now(), shared);
+        st.files.retain(|f| f.volid != v.volid || f.node != v.node);
+        st.files.push(v);
         Ok(())
     }
     /// Requests received so far (method, path, parameter names; never values), oldest first.

@@ -97,6 +97,9 @@ pub struct FileSpec {
     #[serde(default)]
     pub node: Option<String>,
     pub size: u64,
+    /// Disk images: the virtual size `qemu-img info` reports (default: the file size).
+    #[serde(default)]
+    pub virtual_size: Option<u64>,
     #[serde(default)]
     pub notes: Option<String>,
     #[serde(default)]

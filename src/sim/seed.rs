@@ -48,6 +48,7 @@ pub fn file_volume(
         content: content.to_string(),
         format,
         size: f.size,
+        virtual_size: f.virtual_size,
         vmid,
         ctime,
         notes: f.notes.clone(),

@@ -128,6 +128,8 @@ pub struct Volume {
     pub content: String,
     pub format: String,
     pub size: u64,
+    /// Disk images (`import` content): the image's virtual size; `None` = the file size.
+    pub virtual_size: Option<u64>,
     pub vmid: Option<u32>,
     pub ctime: i64,
     pub notes: Option<String>,

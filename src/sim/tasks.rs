@@ -165,6 +165,29 @@ pub fn spawn_locked<F>(shared: &Arc<Shared>, st: &mut State, t: NewTask<'_>, wor
 where
     F: FnOnce(&mut State, Option<String>) -> Outcome + Send + 'static,
 {
+    let (upid, injected, wait) = register(shared, st, t);
+    let shared2 = Arc::clone(shared);
+    let upid2 = upid.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let mut st = shared2.lock();
+        // a task ended early (aborted by another request) does not run its completion
+        if st.tasks.find(&upid2).is_some_and(Task::running) {
+            let outcome = work(&mut st, injected);
+            finish(&mut st, &upid2, outcome);
+        }
+    });
+    upid
+}
+
+/// Records a running task without scheduling its end: for workers that do real asynchronous
+/// work (download-url) and end the task themselves with [`finish`]. Returns the UPID, the
+/// error injected with `SimHandle::fail_next_task` (if any) and the task's scaled duration.
+pub fn register(
+    shared: &Arc<Shared>,
+    st: &mut State,
+    t: NewTask<'_>,
+) -> (String, Option<String>, std::time::Duration) {
     let NewTask {
         node,
         ttype,
@@ -193,18 +216,7 @@ where
     });
     let injected = st.faults.take_failure(node, ttype);
     let wait = shared.scaled(duration_secs.max(0.0) * st.faults.factor(node));
-    let shared2 = Arc::clone(shared);
-    let upid2 = upid.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(wait).await;
-        let mut st = shared2.lock();
-        // a task ended early (aborted by another request) does not run its completion
-        if st.tasks.find(&upid2).is_some_and(Task::running) {
-            let outcome = work(&mut st, injected);
-            finish(&mut st, &upid2, outcome);
-        }
-    });
-    upid
+    (upid, injected, wait)
 }
 
 /// Ends a running task with `outcome`.

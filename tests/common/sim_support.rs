@@ -170,3 +170,72 @@ pub fn node_of(vmid: u32) -> &'static str {
         _ => "pve03",
     }
 }
+
+/// A tiny loopback HTTP/1.1 file server for download-url tests: `GET /<name>` answers with
+/// the bytes registered under `name`, anything else with 404. Returns the base URL.
+pub async fn serve_files(files: Vec<(String, Vec<u8>)>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind file server");
+    let addr = listener.local_addr().expect("file server addr");
+    let files = std::sync::Arc::new(files);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let files = std::sync::Arc::clone(&files);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let found = files
+                    .iter()
+                    .find(|(n, _)| format!("/{n}") == path)
+                    .map(|(_, b)| b.clone());
+                let (status, body) = match found {
+                    Some(b) => ("200 OK", b),
+                    None => ("404 Not Found", b"not found".to_vec()),
+                };
+                let hdr = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(hdr.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A real qcow2 image of `size` (e.g. `64M`) made with `qemu-img`, as bytes.
+pub fn qcow2_image(size: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("img.qcow2");
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-f", "qcow2"])
+        .arg(&path)
+        .arg(size)
+        .output()
+        .expect("qemu-img runs");
+    assert!(out.status.success(), "qemu-img create failed: {out:?}");
+    std::fs::read(&path).expect("read image")
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
