@@ -1,0 +1,158 @@
+//! Templates from images end to end through MCP: a real qcow2 made by `qemu-img`, served from
+//! a loopback HTTP server, downloaded, imported and converted by the simulator over the API.
+
+mod common;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use common::mcp::{call, connect};
+
+/// Serves `bytes` at `/noble.qcow2` on loopback; returns the URL.
+async fn serve_image(bytes: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route(
+        "/noble.qcow2",
+        axum::routing::get(move || async move { bytes.clone() }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/noble.qcow2")
+}
+
+fn qcow2() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("noble.qcow2");
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&path)
+        .arg("64M")
+        .output()
+        .expect("qemu-img is installed (bash .ci/run installs qemu-utils)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&path).expect("read image")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloud_image_to_template_over_the_api() {
+    let image = qcow2();
+    let hex: String = Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = format!("sha256:{hex}");
+    let url = serve_image(image).await;
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let admin = sim.token("root@pam!admin").expect("admin token");
+    let (c, _) = connect(
+        &config,
+        &format!("{}={}", admin.id, admin.secret),
+        dir.path(),
+        &[],
+    )
+    .await;
+
+    let (err, s, text) = call(&c, "template_from_cloud_image", json!({
+        "image_url": url, "checksum": digest, "name": "noble-test-tmpl", "disk_size": "2G", "node": "pve02"
+    })).await;
+    assert!(!err, "{text}");
+    assert_eq!(s["path"]["path"], "api", "{s}");
+    let vmid = s["vmid"].as_u64().expect("vmid");
+    assert!(
+        (100..=999).contains(&vmid),
+        "from vmid_ranges.templates: {vmid}"
+    );
+    assert_eq!(s["disk_size"], "2G");
+    let (_, t, _) = call(&c, "template_list", json!({})).await;
+    let tpl = t["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|x| x["vmid"] == vmid)
+        .cloned()
+        .expect("listed");
+    let tags: Vec<&str> = tpl["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    assert!(
+        tags.contains(&"template") && tags.contains(&"cloudinit"),
+        "{tags:?}"
+    );
+    let (_, v, _) = call(&c, "vm_get", json!({"vmid": vmid})).await;
+    assert_eq!(v["template"], true);
+    assert_eq!(v["cloudinit"]["ciuser"], "ada");
+    assert!(
+        v["disks"]
+            .as_array()
+            .expect("disks")
+            .iter()
+            .any(|d| d["media"] == "cloudinit")
+    );
+    assert!(
+        !sim.files("pve02", "local")
+            .iter()
+            .any(|f| f.contains("noble.qcow2")),
+        "the download was removed"
+    );
+
+    let (err, _, text) = call(
+        &c,
+        "template_from_cloud_image",
+        json!({"image_url": url, "name": "noble-test-tmpl"}),
+    )
+    .await;
+    assert!(
+        err && text.contains("already exists"),
+        "same name refused: {text}"
+    );
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let (err, _, text) = call(
+        &c,
+        "template_from_cloud_image",
+        json!({"image_url": url, "checksum": wrong, "name": "bad-sum", "node": "pve02"}),
+    )
+    .await;
+    assert!(err && text.contains("checksum"), "{text}");
+    assert!(
+        !sim.files("pve02", "local")
+            .iter()
+            .any(|f| f.contains("noble.qcow2")),
+        "a bad download leaves nothing"
+    );
+    let (_, t, _) = call(&c, "template_list", json!({})).await;
+    assert!(
+        !t["templates"]
+            .as_array()
+            .expect("templates")
+            .iter()
+            .any(|x| x["name"] == "bad-sum")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn least_privilege_token_is_told_which_privileges_the_api_path_needs() {
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let (c, _) = connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+    let (err, _, text) = call(
+        &c,
+        "template_from_cloud_image",
+        json!({"image_url": "http://127.0.0.1:9/x.qcow2", "name": "t"}),
+    )
+    .await;
+    assert!(err, "{text}");
+    assert!(
+        text.contains("Datastore.AllocateTemplate") && text.contains("Sys.AccessNetwork"),
+        "{text}"
+    );
+}
