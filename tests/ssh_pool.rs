@@ -122,6 +122,24 @@ async fn a_slow_command_times_out_quickly() {
     };
     assert_eq!(command, "sleep");
     assert_eq!(*seconds, 1);
+    // The remote `timeout` stopped the command: it is not left running on the node.
+    let gone = |out: &proxmox_manager::ssh::ExecOutput| out.status == Some(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = pool
+            .exec(
+                &t,
+                &Command::new("pgrep").arg("-f").arg("^sleep 30$"),
+                opts(),
+            )
+            .await
+            .expect("pgrep");
+        if gone(&out) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sleep 30 still runs: {out:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The connection is still usable.
     let out = pool
         .exec(&t, &Command::new("true"), opts())

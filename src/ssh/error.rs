@@ -31,7 +31,8 @@ pub enum Error {
     /// known_hosts lists a different key of the same type for this host: possible
     /// man-in-the-middle, or a reinstalled node. Never trusted automatically.
     #[error(
-        "host key of {host}:{port} changed: it no longer matches line {line} of {known_hosts} (presented {fingerprint}); refusing to connect. If the node was reinstalled, check the fingerprint on its console, then run `ssh-keygen -R '[{host}]:{port}' -f {known_hosts}` and trust the new key"
+        "host key of {host}:{port} changed: it no longer matches line {line} of {known_hosts} (presented {fingerprint}); refusing to connect. If the node was reinstalled, check the fingerprint on its console, then run `ssh-keygen -R {} -f {known_hosts}` and trust the new key",
+        known_hosts_name(host, *port)
     )]
     HostKeyChanged {
         host: String,
@@ -90,6 +91,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The name known_hosts files use for a host: `host` on port 22, `'[host]:port'` otherwise
+/// (quoted for the shell).
+fn known_hosts_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        super::quote(host)
+    } else {
+        super::quote(&format!("[{host}]:{port}"))
+    }
 }
 
 impl Error {

@@ -10,13 +10,22 @@ use russh::{Channel, ChannelMsg};
 
 use super::{Command, Error};
 
+/// Grace between TERM and KILL for a command past its timeout.
+pub const KILL_AFTER: Duration = Duration::from_secs(2);
+
+/// Output kept per stream; the rest is dropped and [`ExecOutput::truncated`] set, so a runaway
+/// command cannot exhaust our memory.
+pub const MAX_CAPTURE: usize = 16 * 1024 * 1024;
+
 /// Called with each complete line of output (stdout and stderr alike), without the newline.
 pub type OutputFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Per-call options of [`super::SshPool::exec`].
 #[derive(Clone)]
 pub struct ExecOptions {
-    /// Give up (and close the channel) after this long.
+    /// How long the command may run. Enforced on the node by coreutils `timeout` (TERM, then
+    /// KILL [`KILL_AFTER`] later), so a timed-out command is stopped rather than left running
+    /// unseen; we stop waiting a little after that in case the connection stalls.
     pub timeout: Duration,
     /// Bytes written to the command's standard input, followed by end-of-file. Without it the
     /// command sees an empty stdin.
@@ -57,6 +66,8 @@ pub struct ExecOutput {
     pub stdout: String,
     /// Standard error, decoded the same way.
     pub stderr: String,
+    /// More than [`MAX_CAPTURE`] bytes arrived on a stream; only the first are kept.
+    pub truncated: bool,
 }
 
 impl ExecOutput {
@@ -81,8 +92,17 @@ pub(crate) async fn run(
         reason,
         may_have_run,
     };
+    // `timeout 0` would mean "no limit".
+    let secs = opts.timeout.as_secs_f64().max(0.001);
+    let limited = cmd.run_under(
+        Command::new("timeout")
+            .arg("-k")
+            .arg(KILL_AFTER.as_secs().to_string())
+            .arg(format!("{secs}")),
+    );
+    let started = std::time::Instant::now();
     write
-        .exec(true, cmd.to_shell_line())
+        .exec(true, limited.to_shell_line())
         .await
         .map_err(|e| broken(e.to_string(), false))?;
 
@@ -101,11 +121,11 @@ pub(crate) async fn run(
             match msg {
                 ChannelMsg::Data { data } => {
                     stdout_lines.push(&data, progress);
-                    out.stdout.extend_from_slice(&data);
+                    out.truncated |= keep(&mut out.stdout, &data);
                 }
                 ChannelMsg::ExtendedData { data, ext: 1 } => {
                     stderr_lines.push(&data, progress);
-                    out.stderr.extend_from_slice(&data);
+                    out.truncated |= keep(&mut out.stderr, &data);
                 }
                 // Keep reading after the status: output may still be in flight.
                 ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
@@ -122,20 +142,26 @@ pub(crate) async fn run(
     };
 
     let both = async { tokio::join!(send_stdin, collect) };
-    let (stdin_result, out) = match tokio::time::timeout(opts.timeout, both).await {
+    let timed_out = || Error::Timeout {
+        host: host.to_owned(),
+        command: summary.clone(),
+        seconds: secs.ceil() as u64,
+    };
+    let local_deadline = opts.timeout + KILL_AFTER + Duration::from_secs(1);
+    let (stdin_result, out) = match tokio::time::timeout(local_deadline, both).await {
         Ok(r) => r,
         Err(_) => {
-            // Best effort: ask the server to stop the command and drop the channel. OpenSSH
-            // may ignore the signal; closing the channel at least frees our side.
-            let _ = write.signal(russh::Sig::TERM).await;
+            // The node did not answer in time (stalled connection): the remote `timeout` still
+            // stops the command; free our side of the channel.
             let _ = write.close().await;
-            return Err(Error::Timeout {
-                host: host.to_owned(),
-                command: summary,
-                seconds: opts.timeout.as_secs_f64().ceil() as u64,
-            });
+            return Err(timed_out());
         }
     };
+    // `timeout` exits 124 after TERM, 137 after KILL; a command exiting so by itself before
+    // its deadline is not mistaken for a timeout.
+    if matches!(out.status, Some(124 | 137)) && started.elapsed() >= opts.timeout {
+        return Err(timed_out());
+    }
     if out.refused && out.status.is_none() && out.signal.is_none() {
         return Err(broken(
             "the server refused to run the command".into(),
@@ -154,7 +180,15 @@ pub(crate) async fn run(
         signal: out.signal,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        truncated: out.truncated,
     })
+}
+
+/// Append what fits under [`MAX_CAPTURE`]; true when something was dropped.
+fn keep(buf: &mut Vec<u8>, data: &[u8]) -> bool {
+    let room = MAX_CAPTURE.saturating_sub(buf.len());
+    buf.extend_from_slice(&data[..room.min(data.len())]);
+    data.len() > room
 }
 
 #[derive(Default)]
@@ -164,6 +198,7 @@ struct Collected {
     status: Option<u32>,
     signal: Option<String>,
     refused: bool,
+    truncated: bool,
 }
 
 fn signal_text(sig: &russh::Sig) -> String {
@@ -204,6 +239,17 @@ impl LineSplitter {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn capture_stops_at_the_cap() {
+        let mut buf = vec![0u8; MAX_CAPTURE - 2];
+        assert!(keep(&mut buf, b"abc"));
+        assert_eq!(buf.len(), MAX_CAPTURE);
+        assert!(buf.ends_with(b"ab"));
+        assert!(keep(&mut buf, b"d"));
+        let mut small = Vec::new();
+        assert!(!keep(&mut small, b"abc"));
+    }
 
     #[test]
     fn lines_are_cut_across_chunks() {

@@ -105,6 +105,21 @@ impl Command {
         }
     }
 
+    /// This command run by `wrapper` (e.g. `timeout 30`): the wrapper's words, then ours; the
+    /// redirect stays on the outside.
+    pub(crate) fn run_under(&self, wrapper: Command) -> Command {
+        Command {
+            program: wrapper.program,
+            args: wrapper
+                .args
+                .into_iter()
+                .chain(std::iter::once(self.program.clone()))
+                .chain(self.args.iter().cloned())
+                .collect(),
+            stdout_to: self.stdout_to.clone(),
+        }
+    }
+
     /// The line sent to the remote shell: every piece quoted with [`quote`].
     pub fn to_shell_line(&self) -> String {
         let mut line = quote(&self.program);
@@ -214,5 +229,12 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert_eq!(c.summary(), "pvesh set");
+    }
+
+    #[test]
+    fn wrapping_keeps_the_redirect_outside() {
+        let c = Command::new("cat").arg("a b").stdout_to("/tmp/o");
+        let w = c.run_under(Command::new("timeout").arg("5"));
+        assert_eq!(w.to_shell_line(), "timeout 5 cat 'a b' > /tmp/o");
     }
 }
