@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::sshd::Sshd;
+use common::sshd::{Sshd, process_running};
 use proxmox_manager::ssh::{
     Command, Error, ExecOptions, HostKeyPolicy, PoolOptions, SshAuth, SshPool, SshTarget,
 };
@@ -122,22 +122,14 @@ async fn a_slow_command_times_out_quickly() {
     };
     assert_eq!(command, "sleep");
     assert_eq!(*seconds, 1);
-    // The remote `timeout` stopped the command: it is not left running on the node.
-    let gone = |out: &proxmox_manager::ssh::ExecOutput| out.status == Some(1);
+    // The remote `timeout` stopped the command: it is not left running on the node (the
+    // node is this machine).
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = pool
-            .exec(
-                &t,
-                &Command::new("pgrep").arg("-f").arg("^sleep 30$"),
-                opts(),
-            )
-            .await
-            .expect("pgrep");
-        if gone(&out) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "sleep 30 still runs: {out:?}");
+    while process_running(&["sleep", "30"]) {
+        assert!(
+            Instant::now() < deadline,
+            "`sleep 30` still runs after the timeout"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The connection is still usable.

@@ -88,6 +88,16 @@ fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
+/// Whether a local process runs with exactly this argv (read from /proc, no procps needed).
+pub fn process_running(argv: &[&str]) -> bool {
+    let wanted: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted))
+}
+
 impl Sshd {
     pub fn start() -> Sshd {
         assert!(
@@ -161,10 +171,13 @@ impl Sshd {
             let pids = descendants(child.id());
             let _ = child.kill();
             let _ = child.wait();
-            for pid in pids {
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
+            if !pids.is_empty() {
+                // The shell's builtin `kill`: /bin/kill (procps) may be missing on CI images.
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg("kill -KILL \"$@\" 2>/dev/null")
+                    .arg("sh")
+                    .args(pids.iter().map(u32::to_string))
                     .status();
             }
         }
