@@ -260,3 +260,34 @@ async fn hostile_arguments_come_back_verbatim_and_never_run() {
     assert_eq!(out.status, Some(127), "{out:?}");
     assert!(!marker.exists(), "hostile input was executed");
 }
+
+#[tokio::test]
+async fn a_connection_lost_mid_command_says_the_command_may_have_run() {
+    let mut sshd = Sshd::start();
+    let pool = Arc::new(pool(&sshd));
+    let t = target(&sshd);
+    let running = {
+        let pool = pool.clone();
+        let t = t.clone();
+        tokio::spawn(async move { pool.exec(&t, &Command::new("sleep").arg("7"), opts()).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_running(&["sleep", "7"]) {
+        assert!(Instant::now() < deadline, "`sleep 7` never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sshd.restart();
+    let err = running.await.expect("task").expect_err("connection lost");
+    let Error::Channel { may_have_run, .. } = &err else {
+        panic!("expected Channel, got {err}");
+    };
+    assert!(may_have_run, "{err}");
+    assert!(!err.is_retryable());
+    // The next call reconnects.
+    let out = pool
+        .exec(&t, &Command::new("true"), opts())
+        .await
+        .expect("after");
+    assert!(out.success());
+    assert_eq!(pool.connects(), 2);
+}
