@@ -15,7 +15,7 @@ mod upload;
 
 pub use auth::SshAuth;
 pub use error::Error;
-pub use exec::{ExecOptions, ExecOutput, OutputFn};
+pub use exec::{ExecOptions, ExecOutput, KILL_AFTER, MAX_CAPTURE, OutputFn};
 pub use host_keys::{HostKeyPolicy, fingerprint};
 pub use pool::{PoolOptions, SshPool, SshTarget};
 pub use quote::{Command, quote};
