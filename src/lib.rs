@@ -9,6 +9,7 @@
 //! | [`pve`]    | the PVE REST wire: client, TLS modes, envelope, errors, lenient decoding, UPIDs, task waiting | nothing of ours |
 //! | [`ops`]    | what an operation means, without MCP types: status, inventory, storage, tasks, doctor | `pve`, `config` |
 //! | [`server`] | the MCP surface: toolsets, typed tools, transports (stdio, HTTP + bearer), error boundary | `ops`, `config`, `pve` (types only) |
+//! | [`ssh`]    | the SSH layer: connection pool, host key policy (known_hosts, TOFU), auth (key file, agent), exec, SFTP upload, shell quoting | nothing of ours |
 //! | [`sim`]    | the PVE simulator: state, HTTPS REST API, auth/ACL, parameter validation, task engine, scenarios | nothing of ours |
 //!
 //! The dependency rule `server -> ops -> {pve, config}`, `sim` independent, is checked by
@@ -20,3 +21,4 @@ pub mod ops;
 pub mod pve;
 pub mod server;
 pub mod sim;
+pub mod ssh;

@@ -3,6 +3,7 @@
 
 pub mod mcp;
 pub mod pass;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,138 @@
+//! Host key verification against an OpenSSH `known_hosts` file (plain and hashed `|1|` entries,
+//! `[host]:port` form). Unknown keys are refused unless trust-on-first-use is configured; a
+//! changed key is always refused.
+
+use std::path::PathBuf;
+
+use russh::keys::{self, HashAlg, PublicKey};
+
+use super::Error;
+
+/// How server keys are checked.
+#[derive(Debug, Clone)]
+pub struct HostKeyPolicy {
+    /// The known_hosts file to check against (and to append to with trust-on-first-use).
+    pub known_hosts: PathBuf,
+    /// Record a key the file does not know yet instead of refusing it. A key that differs from
+    /// a recorded one is refused regardless.
+    pub trust_on_first_use: bool,
+}
+
+impl HostKeyPolicy {
+    /// Refuse unknown keys.
+    pub fn strict(known_hosts: impl Into<PathBuf>) -> Self {
+        HostKeyPolicy {
+            known_hosts: known_hosts.into(),
+            trust_on_first_use: false,
+        }
+    }
+
+    /// Decide on the key `host:port` presented.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownHostKey`] (with the fingerprint and the command that trusts it),
+    /// [`Error::HostKeyChanged`], or [`Error::KnownHosts`] when the file is unreadable.
+    pub fn verify(&self, host: &str, port: u16, key: &PublicKey) -> Result<(), Error> {
+        let fingerprint = fingerprint(key);
+        let path = self.known_hosts.display().to_string();
+        match keys::check_known_hosts_path(host, port, key, &self.known_hosts) {
+            Ok(true) => Ok(()),
+            Ok(false) if self.trust_on_first_use => {
+                keys::known_hosts::learn_known_hosts_path(host, port, key, &self.known_hosts)
+                    .map_err(|e| Error::KnownHosts {
+                        path: path.clone(),
+                        reason: format!("cannot record the key of {host}:{port}: {e}"),
+                    })?;
+                tracing::warn!(host, port, %fingerprint, known_hosts = %path, "trusted a new ssh host key on first use");
+                Ok(())
+            }
+            Ok(false) => Err(Error::UnknownHostKey {
+                host: host.to_owned(),
+                port,
+                fix: format!(
+                    "`ssh-keyscan -p {port} {host} >> {path}`, after checking that `ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub` on the node prints {fingerprint}",
+                    key_file_kind(key)
+                ),
+                fingerprint,
+            }),
+            Err(keys::Error::KeyChanged { line }) => Err(Error::HostKeyChanged {
+                host: host.to_owned(),
+                port,
+                known_hosts: path,
+                line,
+                fingerprint,
+            }),
+            Err(e) => Err(Error::KnownHosts {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// `SHA256:<unpadded base64>`, exactly as `ssh-keygen -l` prints it.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The name part of the node's host key file for this key type.
+fn key_file_kind(key: &PublicKey) -> &'static str {
+    match key.algorithm() {
+        keys::Algorithm::Ed25519 => "ed25519",
+        keys::Algorithm::Rsa { .. } => "rsa",
+        keys::Algorithm::Ecdsa { .. } => "ecdsa",
+        _ => "*",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyQj65w4S9KUCKdwjhRwq97I6V10+ehAoWeL3Ec8lH9";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrgR4nnJR7j6bEID1A4qxDVsJe4Q6q1OaYjmczdHdxh";
+
+    fn key(s: &str) -> PublicKey {
+        PublicKey::from_openssh(s).expect("test key parses")
+    }
+
+    #[test]
+    fn unknown_changed_and_tofu() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kh = dir.path().join("known_hosts");
+        let strict = HostKeyPolicy::strict(&kh);
+        let err = strict
+            .verify("10.0.0.1", 2222, &key(KEY_A))
+            .expect_err("unknown");
+        let text = err.to_string();
+        assert!(text.contains(&fingerprint(&key(KEY_A))), "{text}");
+        assert!(text.contains("ssh-keyscan -p 2222 10.0.0.1"), "{text}");
+        assert!(fingerprint(&key(KEY_A)).starts_with("SHA256:"));
+
+        let tofu = HostKeyPolicy {
+            known_hosts: kh.clone(),
+            trust_on_first_use: true,
+        };
+        tofu.verify("10.0.0.1", 2222, &key(KEY_A)).expect("learned");
+        let written = std::fs::read_to_string(&kh).expect("read");
+        assert!(
+            written.contains("[10.0.0.1]:2222 ssh-ed25519 "),
+            "{written}"
+        );
+        strict
+            .verify("10.0.0.1", 2222, &key(KEY_A))
+            .expect("now known");
+
+        let err = tofu
+            .verify("10.0.0.1", 2222, &key(KEY_B))
+            .expect_err("changed");
+        assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
+        // Another port of the same host is a different entry.
+        strict
+            .verify("10.0.0.1", 22, &key(KEY_B))
+            .expect_err("unknown on port 22");
+    }
+}
