@@ -490,4 +490,21 @@ async fn create_early_errors_and_failed_task() {
         api.config("pve03", 4101).await["scsi0"],
         "nfs-shared:4101/vm-4101-disk-0.qcow2,size=3G"
     );
+    // an installer ISO as cdrom next to a new empty disk: default boot order disk, cdrom, NIC
+    let iso = [
+        ("vmid", "4102"),
+        ("virtio0", "local-lvm:8"),
+        (
+            "ide2",
+            "local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom",
+        ),
+        ("net0", "virtio,bridge=vmbr0"),
+    ];
+    assert_eq!(
+        api.run(CLAUDE, "POST", "/nodes/pve01/qemu", &iso).await,
+        "OK"
+    );
+    let c = api.config("pve01", 4102).await;
+    assert_eq!(c["virtio0"], "local-lvm:vm-4102-disk-0,size=8G");
+    assert_eq!(c["boot"], "order=virtio0;ide2;net0");
 }

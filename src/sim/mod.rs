@@ -6,7 +6,10 @@
 //! (tokens, roles, ACLs, privsep), `params` (validation in PVE's wording), `tasks` (UPIDs and
 //! the task engine), `http` (TLS server, envelope, status lines), `api` (routing, node proxy
 //! rules) and one `api_*` module per area: `api_clone` (clone, template), `api_qemu_write`
-//! (config writes, pending, resize), `api_power` (power, destroy, guest agent).
+//! (config writes, pending, resize), `api_power` (power, destroy, guest agent), `api_create`
+//! (VM creation with `import-from`), `api_download` (download-url, fetching from loopback
+//! only), `api_upload` (multipart uploads, parsed in `multipart`) and `api_volume` (volume
+//! info and delete).
 //!
 //! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
 //! [`SimHandle::hold_lock_for`], [`SimHandle::flock_timeout`], [`SimHandle::fail_next_task`],
