@@ -1,7 +1,8 @@
 //! The simulator's image surface over real HTTPS with raw reqwest: `download-url` fetching a
 //! real qcow2 from a loopback HTTP server (permissions, checksums, non-loopback URLs, early
 //! errors), `POST /nodes/{node}/qemu` with `import-from`, EFI and cloud-init drives followed by
-//! template conversion, and volume info/delete. Tasks are polled with deadlines.
+//! template conversion. Uploads and volume info/delete are in `sim_volumes.rs`. Tasks are
+//! polled with deadlines.
 
 #[path = "common/sim_support.rs"]
 mod support;
@@ -489,91 +490,21 @@ async fn create_early_errors_and_failed_task() {
         api.config("pve03", 4101).await["scsi0"],
         "nfs-shared:4101/vm-4101-disk-0.qcow2,size=3G"
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn volume_info_and_delete() {
-    let api = Api::new(0.001).await;
-    let iso = "local:iso/debian-12.12.0-amd64-netinst.iso";
-    let (s, b) = api
-        .get(&format!("/nodes/pve01/storage/local/content/{iso}"))
-        .await;
-    assert_eq!(s, 200, "{b}");
+    // an installer ISO as cdrom next to a new empty disk: default boot order disk, cdrom, NIC
+    let iso = [
+        ("vmid", "4102"),
+        ("virtio0", "local-lvm:8"),
+        (
+            "ide2",
+            "local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom",
+        ),
+        ("net0", "virtio,bridge=vmbr0"),
+    ];
     assert_eq!(
-        b["data"]["path"],
-        "/var/lib/vz/template/iso/debian-12.12.0-amd64-netinst.iso"
+        api.run(CLAUDE, "POST", "/nodes/pve01/qemu", &iso).await,
+        "OK"
     );
-    assert_eq!(b["data"]["format"], "iso");
-    // a guest disk, by volume name only
-    let (s, b) = api
-        .get("/nodes/pve02/storage/local-lvm/content/vm-1007-disk-0")
-        .await;
-    assert_eq!(s, 200, "{b}");
-    assert_eq!(b["data"]["path"], "/dev/pve/vm-1007-disk-0");
-    let (s, b) = api
-        .get("/nodes/pve01/storage/local-lvm/content/local:iso/x.iso")
-        .await;
-    assert_eq!(s, 400);
-    assert_eq!(
-        b["errors"]["volume"],
-        "storage ID mismatch (local != local-lvm)\n"
-    );
-    let (s, _) = api
-        .get("/nodes/pve02/storage/local/content/local:iso/debian-12.12.0-amd64-netinst.iso")
-        .await;
-    assert_eq!(s, 500, "local files live on their node");
-    let (s, _) = api
-        .call(
-            AUDITOR,
-            "DELETE",
-            &format!("/nodes/pve01/storage/local/content/{iso}"),
-            &[],
-        )
-        .await;
-    assert_eq!(s, 403);
-
-    // delete in a task
-    api.h
-        .add_file("pve01", "local", "import/extra.raw", 4096, Some(4096))
-        .expect("add file");
-    assert!(
-        api.h
-            .files("pve01", "local")
-            .contains(&"local:import/extra.raw".to_string())
-    );
-    let st = api
-        .run(
-            CLAUDE,
-            "DELETE",
-            &format!("/nodes/pve01/storage/local/content/{iso}"),
-            &[],
-        )
-        .await;
-    assert_eq!(st, "OK");
-    assert!(!api.h.files("pve01", "local").contains(&iso.to_string()));
-    // with `delay` the call waits and returns null
-    let (s, b) = api
-        .call(
-            CLAUDE,
-            "DELETE",
-            "/nodes/pve01/storage/local/content/import/extra.raw",
-            &[("delay", "5")],
-        )
-        .await;
-    assert_eq!((s, &b["data"]), (200, &Value::Null), "{b}");
-    assert!(
-        !api.h
-            .files("pve01", "local")
-            .contains(&"local:import/extra.raw".to_string())
-    );
-    // a protected backup is kept
-    let st = api
-        .run(
-            CLAUDE,
-            "DELETE",
-            "/nodes/pve01/storage/local/content/local:backup/vzdump-qemu-1002-2026_11_20-02_10_11.vma.zst",
-            &[],
-        )
-        .await;
-    assert!(st.ends_with("is protected"), "{st}");
+    let c = api.config("pve01", 4102).await;
+    assert_eq!(c["virtio0"], "local-lvm:vm-4102-disk-0,size=8G");
+    assert_eq!(c["boot"], "order=virtio0;ide2;net0");
 }

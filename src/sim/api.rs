@@ -10,7 +10,7 @@ use super::params::{self, Param, Ty, opt, req};
 use super::state::{Shared, State};
 use super::{
     api_clone, api_cluster, api_create, api_download, api_index, api_nodes, api_power, api_qemu,
-    api_qemu_write, api_storage, api_tasks, api_volume, api_write_spec,
+    api_qemu_write, api_storage, api_tasks, api_upload, api_volume, api_write_spec,
 };
 
 macro_rules! spec {
@@ -345,6 +345,10 @@ fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route
             args.storage = s.to_string();
             return w(api_download::download_url, api_write_spec::DOWNLOAD_URL);
         }
+        ("POST", ["storage", s, "upload"]) => {
+            args.storage = s.to_string();
+            return w(api_upload::upload, api_write_spec::UPLOAD);
+        }
         ("DELETE", ["storage", s, "content", vol @ ..]) if !vol.is_empty() => {
             args.storage = s.to_string();
             args.volume = vol.join("/");
@@ -420,6 +424,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/qemu/{vmid}/status/resume"),
     ("POST", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/storage/{storage}/download-url"),
+    ("POST", "/nodes/{node}/storage/{storage}/upload"),
     ("GET", "/nodes/{node}/storage/{storage}/content/{volume}"),
     ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
 ];

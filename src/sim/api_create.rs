@@ -188,7 +188,15 @@ pub fn create(c: &mut WCtx) -> ApiResult {
 fn check_drive(c: &WCtx, key: &str, value: &str) -> Result<(), ApiError> {
     let d = DriveValue::parse(value);
     if d.is_cdrom() && !d.is_cloudinit() {
-        return Ok(());
+        // an ISO volume needs read access to its storage (check_volume_access)
+        return match d.vol.split_once(':') {
+            Some((sid, volname)) if volname.starts_with("iso/") => c.ro().require(
+                &format!("/storage/{sid}"),
+                &["Datastore.AllocateSpace", "Datastore.Audit"],
+                true,
+            ),
+            _ => Ok(()),
+        };
     }
     let Some((sid, rest)) = d.vol.split_once(':') else {
         return Ok(());

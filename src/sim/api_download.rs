@@ -74,7 +74,7 @@ pub fn content_dir(base: &str, content: &str) -> String {
 }
 
 /// The checksum algorithms the simulator computes.
-enum Hasher {
+pub enum Hasher {
     S224(Sha224),
     S256(Sha256),
     S384(Sha384),
@@ -82,7 +82,7 @@ enum Hasher {
 }
 
 impl Hasher {
-    fn new(algo: &str) -> Option<Hasher> {
+    pub fn new(algo: &str) -> Option<Hasher> {
         match algo {
             "sha224" => Some(Hasher::S224(Sha224::new())),
             "sha256" => Some(Hasher::S256(Sha256::new())),
@@ -91,7 +91,7 @@ impl Hasher {
             _ => None,
         }
     }
-    fn update(&mut self, b: &[u8]) {
+    pub fn update(&mut self, b: &[u8]) {
         match self {
             Hasher::S224(h) => h.update(b),
             Hasher::S256(h) => h.update(b),
@@ -99,7 +99,7 @@ impl Hasher {
             Hasher::S512(h) => h.update(b),
         }
     }
-    fn hex(self) -> String {
+    pub fn hex(self) -> String {
         let bytes: Vec<u8> = match self {
             Hasher::S224(h) => h.finalize().to_vec(),
             Hasher::S256(h) => h.finalize().to_vec(),
@@ -243,7 +243,7 @@ pub fn download_url(c: &mut WCtx) -> ApiResult {
 }
 
 /// The schema's `requires` between `checksum` and `checksum-algorithm`.
-fn check_requires(c: &WCtx) -> Result<(), ApiError> {
+pub fn check_requires(c: &WCtx) -> Result<(), ApiError> {
     for (k, needs) in [
         ("checksum", "checksum-algorithm"),
         ("checksum-algorithm", "checksum"),

@@ -255,6 +255,17 @@ pub const DOWNLOAD_URL: &[Param] = spec![
     opt("compression", STR),
     opt("verify-certificates", Ty::Bool),
 ];
+static TMPFILE_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^(?:/var/tmp/pveupload-[0-9a-f]+)$").ok());
+pub const UPLOAD: &[Param] = spec![
+    NODE,
+    req("storage", Ty::StorageId),
+    req("content", CONTENT_UPLOAD),
+    req("filename", Ty::Str { max_len: Some(255) }),
+    opt("checksum", STR),
+    opt("checksum-algorithm", CHECKSUM_ALGO),
+    opt("tmpfilename", Ty::Pattern(&TMPFILE_RE)),
+];
 pub const VOLUME_INFO: &[Param] = spec![NODE, opt("storage", Ty::StorageId), req("volume", STR)];
 pub const VOLUME_DELETE: &[Param] = spec![
     NODE,

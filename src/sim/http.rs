@@ -66,6 +66,8 @@ pub struct Req {
     pub path: String,
     pub params: BTreeMap<String, String>,
     pub authid: String,
+    /// The file of a multipart upload (`POST .../upload`).
+    pub upload: Option<super::multipart::Upload>,
 }
 
 /// Serves TLS connections until `cancel` fires.
@@ -162,13 +164,34 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
             None,
         );
     }
-    let body = match axum::body::to_bytes(Body::new(req.into_body()), 64 * 1024).await {
+    let ct = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let upload_req =
+        method == "POST" && ct == "multipart/form-data" && super::multipart::is_upload_path(&rel);
+    let limit = if upload_req {
+        super::multipart::MAX_UPLOAD + 64 * 1024
+    } else {
+        64 * 1024
+    };
+    let body = match axum::body::to_bytes(Body::new(req.into_body()), limit).await {
         Ok(b) => b,
         Err(_) => return error_response(501, "for data too large", None),
     };
     let mut params = BTreeMap::new();
-    if !body.is_empty() {
-        let ct = ctype.split(';').next().unwrap_or("").trim();
+    let mut upload = None;
+    if upload_req {
+        let parsed = super::multipart::boundary(&ctype)
+            .and_then(|b| super::multipart::parse(&body, &b, &mut params));
+        match parsed {
+            Some(u) => upload = u,
+            None => return error_response(400, "malformed multipart/form-data body", None),
+        }
+    } else if !body.is_empty() {
+        let ct = ct.as_str();
         if !ct.is_empty() && ct != "application/json" && ct != "application/x-www-form-urlencoded" {
             return error_response(
                 506,
@@ -195,6 +218,7 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
         path: rel,
         params,
         authid,
+        upload,
     };
     let result = api::dispatch(&shared, r).await;
     match result {

@@ -6,7 +6,10 @@
 //! (tokens, roles, ACLs, privsep), `params` (validation in PVE's wording), `tasks` (UPIDs and
 //! the task engine), `http` (TLS server, envelope, status lines), `api` (routing, node proxy
 //! rules) and one `api_*` module per area: `api_clone` (clone, template), `api_qemu_write`
-//! (config writes, pending, resize), `api_power` (power, destroy, guest agent).
+//! (config writes, pending, resize), `api_power` (power, destroy, guest agent), `api_create`
+//! (VM creation with `import-from`), `api_download` (download-url, fetching from loopback
+//! only), `api_upload` (multipart uploads, parsed in `multipart`) and `api_volume` (volume
+//! info and delete).
 //!
 //! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
 //! [`SimHandle::hold_lock_for`], [`SimHandle::flock_timeout`], [`SimHandle::fail_next_task`],
@@ -25,12 +28,14 @@ mod api_qemu;
 mod api_qemu_write;
 mod api_storage;
 mod api_tasks;
+mod api_upload;
 mod api_volume;
 mod api_write_spec;
 mod auth;
 mod faults;
 mod guest;
 mod http;
+mod multipart;
 mod params;
 pub mod scenario;
 mod seed;
