@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use common::mcp::{call, connect};
 
-/// Serves `bytes` at `/noble.qcow2` on loopback; returns the URL.
+/// Serves `bytes` at `/noble.img` on loopback; returns the URL.
 async fn serve_image(bytes: Vec<u8>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -42,7 +42,10 @@ fn qcow2() -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn cloud_image_to_template_over_the_api() {
     let image = qcow2();
-    let hex: String = Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = Sha256::digest(&image)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let digest = format!("sha256:{hex}");
     let url = serve_image(image).await;
     let sim = common::start_sim().await;

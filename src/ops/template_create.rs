@@ -214,7 +214,12 @@ fn filename_of(url: &str) -> Result<String, Error> {
             ),
         ));
     }
-    Ok(name.to_string())
+    // PVE's `import` content accepts .qcow2, .raw, .vmdk and .ova only; cloud images published
+    // as `.img` (Ubuntu's) are qcow2 files, so they are stored under a .qcow2 name.
+    Ok(match name.strip_suffix(".img") {
+        Some(stem) => format!("{stem}.qcow2"),
+        None => name.to_string(),
+    })
 }
 
 /// `sha256:HEX` (or bare hex, taken as sha256) into PVE's checksum + algorithm.
@@ -541,7 +546,7 @@ mod tests {
                 "https://cloud-images.example/noble/current/noble-server-cloudimg-amd64.img?x=1"
             )
             .expect("name"),
-            "noble-server-cloudimg-amd64.img"
+            "noble-server-cloudimg-amd64.qcow2"
         );
         assert!(filename_of("https://example/").is_err());
         assert!(filename_of("http://x/a;rm -rf").is_err());
