@@ -7,12 +7,12 @@
 //! |----------|-----------------------------------------------------------------------|--------------------|
 //! | [`config`] | `cluster-config.yaml`: raw serde shape -> validated [`config::Config`]; credentials (`pass`, env, file) | nothing of ours |
 //! | [`pve`]    | the PVE REST wire: client, TLS modes, envelope, errors, lenient decoding, UPIDs, task waiting | nothing of ours |
-//! | [`ops`]    | what an operation means, without MCP types: status, inventory, storage, tasks, doctor | `pve`, `config` |
+//! | [`ops`]    | what an operation means, without MCP types: status, inventory, storage, tasks, VM lifecycle, templates, VMID allocation, guards, audit log, doctor | `pve`, `ssh`, `config` |
 //! | [`server`] | the MCP surface: toolsets, typed tools, transports (stdio, HTTP + bearer), error boundary | `ops`, `config`, `pve` (types only) |
 //! | [`ssh`]    | the SSH layer: connection pool, host key policy (known_hosts, TOFU), auth (key file, agent), exec, SFTP upload, shell quoting | nothing of ours |
 //! | [`sim`]    | the PVE simulator: state, HTTPS REST API, auth/ACL, parameter validation, task engine, scenarios | nothing of ours |
 //!
-//! The dependency rule `server -> ops -> {pve, config}`, `sim` independent, is checked by
+//! The dependency rule `server -> ops -> {pve, ssh, config}`, `sim` independent, is checked by
 //! `tests/architecture.rs`. `sim` must never import the client's types: the client is tested
 //! against an independent implementation of PVE's behaviour.
 
