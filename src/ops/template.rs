@@ -7,11 +7,10 @@ use std::collections::BTreeSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pve::DeleteQemu;
-
 use super::guard::{node_of, resolve_vm};
 use super::inventory::{MAX_PAGE_SIZE, VmDisk, VmListArgs, VmSummary, filter_vms, vm_disk};
 use super::run::Run;
+use super::vm_delete::{destroy, preview_message};
 use super::{Context, Error, is_storage};
 
 /// `template_list` arguments.
@@ -336,30 +335,14 @@ pub async fn template_delete(
         message: String::new(),
     };
     if !a.confirm {
-        report.message = match &blocked_by {
-            Some(b) => {
-                format!("preview only, nothing was changed; as asked this would be refused: {b}")
-            }
-            None => {
-                "preview only, nothing was changed; call again with confirm: true to delete".into()
-            }
-        };
+        report.message = preview_message(blocked_by.as_deref(), "");
         return Ok(report);
     }
     if let Some(b) = blocked_by {
         return Err(Error::refused(b));
     }
     let object = format!("template {} on {node}", a.vmid);
-    let params = DeleteQemu {
-        purge: Some(true),
-        destroy_unreferenced_disks: Some(true),
-        ..Default::default()
-    };
-    let upid = run
-        .retry_locked(ctx, &object, || async {
-            Ok(ctx.client.delete_qemu(&node, a.vmid, &params).await?)
-        })
-        .await?;
+    let upid = destroy(ctx, run, &node, a.vmid, &object).await?;
     run.wait(ctx, &upid, &format!("delete {object}")).await?;
     report.executed = true;
     report.upids = run.upids();

@@ -117,19 +117,12 @@ pub async fn vm_delete(
         message: String::new(),
     };
     if !a.confirm {
-        report.message = match &blocked_by {
-            Some(b) => {
-                format!("preview only, nothing was changed; as asked this would be refused: {b}")
-            }
-            None => format!(
-                "preview only, nothing was changed{}; call again with confirm: true to delete",
-                if running {
-                    " (the VM will be stopped hard first)"
-                } else {
-                    ""
-                }
-            ),
+        let extra = if running {
+            " (the VM will be stopped hard first)"
+        } else {
+            ""
         };
+        report.message = preview_message(blocked_by.as_deref(), extra);
         return Ok(report);
     }
     if let Some(b) = blocked_by {
@@ -147,15 +140,7 @@ pub async fn vm_delete(
             .await?;
         run.wait(ctx, &upid, &format!("stop {object}")).await?;
     }
-    let params = DeleteQemu {
-        purge: Some(true),
-        destroy_unreferenced_disks: Some(true),
-        ..Default::default()
-    };
-    let upid = run
-        .retry_locked(ctx, &object, || async {
-            Ok(ctx.client.delete_qemu(&node, a.vmid, &params).await?)
-        })
+    let upid = destroy(ctx, run, &node, a.vmid, &object)
         .await
         .map_err(|e| stopped_then(running, &object, e))?;
     run.wait(ctx, &upid, &format!("delete {object}"))
@@ -178,4 +163,36 @@ fn stopped_then(stopped: bool, object: &str, e: Error) -> Error {
         source: Box::new(e),
         next: "it is still there, stopped; fix the cause and call vm_delete again".into(),
     }
+}
+
+/// The message of a deletion preview: what confirming would do, or why it would be refused.
+pub(crate) fn preview_message(blocked_by: Option<&str>, extra: &str) -> String {
+    match blocked_by {
+        Some(b) => {
+            format!("preview only, nothing was changed; as asked this would be refused: {b}")
+        }
+        None => format!(
+            "preview only, nothing was changed{extra}; call again with confirm: true to delete"
+        ),
+    }
+}
+
+/// Destroys a guest with everything PVE can remove with it (purged from jobs and HA,
+/// unreferenced disks destroyed), waiting out locks; returns the `qmdestroy` UPID to wait for.
+pub(crate) async fn destroy(
+    ctx: &Context,
+    run: &Run,
+    node: &str,
+    vmid: u32,
+    object: &str,
+) -> Result<crate::pve::Upid, Error> {
+    let params = DeleteQemu {
+        purge: Some(true),
+        destroy_unreferenced_disks: Some(true),
+        ..Default::default()
+    };
+    run.retry_locked(ctx, object, || async {
+        Ok(ctx.client.delete_qemu(node, vmid, &params).await?)
+    })
+    .await
 }
