@@ -159,3 +159,47 @@ async fn least_privilege_token_is_told_which_privileges_the_api_path_needs() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_image_to_template_over_the_api() {
+    let url = serve_image(qcow2())
+        .await
+        .replace("noble.img", "appliance.qcow2");
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let admin = sim.token("root@pam!admin").expect("admin token");
+    let (c, _) = connect(
+        &config,
+        &format!("{}={}", admin.id, admin.secret),
+        dir.path(),
+        &[],
+    )
+    .await;
+    let (err, s, text) = call(
+        &c,
+        "template_import_disk",
+        json!({"image_url": url, "name": "appliance-tmpl", "tags": ["appliance"]}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(s["disk_size"], "64M", "kept the image's size: {s}");
+    let vmid = s["vmid"].as_u64().expect("vmid");
+    let (_, v, _) = call(&c, "vm_get", json!({"vmid": vmid})).await;
+    assert_eq!(v["template"], true);
+    assert!(
+        !v["disks"]
+            .as_array()
+            .expect("disks")
+            .iter()
+            .any(|d| d["media"] == "cloudinit"),
+        "no cloud-init drive: {v}"
+    );
+    let tags: Vec<&str> = v["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    assert_eq!(tags, vec!["appliance", "template"]);
+}

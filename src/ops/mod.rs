@@ -56,7 +56,8 @@ pub use template::{
     template_list,
 };
 pub use template_create::{
-    PathChoice, TemplateFromCloudImageArgs, TemplateFromImageReport, template_from_cloud_image,
+    PathChoice, TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateImportDiskArgs,
+    template_from_cloud_image, template_import_disk,
 };
 pub use vm_create::{VmCreateArgs, VmCreateReport, vm_create};
 pub use vm_delete::{VmDeleteArgs, VmDeleteReport, vm_delete};

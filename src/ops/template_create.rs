@@ -291,6 +291,20 @@ pub struct TemplateFromImageReport {
     pub message: String,
 }
 
+/// What a template-from-image build needs; the two tools fill it from their arguments.
+struct ImageSpec<'a> {
+    image_url: &'a str,
+    checksum: Option<&'a str>,
+    name: &'a str,
+    vmid: Option<u32>,
+    node: Option<&'a str>,
+    disk_size: Option<&'a str>,
+    storage: Option<&'a str>,
+    tags: &'a [String],
+    /// Cloud-init drive, user, keys, DHCP, serial console.
+    cloudinit: bool,
+}
+
 /// Builds a cloud-init template from an image URL over the API.
 ///
 /// # Errors
@@ -302,11 +316,84 @@ pub async fn template_from_cloud_image(
     run: &Run,
     a: &TemplateFromCloudImageArgs,
 ) -> Result<TemplateFromImageReport, Error> {
-    let filename = filename_of(&a.image_url)?;
-    let sum = a.checksum.as_deref().map(checksum).transpose()?;
-    let want = parse_size(a.disk_size.as_deref().unwrap_or("32G"))
-        .filter(|s| *s > 0)
-        .ok_or_else(|| Error::invalid("disk_size", "give a size such as 32G"))?;
+    let spec = ImageSpec {
+        image_url: &a.image_url,
+        checksum: a.checksum.as_deref(),
+        name: &a.name,
+        vmid: a.vmid,
+        node: a.node.as_deref(),
+        disk_size: Some(a.disk_size.as_deref().unwrap_or("32G")),
+        storage: a.storage.as_deref(),
+        tags: &a.tags,
+        cloudinit: true,
+    };
+    build_from_image(ctx, run, &spec).await
+}
+
+/// `template_import_disk` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateImportDiskArgs {
+    /// URL of a pre-built disk image (`.qcow2`, `.raw`, `.vmdk`).
+    pub image_url: String,
+    /// Expected digest: `sha256:HEX` or `sha512:HEX` (bare hex means sha256).
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// Template name. A name already in use is refused.
+    pub name: String,
+    /// VMID; default the lowest free id in `vmid_ranges.templates`.
+    #[serde(default)]
+    pub vmid: Option<u32>,
+    /// Node to build it on; default the first online node.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Grow the imported disk to this size (default: keep the image's size).
+    #[serde(default)]
+    pub disk_size: Option<String>,
+    /// Storage for the template's disks (default `defaults.storage`).
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// Extra tags, merged with the configured `templates` tag group.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Imports a pre-built disk image as the boot disk of a new template (no cloud-init).
+///
+/// # Errors
+/// As [`template_from_cloud_image`].
+pub async fn template_import_disk(
+    ctx: &Context,
+    run: &Run,
+    a: &TemplateImportDiskArgs,
+) -> Result<TemplateFromImageReport, Error> {
+    let spec = ImageSpec {
+        image_url: &a.image_url,
+        checksum: a.checksum.as_deref(),
+        name: &a.name,
+        vmid: a.vmid,
+        node: a.node.as_deref(),
+        disk_size: a.disk_size.as_deref(),
+        storage: a.storage.as_deref(),
+        tags: &a.tags,
+        cloudinit: false,
+    };
+    build_from_image(ctx, run, &spec).await
+}
+
+async fn build_from_image(
+    ctx: &Context,
+    run: &Run,
+    a: &ImageSpec<'_>,
+) -> Result<TemplateFromImageReport, Error> {
+    let filename = filename_of(a.image_url)?;
+    let sum = a.checksum.map(checksum).transpose()?;
+    let want = match a.disk_size {
+        Some(d) => parse_size(d)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| Error::invalid("disk_size", "give a size such as 32G"))?,
+        None => 0,
+    };
     if let Some(v) = a
         .vmid
         .filter(|v| !ctx.config.vmid_ranges.templates.contains(*v))
@@ -316,19 +403,24 @@ pub async fn template_from_cloud_image(
             ctx.config.vmid_ranges.templates
         )));
     }
-    let mut tags: Vec<String> = a.tags.clone();
-    for g in ["templates", "cloudinit"] {
-        tags.extend(ctx.config.tags.get(g).cloned().unwrap_or_default());
+    let mut tags: Vec<String> = a.tags.to_vec();
+    let groups: &[&str] = if a.cloudinit {
+        &["templates", "cloudinit"]
+    } else {
+        &["templates"]
+    };
+    for g in groups {
+        tags.extend(ctx.config.tags.get(*g).cloned().unwrap_or_default());
     }
     let tags = normalize_tags(tags)?;
-    refuse_duplicate_name(ctx, &a.name).await?;
-    let node = match &a.node {
-        Some(n) => n.clone(),
+    refuse_duplicate_name(ctx, a.name).await?;
+    let node = match a.node {
+        Some(n) => n.to_string(),
         None => first_online_node(ctx).await?,
     };
     let storage = a
         .storage
-        .clone()
+        .map(str::to_string)
         .unwrap_or_else(|| ctx.config.defaults.storage.clone());
     let import_storage = storage_for(ctx, &node, "import", None).await?;
     let path = choose_path(ctx, &node, &import_storage).await?;
@@ -343,7 +435,7 @@ pub async fn template_from_cloud_image(
         "downloading {filename} to {import_storage} on {node}"
     ));
     let dl = DownloadUrl {
-        url: a.image_url.clone(),
+        url: a.image_url.to_string(),
         content: "import".into(),
         filename: filename.clone(),
         checksum: sum.as_ref().map(|(h, _)| h.clone()),
@@ -371,7 +463,7 @@ pub async fn template_from_cloud_image(
         ),
     };
     let vmid = reservation.as_ref().map(|r| r.vmid).or(a.vmid).unwrap_or(0);
-    let mut config = default_config(ctx, &a.name, &storage, &tags);
+    let mut config = default_config(ctx, a.name, &storage, &tags);
     let iothread = if ctx.config.defaults.scsi_controller.as_str() == "virtio-scsi-single" {
         ",iothread=1"
     } else {
@@ -381,29 +473,31 @@ pub async fn template_from_cloud_image(
         "scsi0".into(),
         format!("{storage}:0,import-from={volid}{iothread}"),
     ));
-    config.push(("ide2".into(), format!("{storage}:cloudinit")));
     config.push(("boot".into(), "order=scsi0".into()));
-    config.push(("serial0".into(), "socket".into()));
-    config.push(("vga".into(), "serial0".into()));
-    config.push(("ciuser".into(), ctx.config.cloudinit.default_user.clone()));
-    config.push(("ipconfig0".into(), "ip=dhcp".into()));
     let mut warnings = Vec::new();
-    if let Some(src) = &ctx.config.cloudinit.ssh_keys_source {
-        match std::fs::read_to_string(src) {
-            Ok(k) => {
-                let k: Vec<&str> = k
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .collect();
-                if !k.is_empty() {
-                    config.push(("sshkeys".into(), encode_sshkeys(&k.join("\n"))));
+    if a.cloudinit {
+        config.push(("ide2".into(), format!("{storage}:cloudinit")));
+        config.push(("serial0".into(), "socket".into()));
+        config.push(("vga".into(), "serial0".into()));
+        config.push(("ciuser".into(), ctx.config.cloudinit.default_user.clone()));
+        config.push(("ipconfig0".into(), "ip=dhcp".into()));
+        if let Some(src) = &ctx.config.cloudinit.ssh_keys_source {
+            match std::fs::read_to_string(src) {
+                Ok(k) => {
+                    let k: Vec<&str> = k
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .collect();
+                    if !k.is_empty() {
+                        config.push(("sshkeys".into(), encode_sshkeys(&k.join("\n"))));
+                    }
                 }
+                Err(e) => warnings.push(format!(
+                    "no SSH keys added: {} could not be read ({e})",
+                    src.display()
+                )),
             }
-            Err(e) => warnings.push(format!(
-                "no SSH keys added: {} could not be read ({e})",
-                src.display()
-            )),
         }
     }
     let shown: BTreeMap<String, String> = config
@@ -472,17 +566,19 @@ pub async fn template_from_cloud_image(
                 .await
                 .map_err(|e| partial("growing the disk", e))?;
         }
-    } else if want < current {
+    } else if want > 0 && want < current {
         warnings.push(format!(
             "the image is {} already, larger than disk_size {}; kept its size",
             format_size(current),
             format_size(want)
         ));
     }
-    warnings.push(format!(
-        "no vendor snippet written to {}: snippets can only be written over SSH",
-        ctx.config.cloudinit.vendor_snippet_path
-    ));
+    if a.cloudinit {
+        warnings.push(format!(
+            "no vendor snippet written to {}: snippets can only be written over SSH",
+            ctx.config.cloudinit.vendor_snippet_path
+        ));
+    }
     // 4. Convert, then remove the download.
     if let Some(u) = ctx
         .client
@@ -513,7 +609,7 @@ pub async fn template_from_cloud_image(
     }
     Ok(TemplateFromImageReport {
         vmid,
-        name: a.name.clone(),
+        name: a.name.to_string(),
         node: node.clone(),
         storage,
         path,

@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ops::{
     self, TemplateConvertArgs, TemplateConvertReport, TemplateDeleteArgs, TemplateDeleteReport,
-    TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateListArgs, TemplateListReport,
+    TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateImportDiskArgs, TemplateListArgs,
+    TemplateListReport,
 };
 
 use super::lifecycle::Call;
@@ -116,5 +117,31 @@ impl ProxmoxServer {
         let r = ops::template_from_cloud_image(&self.ctx, &call.run, &args).await;
         let upids = call.finish().await;
         self.audited("template_from_cloud_image", &args, &upids, r)
+    }
+
+    /// Import a pre-built qcow2/raw/vmdk disk image from a URL as the boot disk of a new
+    /// template (no cloud-init): download (checksum verified), create the VM with the cluster
+    /// defaults, import, optionally grow, convert, remove the download. Runs through the PVE
+    /// API (8.4+, token needs Datastore.AllocateTemplate and Sys.AccessNetwork).
+    #[tool(
+        name = "template_import_disk",
+        annotations(
+            title = "Template from disk image",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn template_import_disk(
+        &self,
+        Parameters(args): Parameters<TemplateImportDiskArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateFromImageReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_import_disk(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        self.audited("template_import_disk", &args, &upids, r)
     }
 }

@@ -35,10 +35,11 @@ pub const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "template",
-        description: "Templates: list, build from a cloud image, convert a VM, delete",
+        description: "Templates: list, build from a cloud image or a disk image, convert a VM, delete",
         tools: &[
             "template_list",
             "template_from_cloud_image",
+            "template_import_disk",
             "template_convert",
             "template_delete",
         ],
