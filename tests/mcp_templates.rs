@@ -88,3 +88,56 @@ async fn list_convert_and_delete_templates() {
     assert!(!err && s["executed"] == true, "{text}");
     assert!(template(&c, vmid).await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iso_install_vm_then_template() {
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let (c, _) = connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+
+    let iso = "local:iso/debian-12.12.0-amd64-netinst.iso";
+    let (err, s, text) = call(
+        &c,
+        "template_from_iso",
+        json!({"iso": iso, "name": "debian-install", "start": true, "disk_size": "20G"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let vmid = s["vmid"].as_u64().expect("vmid");
+    assert!((100..=999).contains(&vmid));
+    assert_eq!(s["node"], "pve01", "the node holding the ISO");
+    assert!(
+        s["console"]
+            .as_str()
+            .is_some_and(|x| x.contains(&format!("vmid={vmid}"))),
+        "{s}"
+    );
+    let (_, v, _) = call(&c, "vm_get", json!({"vmid": vmid})).await;
+    assert_eq!(v["status"], "running");
+    assert!(
+        v["disks"]
+            .as_array()
+            .expect("disks")
+            .iter()
+            .any(|d| d["media"] == "cdrom" && d["volume"] == iso),
+        "{v}"
+    );
+
+    let (err, _, text) = call(&c, "vm_shutdown", json!({"vmid": vmid})).await;
+    assert!(!err, "{text}");
+    let (err, _, text) = call(&c, "template_convert", json!({"vmid": vmid})).await;
+    assert!(!err, "{text}");
+    assert!(template(&c, vmid).await.is_some());
+
+    let (err, _, text) = call(
+        &c,
+        "template_from_iso",
+        json!({"iso": "local:iso/nope.iso", "name": "x-install", "node": "pve01"}),
+    )
+    .await;
+    assert!(
+        err && text.contains("debian-12.12.0-amd64-netinst.iso"),
+        "lists the ISOs that exist: {text}"
+    );
+}

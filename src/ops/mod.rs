@@ -23,6 +23,7 @@ mod storage;
 mod tasks;
 mod template;
 mod template_create;
+mod template_iso;
 mod vm_create;
 mod vm_delete;
 mod vm_edit;
@@ -59,6 +60,7 @@ pub use template_create::{
     PathChoice, TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateImportDiskArgs,
     template_from_cloud_image, template_import_disk,
 };
+pub use template_iso::{TemplateFromIsoArgs, TemplateFromIsoReport, template_from_iso};
 pub use vm_create::{VmCreateArgs, VmCreateReport, vm_create};
 pub use vm_delete::{VmDeleteArgs, VmDeleteReport, vm_delete};
 pub use vm_edit::{

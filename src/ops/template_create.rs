@@ -86,8 +86,24 @@ async fn choose_path(ctx: &Context, node: &str, storage: &str) -> Result<PathCho
     }
 }
 
+/// The API path, or a refusal naming the missing privileges or the too-old version.
+pub(crate) async fn api_path(
+    ctx: &Context,
+    node: &str,
+    storage: &str,
+) -> Result<PathChoice, Error> {
+    let path = choose_path(ctx, node, storage).await?;
+    if path.path != "api" {
+        return Err(Error::refused(format!(
+            "cannot download through the API: {}. Grant those privileges to the token's role (for example `pveum role modify ClaudeCodeManager --append 1 --privs \"Datastore.AllocateTemplate Sys.AccessNetwork\"`); the SSH path for least-privilege tokens is not available in this version yet",
+            path.reason
+        )));
+    }
+    Ok(path)
+}
+
 /// First online node of the cluster, by name.
-async fn first_online_node(ctx: &Context) -> Result<String, Error> {
+pub(crate) async fn first_online_node(ctx: &Context) -> Result<String, Error> {
     let rows = ctx
         .client
         .get_cluster_resources(Some(ResourceType::Node))
@@ -105,7 +121,7 @@ async fn first_online_node(ctx: &Context) -> Result<String, Error> {
 }
 
 /// Refuses a template name a guest already has.
-async fn refuse_duplicate_name(ctx: &Context, name: &str) -> Result<(), Error> {
+pub(crate) async fn refuse_duplicate_name(ctx: &Context, name: &str) -> Result<(), Error> {
     let rows = ctx
         .client
         .get_cluster_resources(Some(ResourceType::Vm))
@@ -121,7 +137,7 @@ async fn refuse_duplicate_name(ctx: &Context, name: &str) -> Result<(), Error> {
 }
 
 /// The storage on `node` that can hold `content` (first by name), or the one asked for.
-async fn storage_for(
+pub(crate) async fn storage_for(
     ctx: &Context,
     node: &str,
     content: &str,
@@ -164,7 +180,7 @@ async fn storage_for(
 }
 
 /// Config every template starts from: the cluster defaults.
-fn default_config(
+pub(crate) fn default_config(
     ctx: &Context,
     name: &str,
     storage: &str,
@@ -223,7 +239,7 @@ fn filename_of(url: &str) -> Result<String, Error> {
 }
 
 /// `sha256:HEX` (or bare hex, taken as sha256) into PVE's checksum + algorithm.
-fn checksum(s: &str) -> Result<(String, String), Error> {
+pub(crate) fn checksum(s: &str) -> Result<(String, String), Error> {
     let (alg, hex) = match s.split_once(':') {
         Some((a, h)) => (a.to_lowercase(), h.to_lowercase()),
         None => ("sha256".to_string(), s.to_lowercase()),
@@ -423,13 +439,7 @@ async fn build_from_image(
         .map(str::to_string)
         .unwrap_or_else(|| ctx.config.defaults.storage.clone());
     let import_storage = storage_for(ctx, &node, "import", None).await?;
-    let path = choose_path(ctx, &node, &import_storage).await?;
-    if path.path != "api" {
-        return Err(Error::refused(format!(
-            "cannot build the template through the API: {}. Grant those privileges to the token's role (for example `pveum role modify ClaudeCodeManager --append 1 --privs \"Datastore.AllocateTemplate Sys.AccessNetwork\"`); the SSH path for least-privilege tokens is not available in this version yet",
-            path.reason
-        )));
-    }
+    let path = api_path(ctx, &node, &import_storage).await?;
     // 1. Download into the import storage; PVE verifies the checksum and removes a bad file.
     run.note(format!(
         "downloading {filename} to {import_storage} on {node}"

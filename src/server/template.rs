@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ops::{
     self, TemplateConvertArgs, TemplateConvertReport, TemplateDeleteArgs, TemplateDeleteReport,
-    TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateImportDiskArgs, TemplateListArgs,
-    TemplateListReport,
+    TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateFromIsoArgs,
+    TemplateFromIsoReport, TemplateImportDiskArgs, TemplateListArgs, TemplateListReport,
 };
 
 use super::lifecycle::Call;
@@ -143,5 +143,31 @@ impl ProxmoxServer {
         let r = ops::template_import_disk(&self.ctx, &call.run, &args).await;
         let upids = call.finish().await;
         self.audited("template_import_disk", &args, &upids, r)
+    }
+
+    /// Prepare a template from an installer ISO: a VM with the cluster defaults, an empty boot
+    /// disk (disk_size, 32G) and the ISO attached (a volume in storage, or a URL downloaded
+    /// through the API), optionally started; the result says how to reach the console. Install
+    /// the OS, shut the VM down, then run template_convert.
+    #[tool(
+        name = "template_from_iso",
+        annotations(
+            title = "Template from ISO",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn template_from_iso(
+        &self,
+        Parameters(args): Parameters<TemplateFromIsoArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateFromIsoReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_from_iso(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        self.audited("template_from_iso", &args, &upids, r)
     }
 }

@@ -35,11 +35,12 @@ pub const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "template",
-        description: "Templates: list, build from a cloud image or a disk image, convert a VM, delete",
+        description: "Templates: list, build from a cloud image, a disk image or an ISO, convert a VM, delete",
         tools: &[
             "template_list",
             "template_from_cloud_image",
             "template_import_disk",
+            "template_from_iso",
             "template_convert",
             "template_delete",
         ],
