@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::mcp::{Client, call, call_with, connect};
+use common::mcp::{Client, RawSession, call, call_with, connect};
 
 struct Env {
     sim: proxmox_manager::sim::SimHandle,
@@ -280,48 +280,12 @@ async fn progress_notifications_arrive_during_a_clone() {
 /// "no token, no notifications" rule is checked with hand-written messages.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_progress_notifications_without_a_progress_token() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
     let config = common::write_config(dir.path(), &sim);
-    let mut child = tokio::process::Command::new(common::binary())
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .args(["--task-poll-ms", "5"])
-        .env("PROXMOX_MANAGER_TOKEN", common::token_env(&sim))
-        .env("XDG_STATE_HOME", dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let msgs = [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"vm_create","arguments":{"template":"ubuntu-noble-tmpl","name":"quiet-01"}}}"#,
-    ];
-    for m in msgs {
-        stdin
-            .write_all(format!("{m}\n").as_bytes())
-            .await
-            .expect("write");
-    }
-    stdin.flush().await.expect("flush");
-    let mut seen = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let done = line.contains(r#""id":2"#);
-            seen.push(line);
-            if done {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("vm_create answered");
+    let mut raw = RawSession::start(&config, &common::token_env(&sim), dir.path()).await;
+    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"vm_create","arguments":{"template":"ubuntu-noble-tmpl","name":"quiet-01"}}}"#).await;
+    let seen = raw.read_until_id(2).await;
     assert!(seen.last().is_some_and(|l| l.contains("vmid")), "{seen:?}");
     assert!(
         !seen.iter().any(|l| l.contains("notifications/progress")),
@@ -465,36 +429,14 @@ async fn placement_on_another_node_follows_shared_storage() {
 /// its UPID.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_create_names_the_tasks_that_keep_running() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let sim = common::start_sim().await;
     for n in ["pve01", "pve02", "pve03"] {
         sim.slow_node(n, 5000.0);
     }
     let dir = tempfile::tempdir().expect("tmp");
     let config = common::write_config(dir.path(), &sim);
-    let mut child = tokio::process::Command::new(common::binary())
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .args(["--task-poll-ms", "5"])
-        .env("PROXMOX_MANAGER_TOKEN", common::token_env(&sim))
-        .env("XDG_STATE_HOME", dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let send = |m: &str| format!("{m}\n");
-    for m in [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"vm_create","arguments":{"template":"ubuntu-noble-tmpl","name":"cancel-me"}}}"#,
-    ] {
-        stdin.write_all(send(m).as_bytes()).await.expect("write");
-    }
-    stdin.flush().await.expect("flush");
+    let mut raw = RawSession::start(&config, &common::token_env(&sim), dir.path()).await;
+    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"vm_create","arguments":{"template":"ubuntu-noble-tmpl","name":"cancel-me"}}}"#).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !sim
         .requests()
@@ -507,16 +449,12 @@ async fn a_cancelled_create_names_the_tasks_that_keep_running() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    stdin
-        .write_all(send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"user changed their mind"}}"#).as_bytes())
-        .await
-        .expect("cancel");
-    stdin.flush().await.expect("flush");
+    raw.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"user changed their mind"}}"#).await;
     let line = loop {
-        let found = audit_lines(dir.path())
+        if let Some(l) = audit_lines(dir.path())
             .into_iter()
-            .find(|l| l["tool"] == "vm_create");
-        if let Some(l) = found {
+            .find(|l| l["tool"] == "vm_create")
+        {
             break l;
         }
         assert!(
@@ -530,24 +468,9 @@ async fn a_cancelled_create_names_the_tasks_that_keep_running() {
         outcome.contains("keep running") && outcome.contains(":qmclone:"),
         "{line}"
     );
-
-    stdin
-        .write_all(send(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#).as_bytes())
-        .await
-        .expect("ping");
-    stdin.flush().await.expect("flush");
-    let mut seen = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(l)) = lines.next_line().await {
-            let done = l.contains(r#""id":3"#);
-            seen.push(l);
-            if done {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("ping answered");
+    raw.send(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#)
+        .await;
+    let seen = raw.read_until_id(3).await;
     assert!(
         !seen.iter().any(|l| l.contains(r#""id":2"#)),
         "no response to the cancelled request: {seen:?}"

@@ -100,3 +100,71 @@ pub async fn call_with(
         text,
     )
 }
+
+/// A hand-written JSON-RPC session over the binary's stdio, for rules the rmcp client hides
+/// (it attaches a progress token to every request) or cannot express (cancelling by id).
+pub struct RawSession {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl RawSession {
+    /// Spawns `serve --config CONFIG` and completes the MCP handshake.
+    pub async fn start(config: &Path, token: &str, state_dir: &Path) -> RawSession {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = Command::new(super::binary())
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(["--task-poll-ms", "5"])
+            .env("PROXMOX_MANAGER_TOKEN", token)
+            .env("XDG_STATE_HOME", state_dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn server");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut s = RawSession {
+            _child: child,
+            stdin,
+            lines,
+        };
+        s.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
+        s.read_until_id(1).await;
+        s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        s
+    }
+
+    /// Writes one message.
+    pub async fn send(&mut self, msg: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{msg}\n").as_bytes())
+            .await
+            .expect("write to server");
+        self.stdin.flush().await.expect("flush");
+    }
+
+    /// Every line up to and including the response with `id` (a minute at most).
+    pub async fn read_until_id(&mut self, id: u64) -> Vec<String> {
+        let marker = format!(r#""id":{id}"#);
+        let mut seen = Vec::new();
+        let lines = &mut self.lines;
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let done = line.contains(&marker);
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the server answered within a minute");
+        seen
+    }
+}
