@@ -218,7 +218,10 @@ async fn target(args: &TargetArgs) -> Result<Target> {
     }
     let path = config::locate(args.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
     let cfg = config::load(&path).map_err(|e| anyhow!("{e}"))?;
-    let mut ctx = ops::from_config(cfg).map_err(|e| anyhow!("{e}"))?;
+    // `pass` may prompt gpg-agent and wait: keep it off the async workers.
+    let mut ctx = tokio::task::spawn_blocking(move || ops::from_config(cfg))
+        .await?
+        .map_err(|e| anyhow!("{e}"))?;
     ctx.timeouts = args.timeouts();
     Ok(Target { ctx, sim: None })
 }
@@ -347,7 +350,11 @@ async fn check(args: TargetArgs) -> Result<bool> {
                 report
             }
             Ok(cfg) => {
-                let cred = config::credentials::resolve(&cfg).map_err(|e| e.to_string());
+                let for_pass = cfg.clone();
+                let cred =
+                    tokio::task::spawn_blocking(move || config::credentials::resolve(&for_pass))
+                        .await?
+                        .map_err(|e| e.to_string());
                 ops::check(cfg, cred).await
             }
         }

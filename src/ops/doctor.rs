@@ -138,23 +138,29 @@ pub async fn check(config: Config, credential: Result<TokenCredential, String>) 
             return r;
         }
     };
-    match ctx.client.get_version().await {
-        Ok(v) => r.push(
-            "connectivity",
-            CheckStatus::Ok,
-            format!("Proxmox VE {} reached", v.version),
-            None,
-        ),
+    let version = match ctx.client.get_version().await {
+        Ok(v) => v.version,
         Err(e) => {
             r.push("connectivity", CheckStatus::Fail, e.to_string(), None);
             return r;
         }
-    }
+    };
+    r.push(
+        "connectivity",
+        CheckStatus::Ok,
+        format!("Proxmox VE {version} reached"),
+        None,
+    );
+    let pve_major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
     if let Err(e) = cluster_checks(&ctx, &mut r).await {
         r.push("cluster", CheckStatus::Fail, e.to_string(), None);
     }
     match ctx.client.get_permissions(None).await {
-        Ok(perms) => privilege_checks(&perms, &mut r),
+        Ok(perms) => privilege_checks(&perms, pve_major, &mut r),
         Err(e) => r.push("privileges", CheckStatus::Fail, e.to_string(), None),
     }
     r
@@ -275,7 +281,11 @@ async fn list_bridges(ctx: &Context, node: &str) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-fn privilege_checks(perms: &BTreeMap<String, BTreeMap<String, u8>>, r: &mut CheckReport) {
+fn privilege_checks(
+    perms: &BTreeMap<String, BTreeMap<String, u8>>,
+    pve_major: u32,
+    r: &mut CheckReport,
+) {
     let root = perms.get("/");
     let has = |p: &str| root.is_some_and(|m| m.contains_key(p));
     let missing_read: Vec<&str> = READ_PRIVILEGES
@@ -318,7 +328,83 @@ fn privilege_checks(perms: &BTreeMap<String, BTreeMap<String, u8>>, r: &mut Chec
                 "the token lacks {} on /: tools needing them will be refused by PVE",
                 missing.join(", ")
             ),
-            Some("see README › RBAC for the ClaudeCodeManager role".into()),
+            Some(format!(
+                "add them to the token's role, e.g. `pveum role modify ClaudeCodeManager --append 1 --privs \"{}\"`",
+                missing.join(" ")
+            )),
+        );
+    }
+    // PVE 9 removed VM.Monitor; reading guest-agent data needs VM.GuestAgent.Audit there.
+    if pve_major >= 9 && !has("VM.GuestAgent.Audit") {
+        r.push(
+            "privileges (guest agent)",
+            CheckStatus::Warn,
+            "the token lacks VM.GuestAgent.Audit on /: vm_get cannot show guest addresses and vm_create cannot wait_for_ip (PVE 9 replaced VM.Monitor with VM.GuestAgent.*)",
+            Some("`pveum role modify ClaudeCodeManager --append 1 --privs VM.GuestAgent.Audit`".into()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perms(privs: &[&str]) -> BTreeMap<String, BTreeMap<String, u8>> {
+        let root: BTreeMap<String, u8> = privs.iter().map(|p| (p.to_string(), 1)).collect();
+        [("/".to_string(), root)].into_iter().collect()
+    }
+
+    #[test]
+    fn guest_agent_privilege_is_asked_for_on_pve9_only() {
+        let all: Vec<&str> = MANAGER_PRIVILEGES.to_vec();
+        let mut r = CheckReport {
+            ok: true,
+            items: vec![],
+        };
+        privilege_checks(&perms(&all), 9, &mut r);
+        let agent = r
+            .items
+            .iter()
+            .find(|i| i.name == "privileges (guest agent)")
+            .expect("warned");
+        assert_eq!(agent.status, CheckStatus::Warn);
+        assert!(
+            agent
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("VM.GuestAgent.Audit"))
+        );
+        let mut r8 = CheckReport {
+            ok: true,
+            items: vec![],
+        };
+        privilege_checks(&perms(&all), 8, &mut r8);
+        assert!(
+            !r8.items
+                .iter()
+                .any(|i| i.name == "privileges (guest agent)")
+        );
+        assert!(r8.ok && r.ok, "a warning does not fail the check");
+    }
+
+    #[test]
+    fn missing_write_privileges_come_with_the_command_to_add_them() {
+        let mut r = CheckReport {
+            ok: true,
+            items: vec![],
+        };
+        privilege_checks(&perms(READ_PRIVILEGES), 8, &mut r);
+        let w = r
+            .items
+            .iter()
+            .find(|i| i.name == "privileges (write tools)")
+            .expect("write check");
+        assert_eq!(w.status, CheckStatus::Warn);
+        assert!(
+            w.fix
+                .as_deref()
+                .is_some_and(|f| f.contains("pveum role modify") && f.contains("VM.Clone")),
+            "{w:?}"
         );
     }
 }
