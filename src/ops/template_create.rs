@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pve::{DownloadUrl, ResourceType, Upid, encode_sshkeys};
 
+use super::allocate::Reservation;
 use super::guard::normalize_tags;
 use super::run::Run;
 use super::vm_edit::{format_size, parse_size};
@@ -102,6 +103,80 @@ pub(crate) async fn api_path(
     Ok(path)
 }
 
+/// What every template build checks before it changes anything: an explicit VMID inside
+/// `vmid_ranges.templates`, valid tags (given plus the configured `groups`), and a free name.
+/// Returns the normalised tags.
+pub(crate) async fn template_preflight(
+    ctx: &Context,
+    name: &str,
+    vmid: Option<u32>,
+    tags: &[String],
+    groups: &[&str],
+) -> Result<Vec<String>, Error> {
+    if let Some(v) = vmid.filter(|v| !ctx.config.vmid_ranges.templates.contains(*v)) {
+        return Err(Error::refused(format!(
+            "vmid {v} is outside vmid_ranges.templates ({})",
+            ctx.config.vmid_ranges.templates
+        )));
+    }
+    let mut all = tags.to_vec();
+    for g in groups {
+        all.extend(ctx.config.tags.get(*g).cloned().unwrap_or_default());
+    }
+    let all = normalize_tags(all)?;
+    refuse_duplicate_name(ctx, name).await?;
+    Ok(all)
+}
+
+/// The template's VMID: the one asked for, or the lowest free one in `vmid_ranges.templates`,
+/// reserved until the create has landed (drop the reservation then).
+pub(crate) async fn template_vmid(
+    ctx: &Context,
+    vmid: Option<u32>,
+) -> Result<(u32, Option<Reservation>), Error> {
+    match vmid {
+        Some(v) => Ok((v, None)),
+        None => {
+            let r = ctx
+                .allocator
+                .reserve(
+                    ctx,
+                    &ctx.config.vmid_ranges.templates,
+                    "templates",
+                    &Default::default(),
+                )
+                .await?;
+            Ok((r.vmid, Some(r)))
+        }
+    }
+}
+
+/// Downloads `url` into `storage` on `node` through the API (PVE verifies the checksum and
+/// removes a bad file) and waits for the task; returns the new volume id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn download(
+    ctx: &Context,
+    run: &Run,
+    node: &str,
+    storage: &str,
+    url: &str,
+    content: &str,
+    filename: &str,
+    sum: Option<(String, String)>,
+) -> Result<String, Error> {
+    let dl = DownloadUrl {
+        url: url.to_string(),
+        content: content.into(),
+        filename: filename.to_string(),
+        checksum: sum.as_ref().map(|(h, _)| h.clone()),
+        checksum_algorithm: sum.map(|(_, alg)| alg),
+    };
+    let upid: Upid = ctx.client.download_url(node, storage, &dl).await?;
+    run.wait(ctx, &upid, &format!("download {filename}"))
+        .await?;
+    Ok(format!("{storage}:{content}/{filename}"))
+}
+
 /// First online node of the cluster, by name.
 pub(crate) async fn first_online_node(ctx: &Context) -> Result<String, Error> {
     let rows = ctx
@@ -121,7 +196,7 @@ pub(crate) async fn first_online_node(ctx: &Context) -> Result<String, Error> {
 }
 
 /// Refuses a template name a guest already has.
-pub(crate) async fn refuse_duplicate_name(ctx: &Context, name: &str) -> Result<(), Error> {
+async fn refuse_duplicate_name(ctx: &Context, name: &str) -> Result<(), Error> {
     let rows = ctx
         .client
         .get_cluster_resources(Some(ResourceType::Vm))
@@ -410,26 +485,12 @@ async fn build_from_image(
             .ok_or_else(|| Error::invalid("disk_size", "give a size such as 32G"))?,
         None => 0,
     };
-    if let Some(v) = a
-        .vmid
-        .filter(|v| !ctx.config.vmid_ranges.templates.contains(*v))
-    {
-        return Err(Error::refused(format!(
-            "vmid {v} is outside vmid_ranges.templates ({})",
-            ctx.config.vmid_ranges.templates
-        )));
-    }
-    let mut tags: Vec<String> = a.tags.to_vec();
     let groups: &[&str] = if a.cloudinit {
         &["templates", "cloudinit"]
     } else {
         &["templates"]
     };
-    for g in groups {
-        tags.extend(ctx.config.tags.get(*g).cloned().unwrap_or_default());
-    }
-    let tags = normalize_tags(tags)?;
-    refuse_duplicate_name(ctx, a.name).await?;
+    let tags = template_preflight(ctx, a.name, a.vmid, a.tags, groups).await?;
     let node = match a.node {
         Some(n) => n.to_string(),
         None => first_online_node(ctx).await?,
@@ -444,35 +505,23 @@ async fn build_from_image(
     run.note(format!(
         "downloading {filename} to {import_storage} on {node}"
     ));
-    let dl = DownloadUrl {
-        url: a.image_url.to_string(),
-        content: "import".into(),
-        filename: filename.clone(),
-        checksum: sum.as_ref().map(|(h, _)| h.clone()),
-        checksum_algorithm: sum.as_ref().map(|(_, alg)| alg.clone()),
-    };
-    let upid: Upid = ctx.client.download_url(&node, &import_storage, &dl).await?;
-    run.wait(ctx, &upid, &format!("download {filename}"))
-        .await?;
+    download(
+        ctx,
+        run,
+        &node,
+        &import_storage,
+        a.image_url,
+        "import",
+        &filename,
+        sum,
+    )
+    .await?;
     let volid = format!("{import_storage}:import/{filename}");
     let cleanup_hint = format!(
         "the downloaded image {volid} is still on {node}; remove it with storage tools or the PVE GUI"
     );
     // 2. Create the VM with the cluster defaults, importing the image as its boot disk.
-    let reservation = match a.vmid {
-        Some(_) => None,
-        None => Some(
-            ctx.allocator
-                .reserve(
-                    ctx,
-                    &ctx.config.vmid_ranges.templates,
-                    "templates",
-                    &Default::default(),
-                )
-                .await?,
-        ),
-    };
-    let vmid = reservation.as_ref().map(|r| r.vmid).or(a.vmid).unwrap_or(0);
+    let (vmid, reservation) = template_vmid(ctx, a.vmid).await?;
     let mut config = default_config(ctx, a.name, &storage, &tags);
     let iothread = if ctx.config.defaults.scsi_controller.as_str() == "virtio-scsi-single" {
         ",iothread=1"

@@ -6,13 +6,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pve::{DownloadUrl, StartQemu};
+use crate::pve::StartQemu;
 
-use super::guard::normalize_tags;
 use super::run::Run;
 use super::template_create::{
-    PathChoice, api_path, checksum, default_config, first_online_node, refuse_duplicate_name,
-    storage_for,
+    PathChoice, api_path, checksum, default_config, download, first_online_node, storage_for,
+    template_preflight, template_vmid,
 };
 use super::vm_edit::parse_size;
 use super::{Context, Error};
@@ -85,25 +84,7 @@ pub async fn template_from_iso(
     let size = parse_size(a.disk_size.as_deref().unwrap_or("32G"))
         .filter(|s| *s >= 1 << 30)
         .ok_or_else(|| Error::invalid("disk_size", "give a size of at least 1G, such as 32G"))?;
-    if let Some(v) = a
-        .vmid
-        .filter(|v| !ctx.config.vmid_ranges.templates.contains(*v))
-    {
-        return Err(Error::refused(format!(
-            "vmid {v} is outside vmid_ranges.templates ({})",
-            ctx.config.vmid_ranges.templates
-        )));
-    }
-    let mut tags = a.tags.clone();
-    tags.extend(
-        ctx.config
-            .tags
-            .get("templates")
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let tags = normalize_tags(tags)?;
-    refuse_duplicate_name(ctx, &a.name).await?;
+    let tags = template_preflight(ctx, &a.name, a.vmid, &a.tags, &["templates"]).await?;
     let is_url = a.iso.starts_with("http://") || a.iso.starts_with("https://");
     let (node, iso, download) = if is_url {
         let node = match &a.node {
@@ -130,16 +111,8 @@ pub async fn template_from_iso(
         }
         let choice = api_path(ctx, &node, &store).await?;
         let sum = a.checksum.as_deref().map(checksum).transpose()?;
-        let dl = DownloadUrl {
-            url: a.iso.clone(),
-            content: "iso".into(),
-            filename: name.clone(),
-            checksum: sum.as_ref().map(|(h, _)| h.clone()),
-            checksum_algorithm: sum.as_ref().map(|(_, alg)| alg.clone()),
-        };
-        let upid = ctx.client.download_url(&node, &store, &dl).await?;
-        run.wait(ctx, &upid, &format!("download {name}")).await?;
-        (node, format!("{store}:iso/{name}"), Some(choice))
+        let iso = download(ctx, run, &node, &store, &a.iso, "iso", &name, sum).await?;
+        (node, iso, Some(choice))
     } else {
         let (store, _) = a.iso.split_once(':').ok_or_else(|| {
             Error::invalid(
@@ -171,20 +144,7 @@ pub async fn template_from_iso(
         .storage
         .clone()
         .unwrap_or_else(|| ctx.config.defaults.storage.clone());
-    let reservation = match a.vmid {
-        Some(_) => None,
-        None => Some(
-            ctx.allocator
-                .reserve(
-                    ctx,
-                    &ctx.config.vmid_ranges.templates,
-                    "templates",
-                    &Default::default(),
-                )
-                .await?,
-        ),
-    };
-    let vmid = reservation.as_ref().map(|r| r.vmid).or(a.vmid).unwrap_or(0);
+    let (vmid, reservation) = template_vmid(ctx, a.vmid).await?;
     let mut config = default_config(ctx, &a.name, &storage, &tags);
     config.retain(|(k, _)| k != "cores" && k != "memory");
     config.push(("cores".into(), a.cores.unwrap_or(2).to_string()));
