@@ -2,158 +2,19 @@
 //! `pve_tls.rs`). Checks what goes on the wire (header, form body, query) and how each kind of
 //! answer is mapped: envelope, errors, retries, failover, timeouts, `find_vm`, `wait_task`.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use common::fake_pve::{Reply, SECRET, Server, client, fail, ok, options, serve};
 use proxmox_manager::pve::{
-    ApiToken, Client, ClientOptions, Error, ResourceType, TaskProgress, Upid, WaitOptions,
-    wait_task,
+    Client, Error, ResourceType, TaskProgress, Upid, WaitOptions, wait_task,
 };
-use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    auth: String,
-    content_type: String,
-    body: String,
-}
-
-struct Reply {
-    status: u16,
-    reason: Option<&'static str>,
-    body: String,
-    delay: Option<Duration>,
-}
-
-fn ok(body: serde_json::Value) -> Reply {
-    Reply {
-        status: 200,
-        reason: None,
-        body: body.to_string(),
-        delay: None,
-    }
-}
-
-fn fail(status: u16, reason: Option<&'static str>, body: &str) -> Reply {
-    Reply {
-        status,
-        reason,
-        body: body.to_owned(),
-        delay: None,
-    }
-}
-
-type Script = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
-
-struct Fake {
-    seen: Mutex<Vec<Seen>>,
-    count: AtomicUsize,
-    script: Box<Script>,
-}
-
-struct Server {
-    url: String,
-    fake: Arc<Fake>,
-}
-
-impl Server {
-    fn seen(&self) -> Vec<Seen> {
-        self.fake.seen.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-}
-
-async fn handle(State(fake): State<Arc<Fake>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    let seen = Seen {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or("").to_owned(),
-        auth: header("authorization"),
-        content_type: header("content-type"),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    let n = fake.count.fetch_add(1, Ordering::SeqCst);
-    if let Ok(mut v) = fake.seen.lock() {
-        v.push(seen.clone());
-    }
-    let reply = (fake.script)(&seen, n);
-    if let Some(d) = reply.delay {
-        tokio::time::sleep(d).await;
-    }
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = (status, Body::from(reply.body)).into_response();
-    resp.headers_mut().insert(
-        "content-type",
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    if let Some(r) = reply
-        .reason
-        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok())
-    {
-        resp.extensions_mut().insert(r);
-    }
-    resp
-}
-
-async fn serve(
-    script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
-) -> Result<Server, std::io::Error> {
-    let fake = Arc::new(Fake {
-        seen: Mutex::new(Vec::new()),
-        count: AtomicUsize::new(0),
-        script: Box::new(script),
-    });
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(Server {
-        url: format!("http://{addr}"),
-        fake,
-    })
-}
-
-const SECRET: &str = "5e2c1f0a-1b2c-4d5e-8f90-123456789abc";
-
-fn options(endpoints: Vec<String>) -> Result<ClientOptions, Error> {
-    let token = ApiToken::new(
-        "claude-code@pve!automation",
-        SecretString::from(SECRET.to_owned()),
-    )?;
-    let mut opts = ClientOptions::new(endpoints, token);
-    opts.timeout = Duration::from_secs(5);
-    Ok(opts)
-}
-
-fn client(server: &Server) -> Result<Client, Error> {
-    Client::new(options(vec![server.url.clone()])?)
-}
 
 /// A port nothing listens on (bound, then released).
 async fn dead_endpoint() -> Result<String, std::io::Error> {

@@ -3,162 +3,24 @@
 //! DELETE parameters only in the query, `sshkeys` encoded twice), how UPID and `null` answers
 //! decode, and the error classifiers on PVE's own texts, early and inside a task.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use common::fake_pve::{Server, fail, ok, options, serve};
 use proxmox_manager::pve::{
-    ApiToken, Client, ClientOptions, CloneQemu, DeleteQemu, Error, ShutdownQemu, StartQemu,
-    StopQemu, Upid, WaitOptions, encode_sshkeys, wait_task,
+    Client, CloneQemu, DeleteQemu, Error, ShutdownQemu, StartQemu, StopQemu, Upid, WaitOptions,
+    encode_sshkeys, wait_task,
 };
-use secrecy::SecretString;
 use serde_json::json;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    content_type: String,
-    body: String,
-}
-
-struct Reply {
-    status: u16,
-    reason: Option<&'static str>,
-    body: String,
-}
-
-fn ok(body: serde_json::Value) -> Reply {
-    Reply {
-        status: 200,
-        reason: None,
-        body: body.to_string(),
-    }
-}
-
-fn fail(status: u16, reason: &'static str, body: serde_json::Value) -> Reply {
-    Reply {
-        status,
-        reason: Some(reason),
-        body: body.to_string(),
-    }
-}
-
-type Script = dyn Fn(&Seen) -> Reply + Send + Sync;
-
-struct Fake {
-    seen: Mutex<Vec<Seen>>,
-    script: Box<Script>,
-}
-
-struct Server {
-    url: String,
-    fake: Arc<Fake>,
-}
-
-impl Seen {
-    /// `METHOD path[?query][ body]`, the path without `/api2/json`.
-    fn wire(&self) -> String {
-        let mut w = format!(
-            "{} {}",
-            self.method,
-            self.path.trim_start_matches("/api2/json")
-        );
-        if !self.query.is_empty() {
-            w.push_str(&format!("?{}", self.query));
-        }
-        if !self.body.is_empty() {
-            w.push_str(&format!(" {}", self.body));
-        }
-        w
-    }
-}
-
-impl Server {
-    fn wires(&self) -> Vec<String> {
-        self.seen().iter().map(Seen::wire).collect()
-    }
-    fn seen(&self) -> Vec<Seen> {
-        self.fake.seen.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-    fn last(&self) -> Result<Seen, String> {
-        self.seen()
-            .pop()
-            .ok_or_else(|| "nothing was sent".to_owned())
-    }
-}
-
-async fn handle(State(fake): State<Arc<Fake>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    let seen = Seen {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or("").to_owned(),
-        content_type: parts
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    if let Ok(mut v) = fake.seen.lock() {
-        v.push(seen.clone());
-    }
-    let reply = (fake.script)(&seen);
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = (status, Body::from(reply.body)).into_response();
-    resp.headers_mut().insert(
-        "content-type",
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    if let Some(r) = reply
-        .reason
-        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok())
-    {
-        resp.extensions_mut().insert(r);
-    }
-    resp
-}
-
-async fn serve(
-    script: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
-) -> Result<Server, std::io::Error> {
-    let fake = Arc::new(Fake {
-        seen: Mutex::new(Vec::new()),
-        script: Box::new(script),
-    });
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(Server {
-        url: format!("http://{addr}"),
-        fake,
-    })
-}
-
+/// Without retries: every call puts exactly one request on the wire.
 fn client(server: &Server) -> Result<Client, Error> {
-    let token = ApiToken::new(
-        "claude-code@pve!automation",
-        SecretString::from("5e2c1f0a-1b2c-4d5e-8f90-123456789abc".to_owned()),
-    )?;
-    let mut opts = ClientOptions::new(vec![server.url.clone()], token);
-    opts.timeout = Duration::from_secs(5);
+    let mut opts = options(vec![server.url.clone()])?;
     opts.max_retries = 0;
     Client::new(opts)
 }
@@ -172,7 +34,7 @@ fn upid(kind: &str) -> String {
 /// Answers every request with a UPID whose type is the last path segment (`qmdestroy` for
 /// the VM itself).
 async fn upid_server() -> Result<Server, std::io::Error> {
-    serve(|seen| {
+    serve(|seen, _| {
         let kind = seen.path.rsplit('/').next().unwrap_or("x");
         let kind = if kind == "100" { "qmdestroy" } else { kind };
         ok(json!({ "data": upid(kind) }))
@@ -182,7 +44,7 @@ async fn upid_server() -> Result<Server, std::io::Error> {
 
 /// Answers every request with `{"data": null}`, as older PVE releases do for some writes.
 async fn null_server() -> Result<Server, std::io::Error> {
-    serve(|_| ok(json!({ "data": null }))).await
+    serve(|_, _| ok(json!({ "data": null }))).await
 }
 
 fn is_invalid_input(e: &Option<Error>) -> bool {
@@ -416,7 +278,7 @@ async fn template_conversion_upid_or_null() -> TestResult {
 
 #[tokio::test]
 async fn a_write_answered_with_something_else_than_a_upid_is_a_decode_error() -> TestResult {
-    let server = serve(|_| ok(json!({ "data": "OK" }))).await?;
+    let server = serve(|_, _| ok(json!({ "data": "OK" }))).await?;
     let c = client(&server)?;
     let e = c
         .start_qemu("pve01", 100, &StartQemu::default())
@@ -428,7 +290,7 @@ async fn a_write_answered_with_something_else_than_a_upid_is_a_decode_error() ->
 
 #[tokio::test]
 async fn pending_and_agent_interfaces_decode_leniently() -> TestResult {
-    let server = serve(|seen| match seen.path.as_str() {
+    let server = serve(|seen, _| match seen.path.as_str() {
         p if p.ends_with("/pending") => ok(json!({"data": [
             {"key": "cores", "value": 2, "pending": 4},
             {"key": "name", "value": "web01"},
@@ -442,7 +304,7 @@ async fn pending_and_agent_interfaces_decode_leniently() -> TestResult {
                               {"ip-address-type": "ipv6", "ip-address": "fe80::1", "prefix": 64}],
              "statistics": {"rx-bytes": "1024", "tx-bytes": 2048}}
         ]}})),
-        _ => fail(501, "Method not implemented", json!({"data": null})),
+        _ => fail(501, Some("Method not implemented"), json!({"data": null})),
     })
     .await?;
     let c = client(&server)?;
@@ -471,31 +333,31 @@ async fn pending_and_agent_interfaces_decode_leniently() -> TestResult {
 
 #[tokio::test]
 async fn early_errors_are_classified_from_message_reason_or_parameter_errors() -> TestResult {
-    let server = serve(|seen| match seen.path.trim_start_matches("/api2/json") {
+    let server = serve(|seen, _| match seen.path.trim_start_matches("/api2/json") {
         // PVE 8.3+: the text in the body's message.
         "/nodes/pve01/qemu/100/clone" => fail(
             500,
-            "unable to create VM 105: config file already exists",
+            Some("unable to create VM 105: config file already exists"),
             json!({"data": null, "message": "unable to create VM 105: config file already exists\n"}),
         ),
         // Older PVE: the text only in the reason phrase.
         "/nodes/pve01/qemu/100/status/start" => {
-            fail(500, "VM is locked (backup)", json!({"data": null}))
+            fail(500, Some("VM is locked (backup)"), json!({"data": null}))
         }
         "/nodes/pve01/qemu/100/agent/network-get-interfaces" => fail(
             500,
-            "QEMU guest agent is not running",
+            Some("QEMU guest agent is not running"),
             json!({"data": null, "message": "QEMU guest agent is not running\n"}),
         ),
         "/cluster/nextid" => fail(
             400,
-            "Parameter verification failed.",
+            Some("Parameter verification failed."),
             json!({"data": null, "message": "Parameter verification failed.\n",
                    "errors": {"vmid": "VM 105 already exists\n"}}),
         ),
         _ => fail(
             500,
-            "VM 105 already exists on node 'pve02'",
+            Some("VM 105 already exists on node 'pve02'"),
             json!({"data": null, "message": "VM 105 already exists on node 'pve02'\n"}),
         ),
     })
@@ -536,7 +398,7 @@ async fn in_task_clone_failures_are_classified_after_wait_task() -> TestResult {
     let exits: Arc<Mutex<Vec<&'static str>>> = Arc::new(Mutex::new(vec![TAKEN, FILE_LOCK]));
     let polls = Arc::new(AtomicUsize::new(0));
     let (exits_s, polls_s) = (exits.clone(), polls.clone());
-    let server = serve(move |seen| {
+    let server = serve(move |seen, _| {
         if seen.path.ends_with("/clone") {
             return ok(json!({"data": upid("qmclone")}));
         }

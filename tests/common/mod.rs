@@ -1,6 +1,7 @@
 //! Shared test setup: an in-process simulator, a config file pointing at it, the binary.
 #![allow(dead_code)]
 
+pub mod fake_pve;
 pub mod mcp;
 pub mod pass;
 pub mod sshd;
