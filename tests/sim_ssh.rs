@@ -864,3 +864,60 @@ async fn pvesm_lists_allocates_and_frees() {
         (Some(255), "storage 'nope' does not exist\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_to_a_target_disk_keeps_the_old_one_unused() {
+    let f = Fixture::new().await;
+    let t = f.target("pve02");
+    f.pool
+        .upload(&t, &vec![0u8; 8192], "/var/tmp/d.raw", 0o644)
+        .await
+        .expect("upload");
+    let before = f.api.config("pve02", 1007).await["scsi0"].clone();
+    let out = f
+        .ok(
+            "pve02",
+            cmd(
+                "qm",
+                &[
+                    "disk",
+                    "import",
+                    "1007",
+                    "/var/tmp/d.raw",
+                    "local-lvm",
+                    "--target-disk",
+                    "scsi0",
+                ],
+            ),
+        )
+        .await;
+    assert!(
+        out.ends_with("scsi0: successfully imported disk 'local-lvm:vm-1007-disk-2'\n"),
+        "{out}"
+    );
+    let config = f.api.config("pve02", 1007).await;
+    assert_eq!(config["scsi0"], "local-lvm:vm-1007-disk-2,size=8K");
+    let old = before
+        .as_str()
+        .expect("scsi0")
+        .split(',')
+        .next()
+        .expect("volid");
+    assert_eq!(config["unused0"], old);
+    let (_, listed) = f
+        .api
+        .get("/nodes/pve02/storage/local-lvm/content?vmid=1007")
+        .await;
+    let sizes: Vec<(String, u64)> = listed["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| {
+            (
+                v["volid"].as_str().unwrap_or("").to_string(),
+                v["size"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(sizes.contains(&(old.to_string(), 32u64 << 30)), "{sizes:?}");
+}

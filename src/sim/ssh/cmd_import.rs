@@ -9,8 +9,9 @@
 //! config gets the disk as the first free `unusedN` (or at `--target-disk`, an existing disk
 //! there moving to `unusedN`) after checking the config again.
 
+use super::super::guest::DriveValue;
 use super::super::http::ApiError;
-use super::super::state::{GIB, State, Volume, now};
+use super::super::state::{GIB, State, Volume, now, parse_size};
 use super::super::volumes::{format_size, is_file_storage, new_disk_name};
 use super::cmd_qm::{api_error, parse, vmid};
 use super::exec::{Io, NodeCtx};
@@ -269,12 +270,38 @@ fn attach_to_config(st: &mut State, node: &str, vmid: u32, plan: &Plan) -> Resul
         vm.config.insert(key.clone(), plan.volid.clone());
         return Ok(key);
     }
-    if let Some(old) = vm.config.get(&key).cloned() {
-        let old_vol = old.split(',').next().unwrap_or("").to_string();
-        let slot = free_unused(&vm.config);
-        vm.config.insert(slot, old_vol);
-    }
+    let displaced = vm.config.get(&key).cloned();
     let value = format!("{},size={}", plan.volid, format_size(plan.size));
     vm.config.insert(key.clone(), value);
+    // a disk already at the target becomes unused, keeping its size as a loose image
+    if let Some(old) = displaced
+        .map(|v| DriveValue::parse(&v))
+        .filter(|d| !d.is_cdrom())
+    {
+        let slot = free_unused(&vm.config);
+        vm.config.insert(slot, old.vol.clone());
+        let size = old.opt("size").and_then(parse_size).unwrap_or(0);
+        let sid = old.vol.split(':').next().unwrap_or("").to_string();
+        let shared = st.storage(&sid).is_some_and(|s| s.shared);
+        st.images.push(Volume {
+            volid: old.vol.clone(),
+            storage: sid,
+            node: (!shared).then(|| node.to_string()),
+            content: "images".into(),
+            format: if old.vol.ends_with(".qcow2") {
+                "qcow2"
+            } else {
+                "raw"
+            }
+            .into(),
+            size,
+            virtual_size: None,
+            vmid: Some(vmid),
+            ctime: now(),
+            notes: None,
+            protected: false,
+            body: None,
+        });
+    }
     Ok(key)
 }

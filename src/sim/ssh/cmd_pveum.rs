@@ -10,6 +10,7 @@ use super::super::auth::{
     Access, AclEntry, Token, builtin_role, normalize, valid_privilege, valid_token_name,
 };
 use super::super::http::ApiError;
+use super::cli_out::{emit, table};
 use super::cmd_qm::{api_error, parse};
 use super::exec::{Io, NodeCtx, Opts};
 
@@ -47,61 +48,6 @@ fn split_list(s: &str) -> Vec<String> {
         .filter(|x| !x.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// Prints `value` in `--output-format` (`text` falls back to `text()`).
-fn emit(io: &mut Io, opts: &Opts, value: &Value, text: impl FnOnce() -> String) -> u32 {
-    match opt(opts, "output-format").unwrap_or("text") {
-        "json" => io.out(&format!("{value}\n")),
-        "json-pretty" => io.out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        )),
-        "text" => io.out(&text()),
-        other => {
-            let m = format!(
-                "value '{other}' does not have a value in the enumeration 'text, json, json-pretty, yaml'"
-            );
-            return api_error(io, ApiError::param("output-format", m), "");
-        }
-    }
-    0
-}
-
-/// PVE's text output: a box table with a header row.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..headers.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([headers[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |l: &str, m: &str, r: &str, f: &str| {
-        let parts: Vec<String> = widths.iter().map(|w| f.repeat(w + 2)).collect();
-        format!("{l}{}{r}\n", parts.join(m))
-    };
-    let row = |cells: Vec<String>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!(" {c}{} ", " ".repeat(w - c.chars().count())))
-            .collect();
-        format!("│{}│\n", parts.join("│"))
-    };
-    let mut s = line("┌", "┬", "┐", "─");
-    s.push_str(&row(headers.iter().map(|h| h.to_string()).collect()));
-    s.push_str(&line("╞", "╪", "╡", "═"));
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            s.push_str(&line("├", "┼", "┤", "─"));
-        }
-        s.push_str(&row(r.clone()));
-    }
-    s.push_str(&line("└", "┴", "┘", "─"));
-    s
 }
 
 fn role_set(a: &mut Access, args: &[String], io: &mut Io, create: bool) -> u32 {

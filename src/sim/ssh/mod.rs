@@ -15,11 +15,15 @@
 //!   `sha512sum`, `rm`, `test` ([`cmd_files`]), `qemu-img info|resize` ([`cmd_qemu_img`]),
 //!   `qm disk import|importdisk` ([`cmd_import`]), `qm set|template|config|list` ([`cmd_qm`]), `pvesm
 //!   path|list|alloc|free` ([`cmd_pvesm`]), `pveum role|user|acl` ([`cmd_pveum`]);
-//! - the SFTP subsystem ([`sftp`]): create/write/close/setstat/stat/read/remove.
+//! - the SFTP subsystem ([`sftp`]): create/write/close/setstat/stat/read/remove;
+//! - helpers: streamed file bytes and digests ([`blob`]), PVE's CLI output formats
+//!   ([`cli_out`]).
 //!
 //! Not modelled: interactive shells and PTYs, stdin (discarded), environment requests, port
 //! forwarding, other users, password auth, enforcing the `timeout`, any program not listed.
 
+mod blob;
+mod cli_out;
 mod cmd_fetch;
 mod cmd_files;
 mod cmd_import;
