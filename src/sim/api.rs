@@ -505,7 +505,12 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
             Some(_) => {}
         }
     }
-    // path parameters take part in validation, overriding same-named query/body ones
+    add_path_params(&mut r.params, &args);
+    run(&route, &mut st, shared, &r, &args)
+}
+
+/// Path parameters take part in validation, overriding same-named query/body ones.
+fn add_path_params(params: &mut std::collections::BTreeMap<String, String>, args: &PathArgs) {
     for (k, v) in [
         ("node", &args.node),
         ("vmid", &args.vmid),
@@ -514,24 +519,53 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
         ("volume", &args.volume),
     ] {
         if !v.is_empty() {
-            r.params.insert(k.to_string(), v.clone());
+            params.insert(k.to_string(), v.clone());
         }
     }
+}
+
+fn run(route: &Route, st: &mut State, shared: &Arc<Shared>, r: &Req, args: &PathArgs) -> ApiResult {
     match route.handler {
         Handler::Read(h) => h(&Ctx {
-            st: &st,
-            req: &r,
-            args: &args,
+            st,
+            req: r,
+            args,
             spec: route.spec,
         }),
         Handler::Write(h) => h(&mut WCtx {
-            st: &mut st,
+            st,
             shared,
-            req: &r,
-            args: &args,
+            req: r,
+            args,
             spec: route.spec,
         }),
     }
+}
+
+/// Runs the handler of `METHOD path` in-process as `root@pam` on the locked state: what the
+/// node's CLI tools (`qm set`, `qm template`, `pvesm list`, run over SSH) do — the API's own
+/// validation and logic, without HTTP, node proxying or the request journal.
+pub fn run_as_root(
+    shared: &Arc<Shared>,
+    st: &mut State,
+    method: &str,
+    path: &str,
+    mut params: std::collections::BTreeMap<String, String>,
+) -> ApiResult {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut args = PathArgs::default();
+    let route = find(method, &segs, &mut args).ok_or_else(|| {
+        ApiError::NotImplemented(format!("Method '{method} {path}' not implemented"))
+    })?;
+    add_path_params(&mut params, &args);
+    let req = Req {
+        method: method.to_string(),
+        path: path.to_string(),
+        params,
+        authid: "root@pam".to_string(),
+        upload: None,
+    };
+    run(&route, st, shared, &req, &args)
 }
 
 #[cfg(test)]

@@ -344,6 +344,7 @@ impl Job {
             ctime: now(),
             notes: None,
             protected: false,
+            body: None,
         });
         let mut log = image.log;
         log.push(format!(
@@ -365,78 +366,117 @@ fn wget_failed(dest: &str, url: &str, code: u8, log: Vec<String>) -> Failure {
     )
 }
 
-/// Fetches `url` over HTTP from loopback only, hashing as it goes; keeps the first 512 bytes.
-async fn fetch(url: &str, dest: &str, algo: Option<&str>) -> Result<Fetched, Failure> {
-    let fail = |code, log: Vec<String>| wget_failed(dest, url, code, log);
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| fail(1, vec![format!("{url}: Invalid URL ({e}).")]))?;
+/// Why a loopback fetch failed; `wget`, `curl` and the download task word it their own way.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The URL does not parse (reqwest's reason).
+    BadUrl(String),
+    /// Not a loopback host: the simulator never reaches the network, so it fails like name
+    /// resolution would.
+    NotLoopback(String),
+    /// Loopback, but not `http://`.
+    NotHttp(String),
+    Client(String),
+    /// The TCP connection failed (`host:port`, reason).
+    Connect(String, String),
+    /// A non-2xx answer (code, canonical reason).
+    Status(u16, String),
+    Read(String),
+    /// More than [`MAX_BYTES`].
+    TooBig,
+}
+
+/// Fetches `url` over plain HTTP from loopback only (`127.0.0.1`, `localhost`, `::1`), at
+/// most [`MAX_BYTES`], handing each chunk to `sink`; returns the byte count.
+pub async fn fetch_url(url: &str, sink: &mut (dyn FnMut(&[u8]) + Send)) -> Result<u64, FetchError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| FetchError::BadUrl(e.to_string()))?;
     let host = parsed.host_str().unwrap_or("").to_string();
     let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]" | "::1");
     if !loopback {
-        return Err(fail(
-            4,
-            vec![
-                format!("Resolving {host} ({host})... failed: Name or service not known."),
-                format!("wget: unable to resolve host address '{host}'"),
-            ],
-        ));
+        return Err(FetchError::NotLoopback(host));
     }
     if parsed.scheme() != "http" {
-        return Err(fail(
-            5,
-            vec!["the simulator fetches plain http:// URLs on loopback only".into()],
-        ));
+        return Err(FetchError::NotHttp(parsed.scheme().to_string()));
     }
+    let host_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(80));
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(600))
         .build()
-        .map_err(|e| fail(1, vec![format!("simulator http client: {e}")]))?;
-    let mut resp = client
-        .get(parsed)
-        .send()
-        .await
-        .map_err(|e| fail(4, vec![format!("Connecting to {host}... failed: {e}.")]))?;
+        .map_err(|e| FetchError::Client(e.to_string()))?;
+    let mut resp = client.get(parsed).send().await.map_err(|e| {
+        let reason = if e.is_connect() {
+            "Connection refused".to_string()
+        } else {
+            e.to_string()
+        };
+        FetchError::Connect(host_port, reason)
+    })?;
     if !resp.status().is_success() {
         let s = resp.status();
-        return Err(fail(
-            8,
-            vec![format!(
-                "ERROR {}: {}.",
-                s.as_u16(),
-                s.canonical_reason().unwrap_or("")
-            )],
-        ));
+        let reason = s.canonical_reason().unwrap_or("").to_string();
+        return Err(FetchError::Status(s.as_u16(), reason));
     }
-    let mut hasher = algo.and_then(Hasher::new);
     let mut size: u64 = 0;
-    let mut head = Vec::new();
     loop {
         let chunk = resp
             .chunk()
             .await
-            .map_err(|e| fail(4, vec![format!("Read error ({e}).")]))?;
+            .map_err(|e| FetchError::Read(e.to_string()))?;
         let Some(chunk) = chunk else { break };
         size += chunk.len() as u64;
         if size > MAX_BYTES {
-            return Err(fail(
-                3,
-                vec![format!(
-                    "the simulator downloads at most {} MiB",
-                    MAX_BYTES / MIB
-                )],
-            ));
+            return Err(FetchError::TooBig);
         }
+        sink(&chunk);
+    }
+    Ok(size)
+}
+
+/// The download task's fetch: hashing as it goes and keeping the first 512 bytes; failures
+/// worded as `download_file_from_url`'s wget run reports them.
+async fn fetch(url: &str, dest: &str, algo: Option<&str>) -> Result<Fetched, Failure> {
+    let fail = |code, log: Vec<String>| wget_failed(dest, url, code, log);
+    let mut hasher = algo.and_then(Hasher::new);
+    let mut head = Vec::new();
+    let mut sink = |chunk: &[u8]| {
         if head.len() < 512 {
             let take = (512 - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
         }
         if let Some(h) = hasher.as_mut() {
-            h.update(&chunk);
+            h.update(chunk);
         }
-    }
+    };
+    let size = fetch_url(url, &mut sink).await.map_err(|e| match e {
+        FetchError::BadUrl(e) => fail(1, vec![format!("{url}: Invalid URL ({e}).")]),
+        FetchError::NotLoopback(host) => fail(
+            4,
+            vec![
+                format!("Resolving {host} ({host})... failed: Name or service not known."),
+                format!("wget: unable to resolve host address '{host}'"),
+            ],
+        ),
+        FetchError::NotHttp(_) => fail(
+            5,
+            vec!["the simulator fetches plain http:// URLs on loopback only".into()],
+        ),
+        FetchError::Client(e) => fail(1, vec![format!("simulator http client: {e}")]),
+        FetchError::Connect(host, e) => {
+            fail(4, vec![format!("Connecting to {host}... failed: {e}.")])
+        }
+        FetchError::Status(code, reason) => fail(8, vec![format!("ERROR {code}: {reason}.")]),
+        FetchError::Read(e) => fail(4, vec![format!("Read error ({e}).")]),
+        FetchError::TooBig => fail(
+            3,
+            vec![format!(
+                "the simulator downloads at most {} MiB",
+                MAX_BYTES / MIB
+            )],
+        ),
+    })?;
     Ok(Fetched {
         size,
         head,

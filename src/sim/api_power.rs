@@ -364,7 +364,16 @@ pub fn destroy(c: &mut WCtx) -> ApiResult {
         })
         .collect::<Vec<_>>();
     power_task(c, "qmdestroy", 2.0, Vec::new(), move |st, vmid| {
-        st.vms.remove(&vmid);
+        let gone = st.vms.remove(&vmid);
+        // unused disks go with the guest; other loose images of it only when asked
+        let unused: Vec<String> = gone
+            .iter()
+            .flat_map(|v| v.config.iter())
+            .filter(|(k, _)| k.starts_with("unused"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        st.images
+            .retain(|f| f.vmid != Some(vmid) || !(unreferenced || unused.contains(&f.volid)));
         if unreferenced {
             let owned = |f: &super::state::Volume| {
                 f.vmid == Some(vmid) && (f.content == "images" || f.content == "rootdir")

@@ -13,7 +13,7 @@ use super::api::{Ctx, WCtx};
 use super::api_qemu::lookup;
 use super::guest::{DriveValue, check_digest, check_lock, skiplock, vm_mut};
 use super::http::{ApiError, ApiResult, Reply};
-use super::state::{Vm, is_drive_key, parse_size};
+use super::state::{State, Vm, is_drive_key, parse_size};
 use super::tasks::{NewTask, Outcome, spawn_locked};
 use super::volumes::{format_size, new_disk_name, new_mac, normalize_tags, parse_resize};
 
@@ -202,6 +202,15 @@ pub(super) fn convert(
             d.set_opt("size", &size);
             return Ok(d.render());
         }
+        // an existing loose volume (an imported disk) keeps its size, as PVE reads it
+        if d.opt("size").is_none()
+            && let Some(v) =
+                c.st.images
+                    .iter()
+                    .find(|v| v.volid == d.vol && v.node.as_ref().is_none_or(|n| *n == c.args.node))
+        {
+            d.set_opt("size", &format_size(v.size));
+        }
         return Ok(d.render());
     }
     Ok(v.to_string())
@@ -301,11 +310,29 @@ fn update(c: &mut WCtx) -> Result<(u32, String), ApiError> {
     Ok((vmid, node))
 }
 
+/// After a config change: loose image volumes now carried by a drive stop being loose, and
+/// their `unusedN` entries go (PVE drops the unused entry of a volume it attaches).
+fn adopt_images(st: &mut State, vmid: u32) {
+    let Some(vm) = st.vms.get_mut(&vmid) else {
+        return;
+    };
+    let attached: Vec<String> = vm
+        .config
+        .iter()
+        .filter(|(k, _)| is_drive_key(k))
+        .map(|(_, v)| DriveValue::parse(v).vol)
+        .collect();
+    vm.config
+        .retain(|k, v| !(k.starts_with("unused") && attached.contains(v)));
+    st.images.retain(|i| !attached.contains(&i.volid));
+}
+
 pub fn config_put(c: &mut WCtx) -> ApiResult {
     let (vmid, node) = update(c)?;
     if let Ok(vm) = vm_mut(c.st, &node, vmid) {
         apply_pending(vm, false);
     }
+    adopt_images(c.st, vmid);
     Ok(Reply::data(Value::Null))
 }
 
@@ -334,6 +361,7 @@ pub fn config_post(c: &mut WCtx) -> ApiResult {
             if let Some(vm) = st.vms.get_mut(&vmid) {
                 apply_pending(vm, false);
             }
+            adopt_images(st, vmid);
             Outcome::Ok {
                 log: Vec::new(),
                 warnings: 0,

@@ -144,6 +144,18 @@ pub fn content(c: &Ctx) -> ApiResult {
             }
         }
     }
+    for v in st
+        .images
+        .iter()
+        .filter(|v| v.storage == s.id && (s.shared || v.node.as_deref() == Some(node.as_str())))
+    {
+        let mut item = json!({ "volid": v.volid, "content": "images", "format": v.format,
+            "size": v.size, "used": v.size / 3, "ctime": v.ctime });
+        if let Some(id) = v.vmid {
+            item["vmid"] = json!(id);
+        }
+        items.push(item);
+    }
     items.sort_by(|a, b| a["volid"].as_str().cmp(&b["volid"].as_str()));
     let out: Vec<Value> = items
         .into_iter()

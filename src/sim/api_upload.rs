@@ -127,6 +127,7 @@ pub fn upload(c: &mut WCtx) -> ApiResult {
                     ctime: now(),
                     notes: None,
                     protected: false,
+                    body: None,
                 });
                 log.push(format!("target node: {node}"));
                 log.push(format!("target file: {dest}"));

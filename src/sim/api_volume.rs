@@ -72,7 +72,7 @@ fn file<'a>(st: &'a State, node: &str, volid: &str) -> Option<&'a Volume> {
 }
 
 /// The on-disk path PVE reports for a volume.
-fn path_of(st: &State, sid: &str, volname: &str) -> String {
+pub fn path_of(st: &State, sid: &str, volname: &str) -> String {
     let Some(s) = st.storage(sid) else {
         return String::new();
     };
@@ -88,7 +88,11 @@ fn path_of(st: &State, sid: &str, volname: &str) -> String {
             }
             _ => format!("{base}/images/{volname}"),
         },
-        (None, Some(vg)) => format!("/dev/{vg}/{volname}"),
+        // a linked clone's volume is its own LV (`base-X/vm-Y` names the parent too)
+        (None, Some(vg)) => format!(
+            "/dev/{vg}/{}",
+            volname.rsplit('/').next().unwrap_or(volname)
+        ),
         (None, None) => format!("/dev/{sid}/{volname}"),
     }
 }

@@ -61,6 +61,16 @@ const OTHER_PRIVS: &[&str] = &[
     "User.Modify",
 ];
 
+/// Whether `p` is a privilege PVE 9 knows.
+pub fn valid_privilege(p: &str) -> bool {
+    VM_PRIVS.contains(&p) || OTHER_PRIVS.contains(&p)
+}
+
+/// Whether `role` is one of PVE's built-in (special) roles.
+pub fn builtin_role(role: &str) -> bool {
+    builtin_roles().contains_key(role)
+}
+
 /// Built-in roles (PVE 9), hand-written from the admin guide's role table.
 fn builtin_roles() -> BTreeMap<String, BTreeSet<String>> {
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
@@ -278,6 +288,15 @@ impl Access {
     /// Effective privileges of a user or token on `path`.
     pub fn privileges(&self, authid: &str, path: &str) -> PrivMap {
         let path = normalize(path);
+        if authid == "root@pam" {
+            // PVE's root bypass: the superuser itself (never one of its tokens) holds every
+            // privilege everywhere. Only the node's CLI tools (run over SSH as root) act as it.
+            return VM_PRIVS
+                .iter()
+                .chain(OTHER_PRIVS)
+                .map(|p| (p.to_string(), true))
+                .collect();
+        }
         match authid.split_once('!') {
             None => self.ugid_privs(authid, &path),
             Some((user, _)) => {
@@ -371,14 +390,14 @@ impl Access {
     }
 }
 
-fn valid_token_name(name: &str) -> bool {
+pub fn valid_token_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.len() >= 2
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn normalize(path: &str) -> String {
+pub fn normalize(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     format!("/{}", parts.join("/"))
 }

@@ -11,6 +11,12 @@
 //! only), `api_upload` (multipart uploads, parsed in `multipart`) and `api_volume` (volume
 //! info and delete).
 //!
+//! Next to the API, each node has an SSH server (`ssh`: the node-side commands our product
+//! runs — `wget`, `qemu-img`, `qm disk import`, `pvesm`, `pveum`, SFTP — on the same state),
+//! driven through [`SimHandle::authorize_ssh_key`], [`SimHandle::ssh_addr`],
+//! [`SimHandle::ssh_known_hosts`], [`SimHandle::ssh_commands`], [`SimHandle::node_file`] and
+//! [`SimHandle::set_ssh_online`].
+//!
 //! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
 //! [`SimHandle::hold_lock_for`], [`SimHandle::flock_timeout`], [`SimHandle::fail_next_task`],
 //! [`SimHandle::slow_node`], [`SimHandle::set_guest_ignores_acpi`],
@@ -39,6 +45,7 @@ mod multipart;
 mod params;
 pub mod scenario;
 mod seed;
+mod ssh;
 mod state;
 mod tasks;
 mod tls;
@@ -53,6 +60,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::{ENDPOINTS, ServedEndpoint, served_endpoints};
 pub use scenario::Scenario;
+pub use ssh::{NodeFileInfo, SshCommandRecord};
 pub use state::RecordedRequest;
 
 use state::{Shared, State};
@@ -75,6 +83,10 @@ pub enum SimError {
     UnknownVm(u32),
     #[error("this simulator call needs a tokio runtime; call it from async code")]
     NoRuntime,
+    #[error(
+        "simulator cannot authorize this ssh key ({0}); pass one OpenSSH public key line like `ssh-ed25519 AAAA... comment`"
+    )]
+    SshKey(String),
 }
 
 /// How to start the simulator.
@@ -115,6 +127,7 @@ pub struct SimHandle {
     shared: Arc<Shared>,
     cancel: CancellationToken,
     server: JoinHandle<()>,
+    ssh: ssh::SshNodes,
 }
 
 /// Starts the simulator.
@@ -151,6 +164,13 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         cancel.clone(),
     ));
     tracing::info!(%addr, "pve simulator listening");
+    let ssh = match ssh::start(&shared, opts.listen.ip(), &cancel).await {
+        Ok(s) => s,
+        Err(e) => {
+            cancel.cancel();
+            return Err(e);
+        }
+    };
     Ok(SimHandle {
         addr,
         ca_pem: tls.ca_pem,
@@ -158,6 +178,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         shared,
         cancel,
         server,
+        ssh,
     })
 }
 
@@ -192,7 +213,8 @@ impl SimHandle {
     pub fn token(&self, id: &str) -> Option<SimToken> {
         self.tokens().into_iter().find(|t| t.id == id)
     }
-    /// Fault injection: an offline node answers `/nodes/<it>/...` with 595 and shows offline.
+    /// Fault injection: an offline node answers `/nodes/<it>/...` with 595 and shows offline;
+    /// its SSH server drops connections and refuses new ones.
     ///
     /// # Errors
     /// [`SimError::UnknownNode`] if the scenario has no such node.
@@ -204,6 +226,8 @@ impl SimHandle {
             .find(|n| n.name == node)
             .ok_or_else(|| SimError::UnknownNode(node.to_string()))?;
         n.online = online;
+        drop(st);
+        self.ssh.set_node_up(node, online);
         Ok(())
     }
     /// Volume ids of the file volumes (ISOs, templates, import images, backups, snippets) on
@@ -266,5 +290,6 @@ impl SimHandle {
         if let Err(e) = self.server.await {
             tracing::debug!("simulator server task ended abnormally: {e}");
         }
+        self.ssh.join().await;
     }
 }

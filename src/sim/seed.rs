@@ -53,6 +53,7 @@ pub fn file_volume(
         ctime,
         notes: f.notes.clone(),
         protected: f.protected,
+        body: None,
     }
 }
 

@@ -81,6 +81,11 @@ pub struct State {
     pub nodes: Vec<Node>,
     pub storages: Vec<Storage>,
     pub files: Vec<Volume>,
+    /// Guest image volumes no config drive carries (imported disks referenced as `unusedN`,
+    /// `pvesm alloc` results): `content` is `images`, `virtual_size` unused.
+    pub images: Vec<Volume>,
+    /// Plain (non-storage) files of each node's filesystem, written over SSH.
+    pub node_files: BTreeMap<String, BTreeMap<String, super::ssh::fs::NodeFile>>,
     pub vms: BTreeMap<u32, Vm>,
     pub access: Access,
     pub tasks: TaskRegistry,
@@ -134,6 +139,20 @@ pub struct Volume {
     pub ctime: i64,
     pub notes: Option<String>,
     pub protected: bool,
+    /// The bytes' digests (and the bytes of small files) when the simulator saw them
+    /// (written over SSH/SFTP); `None` for seeded and API-created volumes.
+    pub body: Option<Body>,
+}
+
+/// What the simulator keeps of a file's bytes: digests always, the bytes themselves only for
+/// small files (see `ssh::fs::KEEP_CONTENT`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Body {
+    /// Lowercase hex.
+    pub sha256: String,
+    /// Lowercase hex.
+    pub sha512: String,
+    pub content: Option<Vec<u8>>,
 }
 
 pub struct Vm {
@@ -293,6 +312,8 @@ impl State {
             nodes,
             storages,
             files,
+            images: Vec::new(),
+            node_files: BTreeMap::new(),
             vms,
             access,
             tasks,

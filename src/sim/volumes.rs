@@ -120,7 +120,10 @@ fn used_disk_numbers(st: &State, storage: &str, vmid: u32) -> Vec<u32> {
         vm.config.values().for_each(|v| scan(v));
         vm.pending.values().for_each(|v| scan(v));
     }
-    st.files.iter().for_each(|f| scan(&f.volid));
+    st.files
+        .iter()
+        .chain(&st.images)
+        .for_each(|f| scan(&f.volid));
     out
 }
 
