@@ -178,7 +178,39 @@ async fn start_sim(scenario: &str, time_scale: f64, listen: SocketAddr) -> Resul
     .map_err(|e| anyhow!("simulator failed to start: {e}"))
 }
 
-/// The simulator, the configuration pointing at it and its manager token.
+/// SSH to the simulator's nodes: a fresh Ed25519 key held only in memory and authorized
+/// there, the simulator's host keys pinned, each node's SSH port in the config.
+fn sim_shell(handle: &sim::SimHandle, cfg: &mut config::Config) -> Result<ops::NodeShell> {
+    use proxmox_manager::ssh::{HostKeyPolicy, PoolOptions, SshAuth, SshPool};
+    use russh::keys::{PrivateKey, ssh_key::private::Ed25519Keypair};
+    use sha2::{Digest, Sha256};
+    // 32 bytes from the OS CSPRNG (three v4 UUIDs, hashed), without another rand crate.
+    let mut h = Sha256::new();
+    for _ in 0..3 {
+        h.update(uuid::Uuid::new_v4().as_bytes());
+    }
+    let seed: [u8; 32] = h.finalize().into();
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| anyhow!("encoding the session key: {e}"))?;
+    handle
+        .authorize_ssh_key(&public)
+        .map_err(|e| anyhow!("{e}"))?;
+    for node in &mut cfg.cluster.nodes {
+        node.ssh_port = handle.ssh_addr(&node.name).map(|a| a.port());
+    }
+    let policy = HostKeyPolicy::pinned(&handle.ssh_known_hosts()).map_err(|e| anyhow!("{e}"))?;
+    let opts = PoolOptions::new(
+        cfg.credentials.ssh_user.clone(),
+        SshAuth::Key(std::sync::Arc::new(key)),
+        policy,
+    );
+    Ok(ops::NodeShell::new(SshPool::new(opts), cfg))
+}
+
+/// The simulator, the configuration pointing at it, its manager token and SSH to its nodes.
 async fn sim_target(
     scenario: &str,
     time_scale: f64,
@@ -186,31 +218,34 @@ async fn sim_target(
     sim::SimHandle,
     config::Config,
     config::credentials::TokenCredential,
+    ops::NodeShell,
 )> {
     const TOKEN: &str = "claude-code@pve!automation";
     let handle = start_sim(scenario, time_scale, "127.0.0.1:0".parse()?).await?;
     let token = handle
         .token(TOKEN)
         .ok_or_else(|| anyhow!("the scenario has no {TOKEN} token"))?;
-    let cfg = config::sim_config(
+    let mut cfg = config::sim_config(
         handle.addr().port(),
         proxmox_manager::pve::parse_fingerprint(&handle.fingerprint())
             .map_err(|e| anyhow!("{e}"))?,
     );
+    let shell = sim_shell(&handle, &mut cfg)?;
     let credential = config::credentials::TokenCredential {
         id: token.id,
         secret: SecretString::from(token.secret),
         source: config::credentials::CredentialSource::Simulator,
     };
     tracing::info!(url = %handle.url(), "using the embedded simulated cluster");
-    Ok((handle, cfg, credential))
+    Ok((handle, cfg, credential, shell))
 }
 
 async fn target(args: &TargetArgs) -> Result<Target> {
     if let Some(scenario) = &args.sim {
-        let (handle, cfg, credential) = sim_target(scenario, args.sim_time_scale).await?;
+        let (handle, cfg, credential, shell) = sim_target(scenario, args.sim_time_scale).await?;
         let mut ctx = ops::Context::new(cfg, credential).map_err(|e| anyhow!("{e}"))?;
         ctx.timeouts = args.timeouts();
+        ctx.ssh = Some(std::sync::Arc::new(shell));
         return Ok(Target {
             ctx,
             sim: Some(handle),
@@ -316,6 +351,16 @@ async fn run_sim(args: SimArgs) -> Result<()> {
     println!("simulated Proxmox VE cluster listening");
     println!("  url:          {}/api2/json", handle.url());
     println!("  fingerprint:  {}", handle.fingerprint());
+    for node in ["pve01", "pve02", "pve03"] {
+        if let Some(addr) = handle.ssh_addr(node) {
+            println!(
+                "  ssh {node}:    root@{} -p {}   (host key {})",
+                addr.ip(),
+                addr.port(),
+                handle.ssh_host_fingerprint(node).unwrap_or_default()
+            );
+        }
+    }
     if let Some(path) = &args.ca_out {
         std::fs::write(path, handle.ca_pem())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -333,8 +378,8 @@ async fn run_sim(args: SimArgs) -> Result<()> {
 
 async fn check(args: TargetArgs) -> Result<bool> {
     let report = if let Some(scenario) = &args.sim {
-        let (_handle, cfg, cred) = sim_target(scenario, args.sim_time_scale).await?;
-        ops::check(cfg, Ok(cred)).await
+        let (_handle, cfg, cred, shell) = sim_target(scenario, args.sim_time_scale).await?;
+        ops::check(cfg, Ok(cred), Some(std::sync::Arc::new(shell))).await
     } else {
         let mut report = ops::CheckReport {
             ok: true,
@@ -351,11 +396,30 @@ async fn check(args: TargetArgs) -> Result<bool> {
             }
             Ok(cfg) => {
                 let for_pass = cfg.clone();
-                let cred =
-                    tokio::task::spawn_blocking(move || config::credentials::resolve(&for_pass))
-                        .await?
-                        .map_err(|e| e.to_string());
-                ops::check(cfg, cred).await
+                // `pass` may wait on gpg-agent: keep it off the async workers.
+                let (cred, passphrase) = tokio::task::spawn_blocking(move || {
+                    (
+                        config::credentials::resolve(&for_pass).map_err(|e| e.to_string()),
+                        config::credentials::ssh_passphrase(&for_pass, &config::process_env),
+                    )
+                })
+                .await?;
+                match passphrase {
+                    Ok(p) => {
+                        let shell = ops::NodeShell::from_config(&cfg, p).map(std::sync::Arc::new);
+                        ops::check(cfg, cred, shell).await
+                    }
+                    Err(e) => {
+                        let mut r = ops::check(cfg, cred, None).await;
+                        r.push(
+                            "ssh key passphrase",
+                            ops::CheckStatus::Fail,
+                            e.to_string(),
+                            None,
+                        );
+                        r
+                    }
+                }
             }
         }
     };

@@ -4,49 +4,18 @@
 mod common;
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use common::images::{qcow2, sha256};
 use common::mcp::{call, connect};
 
-/// Serves `bytes` at `/noble.img` on loopback; returns the URL.
 async fn serve_image(bytes: Vec<u8>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route(
-        "/noble.qcow2",
-        axum::routing::get(move || async move { bytes.clone() }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/noble.qcow2")
-}
-
-fn qcow2() -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("noble.qcow2");
-    let out = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&path)
-        .arg("64M")
-        .output()
-        .expect("qemu-img is installed (bash .ci/run installs qemu-utils)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(&path).expect("read image")
+    common::images::serve("noble.qcow2", bytes).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cloud_image_to_template_over_the_api() {
     let image = qcow2();
-    let hex: String = Sha256::digest(&image)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let digest = format!("sha256:{hex}");
+    let digest = sha256(&image);
     let url = serve_image(image).await;
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -142,7 +111,7 @@ async fn cloud_image_to_template_over_the_api() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn least_privilege_token_is_told_which_privileges_the_api_path_needs() {
+async fn least_privilege_token_without_ssh_is_told_both_ways_to_enable_the_build() {
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
     let config = common::write_config(dir.path(), &sim);
@@ -158,13 +127,12 @@ async fn least_privilege_token_is_told_which_privileges_the_api_path_needs() {
         text.contains("Datastore.AllocateTemplate") && text.contains("Sys.AccessNetwork"),
         "{text}"
     );
+    assert!(text.contains("ssh is not configured"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn disk_image_to_template_over_the_api() {
-    let url = serve_image(qcow2())
-        .await
-        .replace("noble.img", "appliance.qcow2");
+    let url = common::images::serve("appliance.qcow2", qcow2()).await;
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
     let config = common::write_config(dir.path(), &sim);

@@ -143,6 +143,7 @@ async fn changed_host_key_is_refused_even_with_tofu() {
     let policy = HostKeyPolicy {
         known_hosts: kh.clone(),
         trust_on_first_use: true,
+        pinned: Vec::new(),
     };
     let err = whoami(&pool(&sshd, key_auth(&sshd), policy), &sshd)
         .await
@@ -166,6 +167,7 @@ async fn tofu_learns_then_succeeds_then_detects_a_change() {
     let policy = HostKeyPolicy {
         known_hosts: kh.clone(),
         trust_on_first_use: true,
+        pinned: Vec::new(),
     };
     let p = pool(&sshd, key_auth(&sshd), policy.clone());
     assert_eq!(whoami(&p, &sshd).await.expect("first use"), sshd.user());
@@ -184,4 +186,29 @@ async fn tofu_learns_then_succeeds_then_detects_a_change() {
     let p = pool(&sshd, key_auth(&sshd), policy);
     let err = whoami(&p, &sshd).await.expect_err("changed");
     assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn pinned_keys_accept_exactly_the_pinned_key_and_refuse_other_hosts() {
+    let sshd = Sshd::start();
+    let right = HostKeyPolicy::pinned(&sshd.known_hosts_line()).expect("parses");
+    let p = pool(&sshd, key_auth(&sshd), right);
+    assert_eq!(whoami(&p, &sshd).await.expect("exec"), sshd.user());
+
+    let wrong = HostKeyPolicy::pinned(&sshd.wrong_known_hosts_line()).expect("parses");
+    let err = whoami(&pool(&sshd, key_auth(&sshd), wrong), &sshd)
+        .await
+        .expect_err("a different pinned key");
+    assert!(matches!(err, Error::PinnedKeyMismatch { .. }), "{err}");
+    assert!(err.to_string().contains(&sshd.host_fingerprint()), "{err}");
+
+    let elsewhere = sshd
+        .known_hosts_line()
+        .replacen("127.0.0.1", "192.0.2.1", 1);
+    let none = HostKeyPolicy::pinned(&elsewhere).expect("parses");
+    let err = whoami(&pool(&sshd, key_auth(&sshd), none), &sshd)
+        .await
+        .expect_err("this host is not pinned");
+    assert!(matches!(err, Error::UnknownHostKey { .. }), "{err}");
+    assert!(HostKeyPolicy::pinned("[127.0.0.1]:x ssh-ed25519 AAAA").is_err());
 }

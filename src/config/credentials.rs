@@ -115,6 +115,11 @@ pub enum CredentialError {
     PassMalformed { entry: String, problem: String },
 
     #[error(
+        "pass entry `{entry}` (ssh.key_passphrase_pass_path) has an empty first line — put the SSH key's passphrase on line 1 with `pass edit {entry}`"
+    )]
+    PassphraseEmpty { entry: String },
+
+    #[error(
         "`pass show {entry}` failed ({status}): {stderr} — run it yourself to see why, or set {TOKEN_ENV}"
     )]
     PassFailed {
@@ -316,12 +321,51 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &Path) {}
 
-/// Run `pass show <entry>` (argv holds only the entry name), stdin closed, output captured.
+/// Run `pass show <entry>` and parse the token from it.
 fn pass_show(
     entry: &str,
     env: Env<'_>,
     timeout: Duration,
 ) -> Result<TokenCredential, CredentialError> {
+    let stdout = pass_show_raw(entry, env, timeout)?;
+    let (id, secret) =
+        parse_entry(stdout.expose_secret()).map_err(|p| CredentialError::PassMalformed {
+            entry: entry.to_string(),
+            problem: p.to_string(),
+        })?;
+    Ok(TokenCredential {
+        id,
+        secret,
+        source: CredentialSource::Pass(entry.to_string()),
+    })
+}
+
+/// The SSH key's passphrase from `pass show <ssh.key_passphrase_pass_path>` (its first line),
+/// or `None` when no entry is configured. Blocks: call it from `spawn_blocking` in async code.
+///
+/// # Errors
+/// As for the token's `pass` entry; an empty first line is [`CredentialError::PassphraseEmpty`].
+pub fn ssh_passphrase(cfg: &Config, env: Env<'_>) -> Result<Option<SecretString>, CredentialError> {
+    let Some(entry) = &cfg.ssh.key_passphrase_pass_path else {
+        return Ok(None);
+    };
+    let stdout = pass_show_raw(entry, env, PASS_TIMEOUT)?;
+    let first = stdout.expose_secret().lines().next().unwrap_or("");
+    if first.is_empty() {
+        return Err(CredentialError::PassphraseEmpty {
+            entry: entry.clone(),
+        });
+    }
+    Ok(Some(SecretString::from(first.to_string())))
+}
+
+/// Run `pass show <entry>` (argv holds only the entry name), stdin closed, output captured;
+/// the output is wrapped as a secret at once.
+fn pass_show_raw(
+    entry: &str,
+    env: Env<'_>,
+    timeout: Duration,
+) -> Result<SecretString, CredentialError> {
     let mut cmd = Command::new("pass");
     cmd.arg("show")
         .arg(entry)
@@ -435,16 +479,7 @@ fn pass_show(
             entry: entry.to_string(),
         });
     }
-    let (id, secret) =
-        parse_entry(stdout.expose_secret()).map_err(|p| CredentialError::PassMalformed {
-            entry: entry.to_string(),
-            problem: p.to_string(),
-        })?;
-    Ok(TokenCredential {
-        id,
-        secret,
-        source: CredentialSource::Pass(entry.to_string()),
-    })
+    Ok(stdout)
 }
 
 /// SIGKILL the process group led by `pid` (pass and the gpg it started), without `unsafe`.

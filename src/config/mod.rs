@@ -77,6 +77,7 @@ pub fn sim_config(api_port: u16, fingerprint: [u8; 32]) -> Config {
         .map(|n| Node {
             name: n.to_string(),
             host: "127.0.0.1".to_string(),
+            ssh_port: None,
         })
         .collect();
     Config {
@@ -125,6 +126,7 @@ pub fn sim_config(api_port: u16, fingerprint: [u8; 32]) -> Config {
         ssh: Ssh {
             port: 22,
             key_file: None,
+            key_passphrase_pass_path: None,
             use_agent: false,
             known_hosts: None,
             trust_on_first_use: false,
@@ -152,7 +154,7 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
         "path": cfg.path.display().to_string(),
         "cluster": {
             "name": cfg.cluster.name,
-            "nodes": cfg.cluster.nodes.iter().map(|n| json!({ "name": n.name, "host": n.host })).collect::<Vec<_>>(),
+            "nodes": cfg.cluster.nodes.iter().map(|n| json!({ "name": n.name, "host": n.host, "ssh_port": n.ssh_port })).collect::<Vec<_>>(),
         },
         "defaults": {
             "storage": cfg.defaults.storage,
@@ -183,6 +185,7 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
         "ssh": {
             "port": cfg.ssh.port,
             "key_file": path(&cfg.ssh.key_file),
+            "key_passphrase_pass_path": cfg.ssh.key_passphrase_pass_path,
             "use_agent": cfg.ssh.use_agent,
             "known_hosts": path(&cfg.ssh.known_hosts),
             "trust_on_first_use": cfg.ssh.trust_on_first_use,

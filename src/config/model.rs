@@ -62,6 +62,8 @@ pub struct Cluster {
 pub struct Node {
     pub name: String,
     pub host: String,
+    /// Overrides `ssh.port` for this node.
+    pub ssh_port: Option<u16>,
 }
 
 /// `defaults:` applied to every operation.
@@ -268,6 +270,8 @@ pub struct Ssh {
     /// Default 22.
     pub port: u16,
     pub key_file: Option<PathBuf>,
+    /// `pass` entry holding the key file's passphrase.
+    pub key_passphrase_pass_path: Option<String>,
     /// Default true.
     pub use_agent: bool,
     /// `None` = the ssh module's default, `~/.ssh/known_hosts` of the server's user.

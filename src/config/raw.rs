@@ -67,6 +67,9 @@ pub struct RawNode {
     pub name: String,
     /// Host name or IP address of the node, without scheme or port (see `api.port`).
     pub host: String,
+    /// SSH port of this node when it differs from `ssh.port`.
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
 }
 
 /// `defaults:` — applied to every operation; per-call overrides win.
@@ -197,6 +200,10 @@ pub struct RawSsh {
     /// Private key file (`~` expands to $HOME).
     #[serde(default)]
     pub key_file: Option<String>,
+    /// `pass` entry whose first line is the key file's passphrase (read by the server with
+    /// `pass show`, never logged).
+    #[serde(default)]
+    pub key_passphrase_pass_path: Option<String>,
     /// Whether to use the ssh-agent at $SSH_AUTH_SOCK.
     #[serde(default = "default_true")]
     pub use_agent: bool,
@@ -213,6 +220,7 @@ impl Default for RawSsh {
         RawSsh {
             port: default_ssh_port(),
             key_file: None,
+            key_passphrase_pass_path: None,
             use_agent: true,
             known_hosts: None,
             trust_on_first_use: false,

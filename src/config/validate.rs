@@ -54,6 +54,12 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
     let ssh = Ssh {
         port: v.port("ssh.port", raw.ssh.port, 22),
         key_file: v.opt_path("ssh.key_file", raw.ssh.key_file.as_deref()),
+        key_passphrase_pass_path: raw
+            .ssh
+            .key_passphrase_pass_path
+            .as_deref()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty()),
         use_agent: raw.ssh.use_agent,
         known_hosts: v.opt_path("ssh.known_hosts", raw.ssh.known_hosts.as_deref()),
         trust_on_first_use: raw.ssh.trust_on_first_use,
@@ -158,9 +164,17 @@ impl Validator<'_> {
                     n.host.clone()
                 }
             };
+            if n.ssh_port == Some(0) {
+                self.problem(
+                    format!("{key}.ssh_port"),
+                    "is 0",
+                    "give the node's SSH port (1-65535), or leave it out to use ssh.port",
+                );
+            }
             nodes.push(Node {
                 name: n.name.clone(),
                 host,
+                ssh_port: n.ssh_port,
             });
         }
         Cluster {

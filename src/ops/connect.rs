@@ -8,6 +8,7 @@ use crate::pve;
 use super::Error;
 use super::allocate::Allocator;
 use super::audit::AuditLog;
+use super::node_ssh::NodeShell;
 use super::run::Timeouts;
 
 /// What every operation needs: the client, the configuration it was built from, how long to
@@ -19,6 +20,8 @@ pub struct Context {
     pub timeouts: Timeouts,
     pub allocator: Arc<Allocator>,
     pub audit: Arc<AuditLog>,
+    /// SSH to the nodes, when the config gives a way to authenticate.
+    pub ssh: Option<Arc<NodeShell>>,
 }
 
 impl Context {
@@ -36,6 +39,7 @@ impl Context {
             timeouts: Timeouts::default(),
             allocator: Arc::default(),
             audit,
+            ssh: None,
         })
     }
 }
@@ -72,5 +76,10 @@ pub fn client_options(
 pub fn from_config(config: Config) -> Result<Context, Error> {
     let credential =
         config::credentials::resolve(&config).map_err(|e| Error::Setup(e.to_string()))?;
-    Context::new(config, credential)
+    let passphrase = config::credentials::ssh_passphrase(&config, &config::process_env)
+        .map_err(|e| Error::Setup(e.to_string()))?;
+    let ssh = NodeShell::from_config(&config, passphrase).map(Arc::new);
+    let mut ctx = Context::new(config, credential)?;
+    ctx.ssh = ssh;
+    Ok(ctx)
 }

@@ -1,12 +1,17 @@
 //! `check`: the doctor. Walks from configuration to credentials to the wire to the token's
-//! privileges and says, for each, what is fine and what to fix. Never prints a secret.
+//! privileges to SSH on every node and says, for each, what is fine and what to fix. Never
+//! prints a secret.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, TlsSetting, credentials::TokenCredential};
 
+use super::node_ssh::NodeShell;
+use super::run::Run;
 use super::{Context, Error};
 
 /// Outcome of one check.
@@ -99,7 +104,11 @@ fn tls_description(cfg: &Config) -> String {
 }
 
 /// Runs every check it can; stops early only when a later check cannot run at all.
-pub async fn check(config: Config, credential: Result<TokenCredential, String>) -> CheckReport {
+pub async fn check(
+    config: Config,
+    credential: Result<TokenCredential, String>,
+    ssh: Option<Arc<NodeShell>>,
+) -> CheckReport {
     let mut r = CheckReport {
         ok: true,
         items: Vec::new(),
@@ -132,7 +141,10 @@ pub async fn check(config: Config, credential: Result<TokenCredential, String>) 
     };
     r.push("tls", CheckStatus::Ok, tls_description(&config), None);
     let ctx = match Context::new(config, credential) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.ssh = ssh;
+            c
+        }
         Err(e) => {
             r.push("client", CheckStatus::Fail, e.to_string(), None);
             return r;
@@ -163,7 +175,50 @@ pub async fn check(config: Config, credential: Result<TokenCredential, String>) 
         Ok(perms) => privilege_checks(&perms, pve_major, &mut r),
         Err(e) => r.push("privileges", CheckStatus::Fail, e.to_string(), None),
     }
+    ssh_checks(&ctx, &mut r).await;
     r
+}
+
+/// Reaches every node over SSH (when configured) and checks that the vendor snippet directory
+/// exists there. SSH is optional, so its problems are warnings.
+async fn ssh_checks(ctx: &Context, r: &mut CheckReport) {
+    let Some(sh) = ctx.ssh.as_deref() else {
+        r.push(
+            "ssh",
+            CheckStatus::Warn,
+            super::node_ssh::unavailable_reason(&ctx.config),
+            Some("template builds with a least-privilege token and vendor snippets need ssh; see README \"SSH to the nodes\"".into()),
+        );
+        return;
+    };
+    let dir = ctx
+        .config
+        .cloudinit
+        .vendor_snippet_path
+        .trim_end_matches('/');
+    let run = Run::default();
+    for node in &ctx.config.cluster.nodes {
+        let name = format!("ssh {}", node.name);
+        let cmd = crate::ssh::Command::new("test").arg("-d").arg(dir);
+        match sh
+            .run_status(&run, &node.name, &cmd, Duration::from_secs(20))
+            .await
+        {
+            Ok(out) if out.success() => r.push(
+                &name,
+                CheckStatus::Ok,
+                format!("connected as {}; {dir} exists", ctx.config.credentials.ssh_user),
+                None,
+            ),
+            Ok(_) => r.push(
+                &name,
+                CheckStatus::Warn,
+                format!("connected, but {dir} does not exist there"),
+                Some("enable `snippets` content on the storage that owns it (e.g. `pvesm set local --content iso,vztmpl,backup,snippets,import`) or fix cloudinit.vendor_snippet_path".into()),
+            ),
+            Err(e) => r.push(&name, CheckStatus::Warn, e.to_string(), None),
+        }
+    }
 }
 
 async fn cluster_checks(ctx: &Context, r: &mut CheckReport) -> Result<(), Error> {

@@ -38,6 +38,24 @@ pub enum Error {
         source: Box<Error>,
         next: String,
     },
+    /// Reaching a node over SSH failed (connect, host key, authentication, channel, upload).
+    #[error("{node} over ssh: {source}")]
+    Ssh {
+        node: String,
+        #[source]
+        source: crate::ssh::Error,
+    },
+    /// A command on a node exited non-zero. `command` is the program (and subcommand) only.
+    #[error("`{command}` on {node} failed ({status}): {stderr}")]
+    NodeCommand {
+        node: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    /// The call was cancelled while something ran outside PVE's task system.
+    #[error("cancelled while waiting for {what}")]
+    Cancelled { what: String },
     /// Configuration or credentials prevent the operation.
     #[error("{0}")]
     Setup(String),

@@ -16,6 +16,7 @@ mod doctor;
 mod error;
 mod guard;
 mod inventory;
+mod node_ssh;
 mod power;
 mod run;
 mod status;
@@ -24,6 +25,8 @@ mod tasks;
 mod template;
 mod template_create;
 mod template_iso;
+mod template_replace;
+mod template_ssh;
 mod vm_create;
 mod vm_delete;
 mod vm_edit;
@@ -38,6 +41,7 @@ pub use inventory::{
     VmDetail, VmDisk, VmGetArgs, VmListArgs, VmListReport, VmNic, VmSummary, glob_match, vm_get,
     vm_list,
 };
+pub use node_ssh::{NodeShell, unavailable_reason as ssh_unavailable_reason};
 pub use power::{PowerAction, PowerArgs, PowerReport, ShutdownArgs, power};
 pub use run::{ProgressFn, Run, Timeouts};
 pub use status::{

@@ -131,7 +131,7 @@ pub struct VmCreateReport {
     pub message: String,
 }
 
-fn valid_dns_name(n: &str) -> bool {
+pub(crate) fn valid_dns_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 63 * 4
         && n.split('.').all(|l| {

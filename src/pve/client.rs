@@ -302,6 +302,70 @@ impl Client {
         envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), &body)
     }
 
+    /// `POST path` with a multipart body: the form fields, then `local` streamed as the part
+    /// named `filename` (how the PVE GUI uploads). Sent once, to the preferred endpoint, with
+    /// `timeout` for the whole transfer; never retried.
+    pub(crate) async fn post_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        fields: &[(&str, String)],
+        local: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<T, Error> {
+        let file = tokio::fs::File::open(local).await.map_err(|e| {
+            Error::invalid(format!("cannot read {} to upload it: {e}", local.display()))
+        })?;
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| Error::invalid(format!("cannot stat {}: {e}", local.display())))?
+            .len();
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "upload".into());
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.clone());
+        }
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let part = reqwest::multipart::Part::stream_with_length(body, len)
+            .file_name(name)
+            .mime_str("application/octet-stream")
+            .map_err(|e| Error::invalid(format!("multipart: {e}")))?;
+        form = form.part("filename", part);
+        let idx = self.inner.preferred.load(Ordering::Relaxed) % self.inner.endpoints.len();
+        let endpoint = &self.inner.endpoints[idx];
+        let info = RequestInfo {
+            method: "POST",
+            path,
+            endpoint,
+        };
+        let resp = self
+            .inner
+            .http
+            .post(format!("{endpoint}/api2/json{path}"))
+            .timeout(timeout)
+            .header(AUTHORIZATION, self.inner.token.header_value()?)
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| self.map_send_error(&e, &info))?;
+        let status = resp.status();
+        let reason = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .and_then(|r| std::str::from_utf8(r.as_bytes()).ok().map(str::to_owned))
+            .or_else(|| status.canonical_reason().map(str::to_owned));
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.map_send_error(&e, &info))?;
+        let reply = envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), &bytes)?;
+        envelope::decode_data("POST", path, reply.data)
+    }
+
     fn map_send_error(&self, err: &reqwest::Error, info: &RequestInfo<'_>) -> Error {
         if let Some(tls_err) = tls::classify(err, info.endpoint, &self.inner.tls) {
             return tls_err;

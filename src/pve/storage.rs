@@ -77,6 +77,40 @@ impl Client {
         self.post(&path, &form).await
     }
 
+    /// `POST /nodes/{node}/storage/{storage}/upload` (task `imgcopy`): streams the local file
+    /// `local` into the storage as `filename` of `content` (`iso`, `vztmpl`, `import`). Needs
+    /// Datastore.AllocateTemplate on the storage.
+    pub async fn upload_file(
+        &self,
+        node: &str,
+        storage: &str,
+        content: &str,
+        filename: &str,
+        local: &std::path::Path,
+        checksum: Option<(String, String)>,
+    ) -> Result<super::Upid, Error> {
+        let mut form = vec![
+            ("content", content.to_string()),
+            ("filename", filename.to_string()),
+        ];
+        if let Some((sum, alg)) = checksum {
+            form.push(("checksum", sum));
+            form.push(("checksum-algorithm", alg));
+        }
+        let path = format!(
+            "/nodes/{}/storage/{}/upload",
+            path_segment(node),
+            path_segment(storage)
+        );
+        self.post_file(
+            &path,
+            &form,
+            local,
+            std::time::Duration::from_secs(6 * 3600),
+        )
+        .await
+    }
+
     /// `DELETE /nodes/{node}/storage/{storage}/content/{volume}`: PVE answers a UPID (or null
     /// on older versions).
     pub async fn delete_volume(

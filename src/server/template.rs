@@ -92,17 +92,20 @@ impl ProxmoxServer {
     }
 
     /// Build a cloud-init template from a cloud image URL in one call: download (checksum
-    /// verified), create the VM with the cluster defaults (bios, machine, cpu, SCSI controller,
-    /// EFI disk, agent, bridge), import the image as the boot disk, grow it to disk_size
-    /// (32G), cloud-init drive, serial console, user and SSH keys, tags, convert to a
-    /// template, remove the download. Runs through the PVE API (8.4+, token needs
-    /// Datastore.AllocateTemplate and Sys.AccessNetwork); the result says which path ran.
+    /// verified), grow to disk_size (32G), create the VM with the cluster defaults (bios,
+    /// machine, cpu, SCSI controller, EFI disk, agent, bridge), import the image as the boot
+    /// disk, cloud-init drive, serial console, user and SSH keys, vendor snippet (guest agent)
+    /// via cicustom, tags, convert to a template, remove the download. Uses the PVE API when
+    /// the node runs 8.4+ and the token holds Datastore.AllocateTemplate and
+    /// Sys.AccessNetwork, otherwise SSH (wget, qemu-img, qm disk import); the result says
+    /// which path ran and why. A name in use is refused; replace: true (with confirm: true,
+    /// else a preview) builds the new template and then deletes the old one.
     #[tool(
         name = "template_from_cloud_image",
         annotations(
             title = "Template from cloud image",
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = true
         )
@@ -116,19 +119,24 @@ impl ProxmoxServer {
         let call = Call::start(&rc, ct);
         let r = ops::template_from_cloud_image(&self.ctx, &call.run, &args).await;
         let upids = call.finish().await;
+        if matches!(&r, Ok(report) if report.preview) {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
         self.audited("template_from_cloud_image", &args, &upids, r)
     }
 
-    /// Import a pre-built qcow2/raw/vmdk disk image from a URL as the boot disk of a new
-    /// template (no cloud-init): download (checksum verified), create the VM with the cluster
-    /// defaults, import, optionally grow, convert, remove the download. Runs through the PVE
-    /// API (8.4+, token needs Datastore.AllocateTemplate and Sys.AccessNetwork).
+    /// Import a pre-built qcow2/raw/vmdk disk image — from a URL (downloaded, checksum
+    /// verified) or a path already on the node — as the boot disk of a new template (no
+    /// cloud-init): create the VM with the cluster defaults, import, optionally grow, convert,
+    /// remove the download. API or SSH path as for template_from_cloud_image (a node path
+    /// always goes over SSH); replace: true with confirm: true replaces a same-named template.
     #[tool(
         name = "template_import_disk",
         annotations(
             title = "Template from disk image",
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = true
         )
@@ -142,19 +150,26 @@ impl ProxmoxServer {
         let call = Call::start(&rc, ct);
         let r = ops::template_import_disk(&self.ctx, &call.run, &args).await;
         let upids = call.finish().await;
+        if matches!(&r, Ok(report) if report.preview) {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
         self.audited("template_import_disk", &args, &upids, r)
     }
 
     /// Prepare a template from an installer ISO: a VM with the cluster defaults, an empty boot
-    /// disk (disk_size, 32G) and the ISO attached (a volume in storage, or a URL downloaded
-    /// through the API), optionally started; the result says how to reach the console. Install
-    /// the OS, shut the VM down, then run template_convert.
+    /// disk (disk_size, 32G) and the ISO attached — a volume in storage, a URL (downloaded
+    /// through the API, or with wget over SSH when the token may not) or a local file on the
+    /// server's machine (uploaded through the API, or over SFTP) — optionally started; the
+    /// result says how to reach the console. Install the OS, shut the VM down, then run
+    /// template_convert. replace: true with confirm: true deletes a same-named template once
+    /// the new VM exists.
     #[tool(
         name = "template_from_iso",
         annotations(
             title = "Template from ISO",
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = true
         )
@@ -168,6 +183,10 @@ impl ProxmoxServer {
         let call = Call::start(&rc, ct);
         let r = ops::template_from_iso(&self.ctx, &call.run, &args).await;
         let upids = call.finish().await;
+        if matches!(&r, Ok(report) if report.preview) {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
         self.audited("template_from_iso", &args, &upids, r)
     }
 }

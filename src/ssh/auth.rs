@@ -24,6 +24,8 @@ pub enum SshAuth {
     },
     /// Keys held by an ssh-agent: at `socket`, or at `$SSH_AUTH_SOCK` when `None`.
     Agent { socket: Option<PathBuf> },
+    /// A key held in memory only (the embedded simulator's session key); never written out.
+    Key(Arc<keys::PrivateKey>),
 }
 
 impl fmt::Debug for SshAuth {
@@ -35,6 +37,14 @@ impl fmt::Debug for SshAuth {
                 .field("passphrase", &passphrase.as_ref().map(|_| "[REDACTED]"))
                 .finish(),
             SshAuth::Agent { socket } => f.debug_struct("Agent").field("socket", socket).finish(),
+            SshAuth::Key(k) => f
+                .debug_tuple("Key")
+                .field(
+                    &k.public_key()
+                        .fingerprint(keys::HashAlg::Sha256)
+                        .to_string(),
+                )
+                .finish(),
         }
     }
 }
@@ -78,6 +88,22 @@ pub(crate) async fn authenticate<H: russh::client::Handler>(
                     "the server refused key {}; add its public key to ~{user}/.ssh/authorized_keys on the node",
                     path.display()
                 )))
+            }
+        }
+        SshAuth::Key(key) => {
+            let hash = session
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| fail(format!("negotiating the signature algorithm: {e}")))?
+                .flatten();
+            let result = session
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            if result.success() {
+                Ok(())
+            } else {
+                Err(fail("the server refused the in-memory session key".into()))
             }
         }
         SshAuth::Agent { socket } => {

@@ -42,6 +42,17 @@ pub enum Error {
         fingerprint: String,
     },
 
+    /// The server's key is not the key pinned for this host in memory.
+    #[error(
+        "host key of {host}:{port} is not the pinned key (presented {fingerprint}, pinned {pinned}); refusing to connect"
+    )]
+    PinnedKeyMismatch {
+        host: String,
+        port: u16,
+        fingerprint: String,
+        pinned: String,
+    },
+
     /// known_hosts could not be read, parsed or (with trust-on-first-use) written.
     #[error("cannot use known_hosts file {path}: {reason}")]
     KnownHosts { path: String, reason: String },

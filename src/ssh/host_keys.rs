@@ -16,6 +16,10 @@ pub struct HostKeyPolicy {
     /// Record a key the file does not know yet instead of refusing it. A key that differs from
     /// a recorded one is refused regardless.
     pub trust_on_first_use: bool,
+    /// Keys known in memory (host, port, key), checked before the file: a host listed here is
+    /// accepted only with exactly this key. Used for the embedded simulator, whose host keys
+    /// are generated at start and handed over directly.
+    pub pinned: Vec<(String, u16, PublicKey)>,
 }
 
 impl HostKeyPolicy {
@@ -24,7 +28,44 @@ impl HostKeyPolicy {
         HostKeyPolicy {
             known_hosts: known_hosts.into(),
             trust_on_first_use: false,
+            pinned: Vec::new(),
         }
+    }
+
+    /// Accept exactly the given keys, from known_hosts lines (`[host]:port type base64` or
+    /// `host type base64`, unhashed), and refuse every other host.
+    ///
+    /// # Errors
+    /// [`Error::KnownHosts`] naming the line that does not parse.
+    pub fn pinned(lines: &str) -> Result<Self, Error> {
+        let mut pinned = Vec::new();
+        for (i, line) in lines.lines().map(str::trim).enumerate() {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |reason: String| Error::KnownHosts {
+                path: "<pinned keys>".into(),
+                reason: format!("line {}: {reason}", i + 1),
+            };
+            let (host, key) = line
+                .split_once(' ')
+                .ok_or_else(|| bad("expected `host keytype base64`".into()))?;
+            let (h, port) = match host.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+                Some((h, p)) => (
+                    h,
+                    p.parse::<u16>()
+                        .map_err(|_| bad(format!("bad port in {host}")))?,
+                ),
+                None => (host, 22),
+            };
+            let key = PublicKey::from_openssh(key.trim()).map_err(|e| bad(e.to_string()))?;
+            pinned.push((h.to_string(), port, key));
+        }
+        Ok(HostKeyPolicy {
+            known_hosts: PathBuf::from("/dev/null"),
+            trust_on_first_use: false,
+            pinned,
+        })
     }
 
     /// Decide on the key `host:port` presented.
@@ -35,6 +76,24 @@ impl HostKeyPolicy {
     /// [`Error::HostKeyChanged`], or [`Error::KnownHosts`] when the file is unreadable.
     pub fn verify(&self, host: &str, port: u16, key: &PublicKey) -> Result<(), Error> {
         let fingerprint = fingerprint(key);
+        let listed: Vec<&PublicKey> = self
+            .pinned
+            .iter()
+            .filter(|(h, p, _)| h == host && *p == port)
+            .map(|(_, _, k)| k)
+            .collect();
+        if let Some(first) = listed.first() {
+            return if listed.iter().any(|k| k.key_data() == key.key_data()) {
+                Ok(())
+            } else {
+                Err(Error::PinnedKeyMismatch {
+                    host: host.to_owned(),
+                    port,
+                    fingerprint,
+                    pinned: self::fingerprint(first),
+                })
+            };
+        }
         let path = self.known_hosts.display().to_string();
         match keys::check_known_hosts_path(host, port, key, &self.known_hosts) {
             Ok(true) => Ok(()),
@@ -115,6 +174,7 @@ mod tests {
         let tofu = HostKeyPolicy {
             known_hosts: kh.clone(),
             trust_on_first_use: true,
+            pinned: Vec::new(),
         };
         tofu.verify("10.0.0.1", 2222, &key(KEY_A)).expect("learned");
         let written = std::fs::read_to_string(&kh).expect("read");

@@ -55,7 +55,9 @@ pub async fn connect(
             .args(&extra);
         c.env("PROXMOX_MANAGER_TOKEN", &token)
             .env("XDG_STATE_HOME", &state)
-            .env_remove("PROXMOX_MANAGER_CONFIG");
+            .env_remove("PROXMOX_MANAGER_CONFIG")
+            // Hermetic: a developer's ssh-agent must not become the server's SSH identity.
+            .env_remove("SSH_AUTH_SOCK");
     }))
     .expect("spawn server");
     let recorder = Recorder::default();

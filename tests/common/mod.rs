@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake_pve;
+pub mod images;
 pub mod mcp;
 pub mod pass;
 pub mod sshd;
@@ -86,6 +87,52 @@ pub fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
     let path = dir.join("cluster-config.yaml");
     std::fs::write(&path, config_yaml(sim.addr().port(), &sim.fingerprint()))
         .expect("write config");
+    path
+}
+
+/// A config like [`write_config`] that also reaches the simulator's SSH front: a fresh
+/// ed25519 key made by `ssh-keygen` (authorized in the simulator) as `ssh.key_file`, the
+/// simulator's host keys in a known_hosts file, each node's SSH port.
+pub fn write_ssh_config(dir: &Path, sim: &SimHandle) -> PathBuf {
+    let key = dir.join("id_ed25519");
+    let out = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "proxmox-manager-test",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen is installed (bash .ci/run installs openssh-client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    sim.authorize_ssh_key(public.trim()).expect("key accepted");
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(&known_hosts, sim.ssh_known_hosts()).expect("write known_hosts");
+    let mut yaml = config_yaml(sim.addr().port(), &sim.fingerprint());
+    for node in ["pve01", "pve02", "pve03"] {
+        let port = sim.ssh_addr(node).expect("ssh front").port();
+        yaml = yaml.replace(
+            &format!("    - name: {node}\n      host: 127.0.0.1\n"),
+            &format!("    - name: {node}\n      host: 127.0.0.1\n      ssh_port: {port}\n"),
+        );
+    }
+    yaml.push_str(&format!(
+        "\nssh:\n  key_file: {}\n  use_agent: false\n  known_hosts: {}\n",
+        key.display(),
+        known_hosts.display()
+    ));
+    let path = dir.join("cluster-config.yaml");
+    std::fs::write(&path, yaml).expect("write config");
     path
 }
 

@@ -98,10 +98,18 @@ const WGET_USAGE: &str =
 /// `wget [-q] [-O FILE] URL`.
 pub async fn wget(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
     let (mut quiet, mut output, mut urls) = (false, None::<String>, Vec::new());
+    // `-nv`: no progress, but errors and a one-line summary, as wget prints them.
+    let mut terse = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "-q" | "--quiet" | "-nv" | "--no-verbose" => quiet = true,
+            // getopt_long: everything after `--` is an operand.
+            "--" => {
+                urls.extend(it.by_ref().cloned());
+                break;
+            }
+            "-q" | "--quiet" => quiet = true,
+            "-nv" | "--no-verbose" => terse = true,
             "-O" => output = it.next().cloned(),
             "-t" | "-T" | "--tries" | "--timeout" => {
                 it.next();
@@ -144,7 +152,7 @@ pub async fn wget(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
         }
     }
     let say = |io: &mut Io, s: &str| {
-        if !quiet {
+        if !quiet && !terse {
             io.err(s);
         }
     };
@@ -202,7 +210,26 @@ pub async fn wget(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
         ),
     };
     say(io, &msg);
+    if terse && !quiet {
+        io.err(&terse_line(&url, &dest, status, &msg));
+    }
     status
+}
+
+/// What `wget -nv` prints: the summary line on success, the error lines otherwise.
+fn terse_line(url: &str, dest: &str, status: u32, verbose: &str) -> String {
+    if status == 0 {
+        return format!("{} URL:{url} -> \"{dest}\" [1]\n", stamp());
+    }
+    let errors: Vec<&str> = verbose
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.starts_with("wget:") || l.contains("failed"))
+        .collect();
+    if errors.iter().any(|l| l.contains("ERROR")) {
+        format!("{url}:\n{}\n", errors.join("\n"))
+    } else {
+        format!("{}\n", errors.join("\n"))
+    }
 }
 
 const CURL_HELP: &str = "curl: try 'curl --help' or 'curl --manual' for more information\n";
@@ -228,6 +255,12 @@ fn curl_opts(args: &[String]) -> Result<CurlOpts, String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--" => {
+                if let Some(u) = it.next() {
+                    o.url = Some(u.clone());
+                }
+                break;
+            }
             "--fail" => o.fail = true,
             "--silent" => o.silent = true,
             "--show-error" => o.show_error = true,
