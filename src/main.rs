@@ -379,7 +379,7 @@ async fn run_sim(args: SimArgs) -> Result<()> {
 async fn check(args: TargetArgs) -> Result<bool> {
     let report = if let Some(scenario) = &args.sim {
         let (_handle, cfg, cred, shell) = sim_target(scenario, args.sim_time_scale).await?;
-        ops::check(cfg, Ok(cred), Some(std::sync::Arc::new(shell))).await
+        ops::check(cfg, Ok(cred), Ok(Some(std::sync::Arc::new(shell)))).await
     } else {
         let mut report = ops::CheckReport {
             ok: true,
@@ -404,22 +404,10 @@ async fn check(args: TargetArgs) -> Result<bool> {
                     )
                 })
                 .await?;
-                match passphrase {
-                    Ok(p) => {
-                        let shell = ops::NodeShell::from_config(&cfg, p).map(std::sync::Arc::new);
-                        ops::check(cfg, cred, shell).await
-                    }
-                    Err(e) => {
-                        let mut r = ops::check(cfg, cred, None).await;
-                        r.push(
-                            "ssh key passphrase",
-                            ops::CheckStatus::Fail,
-                            e.to_string(),
-                            None,
-                        );
-                        r
-                    }
-                }
+                let shell = passphrase
+                    .map(|p| ops::NodeShell::from_config(&cfg, p).map(std::sync::Arc::new))
+                    .map_err(|e| e.to_string());
+                ops::check(cfg, cred, shell).await
             }
         }
     };

@@ -57,6 +57,12 @@ async fn check_and_call_against_the_simulator() {
         out.contains("connectivity: Proxmox VE 9.") && !out.contains("FAIL"),
         "{out}"
     );
+    for node in ["pve01", "pve02", "pve03"] {
+        assert!(
+            out.contains(&format!("[ok  ] ssh {node}: connected as root")),
+            "the in-memory key and pinned host keys reach every node: {out}"
+        );
+    }
     let out = stdout_of(&["call", "vm_list", r#"{"tag":"prod"}"#, "--sim"]).await;
     let v: serde_json::Value = serde_json::from_str(&out).expect("structured output");
     let vms = v["vms"].as_array().expect("vms");
@@ -66,6 +72,33 @@ async fn check_and_call_against_the_simulator() {
                 .as_array()
                 .is_some_and(|t| t.iter().any(|x| x == "prod")))
     );
+}
+
+/// `serve --sim` / `call --sim` reach the simulator's nodes with an in-memory key: the
+/// least-privilege token builds a cloud-init template over SSH in one command.
+#[tokio::test(flavor = "multi_thread")]
+async fn call_builds_a_template_over_ssh_against_the_simulator() {
+    let url = common::images::serve("noble.qcow2", common::images::qcow2()).await;
+    let args = serde_json::json!({"image_url": url, "name": "cli-noble-tmpl", "disk_size": "4G"});
+    let out = stdout_of(&[
+        "call",
+        "template_from_cloud_image",
+        &args.to_string(),
+        "--sim",
+        "--sim-time-scale",
+        "0.01",
+    ])
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("structured output");
+    assert_eq!(v["path"]["path"], "ssh", "{v}");
+    assert_eq!(v["disk_size"], "4G", "{v}");
+    assert!(
+        v["config"]["cicustom"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("vendor=local:snippets/")),
+        "{v}"
+    );
+    assert!(v["warnings"].as_array().is_some_and(Vec::is_empty), "{v}");
 }
 
 #[tokio::test]
@@ -98,6 +131,10 @@ async fn sim_prints_url_fingerprint_and_tokens() {
         "{seen}"
     );
     assert!(seen.contains("claude-code@pve!automation="), "{seen}");
+    assert!(
+        seen.contains("ssh pve01:") && seen.contains("(host key SHA256:"),
+        "{seen}"
+    );
     assert!(
         std::fs::read_to_string(&ca)
             .expect("ca written")

@@ -9,7 +9,7 @@ mod common;
 use serde_json::{Value, json};
 
 use common::images::{qcow2, serve, sha256};
-use common::mcp::{call, connect};
+use common::mcp::{Client, call, call_with, connect};
 use proxmox_manager::sim::SimHandle;
 
 struct Setup {
@@ -26,9 +26,10 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
-    async fn manager(
-        &self,
-    ) -> rmcp::service::RunningService<rmcp::RoleClient, common::mcp::Recorder> {
+    async fn manager(&self) -> Client {
+        self.manager_recorded().await.0
+    }
+    async fn manager_recorded(&self) -> (Client, common::mcp::Recorder) {
         connect(
             &self.config,
             &common::token_env(&self.sim),
@@ -36,11 +37,8 @@ impl Setup {
             &[],
         )
         .await
-        .0
     }
-    async fn admin(
-        &self,
-    ) -> rmcp::service::RunningService<rmcp::RoleClient, common::mcp::Recorder> {
+    async fn admin(&self) -> Client {
         let admin = self.sim.token("root@pam!admin").expect("admin token");
         connect(
             &self.config,
@@ -92,13 +90,20 @@ async fn cloud_image_over_ssh_with_the_least_privilege_token() {
     let digest = sha256(&image);
     let url = serve("noble-server-cloudimg-amd64.img", image).await;
     let s = setup().await;
-    let c = s.manager().await;
+    let (c, recorder) = s.manager_recorded().await;
 
-    let (err, r, text) = call(&c, "template_from_cloud_image", json!({
+    let (err, r, text) = call_with(&c, "template_from_cloud_image", json!({
         "image_url": url, "checksum": digest, "name": "noble-ssh-tmpl", "node": "pve02", "disk_size": "2G"
-    }))
+    }), true)
     .await;
     assert!(!err, "{text}");
+    let progress = recorder.progress.lock().expect("lock").clone();
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.contains("pve02: qm disk: transferred")),
+        "the import's output is streamed as progress: {progress:?}"
+    );
     assert_eq!(r["path"]["path"], "ssh", "{r}");
     assert!(
         r["path"]["reason"]

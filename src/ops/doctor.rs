@@ -107,7 +107,7 @@ fn tls_description(cfg: &Config) -> String {
 pub async fn check(
     config: Config,
     credential: Result<TokenCredential, String>,
-    ssh: Option<Arc<NodeShell>>,
+    ssh: Result<Option<Arc<NodeShell>>, String>,
 ) -> CheckReport {
     let mut r = CheckReport {
         ok: true,
@@ -142,7 +142,7 @@ pub async fn check(
     r.push("tls", CheckStatus::Ok, tls_description(&config), None);
     let ctx = match Context::new(config, credential) {
         Ok(mut c) => {
-            c.ssh = ssh;
+            c.ssh = ssh.clone().unwrap_or_default();
             c
         }
         Err(e) => {
@@ -175,7 +175,10 @@ pub async fn check(
         Ok(perms) => privilege_checks(&perms, pve_major, &mut r),
         Err(e) => r.push("privileges", CheckStatus::Fail, e.to_string(), None),
     }
-    ssh_checks(&ctx, &mut r).await;
+    match ssh {
+        Ok(_) => ssh_checks(&ctx, &mut r).await,
+        Err(e) => r.push("ssh", CheckStatus::Fail, e, None),
+    }
     r
 }
 
