@@ -3,6 +3,8 @@
 //! flow over SSH, SFTP snippets, `pveum` bootstrapping a token the API accepts, nodes going
 //! offline and coming back. No fixed sleeps: everything awaits the commands themselves.
 
+#[path = "common/images.rs"]
+mod images;
 #[path = "common/sim_support.rs"]
 mod support;
 
@@ -14,7 +16,6 @@ use proxmox_manager::ssh::{
     SshTarget,
 };
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use support::{Api, ROOT};
 
 struct Fixture {
@@ -92,40 +93,15 @@ fn cmd(program: &str, args: &[&str]) -> Command {
 
 /// Serves `bytes` at `/noble.qcow2` on loopback (404 elsewhere); returns the base URL.
 async fn serve(bytes: Vec<u8>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route(
-        "/noble.qcow2",
-        axum::routing::get(move || async move { bytes.clone() }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    let url = images::serve("noble.qcow2", bytes).await;
+    url.trim_end_matches("/noble.qcow2").to_string()
 }
 
-fn qcow2() -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("noble.qcow2");
-    let out = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&path)
-        .arg("64M")
-        .output()
-        .expect("qemu-img is installed (qemu-utils)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(&path).expect("read image")
-}
-
+/// Hex SHA-256, as `sha256sum` prints it.
 fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    images::sha256(bytes)
+        .trim_start_matches("sha256:")
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,7 +252,7 @@ async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn cloud_image_to_template_over_ssh() {
     let f = Fixture::new().await;
-    let image = qcow2();
+    let image = images::qcow2();
     let base = serve(image.clone()).await;
     let dest = "/var/lib/vz/import/noble.qcow2";
     f.ok(
@@ -526,7 +502,7 @@ async fn snippets_over_sftp_are_storage_volumes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn downloads_fail_like_wget_and_curl() {
     let f = Fixture::new().await;
-    let base = serve(qcow2()).await;
+    let base = serve(images::qcow2()).await;
     let out = f
         .run(
             "pve01",

@@ -289,11 +289,7 @@ impl Client {
             .await
             .map_err(|e| self.map_send_error(&e, &info))?;
         let status = resp.status();
-        let reason = resp
-            .extensions()
-            .get::<hyper::ext::ReasonPhrase>()
-            .and_then(|r| std::str::from_utf8(r.as_bytes()).ok().map(str::to_owned))
-            .or_else(|| status.canonical_reason().map(str::to_owned));
+        let reason = reason_phrase(&resp);
         let body = resp
             .bytes()
             .await
@@ -353,11 +349,7 @@ impl Client {
             .await
             .map_err(|e| self.map_send_error(&e, &info))?;
         let status = resp.status();
-        let reason = resp
-            .extensions()
-            .get::<hyper::ext::ReasonPhrase>()
-            .and_then(|r| std::str::from_utf8(r.as_bytes()).ok().map(str::to_owned))
-            .or_else(|| status.canonical_reason().map(str::to_owned));
+        let reason = reason_phrase(&resp);
         let bytes = resp
             .bytes()
             .await
@@ -391,6 +383,15 @@ impl Client {
             reason: error_chain(err),
         }
     }
+}
+
+/// The status line's reason phrase as sent (PVE puts its error message there), or the
+/// standard one.
+fn reason_phrase(resp: &reqwest::Response) -> Option<String> {
+    resp.extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .and_then(|r| std::str::from_utf8(r.as_bytes()).ok().map(str::to_owned))
+        .or_else(|| resp.status().canonical_reason().map(str::to_owned))
 }
 
 /// 200 ms, 400 ms, 800 ms, 1.6 s, then 2 s for every further GET retry.

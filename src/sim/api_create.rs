@@ -315,14 +315,7 @@ fn source_size(st: &State, node: &str, src: &str) -> Result<u64, ApiError> {
     let (sid, volname) = volid.split_once(':').ok_or_else(gone)?;
     let storage = st.storage(sid).ok_or_else(gone)?;
     if vtype(volname) == "images" {
-        return st
-            .vms
-            .values()
-            .filter(|v| storage.shared || v.node == node)
-            .flat_map(|v| v.disks())
-            .find(|d| d.storage == sid && d.volname == volname)
-            .map(|d| d.size)
-            .ok_or_else(gone);
+        return st.guest_disk_size(node, sid, volname).ok_or_else(gone);
     }
     st.files
         .iter()

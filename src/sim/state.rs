@@ -144,6 +144,34 @@ pub struct Volume {
     pub body: Option<Body>,
 }
 
+impl Volume {
+    /// A freshly allocated guest disk image not (yet) in any config: what `qm disk import`
+    /// and `pvesm alloc` create.
+    pub fn new_image(
+        volid: &str,
+        storage: &Storage,
+        node: &str,
+        format: String,
+        size: u64,
+        vmid: u32,
+    ) -> Volume {
+        Volume {
+            volid: volid.to_string(),
+            storage: storage.id.clone(),
+            node: (!storage.shared).then(|| node.to_string()),
+            content: "images".into(),
+            format,
+            size,
+            virtual_size: None,
+            vmid: Some(vmid),
+            ctime: now(),
+            notes: None,
+            protected: false,
+            body: None,
+        }
+    }
+}
+
 /// What the simulator keeps of a file's bytes: digests always, the bytes themselves only for
 /// small files (see `ssh::fs::KEEP_CONTENT`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -328,6 +356,17 @@ impl State {
 
     pub fn storage(&self, id: &str) -> Option<&Storage> {
         self.storages.iter().find(|s| s.id == id)
+    }
+
+    /// The size of guest disk `sid:volname` as `node` sees it (any node for shared storage).
+    pub fn guest_disk_size(&self, node: &str, sid: &str, volname: &str) -> Option<u64> {
+        let shared = self.storage(sid).is_some_and(|s| s.shared);
+        self.vms
+            .values()
+            .filter(|v| shared || v.node == node)
+            .flat_map(|v| v.disks())
+            .find(|d| d.storage == sid && d.volname == volname)
+            .map(|d| d.size)
     }
 
     pub fn node_uptime(&self, n: &Node) -> u64 {

@@ -49,6 +49,25 @@ impl fmt::Debug for SshAuth {
     }
 }
 
+/// Public-key authentication with `key`; `Ok(false)` when the server refused it.
+async fn with_key<H: russh::client::Handler>(
+    session: &mut Handle<H>,
+    user: &str,
+    key: Arc<keys::PrivateKey>,
+    fail: &impl Fn(String) -> Error,
+) -> Result<bool, Error> {
+    let hash = session
+        .best_supported_rsa_hash()
+        .await
+        .map_err(|e| fail(format!("negotiating the signature algorithm: {e}")))?
+        .flatten();
+    let result = session
+        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(result.success())
+}
+
 /// Authenticate an established session as `user`.
 pub(crate) async fn authenticate<H: russh::client::Handler>(
     session: &mut Handle<H>,
@@ -72,16 +91,7 @@ pub(crate) async fn authenticate<H: russh::client::Handler>(
                 };
                 fail(format!("cannot load key {}: {e} ({hint})", path.display()))
             })?;
-            let hash = session
-                .best_supported_rsa_hash()
-                .await
-                .map_err(|e| fail(format!("negotiating the signature algorithm: {e}")))?
-                .flatten();
-            let result = session
-                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            if result.success() {
+            if with_key(session, user, Arc::new(key), &fail).await? {
                 Ok(())
             } else {
                 Err(fail(format!(
@@ -91,16 +101,7 @@ pub(crate) async fn authenticate<H: russh::client::Handler>(
             }
         }
         SshAuth::Key(key) => {
-            let hash = session
-                .best_supported_rsa_hash()
-                .await
-                .map_err(|e| fail(format!("negotiating the signature algorithm: {e}")))?
-                .flatten();
-            let result = session
-                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            if result.success() {
+            if with_key(session, user, Arc::clone(key), &fail).await? {
                 Ok(())
             } else {
                 Err(fail("the server refused the in-memory session key".into()))

@@ -142,14 +142,7 @@ fn source_size(st: &State, node: &str, source: &str) -> Result<u64, String> {
         if let Some(f) = st.images.iter().find(|f| f.volid == source && here(f)) {
             return Ok(f.size);
         }
-        return st
-            .vms
-            .values()
-            .filter(|v| storage.shared || v.node == node)
-            .flat_map(|v| v.disks())
-            .find(|d| d.storage == sid && d.volname == volname)
-            .map(|d| d.size)
-            .ok_or_else(missing);
+        return st.guest_disk_size(node, sid, volname).ok_or_else(missing);
     }
     let f = fs::stat(st, node, source).ok_or_else(missing)?;
     Ok(match f.format.as_str() {
@@ -190,7 +183,7 @@ fn prepare(
     if !storage.content.iter().any(|c| c == "images") {
         return Err(format!("storage {sid} does not support vm images"));
     }
-    let (stype, shared) = (storage.stype.clone(), storage.shared);
+    let stype = storage.stype.clone();
     let file = is_file_storage(&stype);
     let fmt = format.unwrap_or_else(|| if file { "qcow2" } else { "raw" }.to_string());
     if !file && fmt != "raw" {
@@ -209,20 +202,10 @@ fn prepare(
         )),
         _ => None,
     };
-    st.images.push(Volume {
-        volid: volid.clone(),
-        storage: sid.to_string(),
-        node: (!shared).then(|| node.to_string()),
-        content: "images".into(),
-        format: fmt,
-        size,
-        virtual_size: None,
-        vmid: Some(vmid),
-        ctime: now(),
-        notes: None,
-        protected: false,
-        body: None,
-    });
+    let image = st
+        .storage(sid)
+        .map(|storage| Volume::new_image(&volid, storage, node, fmt, size, vmid));
+    st.images.extend(image);
     Ok(Plan {
         volid,
         size,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::super::api::run_as_root;
 use super::super::api_volume::path_of;
-use super::super::state::{GIB, MIB, State, Volume, now};
+use super::super::state::{GIB, MIB, State, Volume};
 use super::super::volumes::{is_file_storage, new_disk_name};
 use super::cmd_qm::{api_error, parse};
 use super::exec::{Io, NodeCtx};
@@ -208,20 +208,10 @@ fn allocate(
             format!("volume '{volid}' already exists")
         });
     }
-    st.images.push(Volume {
-        volid: volid.clone(),
-        storage: sid.to_string(),
-        node: (!shared).then(|| node.to_string()),
-        content: "images".into(),
-        format: fmt,
-        size,
-        virtual_size: None,
-        vmid: Some(vmid),
-        ctime: now(),
-        notes: None,
-        protected: false,
-        body: None,
-    });
+    let image = st
+        .storage(sid)
+        .map(|storage| Volume::new_image(&volid, storage, node, fmt, size, vmid));
+    st.images.extend(image);
     Ok(volid)
 }
 
