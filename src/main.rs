@@ -351,15 +351,13 @@ async fn run_sim(args: SimArgs) -> Result<()> {
     println!("simulated Proxmox VE cluster listening");
     println!("  url:          {}/api2/json", handle.url());
     println!("  fingerprint:  {}", handle.fingerprint());
-    for node in ["pve01", "pve02", "pve03"] {
-        if let Some(addr) = handle.ssh_addr(node) {
-            println!(
-                "  ssh {node}:    root@{} -p {}   (host key {})",
-                addr.ip(),
-                addr.port(),
-                handle.ssh_host_fingerprint(node).unwrap_or_default()
-            );
-        }
+    for (node, addr) in handle.ssh_nodes() {
+        println!(
+            "  ssh {node}:    root@{} -p {}   (host key {})",
+            addr.ip(),
+            addr.port(),
+            handle.ssh_host_fingerprint(&node).unwrap_or_default()
+        );
     }
     if let Some(path) = &args.ca_out {
         std::fs::write(path, handle.ca_pem())

@@ -378,6 +378,30 @@ async fn isos_from_a_local_file_upload_over_the_api_or_sftp_and_urls_over_ssh() 
             .contains(&"local:iso/netinst.iso".to_string())
     );
     s.assert_no_shell_syntax();
+
+    // replace: a preview names the template it would delete; linked clones and VMs refuse.
+    let volume = json!({"iso": "local:iso/netinst.iso", "node": "pve03", "replace": true});
+    let mut preview = volume.clone();
+    preview["name"] = json!("talos-1.8-tmpl");
+    let (err, p, text) = call(&manager, "template_from_iso", preview).await;
+    assert!(!err, "{text}");
+    assert_eq!(p["preview"], true);
+    assert_eq!(p["replaced"]["vmid"], 101, "{p}");
+    assert!(
+        p["vmid"].as_u64().is_some_and(|v| (100..=999).contains(&v)),
+        "{p}"
+    );
+    let mut blocked = volume.clone();
+    blocked["name"] = json!("ubuntu-noble-tmpl");
+    let (err, _, text) = call(&manager, "template_from_iso", blocked).await;
+    assert!(
+        err && text.contains("linked clones") && text.contains("1011"),
+        "{text}"
+    );
+    let mut vm = volume;
+    vm["name"] = json!("installer-url");
+    let (err, _, text) = call(&manager, "template_from_iso", vm).await;
+    assert!(err && text.contains("not a template"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

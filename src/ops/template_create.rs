@@ -942,7 +942,7 @@ fn unreachable_source() -> Result<Staged, Error> {
 }
 
 /// The lowest free template VMID right now (a preview does not reserve it).
-async fn preview_vmid(ctx: &Context) -> Result<u32, Error> {
+pub(crate) async fn preview_vmid(ctx: &Context) -> Result<u32, Error> {
     let rows = ctx
         .client
         .get_cluster_resources(Some(ResourceType::Vm))

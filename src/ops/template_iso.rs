@@ -15,7 +15,7 @@ use super::run::Run;
 use super::template::TemplateDeleteReport;
 use super::template_create::{
     PathChoice, check_url, checksum, choose_path, default_config, download, first_online_node,
-    storage_for, template_preflight, template_vmid,
+    preview_vmid, storage_for, template_preflight, template_vmid,
 };
 use super::template_replace::{NameUse, delete_replaced, preview_replace};
 use super::template_ssh;
@@ -215,8 +215,12 @@ pub async fn template_from_iso(
         .unwrap_or_else(|| a.iso.clone());
     if replaced.is_some() && !a.confirm {
         let old = replaced.as_ref().map(|r| r.vmid).unwrap_or(0);
+        let vmid = match a.vmid {
+            Some(v) => v,
+            None => preview_vmid(ctx).await?,
+        };
         return Ok(TemplateFromIsoReport {
-            vmid: a.vmid.unwrap_or(0),
+            vmid,
             name: a.name.clone(),
             node: node.clone(),
             iso: iso_volid,

@@ -224,6 +224,15 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Every node with its SSH address, in scenario order.
+    pub fn ssh_nodes(&self) -> Vec<(String, SocketAddr)> {
+        self.ssh
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.addr))
+            .collect()
+    }
+
     /// The SSH address of `node`.
     pub fn ssh_addr(&self, node: &str) -> Option<SocketAddr> {
         self.ssh.node(node).map(|n| n.addr)
