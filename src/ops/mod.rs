@@ -19,6 +19,7 @@ mod inventory;
 mod node_ssh;
 mod power;
 mod run;
+mod runbook;
 mod status;
 mod storage;
 mod tasks;
@@ -44,6 +45,13 @@ pub use inventory::{
 pub use node_ssh::{NodeShell, unavailable_reason as ssh_unavailable_reason};
 pub use power::{PowerAction, PowerArgs, PowerReport, ShutdownArgs, power};
 pub use run::{ProgressFn, Run, Timeouts};
+pub use runbook::{
+    ImageType, Problem as RunbookProblem, RUNBOOK_TEMPLATE, RenderedParameter, RenderedStep,
+    Requirement, RunbookGetArgs, RunbookGetReport, RunbookListArgs, RunbookListReport,
+    RunbookSaveArgs, RunbookSaveReport, RunbookSource, RunbookSummary, ToolCall, ToolCatalog,
+    runbook_get, runbook_list, runbook_save, runbook_text, user_runbook_dir,
+    validate as validate_runbook,
+};
 pub use status::{
     ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
     node_status,

@@ -1,0 +1,443 @@
+//! Where runbooks come from (embedded shipped ones, the user's directory) and the tool ops.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+use super::parse::{Problem, valid_name};
+use super::render::{RunbookGetArgs, RunbookGetReport, normalise, render};
+use super::validate::check;
+use super::{Error, ImageType, Requirement, RunbookSource, ToolCatalog, user_runbook_dir};
+
+/// The shipped runbooks, `(name, markdown)`, embedded so an installed binary has them.
+const SHIPPED: [(&str, &str); 3] = [
+    (
+        "create-cloudinit-template",
+        include_str!("../../../runbooks/create-cloudinit-template.md"),
+    ),
+    (
+        "create-iso-template",
+        include_str!("../../../runbooks/create-iso-template.md"),
+    ),
+    (
+        "import-qcow2-template",
+        include_str!("../../../runbooks/import-qcow2-template.md"),
+    ),
+];
+
+/// `runbooks/_template.md`: the format explained as a fill-in example (not a runbook itself;
+/// a server may show it, e.g. as a resource, to whoever writes a new runbook).
+pub const RUNBOOK_TEMPLATE: &str = include_str!("../../../runbooks/_template.md");
+
+/// `runbook_list` arguments (none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookListArgs {}
+
+/// One runbook in the listing.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunbookSummary {
+    /// Runbook name: pass it to `runbook_get`.
+    pub name: String,
+    /// One-line description (empty when the file could not be parsed).
+    pub description: String,
+    /// What the runbook starts from: `cloudinit`, `iso`, `qcow2`, `none`; absent when unreadable.
+    pub image_type: Option<ImageType>,
+    /// What it needs: `api` (PVE API) and/or `ssh` (SSH to the nodes).
+    pub requires: Vec<Requirement>,
+    /// `shipped` (built in) or `user` (a file in `user_dir`).
+    pub source: RunbookSource,
+    /// True when this user runbook replaces a shipped runbook of the same name.
+    pub overrides_shipped: bool,
+    /// What is wrong with the file, as `FILE:LINE: REASON`; empty when it is valid. An invalid
+    /// runbook cannot be used by `runbook_get` until it is fixed.
+    pub problems: Vec<String>,
+}
+
+/// The runbooks available.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunbookListReport {
+    /// Every runbook (a user runbook replaces a shipped one of the same name), sorted by name.
+    pub runbooks: Vec<RunbookSummary>,
+    /// The directory user runbooks are read from and `runbook_save` writes to.
+    pub user_dir: String,
+}
+
+/// `runbook_save` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookSaveArgs {
+    /// The complete runbook markdown: YAML frontmatter (name, description, image_type,
+    /// requires), a `# Title`, `## Parameters` and `## Steps` (see the format in runbook_list's
+    /// shipped runbooks, e.g. `runbook://create-cloudinit-template`).
+    pub content: String,
+    /// False (default): validate and show the normalised text and the diff, write nothing.
+    /// True: write it to the user runbook directory.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// What `runbook_save` did or would do.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunbookSaveReport {
+    /// Runbook name, from the frontmatter.
+    pub name: String,
+    /// The file it is (or would be) written to.
+    pub path: String,
+    /// The canonical text that is (or would be) written.
+    pub normalised: String,
+    /// Unified diff from the existing user runbook of that name to `normalised`; absent when
+    /// there is none yet (empty when nothing changes).
+    pub diff: Option<String>,
+    /// True when the file was written.
+    pub executed: bool,
+    /// Problems found (always empty: content with problems is refused).
+    pub problems: Vec<String>,
+    /// What happened and what to do next.
+    pub message: String,
+}
+
+struct Loaded {
+    name: String,
+    source: RunbookSource,
+    /// File path for user runbooks; `shipped:NAME` otherwise (used in problems).
+    origin: String,
+    text: Result<String, String>,
+}
+
+fn shipped(name: &str) -> Option<&'static str> {
+    SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+fn setup_dir_error(dir: &Path, e: &std::io::Error) -> Error {
+    Error::Setup(format!(
+        "cannot read the runbook directory {}: {e}; fix its permissions or set paths.runbooks in cluster-config.yaml",
+        dir.display()
+    ))
+}
+
+/// The user's runbooks: every `*.md` not starting with `_` or `.`; a missing dir is empty.
+fn user_runbooks(dir: &Path) -> Result<Vec<Loaded>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(setup_dir_error(dir, &e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| setup_dir_error(dir, &e))?;
+        let file_name = entry.file_name();
+        let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(".md")) else {
+            continue;
+        };
+        if stem.starts_with('_') || stem.starts_with('.') || stem.is_empty() {
+            continue;
+        }
+        let path = entry.path();
+        out.push(Loaded {
+            name: stem.to_string(),
+            source: RunbookSource::User,
+            origin: path.display().to_string(),
+            text: std::fs::read_to_string(&path).map_err(|e| format!("cannot read: {e}")),
+        });
+    }
+    Ok(out)
+}
+
+/// The effective runbook `name`: the user's file if there is one, else the shipped one.
+fn effective(config: &Config, name: &str) -> Result<Loaded, Error> {
+    let dir = user_runbook_dir(config);
+    if valid_name(name) {
+        let path = dir.join(format!("{name}.md"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                return Ok(Loaded {
+                    name: name.to_string(),
+                    source: RunbookSource::User,
+                    origin: path.display().to_string(),
+                    text: Ok(text),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Setup(format!(
+                    "cannot read runbook {}: {e}; fix its permissions or remove it",
+                    path.display()
+                )));
+            }
+        }
+        if let Some(text) = shipped(name) {
+            return Ok(Loaded {
+                name: name.to_string(),
+                source: RunbookSource::Shipped,
+                origin: format!("shipped:{name}"),
+                text: Ok(text.to_string()),
+            });
+        }
+    }
+    let mut names: Vec<String> = SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
+    if let Ok(user) = user_runbooks(&dir) {
+        names.extend(user.into_iter().map(|l| l.name));
+    }
+    names.sort();
+    names.dedup();
+    Err(Error::NotFound {
+        what: format!("runbook {name}"),
+        hint: format!(
+            "available runbooks: {}; runbook_list describes them",
+            names.join(", ")
+        ),
+    })
+}
+
+/// Every runbook, user ones overriding shipped ones, with their problems.
+///
+/// # Errors
+/// [`Error::Setup`] when the user runbook directory exists but cannot be read. One bad file
+/// never fails the listing: it is listed with its problems.
+pub fn runbook_list(config: &Config, catalog: &ToolCatalog) -> Result<RunbookListReport, Error> {
+    let dir = user_runbook_dir(config);
+    let mut loaded: Vec<Loaded> = user_runbooks(&dir)?;
+    for (name, text) in SHIPPED {
+        if !loaded.iter().any(|l| l.name == name) {
+            loaded.push(Loaded {
+                name: name.to_string(),
+                source: RunbookSource::Shipped,
+                origin: format!("shipped:{name}"),
+                text: Ok(text.to_string()),
+            });
+        }
+    }
+    let mut runbooks: Vec<RunbookSummary> = loaded
+        .into_iter()
+        .map(|l| {
+            let overrides_shipped = l.source == RunbookSource::User && shipped(&l.name).is_some();
+            let (rb, problems) = match &l.text {
+                Ok(text) => check(&l.origin, text, catalog, Some(&l.name)),
+                Err(reason) => (
+                    Default::default(),
+                    vec![Problem {
+                        file: l.origin.clone(),
+                        line: 1,
+                        reason: reason.clone(),
+                    }],
+                ),
+            };
+            RunbookSummary {
+                name: l.name,
+                description: rb.description,
+                image_type: rb.image_type,
+                requires: rb.requires,
+                source: l.source,
+                overrides_shipped,
+                problems: problems.iter().map(ToString::to_string).collect(),
+            }
+        })
+        .collect();
+    runbooks.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(RunbookListReport {
+        runbooks,
+        user_dir: dir.display().to_string(),
+    })
+}
+
+/// Renders runbook `args.name` with `args.parameters` (see [`RunbookGetReport`]).
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown name (the hint lists the available ones);
+/// [`Error::InvalidArgument`] for undeclared parameters; [`Error::Setup`] when the runbook file
+/// cannot be read or has problems.
+pub fn runbook_get(
+    config: &Config,
+    catalog: &ToolCatalog,
+    args: &RunbookGetArgs,
+) -> Result<RunbookGetReport, Error> {
+    let l = effective(config, &args.name)?;
+    let text = l.text.map_err(Error::Setup)?;
+    let (rb, problems) = check(&l.origin, &text, catalog, Some(&l.name));
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(Error::Setup(format!(
+            "runbook {} has problems and cannot be used until they are fixed (edit the file, or save a corrected version with runbook_save):\n{}",
+            l.name,
+            list.join("\n")
+        )));
+    }
+    render(&rb, l.source, config, catalog, &args.parameters)
+}
+
+/// The effective runbook's markdown and its source, for MCP resources (`runbook://NAME`).
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown name; [`Error::Setup`] for an unreadable user file.
+pub fn runbook_text(config: &Config, name: &str) -> Result<(String, RunbookSource), Error> {
+    let l = effective(config, name)?;
+    Ok((l.text.map_err(Error::Setup)?, l.source))
+}
+
+/// Validates, normalises and (with `confirm`) writes a user runbook (see [`RunbookSaveReport`]).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] listing every problem of the content; [`Error::Refused`] for the
+/// name of a shipped runbook or a target outside the user directory; [`Error::Setup`] when the
+/// directory or file cannot be written.
+pub fn runbook_save(
+    config: &Config,
+    catalog: &ToolCatalog,
+    args: &RunbookSaveArgs,
+) -> Result<RunbookSaveReport, Error> {
+    let (rb, problems) = check("<content>", &args.content, catalog, None);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(Error::invalid(
+            "content",
+            format!(
+                "{} problem(s); fix them all and call runbook_save again:\n{}",
+                list.len(),
+                list.join("\n")
+            ),
+        ));
+    }
+    let name = rb.name.clone();
+    if shipped(&name).is_some() {
+        return Err(Error::refused(format!(
+            "`{name}` is the name of a shipped runbook; save yours under a different name such as `{name}-local`. (To replace the shipped one anyway, a person can place {name}.md in the user runbook directory by hand.)"
+        )));
+    }
+    let normalised = normalise(&rb);
+    let dir = user_runbook_dir(config);
+    let path = dir.join(format!("{name}.md"));
+    let existing = match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_file() => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| Error::Setup(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        Ok(_) => {
+            return Err(Error::refused(format!(
+                "{} exists and is not a regular file (a symlink or directory); remove it by hand first",
+                path.display()
+            )));
+        }
+        Err(_) => None,
+    };
+    let diff = existing.as_deref().map(|old| {
+        similar::TextDiff::from_lines(old, normalised.as_str())
+            .unified_diff()
+            .header(&format!("a/{name}.md"), &format!("b/{name}.md"))
+            .to_string()
+    });
+    let shown = path.display().to_string();
+    if !args.confirm {
+        if dir.exists() {
+            confined(&dir, &path)?;
+        }
+        return Ok(RunbookSaveReport {
+            name,
+            path: shown.clone(),
+            normalised,
+            executed: false,
+            problems: Vec::new(),
+            message: format!(
+                "preview only: nothing written. {} Show the normalised text{} to the user; call runbook_save again with the same content and `confirm: true` to write {shown}.",
+                if diff.is_some() {
+                    "It replaces the existing user runbook."
+                } else {
+                    "It is a new runbook."
+                },
+                if diff.is_some() { " and the diff" } else { "" }
+            ),
+            diff,
+        });
+    }
+    create_dir(&dir)?;
+    confined(&dir, &path)?;
+    write_atomic(&dir, &path, &normalised)?;
+    Ok(RunbookSaveReport {
+        message: format!(
+            "wrote {shown}; runbook_get with name `{name}` renders it, runbook_list shows it."
+        ),
+        name,
+        path: shown,
+        normalised,
+        diff,
+        executed: true,
+        problems: Vec::new(),
+    })
+}
+
+fn create_dir(dir: &Path) -> Result<(), Error> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| {
+        Error::Setup(format!(
+            "cannot create the runbook directory {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// Refuses unless the target's parent resolves to the user directory itself.
+fn confined(dir: &Path, path: &Path) -> Result<(), Error> {
+    let canon = |p: &Path| -> Result<PathBuf, Error> {
+        p.canonicalize()
+            .map_err(|e| Error::Setup(format!("cannot resolve {}: {e}", p.display())))
+    };
+    let parent = path.parent().unwrap_or(dir);
+    if canon(parent)? != canon(dir)? {
+        return Err(Error::refused(format!(
+            "{} is not directly inside the runbook directory {}",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `text` to a temporary file in `dir` (mode 0o644), then renames it over `path`.
+fn write_atomic(dir: &Path, path: &Path, text: &str) -> Result<(), Error> {
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{file_name}.{}.tmp",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let fail = |what: &str, e: std::io::Error| {
+        Error::Setup(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let result = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o644);
+        }
+        let mut f = opts
+            .open(&tmp)
+            .map_err(|e| fail("create a temporary file for", e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| fail("set the mode of", e))?;
+        }
+        f.write_all(text.as_bytes()).map_err(|e| fail("write", e))?;
+        f.sync_all().map_err(|e| fail("sync", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| fail("rename into place", e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
