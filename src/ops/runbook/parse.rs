@@ -116,12 +116,12 @@ static PARAM_NAME_RE: LazyLock<Regex> =
 static PARAM_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-*]\s+([^:\s]+)\s*:\s*(.*)$").expect("valid regex"));
 static SUFFIX_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(.*?)\s*\((default|optional)(?:\s*:\s*(.*?))?\s*\)$").expect("valid regex")
+    Regex::new(r"^(.*?)\s*\(\s*(default|optional)(?:\s*:\s*(.*?))?\s*\)$").expect("valid regex")
 });
 static STEP_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(\d+)\.\s+(.*)$").expect("valid regex"));
 static TOOL_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(.*?)\s+(?:—|--|-)\s+`([^`]+)`$").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^(?:(.*?)\s+)?(?:—|--|-)\s+`([^`]+)`$").expect("valid regex"));
 static PLACEHOLDER_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\{([A-Za-z0-9_-]+)\}").expect("valid regex"));
 
@@ -180,7 +180,8 @@ fn frontmatter(lines: &[&str], rb: &mut Runbook, c: &mut Collector<'_>) -> usize
         return lines.len();
     };
     let close = close + 1;
-    let yaml = lines[1..close].join("\n");
+    // A leading empty line makes YAML's line numbers (also in its messages) the file's.
+    let yaml = format!("\n{}", lines[1..close].join("\n"));
     // Line of a top-level key, for problems about it (the opening `---` when not found).
     let key_line = |key: &str| {
         lines[1..close]
@@ -199,7 +200,7 @@ fn frontmatter(lines: &[&str], rb: &mut Runbook, c: &mut Collector<'_>) -> usize
             return close + 1;
         }
         Err(e) => {
-            let line = e.location().map_or(1, |l| l.line() + 1);
+            let line = e.location().map_or(1, |l| l.line());
             c.add(line, format!("frontmatter is not valid YAML: {e}"));
             return close + 1;
         }

@@ -14,7 +14,7 @@ use super::validate::check;
 use super::{Error, ImageType, Requirement, RunbookSource, ToolCatalog, user_runbook_dir};
 
 /// The shipped runbooks, `(name, markdown)`, embedded so an installed binary has them.
-const SHIPPED: [(&str, &str); 3] = [
+pub(super) const SHIPPED: [(&str, &str); 3] = [
     (
         "create-cloudinit-template",
         include_str!("../../../runbooks/create-cloudinit-template.md"),
