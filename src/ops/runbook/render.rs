@@ -298,9 +298,28 @@ pub(crate) fn render(
         });
     }
     let manual = steps.iter().filter(|s| s.tool.is_none()).count();
+    // Declared parameters a step's tool accepts but that have no value (yet).
+    let later: Vec<String> = steps
+        .iter()
+        .filter_map(|s| {
+            let tool = s.tool.as_deref()?;
+            let accepted = catalog.arguments(tool)?;
+            let open: Vec<&str> = parameters
+                .iter()
+                .filter(|p| p.value.is_none() && accepted.contains(&p.name))
+                .map(|p| p.name.as_str())
+                .collect();
+            (!open.is_empty()).then(|| format!("`{tool}` without {}", open.join(", ")))
+        })
+        .fold(Vec::new(), |mut acc, e| {
+            if !acc.contains(&e) {
+                acc.push(e);
+            }
+            acc
+        });
     let mut message = if missing.is_empty() {
         format!(
-            "Ready: {} steps, {} distinct tool calls. Make the calls in order; a tool that changes the cluster previews first, so show the preview to the user and repeat the call with `confirm: true` once they agree.",
+            "Ready: {} steps, {} distinct tool calls. Make the calls in order and tell the user what each will change; a call that would destroy something (such as `replace`) returns a preview and needs `confirm: true` after the user agrees.",
             steps.len(),
             calls.len()
         )
@@ -310,6 +329,12 @@ pub(crate) fn render(
             missing.join(", ")
         )
     };
+    if !later.is_empty() {
+        message.push_str(&format!(
+            " Calls leave out parameters that have no value ({}): the tool then applies its own default, or, for a value an earlier step decides (such as an auto-assigned VMID), add it from that step's result.",
+            later.join("; ")
+        ));
+    }
     if manual > 0 {
         message.push_str(&format!(
             " {manual} step(s) have no tool: a person does them (tell the user what to do and wait)."
