@@ -48,8 +48,10 @@
 //!
 //! [`validate`] reports every problem as `FILE:LINE: REASON`.
 
+mod frontmatter;
 mod parse;
 mod render;
+mod save;
 mod store;
 mod validate;
 
@@ -64,9 +66,10 @@ use crate::ops::Error;
 
 pub use parse::Problem;
 pub use render::{RenderedParameter, RenderedStep, RunbookGetArgs, RunbookGetReport, ToolCall};
+pub use save::{RunbookSaveArgs, RunbookSaveReport, runbook_save};
 pub use store::{
-    RUNBOOK_TEMPLATE, RunbookListArgs, RunbookListReport, RunbookSaveArgs, RunbookSaveReport,
-    RunbookSummary, runbook_get, runbook_list, runbook_save, runbook_text,
+    RUNBOOK_TEMPLATE, RunbookListArgs, RunbookListReport, RunbookSummary, runbook_get,
+    runbook_list, runbook_text,
 };
 pub use validate::validate;
 
@@ -205,3 +208,5 @@ pub(crate) fn user_runbook_dir_with(config: &Config, env: config::Env<'_>) -> Pa
 mod tests_ops;
 #[cfg(test)]
 mod tests_parse;
+#[cfg(test)]
+mod tests_save;
