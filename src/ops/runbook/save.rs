@@ -17,9 +17,11 @@ use super::{Error, ToolCatalog, user_runbook_dir};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookSaveArgs {
-    /// The complete runbook markdown: YAML frontmatter (name, description, image_type,
-    /// requires), a `# Title`, `## Parameters` and `## Steps` (see the format in runbook_list's
-    /// shipped runbooks, e.g. `runbook://create-cloudinit-template`).
+    /// The complete runbook markdown: YAML frontmatter between `---` lines (name, description,
+    /// image_type, requires), a `# Title`, a `## Parameters` section of `- NAME: MEANING` lines
+    /// (optionally ending in `(default: VALUE)` or `(optional)`), and a `## Steps` section of
+    /// `N. TEXT` lines, each ending in `` — `tool_name` `` unless a person does it. A shipped
+    /// runbook's text is the best model to follow. The frontmatter name becomes the file name.
     pub content: String,
     /// False (default): validate and show the normalised text and the diff, write nothing.
     /// True: write it to the user runbook directory.
