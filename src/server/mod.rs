@@ -11,20 +11,31 @@ mod catalogue;
 mod cluster;
 pub mod http;
 mod lifecycle;
+mod prompts;
+mod resources;
+mod runbook;
 mod storage;
 mod template;
 mod toolsets;
 mod vm;
 
+use std::sync::Arc;
+
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::model::{
+    Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::ops;
 
 pub use catalogue::{Catalogue, render_markdown, snapshot_json};
+pub use resources::CONFIG_URI;
 pub use toolsets::{TOOLSETS, ToolFilter, Toolset, toolset_of};
 
 /// What the model reads once at connection time.
@@ -35,18 +46,22 @@ proxmox-manager manages one Proxmox VE cluster. Guidance:
 - Tools that change things say so in their annotations. Destructive tools return a preview unless called with confirm: true; show the preview to the user and ask before confirming.
 - Long operations wait for their PVE task and report its UPID; task_status and task_log inspect any task.
 - Credentials are held by the server. Never ask the user for a token or password in the conversation.
-- When a tool fails, its message names the object, the cause and what to try next: follow it rather than retrying blindly.";
+- When a tool fails, its message names the object, the cause and what to try next: follow it rather than retrying blindly.
+- Runbooks (runbook_list, runbook_get) are the cluster's procedures: render one for the plan, show it, then run its calls. The resources hold every runbook and the effective configuration.";
 
 /// Arguments of a tool that takes none.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
-/// The MCP server: the operation context plus the tool router it exposes.
+/// The MCP server: the operation context, the tool router it exposes, its prompts, and the
+/// catalogue of every tool (with argument names) runbooks are checked and rendered against.
 #[derive(Clone)]
 pub struct ProxmoxServer {
     ctx: ops::Context,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
+    runbook_catalog: Arc<ops::ToolCatalog>,
 }
 
 impl ProxmoxServer {
@@ -67,7 +82,12 @@ impl ProxmoxServer {
                 tool_router.remove_route(&tool.name);
             }
         }
-        Ok(ProxmoxServer { ctx, tool_router })
+        Ok(ProxmoxServer {
+            ctx,
+            tool_router,
+            prompt_router: Self::prompt_router(),
+            runbook_catalog: Arc::new(runbook_catalog()),
+        })
     }
 
     /// Every tool of every toolset, unfiltered: the catalogue and the registry tests use it.
@@ -77,12 +97,27 @@ impl ProxmoxServer {
             + Self::lifecycle_router()
             + Self::template_router()
             + Self::storage_router()
+            + Self::runbook_router()
     }
 
     /// The tools this instance exposes.
     pub fn tools(&self) -> Vec<rmcp::model::Tool> {
         self.tool_router.list_all()
     }
+}
+
+/// Every tool (filtered or not: a runbook stays valid when a deployment trims tools) with the
+/// names of its arguments.
+pub fn runbook_catalog() -> ops::ToolCatalog {
+    ops::ToolCatalog::new(ProxmoxServer::all_tools().list_all().into_iter().map(|t| {
+        let args: Vec<String> = t
+            .input_schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        (t.name.to_string(), args)
+    }))
 }
 
 /// Turns an operation failure into the message the model sees (`isError: true`).
@@ -92,13 +127,36 @@ pub(crate) fn tool_error(e: ops::Error) -> String {
 }
 
 #[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for ProxmoxServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Proxmox VE manager"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Proxmox VE manager"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(self.resource_list()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.resource_read(&request.uri).map(Into::into)
     }
 }

@@ -50,6 +50,11 @@ pub const TOOLSETS: &[Toolset] = &[
         description: "Storage pools and their content",
         tools: &["storage_list", "storage_content"],
     },
+    Toolset {
+        name: "runbook",
+        description: "Runbooks: list, render one as a plan for this cluster, save a new one",
+        tools: &["runbook_list", "runbook_get", "runbook_save"],
+    },
 ];
 
 /// Which tools a server instance exposes.

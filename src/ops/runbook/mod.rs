@@ -44,7 +44,9 @@
 //!   `credentials.ssh_user`). A parameter with neither is required.
 //! - Step lines `N. TEXT`, numbered 1, 2, ... without gaps, optionally ending in
 //!   `` — `tool_name` `` (also `--` or `-` before the backticked name) for the tool that performs
-//!   the step; a step without one is manual. `{param}` placeholders must be declared parameters.
+//!   the step; a step without one is manual. The call gets every parameter the tool accepts,
+//!   or exactly the arguments written in the backticks: `` `tool(arg=value, other={param})` ``.
+//!   `{param}` placeholders must be declared parameters.
 //!
 //! [`validate`] reports every problem as `FILE:LINE: REASON`.
 

@@ -74,6 +74,9 @@ pub(crate) struct Step {
     pub number: usize,
     pub text: String,
     pub tool: Option<String>,
+    /// Explicit arguments (`` `tool(arg=value, other={param})` ``): only these go into the
+    /// step's call. `None`: every parameter the tool accepts does.
+    pub args: Option<Vec<(String, String)>>,
     pub line: usize,
 }
 
@@ -122,6 +125,10 @@ static STEP_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(\d+)\.\s+(.*)$").expect("valid regex"));
 static TOOL_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:(.*?)\s+)?(?:—|--|-)\s+`([^`]+)`$").expect("valid regex"));
+static CALL_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([a-z][a-z0-9_]*)\((.*)\)$").expect("valid regex"));
+static ARG_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([a-z][a-z0-9_]*)=(.+)$").expect("valid regex"));
 static PLACEHOLDER_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\{([A-Za-z0-9_-]+)\}").expect("valid regex"));
 
@@ -379,10 +386,45 @@ fn step(line: usize, text: &str, rb: &mut Runbook, c: &mut Collector<'_>) {
     if text.is_empty() {
         c.add(line, "step has no text saying what it does");
     }
+    let (tool, args) = match tool {
+        Some(t) => match CALL_RE.captures(&t) {
+            Some(cap) => {
+                let name = cap.get(1).map_or("", |m| m.as_str()).to_string();
+                let args = call_args(line, cap.get(2).map_or("", |m| m.as_str()), c);
+                (Some(name), Some(args))
+            }
+            None => (Some(t), None),
+        },
+        None => (None, None),
+    };
     rb.steps.push(Step {
         number: expected,
         text: text.to_string(),
         tool,
+        args,
         line,
     });
+}
+
+/// `arg=value, other={param}` of an explicit call; `value` runs to the next comma.
+fn call_args(line: usize, inner: &str, c: &mut Collector<'_>) -> Vec<(String, String)> {
+    let mut args: Vec<(String, String)> = Vec::new();
+    for piece in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match ARG_RE.captures(piece) {
+            Some(cap) => {
+                let k = cap.get(1).map_or("", |m| m.as_str()).to_string();
+                let v = cap.get(2).map_or("", |m| m.as_str()).trim().to_string();
+                if args.iter().any(|(x, _)| *x == k) {
+                    c.add(line, format!("argument `{k}` is given twice"));
+                } else {
+                    args.push((k, v));
+                }
+            }
+            None => c.add(
+                line,
+                format!("expected `argument=value` in the call, got `{piece}`"),
+            ),
+        }
+    }
+    args
 }

@@ -158,9 +158,19 @@ pub(crate) fn normalise(rb: &Runbook) -> String {
             Section::Steps => {
                 out.push("## Steps".to_string());
                 for s in &rb.steps {
-                    match &s.tool {
-                        Some(t) => out.push(format!("{}. {} — `{t}`", s.number, s.text)),
-                        None => out.push(format!("{}. {}", s.number, s.text)),
+                    match (&s.tool, &s.args) {
+                        (Some(t), Some(args)) => {
+                            let args: Vec<String> =
+                                args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                            out.push(format!(
+                                "{}. {} — `{t}({})`",
+                                s.number,
+                                s.text,
+                                args.join(", ")
+                            ));
+                        }
+                        (Some(t), None) => out.push(format!("{}. {} — `{t}`", s.number, s.text)),
+                        (None, _) => out.push(format!("{}. {}", s.number, s.text)),
                     }
                 }
             }
@@ -191,6 +201,42 @@ fn argument(name: &str, given: Option<&Value>, value: &str) -> Value {
         Ok(n) if integer_parameter(name) => Value::from(n),
         _ => Value::String(value.to_string()),
     }
+}
+
+/// The arguments of an explicit call: placeholders filled in; an argument whose placeholder has
+/// no value is left out (the tool then applies its own default); `true`/`false` are booleans.
+fn explicit_arguments<'a>(
+    args: &[(String, String)],
+    known: &impl Fn(&str) -> Option<&'a str>,
+    given: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, raw) in args {
+        let mut value = raw.clone();
+        let mut complete = true;
+        let found: Vec<_> = placeholders(raw).collect();
+        for (range, ph) in found.into_iter().rev() {
+            match known(ph) {
+                Some(v) => value.replace_range(range, v),
+                None => complete = false,
+            }
+        }
+        if !complete {
+            continue;
+        }
+        // `{param}` alone keeps the type the caller gave it.
+        let whole = placeholders(raw)
+            .next()
+            .filter(|(r, _)| r.len() == raw.len())
+            .map(|(_, ph)| ph);
+        let v = match value.as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => argument(k, whole.and_then(|ph| given.get(ph)), &value),
+        };
+        out.insert(k.clone(), v);
+    }
+    out
 }
 
 /// Renders a valid runbook with the call's `parameters`.
@@ -271,15 +317,20 @@ pub(crate) fn render(
             }
         }
         let call = s.tool.as_ref().map(|tool| {
-            let accepted = catalog.arguments(tool);
-            let arguments: Map<String, Value> = parameters
-                .iter()
-                .filter(|p| accepted.is_some_and(|a| a.contains(&p.name)))
-                .filter_map(|p| {
-                    let v = p.value.as_deref()?;
-                    Some((p.name.clone(), argument(&p.name, given.get(&p.name), v)))
-                })
-                .collect();
+            let arguments: Map<String, Value> = match &s.args {
+                Some(args) => explicit_arguments(args, &known, given),
+                None => {
+                    let accepted = catalog.arguments(tool);
+                    parameters
+                        .iter()
+                        .filter(|p| accepted.is_some_and(|a| a.contains(&p.name)))
+                        .filter_map(|p| {
+                            let v = p.value.as_deref()?;
+                            Some((p.name.clone(), argument(&p.name, given.get(&p.name), v)))
+                        })
+                        .collect()
+                }
+            };
             ToolCall {
                 tool: tool.clone(),
                 arguments,

@@ -303,3 +303,57 @@ fn user_dir_comes_from_config_xdg_or_home() {
         PathBuf::from("/srv/runbooks")
     );
 }
+
+#[test]
+fn explicit_step_arguments_are_the_only_ones_and_keep_their_types() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let c = config(tmp.path());
+    let r = get(
+        &c,
+        "create-iso-template",
+        json!({"iso": "local:iso/debian.iso", "name": "debian-tmpl", "vmid": 901}),
+    )
+    .expect("renders");
+    let first = r.steps[0].call.clone().expect("a call");
+    assert_eq!(first.tool, "storage_content");
+    assert_eq!(
+        Value::Object(first.arguments),
+        json!({"storage": "local", "content": "iso"}),
+        "no vmid, no disk storage; node left out while unknown"
+    );
+    let r = get(
+        &c,
+        "create-iso-template",
+        json!({"iso": "local:iso/debian.iso", "name": "debian-tmpl", "node": "pve02"}),
+    )
+    .expect("renders");
+    let first = r.steps[0].call.clone().expect("a call");
+    assert_eq!(first.arguments.get("node"), Some(&json!("pve02")));
+}
+
+#[test]
+fn explicit_step_arguments_are_validated_and_normalised() {
+    use super::parse::parse;
+    let text = super::tests_parse::GOOD.replace(
+        " — `vm_start`",
+        " — `vm_start(bogus={vmid}, vmid={vmid},  broken)`",
+    );
+    let problems = super::validate("<content>", &text, &super::tests_parse::catalog(), None);
+    let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("expected `argument=value`")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("has no argument `bogus`")),
+        "{reasons:?}"
+    );
+    let fine = super::tests_parse::GOOD.replace(" — `vm_start`", " — `vm_start( vmid={vmid} )`");
+    let (rb, problems) = parse("<content>", &fine);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(super::render::normalise(&rb).contains("— `vm_start(vmid={vmid})`"));
+}

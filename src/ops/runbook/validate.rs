@@ -35,7 +35,12 @@ pub(crate) fn check(
         );
     }
     for step in &rb.steps {
-        for (_, ph) in placeholders(&step.text) {
+        let in_args = step
+            .args
+            .iter()
+            .flatten()
+            .flat_map(|(_, v)| placeholders(v).map(|(_, ph)| ph));
+        for ph in placeholders(&step.text).map(|(_, ph)| ph).chain(in_args) {
             if rb.parameter(ph).is_none() {
                 let declared: Vec<&str> = rb.parameters.iter().map(|p| p.name.as_str()).collect();
                 add(
@@ -60,6 +65,20 @@ pub(crate) fn check(
                     "unknown tool `{tool}`; a step names one of this server's tools, or none for a manual step"
                 ),
             );
+        }
+        if let (Some(tool), Some(args)) = (&step.tool, &step.args)
+            && let Some(accepted) = catalog.arguments(tool)
+        {
+            for (k, _) in args.iter().filter(|(k, _)| !accepted.contains(k)) {
+                let known: Vec<&str> = accepted.iter().map(String::as_str).collect();
+                add(
+                    step.line,
+                    format!(
+                        "`{tool}` has no argument `{k}` (it takes: {})",
+                        known.join(", ")
+                    ),
+                );
+            }
         }
     }
     problems.sort_by_key(|p| p.line);

@@ -1,0 +1,106 @@
+//! MCP prompts: short, precise instructions that name the tools. `ingest_runbook` turns a
+//! source into a runbook for this cluster; `create_template` walks the template builds;
+//! `evacuate_node` and `spin_up_cluster` plan work whose tools are not in this version yet,
+//! and say so instead of letting the model improvise.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{PromptMessage, Role};
+use rmcp::{prompt, prompt_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::ProxmoxServer;
+
+/// `ingest_runbook` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct IngestArgs {
+    /// A URL of a how-to, or the instructions pasted as text.
+    pub source: String,
+}
+
+/// `create_template` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct CreateTemplateArgs {
+    /// `cloudinit` (a cloud image), `iso` (an installer) or `qcow2` (a pre-built disk image).
+    #[serde(default)]
+    pub image_type: Option<String>,
+}
+
+/// `evacuate_node` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct EvacuateArgs {
+    /// The node to empty, as cluster_status names it.
+    pub node: String,
+}
+
+/// `spin_up_cluster` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct SpinUpArgs {
+    /// The cluster profile name (a file in the clusters directory), e.g. talos-staging.
+    pub profile: String,
+}
+
+fn user(text: String) -> Vec<PromptMessage> {
+    vec![PromptMessage::new_text(Role::User, text)]
+}
+
+#[prompt_router(vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// Turn a how-to (URL or pasted text) into a runbook adapted to this cluster and save it.
+    #[prompt(name = "ingest_runbook")]
+    async fn ingest_runbook(&self, Parameters(a): Parameters<IngestArgs>) -> Vec<PromptMessage> {
+        user(format!(
+            "Turn this source into a proxmox-manager runbook and save it:\n\n{}\n\n\
+             1. Read the source (fetch it if it is a URL). Identify the procedure's steps.\n\
+             2. Read the conventions: the resource config://cluster-config (storage, bridge, bios, machine, VMID ranges, cloud-init user, snippet path) and an existing runbook (runbook_list, then runbook_get or the runbook://NAME resource) as a model of the format.\n\
+             3. Write the runbook in that format: frontmatter (name, description, image_type, requires), ## Parameters (defaults as `config.<path>` references to the cluster's conventions instead of the source's hard-coded values), ## Steps (numbered; end each step with ` — `tool`` when a proxmox-manager tool performs it; keep manual steps as text).\n\
+             4. Call runbook_save with the content and without confirm. Show the user the normalised file, the diff and any problem; fix problems and repeat.\n\
+             5. Only when the user agrees, call runbook_save again with confirm: true. Never save under a shipped runbook's name.",
+            a.source
+        ))
+    }
+
+    /// Build a VM template: pick the right runbook and tool, show the plan, then run it.
+    #[prompt(name = "create_template")]
+    async fn create_template(
+        &self,
+        Parameters(a): Parameters<CreateTemplateArgs>,
+    ) -> Vec<PromptMessage> {
+        let kind = a
+            .image_type
+            .unwrap_or_else(|| "ask the user: cloudinit, iso or qcow2".into());
+        user(format!(
+            "Create a Proxmox VM template (image type: {kind}).\n\
+             1. runbook_get the matching runbook (create-cloudinit-template, create-iso-template or import-qcow2-template) with the parameters the user gave; ask for the ones listed as missing.\n\
+             2. Check for name clashes with template_list. A name in use is refused; replacing needs replace: true and, after showing the preview to the user, confirm: true.\n\
+             3. Run the calls the runbook lists (template_from_cloud_image, template_import_disk, or template_from_iso then vm_start, the user's installation, vm_shutdown and template_convert).\n\
+             4. Report which path ran (the result's `path`: API or SSH, and why), any warnings, and the new template's vmid; verify with template_list."
+        ))
+    }
+
+    /// Plan moving every guest off a node (the migration tools are not in this version).
+    #[prompt(name = "evacuate_node")]
+    async fn evacuate_node(&self, Parameters(a): Parameters<EvacuateArgs>) -> Vec<PromptMessage> {
+        let n = a.node;
+        user(format!(
+            "Plan the evacuation of node {n}.\n\
+             1. cluster_status: is {n} online, and which nodes have CPU and memory headroom (watch the overcommit warnings)?\n\
+             2. vm_list with node {n}: every guest, its status and size; vm_get for disks — guests on local storage cannot move online, guests on shared storage can.\n\
+             3. Propose a target node per guest that keeps every node under its limits, and the order (stopped guests first, then running ones).\n\
+             This version of proxmox-manager has no migration tool yet: present the plan and tell the user to run it in the PVE GUI or with `qm migrate` on the node. Do not try to emulate a migration with other tools (no delete-and-recreate)."
+        ))
+    }
+
+    /// Plan a cluster from a profile (the lifecycle tools are not in this version).
+    #[prompt(name = "spin_up_cluster")]
+    async fn spin_up_cluster(&self, Parameters(a): Parameters<SpinUpArgs>) -> Vec<PromptMessage> {
+        let p = a.profile;
+        user(format!(
+            "Plan spinning up the cluster of profile {p}.\n\
+             1. template_list: is the profile's template there (e.g. a talos-* template)? If not, plan it with the create_template prompt.\n\
+             2. cluster_status: enough CPU, memory and storage for every node the profile asks for?\n\
+             3. The nodes can be created one by one with vm_create (template, name, cores, memory, disk, tags, start); show the list of calls and ask before running them.\n\
+             This version of proxmox-manager has no cluster-profile tools yet (profile reading, Talos bootstrap, Flux): say so, and leave bootstrapping to the user's own tooling."
+        ))
+    }
+}
