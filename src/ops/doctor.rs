@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TlsSetting, credentials::TokenCredential};
 
+use super::access::{AccessInput, ToolAccess, has_privilege};
 use super::node_ssh::NodeShell;
 use super::run::Run;
 use super::{Context, Error};
@@ -59,34 +60,6 @@ impl CheckReport {
         });
     }
 }
-
-/// Privileges the read-only tools need on `/` (propagated).
-pub const READ_PRIVILEGES: &[&str] = &["Sys.Audit", "VM.Audit", "Datastore.Audit"];
-
-/// The seed's `ClaudeCodeManager` role: everything the write tools may use.
-pub const MANAGER_PRIVILEGES: &[&str] = &[
-    "VM.Allocate",
-    "VM.Clone",
-    "VM.Config.Disk",
-    "VM.Config.CPU",
-    "VM.Config.Memory",
-    "VM.Config.Network",
-    "VM.Config.Options",
-    "VM.Config.Cloudinit",
-    "VM.Config.HWType",
-    "VM.PowerMgmt",
-    "VM.Console",
-    "VM.Migrate",
-    "VM.Snapshot",
-    "VM.Snapshot.Rollback",
-    "VM.Backup",
-    "VM.Audit",
-    "Datastore.Allocate",
-    "Datastore.AllocateSpace",
-    "Datastore.Audit",
-    "Sys.Audit",
-    "Sys.Console",
-];
 
 fn tls_description(cfg: &Config) -> String {
     match &cfg.api.tls {
@@ -163,16 +136,30 @@ pub async fn check(
         format!("Proxmox VE {version} reached"),
         None,
     );
-    let pve_major: u32 = version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
+    let pve_major = super::access::pve_major(&version);
     if let Err(e) = cluster_checks(&ctx, &mut r).await {
         r.push("cluster", CheckStatus::Fail, e.to_string(), None);
     }
+    let node = match super::access::first_online_node(&ctx).await {
+        Ok((n, _)) => n,
+        Err(_) => ctx
+            .config
+            .cluster
+            .nodes
+            .first()
+            .map(|n| n.name.clone())
+            .unwrap_or_default(),
+    };
     match ctx.client.get_permissions(None).await {
-        Ok(perms) => privilege_checks(&perms, pve_major, &mut r),
+        Ok(perms) => privilege_checks(
+            &AccessInput {
+                perms: &perms,
+                pve_major,
+                node: &node,
+                ssh_configured: matches!(ssh, Ok(Some(_))),
+            },
+            &mut r,
+        ),
         Err(e) => r.push("privileges", CheckStatus::Fail, e.to_string(), None),
     }
     match ssh {
@@ -339,59 +326,74 @@ async fn list_bridges(ctx: &Context, node: &str) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-fn privilege_checks(
-    perms: &BTreeMap<String, BTreeMap<String, u8>>,
-    pve_major: u32,
-    r: &mut CheckReport,
-) {
-    let root = perms.get("/");
-    let has = |p: &str| root.is_some_and(|m| m.contains_key(p));
-    let missing_read: Vec<&str> = READ_PRIVILEGES
-        .iter()
-        .copied()
-        .filter(|p| !has(p))
-        .collect();
-    if missing_read.is_empty() {
+/// One line per toolset from [`super::access::evaluate`]: a read-only tool PVE would refuse
+/// fails the check, a write tool only warns; then the SSH fallbacks and the PVE 9 guest-agent
+/// privilege.
+fn privilege_checks(input: &AccessInput<'_>, r: &mut CheckReport) {
+    let (toolsets, ssh_fallback) = super::access::evaluate(input);
+    for set in &toolsets {
+        let name = format!("privileges ({})", set.toolset);
+        let blocked: Vec<&ToolAccess> = set.tools.iter().filter(|t| !t.ready).collect();
+        if blocked.is_empty() {
+            r.push(
+                &name,
+                CheckStatus::Ok,
+                format!("every tool ({})", set.tools.len()),
+                None,
+            );
+            continue;
+        }
+        let read_only_blocked = blocked.iter().any(|t| {
+            super::access::TOOL_NEEDS
+                .iter()
+                .flat_map(|s| s.tools)
+                .any(|n| n.tool == t.tool && n.read_only)
+        });
+        let detail = blocked
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} lacks {}",
+                    t.tool,
+                    t.missing
+                        .iter()
+                        .map(|m| format!("{} on {}", m.privilege, m.path))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let grant = set.grant.clone().unwrap_or_default();
         r.push(
-            "privileges (read-only tools)",
-            CheckStatus::Ok,
-            "Sys.Audit, VM.Audit, Datastore.Audit on /",
-            None,
-        );
-    } else {
-        r.push(
-            "privileges (read-only tools)",
-            CheckStatus::Fail,
-            format!("the token lacks {} on /", missing_read.join(", ")),
-            Some("grant the role with `pveum acl modify / --tokens <token> --role PVEAuditor` (privilege-separated tokens need their own ACL)".into()),
+            &name,
+            if read_only_blocked {
+                CheckStatus::Fail
+            } else {
+                CheckStatus::Warn
+            },
+            format!("{detail}: PVE will refuse these tools"),
+            Some(if read_only_blocked {
+                format!("`{grant}` (a privilege-separated token also needs its own ACL, e.g. `pveum acl modify / --tokens <token> --role ClaudeCodeManager`)")
+            } else {
+                format!("`{grant}`")
+            }),
         );
     }
-    let missing: Vec<&str> = MANAGER_PRIVILEGES
-        .iter()
-        .copied()
-        .filter(|p| !has(p))
-        .collect();
-    if missing.is_empty() {
+    for f in ssh_fallback {
         r.push(
-            "privileges (write tools)",
-            CheckStatus::Ok,
-            "every ClaudeCodeManager privilege on /",
+            "privileges (ssh fallback)",
+            if input.ssh_configured {
+                CheckStatus::Ok
+            } else {
+                CheckStatus::Warn
+            },
+            f,
             None,
         );
-    } else {
-        r.push(
-            "privileges (write tools)",
-            CheckStatus::Warn,
-            format!(
-                "the token lacks {} on /: tools needing them will be refused by PVE",
-                missing.join(", ")
-            ),
-            Some(format!(
-                "add them to the token's role, e.g. `pveum role modify ClaudeCodeManager --append 1 --privs \"{}\"`",
-                missing.join(" ")
-            )),
-        );
     }
+    let has = |p: &str| has_privilege(input.perms, "/", p);
+    let pve_major = input.pve_major;
     // PVE 9 removed VM.Monitor; reading guest-agent data needs VM.GuestAgent.Audit there.
     if pve_major >= 9 && !has("VM.GuestAgent.Audit") {
         r.push(
@@ -407,19 +409,58 @@ fn privilege_checks(
 mod tests {
     use super::*;
 
+    /// The seed's ClaudeCodeManager role as PVE 8 wrote it (with VM.Monitor).
+    const MANAGER_PRIVILEGES: &[&str] = &[
+        "VM.Allocate",
+        "VM.Clone",
+        "VM.Config.Disk",
+        "VM.Config.CPU",
+        "VM.Config.Memory",
+        "VM.Config.Network",
+        "VM.Config.Options",
+        "VM.Config.Cloudinit",
+        "VM.Config.HWType",
+        "VM.PowerMgmt",
+        "VM.Console",
+        "VM.Migrate",
+        "VM.Monitor",
+        "VM.Snapshot",
+        "VM.Snapshot.Rollback",
+        "VM.Backup",
+        "VM.Audit",
+        "Datastore.Allocate",
+        "Datastore.AllocateSpace",
+        "Datastore.Audit",
+        "Sys.Audit",
+        "Sys.Console",
+    ];
+
     fn perms(privs: &[&str]) -> BTreeMap<String, BTreeMap<String, u8>> {
         let root: BTreeMap<String, u8> = privs.iter().map(|p| (p.to_string(), 1)).collect();
         [("/".to_string(), root)].into_iter().collect()
     }
 
-    #[test]
-    fn guest_agent_privilege_is_asked_for_on_pve9_only() {
-        let all: Vec<&str> = MANAGER_PRIVILEGES.to_vec();
+    fn run(privs: &[&str], pve_major: u32) -> CheckReport {
+        let p = perms(privs);
         let mut r = CheckReport {
             ok: true,
             items: vec![],
         };
-        privilege_checks(&perms(&all), 9, &mut r);
+        privilege_checks(
+            &AccessInput {
+                perms: &p,
+                pve_major,
+                node: "pve01",
+                ssh_configured: true,
+            },
+            &mut r,
+        );
+        r
+    }
+
+    #[test]
+    fn guest_agent_privilege_is_asked_for_on_pve9_only() {
+        let r = run(MANAGER_PRIVILEGES, 9);
         let agent = r
             .items
             .iter()
@@ -432,11 +473,7 @@ mod tests {
                 .as_deref()
                 .is_some_and(|f| f.contains("VM.GuestAgent.Audit"))
         );
-        let mut r8 = CheckReport {
-            ok: true,
-            items: vec![],
-        };
-        privilege_checks(&perms(&all), 8, &mut r8);
+        let r8 = run(MANAGER_PRIVILEGES, 8);
         assert!(
             !r8.items
                 .iter()
@@ -446,17 +483,32 @@ mod tests {
     }
 
     #[test]
+    fn the_manager_role_makes_every_toolset_ready() {
+        let r = run(MANAGER_PRIVILEGES, 8);
+        for set in ["cluster", "vm", "template", "storage", "runbook", "access"] {
+            let i = r
+                .items
+                .iter()
+                .find(|i| i.name == format!("privileges ({set})"))
+                .expect("one line per toolset");
+            assert_eq!(i.status, CheckStatus::Ok, "{i:?}");
+        }
+        let ssh = r
+            .items
+            .iter()
+            .find(|i| i.name == "privileges (ssh fallback)")
+            .expect("downloads use ssh");
+        assert!(ssh.detail.contains("Datastore.AllocateTemplate"), "{ssh:?}");
+    }
+
+    #[test]
     fn missing_write_privileges_come_with_the_command_to_add_them() {
-        let mut r = CheckReport {
-            ok: true,
-            items: vec![],
-        };
-        privilege_checks(&perms(READ_PRIVILEGES), 8, &mut r);
+        let r = run(&["Sys.Audit", "VM.Audit", "Datastore.Audit"], 8);
         let w = r
             .items
             .iter()
-            .find(|i| i.name == "privileges (write tools)")
-            .expect("write check");
+            .find(|i| i.name == "privileges (vm)")
+            .expect("vm check");
         assert_eq!(w.status, CheckStatus::Warn);
         assert!(
             w.fix
@@ -464,5 +516,8 @@ mod tests {
                 .is_some_and(|f| f.contains("pveum role modify") && f.contains("VM.Clone")),
             "{w:?}"
         );
+        assert!(r.ok, "read-only tools work");
+        let none = run(&[], 8);
+        assert!(!none.ok, "read-only tools refused fail the check");
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! May use: `pve`, `config`. Must not use: `server`, `sim`.
 
+mod access;
 mod agent;
 mod allocate;
 pub mod audit;
@@ -32,6 +33,10 @@ mod vm_create;
 mod vm_delete;
 mod vm_edit;
 
+pub use access::{
+    AccessCheckReport, MANAGER_ROLE, MissingPrivilege, Permissions, TOOL_NEEDS, ToolAccess,
+    ToolNeeds, ToolsetAccess, ToolsetNeeds, access_check, grant_command, has_privilege,
+};
 pub use agent::addresses_for;
 pub use allocate::{Allocator, Reservation, lowest_free};
 pub use connect::{Context, client_options, from_config};

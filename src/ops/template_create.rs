@@ -72,29 +72,17 @@ pub(crate) async fn choose_path(
     let storage_path = format!("/storage/{storage}");
     let node_path = format!("/nodes/{node}");
     let perms = ctx.client.get_permissions(None).await?;
-    let has = |path: &str, p: &str| {
-        // Effective privileges propagate from parents: look at the path and its ancestors.
-        let mut cur = path.to_string();
-        loop {
-            if perms.get(&cur).is_some_and(|m| m.contains_key(p)) {
-                return true;
-            }
-            match cur.rfind('/') {
-                Some(0) if cur != "/" => cur = "/".into(),
-                Some(i) if i > 0 => cur.truncate(i),
-                _ => return false,
-            }
-        }
-    };
-    let mut missing = Vec::new();
-    if !has(&storage_path, "Datastore.AllocateTemplate") {
-        missing.push(format!("Datastore.AllocateTemplate on {storage_path}"));
-    }
-    if network && !has("/", "Sys.Modify") && !has(&node_path, "Sys.AccessNetwork") {
-        missing.push(format!(
-            "Sys.AccessNetwork on {node_path} (or Sys.Modify on /)"
-        ));
-    }
+    let missing: Vec<String> =
+        super::access::download_missing(&perms, &storage_path, &node_path, network)
+            .into_iter()
+            .map(|m| {
+                if m.privilege == "Sys.AccessNetwork" {
+                    format!("Sys.AccessNetwork on {} (or Sys.Modify on /)", m.path)
+                } else {
+                    format!("{} on {}", m.privilege, m.path)
+                }
+            })
+            .collect();
     if missing.is_empty() {
         Ok((
             PathChoice {

@@ -7,6 +7,7 @@
 //!
 //! May use: `ops`, `config`, and `pve` types. Must not use: `sim`.
 
+mod access;
 mod catalogue;
 mod cluster;
 pub mod http;
@@ -98,6 +99,7 @@ impl ProxmoxServer {
             + Self::template_router()
             + Self::storage_router()
             + Self::runbook_router()
+            + Self::access_router()
     }
 
     /// The tools this instance exposes.

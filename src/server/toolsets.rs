@@ -55,6 +55,11 @@ pub const TOOLSETS: &[Toolset] = &[
         description: "Runbooks: list, render one as a plan for this cluster, save a new one",
         tools: &["runbook_list", "runbook_get", "runbook_save"],
     },
+    Toolset {
+        name: "access",
+        description: "The token's privileges per toolset, and the RBAC bootstrap",
+        tools: &["access_check"],
+    },
 ];
 
 /// Which tools a server instance exposes.
