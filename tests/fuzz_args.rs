@@ -389,7 +389,7 @@ async fn random_and_malformed_arguments_never_break_the_server() {
         .collect();
     assert!(tools.len() >= 20, "{list}");
 
-    let mut rng = Rng(0x5EED_0F_F022);
+    let mut rng = Rng(0x005E_ED0F_F022);
     let mut next_id = 100_u64;
     let mut tallies: BTreeMap<String, [usize; 3]> = BTreeMap::new();
     for (tool, schema) in &tools {

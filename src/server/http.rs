@@ -71,33 +71,6 @@ pub fn validate_exposure(
     Ok(())
 }
 
-#[cfg(test)]
-mod exposure_tests {
-    use super::validate_exposure;
-
-    #[test]
-    fn loopback_and_remote_rules() {
-        let lo: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let lo6: std::net::SocketAddr = "[::1]:0".parse().expect("addr");
-        let any: std::net::SocketAddr = "0.0.0.0:0".parse().expect("addr");
-        assert!(validate_exposure(&lo, true, false, false).is_ok());
-        assert!(validate_exposure(&lo6, true, false, false).is_ok());
-        assert!(validate_exposure(&lo, false, true, false).is_ok());
-        assert!(validate_exposure(&lo, false, false, false).is_err());
-        let err = validate_exposure(&any, true, false, false).expect_err("needs --allow-remote");
-        assert!(err.contains("--allow-remote"), "{err}");
-        assert!(validate_exposure(&any, true, false, true).is_ok());
-        assert!(
-            validate_exposure(&any, false, false, true).is_err(),
-            "still needs a token"
-        );
-        assert!(
-            validate_exposure(&any, false, true, true).is_err(),
-            "--no-auth stays loopback"
-        );
-    }
-}
-
 struct Auth {
     digest: Option<[u8; 32]>,
 }
@@ -175,4 +148,31 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    use super::validate_exposure;
+
+    #[test]
+    fn loopback_and_remote_rules() {
+        let lo: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let lo6: std::net::SocketAddr = "[::1]:0".parse().expect("addr");
+        let any: std::net::SocketAddr = "0.0.0.0:0".parse().expect("addr");
+        assert!(validate_exposure(&lo, true, false, false).is_ok());
+        assert!(validate_exposure(&lo6, true, false, false).is_ok());
+        assert!(validate_exposure(&lo, false, true, false).is_ok());
+        assert!(validate_exposure(&lo, false, false, false).is_err());
+        let err = validate_exposure(&any, true, false, false).expect_err("needs --allow-remote");
+        assert!(err.contains("--allow-remote"), "{err}");
+        assert!(validate_exposure(&any, true, false, true).is_ok());
+        assert!(
+            validate_exposure(&any, false, false, true).is_err(),
+            "still needs a token"
+        );
+        assert!(
+            validate_exposure(&any, false, true, true).is_err(),
+            "--no-auth stays loopback"
+        );
+    }
 }
