@@ -104,6 +104,10 @@ struct ServeArgs {
     /// Serve HTTP without a bearer token (loopback only).
     #[arg(long)]
     no_auth: bool,
+    /// Allow --listen on a non-loopback address (a token is still required; the endpoint is
+    /// plain HTTP, so put TLS in front of it).
+    #[arg(long)]
+    allow_remote: bool,
     /// Browser origin allowed to call the HTTP endpoint (repeatable); none by default.
     #[arg(long, value_name = "ORIGIN")]
     allow_origin: Vec<String>,
@@ -287,8 +291,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let token = match args.transport {
         Transport::Http => {
             let token = http_token(&args)?;
-            server::http::validate_exposure(&args.listen, token.is_some(), args.no_auth)
-                .map_err(|e| anyhow!(e))?;
+            server::http::validate_exposure(
+                &args.listen,
+                token.is_some(),
+                args.no_auth,
+                args.allow_remote,
+            )
+            .map_err(|e| anyhow!(e))?;
             token
         }
         Transport::Stdio => None,

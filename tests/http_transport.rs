@@ -12,6 +12,12 @@ use tokio::process::{Child, Command};
 const TOKEN: &str = "test-bearer-7f3e9c";
 
 async fn start_http() -> (Child, String) {
+    start_http_on("127.0.0.1:0", &[]).await
+}
+
+/// Starts the HTTP server on `listen` (with `extra` flags); returns it and its endpoint, with
+/// an unspecified address (0.0.0.0) replaced by 127.0.0.1 so the test can reach it.
+async fn start_http_on(listen: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(common::binary())
         .args([
             "serve",
@@ -21,8 +27,9 @@ async fn start_http() -> (Child, String) {
             "--transport",
             "http",
             "--listen",
-            "127.0.0.1:0",
+            listen,
         ])
+        .args(extra)
         .env("PROXMOX_MANAGER_HTTP_TOKEN", TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -35,7 +42,7 @@ async fn start_http() -> (Child, String) {
     let url = tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(i) = line.find("http://") {
-                return line[i..].trim().to_string();
+                return line[i..].trim().replace("//0.0.0.0:", "//127.0.0.1:");
             }
         }
         panic!("server exited without printing its endpoint");
@@ -66,6 +73,18 @@ async fn post(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread")]
 async fn bearer_token_host_and_origin_are_enforced() {
     let (_child, url) = start_http().await;
+    assert_guards(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_loopback_with_allow_remote_and_a_token_keeps_every_guard() {
+    let (_child, url) = start_http_on("0.0.0.0:0", &["--allow-remote"]).await;
+    assert_guards(&url).await;
+}
+
+/// No or a wrong bearer → 401; the right one → 200; a foreign Origin or Host → refused.
+async fn assert_guards(url: &str) {
+    let url = url.to_string();
 
     let r = post(&url, &[]).await;
     assert_eq!(r.status(), 401, "no token");
@@ -110,9 +129,14 @@ async fn bearer_token_host_and_origin_are_enforced() {
 }
 
 async fn refused(args: &[&str]) -> String {
+    refused_with(args, &[]).await
+}
+
+async fn refused_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(common::binary())
         .args(args)
         .env_remove("PROXMOX_MANAGER_HTTP_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .await
@@ -147,4 +171,32 @@ async fn http_refuses_to_start_unprotected() {
     ])
     .await;
     assert!(err.contains("loopback"), "{err}");
+}
+
+#[tokio::test]
+async fn non_loopback_needs_allow_remote_even_with_a_token() {
+    let token = [("PROXMOX_MANAGER_HTTP_TOKEN", TOKEN)];
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let err = refused_with(
+            &["serve", "--sim", "--transport", "http", "--listen", listen],
+            &token,
+        )
+        .await;
+        assert!(
+            err.contains("--allow-remote") && err.contains("non-loopback"),
+            "{listen}: {err}"
+        );
+    }
+    // --allow-remote does not lift the token requirement.
+    let err = refused(&[
+        "serve",
+        "--sim",
+        "--transport",
+        "http",
+        "--allow-remote",
+        "--listen",
+        "0.0.0.0:0",
+    ])
+    .await;
+    assert!(err.contains("PROXMOX_MANAGER_HTTP_TOKEN"), "{err}");
 }

@@ -45,18 +45,53 @@ impl AuditLog {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let result = (|| -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                create_private_dir(dir)?;
             }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            let mut f = open_private_append(path)?;
             writeln!(f, "{line}")
         })();
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "could not append to the audit log");
         }
     }
+}
+
+/// Creates `dir` (and missing parents); a directory this call creates gets mode 0700. An
+/// existing directory keeps its mode (it may be shared, e.g. a configured `/var/log/...`).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Opens `path` for appending, creating it with mode 0600; an existing file readable or
+/// writable by group or others is tightened to 0600 (the log records who changed what).
+fn open_private_append(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(f)
 }
 
 fn default_path() -> Option<PathBuf> {
@@ -158,5 +193,24 @@ mod tests {
         assert_eq!(lines[0]["tool"], "vm_start");
         assert_eq!(lines[1]["arguments"]["password"], "[REDACTED]");
         assert!(!text.contains("\"p\""));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_log_is_private_and_a_loose_one_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("state/proxmox-manager/audit.jsonl");
+        let log = AuditLog::new(Some(&path));
+        log.record("vm_start", &json!({"vmid": 1000}), &[], "ok");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        log.record("vm_stop", &json!({"vmid": 1000}), &[], "ok");
+        assert_eq!(mode(&path), 0o600);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 2);
     }
 }

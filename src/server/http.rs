@@ -44,11 +44,13 @@ impl std::fmt::Debug for HttpOptions {
 /// Checks the exposure rules before binding.
 ///
 /// # Errors
-/// No token without `no_auth`, or `no_auth` on a non-loopback address.
+/// No token without `no_auth`; `no_auth` on a non-loopback address; a non-loopback address
+/// without `allow_remote` (the endpoint drives the whole cluster and speaks plain HTTP).
 pub fn validate_exposure(
     listen: &SocketAddr,
     has_token: bool,
     no_auth: bool,
+    allow_remote: bool,
 ) -> Result<(), String> {
     if !has_token && !no_auth {
         return Err("the HTTP transport needs a bearer token: set PROXMOX_MANAGER_HTTP_TOKEN or pass --token-file FILE (or --no-auth, loopback only)".into());
@@ -56,6 +58,14 @@ pub fn validate_exposure(
     if no_auth && !listen.ip().is_loopback() {
         return Err(format!(
             "--no-auth is only allowed on a loopback address, not {listen}; configure a token instead"
+        ));
+    }
+    if !listen.ip().is_loopback() && !allow_remote {
+        return Err(format!(
+            "refusing to listen on the non-loopback address {listen} without --allow-remote: \
+             anyone who can reach it and learns the bearer token controls the cluster, and the \
+             endpoint speaks plain HTTP (token and traffic unencrypted; put TLS in front). \
+             Pass --allow-remote to accept that risk, or listen on 127.0.0.1"
         ));
     }
     Ok(())
@@ -138,4 +148,31 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    use super::validate_exposure;
+
+    #[test]
+    fn loopback_and_remote_rules() {
+        let lo: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let lo6: std::net::SocketAddr = "[::1]:0".parse().expect("addr");
+        let any: std::net::SocketAddr = "0.0.0.0:0".parse().expect("addr");
+        assert!(validate_exposure(&lo, true, false, false).is_ok());
+        assert!(validate_exposure(&lo6, true, false, false).is_ok());
+        assert!(validate_exposure(&lo, false, true, false).is_ok());
+        assert!(validate_exposure(&lo, false, false, false).is_err());
+        let err = validate_exposure(&any, true, false, false).expect_err("needs --allow-remote");
+        assert!(err.contains("--allow-remote"), "{err}");
+        assert!(validate_exposure(&any, true, false, true).is_ok());
+        assert!(
+            validate_exposure(&any, false, false, true).is_err(),
+            "still needs a token"
+        );
+        assert!(
+            validate_exposure(&any, false, true, true).is_err(),
+            "--no-auth stays loopback"
+        );
+    }
 }
