@@ -36,6 +36,44 @@ enum Command {
     Call(CallArgs),
     /// Print the JSON Schema of cluster-config.yaml (for editors).
     ConfigSchema,
+    /// The least-privilege service account of the design.
+    #[command(subcommand)]
+    Rbac(RbacCommand),
+}
+
+#[derive(Subcommand)]
+enum RbacCommand {
+    /// Over SSH as root on one node: create the service account, the ClaudeCodeManager role,
+    /// its ACL on / and an API token whose secret goes straight into `pass`.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Args)]
+struct BootstrapArgs {
+    /// Node to run pveum on.
+    #[arg(long)]
+    node: String,
+    /// Path of cluster-config.yaml (SSH settings and credentials.pass_path come from it).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Service account (default claude-code@pve).
+    #[arg(long)]
+    user: Option<String>,
+    /// Token name (default automation).
+    #[arg(long)]
+    token_name: Option<String>,
+    /// Role name (default ClaudeCodeManager).
+    #[arg(long)]
+    role: Option<String>,
+    /// Replace an existing token (its old secret stops working).
+    #[arg(long)]
+    rotate: bool,
+    /// Also grant Datastore.AllocateTemplate and Sys.AccessNetwork (image imports via the API).
+    #[arg(long)]
+    enable_api_import: bool,
+    /// Only inspect and print the plan.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args, Clone)]
@@ -111,6 +149,10 @@ struct ServeArgs {
     /// Browser origin allowed to call the HTTP endpoint (repeatable); none by default.
     #[arg(long, value_name = "ORIGIN")]
     allow_origin: Vec<String>,
+    /// Host name (or host:port) clients may send besides loopback and the listen address
+    /// (repeatable): the machine's name when listening with --allow-remote on 0.0.0.0.
+    #[arg(long, value_name = "HOST")]
+    allow_host: Vec<String>,
 }
 
 #[derive(Args)]
@@ -341,6 +383,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 listen: args.listen,
                 token,
                 allowed_origins: args.allow_origin,
+                allowed_hosts: args.allow_host,
             };
             server::http::serve(srv, opts, shutdown)
                 .await
@@ -492,6 +535,44 @@ async fn call(args: CallArgs) -> Result<bool> {
     Ok(!failed)
 }
 
+/// `rbac bootstrap`: needs the config (SSH, pass entry) but no API token — it makes one.
+async fn bootstrap(a: BootstrapArgs) -> Result<bool> {
+    let path = config::locate(a.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
+    let cfg = config::load(&path).map_err(|e| anyhow!("{e}"))?;
+    let for_pass = cfg.clone();
+    let passphrase = tokio::task::spawn_blocking(move || {
+        config::credentials::ssh_passphrase(&for_pass, &config::process_env)
+    })
+    .await?
+    .map_err(|e| anyhow!("{e}"))?;
+    let shell = ops::NodeShell::from_config(&cfg, passphrase);
+    let args = ops::RbacBootstrapArgs {
+        node: a.node,
+        user: a.user,
+        token_name: a.token_name,
+        role: a.role,
+        rotate: a.rotate,
+        enable_api_import: a.enable_api_import,
+        confirm: !a.dry_run,
+    };
+    let run = ops::Run::default();
+    let report = ops::rbac_bootstrap(&cfg, shell.as_ref(), &run, &args)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "rbac bootstrap on {} (PVE {}):",
+        report.node, report.pve_version
+    );
+    for s in &report.steps {
+        println!("  {:<5} {:<7} {}", s.step, s.action, s.detail);
+    }
+    for n in &report.notes {
+        println!("  note: {n}");
+    }
+    println!("{}", report.message);
+    Ok(true)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -506,6 +587,7 @@ async fn main() -> ExitCode {
         Command::Check(a) => check(a).await,
         Command::Tools(a) => tools(a).map(|()| true),
         Command::Call(a) => call(a).await,
+        Command::Rbac(RbacCommand::Bootstrap(a)) => bootstrap(a).await,
         Command::ConfigSchema => serde_json::to_string_pretty(&config::json_schema())
             .map(|s| println!("{s}"))
             .map(|()| true)

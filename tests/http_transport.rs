@@ -78,8 +78,20 @@ async fn bearer_token_host_and_origin_are_enforced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn non_loopback_with_allow_remote_and_a_token_keeps_every_guard() {
-    let (_child, url) = start_http_on("0.0.0.0:0", &["--allow-remote"]).await;
+    let (_child, url) = start_http_on(
+        "0.0.0.0:0",
+        &["--allow-remote", "--allow-host", "pve-manager.lab"],
+    )
+    .await;
     assert_guards(&url).await;
+    // The machine's name, once allowed with --allow-host, is accepted as Host.
+    let bearer = format!("Bearer {TOKEN}");
+    let r = post(
+        &url,
+        &[("authorization", &bearer), ("host", "pve-manager.lab")],
+    )
+    .await;
+    assert_eq!(r.status(), 200, "an allowed host name");
 }
 
 /// No or a wrong bearer → 401; the right one → 200; a foreign Origin or Host → refused.

@@ -1,7 +1,8 @@
 //! Secret hygiene: three canaries — the PVE API token secret, the HTTP bearer token and the
 //! SSH key passphrase (read from a real `pass` store) — must never show up anywhere: not on
 //! stdout or stderr (with `RUST_LOG=trace`) of the stdio server calling every tool, the HTTP
-//! server, `check` and `call`, not in any file those runs wrote (audit log, state and config
+//! server, `check`, `call` and `rbac bootstrap` (whose new token's secret is a fourth canary),
+//! not in any file those runs wrote (audit log, state and config
 //! directories), and not in the `Debug` output of the types that hold them.
 
 mod common;
@@ -566,7 +567,7 @@ async fn no_canary_leaks_from_any_run_or_file() {
     // 2. HTTP with the canary bearer token.
     http_run(&env, &mut captured).await;
 
-    // 3. check and call.
+    // 3. check and call (and below, the bootstrap).
     let cfg = env.config.display().to_string();
     let out = cli_run(&env, &["check", "--config", &cfg], &mut captured).await;
     assert!(out.contains("ssh pve01"), "check reached SSH: {out}");
@@ -595,14 +596,44 @@ async fn no_canary_leaks_from_any_run_or_file() {
     )
     .await;
 
-    // 4. Every file the runs left behind.
+    // 4. The RBAC bootstrap: a new token whose secret must reach only the pass store.
+    let out = cli_run(
+        &env,
+        &[
+            "rbac",
+            "bootstrap",
+            "--node",
+            "pve01",
+            "--user",
+            "hyg-bot@pve",
+            "--config",
+            &cfg,
+        ],
+        &mut captured,
+    )
+    .await;
+    assert!(out.contains("stored in pass entry"), "{out}");
+    let shown = std::process::Command::new("pass")
+        .args(["show", "annarchy.net/pve/api-token"])
+        .envs(env.pass.env_pairs())
+        .output()
+        .expect("pass show");
+    let bootstrapped = String::from_utf8_lossy(&shown.stdout)
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(bootstrapped.len(), 36, "the new token's secret is in pass");
+
+    // 5. Every file the runs left behind.
     read_tree(tmp.path(), &mut captured);
     assert!(
         captured.0.iter().any(|(l, _)| l.ends_with("audit.jsonl")),
         "the audit log was scanned"
     );
 
-    let needles = needles(&api_secret);
+    let mut needles = needles(&api_secret);
+    needles.push(("bootstrapped token secret".into(), bootstrapped));
     if std::env::var_os("HYGIENE_VERBOSE").is_some() {
         for (label, text) in &captured.0 {
             eprintln!("scanned {label}: {} bytes", text.len());

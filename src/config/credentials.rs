@@ -359,6 +359,71 @@ pub fn ssh_passphrase(cfg: &Config, env: Env<'_>) -> Result<Option<SecretString>
     Ok(Some(SecretString::from(first.to_string())))
 }
 
+/// Stores a token in `pass` as the RBAC bootstrap of the design does: `pass insert -m -f
+/// <entry>` with line 1 the token id and line 2 the secret written to its stdin (argv holds only
+/// the entry name; nothing touches a file of ours). Blocks: call it from `spawn_blocking`.
+///
+/// # Errors
+/// [`CredentialError::PassNotInstalled`], or [`CredentialError::PassFailed`] with pass's first
+/// stderr line (which never contains the stdin).
+pub fn pass_insert_token(
+    entry: &str,
+    token_id: &str,
+    secret: &SecretString,
+    env: Env<'_>,
+) -> Result<(), CredentialError> {
+    use std::io::Write;
+    let mut cmd = Command::new("pass");
+    cmd.args(["insert", "-m", "-f"])
+        .arg(entry)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for name in PASS_ENV {
+        if let Some(v) = env(name) {
+            cmd.env(name, v);
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CredentialError::PassNotInstalled {
+            reason: e.to_string(),
+        },
+        _ => CredentialError::PassFailed {
+            entry: entry.to_string(),
+            status: "could not start".to_string(),
+            stderr: e.to_string(),
+        },
+    })?;
+    let written = match child.stdin.take() {
+        Some(mut stdin) => {
+            let mut body = format!("{token_id}\n{}\n", secret.expose_secret());
+            let r = stdin.write_all(body.as_bytes());
+            body.zeroize();
+            r
+        }
+        None => Ok(()),
+    };
+    let out = child
+        .wait_with_output()
+        .map_err(|e| CredentialError::PassFailed {
+            entry: entry.to_string(),
+            status: "wait failed".into(),
+            stderr: e.to_string(),
+        })?;
+    if !out.status.success() || written.is_err() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(CredentialError::PassFailed {
+            entry: entry.to_string(),
+            status: out
+                .status
+                .code()
+                .map_or_else(|| "killed by a signal".to_string(), |c| format!("exit {c}")),
+            stderr: sanitize_first_line(&stderr),
+        });
+    }
+    Ok(())
+}
+
 /// Run `pass show <entry>` (argv holds only the entry name), stdin closed, output captured;
 /// the output is wrapped as a secret at once.
 fn pass_show_raw(

@@ -391,8 +391,9 @@ pub const TOOL_NEEDS: &[ToolsetNeeds] = &[
     },
     ToolsetNeeds {
         toolset: "access",
-        // GET /access/permissions (own token), GET /nodes/{node}/version: user all
-        tools: &[ro("access_check", &[])],
+        // access_check: GET /access/permissions (own token), GET /nodes/{node}/version: user all.
+        // rbac_bootstrap: pveum as root over SSH; the token needs nothing (it may not exist yet).
+        tools: &[ro("access_check", &[]), rw("rbac_bootstrap", &[])],
     },
 ];
 

@@ -19,6 +19,7 @@ mod guard;
 mod inventory;
 mod node_ssh;
 mod power;
+mod rbac;
 mod run;
 mod runbook;
 mod status;
@@ -49,6 +50,7 @@ pub use inventory::{
 };
 pub use node_ssh::{NodeShell, unavailable_reason as ssh_unavailable_reason};
 pub use power::{PowerAction, PowerArgs, PowerReport, ShutdownArgs, power};
+pub use rbac::{RbacBootstrapArgs, RbacBootstrapReport, RbacStep, rbac_bootstrap, role_privileges};
 pub use run::{ProgressFn, Run, Timeouts};
 pub use runbook::{
     ImageType, Problem as RunbookProblem, RUNBOOK_TEMPLATE, RenderedParameter, RenderedStep,

@@ -170,6 +170,51 @@ impl NodeShell {
         }
     }
 
+    /// Runs `cmd` whose standard output is a secret (a new API token): nothing is streamed as
+    /// progress, and the output is moved into a [`SecretString`] as soon as it arrives. A
+    /// failure reports stderr only.
+    ///
+    /// # Errors
+    /// As [`NodeShell::run`].
+    pub async fn run_secret(
+        &self,
+        node: &str,
+        cmd: &Command,
+        timeout: Duration,
+    ) -> Result<SecretString, Error> {
+        let target = self.target(node)?;
+        let out = self
+            .pool
+            .exec(target, cmd, ExecOptions::with_timeout(timeout))
+            .await
+            .map_err(|source| Error::Ssh {
+                node: node.to_string(),
+                source,
+            })?;
+        let ExecOutput {
+            status,
+            signal,
+            stdout,
+            stderr,
+            ..
+        } = out;
+        let secret = SecretString::from(stdout);
+        if status == Some(0) {
+            return Ok(secret);
+        }
+        drop(secret);
+        Err(Error::NodeCommand {
+            node: node.to_string(),
+            command: cmd.summary(),
+            status: match (status, signal) {
+                (Some(s), _) => format!("exit {s}"),
+                (None, Some(sig)) => format!("killed by SIG{sig}"),
+                (None, None) => "no exit status".into(),
+            },
+            stderr: tail(&stderr, 3),
+        })
+    }
+
     /// Writes `data` to `path` on `node` over SFTP with mode `mode`.
     ///
     /// # Errors

@@ -29,6 +29,9 @@ pub struct HttpOptions {
     pub token: Option<SecretString>,
     /// Browser origins allowed to call (`https://host:port`); empty rejects every Origin.
     pub allowed_origins: Vec<String>,
+    /// Host names clients may use besides loopback and the listen address (`--allow-host`:
+    /// the machine's name or address when listening on all interfaces).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -107,6 +111,7 @@ pub fn router(
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
     hosts.push(opts.listen.ip().to_string());
     hosts.push(opts.listen.to_string());
+    hosts.extend(opts.allowed_hosts.iter().cloned());
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_cancellation_token(shutdown.child_token());

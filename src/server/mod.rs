@@ -13,6 +13,7 @@ mod cluster;
 pub mod http;
 mod lifecycle;
 mod prompts;
+mod rbac;
 mod resources;
 mod runbook;
 mod storage;
@@ -100,6 +101,7 @@ impl ProxmoxServer {
             + Self::storage_router()
             + Self::runbook_router()
             + Self::access_router()
+            + Self::rbac_router()
     }
 
     /// The tools this instance exposes.

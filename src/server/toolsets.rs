@@ -58,7 +58,7 @@ pub const TOOLSETS: &[Toolset] = &[
     Toolset {
         name: "access",
         description: "The token's privileges per toolset, and the RBAC bootstrap",
-        tools: &["access_check"],
+        tools: &["access_check", "rbac_bootstrap"],
     },
 ];
 

@@ -26,6 +26,7 @@ pub fn run(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
         ["user", "list", ..] => user_list(a, &args[2..], io),
         ["user", "token", "add", ..] => token_add(a, &args[3..], io),
         ["user", "token", "remove", ..] => token_remove(a, &args[3..], io),
+        ["user", "token", "list", ..] => token_list(a, &args[3..], io),
         ["user", "permissions", ..] => permissions(a, &args[2..], io),
         ["acl", "modify", ..] => acl_modify(a, &args[2..], io),
         ["acl", "list", ..] => acl_list(a, &args[2..], io),
@@ -203,6 +204,39 @@ fn token_add(a: &mut Access, args: &[String], io: &mut Io) -> u32 {
         table(&["key", "value"], &rows)
     };
     emit(io, &opts, &value, text)
+}
+
+/// `pveum user token list <userid>`: the user's tokens (never their secrets).
+fn token_list(a: &Access, args: &[String], io: &mut Io) -> u32 {
+    let Ok((pos, opts)) = parse(io, args, 1, "pveum user token list <userid> [OPTIONS]") else {
+        return 255;
+    };
+    let user = &pos[0];
+    if !a.users.contains(user) {
+        return io.die(&format!("no such user ('{user}')"));
+    }
+    let prefix = format!("{user}!");
+    let rows: Vec<Value> = a
+        .tokens
+        .iter()
+        .filter_map(|(full, t)| {
+            let id = full.strip_prefix(&prefix)?;
+            Some(json!({"tokenid": id, "privsep": u8::from(t.privsep), "comment": t.comment, "expire": 0}))
+        })
+        .collect();
+    let text = || {
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r["tokenid"].as_str().unwrap_or("").to_string(),
+                    r["privsep"].to_string(),
+                ]
+            })
+            .collect();
+        table(&["tokenid", "privsep"], &cells)
+    };
+    emit(io, &opts, &Value::Array(rows.clone()), text)
 }
 
 fn token_remove(a: &mut Access, args: &[String], io: &mut Io) -> u32 {

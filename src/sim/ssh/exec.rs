@@ -161,6 +161,7 @@ async fn dispatch(ctx: &NodeCtx, argv: &[String], wrapped: bool, io: &mut Io) ->
         "qm" => super::cmd_qm::run(ctx, args, io).await,
         "pvesm" => super::cmd_pvesm::run(ctx, args, io),
         "pveum" => super::cmd_pveum::run(ctx, args, io),
+        "pveversion" => pveversion(ctx, io),
         other if wrapped => {
             io.err(&format!(
                 "timeout: failed to run command ‘{other}’: No such file or directory\n"
@@ -210,6 +211,20 @@ pub fn pve_opts(args: &[String], bare: &[&str]) -> Result<(Vec<String>, Opts), S
         i += 1;
     }
     Ok((pos, opts))
+}
+
+/// `pveversion`: `pve-manager/VERSION/REPOID (running kernel: KERNEL)`.
+fn pveversion(ctx: &NodeCtx, io: &mut Io) -> u32 {
+    let st = ctx.lock();
+    let kernel = st
+        .node(&ctx.node)
+        .map(|n| n.kernel.clone())
+        .unwrap_or_default();
+    let (version, _, repoid) = &st.version;
+    io.out(&format!(
+        "pve-manager/{version}/{repoid} (running kernel: {kernel})\n"
+    ));
+    0
 }
 
 #[cfg(test)]
