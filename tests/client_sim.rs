@@ -129,7 +129,14 @@ async fn privilege_separated_token_gets_the_intersection() {
                 missing: Some(_), ..
             },
         ) => {
-            assert!(e.to_string().contains("Sys.Audit"), "{e}")
+            let text = e.to_string();
+            assert!(
+                text.contains("Sys.Audit on /nodes/pve01")
+                    && text.contains(
+                        "pveum role modify ClaudeCodeManager --append 1 --privs Sys.Audit"
+                    ),
+                "the privilege, its path and what to grant: {text}"
+            )
         }
         other => panic!("expected 403 naming the missing privilege, got {other:?}"),
     }

@@ -336,6 +336,11 @@ async fn exercise_every_tool(s: &mut Stdio_, image_url: &str, digest: &str) {
         "runbook_save",
         json!({"content": "---\nname: hygiene\ndescription: x\n---\n# Hygiene\n\n1. cluster_status\n"})
     );
+    let (err, _, text) = call!("access_check", json!({}));
+    assert!(!err, "{text}");
+    // The bootstrap's preview inspects the node over SSH (the passphrase-protected key).
+    let (err, _, text) = call!("rbac_bootstrap", json!({"node": "pve01"}));
+    assert!(!err && text.contains("preview only"), "{text}");
     // Whatever the catalogue gained since this test was written: at least an empty call.
     for t in &tools {
         if !called.contains(t) {

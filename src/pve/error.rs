@@ -166,7 +166,7 @@ fn forbidden_text(
 ) -> String {
     match missing {
         Some((acl, privilege)) => format!(
-            "permission denied for {method} {path}: the token lacks privilege {privilege} on {acl} ({message}); grant it to the token's user (and to the token itself if it has privilege separation)"
+            "permission denied for {method} {path}: the token lacks privilege {privilege} on {acl} ({message}); grant it to the token's role, e.g. `pveum role modify ClaudeCodeManager --append 1 --privs {privilege}` when the role is granted on {acl} or a parent (with privilege separation the token needs the ACL too)"
         ),
         None => format!(
             "permission denied for {method} {path}: {message}; check the token's roles and privilege separation"
