@@ -77,39 +77,7 @@ fn assert_clean(label: &str, text: &str, needles: &[(String, String)]) {
 /// A passphrase-protected ed25519 key authorized in the simulator, its host keys, each node's
 /// SSH port, and the passphrase's `pass` entry.
 fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
-    let key = dir.join("id_ed25519");
-    let out = std::process::Command::new("ssh-keygen")
-        .args([
-            "-q", "-t", "ed25519", "-N", SSH_CANARY, "-C", "hygiene", "-f",
-        ])
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
-    sim.authorize_ssh_key(public.trim()).expect("key accepted");
-    let known_hosts = dir.join("known_hosts");
-    std::fs::write(&known_hosts, sim.ssh_known_hosts()).expect("write known_hosts");
-    let mut yaml = common::config_yaml(sim.addr().port(), &sim.fingerprint());
-    for node in ["pve01", "pve02", "pve03"] {
-        let port = sim.ssh_addr(node).expect("ssh front").port();
-        yaml = yaml.replace(
-            &format!("    - name: {node}\n      host: 127.0.0.1\n"),
-            &format!("    - name: {node}\n      host: 127.0.0.1\n      ssh_port: {port}\n"),
-        );
-    }
-    yaml.push_str(&format!(
-        "\nssh:\n  key_file: {}\n  key_passphrase_pass_path: {PASS_ENTRY}\n  use_agent: false\n  known_hosts: {}\n",
-        key.display(),
-        known_hosts.display()
-    ));
-    let path = dir.join("cluster-config.yaml");
-    std::fs::write(&path, yaml).expect("write config");
-    path
+    common::write_ssh_config_with(dir, sim, Some((SSH_CANARY, PASS_ENTRY)))
 }
 
 /// The environment every run gets: the pass store, the API token, trace logging, private

@@ -373,27 +373,9 @@ pub fn pass_insert_token(
     env: Env<'_>,
 ) -> Result<(), CredentialError> {
     use std::io::Write;
-    let mut cmd = Command::new("pass");
-    cmd.args(["insert", "-m", "-f"])
-        .arg(entry)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for name in PASS_ENV {
-        if let Some(v) = env(name) {
-            cmd.env(name, v);
-        }
-    }
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => CredentialError::PassNotInstalled {
-            reason: e.to_string(),
-        },
-        _ => CredentialError::PassFailed {
-            entry: entry.to_string(),
-            status: "could not start".to_string(),
-            stderr: e.to_string(),
-        },
-    })?;
+    let mut cmd = pass_command(&["insert", "-m", "-f"], entry, env);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    let mut child = spawn_pass(cmd, entry)?;
     let written = match child.stdin.take() {
         Some(mut stdin) => {
             let mut body = format!("{token_id}\n{}\n", secret.expose_secret());
@@ -431,30 +413,12 @@ fn pass_show_raw(
     env: Env<'_>,
     timeout: Duration,
 ) -> Result<SecretString, CredentialError> {
-    let mut cmd = Command::new("pass");
-    cmd.arg("show")
-        .arg(entry)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for name in PASS_ENV {
-        if let Some(v) = env(name) {
-            cmd.env(name, v);
-        }
-    }
+    let mut cmd = pass_command(&["show"], entry, env);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     // Own process group, so a timeout can stop gpg (pass's child) too, not only pass.
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => CredentialError::PassNotInstalled {
-            reason: e.to_string(),
-        },
-        _ => CredentialError::PassFailed {
-            entry: entry.to_string(),
-            status: "could not start".to_string(),
-            stderr: e.to_string(),
-        },
-    })?;
+    let mut child = spawn_pass(cmd, entry)?;
 
     // Drain both pipes on threads so a chatty child cannot block on a full pipe while we wait.
     let mut out = child.stdout.take();
@@ -545,6 +509,32 @@ fn pass_show_raw(
         });
     }
     Ok(stdout)
+}
+
+/// `pass ARGS ENTRY` with only the store's variables passed on from `env` and stderr captured;
+/// argv never holds anything but the subcommand, its flags and the entry name.
+fn pass_command(args: &[&str], entry: &str, env: Env<'_>) -> Command {
+    let mut cmd = Command::new("pass");
+    cmd.args(args).arg(entry).stderr(Stdio::piped());
+    for name in PASS_ENV {
+        if let Some(v) = env(name) {
+            cmd.env(name, v);
+        }
+    }
+    cmd
+}
+
+fn spawn_pass(mut cmd: Command, entry: &str) -> Result<std::process::Child, CredentialError> {
+    cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CredentialError::PassNotInstalled {
+            reason: e.to_string(),
+        },
+        _ => CredentialError::PassFailed {
+            entry: entry.to_string(),
+            status: "could not start".to_string(),
+            stderr: e.to_string(),
+        },
+    })
 }
 
 /// SIGKILL the process group led by `pid` (pass and the gpg it started), without `unsafe`.

@@ -410,30 +410,7 @@ mod tests {
     use super::*;
 
     /// The seed's ClaudeCodeManager role as PVE 8 wrote it (with VM.Monitor).
-    const MANAGER_PRIVILEGES: &[&str] = &[
-        "VM.Allocate",
-        "VM.Clone",
-        "VM.Config.Disk",
-        "VM.Config.CPU",
-        "VM.Config.Memory",
-        "VM.Config.Network",
-        "VM.Config.Options",
-        "VM.Config.Cloudinit",
-        "VM.Config.HWType",
-        "VM.PowerMgmt",
-        "VM.Console",
-        "VM.Migrate",
-        "VM.Monitor",
-        "VM.Snapshot",
-        "VM.Snapshot.Rollback",
-        "VM.Backup",
-        "VM.Audit",
-        "Datastore.Allocate",
-        "Datastore.AllocateSpace",
-        "Datastore.Audit",
-        "Sys.Audit",
-        "Sys.Console",
-    ];
+    const MANAGER_PRIVILEGES: &[&str] = crate::ops::rbac::SEED_PRIVILEGES;
 
     fn perms(privs: &[&str]) -> BTreeMap<String, BTreeMap<String, u8>> {
         let root: BTreeMap<String, u8> = privs.iter().map(|p| (p.to_string(), 1)).collect();

@@ -94,18 +94,21 @@ pub fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
 /// ed25519 key made by `ssh-keygen` (authorized in the simulator) as `ssh.key_file`, the
 /// simulator's host keys in a known_hosts file, each node's SSH port.
 pub fn write_ssh_config(dir: &Path, sim: &SimHandle) -> PathBuf {
+    write_ssh_config_with(dir, sim, None)
+}
+
+/// [`write_ssh_config`] with a passphrase-protected key: `(passphrase, pass entry)` — the
+/// config names the entry as `ssh.key_passphrase_pass_path` (the caller stores it in `pass`).
+pub fn write_ssh_config_with(
+    dir: &Path,
+    sim: &SimHandle,
+    passphrase: Option<(&str, &str)>,
+) -> PathBuf {
     let key = dir.join("id_ed25519");
     let out = std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "proxmox-manager-test",
-            "-f",
-        ])
+        .args(["-q", "-t", "ed25519", "-C", "proxmox-manager-test", "-N"])
+        .arg(passphrase.map_or("", |(p, _)| p))
+        .arg("-f")
         .arg(&key)
         .output()
         .expect("ssh-keygen is installed (bash .ci/run installs openssh-client)");
@@ -126,8 +129,11 @@ pub fn write_ssh_config(dir: &Path, sim: &SimHandle) -> PathBuf {
             &format!("    - name: {node}\n      host: 127.0.0.1\n      ssh_port: {port}\n"),
         );
     }
+    let entry = passphrase
+        .map(|(_, e)| format!("  key_passphrase_pass_path: {e}\n"))
+        .unwrap_or_default();
     yaml.push_str(&format!(
-        "\nssh:\n  key_file: {}\n  use_agent: false\n  known_hosts: {}\n",
+        "\nssh:\n  key_file: {}\n{entry}  use_agent: false\n  known_hosts: {}\n",
         key.display(),
         known_hosts.display()
     ));
