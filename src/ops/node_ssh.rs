@@ -122,11 +122,7 @@ impl NodeShell {
         if out.success() {
             return Ok(out);
         }
-        let status = match (&out.status, &out.signal) {
-            (Some(s), _) => format!("exit {s}"),
-            (None, Some(sig)) => format!("killed by SIG{sig}"),
-            (None, None) => "no exit status".into(),
-        };
+        let status = status_text(out.status, out.signal.as_deref());
         Err(Error::NodeCommand {
             node: node.to_string(),
             command: cmd.summary(),
@@ -206,11 +202,7 @@ impl NodeShell {
         Err(Error::NodeCommand {
             node: node.to_string(),
             command: cmd.summary(),
-            status: match (status, signal) {
-                (Some(s), _) => format!("exit {s}"),
-                (None, Some(sig)) => format!("killed by SIG{sig}"),
-                (None, None) => "no exit status".into(),
-            },
+            status: status_text(status, signal.as_deref()),
             stderr: tail(&stderr, 3),
         })
     }
@@ -255,6 +247,15 @@ impl NodeShell {
                 node: node.to_string(),
                 source,
             })
+    }
+}
+
+/// `exit N`, `killed by SIGx` or `no exit status`, as errors name a finished command.
+fn status_text(status: Option<u32>, signal: Option<&str>) -> String {
+    match (status, signal) {
+        (Some(s), _) => format!("exit {s}"),
+        (None, Some(sig)) => format!("killed by SIG{sig}"),
+        (None, None) => "no exit status".into(),
     }
 }
 

@@ -370,20 +370,10 @@ async fn fetch_iso(
                     }
                     .await;
                     if let Err(e) = sent {
-                        let left = match template_ssh::remove(sh, run, node, &dest).await {
-                            Ok(()) => {
-                                "nothing was created; the partial upload was removed".to_string()
-                            }
-                            Err(rm) => {
-                                format!("the partial upload {dest} is still on {node} ({rm})")
-                            }
-                        };
-                        return Err(Error::Partial {
-                            done: left,
-                            step: "uploading the ISO".into(),
-                            source: Box::new(e),
-                            next: "fix the cause and run the tool again".into(),
-                        });
+                        let step = "uploading the ISO";
+                        return Err(
+                            template_ssh::discard(sh, run, node, &dest, "upload", step, e).await,
+                        );
                     }
                 }
                 IsoSource::Volume(_) => {}

@@ -62,26 +62,7 @@ pub(crate) async fn download(
     }
     .await;
     if let Err(e) = result {
-        return Err(match remove(sh, run, node, dest).await {
-            Ok(()) => Error::Partial {
-                done: format!(
-                    "nothing was created; the partial download {dest} on {node} was removed"
-                ),
-                step: "downloading the image".into(),
-                source: Box::new(e),
-                next: "fix the cause and run the tool again".into(),
-            },
-            Err(rm) => Error::Partial {
-                done: format!(
-                    "nothing was created, but the partial download {dest} is still on {node} ({rm})"
-                ),
-                step: "downloading the image".into(),
-                source: Box::new(e),
-                next: format!(
-                    "remove {dest} on {node} by hand, fix the cause and run the tool again"
-                ),
-            },
-        });
+        return Err(discard(sh, run, node, dest, "download", "downloading the image", e).await);
     }
     Ok(())
 }
@@ -171,6 +152,35 @@ pub(crate) async fn volume_path(
         )
         .await?;
     Ok(out.stdout.trim().to_string())
+}
+
+/// After a failed transfer (`what`: download or upload) into `path`: removes the partial file
+/// and returns `e` as a partial result saying whether the file is gone or still there.
+pub(crate) async fn discard(
+    sh: &NodeShell,
+    run: &Run,
+    node: &str,
+    path: &str,
+    what: &str,
+    step: &str,
+    e: Error,
+) -> Error {
+    let (done, next) = match remove(sh, run, node, path).await {
+        Ok(()) => (
+            format!("nothing was created; the partial {what} {path} on {node} was removed"),
+            "fix the cause and run the tool again".to_string(),
+        ),
+        Err(rm) => (
+            format!("nothing was created, but the partial {what} {path} is still on {node} ({rm})"),
+            format!("remove {path} on {node} by hand, fix the cause and run the tool again"),
+        ),
+    };
+    Error::Partial {
+        done,
+        step: step.into(),
+        source: Box::new(e),
+        next,
+    }
 }
 
 /// `rm -f PATH` on the node.
