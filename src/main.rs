@@ -146,7 +146,7 @@ struct ServeArgs {
     /// plain HTTP, so put TLS in front of it).
     #[arg(long)]
     allow_remote: bool,
-    /// Browser origin allowed to call the HTTP endpoint (repeatable); none by default.
+    /// Browser origin allowed to call the HTTP endpoint (repeatable), besides the endpoint's own.
     #[arg(long, value_name = "ORIGIN")]
     allow_origin: Vec<String>,
     /// Host name (or host:port) clients may send besides loopback and the listen address

@@ -4,9 +4,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const TOKEN: &str = "test-bearer-7f3e9c";
@@ -15,42 +13,8 @@ async fn start_http() -> (Child, String) {
     start_http_on("127.0.0.1:0", &[]).await
 }
 
-/// Starts the HTTP server on `listen` (with `extra` flags); returns it and its endpoint, with
-/// an unspecified address (0.0.0.0) replaced by 127.0.0.1 so the test can reach it.
 async fn start_http_on(listen: &str, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(common::binary())
-        .args([
-            "serve",
-            "--sim",
-            "--sim-time-scale",
-            "0.01",
-            "--transport",
-            "http",
-            "--listen",
-            listen,
-        ])
-        .args(extra)
-        .env("PROXMOX_MANAGER_HTTP_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn server");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let url = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(i) = line.find("http://") {
-                return line[i..].trim().replace("//0.0.0.0:", "//127.0.0.1:");
-            }
-        }
-        panic!("server exited without printing its endpoint");
-    })
-    .await
-    .expect("endpoint printed within a minute");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+    common::http::start(listen, extra, Some(TOKEN)).await
 }
 
 fn initialize() -> serde_json::Value {
@@ -94,7 +58,8 @@ async fn non_loopback_with_allow_remote_and_a_token_keeps_every_guard() {
     assert_eq!(r.status(), 200, "an allowed host name");
 }
 
-/// No or a wrong bearer → 401; the right one → 200; a foreign Origin or Host → refused.
+/// No or a wrong bearer → 401; the right one → 200; a foreign Origin or Host → refused; the
+/// endpoint's own origin accepted.
 async fn assert_guards(url: &str) {
     let url = url.to_string();
 
@@ -128,16 +93,23 @@ async fn assert_guards(url: &str) {
         r.status()
     );
 
-    let r = post(
-        &url,
-        &[("authorization", &bearer), ("host", "evil.example")],
-    )
-    .await;
-    assert!(
-        r.status().is_client_error(),
-        "foreign Host refused, got {}",
-        r.status()
-    );
+    // The endpoint's own origin is accepted (what the MCP conformance suite's DNS-rebinding
+    // scenario requires); a page on another loopback port (a local dev server) is not.
+    let own = url.trim_end_matches("/mcp").to_string();
+    let r = post(&url, &[("authorization", &bearer), ("origin", &own)]).await;
+    assert_eq!(r.status(), 200, "own origin {own}");
+    let refused = [
+        ("origin", "http://localhost:1", "another loopback port"),
+        ("host", "evil.example", "a foreign Host"),
+    ];
+    for (header, value, what) in refused {
+        let r = post(&url, &[("authorization", &bearer), (header, value)]).await;
+        assert!(
+            r.status().is_client_error(),
+            "{what} refused, got {}",
+            r.status()
+        );
+    }
 }
 
 async fn refused(args: &[&str]) -> String {

@@ -151,8 +151,23 @@ async fn create_configure_power_and_delete_a_vm() {
     );
     let (err, s, text) = call(c, "vm_start", json!({"vmid": vmid})).await;
     assert!(!err && s["after"] == "running", "{text}");
+    // A hard stop is destructive: previewed without confirm, nothing sent.
     let (err, s, text) = call(c, "vm_stop", json!({"vmid": vmid})).await;
-    assert!(!err && s["after"] == "stopped", "{text}");
+    assert!(
+        !err && s["preview"] == true && s["after"] == "running" && s["upid"].is_null(),
+        "{text}"
+    );
+    assert!(
+        text.contains("confirm: true") && text.contains("vm_shutdown"),
+        "{text}"
+    );
+    let (_, s, _) = call(c, "vm_get", json!({"vmid": vmid})).await;
+    assert_eq!(s["status"], "running", "the preview stopped nothing");
+    let (err, s, text) = call(c, "vm_stop", json!({"vmid": vmid, "confirm": true})).await;
+    assert!(
+        !err && s["preview"] == false && s["after"] == "stopped",
+        "{text}"
+    );
 
     let (err, _, text) = call(c, "vm_start", json!({"vmid": 100})).await;
     assert!(err && text.contains("template"), "{text}");
@@ -180,6 +195,11 @@ async fn create_configure_power_and_delete_a_vm() {
         tools.iter().filter(|t| **t == "vm_delete").count(),
         1,
         "the preview is not audited: {tools:?}"
+    );
+    assert_eq!(
+        tools.iter().filter(|t| **t == "vm_stop").count(),
+        1,
+        "only the confirmed hard stop is audited: {tools:?}"
     );
     for t in ["vm_create", "vm_set_tags", "vm_resize", "vm_shutdown"] {
         assert!(tools.contains(&t), "{t} audited: {tools:?}");
@@ -361,7 +381,7 @@ async fn offline_nodes_and_stubborn_guests_give_clear_errors() {
     let (_, s, _) = call(&e.client, "vm_get", json!({"vmid": 1003})).await;
     let node = s["node"].as_str().expect("node").to_string();
     e.sim.set_node_online(&node, false).expect("fault");
-    let (err, _, text) = call(&e.client, "vm_stop", json!({"vmid": 1003})).await;
+    let (err, _, text) = call(&e.client, "vm_stop", json!({"vmid": 1003, "confirm": true})).await;
     assert!(
         err && text.contains(&format!("node {node} is offline")),
         "{text}"

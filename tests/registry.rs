@@ -139,14 +139,23 @@ fn tool_filter_rules() {
     assert!(err.contains("vms") && err.contains("cluster"), "{err}");
 }
 
-/// Tool names the skill and the agent mention, with the plugin prefix Claude Code uses.
-fn mentioned_tools(file: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
-        .expect("read");
+/// A file of the repository.
+fn repo_file(file: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// The tool names in `text` written with the plugin prefix Claude Code uses.
+fn prefixed_tools(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         .filter_map(|w| w.strip_prefix("mcp__plugin_proxmox-manager_pve__"))
         .map(str::to_string)
         .collect()
+}
+
+/// Tool names the skill and the agent mention.
+fn mentioned_tools(file: &str) -> Vec<String> {
+    prefixed_tools(&repo_file(file))
 }
 
 #[test]
@@ -168,4 +177,76 @@ fn skill_and_agent_name_only_existing_tools_and_preapprove_only_read_only_ones()
             }
         }
     }
+}
+
+#[test]
+fn every_destructive_tool_takes_confirm() {
+    for t in Catalogue::full().tools {
+        let destructive = t.annotations.as_ref().and_then(|a| a.destructive_hint);
+        if destructive == Some(true) {
+            let props = t.input_schema.get("properties").and_then(|p| p.as_object());
+            let confirm = props.and_then(|p| p.get("confirm"));
+            assert_eq!(
+                confirm.and_then(|c| c.get("type")).and_then(|t| t.as_str()),
+                Some("boolean"),
+                "{} is destructive but takes no `confirm: bool`",
+                t.name
+            );
+        }
+    }
+}
+
+/// The names after `key:` in a frontmatter line of `file`, without the plugin prefix.
+fn frontmatter_tools(file: &str, key: &str) -> Vec<String> {
+    let text = repo_file(file);
+    let line = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{file} has no `{key}:` in its frontmatter"));
+    prefixed_tools(line)
+}
+
+#[test]
+fn the_skill_preapproves_every_read_only_tool_and_explains_every_tool() {
+    let cat = Catalogue::full();
+    let mut read_only: Vec<String> = cat
+        .tools
+        .iter()
+        .filter(|t| t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true))
+        .map(|t| t.name.to_string())
+        .collect();
+    read_only.sort();
+    let mut allowed = frontmatter_tools("skill/proxmox-manager/SKILL.md", "allowed-tools");
+    allowed.sort();
+    assert_eq!(
+        allowed, read_only,
+        "allowed-tools is exactly the read-only tools"
+    );
+
+    let skill = repo_file("skill/proxmox-manager/SKILL.md");
+    let body = skill
+        .splitn(3, "---")
+        .nth(2)
+        .expect("body after frontmatter");
+    for t in &cat.tools {
+        assert!(
+            body.contains(&format!("`{}`", t.name)),
+            "the skill's body never says when to use `{}`",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn the_agent_may_use_every_tool() {
+    let mut tools = frontmatter_tools("agent/proxmox-manager.md", "tools");
+    tools.sort();
+    let mut all: Vec<String> = Catalogue::full()
+        .tools
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    all.sort();
+    assert_eq!(tools, all, "the agent's tools are the whole catalogue");
 }

@@ -284,7 +284,7 @@ async fn exercise_every_tool(s: &mut Stdio_, image_url: &str, digest: &str) {
         "vm_shutdown",
         json!({"vmid": vm, "timeout_s": 5, "force_after_timeout": true})
     );
-    call!("vm_stop", json!({"vmid": vm}));
+    call!("vm_stop", json!({"vmid": vm, "confirm": true}));
     call!("vm_resize", json!({"vmid": vm, "cores": 2, "memory": 2048}));
     call!("vm_set_tags", json!({"vmid": vm, "add": ["hygiene"]}));
     call!("vm_start", json!({"vmid": 987_654}));

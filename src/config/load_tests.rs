@@ -254,3 +254,30 @@ fn redacted_json_shows_paths_only() {
     let sim = redacted_json(&sim_config(1, [0xab; 32]));
     assert_eq!(sim["api"]["tls"]["fingerprint"], ["AB"; 32].join(":"));
 }
+
+#[test]
+fn pass_path_env_overrides_the_file_and_is_validated_under_its_own_name() {
+    let parse = |value: &str| {
+        parse_with(
+            EXAMPLE,
+            super::tests::origin(),
+            &env_of(&[("HOME", "/home/ada"), (PASS_PATH_ENV, value)]),
+        )
+    };
+    let cfg = parse("homelab/pve/claude-token").expect("override");
+    assert_eq!(
+        cfg.credentials.pass_path.as_deref(),
+        Some("homelab/pve/claude-token")
+    );
+    // Empty (an unset plugin setting) leaves the file's entry in place.
+    let cfg = parse("  ").expect("empty");
+    assert_eq!(
+        cfg.credentials.pass_path.as_deref(),
+        Some("annarchy.net/pve/api-token")
+    );
+    let err = parse("-rf").expect_err("option-like").to_string();
+    assert!(
+        err.contains("$PROXMOX_MANAGER_PASS_PATH") && err.contains("starts with '-'"),
+        "{err}"
+    );
+}

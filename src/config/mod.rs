@@ -28,7 +28,7 @@ pub use model::{
 };
 pub use raw::RawConfig;
 pub use syntax::valid_tag;
-pub use validate::DEFAULT_SNIPPET_PATH;
+pub use validate::{DEFAULT_SNIPPET_PATH, PASS_PATH_ENV};
 
 /// How the environment is read: `|name| std::env::var(name).ok()` in production.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;

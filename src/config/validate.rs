@@ -19,6 +19,10 @@ use super::syntax::{
     valid_node_name, valid_storage_id, valid_tag,
 };
 
+/// Environment variable naming the pass entry of the API token; overrides
+/// `credentials.pass_path`.
+pub const PASS_PATH_ENV: &str = "PROXMOX_MANAGER_PASS_PATH";
+
 /// Default directory for vendor snippets on PVE's `local` storage.
 pub const DEFAULT_SNIPPET_PATH: &str = "/var/lib/vz/snippets/";
 
@@ -37,11 +41,16 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
     let defaults = v.defaults(&raw.defaults);
     let vmid_ranges = v.vmid_ranges(&raw);
     let credentials = Credentials {
-        pass_path: raw
-            .credentials
-            .pass_path
-            .as_deref()
-            .and_then(|p| v.pass_path(p)),
+        // `$PROXMOX_MANAGER_PASS_PATH` (the Claude Code plugin's "pass entry" setting) wins over
+        // the file's `credentials.pass_path`; empty counts as unset.
+        pass_path: match env(PASS_PATH_ENV).filter(|p| !p.trim().is_empty()) {
+            Some(p) => v.pass_path(&format!("${PASS_PATH_ENV}"), &p),
+            None => raw
+                .credentials
+                .pass_path
+                .as_deref()
+                .and_then(|p| v.pass_path("credentials.pass_path", p)),
+        },
         token_file: v.opt_path(
             "credentials.token_file",
             raw.credentials.token_file.as_deref(),
@@ -308,8 +317,7 @@ impl Validator<'_> {
         VmidRange::new(start, end)
     }
 
-    fn pass_path(&mut self, p: &str) -> Option<String> {
-        let key = "credentials.pass_path";
+    fn pass_path(&mut self, key: &str, p: &str) -> Option<String> {
         let p = p.trim();
         let bad = if p.is_empty() {
             Some((

@@ -49,7 +49,7 @@ pub use inventory::{
     vm_list,
 };
 pub use node_ssh::{NodeShell, unavailable_reason as ssh_unavailable_reason};
-pub use power::{PowerAction, PowerArgs, PowerReport, ShutdownArgs, power};
+pub use power::{PowerAction, PowerArgs, PowerReport, PowerRequest, ShutdownArgs, StopArgs, power};
 pub use rbac::{RbacBootstrapArgs, RbacBootstrapReport, RbacStep, rbac_bootstrap, role_privileges};
 pub use run::{ProgressFn, Run, Timeouts};
 pub use runbook::{

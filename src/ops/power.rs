@@ -1,5 +1,6 @@
 //! Power: start, stop (hard), shutdown (ACPI, with timeout and optional force), reboot.
-//! A VM already in the asked state is a reported no-op; templates cannot be started.
+//! A VM already in the asked state is a reported no-op; templates cannot be started. A hard stop
+//! is destructive (the guest loses what it has not written): without `confirm` it is previewed.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,7 @@ impl PowerAction {
     }
 }
 
-/// Arguments of `vm_start`, `vm_stop` and `vm_reboot`.
+/// Arguments of `vm_start` and `vm_reboot`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PowerArgs {
@@ -40,6 +41,20 @@ pub struct PowerArgs {
     /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
+}
+
+/// Arguments of `vm_stop`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopArgs {
+    /// The VM's id; its node is looked up.
+    pub vmid: u32,
+    /// Allow a VM outside `vmid_ranges` (default false).
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+    /// Really stop it. Without it the tool returns what it would stop and changes nothing.
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// Arguments of `vm_shutdown`.
@@ -72,6 +87,9 @@ pub struct PowerReport {
     pub after: String,
     /// True when the VM already was in the asked state and nothing was sent.
     pub noop: bool,
+    /// True when nothing was sent because the action needs `confirm: true` (vm_stop); the
+    /// message says what the confirmed call would do.
+    pub preview: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upid: Option<String>,
     /// `OK` or `WARNINGS: N`.
@@ -80,18 +98,30 @@ pub struct PowerReport {
     pub message: String,
 }
 
+/// One power action as a tool asked for it.
+#[derive(Debug, Clone, Copy)]
+pub struct PowerRequest<'a> {
+    pub action: PowerAction,
+    pub vmid: u32,
+    pub allow_outside_ranges: bool,
+    /// `vm_shutdown`'s timeout and force settings.
+    pub shutdown: Option<&'a ShutdownArgs>,
+    /// False for an unconfirmed `vm_stop`: only the preview is returned.
+    pub confirmed: bool,
+}
+
 /// Runs one power action and waits for its task.
 ///
 /// # Errors
 /// Guards, a template start, a failed or timed-out task, a held lock past the deadline.
-pub async fn power(
-    ctx: &Context,
-    run: &Run,
-    action: PowerAction,
-    vmid: u32,
-    allow_outside_ranges: bool,
-    shutdown: Option<&ShutdownArgs>,
-) -> Result<PowerReport, Error> {
+pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<PowerReport, Error> {
+    let &PowerRequest {
+        action,
+        vmid,
+        allow_outside_ranges,
+        shutdown,
+        confirmed,
+    } = req;
     let row = resolve_vm(ctx, vmid, allow_outside_ranges).await?;
     let node = node_of(&row);
     let status = ctx.client.get_qemu_status(&node, vmid).await?;
@@ -106,6 +136,7 @@ pub async fn power(
         before: before.clone(),
         after: before.clone(),
         noop: false,
+        preview: false,
         upid: None,
         exitstatus: None,
         message: String::new(),
@@ -128,6 +159,16 @@ pub async fn power(
             )));
         }
         _ => {}
+    }
+    if action == PowerAction::Stop && !confirmed {
+        report.preview = true;
+        report.message = format!(
+            "would stop vm {vmid} ({}) on {node} hard, like pulling the power cord: the guest \
+             gets no chance to flush its disks or close its services. Nothing was done: call \
+             vm_stop again with confirm: true, or shut it down gracefully with vm_shutdown",
+            report.name
+        );
+        return Ok(report);
     }
     let object = format!("vm {vmid} on {node}");
     let upid: Upid = run

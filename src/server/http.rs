@@ -1,8 +1,9 @@
 //! Streamable HTTP transport: `/mcp` behind a bearer token, loopback by default.
 //!
 //! Why each guard: the token stops other local users and browsers from driving the cluster;
-//! rmcp's Host allow-list stops DNS rebinding; the Origin check (on unless origins are
-//! configured) stops a web page in the user's browser from posting to the loopback port.
+//! rmcp's Host allow-list stops DNS rebinding; the Origin check stops a web page in the user's
+//! browser from posting to the loopback port: only the endpoint's own origin (a page it served,
+//! which it serves none of) and the `--allow-origin` values are accepted.
 //! Tokens are compared in constant time over their SHA-256 digests, so neither content nor
 //! length leaks through timing.
 
@@ -27,7 +28,7 @@ pub struct HttpOptions {
     pub listen: SocketAddr,
     /// Bearer token clients must send; `None` only with `--no-auth` on loopback.
     pub token: Option<SecretString>,
-    /// Browser origins allowed to call (`https://host:port`); empty rejects every Origin.
+    /// Browser origins allowed to call (`https://host:port`) besides the endpoint's own.
     pub allowed_origins: Vec<String>,
     /// Host names clients may use besides loopback and the listen address (`--allow-host`:
     /// the machine's name or address when listening on all interfaces).
@@ -102,24 +103,38 @@ async fn require_bearer(State(auth): State<Arc<Auth>>, req: Request, next: Next)
     resp
 }
 
-/// The axum app: `/mcp` with auth, Host and Origin checks.
+/// Origins that name the endpoint itself (`http://` + a loopback name or the listen address,
+/// with the bound port): a browser sends one of these only for a page the endpoint served.
+fn own_origins(bound: SocketAddr) -> Vec<String> {
+    let port = bound.port();
+    let mut origins = vec![
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        format!("http://[::1]:{port}"),
+        format!("http://{bound}"),
+    ];
+    origins.dedup();
+    origins
+}
+
+/// The axum app for an endpoint bound at `bound`: `/mcp` with auth, Host and Origin checks.
 pub fn router(
     server: ProxmoxServer,
     opts: &HttpOptions,
+    bound: SocketAddr,
     shutdown: CancellationToken,
 ) -> axum::Router {
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-    hosts.push(opts.listen.ip().to_string());
-    hosts.push(opts.listen.to_string());
+    hosts.push(bound.ip().to_string());
+    hosts.push(bound.to_string());
     hosts.extend(opts.allowed_hosts.iter().cloned());
-    let mut config = StreamableHttpServerConfig::default()
+    let mut origins = own_origins(bound);
+    origins.extend(opts.allowed_origins.iter().cloned());
+    let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .enforce_origin_validation()
         .with_cancellation_token(shutdown.child_token());
-    config = if opts.allowed_origins.is_empty() {
-        config.enforce_origin_validation()
-    } else {
-        config.with_allowed_origins(opts.allowed_origins.clone())
-    };
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         LocalSessionManager::default().into(),
@@ -149,7 +164,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, auth = opts.token.is_some(), "MCP Streamable HTTP listening on http://{addr}/mcp");
     eprintln!("proxmox-manager: MCP endpoint http://{addr}/mcp");
-    let app = router(server, &opts, shutdown.clone());
+    let app = router(server, &opts, addr, shutdown.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

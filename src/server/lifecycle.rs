@@ -13,9 +13,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::{
-    self, PowerAction, PowerArgs, PowerReport, ProgressFn, Run, ShutdownArgs, VmCreateArgs,
-    VmCreateReport, VmDeleteArgs, VmDeleteReport, VmResizeArgs, VmResizeReport, VmSetTagsArgs,
-    VmSetTagsReport,
+    self, PowerAction, PowerArgs, PowerReport, PowerRequest, ProgressFn, Run, ShutdownArgs,
+    StopArgs, VmCreateArgs, VmCreateReport, VmDeleteArgs, VmDeleteReport, VmResizeArgs,
+    VmResizeReport, VmSetTagsArgs, VmSetTagsReport,
 };
 
 use super::{ProxmoxServer, tool_error};
@@ -93,26 +93,23 @@ impl ProxmoxServer {
         result.map(Json).map_err(tool_error)
     }
 
-    async fn power_tool(
+    /// Runs a power action; audited unless it was only a preview.
+    async fn power_tool<A: Serialize>(
         &self,
         tool: &str,
-        action: PowerAction,
-        args: PowerArgs,
+        req: PowerRequest<'_>,
+        args: &A,
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
         let call = Call::start(&rc, ct);
-        let r = ops::power(
-            &self.ctx,
-            &call.run,
-            action,
-            args.vmid,
-            args.allow_outside_ranges,
-            None,
-        )
-        .await;
+        let r = ops::power(&self.ctx, &call.run, &req).await;
         let upids = call.finish().await;
-        self.audited(tool, &args, &upids, r)
+        if !req.confirmed {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited(tool, args, &upids, r)
     }
 }
 
@@ -163,11 +160,18 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        self.power_tool("vm_start", PowerAction::Start, args, rc, ct)
-            .await
+        let req = PowerRequest {
+            action: PowerAction::Start,
+            vmid: args.vmid,
+            allow_outside_ranges: args.allow_outside_ranges,
+            shutdown: None,
+            confirmed: true,
+        };
+        self.power_tool("vm_start", req, &args, rc, ct).await
     }
 
     /// Stop a VM hard (like pulling the power cord) and wait for it. Prefer vm_shutdown.
+    /// Destructive: without confirm: true it returns what it would stop and changes nothing.
     /// Already stopped is a reported no-op.
     #[tool(
         name = "vm_stop",
@@ -181,12 +185,18 @@ impl ProxmoxServer {
     )]
     async fn vm_stop(
         &self,
-        Parameters(args): Parameters<PowerArgs>,
+        Parameters(args): Parameters<StopArgs>,
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        self.power_tool("vm_stop", PowerAction::Stop, args, rc, ct)
-            .await
+        let req = PowerRequest {
+            action: PowerAction::Stop,
+            vmid: args.vmid,
+            allow_outside_ranges: args.allow_outside_ranges,
+            shutdown: None,
+            confirmed: args.confirm,
+        };
+        self.power_tool("vm_stop", req, &args, rc, ct).await
     }
 
     /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
@@ -208,18 +218,14 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::power(
-            &self.ctx,
-            &call.run,
-            PowerAction::Shutdown,
-            args.vmid,
-            args.allow_outside_ranges,
-            Some(&args),
-        )
-        .await;
-        let upids = call.finish().await;
-        self.audited("vm_shutdown", &args, &upids, r)
+        let req = PowerRequest {
+            action: PowerAction::Shutdown,
+            vmid: args.vmid,
+            allow_outside_ranges: args.allow_outside_ranges,
+            shutdown: Some(&args),
+            confirmed: true,
+        };
+        self.power_tool("vm_shutdown", req, &args, rc, ct).await
     }
 
     /// Reboot a running VM (ACPI reboot) and wait for the task.
@@ -239,8 +245,14 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        self.power_tool("vm_reboot", PowerAction::Reboot, args, rc, ct)
-            .await
+        let req = PowerRequest {
+            action: PowerAction::Reboot,
+            vmid: args.vmid,
+            allow_outside_ranges: args.allow_outside_ranges,
+            shutdown: None,
+            confirmed: true,
+        };
+        self.power_tool("vm_reboot", req, &args, rc, ct).await
     }
 
     /// Change a VM's cores, sockets, memory (MiB) and/or grow a disk (`+10G` or an absolute

@@ -12,6 +12,7 @@ mod catalogue;
 mod cluster;
 pub mod http;
 mod lifecycle;
+mod portable;
 mod prompts;
 mod rbac;
 mod resources;
@@ -93,15 +94,20 @@ impl ProxmoxServer {
     }
 
     /// Every tool of every toolset, unfiltered: the catalogue and the registry tests use it.
+    /// Schemas are rewritten in their most portable spelling ([`portable`]).
     pub fn all_tools() -> ToolRouter<Self> {
-        Self::cluster_router()
+        let mut router = Self::cluster_router()
             + Self::vm_router()
             + Self::lifecycle_router()
             + Self::template_router()
             + Self::storage_router()
             + Self::runbook_router()
             + Self::access_router()
-            + Self::rbac_router()
+            + Self::rbac_router();
+        for route in router.map.values_mut() {
+            portable::make_portable(&mut route.attr);
+        }
+        router
     }
 
     /// The tools this instance exposes.

@@ -1,7 +1,9 @@
 //! Shared test setup: an in-process simulator, a config file pointing at it, the binary.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod fake_pve;
+pub mod http;
 pub mod images;
 pub mod mcp;
 pub mod pass;
