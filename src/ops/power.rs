@@ -110,6 +110,19 @@ pub struct PowerRequest<'a> {
     pub confirmed: bool,
 }
 
+impl PowerRequest<'_> {
+    /// A confirmed `action` on `vmid`, without shutdown settings.
+    pub fn new(action: PowerAction, vmid: u32, allow_outside_ranges: bool) -> Self {
+        PowerRequest {
+            action,
+            vmid,
+            allow_outside_ranges,
+            shutdown: None,
+            confirmed: true,
+        }
+    }
+}
+
 /// Runs one power action and waits for its task.
 ///
 /// # Errors

@@ -113,6 +113,7 @@ fn own_origins(bound: SocketAddr) -> Vec<String> {
         format!("http://[::1]:{port}"),
         format!("http://{bound}"),
     ];
+    origins.sort();
     origins.dedup();
     origins
 }

@@ -160,13 +160,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let req = PowerRequest {
-            action: PowerAction::Start,
-            vmid: args.vmid,
-            allow_outside_ranges: args.allow_outside_ranges,
-            shutdown: None,
-            confirmed: true,
-        };
+        let req = PowerRequest::new(PowerAction::Start, args.vmid, args.allow_outside_ranges);
         self.power_tool("vm_start", req, &args, rc, ct).await
     }
 
@@ -190,11 +184,8 @@ impl ProxmoxServer {
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
         let req = PowerRequest {
-            action: PowerAction::Stop,
-            vmid: args.vmid,
-            allow_outside_ranges: args.allow_outside_ranges,
-            shutdown: None,
             confirmed: args.confirm,
+            ..PowerRequest::new(PowerAction::Stop, args.vmid, args.allow_outside_ranges)
         };
         self.power_tool("vm_stop", req, &args, rc, ct).await
     }
@@ -219,11 +210,8 @@ impl ProxmoxServer {
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
         let req = PowerRequest {
-            action: PowerAction::Shutdown,
-            vmid: args.vmid,
-            allow_outside_ranges: args.allow_outside_ranges,
             shutdown: Some(&args),
-            confirmed: true,
+            ..PowerRequest::new(PowerAction::Shutdown, args.vmid, args.allow_outside_ranges)
         };
         self.power_tool("vm_shutdown", req, &args, rc, ct).await
     }
@@ -245,13 +233,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let req = PowerRequest {
-            action: PowerAction::Reboot,
-            vmid: args.vmid,
-            allow_outside_ranges: args.allow_outside_ranges,
-            shutdown: None,
-            confirmed: true,
-        };
+        let req = PowerRequest::new(PowerAction::Reboot, args.vmid, args.allow_outside_ranges);
         self.power_tool("vm_reboot", req, &args, rc, ct).await
     }
 
