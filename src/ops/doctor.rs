@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TlsSetting, credentials::TokenCredential};
 
-use super::access::{AccessInput, ToolAccess, has_privilege};
+use super::access::check::{AccessInput, ToolAccess, has_privilege};
 use super::node_ssh::NodeShell;
 use super::run::Run;
 use super::{Context, Error};
@@ -136,11 +136,11 @@ pub async fn check(
         format!("Proxmox VE {version} reached"),
         None,
     );
-    let pve_major = super::access::pve_major(&version);
+    let pve_major = super::access::check::pve_major(&version);
     if let Err(e) = cluster_checks(&ctx, &mut r).await {
         r.push("cluster", CheckStatus::Fail, e.to_string(), None);
     }
-    let node = match super::access::first_online_node(&ctx).await {
+    let node = match super::access::check::first_online_node(&ctx).await {
         Ok((n, _)) => n,
         Err(_) => ctx
             .config
@@ -326,11 +326,11 @@ async fn list_bridges(ctx: &Context, node: &str) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-/// One line per toolset from [`super::access::evaluate`]: a read-only tool PVE would refuse
+/// One line per toolset from [`super::access::check::evaluate`]: a read-only tool PVE would refuse
 /// fails the check, a write tool only warns; then the SSH fallbacks and the PVE 9 guest-agent
 /// privilege.
 fn privilege_checks(input: &AccessInput<'_>, r: &mut CheckReport) {
-    let (toolsets, ssh_fallback) = super::access::evaluate(input);
+    let (toolsets, ssh_fallback) = super::access::check::evaluate(input);
     for set in &toolsets {
         let name = format!("privileges ({})", set.toolset);
         let blocked: Vec<&ToolAccess> = set.tools.iter().filter(|t| !t.ready).collect();
@@ -344,7 +344,7 @@ fn privilege_checks(input: &AccessInput<'_>, r: &mut CheckReport) {
             continue;
         }
         let read_only_blocked = blocked.iter().any(|t| {
-            super::access::TOOL_NEEDS
+            super::access::check::TOOL_NEEDS
                 .iter()
                 .flat_map(|s| s.tools)
                 .any(|n| n.tool == t.tool && n.read_only)
@@ -410,7 +410,7 @@ mod tests {
     use super::*;
 
     /// The seed's ClaudeCodeManager role as PVE 8 wrote it (with VM.Monitor).
-    const MANAGER_PRIVILEGES: &[&str] = crate::ops::rbac::SEED_PRIVILEGES;
+    const MANAGER_PRIVILEGES: &[&str] = crate::ops::access::rbac::SEED_PRIVILEGES;
 
     fn perms(privs: &[&str]) -> BTreeMap<String, BTreeMap<String, u8>> {
         let root: BTreeMap<String, u8> = privs.iter().map(|p| (p.to_string(), 1)).collect();

@@ -8,49 +8,41 @@
 //!
 //! May use: `pve`, `config`. Must not use: `server`, `sim`.
 
-mod access;
-mod agent;
+pub mod access;
 mod allocate;
 pub mod audit;
+pub mod cluster;
 mod connect;
 mod doctor;
 mod error;
 mod guard;
-mod inventory;
 mod node_ssh;
-mod power;
-mod rbac;
 mod run;
 mod runbook;
-mod status;
-mod storage;
-mod tasks;
-mod template;
-mod template_create;
-mod template_iso;
-mod template_replace;
-mod template_ssh;
-mod vm_create;
-mod vm_delete;
-mod vm_edit;
+pub mod storage;
+pub mod template;
+pub mod vm;
 
-pub use access::{
+pub use access::check::{
     AccessCheckReport, MANAGER_ROLE, MissingPrivilege, Permissions, TOOL_NEEDS, ToolAccess,
     ToolNeeds, ToolsetAccess, ToolsetNeeds, access_check, grant_command, has_privilege,
 };
-pub use agent::addresses_for;
+pub use access::rbac::{
+    RbacBootstrapArgs, RbacBootstrapReport, RbacStep, rbac_bootstrap, role_privileges,
+};
 pub use allocate::{Allocator, Reservation, lowest_free};
+pub use cluster::status::{
+    ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
+    node_status,
+};
+pub use cluster::tasks::{
+    TaskLogArgs, TaskLogReport, TaskStatusArgs, TaskStatusReport, task_log, task_status,
+};
 pub use connect::{Context, client_options, from_config};
 pub use doctor::{CheckItem, CheckReport, CheckStatus, check};
 pub use error::Error;
 pub use guard::{check_range, normalize_tags};
-pub use inventory::{
-    VmDetail, VmDisk, VmGetArgs, VmListArgs, VmListReport, VmNic, VmSummary, glob_match, vm_get,
-    vm_list,
-};
 pub use node_ssh::{NodeShell, unavailable_reason as ssh_unavailable_reason};
-pub use power::{PowerAction, PowerArgs, PowerReport, PowerRequest, ShutdownArgs, StopArgs, power};
-pub use rbac::{RbacBootstrapArgs, RbacBootstrapReport, RbacStep, rbac_bootstrap, role_privileges};
 pub use run::{ProgressFn, Run, Timeouts};
 pub use runbook::{
     ImageType, Problem as RunbookProblem, RUNBOOK_TEMPLATE, RenderedParameter, RenderedStep,
@@ -59,32 +51,33 @@ pub use runbook::{
     runbook_get, runbook_list, runbook_save, runbook_text, user_runbook_dir,
     validate as validate_runbook,
 };
-pub use status::{
-    ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
-    node_status,
-};
-pub use storage::{
+pub use storage::pools::{
     StorageContentArgs, StorageContentItem, StorageContentReport, StorageListArgs,
     StorageListReport, StorageSummary, storage_content, storage_list,
 };
-pub use tasks::{
-    TaskLogArgs, TaskLogReport, TaskStatusArgs, TaskStatusReport, task_log, task_status,
+pub use template::create::{
+    PathChoice, TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateImportDiskArgs,
+    template_from_cloud_image, template_import_disk,
 };
-pub use template::{
+pub use template::iso::{TemplateFromIsoArgs, TemplateFromIsoReport, template_from_iso};
+pub use template::manage::{
     TemplateConvertArgs, TemplateConvertReport, TemplateDeleteArgs, TemplateDeleteReport,
     TemplateListArgs, TemplateListReport, TemplateSummary, template_convert, template_delete,
     template_list,
 };
-pub use template_create::{
-    PathChoice, TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateImportDiskArgs,
-    template_from_cloud_image, template_import_disk,
-};
-pub use template_iso::{TemplateFromIsoArgs, TemplateFromIsoReport, template_from_iso};
-pub use vm_create::{VmCreateArgs, VmCreateReport, vm_create};
-pub use vm_delete::{VmDeleteArgs, VmDeleteReport, vm_delete};
-pub use vm_edit::{
+pub use vm::agent::addresses_for;
+pub use vm::create::{VmCreateArgs, VmCreateReport, vm_create};
+pub use vm::delete::{VmDeleteArgs, VmDeleteReport, vm_delete};
+pub use vm::edit::{
     DiskChange, DiskResize, VmResizeArgs, VmResizeReport, VmSetTagsArgs, VmSetTagsReport,
     format_size, parse_size, plan_disk_change, vm_resize, vm_set_tags,
+};
+pub use vm::inventory::{
+    VmDetail, VmDisk, VmGetArgs, VmListArgs, VmListReport, VmNic, VmSummary, glob_match, vm_get,
+    vm_list,
+};
+pub use vm::power::{
+    PowerAction, PowerArgs, PowerReport, PowerRequest, ShutdownArgs, StopArgs, power,
 };
 
 /// Bytes in one MiB / GiB, for reports that speak the units PVE's GUI uses.

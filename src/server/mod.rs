@@ -8,19 +8,20 @@
 //! May use: `ops`, `config`, and `pve` types. Must not use: `sim`.
 
 mod access;
+mod call;
 mod catalogue;
 mod cluster;
-pub mod http;
-mod lifecycle;
 mod portable;
 mod prompts;
-mod rbac;
 mod resources;
 mod runbook;
 mod storage;
 mod template;
 mod toolsets;
+pub mod transport;
 mod vm;
+
+pub use transport::http;
 
 use std::sync::Arc;
 

@@ -23,20 +23,6 @@
 //! [`SimHandle::set_node_online`]) lives in `faults`.
 
 mod api;
-mod api_clone;
-mod api_cluster;
-mod api_create;
-mod api_download;
-mod api_index;
-mod api_nodes;
-mod api_power;
-mod api_qemu;
-mod api_qemu_write;
-mod api_storage;
-mod api_tasks;
-mod api_upload;
-mod api_volume;
-mod api_write_spec;
 mod auth;
 mod faults;
 mod guest;

@@ -5,10 +5,10 @@
 //! the transfer succeeds. Not modelled: redirects, retries, HTTPS, the body of an error answer
 //! (`curl` without `-f` writes an empty file for a 404), progress bars beyond a summary.
 
-use super::super::api_download::{FetchError, MAX_BYTES, fetch_url};
 use super::super::state::now;
 use super::exec::{Io, NodeCtx};
 use super::fs::{self, Writer};
+use crate::sim::api::storage::download::{FetchError, MAX_BYTES, fetch_url};
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of now, as wget stamps its lines.
 fn stamp() -> String {

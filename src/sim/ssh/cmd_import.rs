@@ -198,7 +198,7 @@ fn prepare(
         "lvmthin" | "lvm" => Some(format!("  Logical volume \"{name}\" created.")),
         _ if file => Some(format!(
             "Formatting '{}', fmt={fmt} size={size}",
-            super::super::api_volume::path_of(st, sid, &name)
+            crate::sim::api::storage::volume::path_of(st, sid, &name)
         )),
         _ => None,
     };

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::super::api::run_as_root;
-use super::super::api_volume::path_of;
 use super::super::state::{GIB, MIB, State, Volume};
 use super::super::volumes::{is_file_storage, new_disk_name};
 use super::cmd_qm::{api_error, parse};
 use super::exec::{Io, NodeCtx};
+use crate::sim::api::run_as_root;
+use crate::sim::api::storage::volume::path_of;
 
 pub fn run(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
     let rest = args.get(1..).unwrap_or_default();

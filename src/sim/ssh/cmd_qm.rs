@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::super::api::run_as_root;
 use super::super::http::{ApiError, ApiResult};
 use super::exec::{Io, NodeCtx, Opts, pve_opts};
+use crate::sim::api::run_as_root;
 
 /// Boolean options whose value may be left out on the command line.
 pub const BOOLS: &[&str] = &[

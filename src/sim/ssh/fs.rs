@@ -139,7 +139,9 @@ fn volume_format(content: &str, file: &str) -> Option<String> {
         "backup" if lower.starts_with("vzdump-") => {
             file.split_once('.').map(|(_, e)| e.to_string())
         }
-        "vztmpl" | "import" => super::super::api_download::check_extension(content, file).ok(),
+        "vztmpl" | "import" => {
+            crate::sim::api::storage::download::check_extension(content, file).ok()
+        }
         _ => None,
     }
 }
@@ -214,7 +216,8 @@ pub fn check_writable(st: &State, node: &str, path: &str) -> Result<(), FsError>
 
 /// The format and virtual size of written bytes: qcow2 by its header, else by `format`.
 fn image_info(blob: &Blob, format: &str) -> (String, Option<u64>) {
-    if let Ok(Some(v)) = super::super::api_download::inspect("qcow2", &blob.head, blob.size) {
+    if let Ok(Some(v)) = crate::sim::api::storage::download::inspect("qcow2", &blob.head, blob.size)
+    {
         return ("qcow2".into(), Some(v));
     }
     let vsize = match format {

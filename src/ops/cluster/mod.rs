@@ -1,0 +1,4 @@
+//! The cluster as a whole: status, node detail, PVE tasks.
+
+pub(crate) mod status;
+pub(crate) mod tasks;

@@ -1,0 +1,313 @@
+//! Cluster and node health: what is running where, how full each node is, and which nodes
+//! are overcommitted.
+//!
+//! One `/cluster/resources` call gives every node, guest and storage row at once (per-node
+//! loops are minutes on a big cluster, one call is seconds); `/cluster/status` adds quorum.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::pve::ClusterResource;
+
+use crate::ops::{Context, Error, GIB, is_guest, is_node, pct};
+
+/// Host memory kept out of the VMs' budget when judging memory overcommit: the hypervisor,
+/// ZFS ARC and page cache need room, so a node whose guests ask for all of its RAM is at risk.
+pub const HOST_MEMORY_RESERVE: u64 = 2 * GIB;
+/// vCPUs of running guests per physical thread above which a node counts as CPU-overcommitted.
+pub const CPU_OVERCOMMIT_RATIO: f64 = 2.0;
+
+/// Allocation against physical capacity on one node (templates excluded).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Overcommit {
+    /// vCPUs of running guests.
+    pub running_vcpus: u64,
+    /// Configured memory of running guests, bytes.
+    pub running_memory: u64,
+    /// vCPUs of all guests, running or not.
+    pub allocated_vcpus: u64,
+    /// Configured memory of all guests, bytes.
+    pub allocated_memory: u64,
+    /// running_vcpus / physical threads.
+    pub cpu_ratio: f64,
+    /// running_memory / (physical memory - host reserve).
+    pub memory_ratio: f64,
+    pub cpu_overcommitted: bool,
+    pub memory_overcommitted: bool,
+}
+
+/// One node at a glance.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct NodeSummary {
+    pub node: String,
+    /// `online`, `offline` or `unknown`.
+    pub status: String,
+    /// CPU use in percent of all threads.
+    pub cpu_pct: f64,
+    pub cpus: u64,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    pub memory_pct: f64,
+    /// Root filesystem use, bytes.
+    pub rootfs_used: u64,
+    pub rootfs_total: u64,
+    pub uptime_s: u64,
+    pub vms_running: u64,
+    pub vms_total: u64,
+    pub templates: u64,
+    pub overcommit: Overcommit,
+}
+
+/// `cluster_status` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterStatusReport {
+    /// Cluster name from PVE (falls back to the configured name on a single node).
+    pub cluster: String,
+    pub quorate: bool,
+    pub nodes_online: u64,
+    pub nodes: Vec<NodeSummary>,
+    /// Storage pools; a shared pool is listed once.
+    pub storage: Vec<crate::ops::StorageSummary>,
+    /// Things an operator should look at: offline nodes, overcommit, full storage.
+    pub warnings: Vec<String>,
+}
+
+/// `node_status` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeStatusArgs {
+    /// Node name, e.g. `pve01`.
+    pub node: String,
+}
+
+/// `node_status` output: one node in detail.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct NodeStatusReport {
+    #[serde(flatten)]
+    pub summary: NodeSummary,
+    /// e.g. `pve-manager/9.1.1/...`.
+    pub pve_version: Option<String>,
+    pub kernel: Option<String>,
+    pub cpu_model: Option<String>,
+    /// 1, 5 and 15 minute load averages.
+    pub loadavg: Vec<f64>,
+    pub swap_used: u64,
+    pub swap_total: u64,
+    /// Guests on this node, running first.
+    pub guests: Vec<crate::ops::VmSummary>,
+    /// Storage pools as this node sees them.
+    pub storage: Vec<crate::ops::StorageSummary>,
+    pub warnings: Vec<String>,
+}
+
+/// Overcommit arithmetic for one node's guests, pure so it is tested on hand-built rows.
+pub fn overcommit(cpus: u64, memory_total: u64, guests: &[&ClusterResource]) -> Overcommit {
+    let mut o = Overcommit {
+        running_vcpus: 0,
+        running_memory: 0,
+        allocated_vcpus: 0,
+        allocated_memory: 0,
+        cpu_ratio: 0.0,
+        memory_ratio: 0.0,
+        cpu_overcommitted: false,
+        memory_overcommitted: false,
+    };
+    for g in guests.iter().filter(|g| !g.is_template()) {
+        let vcpus = g.maxcpu.unwrap_or(0.0).round() as u64;
+        let mem = g.maxmem.unwrap_or(0);
+        o.allocated_vcpus += vcpus;
+        o.allocated_memory += mem;
+        if g.status.as_deref() == Some("running") {
+            o.running_vcpus += vcpus;
+            o.running_memory += mem;
+        }
+    }
+    let budget = memory_total.saturating_sub(HOST_MEMORY_RESERVE);
+    o.cpu_ratio = ratio(o.running_vcpus as f64, cpus as f64);
+    o.memory_ratio = ratio(o.running_memory as f64, budget as f64);
+    o.cpu_overcommitted = cpus > 0 && o.cpu_ratio > CPU_OVERCOMMIT_RATIO;
+    o.memory_overcommitted = budget > 0 && o.running_memory > budget;
+    o
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b <= 0.0 {
+        0.0
+    } else {
+        (a / b * 100.0).round() / 100.0
+    }
+}
+
+fn summarize_node(row: &ClusterResource, all: &[ClusterResource]) -> NodeSummary {
+    let name = row.node.clone().unwrap_or_default();
+    let guests: Vec<&ClusterResource> = all
+        .iter()
+        .filter(|r| is_guest(r) && r.node.as_deref() == Some(name.as_str()))
+        .collect();
+    let cpus = row.maxcpu.unwrap_or(0.0).round() as u64;
+    let memory_total = row.maxmem.unwrap_or(0);
+    let memory_used = row.mem.unwrap_or(0);
+    let running = guests
+        .iter()
+        .filter(|g| !g.is_template() && g.status.as_deref() == Some("running"))
+        .count();
+    let templates = guests.iter().filter(|g| g.is_template()).count();
+    NodeSummary {
+        status: row.status.clone().unwrap_or_else(|| "unknown".into()),
+        cpu_pct: (row.cpu.unwrap_or(0.0) * 1000.0).round() / 10.0,
+        cpus,
+        memory_used,
+        memory_total,
+        memory_pct: pct(memory_used as f64, memory_total as f64),
+        rootfs_used: row.disk.unwrap_or(0),
+        rootfs_total: row.maxdisk.unwrap_or(0),
+        uptime_s: row.uptime.unwrap_or(0),
+        vms_running: running as u64,
+        vms_total: (guests.len() - templates) as u64,
+        templates: templates as u64,
+        overcommit: overcommit(cpus, memory_total, &guests),
+        node: name,
+    }
+}
+
+fn node_warnings(n: &NodeSummary, out: &mut Vec<String>) {
+    if n.status != "online" {
+        out.push(format!(
+            "node {} is {}: its guests cannot be managed until it is back; check the node or migrate HA guests",
+            n.node, n.status
+        ));
+        return;
+    }
+    let o = &n.overcommit;
+    if o.memory_overcommitted {
+        out.push(format!(
+            "node {} memory overcommitted: running guests are configured with {:.1} GiB, the node has {:.1} GiB ({:.0} GiB kept for the host); migrate or shrink guests",
+            n.node,
+            o.running_memory as f64 / GIB as f64,
+            n.memory_total as f64 / GIB as f64,
+            HOST_MEMORY_RESERVE as f64 / GIB as f64
+        ));
+    }
+    if o.cpu_overcommitted {
+        out.push(format!(
+            "node {} cpu overcommitted: {} vCPUs of running guests on {} threads (ratio {:.2} > {:.1})",
+            n.node, o.running_vcpus, n.cpus, o.cpu_ratio, CPU_OVERCOMMIT_RATIO
+        ));
+    }
+}
+
+/// Whole-cluster overview.
+///
+/// # Errors
+/// When PVE cannot be reached or refuses the token (`Sys.Audit` is needed for node rows).
+pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error> {
+    let (status, resources) = tokio::try_join!(
+        ctx.client.get_cluster_status(),
+        ctx.client.get_cluster_resources(None)
+    )?;
+    let mut cluster = ctx.config.cluster.name.clone();
+    let mut quorate = true;
+    for item in &status {
+        if item.item_type == "cluster" {
+            cluster = item.name.clone();
+            quorate = item.quorate.unwrap_or(true);
+        }
+    }
+    let mut nodes: Vec<NodeSummary> = resources
+        .iter()
+        .filter(|r| is_node(r))
+        .map(|r| summarize_node(r, &resources))
+        .collect();
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    let storage = crate::ops::storage::pools::summarize_rows(&resources, None);
+    let mut warnings = Vec::new();
+    if !quorate {
+        warnings.push(
+            "cluster is not quorate: configuration changes will fail until quorum returns".into(),
+        );
+    }
+    for n in &nodes {
+        node_warnings(n, &mut warnings);
+    }
+    crate::ops::storage::pools::storage_warnings(&storage, &mut warnings);
+    Ok(ClusterStatusReport {
+        cluster,
+        quorate,
+        nodes_online: nodes.iter().filter(|n| n.status == "online").count() as u64,
+        nodes,
+        storage,
+        warnings,
+    })
+}
+
+/// One node in detail: the summary plus version, kernel, load, its guests and its storage.
+///
+/// # Errors
+/// `NotFound` when the node is not a cluster member; `pve::Error::NodeOffline` when it is
+/// offline.
+pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeStatusReport, Error> {
+    let resources = ctx.client.get_cluster_resources(None).await?;
+    let Some(row) = resources
+        .iter()
+        .find(|r| is_node(r) && r.node.as_deref() == Some(args.node.as_str()))
+    else {
+        let known: Vec<&str> = resources
+            .iter()
+            .filter(|r| is_node(r))
+            .filter_map(|r| r.node.as_deref())
+            .collect();
+        return Err(Error::NotFound {
+            what: format!("node {}", args.node),
+            hint: format!(
+                "the cluster has {}; use one of those names",
+                known.join(", ")
+            ),
+        });
+    };
+    let summary = summarize_node(row, &resources);
+    let mut warnings = Vec::new();
+    node_warnings(&summary, &mut warnings);
+    let mut guests: Vec<crate::ops::VmSummary> = resources
+        .iter()
+        .filter(|r| is_guest(r) && r.node.as_deref() == Some(args.node.as_str()))
+        .map(crate::ops::vm::inventory::summarize_vm)
+        .collect();
+    guests.sort_by_key(|g| (g.status != "running", g.vmid));
+    if summary.status != "online" {
+        return Ok(NodeStatusReport {
+            summary,
+            pve_version: None,
+            kernel: None,
+            cpu_model: None,
+            loadavg: vec![],
+            swap_used: 0,
+            swap_total: 0,
+            guests,
+            storage: crate::ops::storage::pools::summarize_rows(&resources, Some(&args.node)),
+            warnings,
+        });
+    }
+    let (st, storage) = tokio::try_join!(
+        ctx.client.get_node_status(&args.node),
+        ctx.client.list_node_storage(&args.node)
+    )?;
+    let storage = crate::ops::storage::pools::summarize_node_storage(&args.node, &storage);
+    crate::ops::storage::pools::storage_warnings(&storage, &mut warnings);
+    Ok(NodeStatusReport {
+        pve_version: st.pveversion.clone(),
+        kernel: st.kversion.clone(),
+        cpu_model: st.cpuinfo.as_ref().and_then(|c| c.model.clone()),
+        loadavg: st
+            .loadavg
+            .iter()
+            .flatten()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        swap_used: st.swap.as_ref().and_then(|s| s.used).unwrap_or(0),
+        swap_total: st.swap.as_ref().and_then(|s| s.total).unwrap_or(0),
+        summary,
+        guests,
+        storage,
+        warnings,
+    })
+}

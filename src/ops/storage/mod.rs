@@ -1,0 +1,3 @@
+//! Storage pools and their content.
+
+pub(crate) mod pools;

@@ -1,0 +1,302 @@
+//! Storage pools and their content.
+
+use std::collections::BTreeSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::pve::{ClusterResource, NodeStorage, ResourceType};
+
+use crate::ops::{Context, Error, is_storage, pct};
+
+/// Pools fuller than this (percent) are reported as warnings.
+pub const STORAGE_WARN_PCT: f64 = 85.0;
+
+/// One storage pool.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StorageSummary {
+    pub storage: String,
+    /// The node it was read on; for a shared pool, the first node that reported it.
+    pub node: String,
+    /// PVE plugin type: `dir`, `lvmthin`, `nfs`, `zfspool`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub shared: bool,
+    /// Content types: `images`, `iso`, `vztmpl`, `backup`, `snippets`, `import`, `rootdir`.
+    pub content: Vec<String>,
+    pub used: u64,
+    pub total: u64,
+    pub avail: u64,
+    pub used_pct: f64,
+    /// `available`, or why not (`unknown` on an offline node, `inactive`, `disabled`).
+    pub status: String,
+}
+
+pub(crate) fn split_content(s: Option<&str>) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .unwrap_or_default()
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Storage rows of `/cluster/resources`, shared pools once; optionally for one node only.
+pub(crate) fn summarize_rows(rows: &[ClusterResource], node: Option<&str>) -> Vec<StorageSummary> {
+    let mut seen_shared = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in rows.iter().filter(|r| is_storage(r)) {
+        let (Some(storage), Some(n)) = (r.storage.clone(), r.node.clone()) else {
+            continue;
+        };
+        if node.is_some_and(|want| want != n) {
+            continue;
+        }
+        let shared = r.shared == Some(true);
+        if shared && node.is_none() && !seen_shared.insert(storage.clone()) {
+            continue;
+        }
+        let used = r.disk.unwrap_or(0);
+        let total = r.maxdisk.unwrap_or(0);
+        out.push(StorageSummary {
+            storage,
+            node: n,
+            kind: r.plugintype.clone().unwrap_or_default(),
+            shared,
+            content: split_content(r.content.as_deref()),
+            used,
+            total,
+            avail: total.saturating_sub(used),
+            used_pct: pct(used as f64, total as f64),
+            status: r.status.clone().unwrap_or_else(|| "unknown".into()),
+        });
+    }
+    out.sort_by(|a, b| (&a.storage, &a.node).cmp(&(&b.storage, &b.node)));
+    out
+}
+
+/// `/nodes/{node}/storage` rows as summaries.
+pub(crate) fn summarize_node_storage(node: &str, rows: &[NodeStorage]) -> Vec<StorageSummary> {
+    let mut out: Vec<StorageSummary> = rows
+        .iter()
+        .map(|s| {
+            let used = s.used.unwrap_or(0);
+            let total = s.total.unwrap_or(0);
+            let status = if s.enabled == Some(false) {
+                "disabled"
+            } else if s.active == Some(false) {
+                "inactive"
+            } else {
+                "available"
+            };
+            StorageSummary {
+                storage: s.storage.clone(),
+                node: node.to_string(),
+                kind: s.storage_type.clone(),
+                shared: s.shared == Some(true),
+                content: split_content(s.content.as_deref()),
+                used,
+                total,
+                avail: s.avail.unwrap_or(total.saturating_sub(used)),
+                used_pct: pct(used as f64, total as f64),
+                status: status.into(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.storage.cmp(&b.storage));
+    out
+}
+
+pub(crate) fn storage_warnings(storage: &[StorageSummary], out: &mut Vec<String>) {
+    for s in storage {
+        if s.used_pct >= STORAGE_WARN_PCT {
+            out.push(format!(
+                "storage {} on {} is {:.0}% full ({} GiB free); clean up orphaned disks or old backups",
+                s.storage,
+                s.node,
+                s.used_pct,
+                s.avail / crate::ops::GIB
+            ));
+        }
+    }
+}
+
+/// `storage_list` arguments.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageListArgs {
+    /// Only pools as seen by this node (default: every pool in the cluster, shared ones once).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Only pools that can hold this content type, e.g. `images`, `iso`, `backup`, `snippets`.
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// `storage_list` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StorageListReport {
+    pub storage: Vec<StorageSummary>,
+    pub warnings: Vec<String>,
+}
+
+/// Storage pools with capacity.
+///
+/// # Errors
+/// When PVE cannot be reached, or the node is unknown or offline.
+pub async fn storage_list(
+    ctx: &Context,
+    args: &StorageListArgs,
+) -> Result<StorageListReport, Error> {
+    let mut storage = match &args.node {
+        Some(node) => {
+            crate::ops::require_known_node(ctx, node)?;
+            summarize_node_storage(node, &ctx.client.list_node_storage(node).await?)
+        }
+        None => summarize_rows(
+            &ctx.client
+                .get_cluster_resources(Some(ResourceType::Storage))
+                .await?,
+            None,
+        ),
+    };
+    if let Some(c) = &args.content {
+        storage.retain(|s| s.content.iter().any(|x| x == c));
+    }
+    let mut warnings = Vec::new();
+    storage_warnings(&storage, &mut warnings);
+    Ok(StorageListReport { storage, warnings })
+}
+
+/// `storage_content` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageContentArgs {
+    /// Storage id, e.g. `local`, `local-lvm`, `nfs-shared`.
+    pub storage: String,
+    /// Node to read it on. Optional for shared storage (any online node is used).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Only this content type: `images`, `iso`, `vztmpl`, `backup`, `snippets`, `import`, `rootdir`.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Only volumes owned by this VM.
+    #[serde(default)]
+    pub vmid: Option<u32>,
+}
+
+/// One volume.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StorageContentItem {
+    pub volid: String,
+    pub content: String,
+    pub format: Option<String>,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmid: Option<u32>,
+    /// Creation time, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctime: Option<u64>,
+    /// Base volume of a linked clone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protected: Option<bool>,
+}
+
+/// `storage_content` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StorageContentReport {
+    pub storage: String,
+    pub node: String,
+    pub items: Vec<StorageContentItem>,
+    pub total_size: u64,
+}
+
+/// Lists the volumes on one storage.
+///
+/// # Errors
+/// When the storage is unknown, local but no node was given, or the node is offline.
+pub async fn storage_content(
+    ctx: &Context,
+    args: &StorageContentArgs,
+) -> Result<StorageContentReport, Error> {
+    let node = match &args.node {
+        Some(n) => {
+            crate::ops::require_known_node(ctx, n)?;
+            n.clone()
+        }
+        None => {
+            let rows = ctx
+                .client
+                .get_cluster_resources(Some(ResourceType::Storage))
+                .await?;
+            let matching: Vec<&ClusterResource> = rows
+                .iter()
+                .filter(|r| r.storage.as_deref() == Some(args.storage.as_str()))
+                .collect();
+            if matching.is_empty() {
+                return Err(Error::NotFound {
+                    what: format!("storage {}", args.storage),
+                    hint: "run storage_list to see the pools of this cluster".into(),
+                });
+            }
+            let shared = matching.iter().any(|r| r.shared == Some(true));
+            let online = matching
+                .iter()
+                .find(|r| r.status.as_deref() == Some("available"));
+            match (shared, online) {
+                (true, Some(r)) => r.node.clone().unwrap_or_default(),
+                (true, None) => {
+                    return Err(Error::Setup(format!(
+                        "shared storage {} is not available on any online node",
+                        args.storage
+                    )));
+                }
+                (false, _) => {
+                    let nodes: Vec<&str> =
+                        matching.iter().filter_map(|r| r.node.as_deref()).collect();
+                    return Err(Error::invalid(
+                        "node",
+                        format!(
+                            "storage {} is local to each node ({}); say which node to read",
+                            args.storage,
+                            nodes.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let rows = ctx
+        .client
+        .list_storage_content(&node, &args.storage, args.content.as_deref())
+        .await?;
+    let mut items: Vec<StorageContentItem> = rows
+        .into_iter()
+        .filter(|r| args.vmid.is_none_or(|v| r.vmid == Some(v)))
+        .map(|r| StorageContentItem {
+            volid: r.volid,
+            content: r.content.unwrap_or_default(),
+            format: r.format,
+            size: r.size.unwrap_or(0),
+            vmid: r.vmid,
+            ctime: r.ctime.and_then(|t| u64::try_from(t).ok()),
+            parent: r.parent,
+            notes: r.notes,
+            protected: r.protected,
+        })
+        .collect();
+    items.sort_by(|a, b| a.volid.cmp(&b.volid));
+    let total_size = items.iter().map(|i| i.size).sum();
+    Ok(StorageContentReport {
+        storage: args.storage.clone(),
+        node,
+        items,
+        total_size,
+    })
+}

@@ -1,0 +1,353 @@
+//! Templates: listing (with OS type, storages, placement and the linked clones that depend on
+//! each), converting an installed VM into a template, and deleting a template (destructive:
+//! preview without `confirm`, refused while linked clones depend on it).
+
+use std::collections::BTreeSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ops::guard::{node_of, resolve_vm};
+use crate::ops::run::Run;
+use crate::ops::vm::delete::{destroy, preview_message};
+use crate::ops::vm::inventory::{
+    MAX_PAGE_SIZE, VmDisk, VmListArgs, VmSummary, filter_vms, vm_disk,
+};
+use crate::ops::{Context, Error, is_storage};
+
+/// `template_list` arguments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateListArgs {
+    /// Only templates carrying this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Only templates on this node.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// A template, where it can be cloned, and what depends on it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateSummary {
+    pub vmid: u32,
+    pub name: String,
+    pub node: String,
+    pub tags: Vec<String>,
+    /// Guest OS type from the config (`l26`, `win11`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ostype: Option<String>,
+    pub disk_gib: f64,
+    /// Storages holding its disks.
+    pub storages: Vec<String>,
+    /// True when every disk is on shared storage, so `vm_create` may target any node.
+    pub clonable_to_any_node: bool,
+    /// VMs whose disks are linked clones of this template's base disks.
+    pub linked_clones: Vec<u32>,
+    /// True when the template is inside `vmid_ranges.templates`.
+    pub in_template_range: bool,
+}
+
+/// `template_list` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateListReport {
+    pub templates: Vec<TemplateSummary>,
+}
+
+/// VMs with volumes based on template `vmid`'s base disks (`base-VMID-disk-N/...`), read from
+/// the content of the given storages on `node`.
+async fn linked_clones(
+    ctx: &Context,
+    vmid: u32,
+    node: &str,
+    storages: &BTreeSet<String>,
+) -> Result<Vec<u32>, Error> {
+    let base = format!("base-{vmid}-disk-");
+    let mut out = BTreeSet::new();
+    for s in storages {
+        for item in ctx
+            .client
+            .list_storage_content(node, s, Some("images"))
+            .await?
+        {
+            let based = item.volid.contains(&base)
+                || item.parent.as_deref().is_some_and(|p| p.contains(&base));
+            if let (true, Some(owner)) = (based, item.vmid.filter(|o| *o != vmid)) {
+                out.insert(owner);
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+async fn summarize(ctx: &Context, t: VmSummary, shared: &BTreeSet<String>) -> TemplateSummary {
+    let cfg = ctx.client.get_qemu_config(&t.node, t.vmid).await;
+    let storages: BTreeSet<String> = match &cfg {
+        Ok(cfg) => cfg
+            .disks()
+            .into_iter()
+            .map(vm_disk)
+            .filter(|d| d.media != "cdrom" && d.media != "cloudinit")
+            .filter_map(|d| d.storage)
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    };
+    let clones = linked_clones(ctx, t.vmid, &t.node, &storages)
+        .await
+        .unwrap_or_default();
+    TemplateSummary {
+        clonable_to_any_node: cfg.is_ok()
+            && !storages.is_empty()
+            && storages.iter().all(|s| shared.contains(s)),
+        in_template_range: ctx.config.vmid_ranges.templates.contains(t.vmid),
+        ostype: cfg.as_ref().ok().and_then(|c| c.get_str("ostype")),
+        storages: storages.into_iter().collect(),
+        linked_clones: clones,
+        vmid: t.vmid,
+        name: t.name,
+        node: t.node,
+        tags: t.tags,
+        disk_gib: t.disk_gib,
+    }
+}
+
+/// Lists templates cluster-wide (one config and a storage listing per template, in parallel:
+/// clusters hold few templates).
+///
+/// # Errors
+/// When PVE cannot be reached.
+pub async fn template_list(
+    ctx: &Context,
+    args: &TemplateListArgs,
+) -> Result<TemplateListReport, Error> {
+    let rows = ctx.client.get_cluster_resources(None).await?;
+    let shared: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| is_storage(r) && r.shared == Some(true))
+        .filter_map(|r| r.storage.clone())
+        .collect();
+    let filter = VmListArgs {
+        tag: args.tag.clone(),
+        node: args.node.clone(),
+        include_templates: true,
+        page_size: Some(MAX_PAGE_SIZE),
+        ..Default::default()
+    };
+    let templates: Vec<VmSummary> = filter_vms(&rows, &filter)?
+        .vms
+        .into_iter()
+        .filter(|v| v.template && v.kind == "qemu")
+        .collect();
+    let mut set = tokio::task::JoinSet::new();
+    for t in templates {
+        let ctx = ctx.clone();
+        let shared = shared.clone();
+        set.spawn(async move { summarize(&ctx, t, &shared).await });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(t) = joined {
+            out.push(t);
+        }
+    }
+    out.sort_by_key(|t| t.vmid);
+    Ok(TemplateListReport { templates: out })
+}
+
+/// `template_convert` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConvertArgs {
+    /// The installed, stopped VM to turn into a template.
+    pub vmid: u32,
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+}
+
+/// `template_convert` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateConvertReport {
+    pub vmid: u32,
+    pub node: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upid: Option<String>,
+    pub warnings: Vec<String>,
+    pub message: String,
+}
+
+/// Converts a stopped VM into a template and waits for the task.
+///
+/// # Errors
+/// Guards; a running VM (refused before the call); PVE's early refusals (snapshots, already a
+/// template, locked) with its reasons.
+pub async fn template_convert(
+    ctx: &Context,
+    run: &Run,
+    a: &TemplateConvertArgs,
+) -> Result<TemplateConvertReport, Error> {
+    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let node = node_of(&row);
+    let status = ctx.client.get_qemu_status(&node, a.vmid).await?;
+    let name = status.name.clone().unwrap_or_default();
+    if status.template == Some(true) || row.is_template() {
+        return Err(Error::refused(format!(
+            "vm {} ({name}) on {node} already is a template",
+            a.vmid
+        )));
+    }
+    if status.status == "running" {
+        return Err(Error::refused(format!(
+            "vm {} ({name}) on {node} is running; PVE cannot convert a running VM to a template — shut it down with vm_shutdown first",
+            a.vmid
+        )));
+    }
+    let mut warnings = Vec::new();
+    if !ctx.config.vmid_ranges.templates.contains(a.vmid) {
+        warnings.push(format!(
+            "vm {} is outside vmid_ranges.templates ({}); templates are easier to find inside it",
+            a.vmid, ctx.config.vmid_ranges.templates
+        ));
+    }
+    let object = format!("vm {} on {node}", a.vmid);
+    let upid = run
+        .retry_locked(ctx, &object, || async {
+            Ok(ctx.client.convert_qemu_to_template(&node, a.vmid).await?)
+        })
+        .await?;
+    if let Some(u) = &upid {
+        run.wait(ctx, u, &format!("convert {object} to a template"))
+            .await?;
+    }
+    Ok(TemplateConvertReport {
+        vmid: a.vmid,
+        node: node.clone(),
+        name: name.clone(),
+        upid: upid.map(|u| u.to_string()),
+        warnings,
+        message: format!(
+            "vm {} ({name}) on {node} is now a template; clone it with vm_create",
+            a.vmid
+        ),
+    })
+}
+
+/// `template_delete` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateDeleteArgs {
+    pub vmid: u32,
+    /// Really delete. Without it the tool returns the preview and changes nothing.
+    #[serde(default)]
+    pub confirm: bool,
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+}
+
+/// `template_delete` output: the preview, and what happened when confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateDeleteReport {
+    pub vmid: u32,
+    pub node: String,
+    pub name: String,
+    pub disks: Vec<VmDisk>,
+    /// VMs that are linked clones of it: while any exists, it cannot be deleted.
+    pub linked_clones: Vec<u32>,
+    pub will_remove: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    pub executed: bool,
+    pub upids: Vec<String>,
+    pub message: String,
+}
+
+/// Previews, or with `confirm` performs, the deletion of a template.
+///
+/// # Errors
+/// Guards; not a template; when confirmed: linked clones, protection, failed tasks.
+pub async fn template_delete(
+    ctx: &Context,
+    run: &Run,
+    a: &TemplateDeleteArgs,
+) -> Result<TemplateDeleteReport, Error> {
+    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let node = node_of(&row);
+    let config = ctx.client.get_qemu_config(&node, a.vmid).await?;
+    if !config.template() {
+        return Err(Error::invalid(
+            "vmid",
+            format!(
+                "vm {} on {node} is not a template; delete VMs with vm_delete",
+                a.vmid
+            ),
+        ));
+    }
+    let disks: Vec<VmDisk> = config
+        .disks()
+        .into_iter()
+        .map(vm_disk)
+        .filter(|d| d.media != "cdrom" && d.volume != "none")
+        .collect();
+    let storages: BTreeSet<String> = disks
+        .iter()
+        .filter(|d| d.media != "cloudinit")
+        .filter_map(|d| d.storage.clone())
+        .collect();
+    let clones = linked_clones(ctx, a.vmid, &node, &storages).await?;
+    let name = config.name().unwrap_or_default();
+    let mut will_remove = vec![format!(
+        "the configuration of template {} ({name}) on {node}",
+        a.vmid
+    )];
+    will_remove.extend(disks.iter().map(|d| {
+        format!(
+            "{} volume {} ({})",
+            d.media,
+            d.volume,
+            d.size.clone().unwrap_or_default()
+        )
+    }));
+    let blocked_by = if !clones.is_empty() {
+        Some(format!(
+            "linked clones depend on its base disks: {}; delete or fully clone them first",
+            clones
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else if config.protection() {
+        Some(format!(
+            "template {} has protection enabled; turn it off in PVE first if you really mean it",
+            a.vmid
+        ))
+    } else {
+        None
+    };
+    let mut report = TemplateDeleteReport {
+        vmid: a.vmid,
+        node: node.clone(),
+        name,
+        disks,
+        linked_clones: clones,
+        will_remove,
+        blocked_by: blocked_by.clone(),
+        executed: false,
+        upids: vec![],
+        message: String::new(),
+    };
+    if !a.confirm {
+        report.message = preview_message(blocked_by.as_deref(), "");
+        return Ok(report);
+    }
+    if let Some(b) = blocked_by {
+        return Err(Error::refused(b));
+    }
+    let object = format!("template {} on {node}", a.vmid);
+    let upid = destroy(ctx, run, &node, a.vmid, &object).await?;
+    run.wait(ctx, &upid, &format!("delete {object}")).await?;
+    report.executed = true;
+    report.upids = run.upids();
+    report.message = format!("{object} and its disks were deleted");
+    Ok(report)
+}

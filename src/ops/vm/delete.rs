@@ -1,0 +1,198 @@
+//! `vm_delete`: destructive, so without `confirm: true` it only says exactly what would go.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::pve::{DeleteQemu, StopQemu};
+
+use crate::ops::guard::{node_of, resolve_vm};
+use crate::ops::run::Run;
+use crate::ops::vm::inventory::{VmDisk, vm_disk};
+use crate::ops::{Context, Error};
+
+/// `vm_delete` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmDeleteArgs {
+    pub vmid: u32,
+    /// Really delete. Without it the tool returns the preview and changes nothing.
+    #[serde(default)]
+    pub confirm: bool,
+    /// Stop the VM first when it is running (hard stop). Without it a running VM is refused.
+    #[serde(default)]
+    pub stop: bool,
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+}
+
+/// `vm_delete` output: the preview, and what happened when confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmDeleteReport {
+    pub vmid: u32,
+    pub node: String,
+    pub name: String,
+    pub status: String,
+    pub template: bool,
+    pub protected: bool,
+    pub disks: Vec<VmDisk>,
+    /// Everything the deletion removes.
+    pub will_remove: Vec<String>,
+    /// Why the deletion cannot run as asked, if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    /// True only when the VM was deleted by this call.
+    pub executed: bool,
+    pub upids: Vec<String>,
+    pub message: String,
+}
+
+/// Previews, or with `confirm` performs, the deletion of a VM.
+///
+/// # Errors
+/// Guards; when confirmed: protection, a running VM without `stop`, failed tasks.
+pub async fn vm_delete(
+    ctx: &Context,
+    run: &Run,
+    a: &VmDeleteArgs,
+) -> Result<VmDeleteReport, Error> {
+    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let node = node_of(&row);
+    let (config, status) = tokio::try_join!(
+        ctx.client.get_qemu_config(&node, a.vmid),
+        ctx.client.get_qemu_status(&node, a.vmid)
+    )?;
+    let disks: Vec<VmDisk> = config
+        .disks()
+        .into_iter()
+        .map(vm_disk)
+        .filter(|d| d.media != "cdrom" && d.volume != "none")
+        .collect();
+    let running = status.status == "running";
+    let mut will_remove = vec![format!(
+        "the configuration of vm {} ({}) on {node}",
+        a.vmid,
+        config.name().unwrap_or_default()
+    )];
+    for d in &disks {
+        will_remove.push(format!(
+            "{} volume {} ({})",
+            d.media,
+            d.volume,
+            d.size.clone().unwrap_or_else(|| "size unknown".into())
+        ));
+    }
+    will_remove.push(format!(
+        "any unreferenced volumes of vm {} on the node's storages",
+        a.vmid
+    ));
+    will_remove.push(format!(
+        "vm {} from backup jobs, replication and HA (purge)",
+        a.vmid
+    ));
+    let blocked_by = if config.protection() {
+        Some(format!(
+            "vm {} has protection enabled; PVE refuses to delete it until protection is turned off (set protection: 0 in PVE if you really mean it)",
+            a.vmid
+        ))
+    } else if running && !a.stop {
+        Some(format!(
+            "vm {} is running; pass stop: true to stop it hard first, or shut it down with vm_shutdown",
+            a.vmid
+        ))
+    } else {
+        None
+    };
+    let mut report = VmDeleteReport {
+        vmid: a.vmid,
+        node: node.clone(),
+        name: config.name().unwrap_or_default(),
+        status: status.status.clone(),
+        template: config.template(),
+        protected: config.protection(),
+        disks,
+        will_remove,
+        blocked_by: blocked_by.clone(),
+        executed: false,
+        upids: vec![],
+        message: String::new(),
+    };
+    if !a.confirm {
+        let extra = if running {
+            " (the VM will be stopped hard first)"
+        } else {
+            ""
+        };
+        report.message = preview_message(blocked_by.as_deref(), extra);
+        return Ok(report);
+    }
+    if let Some(b) = blocked_by {
+        return Err(Error::refused(b));
+    }
+    let object = format!("vm {} on {node}", a.vmid);
+    if running {
+        let upid = run
+            .retry_locked(ctx, &object, || async {
+                Ok(ctx
+                    .client
+                    .stop_qemu(&node, a.vmid, &StopQemu::default())
+                    .await?)
+            })
+            .await?;
+        run.wait(ctx, &upid, &format!("stop {object}")).await?;
+    }
+    let upid = destroy(ctx, run, &node, a.vmid, &object)
+        .await
+        .map_err(|e| stopped_then(running, &object, e))?;
+    run.wait(ctx, &upid, &format!("delete {object}"))
+        .await
+        .map_err(|e| stopped_then(running, &object, e))?;
+    report.executed = true;
+    report.status = "deleted".into();
+    report.upids = run.upids();
+    report.message = format!("{object} and its disks were deleted");
+    Ok(report)
+}
+
+fn stopped_then(stopped: bool, object: &str, e: Error) -> Error {
+    if !stopped {
+        return e;
+    }
+    Error::Partial {
+        done: format!("{object} was stopped"),
+        step: "deleting it".into(),
+        source: Box::new(e),
+        next: "it is still there, stopped; fix the cause and call vm_delete again".into(),
+    }
+}
+
+/// The message of a deletion preview: what confirming would do, or why it would be refused.
+pub(crate) fn preview_message(blocked_by: Option<&str>, extra: &str) -> String {
+    match blocked_by {
+        Some(b) => {
+            format!("preview only, nothing was changed; as asked this would be refused: {b}")
+        }
+        None => format!(
+            "preview only, nothing was changed{extra}; call again with confirm: true to delete"
+        ),
+    }
+}
+
+/// Destroys a guest with everything PVE can remove with it (purged from jobs and HA,
+/// unreferenced disks destroyed), waiting out locks; returns the `qmdestroy` UPID to wait for.
+pub(crate) async fn destroy(
+    ctx: &Context,
+    run: &Run,
+    node: &str,
+    vmid: u32,
+    object: &str,
+) -> Result<crate::pve::Upid, Error> {
+    let params = DeleteQemu {
+        purge: Some(true),
+        destroy_unreferenced_disks: Some(true),
+        ..Default::default()
+    };
+    run.retry_locked(ctx, object, || async {
+        Ok(ctx.client.delete_qemu(node, vmid, &params).await?)
+    })
+    .await
+}

@@ -1,0 +1,408 @@
+//! Guests and templates: listing with filters and paging, one VM in detail.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::pve::{ClusterResource, DiskEntry, QemuConfig, ResourceKind, ResourceType};
+
+use crate::ops::{Context, Error, GIB, MIB, is_guest};
+
+/// Largest page `vm_list` returns, so one call cannot flood the model's context.
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+/// A guest at a glance (from `/cluster/resources`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmSummary {
+    pub vmid: u32,
+    pub name: String,
+    pub node: String,
+    /// `qemu` or `lxc`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `running`, `stopped`, `paused` or `unknown` (node offline or stats not in yet).
+    pub status: String,
+    pub template: bool,
+    pub tags: Vec<String>,
+    /// PVE config lock (`backup`, `clone`, `migrate`, ...), when held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    pub vcpus: u64,
+    pub memory_mib: u64,
+    /// Size of the boot disk(s) in GiB.
+    pub disk_gib: f64,
+    pub uptime_s: u64,
+}
+
+/// Shell-style glob with `*` and `?`, case-insensitive (VM names are DNS-like).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn rec(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => rec(&p[1..], n) || (!n.is_empty() && rec(p, &n[1..])),
+            (Some('?'), Some(_)) => rec(&p[1..], &n[1..]),
+            (Some(a), Some(b)) => a == b && rec(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let n: Vec<char> = name.to_lowercase().chars().collect();
+    rec(&p, &n)
+}
+
+pub(crate) fn summarize_vm(r: &ClusterResource) -> VmSummary {
+    VmSummary {
+        vmid: r.vmid.unwrap_or(0),
+        name: r.name.clone().unwrap_or_default(),
+        node: r.node.clone().unwrap_or_default(),
+        kind: String::from(r.kind.clone()),
+        status: r.status.clone().unwrap_or_else(|| "unknown".into()),
+        template: r.is_template(),
+        tags: r.tag_list(),
+        lock: r.lock.clone(),
+        vcpus: r.maxcpu.unwrap_or(0.0).round() as u64,
+        memory_mib: r.maxmem.unwrap_or(0) / MIB,
+        disk_gib: (r.maxdisk.unwrap_or(0) as f64 / GIB as f64 * 10.0).round() / 10.0,
+        uptime_s: r.uptime.unwrap_or(0),
+    }
+}
+
+/// `vm_list` arguments. All filters combine (AND).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmListArgs {
+    /// Only guests carrying this tag (exact, case-insensitive).
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Only guests on this node.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Only guests in this state: `running`, `stopped`, `paused` or `unknown`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Name glob, `*` and `?` allowed, e.g. `web-*`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Include templates (default false; `template_list` lists only templates).
+    #[serde(default)]
+    pub include_templates: bool,
+    /// Page number, from 1 (default 1).
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Items per page (default 50, at most 200).
+    #[serde(default)]
+    pub page_size: Option<u32>,
+}
+
+/// `vm_list` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmListReport {
+    pub vms: Vec<VmSummary>,
+    /// Guests matching the filters, over all pages.
+    pub total: u32,
+    pub page: u32,
+    pub page_size: u32,
+    /// The next page number, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
+}
+
+/// Applies `vm_list` filters and paging to inventory rows; pure.
+///
+/// # Errors
+/// On an unknown status value or a zero page.
+pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListReport, Error> {
+    const STATES: [&str; 4] = ["running", "stopped", "paused", "unknown"];
+    if let Some(s) = args
+        .status
+        .as_ref()
+        .filter(|s| !STATES.contains(&s.as_str()))
+    {
+        return Err(Error::invalid(
+            "status",
+            format!("'{s}' is not one of {}", STATES.join(", ")),
+        ));
+    }
+    let page = args.page.unwrap_or(1);
+    if page == 0 {
+        return Err(Error::invalid("page", "pages start at 1"));
+    }
+    let page_size = args.page_size.unwrap_or(50).clamp(1, MAX_PAGE_SIZE);
+    let tag = args.tag.as_ref().map(|t| t.to_lowercase());
+    let mut vms: Vec<VmSummary> = rows
+        .iter()
+        .filter(|r| is_guest(r))
+        .map(summarize_vm)
+        .filter(|v| args.include_templates || !v.template)
+        .filter(|v| args.node.as_ref().is_none_or(|n| &v.node == n))
+        .filter(|v| args.status.as_ref().is_none_or(|s| &v.status == s))
+        .filter(|v| {
+            tag.as_ref()
+                .is_none_or(|t| v.tags.iter().any(|x| x.to_lowercase() == *t))
+        })
+        .filter(|v| args.name.as_ref().is_none_or(|p| glob_match(p, &v.name)))
+        .collect();
+    vms.sort_by_key(|v| v.vmid);
+    let total = vms.len() as u32;
+    let start = ((page - 1) * page_size) as usize;
+    let vms: Vec<VmSummary> = vms
+        .into_iter()
+        .skip(start)
+        .take(page_size as usize)
+        .collect();
+    let next_page = ((page * page_size) < total).then_some(page + 1);
+    Ok(VmListReport {
+        vms,
+        total,
+        page,
+        page_size,
+        next_page,
+    })
+}
+
+/// Lists guests across the cluster with one `/cluster/resources` call.
+///
+/// # Errors
+/// On invalid filters, or when PVE cannot be reached.
+pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, Error> {
+    if let Some(node) = &args.node {
+        crate::ops::require_known_node(ctx, node)?;
+    }
+    let rows = ctx
+        .client
+        .get_cluster_resources(Some(ResourceType::Vm))
+        .await?;
+    filter_vms(&rows, args)
+}
+
+/// `vm_get` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmGetArgs {
+    /// The VM's id, e.g. 1001. Its node is looked up in the cluster.
+    pub vmid: u32,
+}
+
+/// A disk or drive of a VM, parsed from its config.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmDisk {
+    /// Config key, e.g. `scsi0`, `efidisk0`, `ide2`, `unused0`.
+    pub key: String,
+    /// Volume id, e.g. `local-lvm:vm-1001-disk-0`, or `none`.
+    pub volume: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// Size as PVE writes it, e.g. `32G`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// `disk`, `cdrom`, `cloudinit`, `efidisk`, `tpm` or `unused`.
+    pub media: String,
+}
+
+/// A network interface of a VM.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmNic {
+    pub key: String,
+    pub model: String,
+    pub mac: Option<String>,
+    pub bridge: Option<String>,
+    pub vlan: Option<u32>,
+}
+
+/// `vm_get` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmDetail {
+    pub vmid: u32,
+    pub name: String,
+    /// Node resolved from the cluster inventory.
+    pub node: String,
+    /// Live state from `/status/current`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qmp_status: Option<String>,
+    pub template: bool,
+    pub protection: bool,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    pub cores: u64,
+    pub sockets: u64,
+    pub memory_mib: u64,
+    pub cpu_type: Option<String>,
+    pub bios: Option<String>,
+    pub machine: Option<String>,
+    pub disks: Vec<VmDisk>,
+    pub nics: Vec<VmNic>,
+    /// Cloud-init settings (`ciuser`, `ipconfig0`, `nameserver`, ...), SSH keys counted not shown.
+    pub cloudinit: BTreeMap<String, String>,
+    pub uptime_s: u64,
+    /// Addresses the guest agent reports for net0's interface (IPv4 first).
+    pub ip_addresses: Vec<String>,
+    /// Guest agent: `running`, `not running`, `disabled`, `vm not running`, or why it is unavailable.
+    pub guest_agent: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Every config key as PVE returned it, for anything not summarised above.
+    pub config: BTreeMap<String, Value>,
+}
+
+/// A disk entry of the config as the tools report it.
+pub(crate) fn vm_disk(d: DiskEntry) -> VmDisk {
+    let media = if d.is_unused {
+        "unused"
+    } else if d.key.starts_with("efidisk") {
+        "efidisk"
+    } else if d.key.starts_with("tpmstate") {
+        "tpm"
+    } else if d.volume.contains("cloudinit") {
+        "cloudinit"
+    } else if d.is_cdrom {
+        "cdrom"
+    } else {
+        "disk"
+    };
+    VmDisk {
+        key: d.key,
+        volume: d.volume,
+        storage: d.storage,
+        size: d.size,
+        media: media.into(),
+    }
+}
+
+/// Parses network interfaces from a VM config; pure.
+pub fn parse_nics(config: &QemuConfig) -> Vec<VmNic> {
+    let mut out = Vec::new();
+    for (key, v) in &config.0 {
+        let is_net = key
+            .strip_prefix("net")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        let (true, Some(s)) = (is_net, crate::pve::perl::value_as_string(v)) else {
+            continue;
+        };
+        let mut model = String::new();
+        let mut mac = None;
+        let mut bridge = None;
+        let mut vlan = None;
+        for part in s.split(',') {
+            let Some((k, val)) = part.split_once('=') else {
+                continue;
+            };
+            match k {
+                "bridge" => bridge = Some(val.to_string()),
+                "tag" => vlan = val.parse().ok(),
+                "macaddr" => mac = Some(val.to_string()),
+                _ if model.is_empty()
+                    && ["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"].contains(&k) =>
+                {
+                    model = k.to_string();
+                    mac = Some(val.to_string());
+                }
+                _ => {}
+            }
+        }
+        out.push(VmNic {
+            key: key.clone(),
+            model,
+            mac,
+            bridge,
+            vlan,
+        });
+    }
+    out
+}
+
+/// One VM in detail; its node is resolved from the cluster inventory.
+///
+/// # Errors
+/// `pve::Error` when the VM does not exist, its node is offline, or the token lacks VM.Audit.
+pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> {
+    let row = ctx.client.find_vm(args.vmid).await?;
+    let node = row.node.clone().unwrap_or_default();
+    if !matches!(row.kind, ResourceKind::Qemu) {
+        return Err(Error::invalid(
+            "vmid",
+            format!(
+                "guest {} on {node} is a container, not a QEMU VM; container tools are not available",
+                args.vmid
+            ),
+        ));
+    }
+    let (config, status) = tokio::try_join!(
+        ctx.client.get_qemu_config(&node, args.vmid),
+        ctx.client.get_qemu_status(&node, args.vmid)
+    )?;
+    let mut cloudinit = BTreeMap::new();
+    for k in [
+        "ciuser",
+        "citype",
+        "ipconfig0",
+        "ipconfig1",
+        "nameserver",
+        "searchdomain",
+        "cicustom",
+        "ciupgrade",
+    ] {
+        if let Some(v) = config.get_str(k) {
+            cloudinit.insert(k.to_string(), v);
+        }
+    }
+    if let Some(keys) = config.get_str("sshkeys") {
+        let decoded = percent_encoding::percent_decode_str(&keys)
+            .decode_utf8_lossy()
+            .to_string();
+        let n = decoded.lines().filter(|l| !l.trim().is_empty()).count();
+        cloudinit.insert("sshkeys".into(), format!("{n} key(s)"));
+    }
+    let tags: BTreeSet<String> = config.tags().into_iter().collect();
+    let agent_enabled = config
+        .get_str("agent")
+        .is_some_and(|v| v.starts_with('1') || v.contains("enabled=1"));
+    let mac = config.get_str("net0").and_then(|n| {
+        n.split(',')
+            .next()
+            .and_then(|m| m.split_once('='))
+            .map(|(_, mac)| mac.to_string())
+    });
+    let (ip_addresses, guest_agent) = if status.status != "running" {
+        (vec![], "vm not running".to_string())
+    } else if !agent_enabled {
+        (vec![], "disabled (agent: 0 in the VM config)".to_string())
+    } else {
+        match crate::ops::vm::agent::agent_addresses(ctx, &node, args.vmid, mac.as_deref()).await {
+            Ok(Some(ips)) => (ips, "running".to_string()),
+            Ok(None) => (
+                vec![],
+                "not running (yet): the guest agent has not answered".to_string(),
+            ),
+            Err(e) => (vec![], format!("unavailable: {e}")),
+        }
+    };
+    Ok(VmDetail {
+        vmid: args.vmid,
+        name: config.name().unwrap_or_default(),
+        node,
+        status: status.status.clone(),
+        qmp_status: status.qmpstatus.clone(),
+        template: config.template(),
+        protection: config.protection(),
+        tags: tags.into_iter().collect(),
+        lock: config.lock().or(status.lock.clone()),
+        cores: config.cores(),
+        sockets: config.sockets(),
+        memory_mib: config.memory_mib(),
+        cpu_type: config.get_str("cpu"),
+        bios: config.get_str("bios"),
+        machine: config.get_str("machine"),
+        disks: config.disks().into_iter().map(vm_disk).collect(),
+        nics: parse_nics(&config),
+        cloudinit,
+        uptime_s: status.uptime.unwrap_or(0),
+        ip_addresses,
+        guest_agent,
+        description: config.get_str("description"),
+        config: config.0,
+    })
+}

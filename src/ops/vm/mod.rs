@@ -1,0 +1,8 @@
+//! Guests: list and inspect, create from a template, power, resize, tags, delete.
+
+pub(crate) mod agent;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod edit;
+pub(crate) mod inventory;
+pub(crate) mod power;

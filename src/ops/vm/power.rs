@@ -1,0 +1,238 @@
+//! Power: start, stop (hard), shutdown (ACPI, with timeout and optional force), reboot.
+//! A VM already in the asked state is a reported no-op; templates cannot be started. A hard stop
+//! is destructive (the guest loses what it has not written): without `confirm` it is previewed.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::pve::{ShutdownQemu, StartQemu, StopQemu, Upid};
+
+use crate::ops::guard::{node_of, resolve_vm};
+use crate::ops::run::Run;
+use crate::ops::{Context, Error};
+
+/// Which power action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    Start,
+    Stop,
+    Shutdown,
+    Reboot,
+}
+
+impl PowerAction {
+    fn verb(self) -> &'static str {
+        match self {
+            PowerAction::Start => "start",
+            PowerAction::Stop => "stop",
+            PowerAction::Shutdown => "shutdown",
+            PowerAction::Reboot => "reboot",
+        }
+    }
+}
+
+/// Arguments of `vm_start` and `vm_reboot`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PowerArgs {
+    /// The VM's id; its node is looked up.
+    pub vmid: u32,
+    /// Allow a VM outside `vmid_ranges` (default false).
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+}
+
+/// Arguments of `vm_stop`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopArgs {
+    /// The VM's id; its node is looked up.
+    pub vmid: u32,
+    /// Allow a VM outside `vmid_ranges` (default false).
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+    /// Really stop it. Without it the tool returns what it would stop and changes nothing.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// Arguments of `vm_shutdown`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownArgs {
+    /// The VM's id; its node is looked up.
+    pub vmid: u32,
+    /// Seconds to wait for the guest to power off (default 180).
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    /// Stop the VM hard if it has not shut down within the timeout (default false).
+    #[serde(default)]
+    pub force_after_timeout: bool,
+    /// Allow a VM outside `vmid_ranges` (default false).
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+}
+
+/// What a power tool did.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PowerReport {
+    pub vmid: u32,
+    pub node: String,
+    pub name: String,
+    pub action: PowerAction,
+    /// State before the call.
+    pub before: String,
+    /// State after the call, read back from the node.
+    pub after: String,
+    /// True when the VM already was in the asked state and nothing was sent.
+    pub noop: bool,
+    /// True when nothing was sent because the action needs `confirm: true` (vm_stop); the
+    /// message says what the confirmed call would do.
+    pub preview: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upid: Option<String>,
+    /// `OK` or `WARNINGS: N`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exitstatus: Option<String>,
+    pub message: String,
+}
+
+/// One power action as a tool asked for it.
+#[derive(Debug, Clone, Copy)]
+pub struct PowerRequest<'a> {
+    pub action: PowerAction,
+    pub vmid: u32,
+    pub allow_outside_ranges: bool,
+    /// `vm_shutdown`'s timeout and force settings.
+    pub shutdown: Option<&'a ShutdownArgs>,
+    /// False for an unconfirmed `vm_stop`: only the preview is returned.
+    pub confirmed: bool,
+}
+
+impl PowerRequest<'_> {
+    /// A confirmed `action` on `vmid`, without shutdown settings.
+    pub fn new(action: PowerAction, vmid: u32, allow_outside_ranges: bool) -> Self {
+        PowerRequest {
+            action,
+            vmid,
+            allow_outside_ranges,
+            shutdown: None,
+            confirmed: true,
+        }
+    }
+}
+
+/// Runs one power action and waits for its task.
+///
+/// # Errors
+/// Guards, a template start, a failed or timed-out task, a held lock past the deadline.
+pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<PowerReport, Error> {
+    let &PowerRequest {
+        action,
+        vmid,
+        allow_outside_ranges,
+        shutdown,
+        confirmed,
+    } = req;
+    let row = resolve_vm(ctx, vmid, allow_outside_ranges).await?;
+    let node = node_of(&row);
+    let status = ctx.client.get_qemu_status(&node, vmid).await?;
+    let name = status.name.clone().or(row.name.clone()).unwrap_or_default();
+    let before = status.status.clone();
+    let template = status.template.unwrap_or(false) || row.is_template();
+    let mut report = PowerReport {
+        vmid,
+        node: node.clone(),
+        name,
+        action,
+        before: before.clone(),
+        after: before.clone(),
+        noop: false,
+        preview: false,
+        upid: None,
+        exitstatus: None,
+        message: String::new(),
+    };
+    let running = before == "running";
+    if template && matches!(action, PowerAction::Start | PowerAction::Reboot) {
+        return Err(Error::refused(format!(
+            "vm {vmid} is a template and templates cannot be started; clone it with vm_create and start the clone"
+        )));
+    }
+    match (action, running) {
+        (PowerAction::Start, true) | (PowerAction::Stop | PowerAction::Shutdown, false) => {
+            report.noop = true;
+            report.message = format!("vm {vmid} on {node} is already {before}; nothing to do");
+            return Ok(report);
+        }
+        (PowerAction::Reboot, false) => {
+            return Err(Error::refused(format!(
+                "vm {vmid} on {node} is {before}; a reboot needs a running VM — use vm_start"
+            )));
+        }
+        _ => {}
+    }
+    if action == PowerAction::Stop && !confirmed {
+        report.preview = true;
+        report.message = format!(
+            "would stop vm {vmid} ({}) on {node} hard, like pulling the power cord: the guest \
+             gets no chance to flush its disks or close its services. Nothing was done: call \
+             vm_stop again with confirm: true, or shut it down gracefully with vm_shutdown",
+            report.name
+        );
+        return Ok(report);
+    }
+    let object = format!("vm {vmid} on {node}");
+    let upid: Upid = run
+        .retry_locked(ctx, &object, || async {
+            let c = &ctx.client;
+            Ok(match action {
+                PowerAction::Start => c.start_qemu(&node, vmid, &StartQemu::default()).await?,
+                PowerAction::Stop => c.stop_qemu(&node, vmid, &StopQemu::default()).await?,
+                PowerAction::Reboot => c.reboot_qemu(&node, vmid, None).await?,
+                PowerAction::Shutdown => {
+                    let a = shutdown;
+                    let p = ShutdownQemu {
+                        timeout: Some(a.and_then(|a| a.timeout_s).unwrap_or(180)),
+                        force_stop: Some(a.is_some_and(|a| a.force_after_timeout)),
+                        ..Default::default()
+                    };
+                    c.shutdown_qemu(&node, vmid, &p).await?
+                }
+            })
+        })
+        .await?;
+    report.upid = Some(upid.to_string());
+    let outcome = match run
+        .wait(ctx, &upid, &format!("{} {object}", action.verb()))
+        .await
+    {
+        Ok(o) => o,
+        Err(Error::Pve(crate::pve::Error::TaskFailed {
+            exitstatus,
+            log_tail,
+            upid,
+        })) if action == PowerAction::Shutdown => {
+            return Err(Error::refused(format!(
+                "vm {vmid} on {node} did not shut down ({exitstatus}; task {upid}; last log: {}). The guest may ignore ACPI or lack the guest agent: retry with force_after_timeout: true, or use vm_stop",
+                log_tail.last().cloned().unwrap_or_default()
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    report.exitstatus = Some(outcome.exitstatus.clone());
+    report.after = ctx
+        .client
+        .get_qemu_status(&node, vmid)
+        .await
+        .map(|s| s.status)
+        .unwrap_or_else(|_| "unknown".into());
+    report.message = format!(
+        "{} of vm {vmid} on {node} finished: {}, now {}",
+        action.verb(),
+        outcome.exitstatus,
+        report.after
+    );
+    Ok(report)
+}

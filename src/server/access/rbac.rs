@@ -1,0 +1,48 @@
+//! Toolset `access`: the RBAC bootstrap (the token's privilege report lives beside it).
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::{self, RbacBootstrapArgs, RbacBootstrapReport};
+
+use crate::server::call::Call;
+use crate::server::{ProxmoxServer, tool_error};
+
+#[tool_router(router = rbac_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// Bootstrap the least-privilege service account over SSH as root on one node: the user
+    /// claude-code@pve, the ClaudeCodeManager role (the design's privileges for the node's PVE
+    /// version; never Sys.Modify, Sys.PowerMgmt, Permissions.Modify, User.Modify or Realm.*),
+    /// its ACL on /, and the token `automation` whose secret goes straight into the
+    /// configured pass entry (it is never shown). Without confirm: true only inspects and
+    /// returns the plan. An existing token is kept unless rotate: true; enable_api_import adds
+    /// the privileges for API image imports.
+    #[tool(
+        name = "rbac_bootstrap",
+        annotations(
+            title = "Bootstrap service account",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn rbac_bootstrap(
+        &self,
+        Parameters(args): Parameters<RbacBootstrapArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<RbacBootstrapReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r =
+            ops::rbac_bootstrap(&self.ctx.config, self.ctx.ssh.as_deref(), &call.run, &args).await;
+        let upids = call.finish().await;
+        if !args.confirm {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited("rbac_bootstrap", &args, &upids, r)
+    }
+}

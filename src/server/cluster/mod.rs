@@ -1,0 +1,102 @@
+//! Toolset `cluster`: cluster and node health, PVE tasks.
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::{tool, tool_router};
+
+use crate::ops::{
+    self, ClusterStatusReport, NodeStatusArgs, NodeStatusReport, TaskLogArgs, TaskLogReport,
+    TaskStatusArgs, TaskStatusReport,
+};
+
+use crate::server::{NoArgs, ProxmoxServer, tool_error};
+
+#[tool_router(router = cluster_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// Cluster overview: quorum, every node's CPU, memory and root disk use, guest counts,
+    /// allocation against physical capacity (overcommit flags), storage pools, and warnings
+    /// (offline nodes, overcommitted nodes, storage over 85% full).
+    #[tool(
+        name = "cluster_status",
+        annotations(
+            title = "Cluster status",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn cluster_status(
+        &self,
+        Parameters(_): Parameters<NoArgs>,
+    ) -> Result<Json<ClusterStatusReport>, String> {
+        ops::cluster_status(&self.ctx)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// One node in detail: CPU, memory, swap, load, PVE version and kernel, its guests
+    /// (running first), its storage pools and overcommit.
+    #[tool(
+        name = "node_status",
+        annotations(
+            title = "Node status",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn node_status(
+        &self,
+        Parameters(args): Parameters<NodeStatusArgs>,
+    ) -> Result<Json<NodeStatusReport>, String> {
+        ops::node_status(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Status of a PVE task by UPID: running or stopped, and when stopped its exit status
+    /// (`OK` and `WARNINGS: N` are success).
+    #[tool(
+        name = "task_status",
+        annotations(
+            title = "Task status",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn task_status(
+        &self,
+        Parameters(args): Parameters<TaskStatusArgs>,
+    ) -> Result<Json<TaskStatusReport>, String> {
+        ops::task_status(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// A page of a PVE task's log by UPID (`tail: true` for the last lines).
+    #[tool(
+        name = "task_log",
+        annotations(
+            title = "Task log",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn task_log(
+        &self,
+        Parameters(args): Parameters<TaskLogArgs>,
+    ) -> Result<Json<TaskLogReport>, String> {
+        ops::task_log(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+}

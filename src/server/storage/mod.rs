@@ -1,0 +1,58 @@
+//! Toolset `storage`: pools and their content.
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::{tool, tool_router};
+
+use crate::ops::{
+    self, StorageContentArgs, StorageContentReport, StorageListArgs, StorageListReport,
+};
+
+use crate::server::{ProxmoxServer, tool_error};
+
+#[tool_router(router = storage_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// Storage pools with type, content types, shared flag, used / total / free space, and
+    /// warnings for pools over 85% full. Cluster-wide by default (shared pools once), or as
+    /// one node sees them.
+    #[tool(
+        name = "storage_list",
+        annotations(
+            title = "List storage",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn storage_list(
+        &self,
+        Parameters(args): Parameters<StorageListArgs>,
+    ) -> Result<Json<StorageListReport>, String> {
+        ops::storage_list(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Volumes on one storage (disk images, ISOs, container templates, backups, snippets,
+    /// import images), optionally filtered by content type or owning vmid.
+    #[tool(
+        name = "storage_content",
+        annotations(
+            title = "Storage content",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn storage_content(
+        &self,
+        Parameters(args): Parameters<StorageContentArgs>,
+    ) -> Result<Json<StorageContentReport>, String> {
+        ops::storage_content(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+}

@@ -1,0 +1,192 @@
+//! Toolset `template`: list, convert, delete.
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::{
+    self, TemplateConvertArgs, TemplateConvertReport, TemplateDeleteArgs, TemplateDeleteReport,
+    TemplateFromCloudImageArgs, TemplateFromImageReport, TemplateFromIsoArgs,
+    TemplateFromIsoReport, TemplateImportDiskArgs, TemplateListArgs, TemplateListReport,
+};
+
+use crate::server::call::Call;
+use crate::server::{ProxmoxServer, tool_error};
+
+#[tool_router(router = template_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// List VM templates cluster-wide: vmid, name, node, tags, OS type, disk size, storages,
+    /// whether they can be cloned to any node (all disks on shared storage), and the linked
+    /// clones that depend on each.
+    #[tool(
+        name = "template_list",
+        annotations(
+            title = "List templates",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn template_list(
+        &self,
+        Parameters(args): Parameters<TemplateListArgs>,
+    ) -> Result<Json<TemplateListReport>, String> {
+        ops::template_list(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Turn an installed, stopped VM into a template (disks become read-only base images).
+    /// Running VMs are refused; PVE also refuses VMs with snapshots, with its reason.
+    #[tool(
+        name = "template_convert",
+        annotations(
+            title = "Convert VM to template",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn template_convert(
+        &self,
+        Parameters(args): Parameters<TemplateConvertArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateConvertReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_convert(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        self.audited("template_convert", &args, &upids, r)
+    }
+
+    /// Delete a template and its disks. Without confirm: true it only returns the preview
+    /// (disks, linked clones). Refused while linked clones depend on it.
+    #[tool(
+        name = "template_delete",
+        annotations(
+            title = "Delete template",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn template_delete(
+        &self,
+        Parameters(args): Parameters<TemplateDeleteArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateDeleteReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_delete(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        if !args.confirm {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited("template_delete", &args, &upids, r)
+    }
+
+    /// Build a cloud-init template from a cloud image URL in one call: download (checksum
+    /// verified), grow to disk_size (32G), create the VM with the cluster defaults (bios,
+    /// machine, cpu, SCSI controller, EFI disk, agent, bridge), import the image as the boot
+    /// disk, cloud-init drive, serial console, user and SSH keys, vendor snippet (guest agent)
+    /// via cicustom, tags, convert to a template, remove the download. Uses the PVE API when
+    /// the node runs 8.4+ and the token holds Datastore.AllocateTemplate and
+    /// Sys.AccessNetwork, otherwise SSH (wget, qemu-img, qm disk import); the result says
+    /// which path ran and why. A name in use is refused; replace: true (with confirm: true,
+    /// else a preview) builds the new template and then deletes the old one.
+    #[tool(
+        name = "template_from_cloud_image",
+        annotations(
+            title = "Template from cloud image",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn template_from_cloud_image(
+        &self,
+        Parameters(args): Parameters<TemplateFromCloudImageArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateFromImageReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_from_cloud_image(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        if matches!(&r, Ok(report) if report.preview) {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited("template_from_cloud_image", &args, &upids, r)
+    }
+
+    /// Import a pre-built qcow2/raw/vmdk disk image — from a URL (downloaded, checksum
+    /// verified) or a path already on the node — as the boot disk of a new template (no
+    /// cloud-init): create the VM with the cluster defaults, import, optionally grow, convert,
+    /// remove the download. API or SSH path as for template_from_cloud_image (a node path
+    /// always goes over SSH); replace: true with confirm: true replaces a same-named template.
+    #[tool(
+        name = "template_import_disk",
+        annotations(
+            title = "Template from disk image",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn template_import_disk(
+        &self,
+        Parameters(args): Parameters<TemplateImportDiskArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateFromImageReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_import_disk(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        if matches!(&r, Ok(report) if report.preview) {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited("template_import_disk", &args, &upids, r)
+    }
+
+    /// Prepare a template from an installer ISO: a VM with the cluster defaults, an empty boot
+    /// disk (disk_size, 32G) and the ISO attached — a volume in storage, a URL (downloaded
+    /// through the API, or with wget over SSH when the token may not) or a local file on the
+    /// server's machine (uploaded through the API, or over SFTP) — optionally started; the
+    /// result says how to reach the console. Install the OS, shut the VM down, then run
+    /// template_convert. replace: true with confirm: true deletes a same-named template once
+    /// the new VM exists.
+    #[tool(
+        name = "template_from_iso",
+        annotations(
+            title = "Template from ISO",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn template_from_iso(
+        &self,
+        Parameters(args): Parameters<TemplateFromIsoArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<TemplateFromIsoReport>, String> {
+        let call = Call::start(&rc, ct);
+        let r = ops::template_from_iso(&self.ctx, &call.run, &args).await;
+        let upids = call.finish().await;
+        if matches!(&r, Ok(report) if report.preview) {
+            // A preview changes nothing: no audit record.
+            return r.map(Json).map_err(tool_error);
+        }
+        self.audited("template_from_iso", &args, &upids, r)
+    }
+}

@@ -1,0 +1,3 @@
+//! Transports: stdio is rmcp's; Streamable HTTP with bearer auth and Host/Origin checks is ours.
+
+pub mod http;

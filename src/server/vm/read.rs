@@ -1,0 +1,56 @@
+//! Toolset `vm` (reads): list and inspect guests.
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::{tool, tool_router};
+
+use crate::ops::{self, VmDetail, VmGetArgs, VmListArgs, VmListReport};
+
+use crate::server::{ProxmoxServer, tool_error};
+
+#[tool_router(router = vm_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// List guests across the cluster, filtered by tag, node, status and name glob (all
+    /// combine), sorted by vmid, paged (50 per page by default). Templates only with
+    /// `include_templates`.
+    #[tool(
+        name = "vm_list",
+        annotations(
+            title = "List VMs",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_list(
+        &self,
+        Parameters(args): Parameters<VmListArgs>,
+    ) -> Result<Json<VmListReport>, String> {
+        ops::vm_list(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// One VM in detail by vmid (its node is looked up): live state, lock, protection, tags,
+    /// CPU and memory, disks, network interfaces, cloud-init settings and the raw config.
+    #[tool(
+        name = "vm_get",
+        annotations(
+            title = "Get VM",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn vm_get(
+        &self,
+        Parameters(args): Parameters<VmGetArgs>,
+    ) -> Result<Json<VmDetail>, String> {
+        ops::vm_get(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+}

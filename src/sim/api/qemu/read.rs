@@ -1,0 +1,165 @@
+//! Guest reads: `/nodes/{node}/qemu` (filtered by VM.Audit), `.../config` (typed values plus
+//! `digest`) and `.../status/current`. A guest asked for on the wrong node fails like PVE: 500
+//! "Configuration file 'nodes/<node>/qemu-server/<vmid>.conf' does not exist".
+
+use serde_json::{Map, Value, json};
+
+use crate::sim::api::Ctx;
+use crate::sim::http::{ApiError, ApiResult, Reply};
+use crate::sim::state::Vm;
+
+const INT_KEYS: &[&str] = &[
+    "acpi",
+    "autostart",
+    "balloon",
+    "ciupgrade",
+    "cores",
+    "cpuunits",
+    "freeze",
+    "keephugepages",
+    "kvm",
+    "localtime",
+    "migrate_speed",
+    "numa",
+    "onboot",
+    "protection",
+    "reboot",
+    "shares",
+    "smp",
+    "snaptime",
+    "sockets",
+    "tablet",
+    "tdf",
+    "template",
+    "vcpus",
+];
+const NUM_KEYS: &[&str] = &["cpulimit", "migrate_downtime"];
+
+/// The guest `vmid` on `node`, or PVE's missing-config error.
+pub fn lookup<'a>(c: &'a Ctx, node: &str, vmid: &str) -> Result<&'a Vm, ApiError> {
+    let missing = || {
+        ApiError::Server(format!(
+            "Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
+        ))
+    };
+    let id: u32 = vmid.parse().map_err(|_| missing())?;
+    c.st.vms
+        .get(&id)
+        .filter(|v| v.node == node)
+        .ok_or_else(missing)
+}
+
+fn summary(vm: &Vm) -> Map<String, Value> {
+    let mut m = Map::new();
+    let running = vm.running;
+    let (net, io) = (vm.uptime() * 3_100, vm.uptime() * 9_800);
+    m.insert("vmid".into(), json!(vm.vmid));
+    m.insert("name".into(), json!(vm.name()));
+    m.insert(
+        "status".into(),
+        json!(if running { "running" } else { "stopped" }),
+    );
+    m.insert("cpus".into(), json!(vm.cpus()));
+    m.insert(
+        "cpu".into(),
+        json!(if running { vm.cpu_usage } else { 0.0 }),
+    );
+    m.insert("maxmem".into(), json!(vm.maxmem()));
+    m.insert("mem".into(), json!(vm.mem()));
+    m.insert("memhost".into(), json!(vm.memhost()));
+    m.insert("maxdisk".into(), json!(vm.maxdisk()));
+    m.insert("disk".into(), json!(0));
+    m.insert("uptime".into(), json!(vm.uptime()));
+    m.insert("netin".into(), json!(net));
+    m.insert("netout".into(), json!(net / 3));
+    m.insert("diskread".into(), json!(io));
+    m.insert("diskwrite".into(), json!(io / 2));
+    if running {
+        m.insert("pid".into(), json!(vm.pid));
+    }
+    if vm.is_template() {
+        m.insert("template".into(), json!(1));
+    }
+    if let Some(t) = vm.get("tags") {
+        m.insert("tags".into(), json!(t));
+    }
+    if let Some(l) = vm.get("lock") {
+        m.insert("lock".into(), json!(l));
+    }
+    if vm.get("serial0").is_some() {
+        m.insert("serial".into(), json!(1));
+    }
+    m
+}
+
+pub fn list(c: &Ctx) -> ApiResult {
+    c.validate()?;
+    let node = &c.args.node;
+    let out: Vec<Value> =
+        c.st.vms_on(node)
+            .filter(|v| c.can(&format!("/vms/{}", v.vmid), &["VM.Audit"]))
+            .map(|v| Value::Object(summary(v)))
+            .collect();
+    Ok(Reply::data(Value::Array(out)))
+}
+
+pub fn config(c: &Ctx) -> ApiResult {
+    c.require(&format!("/vms/{}", c.args.vmid), &["VM.Audit"], false)?;
+    c.validate()?;
+    let vm = lookup(c, &c.args.node, &c.args.vmid)?;
+    if let Some(s) = c.param("snapshot") {
+        return Err(ApiError::Server(format!("snapshot '{s}' does not exist")));
+    }
+    // pending values applied unless `current=1` (qemu-server `vm_config`)
+    let mut view = vm.config.clone();
+    if !c.flag("current") {
+        for k in &vm.pending_delete {
+            view.remove(k);
+        }
+        view.extend(vm.pending.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut m = Map::new();
+    for (k, v) in &view {
+        let val = if INT_KEYS.contains(&k.as_str()) {
+            v.parse::<i64>()
+                .map(|n| json!(n))
+                .unwrap_or_else(|_| json!(v))
+        } else if NUM_KEYS.contains(&k.as_str()) {
+            v.parse::<f64>()
+                .map(|n| json!(n))
+                .unwrap_or_else(|_| json!(v))
+        } else {
+            json!(v)
+        };
+        m.insert(k.clone(), val);
+    }
+    m.insert("digest".into(), json!(vm.digest()));
+    Ok(Reply::data(Value::Object(m)))
+}
+
+pub fn status_current(c: &Ctx) -> ApiResult {
+    c.require(&format!("/vms/{}", c.args.vmid), &["VM.Audit"], false)?;
+    c.validate()?;
+    let vm = lookup(c, &c.args.node, &c.args.vmid)?;
+    let mut m = summary(vm);
+    let qmp = match (vm.running, vm.paused) {
+        (true, true) => "paused",
+        (true, false) => "running",
+        _ => "stopped",
+    };
+    m.insert("qmpstatus".into(), json!(qmp));
+    m.insert("ha".into(), json!({ "managed": 0 }));
+    let agent = vm.get("agent").is_some_and(|a| {
+        a.split(',')
+            .next()
+            .is_some_and(|x| x == "1" || x == "enabled=1")
+    });
+    if agent {
+        m.insert("agent".into(), json!(1));
+    }
+    if vm.running {
+        m.insert("running-machine".into(), json!("pc-q35-9.2+pve1"));
+        m.insert("running-qemu".into(), json!("9.2.0"));
+    }
+    Ok(Reply::data(Value::Object(m)))
+}

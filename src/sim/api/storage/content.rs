@@ -1,0 +1,186 @@
+//! Storage reads: `/storage` (storage.cfg), `/nodes/{node}/storage` (usage with
+//! `used`/`total`/`avail`) and `/nodes/{node}/storage/{storage}/content` (item 31). Guest disks
+//! are listed from guest configs; everything else from the scenario's files.
+
+use serde_json::{Map, Value, json};
+
+use crate::sim::api::Ctx;
+use crate::sim::http::{ApiError, ApiResult, Reply};
+use crate::sim::state::{MIB, Storage};
+
+fn visible(c: &Ctx, s: &Storage) -> bool {
+    c.can(
+        &format!("/storage/{}", s.id),
+        &["Datastore.Audit", "Datastore.AllocateSpace"],
+    )
+}
+
+pub fn storage_index(c: &Ctx) -> ApiResult {
+    c.validate()?;
+    let ty = c.param("type");
+    let out: Vec<Value> =
+        c.st.storages
+            .iter()
+            .filter(|s| ty.is_none_or(|t| t == s.stype) && visible(c, s))
+            .map(|s| {
+                let mut m = Map::new();
+                m.insert("storage".into(), json!(s.id));
+                m.insert("type".into(), json!(s.stype));
+                m.insert("content".into(), json!(s.content.join(",")));
+                for (k, v) in &s.props {
+                    m.insert(k.clone(), json!(v));
+                }
+                if s.content.iter().any(|c| c == "backup") {
+                    m.insert("prune-backups".into(), json!("keep-all=1"));
+                }
+                if s.stype == "nfs" {
+                    m.insert("options".into(), json!("vers=4.2"));
+                }
+                m.insert(
+                    "digest".into(),
+                    json!("6f1c7a0d3b1e9e4b1e0f5d3c2a1b0c9d8e7f6a5b"),
+                );
+                Value::Object(m)
+            })
+            .collect();
+    Ok(Reply::data(Value::Array(out)))
+}
+
+pub fn node_storage(c: &Ctx) -> ApiResult {
+    c.validate()?;
+    let node = &c.args.node;
+    let wanted: Vec<&str> = c
+        .param("content")
+        .map(|s| s.split([',', ';', ' ']).filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default();
+    let only = c.param("storage");
+    let mut out = Vec::new();
+    for s in &c.st.storages {
+        if only.is_some_and(|o| o != s.id) || !visible(c, s) {
+            continue;
+        }
+        if !wanted.is_empty() && !wanted.iter().any(|w| s.content.iter().any(|x| x == w)) {
+            continue;
+        }
+        let used = c.st.storage_used(&s.id, Some(node));
+        let mut row = json!({
+            "storage": s.id, "type": s.stype, "content": s.content.join(","),
+            "shared": u8::from(s.shared), "active": 1, "enabled": 1,
+            "total": s.total, "used": used, "avail": s.total - used,
+            "used_fraction": used as f64 / s.total.max(1) as f64,
+        });
+        if c.flag("format") {
+            let (def, sup) = if s.stype == "lvmthin" {
+                ("raw", vec!["raw"])
+            } else {
+                ("qcow2", vec!["raw", "qcow2", "vmdk"])
+            };
+            row["formats"] = json!({ "default": def, "supported": sup });
+        }
+        out.push(row);
+    }
+    Ok(Reply::data(Value::Array(out)))
+}
+
+pub fn content(c: &Ctx) -> ApiResult {
+    let (node, sid) = (&c.args.node, &c.args.storage);
+    c.require(
+        &format!("/storage/{sid}"),
+        &["Datastore.Audit", "Datastore.AllocateSpace"],
+        true,
+    )?;
+    c.validate()?;
+    let st = c.st;
+    let Some(s) = st.storage(sid) else {
+        return Err(ApiError::Server(format!("storage '{sid}' does not exist")));
+    };
+    let content = c.param("content");
+    let vmid: Option<u32> = c.param("vmid").and_then(|v| v.parse().ok());
+    let mut items: Vec<Value> = Vec::new();
+    for f in st
+        .files
+        .iter()
+        .filter(|f| f.storage == s.id && (s.shared || f.node.as_deref() == Some(node.as_str())))
+    {
+        let mut m = json!({ "volid": f.volid, "content": f.content, "format": f.format, "size": f.size, "ctime": f.ctime });
+        if let Some(v) = f.vmid {
+            m["vmid"] = json!(v);
+        }
+        if f.content == "backup" {
+            m["subtype"] = json!("qemu");
+            m["protected"] = json!(u8::from(f.protected));
+            if let Some(n) = &f.notes {
+                m["notes"] = json!(n);
+            }
+        }
+        if f.content == "import" || f.content == "iso" {
+            m["used"] = json!(f.size);
+        }
+        items.push(m);
+    }
+    for vm in st.vms.values().filter(|v| s.shared || v.node == *node) {
+        for d in vm.disks().into_iter().filter(|d| d.storage == s.id) {
+            let format = if d.volname.ends_with(".qcow2") {
+                "qcow2"
+            } else {
+                "raw"
+            };
+            let mut item = json!({ "volid": format!("{}:{}", s.id, d.volname), "content": "images", "format": format,
+                "size": d.size, "vmid": vm.vmid, "used": d.size / 3, "ctime": st.started - 86_400 * 90 });
+            if let Some(parent) = linked_parent(&d.volname) {
+                item["parent"] = json!(parent);
+            }
+            items.push(item);
+        }
+        if let Some(ci) = vm.get("ide2").filter(|v| v.contains("cloudinit")) {
+            let volid = ci.split(',').next().unwrap_or("");
+            if volid.starts_with(&format!("{}:", s.id)) {
+                let format = if volid.ends_with(".qcow2") {
+                    "qcow2"
+                } else {
+                    "raw"
+                };
+                items.push(json!({ "volid": volid, "content": "images", "format": format, "size": 4 * MIB, "vmid": vm.vmid }));
+            }
+        }
+    }
+    for v in st
+        .images
+        .iter()
+        .filter(|v| v.storage == s.id && (s.shared || v.node.as_deref() == Some(node.as_str())))
+    {
+        let mut item = json!({ "volid": v.volid, "content": "images", "format": v.format,
+            "size": v.size, "used": v.size / 3, "ctime": v.ctime });
+        if let Some(id) = v.vmid {
+            item["vmid"] = json!(id);
+        }
+        items.push(item);
+    }
+    items.sort_by(|a, b| a["volid"].as_str().cmp(&b["volid"].as_str()));
+    let out: Vec<Value> = items
+        .into_iter()
+        .filter(|i| content.is_none_or(|ct| i["content"] == ct))
+        .filter(|i| vmid.is_none_or(|v| i["vmid"] == v))
+        .filter(|i| match i["vmid"].as_u64() {
+            // volumes owned by a guest need access to that guest (or Datastore.Allocate)
+            Some(v) => {
+                c.can(&format!("/vms/{v}"), &["VM.Audit"])
+                    || c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
+            }
+            None => true,
+        })
+        .collect();
+    Ok(Reply::data(Value::Array(out)))
+}
+
+/// The backing file of a file-based linked clone, as `qemu-img info` names it:
+/// `100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2` -> `../100/base-100-disk-0.qcow2`.
+fn linked_parent(volname: &str) -> Option<String> {
+    let parts: Vec<&str> = volname.split('/').collect();
+    match parts.as_slice() {
+        [base_vmid, base, _, _] if base.starts_with("base-") => {
+            Some(format!("../{base_vmid}/{base}"))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,153 @@
+//! Task reads: `/nodes/{node}/tasks` (archive/active lists with PVE's filters),
+//! `.../tasks/{upid}/status` (exitstatus only when stopped; `user` split into user and
+//! `tokenid`) and `.../tasks/{upid}/log` (`[{n,t}]` + `total`). Visibility per item 19: a
+//! token sees its own tasks; Sys.Audit on `/nodes/{node}` sees all.
+
+use serde_json::{Value, json};
+
+use crate::sim::api::Ctx;
+use crate::sim::http::{ApiError, ApiResult, Reply};
+use crate::sim::tasks::{Task, upid_parses};
+
+fn owns(authid: &str, t: &Task) -> bool {
+    t.user == authid || t.user.split_once('!').is_some_and(|(u, _)| u == authid)
+}
+
+fn list_row(t: &Task) -> Value {
+    let mut m = json!({ "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.starttime,
+        "type": t.ttype, "id": t.id, "user": t.user });
+    if let Some(e) = &t.exitstatus {
+        m["status"] = json!(e);
+    }
+    if let Some(e) = t.endtime {
+        m["endtime"] = json!(e);
+    }
+    m
+}
+
+/// `ok`, `warning`, `error` or `unknown` for `statusfilter`.
+fn status_class(t: &Task) -> &'static str {
+    match t.exitstatus.as_deref() {
+        None => "unknown",
+        Some("OK") => "ok",
+        Some(e) if e.starts_with("WARNINGS: ") => "warning",
+        Some("unexpected status") => "unknown",
+        Some(_) => "error",
+    }
+}
+
+pub fn list(c: &Ctx) -> ApiResult {
+    c.validate()?;
+    let node = &c.args.node;
+    let audit = c.can(&format!("/nodes/{node}"), &["Sys.Audit"]);
+    let num = |k: &str, d: i64| c.param(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(d);
+    let (start, limit) = (
+        num("start", 0).max(0) as usize,
+        num("limit", 50).max(0) as usize,
+    );
+    let source = c.param("source").unwrap_or("archive");
+    let statuses: Vec<String> = c
+        .param("statusfilter")
+        .map(|s| {
+            s.split([',', ';', ' '])
+                .map(|x| x.trim().to_lowercase())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tasks: Vec<&Task> =
+        c.st.tasks
+            .tasks
+            .iter()
+            .filter(|t| t.node == *node)
+            .filter(|t| audit || owns(c.authid(), t))
+            .filter(|t| match source {
+                "active" => t.running(),
+                "all" => true,
+                _ => !t.running(),
+            })
+            .filter(|t| !c.flag("errors") || t.exitstatus.as_deref() != Some("OK"))
+            .filter(|t| c.param("typefilter").is_none_or(|f| t.ttype == f))
+            .filter(|t| c.param("userfilter").is_none_or(|f| t.user.contains(f)))
+            .filter(|t| c.param("vmid").is_none_or(|v| t.id == v))
+            .filter(|t| {
+                c.param("since")
+                    .is_none_or(|_| t.starttime >= num("since", 0))
+            })
+            .filter(|t| {
+                c.param("until")
+                    .is_none_or(|_| t.starttime <= num("until", 0))
+            })
+            .filter(|t| statuses.is_empty() || statuses.iter().any(|s| s == status_class(t)))
+            .collect();
+    tasks.sort_by(|a, b| b.starttime.cmp(&a.starttime).then(b.upid.cmp(&a.upid)));
+    let total = tasks.len();
+    let page: Vec<Value> = tasks
+        .into_iter()
+        .skip(start)
+        .take(if limit == 0 { usize::MAX } else { limit })
+        .map(list_row)
+        .collect();
+    Ok(Reply {
+        data: Value::Array(page),
+        total: Some(total),
+    })
+}
+
+/// The task named by the path, with PVE's 400s and the owner-or-Sys.Audit rule.
+fn task<'a>(c: &'a Ctx) -> Result<&'a Task, ApiError> {
+    c.validate()?;
+    let (node, upid) = (&c.args.node, &c.args.upid);
+    if !upid_parses(upid) {
+        return Err(ApiError::param("upid", "unable to parse worker upid"));
+    }
+    let t =
+        c.st.tasks
+            .find(upid)
+            .filter(|t| t.node == *node)
+            .ok_or_else(|| ApiError::param("upid", "no such task"))?;
+    if !owns(c.authid(), t) {
+        c.require(&format!("/nodes/{node}"), &["Sys.Audit"], false)?;
+    }
+    Ok(t)
+}
+
+pub fn status(c: &Ctx) -> ApiResult {
+    let t = task(c)?;
+    let (user, tokenid) = match t.user.split_once('!') {
+        Some((u, tok)) => (u.to_string(), Some(tok.to_string())),
+        None => (t.user.clone(), None),
+    };
+    let mut m = json!({ "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.starttime,
+        "type": t.ttype, "id": t.id, "user": user, "status": if t.running() { "running" } else { "stopped" } });
+    if let Some(tok) = tokenid {
+        m["tokenid"] = json!(tok);
+    }
+    if let Some(e) = &t.exitstatus {
+        m["exitstatus"] = json!(e);
+    }
+    Ok(Reply::data(m))
+}
+
+pub fn log(c: &Ctx) -> ApiResult {
+    let t = task(c)?;
+    let num = |k: &str, d: usize| {
+        c.param(k)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(d)
+    };
+    let (start, limit) = (num("start", 0), num("limit", 50));
+    let limit = if limit == 0 { 50 } else { limit };
+    let lines: Vec<Value> = t
+        .log
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(limit)
+        .map(|(i, l)| json!({ "n": i + 1, "t": l }))
+        .collect();
+    Ok(Reply {
+        data: Value::Array(lines),
+        total: Some(t.log.len()),
+    })
+}
