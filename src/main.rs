@@ -429,7 +429,13 @@ async fn run_sim(args: SimArgs) -> Result<()> {
 async fn check(args: TargetArgs) -> Result<bool> {
     let report = if let Some(scenario) = &args.sim {
         let (_handle, cfg, cred, shell) = sim_target(scenario, args.sim_time_scale).await?;
-        ops::check(cfg, Ok(cred), Ok(Some(std::sync::Arc::new(shell)))).await
+        ops::check(
+            cfg,
+            Ok(cred),
+            Ok(Some(std::sync::Arc::new(shell))),
+            &server::tool_specs(),
+        )
+        .await
     } else {
         let mut report = ops::CheckReport {
             ok: true,
@@ -457,7 +463,7 @@ async fn check(args: TargetArgs) -> Result<bool> {
                 let shell = passphrase
                     .map(|p| ops::NodeShell::from_config(&cfg, p).map(std::sync::Arc::new))
                     .map_err(|e| e.to_string());
-                ops::check(cfg, cred, shell).await
+                ops::check(cfg, cred, shell, &server::tool_specs()).await
             }
         }
     };

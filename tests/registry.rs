@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use proxmox_manager::server::{Catalogue, TOOLSETS, ToolFilter, toolset_of};
+use proxmox_manager::server::{Catalogue, TOOLSETS, ToolFilter, tool_spec, tool_specs, toolset_of};
 use serde_json::Value;
 
 #[test]
@@ -95,25 +95,42 @@ fn input_and_output_schemas_have_object_roots() {
 }
 
 #[test]
-fn every_tool_is_in_exactly_one_toolset_and_every_listed_tool_exists() {
+fn every_tool_has_one_spec_in_a_known_toolset_and_every_spec_a_tool() {
     let cat = Catalogue::full();
     let names: BTreeSet<String> = cat.tools.iter().map(|t| t.name.to_string()).collect();
-    for t in &names {
-        let n = TOOLSETS
-            .iter()
-            .filter(|s| s.tools.contains(&t.as_str()))
-            .count();
-        assert_eq!(n, 1, "{t} is in {n} toolsets");
-        assert!(toolset_of(t).is_some());
+    let specs = tool_specs();
+    let spec_names: BTreeSet<String> = specs.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, spec_names, "routes and specs differ");
+    assert_eq!(specs.len(), spec_names.len(), "a tool is declared twice");
+    for s in &specs {
+        assert!(
+            TOOLSETS.iter().any(|t| t.name == s.toolset),
+            "{} names unknown toolset `{}`",
+            s.name,
+            s.toolset
+        );
+        assert!(toolset_of(s.name).is_some());
     }
-    for s in TOOLSETS {
-        for t in s.tools {
-            assert!(
-                names.contains(*t),
-                "toolset {} lists missing tool {t}",
-                s.name
-            );
-        }
+    for set in TOOLSETS {
+        assert!(!set.tools().is_empty(), "toolset {} has no tool", set.name);
+    }
+}
+
+#[test]
+fn annotations_come_from_the_specs() {
+    for t in Catalogue::full().tools {
+        let spec = tool_spec(&t.name).expect("spec");
+        let a = t.annotations.as_ref().expect("annotations");
+        assert_eq!(a.read_only_hint, Some(spec.read_only()), "{}", t.name);
+        assert_eq!(
+            a.destructive_hint,
+            Some(spec.destructive_hint()),
+            "{}",
+            t.name
+        );
+        assert_eq!(a.idempotent_hint, Some(spec.idempotent), "{}", t.name);
+        assert_eq!(a.open_world_hint, Some(spec.open_world), "{}", t.name);
+        assert_eq!(a.title.as_deref(), Some(spec.title), "{}", t.name);
     }
 }
 
@@ -123,14 +140,24 @@ fn tool_filter_rules() {
         toolsets: vec!["vm".into()],
         read_only: false,
     };
-    assert!(f.keeps("vm_list", true));
-    assert!(!f.keeps("storage_list", true));
+    let spec = |n: &str| tool_spec(n).expect("spec");
+    assert!(f.keeps(spec("vm_list")));
+    assert!(f.keeps(spec("vm_delete")));
+    assert!(!f.keeps(spec("storage_list")));
     let ro = ToolFilter {
         toolsets: vec![],
         read_only: true,
     };
-    assert!(ro.keeps("vm_list", true));
-    assert!(!ro.keeps("vm_delete", false), "read-only wins");
+    assert!(ro.keeps(spec("vm_list")));
+    assert!(!ro.keeps(spec("vm_delete")), "read-only wins");
+    let both = ToolFilter {
+        toolsets: vec!["vm".into()],
+        read_only: true,
+    };
+    assert!(
+        !both.keeps(spec("vm_create")),
+        "read-only wins over toolsets"
+    );
     let bad = ToolFilter {
         toolsets: vec!["vms".into()],
         read_only: false,

@@ -234,7 +234,13 @@ async fn every_request_the_client_sends_is_in_the_schema() {
         secret: secrecy::SecretString::from(sim.token(common::MANAGER).expect("t").secret),
         source: config::credentials::CredentialSource::Simulator,
     };
-    let report = ops::check(cfg, Ok(cred), Ok(None)).await;
+    let report = ops::check(
+        cfg,
+        Ok(cred),
+        Ok(None),
+        &proxmox_manager::server::tool_specs(),
+    )
+    .await;
     assert!(
         report.ok,
         "doctor against the simulator: {:?}",

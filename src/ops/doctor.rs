@@ -13,6 +13,7 @@ use crate::config::{Config, TlsSetting, credentials::TokenCredential};
 use super::access::check::{AccessInput, ToolAccess, has_privilege};
 use super::node_ssh::NodeShell;
 use super::run::Run;
+use super::spec::ToolSpec;
 use super::{Context, Error};
 
 /// Outcome of one check.
@@ -81,6 +82,7 @@ pub async fn check(
     config: Config,
     credential: Result<TokenCredential, String>,
     ssh: Result<Option<Arc<NodeShell>>, String>,
+    specs: &[&ToolSpec],
 ) -> CheckReport {
     let mut r = CheckReport {
         ok: true,
@@ -156,8 +158,10 @@ pub async fn check(
                 perms: &perms,
                 pve_major,
                 node: &node,
+                bridge: &ctx.config.defaults.network_bridge,
                 ssh_configured: matches!(ssh, Ok(Some(_))),
             },
+            specs,
             &mut r,
         ),
         Err(e) => r.push("privileges", CheckStatus::Fail, e.to_string(), None),
@@ -329,8 +333,8 @@ async fn list_bridges(ctx: &Context, node: &str) -> Result<Vec<String>, Error> {
 /// One line per toolset from [`super::access::check::evaluate`]: a read-only tool PVE would refuse
 /// fails the check, a write tool only warns; then the SSH fallbacks and the PVE 9 guest-agent
 /// privilege.
-fn privilege_checks(input: &AccessInput<'_>, r: &mut CheckReport) {
-    let (toolsets, ssh_fallback) = super::access::check::evaluate(input);
+fn privilege_checks(input: &AccessInput<'_>, specs: &[&ToolSpec], r: &mut CheckReport) {
+    let (toolsets, ssh_fallback) = super::access::check::evaluate(input, specs);
     for set in &toolsets {
         let name = format!("privileges ({})", set.toolset);
         let blocked: Vec<&ToolAccess> = set.tools.iter().filter(|t| !t.ready).collect();
@@ -343,12 +347,9 @@ fn privilege_checks(input: &AccessInput<'_>, r: &mut CheckReport) {
             );
             continue;
         }
-        let read_only_blocked = blocked.iter().any(|t| {
-            super::access::check::TOOL_NEEDS
-                .iter()
-                .flat_map(|s| s.tools)
-                .any(|n| n.tool == t.tool && n.read_only)
-        });
+        let read_only_blocked = blocked
+            .iter()
+            .any(|t| specs.iter().any(|s| s.name == t.tool && s.read_only()));
         let detail = blocked
             .iter()
             .map(|t| {
@@ -408,9 +409,24 @@ fn privilege_checks(input: &AccessInput<'_>, r: &mut CheckReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::access::endpoints as api;
 
-    /// The seed's ClaudeCodeManager role as PVE 8 wrote it (with VM.Monitor).
-    const MANAGER_PRIVILEGES: &[&str] = crate::ops::access::rbac::SEED_PRIVILEGES;
+    /// A small catalogue: one read tool and one write tool per toolset checked.
+    const SPECS: &[ToolSpec] = &[
+        ToolSpec::read("vm_list", "List")
+            .toolset("vm")
+            .calls(&[api::RESOURCES_GUESTS]),
+        ToolSpec::read("vm_get", "Get")
+            .toolset("vm")
+            .calls(&[api::AGENT_INTERFACES]),
+        ToolSpec::write("vm_create", "Create")
+            .toolset("vm")
+            .calls(&[api::QEMU_CLONE]),
+        ToolSpec::read("runbook_list", "List").toolset("runbook"),
+        ToolSpec::write("template_from_cloud_image", "Build")
+            .toolset("template")
+            .calls(&[api::STORAGE_DOWNLOAD]),
+    ];
 
     fn perms(privs: &[&str]) -> BTreeMap<String, BTreeMap<String, u8>> {
         let root: BTreeMap<String, u8> = privs.iter().map(|p| (p.to_string(), 1)).collect();
@@ -423,21 +439,33 @@ mod tests {
             ok: true,
             items: vec![],
         };
+        let specs: Vec<&ToolSpec> = SPECS.iter().collect();
         privilege_checks(
             &AccessInput {
                 perms: &p,
                 pve_major,
                 node: "pve01",
+                bridge: "vmbr0",
                 ssh_configured: true,
             },
+            &specs,
             &mut r,
         );
         r
     }
 
+    const EVERYTHING: &[&str] = &[
+        "VM.Audit",
+        "VM.Clone",
+        "VM.Allocate",
+        "Datastore.AllocateSpace",
+        "SDN.Use",
+        "VM.Monitor",
+    ];
+
     #[test]
     fn guest_agent_privilege_is_asked_for_on_pve9_only() {
-        let r = run(MANAGER_PRIVILEGES, 9);
+        let r = run(EVERYTHING, 9);
         let agent = r
             .items
             .iter()
@@ -450,7 +478,7 @@ mod tests {
                 .as_deref()
                 .is_some_and(|f| f.contains("VM.GuestAgent.Audit"))
         );
-        let r8 = run(MANAGER_PRIVILEGES, 8);
+        let r8 = run(EVERYTHING, 8);
         assert!(
             !r8.items
                 .iter()
@@ -460,9 +488,9 @@ mod tests {
     }
 
     #[test]
-    fn the_manager_role_makes_every_toolset_ready() {
-        let r = run(MANAGER_PRIVILEGES, 8);
-        for set in ["cluster", "vm", "template", "storage", "runbook", "access"] {
+    fn granted_toolsets_are_ok_and_downloads_name_the_ssh_fallback() {
+        let r = run(EVERYTHING, 8);
+        for set in ["vm", "template", "runbook"] {
             let i = r
                 .items
                 .iter()
@@ -480,7 +508,7 @@ mod tests {
 
     #[test]
     fn missing_write_privileges_come_with_the_command_to_add_them() {
-        let r = run(&["Sys.Audit", "VM.Audit", "Datastore.Audit"], 8);
+        let r = run(&["VM.Audit"], 8);
         let w = r
             .items
             .iter()
@@ -490,7 +518,9 @@ mod tests {
         assert!(
             w.fix
                 .as_deref()
-                .is_some_and(|f| f.contains("pveum role modify") && f.contains("VM.Clone")),
+                .is_some_and(|f| f.contains("pveum role modify")
+                    && f.contains("VM.Clone")
+                    && f.contains("SDN.Use")),
             "{w:?}"
         );
         assert!(r.ok, "read-only tools work");

@@ -23,9 +23,10 @@ pub mod storage;
 pub mod template;
 pub mod vm;
 
+pub mod spec;
 pub use access::check::{
-    AccessCheckReport, MANAGER_ROLE, MissingPrivilege, Permissions, TOOL_NEEDS, ToolAccess,
-    ToolNeeds, ToolsetAccess, ToolsetNeeds, access_check, grant_command, has_privilege,
+    AccessCheckReport, AccessInput, MANAGER_ROLE, MissingPrivilege, Permissions, ToolAccess,
+    ToolsetAccess, access_check, evaluate as evaluate_access, grant_command, has_privilege,
 };
 pub use access::rbac::{
     RbacBootstrapArgs, RbacBootstrapReport, RbacStep, rbac_bootstrap, role_privileges,

@@ -87,8 +87,8 @@ pub fn render_markdown(cat: &Catalogue) -> String {
     );
     for set in TOOLSETS {
         let _ = writeln!(s, "## `{}` — {}\n", set.name, set.description);
-        for name in set.tools {
-            let Some(t) = cat.tools.iter().find(|t| t.name == *name) else {
+        for name in set.tools() {
+            let Some(t) = cat.tools.iter().find(|t| t.name == name) else {
                 continue;
             };
             let a = t.annotations.clone().unwrap_or_default();

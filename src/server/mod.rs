@@ -13,6 +13,7 @@ mod catalogue;
 mod cluster;
 mod portable;
 mod prompts;
+mod registry;
 mod resources;
 mod runbook;
 mod storage;
@@ -39,6 +40,7 @@ use serde::Deserialize;
 use crate::ops;
 
 pub use catalogue::{Catalogue, render_markdown, snapshot_json};
+pub use registry::{annotations, spec as tool_spec, specs as tool_specs};
 pub use resources::CONFIG_URI;
 pub use toolsets::{TOOLSETS, ToolFilter, Toolset, toolset_of};
 
@@ -77,12 +79,8 @@ impl ProxmoxServer {
         filter.validate()?;
         let mut tool_router = Self::all_tools();
         for tool in tool_router.list_all() {
-            let read_only = tool
-                .annotations
-                .as_ref()
-                .and_then(|a| a.read_only_hint)
-                .unwrap_or(false);
-            if !filter.keeps(&tool.name, read_only) {
+            let keep = registry::spec(&tool.name).is_some_and(|s| filter.keeps(s));
+            if !keep {
                 tool_router.remove_route(&tool.name);
             }
         }
@@ -97,18 +95,7 @@ impl ProxmoxServer {
     /// Every tool of every toolset, unfiltered: the catalogue and the registry tests use it.
     /// Schemas are rewritten in their most portable spelling ([`portable`]).
     pub fn all_tools() -> ToolRouter<Self> {
-        let mut router = Self::cluster_router()
-            + Self::vm_router()
-            + Self::lifecycle_router()
-            + Self::template_router()
-            + Self::storage_router()
-            + Self::runbook_router()
-            + Self::access_router()
-            + Self::rbac_router();
-        for route in router.map.values_mut() {
-            portable::make_portable(&mut route.attr);
-        }
-        router
+        registry::all_routes()
     }
 
     /// The tools this instance exposes.

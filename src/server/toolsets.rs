@@ -1,64 +1,55 @@
-//! The one explicit list of toolsets: which tool belongs where, and how `--toolsets` and
-//! `--read-only` trim the server at start-up (read-only wins).
+//! The toolsets a user can enable with `--toolsets`, and how `--toolsets` and `--read-only`
+//! trim the server at start-up (read-only wins). Which tool belongs to which toolset is said
+//! once, in the tool's [`ToolSpec`]; this file only names and describes the toolsets.
 
-/// A named group of tools a user can enable with `--toolsets`.
+use crate::ops::spec::ToolSpec;
+
+use super::registry;
+
+/// A named group of tools.
 #[derive(Debug, Clone, Copy)]
 pub struct Toolset {
     pub name: &'static str,
     pub description: &'static str,
-    pub tools: &'static [&'static str],
 }
 
-/// Every toolset, in catalogue order. A registry test checks that each tool of the router is
-/// in exactly one toolset and every listed tool exists.
+impl Toolset {
+    /// The tools whose spec names this toolset, in catalogue order.
+    pub fn tools(&self) -> Vec<&'static str> {
+        registry::specs()
+            .into_iter()
+            .filter(|s| s.toolset == self.name)
+            .map(|s| s.name)
+            .collect()
+    }
+}
+
+/// Every toolset, in catalogue order. A registry test checks that every spec names one of
+/// these and every toolset has a tool.
 pub const TOOLSETS: &[Toolset] = &[
     Toolset {
         name: "cluster",
         description: "Cluster and node health, PVE tasks",
-        tools: &["cluster_status", "node_status", "task_status", "task_log"],
     },
     Toolset {
         name: "vm",
         description: "Guests: list, inspect, create from a template, power, resize, tag, delete",
-        tools: &[
-            "vm_list",
-            "vm_get",
-            "vm_create",
-            "vm_start",
-            "vm_shutdown",
-            "vm_stop",
-            "vm_reboot",
-            "vm_resize",
-            "vm_set_tags",
-            "vm_delete",
-        ],
     },
     Toolset {
         name: "template",
         description: "Templates: list, build from a cloud image, a disk image or an ISO, convert a VM, delete",
-        tools: &[
-            "template_list",
-            "template_from_cloud_image",
-            "template_import_disk",
-            "template_from_iso",
-            "template_convert",
-            "template_delete",
-        ],
     },
     Toolset {
         name: "storage",
         description: "Storage pools and their content",
-        tools: &["storage_list", "storage_content"],
     },
     Toolset {
         name: "runbook",
         description: "Runbooks: list, render one as a plan for this cluster, save a new one",
-        tools: &["runbook_list", "runbook_get", "runbook_save"],
     },
     Toolset {
         name: "access",
         description: "The token's privileges per toolset, and the RBAC bootstrap",
-        tools: &["access_check", "rbac_bootstrap"],
     },
 ];
 
@@ -89,19 +80,17 @@ impl ToolFilter {
         Ok(())
     }
 
-    /// Whether the tool stays, given whether it is read-only.
-    pub fn keeps(&self, tool: &str, read_only_tool: bool) -> bool {
-        if self.read_only && !read_only_tool {
+    /// Whether the tool stays.
+    pub fn keeps(&self, spec: &ToolSpec) -> bool {
+        if self.read_only && !spec.read_only() {
             return false;
         }
-        self.toolsets.is_empty()
-            || TOOLSETS
-                .iter()
-                .any(|s| self.toolsets.iter().any(|t| t == s.name) && s.tools.contains(&tool))
+        self.toolsets.is_empty() || self.toolsets.iter().any(|t| t == spec.toolset)
     }
 }
 
 /// The toolset a tool belongs to.
 pub fn toolset_of(tool: &str) -> Option<&'static Toolset> {
-    TOOLSETS.iter().find(|s| s.tools.contains(&tool))
+    let spec = registry::spec(tool)?;
+    TOOLSETS.iter().find(|s| s.name == spec.toolset)
 }

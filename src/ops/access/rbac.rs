@@ -126,6 +126,12 @@ pub fn role_privileges(pve_major: u32, api_import: bool) -> (Vec<String>, Vec<St
         privs.push("VM.GuestAgent.Audit".into());
         notes.push("VM.Monitor does not exist on PVE 9 and was dropped; VM.GuestAgent.Audit takes its place so guest addresses can be read".into());
     }
+    privs.push("VM.Config.CDROM".into());
+    notes.push("VM.Config.CDROM added (not in the seed's role): PVE checks it for an installer ISO drive, and with VM.Config.Cloudinit for a cloud-init drive".into());
+    if pve_major == 0 || pve_major >= 8 {
+        privs.push("SDN.Use".into());
+        notes.push("SDN.Use added (not in the seed's role): PVE 8 and later check it on the bridge of every NIC a VM is created or cloned with, or whose network changes".into());
+    }
     if api_import {
         privs.extend(API_IMPORT_PRIVILEGES.iter().map(|p| p.to_string()));
         notes.push("Datastore.AllocateTemplate and Sys.AccessNetwork added: image imports run through the API".into());
@@ -530,11 +536,18 @@ mod tests {
     #[test]
     fn privileges_follow_the_version_and_never_include_the_excluded_ones() {
         let (p8, n8) = role_privileges(8, false);
-        assert!(p8.contains(&"VM.Monitor".to_string()) && n8.is_empty());
+        assert!(p8.contains(&"VM.Monitor".to_string()));
+        assert!(!n8.iter().any(|n| n.contains("VM.Monitor")), "{n8:?}");
         let (p9, n9) = role_privileges(9, false);
         assert!(!p9.contains(&"VM.Monitor".to_string()));
         assert!(p9.contains(&"VM.GuestAgent.Audit".to_string()));
-        assert!(n9[0].contains("VM.Monitor"));
+        assert!(n9.iter().any(|n| n.contains("VM.Monitor")), "{n9:?}");
+        // Beyond the seed: what PVE checks for a cloud-init or ISO drive, and for bridges.
+        let (p7, _) = role_privileges(7, false);
+        for (list, sdn) in [(&p7, false), (&p8, true), (&p9, true)] {
+            assert!(list.contains(&"VM.Config.CDROM".to_string()));
+            assert_eq!(list.contains(&"SDN.Use".to_string()), sdn, "{list:?}");
+        }
         let (pi, _) = role_privileges(9, true);
         assert!(pi.contains(&"Sys.AccessNetwork".to_string()));
         for list in [&p8, &p9, &pi] {

@@ -1,4 +1,4 @@
 //! Toolset `access`: the token's privileges per toolset, and the RBAC bootstrap.
 
-mod check;
-mod rbac;
+pub(crate) mod check;
+pub(crate) mod rbac;

@@ -7,8 +7,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ops::{self, RbacBootstrapArgs, RbacBootstrapReport};
 
+use crate::ops::spec::ToolSpec;
 use crate::server::call::Call;
 use crate::server::{ProxmoxServer, tool_error};
+
+/// `rbac_bootstrap`: `pveum` as root over SSH; the token needs nothing (it may not exist yet).
+pub(crate) const RBAC_BOOTSTRAP: ToolSpec =
+    ToolSpec::destructive("rbac_bootstrap", "Bootstrap service account").toolset("access");
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[RBAC_BOOTSTRAP];
 
 #[tool_router(router = rbac_router, vis = "pub(crate)")]
 impl ProxmoxServer {
@@ -19,16 +27,7 @@ impl ProxmoxServer {
     /// configured pass entry (it is never shown). Without confirm: true only inspects and
     /// returns the plan. An existing token is kept unless rotate: true; enable_api_import adds
     /// the privileges for API image imports.
-    #[tool(
-        name = "rbac_bootstrap",
-        annotations(
-            title = "Bootstrap service account",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "rbac_bootstrap")]
     async fn rbac_bootstrap(
         &self,
         Parameters(args): Parameters<RbacBootstrapArgs>,

@@ -8,23 +8,37 @@ use crate::ops::{
     TaskStatusArgs, TaskStatusReport,
 };
 
+use crate::ops::access::endpoints as api;
+use crate::ops::spec::ToolSpec;
 use crate::server::{NoArgs, ProxmoxServer, tool_error};
+
+pub(crate) const CLUSTER_STATUS: ToolSpec = ToolSpec::read("cluster_status", "Cluster status")
+    .toolset("cluster")
+    .calls(&[
+        api::CLUSTER_STATUS,
+        api::RESOURCES_ALL,
+        api::NODE_STATUS,
+        api::NODE_STORAGE,
+    ]);
+pub(crate) const NODE_STATUS: ToolSpec = ToolSpec::read("node_status", "Node status")
+    .toolset("cluster")
+    .calls(&[api::NODE_STATUS, api::RESOURCES_ALL, api::NODE_STORAGE]);
+pub(crate) const TASK_STATUS: ToolSpec = ToolSpec::read("task_status", "Task status")
+    .toolset("cluster")
+    .calls(&[api::TASK_STATUS]);
+pub(crate) const TASK_LOG: ToolSpec = ToolSpec::read("task_log", "Task log")
+    .toolset("cluster")
+    .calls(&[api::TASK_LOG]);
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[CLUSTER_STATUS, NODE_STATUS, TASK_STATUS, TASK_LOG];
 
 #[tool_router(router = cluster_router, vis = "pub(crate)")]
 impl ProxmoxServer {
     /// Cluster overview: quorum, every node's CPU, memory and root disk use, guest counts,
     /// allocation against physical capacity (overcommit flags), storage pools, and warnings
     /// (offline nodes, overcommitted nodes, storage over 85% full).
-    #[tool(
-        name = "cluster_status",
-        annotations(
-            title = "Cluster status",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "cluster_status")]
     async fn cluster_status(
         &self,
         Parameters(_): Parameters<NoArgs>,
@@ -37,16 +51,7 @@ impl ProxmoxServer {
 
     /// One node in detail: CPU, memory, swap, load, PVE version and kernel, its guests
     /// (running first), its storage pools and overcommit.
-    #[tool(
-        name = "node_status",
-        annotations(
-            title = "Node status",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "node_status")]
     async fn node_status(
         &self,
         Parameters(args): Parameters<NodeStatusArgs>,
@@ -59,16 +64,7 @@ impl ProxmoxServer {
 
     /// Status of a PVE task by UPID: running or stopped, and when stopped its exit status
     /// (`OK` and `WARNINGS: N` are success).
-    #[tool(
-        name = "task_status",
-        annotations(
-            title = "Task status",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "task_status")]
     async fn task_status(
         &self,
         Parameters(args): Parameters<TaskStatusArgs>,
@@ -80,16 +76,7 @@ impl ProxmoxServer {
     }
 
     /// A page of a PVE task's log by UPID (`tail: true` for the last lines).
-    #[tool(
-        name = "task_log",
-        annotations(
-            title = "Task log",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "task_log")]
     async fn task_log(
         &self,
         Parameters(args): Parameters<TaskLogArgs>,

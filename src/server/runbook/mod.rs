@@ -10,7 +10,20 @@ use crate::ops::{
     RunbookSaveReport,
 };
 
+use crate::ops::spec::ToolSpec;
 use crate::server::{ProxmoxServer, tool_error};
+
+// Runbooks are files on this machine: no PVE call.
+pub(crate) const RUNBOOK_LIST: ToolSpec =
+    ToolSpec::read("runbook_list", "List runbooks").toolset("runbook");
+pub(crate) const RUNBOOK_GET: ToolSpec =
+    ToolSpec::read("runbook_get", "Render runbook").toolset("runbook");
+pub(crate) const RUNBOOK_SAVE: ToolSpec = ToolSpec::destructive("runbook_save", "Save runbook")
+    .toolset("runbook")
+    .idempotent(true);
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[RUNBOOK_LIST, RUNBOOK_GET, RUNBOOK_SAVE];
 
 #[tool_router(router = runbook_router, vis = "pub(crate)")]
 impl ProxmoxServer {
@@ -18,16 +31,7 @@ impl ProxmoxServer {
     /// type, requirements (ssh, api), and whether each is shipped with the server or a user
     /// runbook (a user runbook of the same name overrides the shipped one). Invalid user
     /// runbooks are listed with their problems.
-    #[tool(
-        name = "runbook_list",
-        annotations(
-            title = "List runbooks",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "runbook_list")]
     async fn runbook_list(
         &self,
         Parameters(_args): Parameters<RunbookListArgs>,
@@ -41,16 +45,7 @@ impl ProxmoxServer {
     /// cluster-config.yaml (storage, bridge, ranges, cloud-init user, snippet path), the
     /// required ones still missing, and every step with the concrete tool call that performs
     /// it. Changes nothing: run the calls yourself, after showing the plan to the user.
-    #[tool(
-        name = "runbook_get",
-        annotations(
-            title = "Render runbook",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "runbook_get")]
     async fn runbook_get(
         &self,
         Parameters(args): Parameters<RunbookGetArgs>,
@@ -65,16 +60,7 @@ impl ProxmoxServer {
     /// Validates it and returns the normalised file and a diff against an existing user
     /// runbook of that name; writes only with confirm: true. Never overwrites a shipped
     /// runbook and never writes outside the user runbook directory.
-    #[tool(
-        name = "runbook_save",
-        annotations(
-            title = "Save runbook",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "runbook_save")]
     async fn runbook_save(
         &self,
         Parameters(args): Parameters<RunbookSaveArgs>,

@@ -7,23 +7,26 @@ use crate::ops::{
     self, StorageContentArgs, StorageContentReport, StorageListArgs, StorageListReport,
 };
 
+use crate::ops::access::endpoints as api;
+use crate::ops::spec::ToolSpec;
 use crate::server::{ProxmoxServer, tool_error};
+
+pub(crate) const STORAGE_LIST: ToolSpec = ToolSpec::read("storage_list", "List storage")
+    .toolset("storage")
+    .calls(&[api::RESOURCES_ALL, api::NODE_STORAGE]);
+pub(crate) const STORAGE_CONTENT: ToolSpec = ToolSpec::read("storage_content", "Storage content")
+    .toolset("storage")
+    .calls(&[api::RESOURCES_ALL, api::STORAGE_CONTENT]);
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[STORAGE_LIST, STORAGE_CONTENT];
 
 #[tool_router(router = storage_router, vis = "pub(crate)")]
 impl ProxmoxServer {
     /// Storage pools with type, content types, shared flag, used / total / free space, and
     /// warnings for pools over 85% full. Cluster-wide by default (shared pools once), or as
     /// one node sees them.
-    #[tool(
-        name = "storage_list",
-        annotations(
-            title = "List storage",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "storage_list")]
     async fn storage_list(
         &self,
         Parameters(args): Parameters<StorageListArgs>,
@@ -36,16 +39,7 @@ impl ProxmoxServer {
 
     /// Volumes on one storage (disk images, ISOs, container templates, backups, snippets,
     /// import images), optionally filtered by content type or owning vmid.
-    #[tool(
-        name = "storage_content",
-        annotations(
-            title = "Storage content",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "storage_content")]
     async fn storage_content(
         &self,
         Parameters(args): Parameters<StorageContentArgs>,

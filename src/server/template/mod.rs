@@ -11,24 +11,107 @@ use crate::ops::{
     TemplateFromIsoReport, TemplateImportDiskArgs, TemplateListArgs, TemplateListReport,
 };
 
+use crate::ops::access::endpoints as api;
+use crate::ops::spec::{Endpoint, ToolSpec};
 use crate::server::call::Call;
 use crate::server::{ProxmoxServer, tool_error};
+
+pub(crate) const TEMPLATE_LIST: ToolSpec = ToolSpec::read("template_list", "List templates")
+    .toolset("template")
+    .calls(&[api::RESOURCES_ALL, api::QEMU_CONFIG, api::STORAGE_CONTENT]);
+pub(crate) const TEMPLATE_CONVERT: ToolSpec =
+    ToolSpec::write("template_convert", "Convert VM to template")
+        .toolset("template")
+        .calls(&[
+            api::TASK_WAIT,
+            api::TASK_WAIT_LOG,
+            api::RESOURCES_GUESTS,
+            api::QEMU_CONFIG,
+            api::QEMU_STATUS,
+            api::QEMU_TEMPLATE,
+        ]);
+pub(crate) const TEMPLATE_DELETE: ToolSpec =
+    ToolSpec::destructive("template_delete", "Delete template")
+        .toolset("template")
+        .calls(&[
+            api::TASK_WAIT,
+            api::TASK_WAIT_LOG,
+            api::RESOURCES_GUESTS,
+            api::QEMU_CONFIG,
+            api::QEMU_STATUS,
+            api::STORAGE_CONTENT,
+            api::QEMU_DELETE,
+        ]);
+/// The endpoints of an image build through the API (or, lacking the download privileges, the
+/// same VM calls after the image was fetched over SSH); `replace` also deletes the old template.
+const IMAGE_BUILD: &[Endpoint] = &[
+    api::TASK_WAIT,
+    api::TASK_WAIT_LOG,
+    api::RESOURCES_ALL,
+    api::PERMISSIONS,
+    api::NODE_STORAGE,
+    api::STORAGE_CONTENT,
+    api::STORAGE_DOWNLOAD,
+    api::NEXTID,
+    api::QEMU_CREATE,
+    api::QEMU_CONFIG,
+    api::QEMU_CONFIG_BUILD,
+    api::QEMU_RESIZE,
+    api::QEMU_TEMPLATE,
+    api::STORAGE_DELETE_VOLUME,
+    api::QEMU_STATUS,
+    api::QEMU_DELETE,
+];
+pub(crate) const TEMPLATE_FROM_CLOUD_IMAGE: ToolSpec =
+    ToolSpec::write("template_from_cloud_image", "Template from cloud image")
+        .toolset("template")
+        .open_world()
+        .confirm_args(&["replace"])
+        .calls(IMAGE_BUILD);
+pub(crate) const TEMPLATE_IMPORT_DISK: ToolSpec =
+    ToolSpec::write("template_import_disk", "Template from disk image")
+        .toolset("template")
+        .open_world()
+        .confirm_args(&["replace"])
+        .calls(IMAGE_BUILD);
+pub(crate) const TEMPLATE_FROM_ISO: ToolSpec =
+    ToolSpec::write("template_from_iso", "Template from ISO")
+        .toolset("template")
+        .open_world()
+        .confirm_args(&["replace"])
+        .calls(&[
+            api::TASK_WAIT,
+            api::TASK_WAIT_LOG,
+            api::RESOURCES_ALL,
+            api::PERMISSIONS,
+            api::NODE_STORAGE,
+            api::STORAGE_CONTENT,
+            api::STORAGE_DOWNLOAD,
+            api::STORAGE_UPLOAD,
+            api::NEXTID,
+            api::QEMU_CREATE,
+            api::QEMU_CONFIG,
+            api::QEMU_START,
+            api::QEMU_STATUS,
+            api::QEMU_DELETE,
+        ]);
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[
+    TEMPLATE_LIST,
+    TEMPLATE_CONVERT,
+    TEMPLATE_DELETE,
+    TEMPLATE_FROM_CLOUD_IMAGE,
+    TEMPLATE_IMPORT_DISK,
+    TEMPLATE_FROM_ISO,
+];
 
 #[tool_router(router = template_router, vis = "pub(crate)")]
 impl ProxmoxServer {
     /// List VM templates cluster-wide: vmid, name, node, tags, OS type, disk size, storages,
     /// whether they can be cloned to any node (all disks on shared storage), and the linked
     /// clones that depend on each.
-    #[tool(
-        name = "template_list",
-        annotations(
-            title = "List templates",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "template_list")]
     async fn template_list(
         &self,
         Parameters(args): Parameters<TemplateListArgs>,
@@ -41,16 +124,7 @@ impl ProxmoxServer {
 
     /// Turn an installed, stopped VM into a template (disks become read-only base images).
     /// Running VMs are refused; PVE also refuses VMs with snapshots, with its reason.
-    #[tool(
-        name = "template_convert",
-        annotations(
-            title = "Convert VM to template",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "template_convert")]
     async fn template_convert(
         &self,
         Parameters(args): Parameters<TemplateConvertArgs>,
@@ -65,16 +139,7 @@ impl ProxmoxServer {
 
     /// Delete a template and its disks. Without confirm: true it only returns the preview
     /// (disks, linked clones). Refused while linked clones depend on it.
-    #[tool(
-        name = "template_delete",
-        annotations(
-            title = "Delete template",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "template_delete")]
     async fn template_delete(
         &self,
         Parameters(args): Parameters<TemplateDeleteArgs>,
@@ -100,16 +165,7 @@ impl ProxmoxServer {
     /// Sys.AccessNetwork, otherwise SSH (wget, qemu-img, qm disk import); the result says
     /// which path ran and why. A name in use is refused; replace: true (with confirm: true,
     /// else a preview) builds the new template and then deletes the old one.
-    #[tool(
-        name = "template_from_cloud_image",
-        annotations(
-            title = "Template from cloud image",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
-    )]
+    #[tool(name = "template_from_cloud_image")]
     async fn template_from_cloud_image(
         &self,
         Parameters(args): Parameters<TemplateFromCloudImageArgs>,
@@ -131,16 +187,7 @@ impl ProxmoxServer {
     /// cloud-init): create the VM with the cluster defaults, import, optionally grow, convert,
     /// remove the download. API or SSH path as for template_from_cloud_image (a node path
     /// always goes over SSH); replace: true with confirm: true replaces a same-named template.
-    #[tool(
-        name = "template_import_disk",
-        annotations(
-            title = "Template from disk image",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
-    )]
+    #[tool(name = "template_import_disk")]
     async fn template_import_disk(
         &self,
         Parameters(args): Parameters<TemplateImportDiskArgs>,
@@ -164,16 +211,7 @@ impl ProxmoxServer {
     /// result says how to reach the console. Install the OS, shut the VM down, then run
     /// template_convert. replace: true with confirm: true deletes a same-named template once
     /// the new VM exists.
-    #[tool(
-        name = "template_from_iso",
-        annotations(
-            title = "Template from ISO",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
-    )]
+    #[tool(name = "template_from_iso")]
     async fn template_from_iso(
         &self,
         Parameters(args): Parameters<TemplateFromIsoArgs>,

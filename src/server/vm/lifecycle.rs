@@ -14,6 +14,8 @@ use crate::ops::{
     VmSetTagsReport,
 };
 
+use crate::ops::access::endpoints as api;
+use crate::ops::spec::{Endpoint, ToolSpec};
 use crate::server::call::Call;
 use crate::server::{ProxmoxServer, tool_error};
 
@@ -38,6 +40,112 @@ impl ProxmoxServer {
     }
 }
 
+pub(crate) const VM_CREATE: ToolSpec = ToolSpec::write("vm_create", "Create VM from template")
+    .toolset("vm")
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        api::RESOURCES_ALL,
+        api::NEXTID,
+        api::QEMU_CONFIG,
+        api::QEMU_CLONE,
+        api::QEMU_CONFIG_CREATE,
+        api::QEMU_RESIZE,
+        api::QEMU_START,
+        api::AGENT_INTERFACES_WAIT,
+    ]);
+/// What every power tool reads and calls.
+const POWER_READS: [Endpoint; 3] = [api::RESOURCES_GUESTS, api::QEMU_CONFIG, api::QEMU_STATUS];
+pub(crate) const VM_START: ToolSpec = ToolSpec::write("vm_start", "Start VM")
+    .toolset("vm")
+    .idempotent(true)
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        POWER_READS[0],
+        POWER_READS[1],
+        POWER_READS[2],
+        api::QEMU_START,
+    ]);
+pub(crate) const VM_STOP: ToolSpec = ToolSpec::destructive("vm_stop", "Stop VM (hard)")
+    .toolset("vm")
+    .idempotent(true)
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        POWER_READS[0],
+        POWER_READS[1],
+        POWER_READS[2],
+        api::QEMU_STOP,
+    ]);
+pub(crate) const VM_SHUTDOWN: ToolSpec = ToolSpec::write("vm_shutdown", "Shut down VM")
+    .toolset("vm")
+    .idempotent(true)
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        POWER_READS[0],
+        POWER_READS[1],
+        POWER_READS[2],
+        api::QEMU_SHUTDOWN,
+        api::QEMU_STOP,
+    ]);
+pub(crate) const VM_REBOOT: ToolSpec = ToolSpec::write("vm_reboot", "Reboot VM")
+    .toolset("vm")
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        POWER_READS[0],
+        POWER_READS[1],
+        POWER_READS[2],
+        api::QEMU_REBOOT,
+    ]);
+pub(crate) const VM_RESIZE: ToolSpec = ToolSpec::write("vm_resize", "Resize VM")
+    .toolset("vm")
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        api::RESOURCES_GUESTS,
+        api::QEMU_CONFIG,
+        api::QEMU_STATUS,
+        api::QEMU_PENDING,
+        api::QEMU_CONFIG_SIZE,
+        api::QEMU_RESIZE,
+    ]);
+pub(crate) const VM_SET_TAGS: ToolSpec = ToolSpec::write("vm_set_tags", "Set VM tags")
+    .toolset("vm")
+    .idempotent(true)
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        api::RESOURCES_GUESTS,
+        api::QEMU_CONFIG,
+        api::QEMU_CONFIG_TAGS,
+    ]);
+pub(crate) const VM_DELETE: ToolSpec = ToolSpec::destructive("vm_delete", "Delete VM")
+    .toolset("vm")
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        api::RESOURCES_GUESTS,
+        api::QEMU_CONFIG,
+        api::QEMU_STATUS,
+        api::QEMU_STOP,
+        api::QEMU_DELETE,
+    ]);
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[
+    VM_CREATE,
+    VM_START,
+    VM_STOP,
+    VM_SHUTDOWN,
+    VM_REBOOT,
+    VM_RESIZE,
+    VM_SET_TAGS,
+    VM_DELETE,
+];
+
 #[tool_router(router = lifecycle_router, vis = "pub(crate)")]
 impl ProxmoxServer {
     /// Create a VM by cloning a template (by vmid or name), with the cluster defaults for
@@ -45,16 +153,7 @@ impl ProxmoxServer {
     /// defaults.storage, net0 on defaults.network_bridge, cloud-init user, SSH keys and
     /// ipconfig0 applied in the same call, tags merged, optional disk growth, start and wait
     /// for the guest agent's IP. Every PVE task is waited for.
-    #[tool(
-        name = "vm_create",
-        annotations(
-            title = "Create VM from template",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_create")]
     async fn vm_create(
         &self,
         Parameters(args): Parameters<VmCreateArgs>,
@@ -69,16 +168,7 @@ impl ProxmoxServer {
 
     /// Start a VM and wait until its start task finished. Already running is a reported
     /// no-op; templates cannot be started.
-    #[tool(
-        name = "vm_start",
-        annotations(
-            title = "Start VM",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_start")]
     async fn vm_start(
         &self,
         Parameters(args): Parameters<PowerArgs>,
@@ -92,16 +182,7 @@ impl ProxmoxServer {
     /// Stop a VM hard (like pulling the power cord) and wait for it. Prefer vm_shutdown.
     /// Destructive: without confirm: true it returns what it would stop and changes nothing.
     /// Already stopped is a reported no-op.
-    #[tool(
-        name = "vm_stop",
-        annotations(
-            title = "Stop VM (hard)",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_stop")]
     async fn vm_stop(
         &self,
         Parameters(args): Parameters<StopArgs>,
@@ -118,16 +199,7 @@ impl ProxmoxServer {
     /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
     /// force_after_timeout it is stopped hard if the guest does not power off in time.
     /// Already stopped is a reported no-op.
-    #[tool(
-        name = "vm_shutdown",
-        annotations(
-            title = "Shut down VM",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_shutdown")]
     async fn vm_shutdown(
         &self,
         Parameters(args): Parameters<ShutdownArgs>,
@@ -142,16 +214,7 @@ impl ProxmoxServer {
     }
 
     /// Reboot a running VM (ACPI reboot) and wait for the task.
-    #[tool(
-        name = "vm_reboot",
-        annotations(
-            title = "Reboot VM",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_reboot")]
     async fn vm_reboot(
         &self,
         Parameters(args): Parameters<PowerArgs>,
@@ -165,16 +228,7 @@ impl ProxmoxServer {
     /// Change a VM's cores, sockets, memory (MiB) and/or grow a disk (`+10G` or an absolute
     /// size; shrinking is refused before anything is changed). On a running VM the result
     /// lists the changes pending until it is stopped and started.
-    #[tool(
-        name = "vm_resize",
-        annotations(
-            title = "Resize VM",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_resize")]
     async fn vm_resize(
         &self,
         Parameters(args): Parameters<VmResizeArgs>,
@@ -188,16 +242,7 @@ impl ProxmoxServer {
     }
 
     /// Set, add or remove a VM's tags (normalised as PVE does: lowercase, deduplicated, sorted).
-    #[tool(
-        name = "vm_set_tags",
-        annotations(
-            title = "Set VM tags",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_set_tags")]
     async fn vm_set_tags(
         &self,
         Parameters(args): Parameters<VmSetTagsArgs>,
@@ -213,16 +258,7 @@ impl ProxmoxServer {
     /// Delete a VM and its disks (purged from backup jobs and HA). Without confirm: true it
     /// only returns the preview: the VM, its node, state, disks and everything that would be
     /// removed. Protected VMs are refused; a running VM needs stop: true.
-    #[tool(
-        name = "vm_delete",
-        annotations(
-            title = "Delete VM",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_delete")]
     async fn vm_delete(
         &self,
         Parameters(args): Parameters<VmDeleteArgs>,

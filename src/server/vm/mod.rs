@@ -1,4 +1,4 @@
 //! Toolset `vm`: reads (list, get) and the lifecycle (create, power, resize, tags, delete).
 
-mod lifecycle;
-mod read;
+pub(crate) mod lifecycle;
+pub(crate) mod read;

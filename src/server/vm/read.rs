@@ -5,23 +5,29 @@ use rmcp::{tool, tool_router};
 
 use crate::ops::{self, VmDetail, VmGetArgs, VmListArgs, VmListReport};
 
+use crate::ops::access::endpoints as api;
+use crate::ops::spec::ToolSpec;
 use crate::server::{ProxmoxServer, tool_error};
+
+pub(crate) const VM_LIST: ToolSpec = ToolSpec::read("vm_list", "List VMs")
+    .toolset("vm")
+    .calls(&[api::RESOURCES_GUESTS]);
+pub(crate) const VM_GET: ToolSpec = ToolSpec::read("vm_get", "Get VM").toolset("vm").calls(&[
+    api::RESOURCES_GUESTS,
+    api::QEMU_CONFIG,
+    api::QEMU_STATUS,
+    api::AGENT_INTERFACES,
+]);
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[VM_LIST, VM_GET];
 
 #[tool_router(router = vm_router, vis = "pub(crate)")]
 impl ProxmoxServer {
     /// List guests across the cluster, filtered by tag, node, status and name glob (all
     /// combine), sorted by vmid, paged (50 per page by default). Templates only with
     /// `include_templates`.
-    #[tool(
-        name = "vm_list",
-        annotations(
-            title = "List VMs",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_list")]
     async fn vm_list(
         &self,
         Parameters(args): Parameters<VmListArgs>,
@@ -34,16 +40,7 @@ impl ProxmoxServer {
 
     /// One VM in detail by vmid (its node is looked up): live state, lock, protection, tags,
     /// CPU and memory, disks, network interfaces, cloud-init settings and the raw config.
-    #[tool(
-        name = "vm_get",
-        annotations(
-            title = "Get VM",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
+    #[tool(name = "vm_get")]
     async fn vm_get(
         &self,
         Parameters(args): Parameters<VmGetArgs>,

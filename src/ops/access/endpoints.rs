@@ -1,0 +1,254 @@
+//! The PVE endpoints the tools call, with the privileges PVE checks for each the way our tools
+//! call it. Tool specs (`server`) list these; `tests/tool_specs.rs` compares every one with
+//! the permissions in PVE's API schema.
+//!
+//! Paths are the schema's templates. Where the schema says `user: all` and filters or checks
+//! in code, the comment says what the code checks (qemu-server `PVE/API2/Qemu.pm`,
+//! pve-manager `PVE/API2/Cluster.pm`, pve-storage `PVE/API2/Storage/*.pm`).
+
+use crate::ops::spec::{Endpoint, Need, all, any, optional};
+
+use super::check::GUEST_AGENT;
+
+/// Guests in `/cluster/resources` and `/nodes/{node}/qemu` are filtered by VM.Audit.
+pub const SEE_GUESTS: Need = all("/vms/{vmid}", &["VM.Audit"]);
+/// Storages in `/cluster/resources` and `/nodes/{node}/storage` are filtered by
+/// Datastore.Audit or Datastore.AllocateSpace.
+pub const SEE_STORAGE: Need = any(
+    "/storage/{storage}",
+    &["Datastore.Audit", "Datastore.AllocateSpace"],
+);
+/// `SDN.Use` on the bridge of every NIC a create, clone or config write names (PVE 8+).
+pub const USE_BRIDGE: Need = all("/sdn/zones/localnetwork/{bridge}", &["SDN.Use"]);
+
+/// `GET /cluster/resources` for its guest rows.
+pub const RESOURCES_GUESTS: Endpoint = Endpoint::get("/cluster/resources", &[SEE_GUESTS]);
+/// `GET /cluster/resources` for guests, nodes and storages.
+pub const RESOURCES_ALL: Endpoint = Endpoint::get("/cluster/resources", &[SEE_GUESTS, SEE_STORAGE]);
+/// `GET /cluster/status`.
+pub const CLUSTER_STATUS: Endpoint = Endpoint::get("/cluster/status", &[all("/", &["Sys.Audit"])]);
+/// `GET /nodes/{node}/status`.
+pub const NODE_STATUS: Endpoint = Endpoint::get(
+    "/nodes/{node}/status",
+    &[all("/nodes/{node}", &["Sys.Audit"])],
+);
+/// `GET /nodes/{node}/version` (user: all).
+pub const NODE_VERSION: Endpoint = Endpoint::get("/nodes/{node}/version", &[]);
+/// `GET /nodes/{node}/network` (user: all).
+pub const NODE_NETWORK: Endpoint = Endpoint::get("/nodes/{node}/network", &[]);
+/// `GET /nodes/{node}/storage` (filtered like the resources).
+pub const NODE_STORAGE: Endpoint = Endpoint::get("/nodes/{node}/storage", &[SEE_STORAGE]);
+/// `GET /nodes/{node}/storage/{storage}/content`.
+pub const STORAGE_CONTENT: Endpoint = Endpoint::get(
+    "/nodes/{node}/storage/{storage}/content",
+    &[any(
+        "/storage/{storage}",
+        &["Datastore.Audit", "Datastore.AllocateSpace"],
+    )],
+);
+/// `DELETE /nodes/{node}/storage/{storage}/content/{volume}`: Datastore.Allocate on the
+/// storage (the backup-volume alternative does not apply to images and ISOs).
+pub const STORAGE_DELETE_VOLUME: Endpoint = Endpoint::delete(
+    "/nodes/{node}/storage/{storage}/content/{volume}",
+    &[all("/storage/{storage}", &["Datastore.Allocate"])],
+);
+/// What degrades when the token may not download or upload: the transfer runs over SSH on
+/// the node instead (`access_check` lists these tools under `ssh_fallback`).
+pub const VIA_SSH: &str = "downloads and uploads use SSH on the node";
+/// `POST /nodes/{node}/storage/{storage}/download-url`: Datastore.AllocateTemplate on the
+/// storage, and Sys.AccessNetwork on the node (or Sys.Audit + Sys.Modify on `/`, which the
+/// manager role never has).
+pub const STORAGE_DOWNLOAD: Endpoint = Endpoint::post(
+    "/nodes/{node}/storage/{storage}/download-url",
+    &[
+        optional(
+            "/storage/{storage}",
+            &["Datastore.AllocateTemplate"],
+            VIA_SSH,
+        ),
+        optional("/nodes/{node}", &["Sys.AccessNetwork"], VIA_SSH),
+    ],
+);
+/// `POST /nodes/{node}/storage/{storage}/upload`: Datastore.AllocateTemplate on the storage.
+pub const STORAGE_UPLOAD: Endpoint = Endpoint::post(
+    "/nodes/{node}/storage/{storage}/upload",
+    &[optional(
+        "/storage/{storage}",
+        &["Datastore.AllocateTemplate"],
+        VIA_SSH,
+    )],
+);
+
+/// `GET /nodes/{node}/tasks/{upid}/status`: Sys.Audit for tasks the token did not start.
+pub const TASK_STATUS: Endpoint = Endpoint::get(
+    "/nodes/{node}/tasks/{upid}/status",
+    &[optional(
+        "/nodes/{node}",
+        &["Sys.Audit"],
+        "only tasks this token started can be read",
+    )],
+);
+/// `GET /nodes/{node}/tasks/{upid}/log`: as [`TASK_STATUS`].
+pub const TASK_LOG: Endpoint = Endpoint::get(
+    "/nodes/{node}/tasks/{upid}/log",
+    &[optional(
+        "/nodes/{node}",
+        &["Sys.Audit"],
+        "only tasks this token started can be read",
+    )],
+);
+
+/// `GET /nodes/{node}/qemu/{vmid}/config`.
+pub const QEMU_CONFIG: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/config",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/qemu/{vmid}/status/current`.
+pub const QEMU_STATUS: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/status/current",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/qemu/{vmid}/pending`.
+pub const QEMU_PENDING: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/pending",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces` for `vm_get`: without the
+/// privilege it shows no guest address.
+pub const AGENT_INTERFACES: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+    &[optional(
+        "/vms/{vmid}",
+        &[GUEST_AGENT],
+        "no guest IP addresses",
+    )],
+);
+/// The same read when `vm_create` waits for the new VM's address.
+pub const AGENT_INTERFACES_WAIT: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+    &[optional(
+        "/vms/{vmid}",
+        &[GUEST_AGENT],
+        "wait_for_ip cannot learn the address",
+    )],
+);
+
+/// `POST /nodes/{node}/qemu/{vmid}/status/{action}`: VM.PowerMgmt.
+const POWER: &[Need] = &[all("/vms/{vmid}", &["VM.PowerMgmt"])];
+pub const QEMU_START: Endpoint = Endpoint::post("/nodes/{node}/qemu/{vmid}/status/start", POWER);
+pub const QEMU_STOP: Endpoint = Endpoint::post("/nodes/{node}/qemu/{vmid}/status/stop", POWER);
+pub const QEMU_SHUTDOWN: Endpoint =
+    Endpoint::post("/nodes/{node}/qemu/{vmid}/status/shutdown", POWER);
+pub const QEMU_REBOOT: Endpoint = Endpoint::post("/nodes/{node}/qemu/{vmid}/status/reboot", POWER);
+
+/// `POST /nodes/{node}/qemu/{vmid}/clone`: VM.Clone on the source, VM.Allocate on the new
+/// VMID, Datastore.AllocateSpace on the target storage, SDN.Use on the bridges the copied
+/// NICs use.
+pub const QEMU_CLONE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/clone",
+    &[
+        all("/vms/{vmid}", &["VM.Clone"]),
+        all("/vms/{newid}", &["VM.Allocate"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+        USE_BRIDGE,
+    ],
+);
+
+/// `POST /nodes/{node}/qemu` (create_vm): VM.Allocate on the new VMID,
+/// Datastore.AllocateSpace on the storage of each disk, SDN.Use on each NIC's bridge, and the
+/// config privilege of each option given (check_vm_create_*: cores/sockets CPU, memory, disks
+/// and efidisk Disk, net Network, machine/bios/scsihw HWType, agent/name/tags/ostype Options,
+/// ciuser/ipconfig/sshkeys Cloudinit, the ISO drive CDROM).
+pub const QEMU_CREATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu",
+    &[
+        all("/vms/{vmid}", &["VM.Allocate"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+        USE_BRIDGE,
+        all(
+            "/vms/{vmid}",
+            &[
+                "VM.Config.Disk",
+                "VM.Config.CDROM",
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.HWType",
+                "VM.Config.Options",
+                "VM.Config.Cloudinit",
+            ],
+        ),
+    ],
+);
+
+/// `POST /nodes/{node}/qemu/{vmid}/config` as `vm_create` calls it on the clone: cores and
+/// sockets, memory, agent/tags/description, ciuser/ipconfig/sshkeys, net0 (and its bridge).
+pub const QEMU_CONFIG_CREATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/config",
+    &[
+        all(
+            "/vms/{vmid}",
+            &[
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Options",
+                "VM.Config.Cloudinit",
+                "VM.Config.Network",
+            ],
+        ),
+        USE_BRIDGE,
+    ],
+);
+/// `POST /nodes/{node}/qemu/{vmid}/config` for cores, sockets and memory.
+pub const QEMU_CONFIG_SIZE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/config",
+    &[all("/vms/{vmid}", &["VM.Config.CPU", "VM.Config.Memory"])],
+);
+/// `PUT /nodes/{node}/qemu/{vmid}/config` for tags.
+pub const QEMU_CONFIG_TAGS: Endpoint = Endpoint::put(
+    "/nodes/{node}/qemu/{vmid}/config",
+    &[all("/vms/{vmid}", &["VM.Config.Options"])],
+);
+/// `POST /nodes/{node}/qemu/{vmid}/config` as the image builds call it: the imported disk,
+/// the cloud-init drive (PVE checks VM.Config.Cloudinit and VM.Config.CDROM for it), boot
+/// order, cicustom/ciuser/sshkeys/ipconfig, serial, tags.
+pub const QEMU_CONFIG_BUILD: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/config",
+    &[all(
+        "/vms/{vmid}",
+        &[
+            "VM.Config.Disk",
+            "VM.Config.CDROM",
+            "VM.Config.HWType",
+            "VM.Config.Options",
+            "VM.Config.Cloudinit",
+        ],
+    )],
+);
+/// `PUT /nodes/{node}/qemu/{vmid}/resize`: VM.Config.Disk.
+pub const QEMU_RESIZE: Endpoint = Endpoint::put(
+    "/nodes/{node}/qemu/{vmid}/resize",
+    &[all("/vms/{vmid}", &["VM.Config.Disk"])],
+);
+/// `POST /nodes/{node}/qemu/{vmid}/template`: VM.Allocate.
+pub const QEMU_TEMPLATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/template",
+    &[all("/vms/{vmid}", &["VM.Allocate"])],
+);
+/// `DELETE /nodes/{node}/qemu/{vmid}`: VM.Allocate.
+pub const QEMU_DELETE: Endpoint = Endpoint::delete(
+    "/nodes/{node}/qemu/{vmid}",
+    &[all("/vms/{vmid}", &["VM.Allocate"])],
+);
+/// `GET /cluster/nextid` (user: all): the VMID allocator's cross-check.
+pub const NEXTID: Endpoint = Endpoint::get("/cluster/nextid", &[]);
+/// `GET /access/permissions` (user: all) for the token itself.
+pub const PERMISSIONS: Endpoint = Endpoint::get("/access/permissions", &[]);
+/// `GET /version` (user: all).
+pub const VERSION: Endpoint = Endpoint::get("/version", &[]);
+
+/// `GET /nodes/{node}/tasks/{upid}/status` while waiting for a task this token started (no
+/// privilege needed for one's own tasks).
+pub const TASK_WAIT: Endpoint = Endpoint::get("/nodes/{node}/tasks/{upid}/status", &[]);
+/// `GET /nodes/{node}/tasks/{upid}/log`: the log tail of a task this token started.
+pub const TASK_WAIT_LOG: Endpoint = Endpoint::get("/nodes/{node}/tasks/{upid}/log", &[]);
