@@ -1,4 +1,5 @@
-//! Registry invariants of the tool catalogue: what MCP clients need to accept every tool.
+//! Registry invariants of the tool catalogue (what MCP clients need to accept every tool), and
+//! of the Claude Code skill and agent that route Claude to those tools.
 
 use std::collections::BTreeSet;
 
@@ -470,4 +471,90 @@ fn the_agent_may_use_every_tool_and_the_mcp_resources_and_follows_the_skills_saf
             );
         }
     }
+}
+
+/// The README's shell block that installs the skill and the agent for a server added by hand.
+fn readme_by_hand_recipe() -> String {
+    let readme = repo_file("README.md");
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split_once("```").map(|(code, _)| code))
+        .find(|code| code.contains("sed -i") && code.contains(PREFIX))
+        .expect("the README shows the sed recipe for a server added by hand")
+        .to_string()
+}
+
+#[test]
+fn the_readme_recipe_renames_the_skill_and_agent_for_a_server_added_by_hand_as_pve() {
+    let home = tempfile::tempdir().expect("home");
+    let out = std::process::Command::new("sh")
+        .arg("-ec")
+        .arg(readme_by_hand_recipe())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HOME", home.path())
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "the README recipe fails: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let skill_dir = home.path().join(".claude/skills/proxmox-manager");
+    let agent_file = home.path().join(".claude/agents/proxmox-manager.md");
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&skill_dir)
+        .expect("skill copied")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), skill_files().len(), "every skill file copied");
+    files.push(agent_file.clone());
+    for f in &files {
+        let text = read(f);
+        for plugin_only in [
+            PREFIX,
+            "plugin:proxmox-manager:pve",
+            "${CLAUDE_PLUGIN_ROOT}",
+        ] {
+            assert!(
+                !text.contains(plugin_only),
+                "{} still says {plugin_only}",
+                f.display()
+            );
+        }
+    }
+
+    let by_hand = "mcp__pve__";
+    let skill = read(&skill_dir.join("SKILL.md"));
+    let mut allowed: Vec<String> = frontmatter_value(&skill, "allowed-tools")
+        .split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            w.strip_prefix(by_hand)
+                .unwrap_or_else(|| panic!("allowed-tools has {w}"))
+                .to_string()
+        })
+        .collect();
+    allowed.sort();
+    assert_eq!(allowed, read_only_tools());
+    for p in PROMPTS {
+        assert!(skill.contains(&format!("`/{by_hand}{p}")), "/{by_hand}{p}");
+    }
+
+    let agent = read(&agent_file);
+    let mut tools: Vec<String> = frontmatter_value(&agent, "tools")
+        .split(',')
+        .filter_map(|t| t.trim().strip_prefix(by_hand))
+        .map(str::to_string)
+        .collect();
+    tools.sort();
+    assert_eq!(tools, all_tools());
+    let safety = skill_dir.join("safety.md");
+    assert!(
+        agent.contains(&safety.display().to_string()) && safety.is_file(),
+        "the agent points at the copied {}",
+        safety.display()
+    );
 }
