@@ -295,3 +295,74 @@ async fn a_user_runbook_overrides_the_shipped_one_and_resources_and_prompts_are_
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runbook_skeleton_is_a_resource_and_no_prompt_sends_the_model_to_a_prompt() {
+    let s = setup().await;
+    let resources = s.client.list_all_resources().await.expect("resources/list");
+    let skeleton = resources
+        .iter()
+        .find(|r| r.uri == "runbook://_template")
+        .unwrap_or_else(|| panic!("runbook://_template is not listed: {resources:?}"));
+    assert_eq!(skeleton.mime_type.as_deref(), Some("text/markdown"));
+    assert!(
+        skeleton
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains("runbook_save")),
+        "the listing says what the skeleton is for: {skeleton:?}"
+    );
+    let r = s
+        .client
+        .read_resource(ReadResourceRequestParams::new("runbook://_template"))
+        .await
+        .expect("resources/read runbook://_template");
+    match r.contents.into_iter().next() {
+        Some(ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        }) => {
+            assert_eq!(text, proxmox_manager::ops::RUNBOOK_TEMPLATE);
+            assert_eq!(mime_type.as_deref(), Some("text/markdown"));
+        }
+        other => panic!("expected the skeleton's text, got {other:?}"),
+    }
+    // The skeleton is not a runbook: runbook_list does not offer it.
+    let (_, list, _) = call(&s.client, "runbook_list", json!({})).await;
+    let names: Vec<&str> = list["runbooks"]
+        .as_array()
+        .expect("runbooks")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"_template"), "{names:?}");
+
+    // A prompt's text goes to the model, which cannot invoke prompts (in Claude Code only the
+    // user can, as slash commands): no prompt may send it to another prompt.
+    let prompts = s.client.list_all_prompts().await.expect("prompts/list");
+    let names: Vec<String> = prompts.iter().map(|p| p.name.to_string()).collect();
+    for p in &prompts {
+        let mut args = serde_json::Map::new();
+        for a in p.arguments.iter().flatten() {
+            args.insert(a.name.clone(), json!("pve02"));
+        }
+        let got = s
+            .client
+            .get_prompt(GetPromptRequestParams::new(p.name.clone()).with_arguments(args))
+            .await
+            .unwrap_or_else(|e| panic!("prompts/get {}: {e}", p.name));
+        let text = serde_json::to_string(&got.messages).expect("json");
+        for other in &names {
+            assert!(
+                !text.contains(other.as_str()),
+                "prompt {} tells the model to use the prompt {other}: {text}",
+                p.name
+            );
+        }
+        if p.name == "ingest_runbook" {
+            assert!(
+                text.contains("runbook://_template"),
+                "ingest_runbook points at the skeleton: {text}"
+            );
+        }
+    }
+}

@@ -52,7 +52,7 @@ impl ProxmoxServer {
         user(format!(
             "Turn this source into a proxmox-manager runbook and save it:\n\n{}\n\n\
              1. Read the source (fetch it if it is a URL). Identify the procedure's steps.\n\
-             2. Read the conventions: the resource config://cluster-config (storage, bridge, bios, machine, VMID ranges, cloud-init user, snippet path) and an existing runbook (runbook_list, then runbook_get or the runbook://NAME resource) as a model of the format.\n\
+             2. Read the conventions: the resource config://cluster-config (storage, bridge, bios, machine, VMID ranges, cloud-init user, snippet path), the format skeleton runbook://_template, and an existing runbook (runbook_list, then runbook_get or the runbook://NAME resource) as a worked example.\n\
              3. Write the runbook in that format: frontmatter (name, description, image_type, requires), ## Parameters (defaults as `config.<path>` references to the cluster's conventions instead of the source's hard-coded values), ## Steps (numbered; end each step with ` — `tool`` when a proxmox-manager tool performs it; keep manual steps as text).\n\
              4. Call runbook_save with the content and without confirm. Show the user the normalised file, the diff and any problem; fix problems and repeat.\n\
              5. Only when the user agrees, call runbook_save again with confirm: true. Never save under a shipped runbook's name.",
@@ -97,7 +97,7 @@ impl ProxmoxServer {
         let p = a.profile;
         user(format!(
             "Plan spinning up the cluster of profile {p}.\n\
-             1. template_list: is the profile's template there (e.g. a talos-* template)? If not, plan it with the create_template prompt.\n\
+             1. template_list: is the profile's template there (e.g. a talos-* template)? If not, plan building it first: runbook_get create-cloudinit-template (or create-iso-template, import-qcow2-template) gives the calls.\n\
              2. cluster_status: enough CPU, memory and storage for every node the profile asks for?\n\
              3. The nodes can be created one by one with vm_create (template, name, cores, memory, disk, tags, start); show the list of calls and ask before running them.\n\
              This version of proxmox-manager has no cluster-profile tools yet (profile reading, Talos bootstrap, Flux): say so, and leave bootstrapping to the user's own tooling."

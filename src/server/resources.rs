@@ -1,5 +1,7 @@
-//! MCP resources: every effective runbook (`runbook://NAME`, markdown) and the effective
-//! cluster configuration with secrets removed (`config://cluster-config`, JSON).
+//! MCP resources: every effective runbook (`runbook://NAME`, markdown), the runbook skeleton
+//! to write a new one from (`runbook://_template`, markdown; no runbook name starts with `_`)
+//! and the effective cluster configuration with secrets removed (`config://cluster-config`,
+//! JSON).
 
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents};
@@ -11,6 +13,8 @@ use super::ProxmoxServer;
 /// URI of the effective configuration.
 pub const CONFIG_URI: &str = "config://cluster-config";
 const RUNBOOK_PREFIX: &str = "runbook://";
+/// URI of the runbook skeleton ([`ops::RUNBOOK_TEMPLATE`]).
+const RUNBOOK_TEMPLATE_URI: &str = "runbook://_template";
 
 impl ProxmoxServer {
     pub(crate) fn resource_list(&self) -> Vec<Resource> {
@@ -19,6 +23,10 @@ impl ProxmoxServer {
                 .with_title("Effective cluster configuration")
                 .with_description("cluster-config.yaml as the server loaded it, with defaults applied and no secrets (credential sources are named, never read)")
                 .with_mime_type("application/json"),
+            Resource::new(RUNBOOK_TEMPLATE_URI, "_template")
+                .with_title("Runbook skeleton")
+                .with_description("The runbook format as a fill-in example (frontmatter, parameters, steps ending in their tool): start a new runbook from it, then check and save it with runbook_save. Not a runbook itself")
+                .with_mime_type("text/markdown"),
         ];
         match ops::runbook_list(&self.ctx.config, &self.runbook_catalog) {
             Ok(list) => out.extend(list.runbooks.into_iter().map(|r| {
@@ -38,6 +46,11 @@ impl ProxmoxServer {
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             return Ok(ReadResourceResult::new(vec![
                 ResourceContents::text(text, uri).with_mime_type("application/json"),
+            ]));
+        }
+        if uri == RUNBOOK_TEMPLATE_URI {
+            return Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(ops::RUNBOOK_TEMPLATE, uri).with_mime_type("text/markdown"),
             ]));
         }
         if let Some(name) = uri.strip_prefix(RUNBOOK_PREFIX) {
