@@ -118,6 +118,28 @@ fn every_tool_has_one_spec_in_a_known_toolset_and_every_spec_a_tool() {
 }
 
 #[test]
+fn every_argument_that_makes_a_call_destructive_is_an_argument_and_needs_confirm() {
+    for t in Catalogue::full().tools {
+        let spec = tool_spec(&t.name).expect("spec");
+        let props = t.input_schema.get("properties").and_then(|p| p.as_object());
+        for a in spec.confirm_args {
+            assert!(
+                props.is_some_and(|p| p.contains_key(*a)),
+                "{}: confirm argument `{a}` is not an input",
+                t.name
+            );
+        }
+        if spec.destructive_hint() {
+            assert!(
+                props.is_some_and(|p| p.contains_key("confirm")),
+                "{} can destroy but takes no `confirm`",
+                t.name
+            );
+        }
+    }
+}
+
+#[test]
 fn annotations_come_from_the_specs() {
     for t in Catalogue::full().tools {
         let spec = tool_spec(&t.name).expect("spec");

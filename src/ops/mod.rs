@@ -49,7 +49,7 @@ pub use runbook::{
     ImageType, Problem as RunbookProblem, RUNBOOK_TEMPLATE, RenderedParameter, RenderedStep,
     Requirement, RunbookGetArgs, RunbookGetReport, RunbookListArgs, RunbookListReport,
     RunbookSaveArgs, RunbookSaveReport, RunbookSource, RunbookSummary, ToolCall, ToolCatalog,
-    runbook_get, runbook_list, runbook_save, runbook_text, user_runbook_dir,
+    runbook_get, runbook_list, runbook_name, runbook_save, runbook_text, user_runbook_dir,
     validate as validate_runbook,
 };
 pub use storage::pools::{

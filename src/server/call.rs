@@ -12,18 +12,19 @@ use rmcp::service::RequestContext;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::ops::spec::{Outcome, ToolSpec};
 use crate::ops::{self, ProgressFn, Run};
 use crate::server::{ProxmoxServer, tool_error};
 
 /// One tool call's [`Run`] plus the task forwarding its progress notifications.
-pub(crate) struct Call {
-    pub(crate) run: Run,
+struct Call {
+    run: Run,
     forwarder: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Call {
     /// A [`Run`] for one request: progress notifications when the client asked for them.
-    pub(crate) fn start(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Self {
+    fn start(rc: &RequestContext<RoleServer>, cancel: CancellationToken) -> Self {
         let Some(token) = rc.meta.get_progress_token() else {
             return Call {
                 run: Run::new(None, cancel),
@@ -55,7 +56,7 @@ impl Call {
 
     /// Flushes the progress notifications (they must precede the response) and returns the
     /// UPIDs the call started.
-    pub(crate) async fn finish(self) -> Vec<String> {
+    async fn finish(self) -> Vec<String> {
         let upids = self.run.upids();
         drop(self.run);
         if let Some(f) = self.forwarder {
@@ -66,11 +67,38 @@ impl Call {
 }
 
 impl ProxmoxServer {
+    /// The one path of every mutating tool: start the call (progress, cancellation, UPIDs),
+    /// run the operation, then write the audit record unless nothing was done. Whether
+    /// nothing was done is said by the types: the spec's [`ToolSpec::is_preview_call`] on the
+    /// arguments (a destructive call without `confirm: true` never acts, whatever it answers)
+    /// or the report's own [`Outcome::is_preview`].
+    ///
+    /// `audit` is what the audit log records of the arguments (secrets are redacted there).
+    pub(crate) async fn mutate<T: Outcome>(
+        &self,
+        spec: &ToolSpec,
+        audit: impl Serialize,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+        op: impl AsyncFnOnce(&Run) -> Result<T, ops::Error>,
+    ) -> Result<Json<T>, String> {
+        let audit = serde_json::to_value(audit).unwrap_or_default();
+        let call = Call::start(&rc, ct);
+        let result = op(&call.run).await;
+        let upids = call.finish().await;
+        let preview = spec.is_preview_call(&audit)
+            || result.as_ref().is_ok_and(|report| report.is_preview());
+        if preview {
+            return result.map(Json).map_err(tool_error);
+        }
+        self.audited(spec.name, &audit, &upids, result)
+    }
+
     /// Records a mutating call in the audit log and maps the result for the model.
-    pub(crate) fn audited<T, A: Serialize>(
+    fn audited<T>(
         &self,
         tool: &str,
-        args: &A,
+        args: &serde_json::Value,
         upids: &[String],
         result: Result<T, ops::Error>,
     ) -> Result<Json<T>, String> {
@@ -83,8 +111,49 @@ impl ProxmoxServer {
             // log are where the still-running tasks are reported.
             tracing::warn!(tool, error = %e, "call cancelled");
         }
-        let args = serde_json::to_value(args).unwrap_or_default();
-        self.ctx.audit.record(tool, &args, upids, &outcome);
+        self.ctx.audit.record(tool, args, upids, &outcome);
         result.map(Json).map_err(tool_error)
     }
 }
+
+// Which reports are previews: each says so in its own field.
+impl Outcome for ops::PowerReport {
+    fn is_preview(&self) -> bool {
+        self.preview
+    }
+}
+impl Outcome for ops::VmDeleteReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
+impl Outcome for ops::TemplateDeleteReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
+impl Outcome for ops::TemplateFromImageReport {
+    fn is_preview(&self) -> bool {
+        self.preview
+    }
+}
+impl Outcome for ops::TemplateFromIsoReport {
+    fn is_preview(&self) -> bool {
+        self.preview
+    }
+}
+impl Outcome for ops::RbacBootstrapReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
+impl Outcome for ops::RunbookSaveReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
+// These always act.
+impl Outcome for ops::VmCreateReport {}
+impl Outcome for ops::VmResizeReport {}
+impl Outcome for ops::VmSetTagsReport {}
+impl Outcome for ops::TemplateConvertReport {}

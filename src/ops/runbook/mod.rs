@@ -212,3 +212,9 @@ mod tests_ops;
 mod tests_parse;
 #[cfg(test)]
 mod tests_save;
+
+/// The name a runbook's frontmatter gives (empty when it has none), for the audit record of
+/// a save, which keeps the name and the size but not the text.
+pub fn runbook_name(content: &str) -> String {
+    parse::parse("<content>", content).0.name
+}

@@ -8,8 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ops::{self, RbacBootstrapArgs, RbacBootstrapReport};
 
 use crate::ops::spec::ToolSpec;
-use crate::server::call::Call;
-use crate::server::{ProxmoxServer, tool_error};
+use crate::server::ProxmoxServer;
 
 /// `rbac_bootstrap`: `pveum` as root over SSH; the token needs nothing (it may not exist yet).
 pub(crate) const RBAC_BOOTSTRAP: ToolSpec =
@@ -34,14 +33,9 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<RbacBootstrapReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r =
-            ops::rbac_bootstrap(&self.ctx.config, self.ctx.ssh.as_deref(), &call.run, &args).await;
-        let upids = call.finish().await;
-        if !args.confirm {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        self.audited("rbac_bootstrap", &args, &upids, r)
+        self.mutate(&RBAC_BOOTSTRAP, &args, rc, ct, async |run| {
+            ops::rbac_bootstrap(&self.ctx.config, self.ctx.ssh.as_deref(), run, &args).await
+        })
+        .await
     }
 }

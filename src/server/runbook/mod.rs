@@ -3,7 +3,9 @@
 //! write the user runbook directory.
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use tokio_util::sync::CancellationToken;
 
 use crate::ops::{
     self, RunbookGetArgs, RunbookGetReport, RunbookListArgs, RunbookListReport, RunbookSaveArgs,
@@ -56,7 +58,7 @@ impl ProxmoxServer {
     }
 
     /// Save a runbook (markdown in the runbook format; adapt a source to the cluster's
-    /// conventions first — see the ingest_runbook prompt) into the user runbook directory.
+    /// conventions first — see the resource runbook://_template for the format) into the user runbook directory.
     /// Validates it and returns the normalised file and a diff against an existing user
     /// runbook of that name; writes only with confirm: true. Never overwrites a shipped
     /// runbook and never writes outside the user runbook directory.
@@ -64,18 +66,18 @@ impl ProxmoxServer {
     async fn runbook_save(
         &self,
         Parameters(args): Parameters<RunbookSaveArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
     ) -> Result<Json<RunbookSaveReport>, String> {
-        let r = ops::runbook_save(&self.ctx.config, &self.runbook_catalog, &args);
-        if !args.confirm {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        // The content is recorded by name and size only: it can be long.
+        // The content is recorded by its name and size only: it can be long.
         let summary = serde_json::json!({
-            "name": r.as_ref().map(|x| x.name.clone()).unwrap_or_default(),
+            "name": ops::runbook_name(&args.content),
             "content_bytes": args.content.len(),
-            "confirm": true,
+            "confirm": args.confirm,
         });
-        self.audited("runbook_save", &summary, &[], r)
+        self.mutate(&RUNBOOK_SAVE, summary, rc, ct, async |_run| {
+            ops::runbook_save(&self.ctx.config, &self.runbook_catalog, &args)
+        })
+        .await
     }
 }

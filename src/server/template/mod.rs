@@ -13,7 +13,6 @@ use crate::ops::{
 
 use crate::ops::access::endpoints as api;
 use crate::ops::spec::{Endpoint, ToolSpec};
-use crate::server::call::Call;
 use crate::server::{ProxmoxServer, tool_error};
 
 pub(crate) const TEMPLATE_LIST: ToolSpec = ToolSpec::read("template_list", "List templates")
@@ -131,10 +130,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateConvertReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::template_convert(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        self.audited("template_convert", &args, &upids, r)
+        self.mutate(&TEMPLATE_CONVERT, &args, rc, ct, async |run| {
+            ops::template_convert(&self.ctx, run, &args).await
+        })
+        .await
     }
 
     /// Delete a template and its disks. Without confirm: true it only returns the preview
@@ -146,14 +145,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateDeleteReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::template_delete(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        if !args.confirm {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        self.audited("template_delete", &args, &upids, r)
+        self.mutate(&TEMPLATE_DELETE, &args, rc, ct, async |run| {
+            ops::template_delete(&self.ctx, run, &args).await
+        })
+        .await
     }
 
     /// Build a cloud-init template from a cloud image URL in one call: download (checksum
@@ -172,14 +167,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateFromImageReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::template_from_cloud_image(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        if matches!(&r, Ok(report) if report.preview) {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        self.audited("template_from_cloud_image", &args, &upids, r)
+        self.mutate(&TEMPLATE_FROM_CLOUD_IMAGE, &args, rc, ct, async |run| {
+            ops::template_from_cloud_image(&self.ctx, run, &args).await
+        })
+        .await
     }
 
     /// Import a pre-built qcow2/raw/vmdk disk image — from a URL (downloaded, checksum
@@ -194,14 +185,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateFromImageReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::template_import_disk(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        if matches!(&r, Ok(report) if report.preview) {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        self.audited("template_import_disk", &args, &upids, r)
+        self.mutate(&TEMPLATE_IMPORT_DISK, &args, rc, ct, async |run| {
+            ops::template_import_disk(&self.ctx, run, &args).await
+        })
+        .await
     }
 
     /// Prepare a template from an installer ISO: a VM with the cluster defaults, an empty boot
@@ -218,13 +205,9 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateFromIsoReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::template_from_iso(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        if matches!(&r, Ok(report) if report.preview) {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        self.audited("template_from_iso", &args, &upids, r)
+        self.mutate(&TEMPLATE_FROM_ISO, &args, rc, ct, async |run| {
+            ops::template_from_iso(&self.ctx, run, &args).await
+        })
+        .await
     }
 }

@@ -16,27 +16,22 @@ use crate::ops::{
 
 use crate::ops::access::endpoints as api;
 use crate::ops::spec::{Endpoint, ToolSpec};
-use crate::server::call::Call;
-use crate::server::{ProxmoxServer, tool_error};
+use crate::server::ProxmoxServer;
 
 impl ProxmoxServer {
-    /// Runs a power action; audited unless it was only a preview.
+    /// Runs a power action through the one mutating-call path.
     async fn power_tool<A: Serialize>(
         &self,
-        tool: &str,
+        spec: &ToolSpec,
         req: PowerRequest<'_>,
         args: &A,
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::power(&self.ctx, &call.run, &req).await;
-        let upids = call.finish().await;
-        if !req.confirmed {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        self.audited(tool, args, &upids, r)
+        self.mutate(spec, args, rc, ct, async |run| {
+            ops::power(&self.ctx, run, &req).await
+        })
+        .await
     }
 }
 
@@ -160,10 +155,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmCreateReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::vm_create(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        self.audited("vm_create", &args, &upids, r)
+        self.mutate(&VM_CREATE, &args, rc, ct, async |run| {
+            ops::vm_create(&self.ctx, run, &args).await
+        })
+        .await
     }
 
     /// Start a VM and wait until its start task finished. Already running is a reported
@@ -176,7 +171,7 @@ impl ProxmoxServer {
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
         let req = PowerRequest::new(PowerAction::Start, args.vmid, args.allow_outside_ranges);
-        self.power_tool("vm_start", req, &args, rc, ct).await
+        self.power_tool(&VM_START, req, &args, rc, ct).await
     }
 
     /// Stop a VM hard (like pulling the power cord) and wait for it. Prefer vm_shutdown.
@@ -193,7 +188,7 @@ impl ProxmoxServer {
             confirmed: args.confirm,
             ..PowerRequest::new(PowerAction::Stop, args.vmid, args.allow_outside_ranges)
         };
-        self.power_tool("vm_stop", req, &args, rc, ct).await
+        self.power_tool(&VM_STOP, req, &args, rc, ct).await
     }
 
     /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
@@ -210,7 +205,7 @@ impl ProxmoxServer {
             shutdown: Some(&args),
             ..PowerRequest::new(PowerAction::Shutdown, args.vmid, args.allow_outside_ranges)
         };
-        self.power_tool("vm_shutdown", req, &args, rc, ct).await
+        self.power_tool(&VM_SHUTDOWN, req, &args, rc, ct).await
     }
 
     /// Reboot a running VM (ACPI reboot) and wait for the task.
@@ -222,7 +217,7 @@ impl ProxmoxServer {
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
         let req = PowerRequest::new(PowerAction::Reboot, args.vmid, args.allow_outside_ranges);
-        self.power_tool("vm_reboot", req, &args, rc, ct).await
+        self.power_tool(&VM_REBOOT, req, &args, rc, ct).await
     }
 
     /// Change a VM's cores, sockets, memory (MiB) and/or grow a disk (`+10G` or an absolute
@@ -235,10 +230,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmResizeReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::vm_resize(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        self.audited("vm_resize", &args, &upids, r)
+        self.mutate(&VM_RESIZE, &args, rc, ct, async |run| {
+            ops::vm_resize(&self.ctx, run, &args).await
+        })
+        .await
     }
 
     /// Set, add or remove a VM's tags (normalised as PVE does: lowercase, deduplicated, sorted).
@@ -249,10 +244,10 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmSetTagsReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::vm_set_tags(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        self.audited("vm_set_tags", &args, &upids, r)
+        self.mutate(&VM_SET_TAGS, &args, rc, ct, async |run| {
+            ops::vm_set_tags(&self.ctx, run, &args).await
+        })
+        .await
     }
 
     /// Delete a VM and its disks (purged from backup jobs and HA). Without confirm: true it
@@ -265,13 +260,9 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmDeleteReport>, String> {
-        let call = Call::start(&rc, ct);
-        let r = ops::vm_delete(&self.ctx, &call.run, &args).await;
-        let upids = call.finish().await;
-        if !args.confirm {
-            // A preview changes nothing: no audit record.
-            return r.map(Json).map_err(tool_error);
-        }
-        self.audited("vm_delete", &args, &upids, r)
+        self.mutate(&VM_DELETE, &args, rc, ct, async |run| {
+            ops::vm_delete(&self.ctx, run, &args).await
+        })
+        .await
     }
 }
