@@ -11,12 +11,14 @@
 pub mod access;
 mod allocate;
 pub mod audit;
+pub mod batch;
 pub mod cluster;
 mod connect;
 mod doctor;
 mod error;
 mod guard;
 mod node_ssh;
+pub mod plan;
 mod run;
 mod runbook;
 pub mod storage;

@@ -1,0 +1,439 @@
+//! The cluster as plain data, read once: what the planners (`ops::plan`) decide on.
+//!
+//! Planners must be pure and deterministic, so they cannot talk to PVE: everything they need
+//! (node sizes, what each guest asks for, where its disks live, which storages each node sees)
+//! is read here into plain structs, once, and handed over. Tests build the same structs by hand
+//! with the small constructors below, so a planner is tested on a 40-node cluster without a
+//! single request.
+//!
+//! One `GET /cluster/resources` gives nodes, guests and storages; `GET /nodes/{node}/status` is
+//! asked only for online nodes whose row lacks sizes. Guest disks are not in
+//! `/cluster/resources`: [`ClusterSnapshot::read_guest_disks`] reads the configs of one node's
+//! guests, which is all an evacuation or a migration check needs.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::ops::{Context, Error, GIB, is_guest, is_node, is_storage};
+use crate::pve::{ClusterResource, ResourceKind};
+
+/// Host memory kept out of the guests' budget unless the node says otherwise: the hypervisor,
+/// ZFS ARC and page cache need room.
+pub const DEFAULT_HOST_RESERVE: u64 = 2 * GIB;
+
+/// Everything the planners know about the cluster, sorted (nodes by name, guests by vmid,
+/// storages by node then id) so that two reads of the same cluster compare equal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterSnapshot {
+    pub nodes: Vec<NodeInfo>,
+    pub guests: Vec<GuestInfo>,
+    pub storages: Vec<StorageInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeInfo {
+    pub name: String,
+    pub online: bool,
+    /// Physical threads.
+    pub cpus: u64,
+    /// Physical memory, bytes.
+    pub maxmem: u64,
+    /// Memory in use right now, bytes (informational: planners count configured sizes).
+    pub mem_used: u64,
+    /// Memory kept for the host, bytes; not available to guests.
+    pub reserved_memory: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKind {
+    Qemu,
+    Lxc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GuestInfo {
+    pub vmid: u32,
+    pub name: String,
+    pub node: String,
+    pub kind: GuestKind,
+    /// As PVE reports it: `running`, `stopped`, `paused`, `unknown`...
+    pub status: String,
+    pub template: bool,
+    /// Configured memory, bytes.
+    pub maxmem: u64,
+    /// Configured vCPUs.
+    pub maxcpu: u64,
+    pub tags: Vec<String>,
+    pub lock: Option<String>,
+    /// Managed by PVE's HA stack (moves go through `hamigrate`).
+    pub ha_managed: bool,
+    /// Disks from the guest's config; `None` until read (see `read_guest_disks`).
+    pub disks: Option<Vec<GuestDisk>>,
+    /// Config keys that tie the guest to its node (`hostpci0`, `usb1`...).
+    pub local_resources: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GuestDisk {
+    /// Config key, e.g. `scsi0`, `rootfs`, `mp0`.
+    pub key: String,
+    pub storage: String,
+    /// Bytes, from `size=`; 0 when the config does not say.
+    pub size: u64,
+    pub cdrom: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StorageInfo {
+    pub id: String,
+    /// The node this row is seen from (a shared storage has one row per node).
+    pub node: String,
+    pub shared: bool,
+    pub active: bool,
+    /// `images`, `rootdir`, `iso`...
+    pub content: Vec<String>,
+    pub total: u64,
+    pub avail: u64,
+}
+
+impl NodeInfo {
+    /// An online node with the default host reserve.
+    pub fn new(name: &str, cpus: u64, maxmem: u64) -> NodeInfo {
+        NodeInfo {
+            name: name.to_string(),
+            online: true,
+            cpus,
+            maxmem,
+            mem_used: 0,
+            reserved_memory: DEFAULT_HOST_RESERVE,
+        }
+    }
+
+    /// Memory guests may be configured with before counting as overcommitted.
+    pub fn memory_budget(&self) -> u64 {
+        self.maxmem.saturating_sub(self.reserved_memory)
+    }
+}
+
+impl GuestInfo {
+    /// A running VM with no tags, no lock and no disks (disks known: none).
+    pub fn qemu(vmid: u32, node: &str, cpus: u64, maxmem: u64) -> GuestInfo {
+        GuestInfo {
+            vmid,
+            name: format!("vm{vmid}"),
+            node: node.to_string(),
+            kind: GuestKind::Qemu,
+            status: "running".into(),
+            template: false,
+            maxmem,
+            maxcpu: cpus,
+            tags: vec![],
+            lock: None,
+            ha_managed: false,
+            disks: Some(vec![]),
+            local_resources: vec![],
+        }
+    }
+
+    pub fn stopped(mut self) -> GuestInfo {
+        self.status = "stopped".into();
+        self
+    }
+
+    pub fn as_template(mut self) -> GuestInfo {
+        self.template = true;
+        self.status = "stopped".into();
+        self
+    }
+
+    pub fn tagged(mut self, tag: &str) -> GuestInfo {
+        self.tags.push(tag.to_string());
+        self
+    }
+
+    pub fn with_disk(mut self, storage: &str, size: u64) -> GuestInfo {
+        let disks = self.disks.get_or_insert_with(Vec::new);
+        let key = format!("scsi{}", disks.len());
+        disks.push(GuestDisk {
+            key,
+            storage: storage.to_string(),
+            size,
+            cdrom: false,
+        });
+        self
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status == "running" && !self.template
+    }
+
+    /// A guest row of `/cluster/resources`; disks unknown until read.
+    pub fn from_resource(r: &ClusterResource) -> GuestInfo {
+        GuestInfo {
+            vmid: r.vmid.unwrap_or(0),
+            name: r.name.clone().unwrap_or_default(),
+            node: r.node.clone().unwrap_or_default(),
+            kind: match r.kind {
+                ResourceKind::Lxc => GuestKind::Lxc,
+                _ => GuestKind::Qemu,
+            },
+            status: r.status.clone().unwrap_or_else(|| "unknown".into()),
+            template: r.is_template(),
+            maxmem: r.maxmem.unwrap_or(0),
+            maxcpu: r.maxcpu.unwrap_or(0.0).round() as u64,
+            tags: r.tag_list(),
+            lock: r.lock.clone().filter(|l| !l.is_empty()),
+            // `hastate` is present only for HA resources.
+            ha_managed: r.hastate.as_deref().is_some_and(|s| !s.is_empty()),
+            disks: None,
+            local_resources: vec![],
+        }
+    }
+}
+
+impl StorageInfo {
+    /// An active storage for guest images seen from `node`.
+    pub fn new(id: &str, node: &str, shared: bool, total: u64, avail: u64) -> StorageInfo {
+        StorageInfo {
+            id: id.to_string(),
+            node: node.to_string(),
+            shared,
+            active: true,
+            content: vec!["images".into(), "rootdir".into()],
+            total,
+            avail,
+        }
+    }
+}
+
+impl ClusterSnapshot {
+    /// A snapshot from parts in any order; sorted so equal clusters compare equal.
+    pub fn new(
+        mut nodes: Vec<NodeInfo>,
+        mut guests: Vec<GuestInfo>,
+        mut storages: Vec<StorageInfo>,
+    ) -> ClusterSnapshot {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        guests.sort_by_key(|g| g.vmid);
+        storages.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+        ClusterSnapshot {
+            nodes,
+            guests,
+            storages,
+        }
+    }
+
+    /// Builds the snapshot from `/cluster/resources` rows alone.
+    pub fn from_resources(rows: &[ClusterResource]) -> ClusterSnapshot {
+        let nodes = rows.iter().filter(|r| is_node(r)).map(node_from_row);
+        let guests = rows
+            .iter()
+            .filter(|r| is_guest(r))
+            .map(GuestInfo::from_resource);
+        let storages = rows
+            .iter()
+            .filter(|r| is_storage(r))
+            .filter_map(storage_from_row);
+        ClusterSnapshot::new(nodes.collect(), guests.collect(), storages.collect())
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn guest(&self, vmid: u32) -> Option<&GuestInfo> {
+        self.guests.iter().find(|g| g.vmid == vmid)
+    }
+
+    pub fn guests_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a GuestInfo> + 'a {
+        self.guests.iter().filter(move |g| g.node == node)
+    }
+
+    /// The storage `id` as `node` sees it.
+    pub fn storage(&self, node: &str, id: &str) -> Option<&StorageInfo> {
+        self.storages.iter().find(|s| s.node == node && s.id == id)
+    }
+
+    /// Reads the cluster: one `/cluster/resources`, plus `/nodes/{node}/status` for online
+    /// nodes whose row lacks sizes (at most `limits.max_parallel` at a time).
+    ///
+    /// # Errors
+    /// When `/cluster/resources` cannot be read. A node status that fails leaves that node's
+    /// sizes as `/cluster/resources` gave them.
+    pub async fn read(ctx: &Context) -> Result<ClusterSnapshot, Error> {
+        let rows = ctx.client.get_cluster_resources(None).await?;
+        let mut snap = ClusterSnapshot::from_resources(&rows);
+        let missing: Vec<String> = snap
+            .nodes
+            .iter()
+            .filter(|n| n.online && (n.cpus == 0 || n.maxmem == 0))
+            .map(|n| n.name.clone())
+            .collect();
+        let statuses = bounded(ctx, missing, |ctx, node| async move {
+            let st = ctx.client.get_node_status(&node).await;
+            (node, st)
+        })
+        .await;
+        for (node, st) in statuses {
+            let (Ok(st), Some(n)) = (st, snap.nodes.iter_mut().find(|n| n.name == node)) else {
+                continue;
+            };
+            if let Some(mem) = &st.memory {
+                n.maxmem = mem.total.unwrap_or(n.maxmem);
+                n.mem_used = mem.used.unwrap_or(n.mem_used);
+            }
+            if let Some(cpus) = st.cpuinfo.as_ref().and_then(|c| c.cpus) {
+                n.cpus = cpus;
+            }
+        }
+        Ok(snap)
+    }
+
+    /// Fills `disks` and `local_resources` of every guest on `node` from its config (at most
+    /// `limits.max_parallel` requests at a time). A config that cannot be read leaves `disks`
+    /// as `None`, which planners report as "disks unknown" rather than guessing.
+    pub async fn read_guest_disks(&mut self, ctx: &Context, node: &str) {
+        let guests: Vec<(String, u32, GuestKind)> = self
+            .guests_on(node)
+            .map(|g| (g.node.clone(), g.vmid, g.kind))
+            .collect();
+        let configs = bounded(ctx, guests, |ctx, (node, vmid, kind)| async move {
+            let kind_path = match kind {
+                GuestKind::Qemu => "qemu",
+                GuestKind::Lxc => "lxc",
+            };
+            let path = format!("/nodes/{node}/{kind_path}/{vmid}/config");
+            let config = ctx
+                .client
+                .get::<std::collections::BTreeMap<String, serde_json::Value>>(&path, &[])
+                .await;
+            (vmid, config)
+        })
+        .await;
+        for (vmid, config) in configs {
+            let (Ok(config), Some(g)) = (config, self.guests.iter_mut().find(|g| g.vmid == vmid))
+            else {
+                continue;
+            };
+            let (disks, local) = disks_of_config(&config);
+            g.disks = Some(disks);
+            g.local_resources = local;
+        }
+    }
+}
+
+/// Runs `f` over `items` with at most `limits.max_parallel` in flight, results in input order.
+async fn bounded<I, T, F, Fut>(ctx: &Context, items: Vec<I>, f: F) -> Vec<T>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    F: Fn(Context, I) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    // One request per node or guest is cheap for PVE, but hundreds at once are not: the
+    // semaphore caps what this read adds to the cluster's API load at the configured limit.
+    let permits = Arc::new(Semaphore::new(
+        ctx.config.limits.max_parallel.max(1) as usize
+    ));
+    let mut set = JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let permits = Arc::clone(&permits);
+        let fut = f(ctx.clone(), item);
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, fut.await)
+        });
+    }
+    let mut out: Vec<(usize, T)> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(pair) = joined {
+            out.push(pair);
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Disks and node-bound devices of a qemu or lxc config.
+pub fn disks_of_config(
+    config: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> (Vec<GuestDisk>, Vec<String>) {
+    const DISK_PREFIXES: [&str; 9] = [
+        "ide", "sata", "scsi", "virtio", "efidisk", "tpmstate", "unused", "mp", "rootfs",
+    ];
+    const LOCAL_PREFIXES: [&str; 3] = ["hostpci", "usb", "dev"];
+    let numbered = |key: &str, prefix: &str| {
+        key.strip_prefix(prefix).is_some_and(|n| {
+            n.bytes().all(|b| b.is_ascii_digit()) && (prefix == "rootfs") == n.is_empty()
+        })
+    };
+    let mut disks = Vec::new();
+    let mut local = Vec::new();
+    for (key, value) in config {
+        let Some(text) = value.as_str() else { continue };
+        if LOCAL_PREFIXES.iter().any(|p| numbered(key, p)) {
+            local.push(key.clone());
+            continue;
+        }
+        if !DISK_PREFIXES.iter().any(|p| numbered(key, p)) {
+            continue;
+        }
+        let mut parts = text.split(',');
+        let volume = parts.next().unwrap_or("").trim();
+        let Some((storage, _)) = volume.split_once(':') else {
+            continue; // `none`, `cdrom`, or a bind mount path: nothing to move
+        };
+        let mut disk = GuestDisk {
+            key: key.clone(),
+            storage: storage.to_string(),
+            size: 0,
+            cdrom: false,
+        };
+        for p in parts {
+            match p.split_once('=') {
+                Some(("size", s)) => disk.size = crate::ops::parse_size(s).unwrap_or(0),
+                Some(("media", "cdrom")) => disk.cdrom = true,
+                _ => {}
+            }
+        }
+        disks.push(disk);
+    }
+    (disks, local)
+}
+
+fn node_from_row(r: &ClusterResource) -> NodeInfo {
+    NodeInfo {
+        name: r.node.clone().unwrap_or_default(),
+        online: r.status.as_deref() == Some("online"),
+        cpus: r.maxcpu.unwrap_or(0.0).round() as u64,
+        maxmem: r.maxmem.unwrap_or(0),
+        mem_used: r.mem.unwrap_or(0),
+        reserved_memory: DEFAULT_HOST_RESERVE,
+    }
+}
+
+fn storage_from_row(r: &ClusterResource) -> Option<StorageInfo> {
+    let total = r.maxdisk.unwrap_or(0);
+    Some(StorageInfo {
+        id: r.storage.clone()?,
+        node: r.node.clone()?,
+        shared: r.shared == Some(true),
+        active: r.status.as_deref() == Some("available"),
+        content: r
+            .content
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        total,
+        avail: total.saturating_sub(r.disk.unwrap_or(0)),
+    })
+}
