@@ -401,6 +401,11 @@ pub fn disks_of_config(
                 _ => {}
             }
         }
+        // A cloud-init drive is a small generated volume PVE moves with the guest like a
+        // disk, not an ISO the target must also have.
+        if volume.contains("-cloudinit") {
+            disk.cdrom = false;
+        }
         disks.push(disk);
     }
     (disks, local)

@@ -426,6 +426,7 @@ fn snapshot_from_resources_and_guest_configs() {
             "scsi0": "local-lvm:vm-100-disk-0,size=32G",
             "ide2": "local:iso/debian.iso,media=cdrom",
             "ide0": "none,media=cdrom",
+            "ide3": "local-lvm:vm-100-cloudinit,media=cdrom",
             "rootfs": "ceph:subvol-101-disk-0,size=8G",
             "mp0": "/srv/data,mp=/data",
             "hostpci0": "0000:01:00.0",
@@ -442,6 +443,7 @@ fn snapshot_from_resources_and_guest_configs() {
         summary,
         [
             ("ide2", "local", 0, true),
+            ("ide3", "local-lvm", 0, false),
             ("rootfs", "ceph", 8 * GIB, false),
             ("scsi0", "local-lvm", 32 * GIB, false)
         ]
