@@ -148,3 +148,57 @@ async fn a_locked_guest_stays_and_says_why() {
     moved.sort_unstable();
     assert_eq!(moved, [1004, 1005]);
 }
+
+/// Where `/cluster/resources` lacks a node's sizes, `/nodes/{node}/status` fills them; guest
+/// disks and passthrough devices come from qemu and lxc configs. A fake PVE answers, because
+/// the simulator always reports sizes in `/cluster/resources`.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_sizes_and_guest_disks_are_read_where_resources_lack_them() {
+    use common::fake_pve::{self, Seen, ok};
+    let server = fake_pve::serve(|seen: &Seen, _| {
+        let data = match seen.path.trim_start_matches("/api2/json") {
+            "/cluster/resources" => serde_json::json!([
+                {"id":"node/pve1","type":"node","node":"pve1","status":"online"},
+                {"id":"qemu/100","type":"qemu","vmid":100,"node":"pve1","status":"running","maxcpu":2,"maxmem":GIB},
+                {"id":"lxc/101","type":"lxc","vmid":101,"node":"pve1","status":"running","maxcpu":1,"maxmem":GIB},
+            ]),
+            "/nodes/pve1/status" => serde_json::json!({
+                "memory": {"total": 64 * GIB, "used": GIB, "free": 63 * GIB},
+                "cpuinfo": {"cpus": 16, "model": "x"},
+            }),
+            "/nodes/pve1/qemu/100/config" => serde_json::json!({
+                "scsi0": "local-lvm:vm-100-disk-0,size=32G", "hostpci0": "0000:01:00.0",
+            }),
+            "/nodes/pve1/lxc/101/config" => serde_json::json!({
+                "rootfs": "local-lvm:vm-101-disk-0,size=8G", "mp0": "nfs:101/vm-101-disk-1.raw,mp=/data,size=100G",
+            }),
+            _ => return fake_pve::fail(404, None, "{}"),
+        };
+        ok(serde_json::json!({ "data": data }))
+    })
+    .await
+    .expect("fake pve");
+    let ctx = ops::Context {
+        client: fake_pve::client(&server).expect("client"),
+        config: std::sync::Arc::new(config::sim_config(8006, [0; 32])),
+        timeouts: ops::Timeouts::default(),
+        allocator: Default::default(),
+        audit: std::sync::Arc::new(ops::audit::AuditLog::new(None)),
+        ssh: None,
+    };
+    let mut snap = ClusterSnapshot::read(&ctx).await.expect("snapshot");
+    assert_eq!((snap.nodes[0].cpus, snap.nodes[0].maxmem), (16, 64 * GIB));
+    snap.read_guest_disks(&ctx, "pve1").await;
+    let vm = snap.guest(100).unwrap();
+    assert_eq!(vm.local_resources, ["hostpci0"]);
+    assert_eq!(vm.disks.as_ref().unwrap()[0].size, 32 * GIB);
+    let ct = snap.guest(101).unwrap();
+    let disks: Vec<(&str, &str, u64)> = ct
+        .disks
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|d| (d.key.as_str(), d.storage.as_str(), d.size / GIB))
+        .collect();
+    assert_eq!(disks, [("mp0", "nfs", 100), ("rootfs", "local-lvm", 8)]);
+}

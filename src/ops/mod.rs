@@ -33,6 +33,8 @@ pub use access::rbac::{
     RbacBootstrapArgs, RbacBootstrapReport, RbacStep, rbac_bootstrap, role_privileges,
 };
 pub use allocate::{Allocator, Reservation, lowest_free};
+pub use batch::{BatchLimits, BatchReport, Outcome, Policy, Step, StepResult, run_batch};
+pub use cluster::snapshot::ClusterSnapshot;
 pub use cluster::status::{
     ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
     node_status,

@@ -14,9 +14,9 @@ use crate::ops::{Context, Error, GIB, is_guest, is_node, pct};
 
 /// Host memory kept out of the VMs' budget when judging memory overcommit: the hypervisor,
 /// ZFS ARC and page cache need room, so a node whose guests ask for all of its RAM is at risk.
-pub const HOST_MEMORY_RESERVE: u64 = 2 * GIB;
+pub const HOST_MEMORY_RESERVE: u64 = crate::ops::cluster::snapshot::DEFAULT_HOST_RESERVE;
 /// vCPUs of running guests per physical thread above which a node counts as CPU-overcommitted.
-pub const CPU_OVERCOMMIT_RATIO: f64 = 2.0;
+pub const CPU_OVERCOMMIT_RATIO: f64 = Ratios::DEFAULT.vcpu;
 
 /// Allocation against physical capacity on one node (templates excluded).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -115,11 +115,7 @@ pub fn overcommit(cpus: u64, memory_total: u64, guests: &[&ClusterResource]) -> 
             ..GuestInfo::from_resource(g)
         })
         .collect();
-    let ratios = Ratios {
-        memory: 1.0,
-        vcpu: CPU_OVERCOMMIT_RATIO,
-    };
-    let a = allocation(&node, &guests, ratios);
+    let a = allocation(&node, &guests, Ratios::DEFAULT);
     Overcommit {
         running_vcpus: a.running_vcpus,
         running_memory: a.running_memory,

@@ -49,13 +49,17 @@ pub struct Ratios {
     pub vcpu: f64,
 }
 
-impl Default for Ratios {
+impl Ratios {
     /// No memory overcommit, two vCPUs per thread: what `cluster_status` flags.
+    pub const DEFAULT: Ratios = Ratios {
+        memory: 1.0,
+        vcpu: 2.0,
+    };
+}
+
+impl Default for Ratios {
     fn default() -> Ratios {
-        Ratios {
-            memory: 1.0,
-            vcpu: 2.0,
-        }
+        Ratios::DEFAULT
     }
 }
 
