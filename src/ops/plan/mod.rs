@@ -36,7 +36,7 @@ pub use crate::ops::cluster::snapshot::{
 };
 pub use allocation::{Allocation, allocation, allocations};
 pub use balance::{BalancePlan, BalanceRequest, balance};
-pub use evacuation::{EvacuationPlan, EvacuationRequest, evacuate};
+pub use evacuation::{EvacuationPlan, EvacuationRequest, apply_moves, evacuate};
 pub use placement::{GuestSpec, Placement, place};
 pub use spread::{SpreadPlan, Spreaded, spread};
 

@@ -77,6 +77,15 @@ fn cluster_status_overcommit_is_the_allocation_rounded() {
     assert_eq!((o.running_memory, o.allocated_memory), (10 * GIB, 11 * GIB));
     assert_eq!((o.cpu_ratio, o.memory_ratio), (3.0, 1.67));
     assert!(o.cpu_overcommitted && o.memory_overcommitted);
+
+    // 501 vCPUs on 250 threads is over 2 per thread, though the displayed ratio rounds to
+    // 2.0: the flag compares the counts, not the rounded ratio.
+    let big = row(
+        serde_json::json!({"id":"qemu/1","type":"qemu","vmid":1,"node":"n","status":"running","maxcpu":501,"maxmem":GIB}),
+    );
+    let o = crate::ops::cluster::status::overcommit(250, 1024 * GIB, &[&big]);
+    assert_eq!(o.cpu_ratio, 2.0);
+    assert!(o.cpu_overcommitted);
 }
 
 #[test]
