@@ -3,8 +3,8 @@
 //! Planners must be pure and deterministic, so they cannot talk to PVE: everything they need
 //! (node sizes, what each guest asks for, where its disks live, which storages each node sees)
 //! is read here into plain structs, once, and handed over. Tests build the same structs by hand
-//! with the small constructors below, so a planner is tested on a 40-node cluster without a
-//! single request.
+//! with the small constructors below, so a planner is tested on any cluster without a single
+//! request.
 //!
 //! One `GET /cluster/resources` gives nodes, guests and storages; `GET /nodes/{node}/status` is
 //! asked only for online nodes whose row lacks sizes. Guest disks are not in
@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::ops::{GIB, is_guest, is_node, is_storage};
 use crate::pve::{ClusterResource, ResourceKind};
 
-/// Host memory kept out of the guests' budget unless the node says otherwise: the hypervisor,
-/// ZFS ARC and page cache need room.
+/// Host memory kept out of the guests' budget (the hypervisor, ZFS ARC and page cache need
+/// room). PVE reports no reserve, so every node starts with this one; a caller that knows
+/// better sets `reserved_memory`.
 pub const DEFAULT_HOST_RESERVE: u64 = 2 * GIB;
 
 /// Everything the planners know about the cluster, sorted (nodes by name, guests by vmid,
