@@ -11,12 +11,14 @@
 pub mod access;
 mod allocate;
 pub mod audit;
+pub mod batch;
 pub mod cluster;
 mod connect;
 mod doctor;
 mod error;
 mod guard;
 mod node_ssh;
+pub mod plan;
 mod run;
 mod runbook;
 pub mod storage;
@@ -32,6 +34,8 @@ pub use access::rbac::{
     RbacBootstrapArgs, RbacBootstrapReport, RbacStep, rbac_bootstrap, role_privileges,
 };
 pub use allocate::{Allocator, Reservation, lowest_free};
+pub use batch::{BatchLimits, BatchReport, Outcome, Policy, Step, StepResult, run_batch};
+pub use cluster::snapshot::ClusterSnapshot;
 pub use cluster::status::{
     ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
     node_status,

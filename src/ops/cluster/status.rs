@@ -9,13 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::pve::ClusterResource;
 
+use crate::ops::plan::{GuestInfo, NodeInfo, Ratios, allocation};
 use crate::ops::{Context, Error, GIB, is_guest, is_node, pct};
 
 /// Host memory kept out of the VMs' budget when judging memory overcommit: the hypervisor,
 /// ZFS ARC and page cache need room, so a node whose guests ask for all of its RAM is at risk.
-pub const HOST_MEMORY_RESERVE: u64 = 2 * GIB;
+pub const HOST_MEMORY_RESERVE: u64 = crate::ops::cluster::snapshot::DEFAULT_HOST_RESERVE;
 /// vCPUs of running guests per physical thread above which a node counts as CPU-overcommitted.
-pub const CPU_OVERCOMMIT_RATIO: f64 = 2.0;
+pub const CPU_OVERCOMMIT_RATIO: f64 = Ratios::DEFAULT.vcpu;
 
 /// Allocation against physical capacity on one node (templates excluded).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -100,42 +101,35 @@ pub struct NodeStatusReport {
     pub warnings: Vec<String>,
 }
 
-/// Overcommit arithmetic for one node's guests, pure so it is tested on hand-built rows.
+/// Overcommit of one node's guests, counted by the planners' allocation (one arithmetic for
+/// `cluster_status`, balance and every plan's before/after) and rounded for display.
 pub fn overcommit(cpus: u64, memory_total: u64, guests: &[&ClusterResource]) -> Overcommit {
-    let mut o = Overcommit {
-        running_vcpus: 0,
-        running_memory: 0,
-        allocated_vcpus: 0,
-        allocated_memory: 0,
-        cpu_ratio: 0.0,
-        memory_ratio: 0.0,
-        cpu_overcommitted: false,
-        memory_overcommitted: false,
+    let node = NodeInfo {
+        reserved_memory: HOST_MEMORY_RESERVE,
+        ..NodeInfo::new("", cpus, memory_total)
     };
-    for g in guests.iter().filter(|g| !g.is_template()) {
-        let vcpus = g.maxcpu.unwrap_or(0.0).round() as u64;
-        let mem = g.maxmem.unwrap_or(0);
-        o.allocated_vcpus += vcpus;
-        o.allocated_memory += mem;
-        if g.status.as_deref() == Some("running") {
-            o.running_vcpus += vcpus;
-            o.running_memory += mem;
-        }
+    let guests: Vec<GuestInfo> = guests
+        .iter()
+        .map(|g| GuestInfo {
+            node: String::new(),
+            ..GuestInfo::from_resource(g)
+        })
+        .collect();
+    let a = allocation(&node, &guests, Ratios::DEFAULT);
+    Overcommit {
+        running_vcpus: a.running_vcpus,
+        running_memory: a.running_memory,
+        allocated_vcpus: a.allocated_vcpus,
+        allocated_memory: a.allocated_memory,
+        cpu_ratio: round2(a.cpu_load),
+        memory_ratio: round2(a.memory_load),
+        cpu_overcommitted: a.cpu_overcommitted,
+        memory_overcommitted: a.memory_overcommitted,
     }
-    let budget = memory_total.saturating_sub(HOST_MEMORY_RESERVE);
-    o.cpu_ratio = ratio(o.running_vcpus as f64, cpus as f64);
-    o.memory_ratio = ratio(o.running_memory as f64, budget as f64);
-    o.cpu_overcommitted = cpus > 0 && o.cpu_ratio > CPU_OVERCOMMIT_RATIO;
-    o.memory_overcommitted = budget > 0 && o.running_memory > budget;
-    o
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
-    if b <= 0.0 {
-        0.0
-    } else {
-        (a / b * 100.0).round() / 100.0
-    }
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 fn summarize_node(row: &ClusterResource, all: &[ClusterResource]) -> NodeSummary {

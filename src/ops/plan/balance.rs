@@ -1,0 +1,172 @@
+//! How evenly the cluster is loaded, and the moves that would even it out.
+//!
+//! Load is running guests' configured memory over each node's memory budget. The imbalance
+//! score is the spread between the most and the least loaded online node (0 = perfectly even),
+//! which is what an operator reads off the GUI. Suggested moves take the most loaded node above
+//! `mean + band` and move its largest movable running guest to the node with the most room, as
+//! long as that node stays within `mean + band` and its capacity. A node that sends never
+//! receives and a node that receives never sends, so the moves can run in any order (or at
+//! once) without a node passing its capacity on the way, and no guest bounces back and forth.
+
+use std::collections::BTreeSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::evacuation::apply_moves;
+use super::ledger::{Ledger, make_move, move_demand, visit_order};
+use super::{Allocation, ClusterSnapshot, Move, Ratios, allocations};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BalanceRequest {
+    pub ratios: Ratios,
+    /// Allowed distance of a node's memory load from the cluster mean, e.g. 0.15.
+    pub band: f64,
+    /// Guests with this tag are never suggested for a move.
+    pub pin_tag: Option<String>,
+    /// Nodes that may receive guests; `None` = every node.
+    pub targets: Option<Vec<String>>,
+    /// At most this many moves are suggested.
+    pub max_moves: usize,
+    /// Bytes per second between nodes, to estimate each move's duration.
+    pub bandwidth: Option<u64>,
+}
+
+impl Default for BalanceRequest {
+    fn default() -> BalanceRequest {
+        BalanceRequest {
+            ratios: Ratios::default(),
+            band: 0.15,
+            pin_tag: None,
+            targets: None,
+            max_moves: 10,
+            bandwidth: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BalancePlan {
+    pub before: Vec<Allocation>,
+    /// Running memory over memory budget across online nodes.
+    pub mean_load: f64,
+    /// Most minus least loaded online node, before and after the moves.
+    pub imbalance_before: f64,
+    pub imbalance_after: f64,
+    /// Nodes over capacity at the given ratios (memory or vCPU), before any move.
+    pub overcommitted: Vec<String>,
+    pub moves: Vec<Move>,
+    pub after: Vec<Allocation>,
+}
+
+/// Scores the cluster and suggests moves that bring nodes within `mean ± band`.
+pub fn balance(snap: &ClusterSnapshot, req: &BalanceRequest) -> BalancePlan {
+    let before = allocations(snap, req.ratios);
+    let mean = mean_load(&before);
+    let upper = mean + req.band.max(0.0);
+    let mut ledger = Ledger::new(snap, req.ratios);
+    let (mut senders, mut receivers, mut exhausted) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let mut moved = BTreeSet::new();
+    let mut moves = Vec::new();
+    while moves.len() < req.max_moves {
+        let Some(source) = most_loaded(&ledger, upper, &receivers, &exhausted) else {
+            break;
+        };
+        let mut guests: Vec<_> = snap
+            .guests_on(&source)
+            .filter(|g| g.is_running() && !moved.contains(&g.vmid))
+            .collect();
+        visit_order(&mut guests);
+        let found = guests.into_iter().find_map(|g| {
+            let demand = move_demand(snap, g, req.pin_tag.as_deref(), None).ok()?;
+            let fits_band: Vec<String> = snap
+                .nodes
+                .iter()
+                .filter(|n| n.name != source && !senders.contains(&n.name))
+                .filter(|n| req.targets.as_ref().is_none_or(|t| t.contains(&n.name)))
+                .filter(|n| load_of(&ledger, &n.name, demand.memory) <= upper)
+                .map(|n| n.name.clone())
+                .collect();
+            let to = ledger
+                .best(&demand, Some(&fits_band), Some(&source), |_| 0)
+                .ok()?;
+            Some((g, demand, to))
+        });
+        let Some((guest, demand, to)) = found else {
+            exhausted.insert(source);
+            continue;
+        };
+        ledger.apply(Some(&source), &to, &demand);
+        moves.push(make_move(guest, &to, &demand, req.bandwidth));
+        moved.insert(guest.vmid);
+        senders.insert(source);
+        receivers.insert(to);
+    }
+    let after = allocations(&apply_moves(snap, &moves), req.ratios);
+    BalancePlan {
+        mean_load: mean,
+        imbalance_before: imbalance(&before),
+        imbalance_after: imbalance(&after),
+        overcommitted: before
+            .iter()
+            .filter(|a| a.memory_overcommitted || a.cpu_overcommitted)
+            .map(|a| a.node.clone())
+            .collect(),
+        before,
+        moves,
+        after,
+    }
+}
+
+/// Memory load of `node` if `extra` more bytes ran there (infinite when it has no budget).
+fn load_of(ledger: &Ledger, node: &str, extra: u64) -> f64 {
+    let budget = ledger.snap.node(node).map_or(0, |n| n.memory_budget());
+    if budget == 0 {
+        return f64::INFINITY;
+    }
+    (ledger.load(node).0 + extra) as f64 / budget as f64
+}
+
+/// The online node most above `upper` that may still send (ties: name).
+fn most_loaded(
+    ledger: &Ledger,
+    upper: f64,
+    receivers: &BTreeSet<String>,
+    exhausted: &BTreeSet<String>,
+) -> Option<String> {
+    let mut best: Option<(f64, &str)> = None;
+    for n in ledger.snap.nodes.iter().filter(|n| n.online) {
+        if receivers.contains(&n.name) || exhausted.contains(&n.name) || n.memory_budget() == 0 {
+            continue;
+        }
+        let load = load_of(ledger, &n.name, 0);
+        if load > upper && best.is_none_or(|(b, _)| load > b) {
+            best = Some((load, &n.name));
+        }
+    }
+    best.map(|(_, n)| n.to_string())
+}
+
+fn mean_load(nodes: &[Allocation]) -> f64 {
+    let online = nodes.iter().filter(|a| a.online && a.memory_budget > 0);
+    let (used, budget) = online.fold((0u64, 0u64), |(u, b), a| {
+        (u + a.running_memory, b + a.memory_budget)
+    });
+    if budget == 0 {
+        0.0
+    } else {
+        used as f64 / budget as f64
+    }
+}
+
+fn imbalance(nodes: &[Allocation]) -> f64 {
+    let loads = nodes
+        .iter()
+        .filter(|a| a.online && a.memory_budget > 0)
+        .map(|a| a.memory_load);
+    let (min, max) = loads.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), l| {
+        (lo.min(l), hi.max(l))
+    });
+    if min.is_finite() { max - min } else { 0.0 }
+}
