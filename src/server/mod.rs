@@ -20,6 +20,7 @@ mod storage;
 mod template;
 mod toolsets;
 pub mod transport;
+mod validate;
 mod vm;
 
 pub use transport::http;
@@ -28,8 +29,9 @@ use std::sync::Arc;
 
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
@@ -127,6 +129,24 @@ pub(crate) fn tool_error(e: ops::Error) -> String {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for ProxmoxServer {
+    /// Every call's arguments are first checked against the tool's input schema ([`validate`]):
+    /// a violation is a tool error naming the argument, and the tool does not run.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(tool) = self.tool_router.get(&request.name) {
+            if let Err(why) = validate::arguments(&tool.input_schema, request.arguments.as_ref()) {
+                tracing::info!(tool = %request.name, error = %why, "arguments refused");
+                let msg = format!("{}: {why}; nothing was done — fix it and call again", request.name);
+                return Ok(CallToolResult::error(vec![ContentBlock::text(msg)]).into());
+            }
+        }
+        let tcc = ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
