@@ -184,6 +184,13 @@ impl ServeArgs {
         if self.max_connections == 0 || self.max_sessions == 0 {
             bail!("--max-connections and --max-sessions must be at least 1");
         }
+        if matches!(self.transport, Transport::Http) && self.idle_timeout_s < 20.0 {
+            eprintln!(
+                "proxmox-manager: warning: --idle-timeout-s {} is below the 15 s keep-alive of \
+                 SSE streams: a long tool call may be cut off",
+                self.idle_timeout_s
+            );
+        }
         Ok(server::http::HttpLimits {
             header_read_timeout: secs(self.header_timeout_s, "header-timeout-s")?,
             idle_timeout: secs(self.idle_timeout_s, "idle-timeout-s")?,

@@ -74,7 +74,12 @@ async fn new_session(url: &str, id: u64) -> String {
 }
 
 async fn ping_status(url: &str, sid: &str) -> u16 {
-    let r = post_json(url, &json!({"jsonrpc":"2.0","id":"p","method":"ping"}), Some(sid)).await;
+    let r = post_json(
+        url,
+        &json!({"jsonrpc":"2.0","id":"p","method":"ping"}),
+        Some(sid),
+    )
+    .await;
     let status = r.status().as_u16();
     let _ = r.text().await;
     status
@@ -138,7 +143,10 @@ async fn beyond_the_connection_cap_a_client_is_refused_at_once_not_left_hanging(
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await;
         refused = text.starts_with("HTTP/1.1 503") && text.contains("too many open connections");
     }
-    assert!(refused, "a connection beyond the cap is answered 503 and closed");
+    assert!(
+        refused,
+        "a connection beyond the cap is answered 503 and closed"
+    );
     // Once the held connections time out, clients are served again.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -182,7 +190,11 @@ async fn sessions_beyond_the_cap_evict_the_least_recently_used_idle_one() {
     let first = new_session(&url, 1).await;
     let second = new_session(&url, 2).await;
     assert_eq!(ping_status(&url, &second).await, 200);
-    assert_eq!(ping_status(&url, &first).await, 200, "first is now the newer one used");
+    assert_eq!(
+        ping_status(&url, &first).await,
+        200,
+        "first is now the newer one used"
+    );
     // `second` is now the least recently used: a third session evicts it.
     let third = new_session(&url, 3).await;
     assert_eq!(ping_status(&url, &second).await, 404, "evicted");
@@ -239,7 +251,10 @@ async fn post_bodies_are_parsed_as_strictly_as_stdio_lines() {
         .expect("sent");
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("JSON-RPC error");
-    assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(5), json!(-32600)));
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(5), json!(-32600))
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -258,15 +273,29 @@ async fn post_bodies_are_parsed_as_strictly_as_stdio_lines() {
         .expect("sent");
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("JSON-RPC error");
-    assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(6), json!(-32700)));
-    assert_eq!(ping_status(&url, &sid).await, 200, "the session still serves");
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(6), json!(-32700))
+    );
+    assert_eq!(
+        ping_status(&url, &sid).await,
+        200,
+        "the session still serves"
+    );
 }
 
 /// Starts `serve --transport http` and returns what it printed on stderr before its endpoint.
 async fn startup_stderr(token_file: Option<&std::path::Path>, env_token: Option<&str>) -> String {
     let mut cmd = Command::new(common::binary());
-    cmd.args(["serve", "--sim", "--transport", "http", "--listen", "127.0.0.1:0"])
-        .env_remove("PROXMOX_MANAGER_HTTP_TOKEN");
+    cmd.args([
+        "serve",
+        "--sim",
+        "--transport",
+        "http",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env_remove("PROXMOX_MANAGER_HTTP_TOKEN");
     if let Some(f) = token_file {
         cmd.arg("--token-file").arg(f);
     }
@@ -307,7 +336,10 @@ async fn weak_token_and_open_token_file_are_warned_about_without_the_token() {
     assert!(!err.contains(short), "the token is never printed: {err}");
 
     let err = startup_stderr(None, Some(TOKEN)).await;
-    assert!(!err.contains("warning"), "a strong token: no warning: {err}");
+    assert!(
+        !err.contains("warning"),
+        "a strong token: no warning: {err}"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("bearer");

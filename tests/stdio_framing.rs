@@ -101,7 +101,9 @@ fn assert_error(r: &Value, code: i64, id: &Value, what: &str) {
     assert_eq!(r["error"]["code"], code, "{what}: {r}");
     assert_eq!(&r["id"], id, "{what}: {r}");
     assert!(
-        r["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{what}: {r}"
     );
 }

@@ -326,7 +326,10 @@ mod tests {
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse_strict(ok.as_bytes()).is_ok());
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        assert_eq!(parse_strict(deep.as_bytes()).expect_err("deep").code, PARSE_ERROR);
+        assert_eq!(
+            parse_strict(deep.as_bytes()).expect_err("deep").code,
+            PARSE_ERROR
+        );
     }
 
     #[test]
@@ -340,14 +343,20 @@ mod tests {
     #[test]
     fn unknown_methods_pass_and_bad_params_are_invalid_params() {
         let m = br#"{"jsonrpc":"2.0","id":1,"method":"x/unknown","params":{"a":1}}"#;
-        assert!(check_client_message(m).is_ok(), "rmcp answers -32601 itself");
+        assert!(
+            check_client_message(m).is_ok(),
+            "rmcp answers -32601 itself"
+        );
         let e = err(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{}}}"#);
         assert_eq!((e.code, e.id), (INVALID_PARAMS, json!(2)));
     }
 
     #[test]
     fn too_long_recovers_the_id_from_the_prefix() {
-        let e = too_long(br#"{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"x":"aaaa"#, 10);
+        let e = too_long(
+            br#"{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"x":"aaaa"#,
+            10,
+        );
         assert_eq!((e.code, e.id), (PARSE_ERROR, json!(99)));
     }
 }

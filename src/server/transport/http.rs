@@ -181,10 +181,8 @@ pub fn router(
         .with_allowed_origins(origins)
         .enforce_origin_validation()
         .with_cancellation_token(shutdown.child_token());
-    let sessions = CappedSessionManager::new(
-        opts.limits.max_sessions,
-        opts.limits.session_idle_timeout,
-    );
+    let sessions =
+        CappedSessionManager::new(opts.limits.max_sessions, opts.limits.session_idle_timeout);
     let registry = sessions.registry();
     let config = config.with_max_request_body_bytes(opts.limits.max_body_bytes);
     let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.into(), config);

@@ -253,7 +253,10 @@ mod tests {
     #[tokio::test]
     async fn lines_are_split_and_long_ones_cut_without_buffering() {
         let got = frames(b"ab\ncd\n", 10).await;
-        assert_eq!(got, vec![Frame::Line(b"ab".to_vec()), Frame::Line(b"cd".to_vec())]);
+        assert_eq!(
+            got,
+            vec![Frame::Line(b"ab".to_vec()), Frame::Line(b"cd".to_vec())]
+        );
         let mut input = b"{\"id\":5,".to_vec();
         input.extend(std::iter::repeat_n(b'x', 300_000));
         input.extend(b"\nok\n");
@@ -265,8 +268,14 @@ mod tests {
         }
         assert_eq!(got[1], Frame::Line(b"ok".to_vec()));
         // Exactly at the cap is accepted; one more byte is not.
-        assert_eq!(frames(b"12345\n", 5).await, vec![Frame::Line(b"12345".to_vec())]);
-        assert!(matches!(frames(b"123456\n", 5).await[..], [Frame::TooLong(_)]));
+        assert_eq!(
+            frames(b"12345\n", 5).await,
+            vec![Frame::Line(b"12345".to_vec())]
+        );
+        assert!(matches!(
+            frames(b"123456\n", 5).await[..],
+            [Frame::TooLong(_)]
+        ));
         // A last line without newline still counts.
         assert_eq!(frames(b"a\nb", 5).await[1], Frame::Line(b"b".to_vec()));
     }
