@@ -203,6 +203,24 @@ async fn sessions_beyond_the_cap_evict_the_least_recently_used_idle_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_idle_session_expires_and_frees_its_slot() {
+    let (_child, url) = start(&["--session-idle-s", "0.5", "--max-sessions", "1"]).await;
+    let sid = new_session(&url, 1).await;
+    // Each ping is activity, so look less often than the idle timeout.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        if ping_status(&url, &sid).await == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "session {sid} never expired");
+    }
+    // Its slot is free: with a cap of one, a new session is served.
+    let again = new_session(&url, 2).await;
+    assert_eq!(ping_status(&url, &again).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_new_session_is_refused_when_every_session_is_busy() {
     let (_child, url) = start(&["--max-sessions", "1"]).await;
     let sid = new_session(&url, 1).await;

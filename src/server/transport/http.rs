@@ -219,7 +219,14 @@ fn rpc_error(status: StatusCode, e: &frame::FrameError) -> Response {
 /// POST bodies get the same strict parsing as stdio lines (duplicate keys, depth, one value);
 /// a new session beyond the cap with every session busy is refused here with a clear answer.
 async fn strict_body(State(strict): State<Arc<Strict>>, req: Request, next: Next) -> Response {
-    if req.method() != axum::http::Method::POST {
+    // Only JSON bodies are ours to check; rmcp answers any other content type with 415.
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if req.method() != axum::http::Method::POST || !json {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
