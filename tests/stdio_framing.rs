@@ -158,6 +158,12 @@ async fn every_malformed_frame_gets_one_answer_and_the_server_keeps_serving() {
             json!(8),
         ),
         (
+            "params that fit no known method",
+            br#"{"jsonrpc":"2.0","id":"p5","method":"tools/call","params":5}"#.to_vec(),
+            -32602,
+            json!("p5"),
+        ),
+        (
             "a duplicate key",
             br#"{"jsonrpc":"2.0","id":9,"method":"ping","method":"ping"}"#.to_vec(),
             -32600,
@@ -170,6 +176,13 @@ async fn every_malformed_frame_gets_one_answer_and_the_server_keeps_serving() {
         assert_error(&r, code, &id, what);
         s.ping(what).await;
     }
+    // Frames that parse but that rmcp refuses keep their id too.
+    s.send(br#"{"jsonrpc":"2.0","id":"no-name","method":"tools/call","params":{"arguments":{}}}"#)
+        .await;
+    let r = s.reply().await;
+    assert_eq!(r["id"], "no-name", "{r}");
+    assert!(r.get("error").is_some(), "{r}");
+    s.ping("after a refused call").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

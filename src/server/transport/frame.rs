@@ -347,8 +347,13 @@ mod tests {
             check_client_message(m).is_ok(),
             "rmcp answers -32601 itself"
         );
-        let e = err(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{}}}"#);
+        let e = err(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":5}"#);
         assert_eq!((e.code, e.id), (INVALID_PARAMS, json!(2)));
+        let e = err(br#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#);
+        assert_eq!((e.code, e.id), (INVALID_REQUEST, json!(3)));
+        // An id that is neither a string nor a number cannot be echoed.
+        let e = err(br#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#);
+        assert_eq!((e.code, e.id), (INVALID_REQUEST, Value::Null));
     }
 
     #[test]
