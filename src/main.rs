@@ -175,30 +175,20 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn http_limits(&self) -> Result<server::http::HttpLimits> {
-        let secs = |v: f64, flag: &str| {
-            std::time::Duration::try_from_secs_f64(v)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| anyhow!("--{flag} must be a positive number of seconds, not {v}"))
-        };
-        if self.max_connections == 0 || self.max_sessions == 0 {
-            bail!("--max-connections and --max-sessions must be at least 1");
+        let (limits, warnings) = server::http::HttpLimits::from_flags(
+            self.header_timeout_s,
+            self.idle_timeout_s,
+            self.max_connections,
+            self.max_sessions,
+            self.session_idle_s,
+        )
+        .map_err(|e| anyhow!(e))?;
+        if matches!(self.transport, Transport::Http) {
+            for w in warnings {
+                eprintln!("proxmox-manager: warning: {w}");
+            }
         }
-        if matches!(self.transport, Transport::Http) && self.idle_timeout_s < 20.0 {
-            eprintln!(
-                "proxmox-manager: warning: --idle-timeout-s {} is below the 15 s keep-alive of \
-                 SSE streams: a long tool call may be cut off",
-                self.idle_timeout_s
-            );
-        }
-        Ok(server::http::HttpLimits {
-            header_read_timeout: secs(self.header_timeout_s, "header-timeout-s")?,
-            idle_timeout: secs(self.idle_timeout_s, "idle-timeout-s")?,
-            max_connections: self.max_connections,
-            max_sessions: self.max_sessions,
-            session_idle_timeout: secs(self.session_idle_s, "session-idle-s")?,
-            ..server::http::HttpLimits::default()
-        })
+        Ok(limits)
     }
 }
 

@@ -52,6 +52,51 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
 }
 
+impl HttpLimits {
+    /// The limits from the `serve` flags (seconds as decimals), with warnings for settings that
+    /// work against clients.
+    ///
+    /// # Errors
+    /// A duration that is not a positive number of seconds, or a cap of zero.
+    pub fn from_flags(
+        header_timeout_s: f64,
+        idle_timeout_s: f64,
+        max_connections: usize,
+        max_sessions: usize,
+        session_idle_s: f64,
+    ) -> Result<(Self, Vec<String>), String> {
+        let secs = |v: f64, flag: &str| {
+            Duration::try_from_secs_f64(v)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("--{flag} must be a positive number of seconds, not {v}"))
+        };
+        if max_connections == 0 || max_sessions == 0 {
+            return Err("--max-connections and --max-sessions must be at least 1".into());
+        }
+        let limits = Self {
+            header_read_timeout: secs(header_timeout_s, "header-timeout-s")?,
+            idle_timeout: secs(idle_timeout_s, "idle-timeout-s")?,
+            max_connections,
+            max_sessions,
+            session_idle_timeout: secs(session_idle_s, "session-idle-s")?,
+            ..Self::default()
+        };
+        let mut warnings = Vec::new();
+        if limits.idle_timeout < SSE_KEEP_ALIVE + Duration::from_secs(5) {
+            warnings.push(format!(
+                "--idle-timeout-s {idle_timeout_s} leaves no margin over the {} s keep-alive of \
+                 SSE streams: a long tool call may be cut off",
+                SSE_KEEP_ALIVE.as_secs()
+            ));
+        }
+        Ok((limits, warnings))
+    }
+}
+
+/// rmcp's interval between keep-alive comments on SSE streams.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
@@ -180,6 +225,7 @@ pub fn router(
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .enforce_origin_validation()
+        .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
         .with_cancellation_token(shutdown.child_token());
     let sessions =
         CappedSessionManager::new(opts.limits.max_sessions, opts.limits.session_idle_timeout);
@@ -429,7 +475,22 @@ async fn serve_connections(
 
 #[cfg(test)]
 mod exposure_tests {
-    use super::validate_exposure;
+    use super::{HttpLimits, validate_exposure};
+
+    #[test]
+    fn limits_from_flags_are_checked() {
+        let (l, w) = HttpLimits::from_flags(10.0, 300.0, 256, 64, 1800.0).expect("defaults");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(l.header_read_timeout, std::time::Duration::from_secs(10));
+        for bad in [0.0, -1.0, f64::NAN] {
+            let e = HttpLimits::from_flags(bad, 300.0, 256, 64, 1800.0).expect_err("refused");
+            assert!(e.contains("--header-timeout-s"), "{e}");
+        }
+        assert!(HttpLimits::from_flags(10.0, 300.0, 0, 64, 1800.0).is_err());
+        assert!(HttpLimits::from_flags(10.0, 300.0, 1, 0, 1800.0).is_err());
+        let (_, w) = HttpLimits::from_flags(10.0, 5.0, 256, 64, 1800.0).expect("allowed");
+        assert!(w[0].contains("keep-alive"), "{w:?}");
+    }
 
     #[test]
     fn loopback_and_remote_rules() {
