@@ -153,6 +153,43 @@ struct ServeArgs {
     /// (repeatable): the machine's name when listening with --allow-remote on 0.0.0.0.
     #[arg(long, value_name = "HOST")]
     allow_host: Vec<String>,
+    /// HTTP: seconds a client has to send a request's headers (also the longest pause between
+    /// requests on a kept-alive connection).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    header_timeout_s: f64,
+    /// HTTP: close a connection after this many seconds without a byte either way (open SSE
+    /// streams send a keep-alive every 15 s).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    idle_timeout_s: f64,
+    /// HTTP: open connections at most; beyond, a new one gets 503 and is closed.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections: usize,
+    /// HTTP: MCP sessions at most (per bearer token); beyond, the least recently used idle
+    /// session is closed, or the new one refused (503) when all are busy.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_sessions: usize,
+    /// HTTP: an MCP session without a request for this many seconds expires.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800.0)]
+    session_idle_s: f64,
+}
+
+impl ServeArgs {
+    fn http_limits(&self) -> Result<server::http::HttpLimits> {
+        let (limits, warnings) = server::http::HttpLimits::from_flags(
+            self.header_timeout_s,
+            self.idle_timeout_s,
+            self.max_connections,
+            self.max_sessions,
+            self.session_idle_s,
+        )
+        .map_err(|e| anyhow!(e))?;
+        if matches!(self.transport, Transport::Http) {
+            for w in warnings {
+                eprintln!("proxmox-manager: warning: {w}");
+            }
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Args)]
@@ -321,12 +358,24 @@ fn http_token(args: &ServeArgs) -> Result<Option<SecretString>> {
         if t.trim().is_empty() {
             bail!("the HTTP token file {} is empty", file.display());
         }
-        return Ok(Some(SecretString::from(t.trim().to_string())));
+        let token = SecretString::from(t.trim().to_string());
+        warn_token(&token, Some(file));
+        return Ok(Some(token));
     }
-    Ok(std::env::var("PROXMOX_MANAGER_HTTP_TOKEN")
+    let token = std::env::var("PROXMOX_MANAGER_HTTP_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
-        .map(SecretString::from))
+        .map(SecretString::from);
+    if let Some(t) = &token {
+        warn_token(t, None);
+    }
+    Ok(token)
+}
+
+fn warn_token(token: &SecretString, file: Option<&Path>) {
+    for w in server::transport::warnings::token_warnings(token, file) {
+        eprintln!("proxmox-manager: warning: {w}");
+    }
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -344,12 +393,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
         Transport::Stdio => None,
     };
+    let limits = args.http_limits()?;
     let t = target(&args.target).await?;
     let t_sim_url = t.sim.as_ref().map(|h| format!("{}/api2/json", h.url()));
     let srv = server::ProxmoxServer::new(t.ctx, &filter(&args.filter)).map_err(|e| anyhow!(e))?;
     match args.transport {
         Transport::Stdio => {
-            use rmcp::ServiceExt;
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() {
                 // A person ran it by hand: say what it is waiting for (stderr; stdout is MCP's).
@@ -364,13 +413,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     env!("CARGO_PKG_VERSION")
                 );
             }
-            let running = match srv.serve(rmcp::transport::stdio()).await {
-                Ok(r) => r,
-                // stdin closed before a client said hello (Ctrl-D, a probe): a clean exit.
-                Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
-                Err(e) => return Err(e).context("starting the MCP stdio session"),
-            };
-            running.waiting().await.context("MCP stdio session")?;
+            server::transport::stdio::serve(srv, Default::default())
+                .await
+                .map_err(|e| anyhow!(e))?;
         }
         Transport::Http => {
             let shutdown = CancellationToken::new();
@@ -384,6 +429,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 token,
                 allowed_origins: args.allow_origin,
                 allowed_hosts: args.allow_host,
+                limits,
             };
             server::http::serve(srv, opts, shutdown)
                 .await

@@ -1,3 +1,8 @@
-//! Transports: stdio is rmcp's; Streamable HTTP with bearer auth and Host/Origin checks is ours.
+//! Transports: stdio (rmcp behind a strict framing layer) and Streamable HTTP (bearer auth,
+//! Host/Origin checks, timeouts and caps); both parse frames with the same strict rules.
 
+pub mod frame;
 pub mod http;
+pub mod sessions;
+pub mod stdio;
+pub mod warnings;
