@@ -44,6 +44,22 @@ impl Context {
     }
 }
 
+impl Context {
+    /// A context around a client built elsewhere — for tests of operations against an
+    /// in-memory node ([`pve::fake::FakePve`]), where decisions run with paused time.
+    pub fn with_client(config: Config, client: pve::Client) -> Self {
+        let audit = Arc::new(AuditLog::new(config.audit_log.as_deref()));
+        Context {
+            client,
+            config: Arc::new(config),
+            timeouts: Timeouts::default(),
+            allocator: Arc::default(),
+            audit,
+            ssh: None,
+        }
+    }
+}
+
 /// The client options a configuration asks for: one endpoint per configured node (tried in
 /// order when a node cannot be reached), the TLS mode, the token and the request timeout.
 ///

@@ -6,7 +6,9 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -161,5 +163,76 @@ impl Run {
             }
             delay = (delay * 2).min(ctx.timeouts.poll_max.max(Duration::from_millis(100)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::pve::fake::FakePve;
+
+    fn context(fake: &FakePve) -> Context {
+        let mut config = crate::config::sim_config(8006, [0; 32]);
+        config.audit_log = Some(std::env::temp_dir().join("proxmox-manager-run-tests.jsonl"));
+        let mut ctx = Context::with_client(config, fake.client());
+        ctx.timeouts.lock = Duration::from_secs(60);
+        ctx.timeouts.poll = Duration::from_secs(1);
+        ctx.timeouts.poll_max = Duration::from_secs(4);
+        ctx
+    }
+
+    const CONFIG: &str = "/nodes/pve01/qemu/100/config";
+
+    /// The decision "wait out a lock, then write" runs against the in-memory node with paused
+    /// time: two lock refusals, then success, after exactly the backoff's virtual seconds.
+    #[tokio::test(start_paused = true)]
+    async fn a_locked_vm_is_retried_with_backoff_until_it_is_free() {
+        let fake = FakePve::new();
+        for _ in 0..2 {
+            fake.once("POST", CONFIG, 500, json!("VM is locked (backup)"));
+        }
+        fake.on("POST", CONFIG, json!(null));
+        let ctx = context(&fake);
+        let run = Run::default();
+        let started = tokio::time::Instant::now();
+        let done: Result<(), Error> = run
+            .retry_locked(&ctx, "vm 100", || async {
+                ctx.client
+                    .post::<()>(CONFIG, &[("cores", "2".into())])
+                    .await?;
+                Ok(())
+            })
+            .await;
+        assert!(done.is_ok(), "{done:?}");
+        assert_eq!(fake.requests().len(), 3);
+        // 1 s, then 2 s of backoff.
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_that_never_clears_is_reported_with_its_name() {
+        let fake = FakePve::new();
+        fake.on_with("POST", CONFIG, |_| {
+            (
+                500,
+                json!({"data": null, "message": "VM is locked (backup)"}),
+            )
+        });
+        let ctx = context(&fake);
+        let err = Run::default()
+            .retry_locked(&ctx, "vm 100", || async {
+                ctx.client.post::<()>(CONFIG, &[]).await?;
+                Ok::<(), Error>(())
+            })
+            .await
+            .expect_err("still locked");
+        assert!(
+            matches!(&err, Error::Locked { lock, .. } if lock.contains("backup")),
+            "{err}"
+        );
     }
 }

@@ -20,6 +20,7 @@ mod cluster;
 mod envelope;
 mod error;
 mod error_class;
+pub mod fake;
 mod nodes;
 pub mod perl;
 mod qemu;
@@ -37,7 +38,7 @@ mod types;
 mod upid;
 mod wait;
 
-pub use client::{Client, ClientOptions, path_segment};
+pub use client::{Client, ClientOptions, Transport, path_segment};
 pub use error::Error;
 pub use qemu_config::{DiskEntry, QemuConfig};
 pub use qemu_write::encode_sshkeys;

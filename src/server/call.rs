@@ -86,8 +86,8 @@ impl ProxmoxServer {
         let call = Call::start(&rc, ct);
         let result = op(&call.run).await;
         let upids = call.finish().await;
-        let preview = spec.is_preview_call(&audit)
-            || result.as_ref().is_ok_and(|report| report.is_preview());
+        let preview =
+            spec.is_preview_call(&audit) || result.as_ref().is_ok_and(|report| report.is_preview());
         if preview {
             return result.map(Json).map_err(tool_error);
         }

@@ -31,8 +31,9 @@ use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -139,7 +140,10 @@ impl ServerHandler for ProxmoxServer {
         if let Some(tool) = self.tool_router.get(&request.name) {
             if let Err(why) = validate::arguments(&tool.input_schema, request.arguments.as_ref()) {
                 tracing::info!(tool = %request.name, error = %why, "arguments refused");
-                let msg = format!("{}: {why}; nothing was done — fix it and call again", request.name);
+                let msg = format!(
+                    "{}: {why}; nothing was done — fix it and call again",
+                    request.name
+                );
                 return Ok(CallToolResult::error(vec![ContentBlock::text(msg)]).into());
             }
         }

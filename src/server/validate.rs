@@ -18,7 +18,10 @@ const QUOTE: usize = 40;
 ///
 /// # Errors
 /// The first violation, naming the argument path and the rule.
-pub fn arguments(schema: &Map<String, Value>, args: Option<&Map<String, Value>>) -> Result<(), String> {
+pub fn arguments(
+    schema: &Map<String, Value>,
+    args: Option<&Map<String, Value>>,
+) -> Result<(), String> {
     let Some(args) = args else { return Ok(()) };
     let root = Value::Object(schema.clone());
     let defs = schema.get("$defs").and_then(Value::as_object);
@@ -211,12 +214,16 @@ fn number(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     }
     if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
         if x > max {
-            return Err(format!("argument `{path}` is {v}; at most {max} is allowed"));
+            return Err(format!(
+                "argument `{path}` is {v}; at most {max} is allowed"
+            ));
         }
     }
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
         if x < min {
-            return Err(format!("argument `{path}` is {v}; at least {min} is needed"));
+            return Err(format!(
+                "argument `{path}` is {v}; at least {min} is needed"
+            ));
         }
     }
     Ok(())
@@ -228,10 +235,7 @@ mod tests {
     use serde_json::json;
 
     fn run(schema: Value, args: Value) -> Result<(), String> {
-        arguments(
-            schema.as_object().expect("schema"),
-            args.as_object(),
-        )
+        arguments(schema.as_object().expect("schema"), args.as_object())
     }
 
     fn schema() -> Value {
@@ -252,7 +256,13 @@ mod tests {
 
     #[test]
     fn constraints_of_the_schema_are_enforced() {
-        assert!(run(schema(), json!({"bridge": "vmbr0", "cores": 4, "tags": ["a"]})).is_ok());
+        assert!(
+            run(
+                schema(),
+                json!({"bridge": "vmbr0", "cores": 4, "tags": ["a"]})
+            )
+            .is_ok()
+        );
         let e = run(schema(), json!({"bridge": "vmbr0,firewall=0"})).expect_err("too long");
         assert!(e.contains("`bridge`") && e.contains("at most 10"), "{e}");
         let e = run(schema(), json!({"bridge": "vmbr;0"})).expect_err("pattern");
