@@ -21,14 +21,13 @@ fn resolve<'a>(schema: &'a Value, root: &'a Map<String, Value>) -> &'a Value {
 /// The property's schema without the `null` branch of an optional value.
 fn non_null<'a>(p: &'a Value, root: &'a Map<String, Value>) -> &'a Value {
     let p = resolve(p, root);
-    if let Some(branches) = p.get("anyOf").and_then(Value::as_array) {
-        if let Some(b) = branches
+    if let Some(branches) = p.get("anyOf").and_then(Value::as_array)
+        && let Some(b) = branches
             .iter()
             .map(|b| resolve(b, root))
             .find(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-        {
-            return b;
-        }
+    {
+        return b;
     }
     p
 }

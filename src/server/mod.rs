@@ -137,15 +137,15 @@ impl ServerHandler for ProxmoxServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(tool) = self.tool_router.get(&request.name) {
-            if let Err(why) = validate::arguments(&tool.input_schema, request.arguments.as_ref()) {
-                tracing::info!(tool = %request.name, error = %why, "arguments refused");
-                let msg = format!(
-                    "{}: {why}; nothing was done — fix it and call again",
-                    request.name
-                );
-                return Ok(CallToolResult::error(vec![ContentBlock::text(msg)]).into());
-            }
+        if let Some(tool) = self.tool_router.get(&request.name)
+            && let Err(why) = validate::arguments(&tool.input_schema, request.arguments.as_ref())
+        {
+            tracing::info!(tool = %request.name, error = %why, "arguments refused");
+            let msg = format!(
+                "{}: {why}; nothing was done — fix it and call again",
+                request.name
+            );
+            return Ok(CallToolResult::error(vec![ContentBlock::text(msg)]).into());
         }
         let tcc = ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await

@@ -103,40 +103,42 @@ fn check(
             return Err(first_err.unwrap_or_default());
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if type_matches(schema, value) && !allowed.contains(value) {
-            let names: Vec<String> = allowed.iter().map(Value::to_string).collect();
-            return Err(format!(
-                "argument `{path}` must be one of {} (got {})",
-                names.join(", "),
-                quote(&value.to_string())
-            ));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && type_matches(schema, value)
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        return Err(format!(
+            "argument `{path}` must be one of {} (got {})",
+            names.join(", "),
+            quote(&value.to_string())
+        ));
     }
-    if let Some(c) = schema.get("const") {
-        if type_matches(schema, value) && c != value {
-            return Err(format!("argument `{path}` must be {c}"));
-        }
+    if let Some(c) = schema.get("const")
+        && type_matches(schema, value)
+        && c != value
+    {
+        return Err(format!("argument `{path}` must be {c}"));
     }
     match value {
         Value::String(s) => string(schema, s, path),
         Value::Number(_) => number(schema, value, path),
         Value::Array(items) => {
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-                if items.len() as u64 > max {
-                    return Err(format!(
-                        "argument `{path}` has {} items; at most {max} are allowed",
-                        items.len()
-                    ));
-                }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && items.len() as u64 > max
+            {
+                return Err(format!(
+                    "argument `{path}` has {} items; at most {max} are allowed",
+                    items.len()
+                ));
             }
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-                if (items.len() as u64) < min {
-                    return Err(format!(
-                        "argument `{path}` has {} items; at least {min} are needed",
-                        items.len()
-                    ));
-                }
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && (items.len() as u64) < min
+            {
+                return Err(format!(
+                    "argument `{path}` has {} items; at least {min} are needed",
+                    items.len()
+                ));
             }
             if let Some(item) = schema.get("items") {
                 for (i, v) in items.iter().enumerate() {
@@ -175,20 +177,20 @@ fn string(schema: &Value, s: &str, path: &str) -> Result<(), String> {
         return Ok(());
     }
     let len = s.chars().count() as u64;
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        if len > max {
-            return Err(format!(
-                "argument `{path}` is {len} characters long; at most {max} are allowed (it starts {})",
-                quote(s)
-            ));
-        }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        return Err(format!(
+            "argument `{path}` is {len} characters long; at most {max} are allowed (it starts {})",
+            quote(s)
+        ));
     }
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-        if len < min {
-            return Err(format!(
-                "argument `{path}` must be at least {min} characters long"
-            ));
-        }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        return Err(format!(
+            "argument `{path}` must be at least {min} characters long"
+        ));
     }
     if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
         // JSON Schema patterns are unanchored: the argument types anchor their own.
@@ -212,19 +214,19 @@ fn number(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     {
         return Ok(());
     }
-    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-        if x > max {
-            return Err(format!(
-                "argument `{path}` is {v}; at most {max} is allowed"
-            ));
-        }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && x > max
+    {
+        return Err(format!(
+            "argument `{path}` is {v}; at most {max} is allowed"
+        ));
     }
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-        if x < min {
-            return Err(format!(
-                "argument `{path}` is {v}; at least {min} is needed"
-            ));
-        }
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && x < min
+    {
+        return Err(format!(
+            "argument `{path}` is {v}; at least {min} is needed"
+        ));
     }
     Ok(())
 }
