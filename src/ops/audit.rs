@@ -73,6 +73,21 @@ impl AuditLog {
         self.path.as_deref()
     }
 
+    /// Appends one record for an operation's result (`ok` or `error: ...`).
+    pub fn record_result<T, E: std::fmt::Display>(
+        &self,
+        tool: &str,
+        args: &Value,
+        upids: &[String],
+        result: Result<T, E>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        self.record(tool, args, upids, &outcome);
+    }
+
     /// Appends one record.
     pub fn record(&self, tool: &str, args: &Value, upids: &[String], outcome: &str) {
         let Some(path) = &self.path else { return };
