@@ -10,6 +10,7 @@ use crate::ops::{
     RunbookSaveReport,
 };
 
+use crate::server::resources::off_workers;
 use crate::server::{ProxmoxServer, tool_error};
 
 #[tool_router(router = runbook_router, vis = "pub(crate)")]
@@ -32,9 +33,14 @@ impl ProxmoxServer {
         &self,
         Parameters(_args): Parameters<RunbookListArgs>,
     ) -> Result<Json<RunbookListReport>, String> {
-        ops::runbook_list(&self.ctx.config, &self.runbook_catalog)
-            .map(Json)
-            .map_err(tool_error)
+        let config = std::sync::Arc::clone(&self.ctx.config);
+        let catalog = std::sync::Arc::clone(&self.runbook_catalog);
+        off_workers("listing the runbooks", move || {
+            ops::runbook_list(&config, &catalog)
+        })
+        .await?
+        .map(Json)
+        .map_err(tool_error)
     }
 
     /// A runbook rendered for this cluster: its parameters filled from `parameters` and from
@@ -55,7 +61,11 @@ impl ProxmoxServer {
         &self,
         Parameters(args): Parameters<RunbookGetArgs>,
     ) -> Result<Json<RunbookGetReport>, String> {
-        ops::runbook_get(&self.ctx.config, &self.runbook_catalog, &args)
+        let config = std::sync::Arc::clone(&self.ctx.config);
+        let catalog = std::sync::Arc::clone(&self.runbook_catalog);
+        let what = format!("reading runbook {}", args.name);
+        off_workers(&what, move || ops::runbook_get(&config, &catalog, &args))
+            .await?
             .map(Json)
             .map_err(tool_error)
     }
@@ -79,7 +89,13 @@ impl ProxmoxServer {
         &self,
         Parameters(args): Parameters<RunbookSaveArgs>,
     ) -> Result<Json<RunbookSaveReport>, String> {
-        let r = ops::runbook_save(&self.ctx.config, &self.runbook_catalog, &args);
+        let config = std::sync::Arc::clone(&self.ctx.config);
+        let catalog = std::sync::Arc::clone(&self.runbook_catalog);
+        let owned = args.clone();
+        let r = off_workers("saving the runbook", move || {
+            ops::runbook_save(&config, &catalog, &owned)
+        })
+        .await?;
         if !args.confirm {
             // A preview changes nothing: no audit record.
             return r.map(Json).map_err(tool_error);
