@@ -78,7 +78,17 @@ pub fn check_local_source(
     if !lexically_inside {
         return Err(not_allowed(raw, &dirs));
     }
-    let meta = match std::fs::symlink_metadata(path) {
+    // Resolve the directory part first: a symlinked directory leading outside is refused
+    // before the file's existence is looked up, so nothing outside is revealed.
+    let (Some(parent), Some(file_name)) = (path.parent(), path.file_name()) else {
+        return Err(not_allowed(raw, &dirs));
+    };
+    let parent = parent.canonicalize().map_err(|_| not_allowed(raw, &dirs))?;
+    if !resolved_dirs.iter().any(|d| parent.starts_with(d)) {
+        return Err(not_allowed(raw, &dirs));
+    }
+    let resolved = parent.join(file_name);
+    let meta = match std::fs::symlink_metadata(&resolved) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::NotFound {
@@ -88,12 +98,8 @@ pub fn check_local_source(
         }
         Err(_) => return Err(not_allowed(raw, &dirs)),
     };
+    // Only a regular file: a symlink is not followed, a FIFO or device never opened.
     if !meta.file_type().is_file() {
-        return Err(not_allowed(raw, &dirs));
-    }
-    // Links in the directories above it must not lead elsewhere.
-    let resolved = path.canonicalize().map_err(|_| not_allowed(raw, &dirs))?;
-    if !resolved_dirs.iter().any(|d| resolved.starts_with(d)) {
         return Err(not_allowed(raw, &dirs));
     }
     check_content(&resolved, raw)?;
