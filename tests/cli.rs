@@ -264,3 +264,33 @@ async fn sim_with_a_config_applies_its_settings_and_keeps_the_real_audit_log_unt
     assert_eq!(record["tool"], "vm_create", "{record}");
     assert_eq!(record["simulated"], true, "{record}");
 }
+
+/// Filters naming a node, storage or content type the cluster does not have say so, with the
+/// names it has, instead of answering an empty list.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_nodes_storages_and_content_types_are_named_not_empty() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (tool, args, expect) in [
+        ("vm_list", r#"{"node":"nope"}"#, "pve01, pve02, pve03"),
+        ("storage_list", r#"{"node":"nope"}"#, "pve01, pve02, pve03"),
+        ("storage_list", r#"{"content":"isos"}"#, "images, rootdir"),
+        (
+            "storage_content",
+            r#"{"storage":"local","node":"nope"}"#,
+            "pve01, pve02, pve03",
+        ),
+        (
+            "storage_content",
+            r#"{"storage":"nope","node":"pve01"}"#,
+            "pve01 has ",
+        ),
+        ("node_status", r#"{"node":"nope"}"#, "pve01, pve02, pve03"),
+    ] {
+        let (ok, out, err) = run_in(dir.path(), &["call", tool, args, "--sim"]).await;
+        assert!(!ok, "{tool} {args}: {out}");
+        assert!(
+            err.contains(expect) && (err.contains("nope") || err.contains("isos")),
+            "{tool} {args}: {err}"
+        );
+    }
+}

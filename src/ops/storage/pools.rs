@@ -152,7 +152,7 @@ pub async fn storage_list(
 ) -> Result<StorageListReport, Error> {
     let mut storage = match &args.node {
         Some(node) => {
-            crate::ops::require_known_node(ctx, node)?;
+            crate::ops::require_cluster_node(ctx, node).await?;
             summarize_node_storage(node, &ctx.client.list_node_storage(node).await?)
         }
         None => summarize_rows(
@@ -163,11 +163,29 @@ pub async fn storage_list(
         ),
     };
     if let Some(c) = &args.content {
+        require_content_type(c)?;
         storage.retain(|s| s.content.iter().any(|x| x == c));
     }
     let mut warnings = Vec::new();
     storage_warnings(&storage, &mut warnings);
     Ok(StorageListReport { storage, warnings })
+}
+
+/// PVE's storage content types.
+const CONTENT_TYPES: [&str; 7] = [
+    "images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import",
+];
+
+/// Refuses a content filter PVE does not know (it would only ever match nothing).
+fn require_content_type(c: &str) -> Result<(), Error> {
+    if CONTENT_TYPES.contains(&c) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "content",
+            format!("'{c}' is not a storage content type; use one of {}", CONTENT_TYPES.join(", ")),
+        ))
+    }
 }
 
 /// `storage_content` arguments.
@@ -225,9 +243,24 @@ pub async fn storage_content(
     ctx: &Context,
     args: &StorageContentArgs,
 ) -> Result<StorageContentReport, Error> {
+    if let Some(c) = &args.content {
+        require_content_type(c)?;
+    }
     let node = match &args.node {
         Some(n) => {
-            crate::ops::require_known_node(ctx, n)?;
+            crate::ops::require_cluster_node(ctx, n).await?;
+            let pools = ctx.client.list_node_storage(n).await?;
+            if !pools.iter().any(|p| p.storage == args.storage) {
+                let mut known: Vec<&str> = pools.iter().map(|p| p.storage.as_str()).collect();
+                known.sort_unstable();
+                return Err(Error::NotFound {
+                    what: format!("storage {} on node {n}", args.storage),
+                    hint: format!(
+                        "{n} has {}; storage_list shows every pool",
+                        known.join(", ")
+                    ),
+                });
+            }
             n.clone()
         }
         None => {

@@ -186,7 +186,7 @@ pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListR
 /// On invalid filters, or when PVE cannot be reached.
 pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, Error> {
     if let Some(node) = &args.node {
-        crate::ops::require_known_node(ctx, node)?;
+        crate::ops::require_cluster_node(ctx, node).await?;
     }
     let rows = ctx
         .client
