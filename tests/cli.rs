@@ -204,7 +204,13 @@ async fn a_scenario_with_other_node_names_works_end_to_end() {
     );
     let (ok, out, err) = run_in(
         dir.path(),
-        &["call", "node_status", r#"{"node":"lab02"}"#, "--sim", scenario],
+        &[
+            "call",
+            "node_status",
+            r#"{"node":"lab02"}"#,
+            "--sim",
+            scenario,
+        ],
     )
     .await;
     assert!(ok, "{out}{err}");
@@ -251,14 +257,18 @@ async fn sim_with_a_config_applies_its_settings_and_keeps_the_real_audit_log_unt
     assert!((5000..=5999).contains(&vmid), "the config's range: {v}");
     assert!(out.contains("bob"), "the config's cloud-init user: {v}");
 
-    assert!(!real_audit.exists(), "the configured audit log is untouched");
     assert!(
-        !dir.path().join("state/proxmox-manager/audit.jsonl").exists(),
+        !real_audit.exists(),
+        "the configured audit log is untouched"
+    );
+    assert!(
+        !dir.path()
+            .join("state/proxmox-manager/audit.jsonl")
+            .exists(),
         "the default audit log is untouched"
     );
-    let sim_log =
-        std::fs::read_to_string(dir.path().join("state/proxmox-manager/sim/audit.jsonl"))
-            .expect("the session's own audit log");
+    let sim_log = std::fs::read_to_string(dir.path().join("state/proxmox-manager/sim/audit.jsonl"))
+        .expect("the session's own audit log");
     let record: serde_json::Value =
         serde_json::from_str(sim_log.lines().last().expect("a record")).expect("json");
     assert_eq!(record["tool"], "vm_create", "{record}");

@@ -360,11 +360,19 @@ async fn fifos_and_symlinks_in_the_runbook_dir_neither_hang_nor_leak() {
         .await
         .expect("resources/list answers")
         .expect("resources/list");
-    assert!(resources.iter().any(|r| r.uri == "runbook://create-iso-template"));
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.uri == "runbook://create-iso-template")
+    );
     // Still responsive for everything else.
     let (err, _, text) = tokio::time::timeout(
         deadline,
-        call(&s.client, "runbook_get", json!({"name": "create-iso-template"})),
+        call(
+            &s.client,
+            "runbook_get",
+            json!({"name": "create-iso-template"}),
+        ),
     )
     .await
     .expect("runbook_get answers");

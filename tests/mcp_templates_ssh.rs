@@ -380,7 +380,10 @@ async fn isos_from_a_local_file_upload_over_the_api_or_sftp_and_urls_over_ssh() 
             json!({"iso": path, "name": "installer-evil", "node": "pve02"}),
         )
         .await;
-        assert!(err && text.contains("not an allowed upload source"), "{text}");
+        assert!(
+            err && text.contains("not an allowed upload source"),
+            "{text}"
+        );
     }
 
     let url = serve("netinst.iso", bytes.clone()).await;

@@ -393,18 +393,31 @@ async fn odd_optional_values_in_lists_are_warnings_not_failures() {
     assert_eq!(status[2].name, "pve02");
     assert_eq!(status[2].online, None);
     assert!(
-        warnings.iter().any(|w| w.contains("node/pve02") && w.contains("`online`") && w.contains("ignored")),
+        warnings
+            .iter()
+            .any(|w| w.contains("node/pve02") && w.contains("`online`") && w.contains("ignored")),
         "{warnings:?}"
     );
-    assert!(warnings.iter().any(|w| w.contains("`level`")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("`level`")),
+        "{warnings:?}"
+    );
     let (rows, warnings) = c
         .get_cluster_resources_reporting(None)
         .await
         .expect("decodes");
     assert_eq!(rows.len(), 2);
     assert!(
-        warnings.iter().any(|w| w.contains("qemu/100") && w.contains("`template`")),
+        warnings
+            .iter()
+            .any(|w| w.contains("qemu/100") && w.contains("`template`")),
         "{warnings:?}"
     );
-    assert_eq!(c.get_cluster_status().await.expect("strict callers too").len(), 3);
+    assert_eq!(
+        c.get_cluster_status()
+            .await
+            .expect("strict callers too")
+            .len(),
+        3
+    );
 }

@@ -6,8 +6,23 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 const PREFIXES: &[&str] = &[
-    "vm_", "template_", "cluster_", "node_", "storage_", "task_", "runbook_", "access_",
-    "rbac_", "backup_", "snapshot_", "profile_", "ansible_", "bulk_", "disk_", "iso_", "get_",
+    "vm_",
+    "template_",
+    "cluster_",
+    "node_",
+    "storage_",
+    "task_",
+    "runbook_",
+    "access_",
+    "rbac_",
+    "backup_",
+    "snapshot_",
+    "profile_",
+    "ansible_",
+    "bulk_",
+    "disk_",
+    "iso_",
+    "get_",
 ];
 
 /// Words with a tool-like prefix that are not tool names (config keys, argument and field
@@ -148,7 +163,10 @@ fn every_tool_name_in_a_message_is_a_registered_tool() {
         .map(|t| t.name.to_string())
         .collect();
     let mut files = Vec::new();
-    rs_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    rs_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     files.sort();
     let mut unknown = BTreeSet::new();
     for f in &files {

@@ -300,7 +300,10 @@ mod tests {
         );
         assert_eq!(r["plain"], "https://example.org/a@b");
         let text = r.to_string();
-        assert!(!text.contains("hunter2") && !text.contains("pw%40x"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("pw%40x"),
+            "{text}"
+        );
     }
 
     #[test]

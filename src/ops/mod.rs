@@ -104,7 +104,10 @@ pub(crate) async fn require_cluster_node(ctx: &Context, node: &str) -> Result<()
     known.sort_unstable();
     Err(Error::NotFound {
         what: format!("node {node}"),
-        hint: format!("the cluster has {}; use one of those names", known.join(", ")),
+        hint: format!(
+            "the cluster has {}; use one of those names",
+            known.join(", ")
+        ),
     })
 }
 

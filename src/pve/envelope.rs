@@ -171,11 +171,7 @@ fn decode_object_lenient<T: DeserializeOwned>(
             Err(e) => e,
         };
         let path = err.path().to_string();
-        let field = path
-            .split(['.', '['])
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let field = path.split(['.', '[']).next().unwrap_or("").to_string();
         let removed = row.as_object_mut().and_then(|m| m.remove(&field));
         match removed {
             Some(value) if !field.is_empty() && field != "?" => {
@@ -220,7 +216,9 @@ pub(crate) fn decode_list_lenient<T: DeserializeOwned>(
         let label = format!("{method} {path}: {}", row_label(&row, i));
         match decode_object_lenient(row, &mut warnings, &label) {
             Ok(v) => out.push(v),
-            Err(reason) => warnings.push(format!("{label}: skipped, it could not be read ({reason})")),
+            Err(reason) => {
+                warnings.push(format!("{label}: skipped, it could not be read ({reason})"))
+            }
         }
     }
     Ok((out, warnings))
@@ -281,7 +279,10 @@ mod tests {
             "/cluster/status",
             serde_json::json!([{"node": "pve02", "quorate": 3}]),
         );
-        assert!(strict.is_err(), "the strict decoder fails on the same input");
+        assert!(
+            strict.is_err(),
+            "the strict decoder fails on the same input"
+        );
     }
 
     const REQ: RequestInfo<'static> = RequestInfo {

@@ -233,10 +233,7 @@ fn effective(config: &Config, name: &str) -> Result<Loaded, Error> {
                         text: Ok(text),
                     })
                     .map_err(|reason| {
-                        Error::Setup(format!(
-                            "runbook {name}: {} {reason}",
-                            path.display()
-                        ))
+                        Error::Setup(format!("runbook {name}: {} {reason}", path.display()))
                     });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

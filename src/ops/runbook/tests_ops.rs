@@ -388,7 +388,9 @@ fn fifos_and_symlinks_in_the_user_dir_are_reported_not_read() {
     };
     let pipe = by_name("pipe");
     assert!(
-        pipe.problems.iter().any(|p| p.contains("a FIFO") && p.contains("skipped")),
+        pipe.problems
+            .iter()
+            .any(|p| p.contains("a FIFO") && p.contains("skipped")),
         "{:?}",
         pipe.problems
     );
@@ -401,7 +403,11 @@ fn fifos_and_symlinks_in_the_user_dir_are_reported_not_read() {
     assert!(linked.description.is_empty(), "the link target is not read");
     assert!(by_name("demo").problems.is_empty());
     // The FIFO was never opened: no read timeout was waited out.
-    assert!(started.elapsed() < super::store::READ_TIMEOUT, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < super::store::READ_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
 
     for name in ["pipe", "linked"] {
         let err = runbook_text(&c, name).expect_err(name).to_string();
@@ -410,6 +416,9 @@ fn fifos_and_symlinks_in_the_user_dir_are_reported_not_read() {
             "{err}"
         );
         let err = get(&c, name, json!({})).expect_err(name).to_string();
-        assert!(err.contains("not a regular file") || err.contains("not followed"), "{err}");
+        assert!(
+            err.contains("not a regular file") || err.contains("not followed"),
+            "{err}"
+        );
     }
 }

@@ -183,7 +183,10 @@ fn require_content_type(c: &str) -> Result<(), Error> {
     } else {
         Err(Error::invalid(
             "content",
-            format!("'{c}' is not a storage content type; use one of {}", CONTENT_TYPES.join(", ")),
+            format!(
+                "'{c}' is not a storage content type; use one of {}",
+                CONTENT_TYPES.join(", ")
+            ),
         ))
     }
 }

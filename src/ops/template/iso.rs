@@ -4,7 +4,6 @@
 //! API when the token may, else with wget on the node over SSH), or a file on the machine
 //! running this server (uploaded through the API when the token may, else over SFTP).
 
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -110,7 +109,8 @@ impl<'a> IsoSource<'a> {
             return Ok(IsoSource::Url(iso));
         }
         if iso.starts_with('/') {
-            let p = super::local_source::check_local_source(config, &crate::config::process_env, iso)?;
+            let p =
+                super::local_source::check_local_source(config, &crate::config::process_env, iso)?;
             return Ok(IsoSource::LocalFile(p));
         }
         if iso
