@@ -150,24 +150,30 @@ pub async fn storage_list(
     ctx: &Context,
     args: &StorageListArgs,
 ) -> Result<StorageListReport, Error> {
-    let mut storage = match &args.node {
-        Some(node) => {
-            crate::ops::require_cluster_node(ctx, node).await?;
-            summarize_node_storage(node, &ctx.client.list_node_storage(node).await?)
-        }
-        None => summarize_rows(
-            &ctx.client
-                .get_cluster_resources(Some(ResourceType::Storage))
-                .await?,
-            None,
-        ),
-    };
     if let Some(c) = &args.content {
         require_content_type(c)?;
+    }
+    // Lenient decoding: an odd optional field of a pool is a warning, not a failure.
+    let (mut storage, odd) = match &args.node {
+        Some(node) => {
+            crate::ops::require_cluster_node(ctx, node).await?;
+            let (rows, odd) = ctx.client.list_node_storage_reporting(node).await?;
+            (summarize_node_storage(node, &rows), odd)
+        }
+        None => {
+            let (rows, odd) = ctx
+                .client
+                .get_cluster_resources_reporting(Some(ResourceType::Storage))
+                .await?;
+            (summarize_rows(&rows, None), odd)
+        }
+    };
+    if let Some(c) = &args.content {
         storage.retain(|s| s.content.iter().any(|x| x == c));
     }
     let mut warnings = Vec::new();
     storage_warnings(&storage, &mut warnings);
+    warnings.extend(odd);
     Ok(StorageListReport { storage, warnings })
 }
 
