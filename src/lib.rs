@@ -11,6 +11,7 @@
 //! | [`server`] | the MCP surface: toolsets, typed tools, transports (stdio, HTTP + bearer), error boundary | `ops`, `config`, `pve` (types only) |
 //! | [`ssh`]    | the SSH layer: connection pool, host key policy (known_hosts, TOFU), auth (key file, agent), exec, SFTP upload, shell quoting | nothing of ours |
 //! | [`sim`]    | the PVE simulator: state, HTTPS REST API, auth/ACL, parameter validation, task engine, scenarios | nothing of ours |
+//! | [`sim_session`] | a client session against the simulator (`--sim`): nodes from the scenario, the user's config applied, its own audit log and runbooks | `sim`, `ops`, `config`, `ssh` |
 //!
 //! The dependency rule `server -> ops -> {pve, ssh, config}`, `sim` independent, is checked by
 //! `tests/architecture.rs`. `sim` must never import the client's types: the client is tested
@@ -21,4 +22,5 @@ pub mod ops;
 pub mod pve;
 pub mod server;
 pub mod sim;
+pub mod sim_session;
 pub mod ssh;

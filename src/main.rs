@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use proxmox_manager::{config, ops, server, sim};
+use proxmox_manager::{config, ops, server, sim, sim_session};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -246,92 +246,25 @@ struct Target {
     sim: Option<sim::SimHandle>,
 }
 
-async fn start_sim(scenario: &str, time_scale: f64, listen: SocketAddr) -> Result<sim::SimHandle> {
-    let scenario = if scenario == "embedded" {
-        sim::Scenario::embedded().map_err(|e| anyhow!("{e}"))?
-    } else {
-        sim::Scenario::from_file(Path::new(scenario)).map_err(|e| anyhow!("{e}"))?
-    };
-    sim::start(sim::SimOptions {
-        scenario,
-        listen,
-        time_scale,
-    })
-    .await
-    .map_err(|e| anyhow!("simulator failed to start: {e}"))
-}
-
-/// SSH to the simulator's nodes: a fresh Ed25519 key held only in memory and authorized
-/// there, the simulator's host keys pinned, each node's SSH port in the config.
-fn sim_shell(handle: &sim::SimHandle, cfg: &mut config::Config) -> Result<ops::NodeShell> {
-    use proxmox_manager::ssh::{HostKeyPolicy, PoolOptions, SshAuth, SshPool};
-    use russh::keys::{PrivateKey, ssh_key::private::Ed25519Keypair};
-    use sha2::{Digest, Sha256};
-    // 32 bytes from the OS CSPRNG (three v4 UUIDs, hashed), without another rand crate.
-    let mut h = Sha256::new();
-    for _ in 0..3 {
-        h.update(uuid::Uuid::new_v4().as_bytes());
+fn sim_options(args: &TargetArgs, scenario: &str) -> sim_session::SimSessionOptions {
+    sim_session::SimSessionOptions {
+        scenario: scenario.to_string(),
+        time_scale: args.sim_time_scale,
+        config: args.config.clone(),
+        state_dir: None,
     }
-    let seed: [u8; 32] = h.finalize().into();
-    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| anyhow!("encoding the session key: {e}"))?;
-    handle
-        .authorize_ssh_key(&public)
-        .map_err(|e| anyhow!("{e}"))?;
-    for node in &mut cfg.cluster.nodes {
-        node.ssh_port = handle.ssh_addr(&node.name).map(|a| a.port());
-    }
-    let policy = HostKeyPolicy::pinned(&handle.ssh_known_hosts()).map_err(|e| anyhow!("{e}"))?;
-    let opts = PoolOptions::new(
-        cfg.credentials.ssh_user.clone(),
-        SshAuth::Key(std::sync::Arc::new(key)),
-        policy,
-    );
-    Ok(ops::NodeShell::new(SshPool::new(opts), cfg))
-}
-
-/// The simulator, the configuration pointing at it, its manager token and SSH to its nodes.
-async fn sim_target(
-    scenario: &str,
-    time_scale: f64,
-) -> Result<(
-    sim::SimHandle,
-    config::Config,
-    config::credentials::TokenCredential,
-    ops::NodeShell,
-)> {
-    const TOKEN: &str = "claude-code@pve!automation";
-    let handle = start_sim(scenario, time_scale, "127.0.0.1:0".parse()?).await?;
-    let token = handle
-        .token(TOKEN)
-        .ok_or_else(|| anyhow!("the scenario has no {TOKEN} token"))?;
-    let mut cfg = config::sim_config(
-        handle.addr().port(),
-        proxmox_manager::pve::parse_fingerprint(&handle.fingerprint())
-            .map_err(|e| anyhow!("{e}"))?,
-    );
-    let shell = sim_shell(&handle, &mut cfg)?;
-    let credential = config::credentials::TokenCredential {
-        id: token.id,
-        secret: SecretString::from(token.secret),
-        source: config::credentials::CredentialSource::Simulator,
-    };
-    tracing::info!(url = %handle.url(), "using the embedded simulated cluster");
-    Ok((handle, cfg, credential, shell))
 }
 
 async fn target(args: &TargetArgs) -> Result<Target> {
     if let Some(scenario) = &args.sim {
-        let (handle, cfg, credential, shell) = sim_target(scenario, args.sim_time_scale).await?;
-        let mut ctx = ops::Context::new(cfg, credential).map_err(|e| anyhow!("{e}"))?;
+        let session = sim_session::start(&sim_options(args, scenario))
+            .await
+            .map_err(|e| anyhow!(e))?;
+        let mut ctx = session.context().map_err(|e| anyhow!("{e}"))?;
         ctx.timeouts = args.timeouts();
-        ctx.ssh = Some(std::sync::Arc::new(shell));
         return Ok(Target {
             ctx,
-            sim: Some(handle),
+            sim: Some(session.handle),
         });
     }
     let path = config::locate(args.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
@@ -445,7 +378,9 @@ async fn run_sim(args: SimArgs) -> Result<()> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "embedded".into());
-    let handle = start_sim(&scenario, args.time_scale, args.listen).await?;
+    let handle = sim_session::start_sim(&scenario, args.time_scale, args.listen)
+        .await
+        .map_err(|e| anyhow!(e))?;
     println!("simulated Proxmox VE cluster listening");
     println!("  url:          {}/api2/json", handle.url());
     println!("  fingerprint:  {}", handle.fingerprint());
@@ -474,11 +409,13 @@ async fn run_sim(args: SimArgs) -> Result<()> {
 
 async fn check(args: TargetArgs) -> Result<bool> {
     let report = if let Some(scenario) = &args.sim {
-        let (_handle, cfg, cred, shell) = sim_target(scenario, args.sim_time_scale).await?;
+        let session = sim_session::start(&sim_options(&args, scenario))
+            .await
+            .map_err(|e| anyhow!(e))?;
         ops::check(
-            cfg,
-            Ok(cred),
-            Ok(Some(std::sync::Arc::new(shell))),
+            session.config.clone(),
+            Ok(session.credential.clone()),
+            Ok(Some(session.shell.clone())),
             &server::tool_specs(),
         )
         .await
@@ -608,9 +545,17 @@ async fn bootstrap(a: BootstrapArgs) -> Result<bool> {
         confirm: !a.dry_run,
     };
     let run = ops::Run::default();
-    let report = ops::rbac_bootstrap(&cfg, shell.as_ref(), &run, &args)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+    let result = ops::rbac_bootstrap(&cfg, shell.as_ref(), &run, &args).await;
+    if !a.dry_run {
+        // The same record the `rbac_bootstrap` tool writes (a dry run changes nothing).
+        ops::audit::AuditLog::new(cfg.audit_log.as_deref()).record_result(
+            "rbac_bootstrap",
+            &serde_json::to_value(&args).unwrap_or_default(),
+            &[],
+            result.as_ref().map(|_| ()),
+        );
+    }
+    let report = result.map_err(|e| anyhow!("{e}"))?;
     println!(
         "rbac bootstrap on {} (PVE {}):",
         report.node, report.pve_version

@@ -141,3 +141,166 @@ async fn sim_prints_url_fingerprint_and_tokens() {
             .contains("BEGIN CERTIFICATE")
     );
 }
+
+/// Runs the binary with a private `$HOME` and `$XDG_STATE_HOME` (so nothing reaches the real
+/// ones); returns (success, stdout, stderr).
+async fn run_in(home: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(common::binary())
+        .args(args)
+        .env("HOME", home.join("home"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env_remove("PROXMOX_MANAGER_CONFIG")
+        .env_remove("PROXMOX_MANAGER_TOKEN")
+        .output()
+        .await
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// `--sim SCENARIO` takes the nodes (and their SSH fronts) from the scenario, not `pve01`-`03`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scenario_with_other_node_names_works_end_to_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let embedded = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sim.yaml"),
+    )
+    .expect("embedded scenario");
+    let scenario = dir.path().join("lab.yaml");
+    std::fs::write(
+        &scenario,
+        embedded
+            .replace("pve0", "lab0")
+            .replace("cluster: sim-cluster", "cluster: lab-cluster"),
+    )
+    .expect("write scenario");
+    let scenario = scenario.to_str().expect("utf-8");
+
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &["check", "--sim", scenario, "--sim-time-scale", "0.01"],
+    )
+    .await;
+    assert!(ok && !out.contains("FAIL"), "{out}{err}");
+    for node in ["lab01", "lab02", "lab03"] {
+        assert!(
+            out.contains(&format!("[ok  ] ssh {node}: connected as root")),
+            "{out}"
+        );
+    }
+    assert!(!out.contains("pve01"), "{out}");
+
+    let (ok, out, err) = run_in(dir.path(), &["call", "cluster_status", "--sim", scenario]).await;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("structured output");
+    let text = v.to_string();
+    assert!(
+        text.contains("lab01") && text.contains("lab03") && !text.contains("pve0"),
+        "{v}"
+    );
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &[
+            "call",
+            "node_status",
+            r#"{"node":"lab02"}"#,
+            "--sim",
+            scenario,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+}
+
+/// `--sim --config FILE` applies the file's ranges and defaults against the simulator, and the
+/// session writes its own audit log (marked simulated), never the configured or default one.
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_with_a_config_applies_its_settings_and_keeps_the_real_audit_log_untouched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let real_audit = dir.path().join("real-audit.jsonl");
+    let config = dir.path().join("cluster-config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "cluster:\n  name: home\n  nodes:\n    - name: pve01\n      host: pve01.example\n\
+             defaults:\n  storage: local-lvm\n  network_bridge: vmbr0\n  bios: ovmf\n  machine: q35\n  cpu: host\n  scsi_controller: virtio-scsi-single\n  efidisk_pre_enrolled_keys: false\n  guest_agent: true\n\
+             vmid_ranges:\n  templates: 200-299\n  vms: 5000-5999\n\
+             credentials:\n  pass_path: home/pve/token\n  ssh_user: root\n\
+             tags:\n  templates: [\"template\"]\n\
+             cloudinit:\n  default_user: bob\n  vendor_snippet_path: /var/lib/vz/snippets/\n\
+             audit_log: {}\n",
+            real_audit.display()
+        ),
+    )
+    .expect("write config");
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &[
+            "call",
+            "vm_create",
+            r#"{"template":"ubuntu-noble-tmpl","name":"from-config"}"#,
+            "--sim",
+            "--sim-time-scale",
+            "0.01",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("structured output");
+    let vmid = v["vmid"].as_u64().expect("vmid");
+    assert!((5000..=5999).contains(&vmid), "the config's range: {v}");
+    assert!(out.contains("bob"), "the config's cloud-init user: {v}");
+
+    assert!(
+        !real_audit.exists(),
+        "the configured audit log is untouched"
+    );
+    assert!(
+        !dir.path()
+            .join("state/proxmox-manager/audit.jsonl")
+            .exists(),
+        "the default audit log is untouched"
+    );
+    let sim_log = std::fs::read_to_string(dir.path().join("state/proxmox-manager/sim/audit.jsonl"))
+        .expect("the session's own audit log");
+    let record: serde_json::Value =
+        serde_json::from_str(sim_log.lines().last().expect("a record")).expect("json");
+    assert_eq!(record["tool"], "vm_create", "{record}");
+    assert_eq!(record["simulated"], true, "{record}");
+}
+
+/// Filters naming a node, storage or content type the cluster does not have say so, with the
+/// names it has, instead of answering an empty list.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_nodes_storages_and_content_types_are_named_not_empty() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (tool, args, expect) in [
+        ("vm_list", r#"{"node":"nope"}"#, "pve01, pve02, pve03"),
+        ("storage_list", r#"{"node":"nope"}"#, "pve01, pve02, pve03"),
+        ("storage_list", r#"{"content":"isos"}"#, "images, rootdir"),
+        (
+            "storage_content",
+            r#"{"storage":"local","node":"nope"}"#,
+            "pve01, pve02, pve03",
+        ),
+        (
+            "storage_content",
+            r#"{"storage":"nope","node":"pve01"}"#,
+            "pve01 has ",
+        ),
+        ("node_status", r#"{"node":"nope"}"#, "pve01, pve02, pve03"),
+    ] {
+        let (ok, out, err) = run_in(dir.path(), &["call", tool, args, "--sim"]).await;
+        assert!(!ok, "{tool} {args}: {out}");
+        assert!(
+            err.contains(expect) && (err.contains("nope") || err.contains("isos")),
+            "{tool} {args}: {err}"
+        );
+    }
+}

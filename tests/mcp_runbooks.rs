@@ -366,3 +366,86 @@ async fn the_runbook_skeleton_is_a_resource_and_no_prompt_sends_the_model_to_a_p
         }
     }
 }
+
+/// A FIFO and a symlink named `*.md` in the user runbook directory (the symlink pointing at a
+/// file outside it): two concurrent `runbook_list` calls and `resources/read` answer promptly,
+/// name the skipped entries, never read the link's target, and the server keeps serving.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn fifos_and_symlinks_in_the_runbook_dir_neither_hang_nor_leak() {
+    let s = setup().await;
+    std::fs::create_dir_all(s.user_dir()).expect("dir");
+    let status = std::process::Command::new("mkfifo")
+        .arg(s.user_dir().join("pipe.md"))
+        .status()
+        .expect("mkfifo (coreutils) runs");
+    assert!(status.success());
+    let outside = s.dir.path().join("outside.md");
+    std::fs::write(
+        &outside,
+        DEBIAN.replace("Debian 12 generic", "OUTSIDE-CONTENT"),
+    )
+    .expect("write");
+    std::os::unix::fs::symlink(&outside, s.user_dir().join("linked.md")).expect("symlink");
+
+    let deadline = std::time::Duration::from_secs(30);
+    let both = async {
+        tokio::join!(
+            call(&s.client, "runbook_list", json!({})),
+            call(&s.client, "runbook_list", json!({}))
+        )
+    };
+    let ((e1, list, text), (e2, _, _)) = tokio::time::timeout(deadline, both)
+        .await
+        .expect("runbook_list answers while a FIFO sits in the directory");
+    assert!(!e1 && !e2, "{text}");
+    let problems = |name: &str| {
+        list["runbooks"]
+            .as_array()
+            .expect("runbooks")
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["problems"].to_string())
+            .unwrap_or_else(|| panic!("{name} listed: {list}"))
+    };
+    assert!(problems("pipe").contains("a FIFO"), "{list}");
+    assert!(problems("linked").contains("symbolic link"), "{list}");
+    assert!(!list.to_string().contains("OUTSIDE-CONTENT"), "{list}");
+
+    for uri in ["runbook://linked", "runbook://pipe"] {
+        let r = tokio::time::timeout(
+            deadline,
+            s.client
+                .read_resource(ReadResourceRequestParams::new(uri.to_string())),
+        )
+        .await
+        .expect("resources/read answers");
+        let err = r.expect_err("a skipped entry is not served").to_string();
+        assert!(
+            err.contains("not followed") || err.contains("not a regular file"),
+            "{uri}: {err}"
+        );
+        assert!(!err.contains("OUTSIDE-CONTENT"), "{err}");
+    }
+    let resources = tokio::time::timeout(deadline, s.client.list_all_resources())
+        .await
+        .expect("resources/list answers")
+        .expect("resources/list");
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.uri == "runbook://create-iso-template")
+    );
+    // Still responsive for everything else.
+    let (err, _, text) = tokio::time::timeout(
+        deadline,
+        call(
+            &s.client,
+            "runbook_get",
+            json!({"name": "create-iso-template"}),
+        ),
+    )
+    .await
+    .expect("runbook_get answers");
+    assert!(!err, "{text}");
+}

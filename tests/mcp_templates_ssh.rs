@@ -306,8 +306,16 @@ fn common_ssh_pool(s: &Setup) -> proxmox_manager::ssh::SshPool {
 #[tokio::test(flavor = "multi_thread")]
 async fn isos_from_a_local_file_upload_over_the_api_or_sftp_and_urls_over_ssh() {
     let s = setup().await;
-    let iso = s.dir.path().join("tiny-installer.iso");
-    let bytes = b"CD001 tiny installer image for the simulator".repeat(64);
+    // Local uploads come only from paths.uploads, as regular files with an ISO 9660 signature.
+    let uploads = s.dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).expect("uploads dir");
+    let mut yaml = std::fs::read_to_string(&s.config).expect("config");
+    yaml.push_str(&format!("paths:\n  uploads: [{}]\n", uploads.display()));
+    std::fs::write(&s.config, yaml).expect("config");
+    let iso = uploads.join("tiny-installer.iso");
+    let mut bytes = vec![0u8; 0x8000];
+    bytes.extend_from_slice(b"\x01CD001 tiny installer image for the simulator");
+    bytes.resize(0x9000, 0);
     std::fs::write(&iso, &bytes).expect("write iso");
     let digest = sha256(&bytes);
 
@@ -359,6 +367,24 @@ async fn isos_from_a_local_file_upload_over_the_api_or_sftp_and_urls_over_ssh() 
         err && text.contains("already exists"),
         "not overwritten: {text}"
     );
+
+    // A symlink named .iso in the upload directory (to /etc/passwd), and a file outside it.
+    std::os::unix::fs::symlink("/etc/passwd", uploads.join("passwd.iso")).expect("symlink");
+    for path in [
+        uploads.join("passwd.iso").display().to_string(),
+        "/etc/passwd.iso".to_string(),
+    ] {
+        let (err, _, text) = call(
+            &manager,
+            "template_from_iso",
+            json!({"iso": path, "name": "installer-evil", "node": "pve02"}),
+        )
+        .await;
+        assert!(
+            err && text.contains("not an allowed upload source"),
+            "{text}"
+        );
+    }
 
     let url = serve("netinst.iso", bytes.clone()).await;
     let (err, r, text) = call(

@@ -367,3 +367,57 @@ async fn wait_task_deadline_and_cancellation() -> TestResult {
     );
     Ok(())
 }
+
+/// An independent PVE look-alike sends a count where a boolean is documented (`online: 3`) and
+/// a list where a string belongs: the lists still decode, the odd fields become warnings that
+/// name the row and the field, and the strict callers get the rows too.
+#[tokio::test]
+async fn odd_optional_values_in_lists_are_warnings_not_failures() {
+    let server = serve(|seen, _| match seen.path.as_str() {
+        "/api2/json/cluster/status" => ok(serde_json::json!({"data": [
+            {"type": "cluster", "id": "cluster", "name": "lab", "quorate": 1, "nodes": 2},
+            {"type": "node", "id": "node/pve01", "name": "pve01", "online": 1, "ip": "10.0.0.1"},
+            {"type": "node", "id": "node/pve02", "name": "pve02", "online": 3, "level": ["x"]},
+        ]})),
+        "/api2/json/cluster/resources" => ok(serde_json::json!({"data": [
+            {"id": "node/pve01", "type": "node", "node": "pve01", "status": "online", "maxmem": "lots"},
+            {"id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve01", "template": "maybe"},
+        ]})),
+        _ => fail(404, None, "no"),
+    })
+    .await
+    .expect("fake");
+    let c = client(&server).expect("client");
+    let (status, warnings) = c.get_cluster_status_reporting().await.expect("decodes");
+    assert_eq!(status.len(), 3);
+    assert_eq!(status[2].name, "pve02");
+    assert_eq!(status[2].online, None);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("node/pve02") && w.contains("`online`") && w.contains("ignored")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("`level`")),
+        "{warnings:?}"
+    );
+    let (rows, warnings) = c
+        .get_cluster_resources_reporting(None)
+        .await
+        .expect("decodes");
+    assert_eq!(rows.len(), 2);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("qemu/100") && w.contains("`template`")),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        c.get_cluster_status()
+            .await
+            .expect("strict callers too")
+            .len(),
+        3
+    );
+}

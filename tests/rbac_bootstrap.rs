@@ -78,8 +78,12 @@ async fn bootstrap_creates_account_role_acl_and_a_token_that_only_pass_ever_sees
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
     let config = common::write_ssh_config(dir.path(), &sim);
+    let audit = dir.path().join("audit.jsonl");
+    let mut yaml = std::fs::read_to_string(&config).expect("config");
+    yaml.push_str(&format!("audit_log: {}\n", audit.display()));
+    std::fs::write(&config, yaml).expect("write config");
     let store = PassStore::new();
-    let user = ["--user", "ci-bot@pve"];
+    let user = ["--user", "ci-bot@pve", "--token-name", "automation"];
 
     let (ok, plan) = bootstrap(&config, &store, &[&user[..], &["--dry-run"]].concat()).await;
     assert!(ok, "{plan}");
@@ -160,6 +164,24 @@ async fn bootstrap_creates_account_role_acl_and_a_token_that_only_pass_ever_sees
             .any(|c| c.line.contains(&secret) || c.line.contains(&new_secret)),
         "no secret on any command line"
     );
+
+    // The CLI is audited like the tool: one record per run that could change something (the
+    // dry run is not one), with the non-secret token name readable and no secret.
+    let log = std::fs::read_to_string(&audit).expect("the CLI wrote the audit log");
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(records.len(), 3, "{log}");
+    assert!(
+        records.iter().all(|r| r["tool"] == "rbac_bootstrap"
+            && r["outcome"] == "ok"
+            && r["arguments"]["user"] == "ci-bot@pve"
+            && r["arguments"]["token_name"] == "automation"),
+        "{log}"
+    );
+    assert_eq!(records[2]["arguments"]["rotate"], true, "{log}");
+    assert!(!log.contains(&secret) && !log.contains(&new_secret));
 }
 
 #[tokio::test(flavor = "multi_thread")]

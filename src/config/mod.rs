@@ -191,7 +191,11 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
             "trust_on_first_use": cfg.ssh.trust_on_first_use,
         },
         "ansible": { "fleet_infra": path(&cfg.ansible.fleet_infra), "inventory": path(&cfg.ansible.inventory) },
-        "paths": { "runbooks": path(&cfg.paths.runbooks), "clusters": path(&cfg.paths.clusters) },
+        "paths": {
+            "runbooks": path(&cfg.paths.runbooks),
+            "clusters": path(&cfg.paths.clusters),
+            "uploads": cfg.paths.uploads.as_ref().map(|d| d.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()),
+        },
         "limits": { "max_parallel": cfg.limits.max_parallel, "per_node_parallel": cfg.limits.per_node_parallel },
         "audit_log": path(&cfg.audit_log),
     })

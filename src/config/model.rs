@@ -292,6 +292,9 @@ pub struct Ansible {
 pub struct Paths {
     pub runbooks: Option<PathBuf>,
     pub clusters: Option<PathBuf>,
+    /// Directories local uploads may come from (`~` expanded, relative to the config file);
+    /// `None` = the Downloads directory and the working directory.
+    pub uploads: Option<Vec<PathBuf>>,
 }
 
 /// `limits:` — both at least 1, `per_node_parallel <= max_parallel`.

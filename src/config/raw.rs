@@ -250,6 +250,11 @@ pub struct RawPaths {
     /// Directory of cluster profiles (YAML).
     #[serde(default)]
     pub clusters: Option<String>,
+    /// Directories local files may be uploaded from (`template_from_iso` with a local path).
+    /// Default: the Downloads directory ($XDG_DOWNLOAD_DIR, else ~/Downloads) and the server's
+    /// working directory. Only regular files (not symlinks) inside them are accepted.
+    #[serde(default)]
+    pub uploads: Option<Vec<String>>,
 }
 
 /// `limits:` — bounded fan-out.

@@ -80,6 +80,12 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
     let paths = Paths {
         runbooks: v.opt_path("paths.runbooks", raw.paths.runbooks.as_deref()),
         clusters: v.opt_path("paths.clusters", raw.paths.clusters.as_deref()),
+        uploads: raw.paths.uploads.as_ref().map(|dirs| {
+            dirs.iter()
+                .enumerate()
+                .filter_map(|(i, d)| v.opt_path(&format!("paths.uploads[{i}]"), Some(d)))
+                .collect()
+        }),
     };
     let limits = v.limits(&raw);
     let audit_log = v.opt_path("audit_log", raw.audit_log.as_deref());

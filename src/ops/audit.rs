@@ -11,12 +11,38 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-/// Argument names whose values never reach the log.
-const SECRET_KEYS: &[&str] = &["password", "cipassword", "secret", "token", "passphrase"];
+/// Argument names whose values never reach the log, matched exactly (case-insensitive), so a
+/// non-secret neighbour such as `token_name` or `token_id` stays readable.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "cipassword",
+    "secret",
+    "token",
+    "api_token",
+    "token_secret",
+    "token_value",
+    "http_token",
+    "bearer_token",
+    "passphrase",
+    "key_passphrase",
+    "ssh_passphrase",
+    "authorization",
+    "private_key",
+];
+
+/// Suffixes that mark a secret whatever the prefix (`root_password`, `client_secret`).
+const SECRET_SUFFIXES: &[&str] = &["_password", "_secret", "_passphrase"];
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEYS.contains(&k.as_str()) || SECRET_SUFFIXES.iter().any(|s| k.ends_with(s))
+}
 
 pub struct AuditLog {
     path: Option<PathBuf>,
     lock: Mutex<()>,
+    /// Records of a session against the simulator carry `"simulated": true`.
+    simulated: bool,
 }
 
 impl AuditLog {
@@ -25,23 +51,56 @@ impl AuditLog {
         AuditLog {
             path,
             lock: Mutex::new(()),
+            simulated: false,
         }
+    }
+
+    /// The log of a simulated session: its own file (never the user's real log), every record
+    /// marked `"simulated": true`.
+    pub fn simulated(path: PathBuf) -> Self {
+        AuditLog {
+            path: Some(path),
+            lock: Mutex::new(()),
+            simulated: true,
+        }
+    }
+
+    pub fn is_simulated(&self) -> bool {
+        self.simulated
     }
 
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
+    /// Appends one record for an operation's result (`ok` or `error: ...`).
+    pub fn record_result<T, E: std::fmt::Display>(
+        &self,
+        tool: &str,
+        args: &Value,
+        upids: &[String],
+        result: Result<T, E>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        self.record(tool, args, upids, &outcome);
+    }
+
     /// Appends one record.
     pub fn record(&self, tool: &str, args: &Value, upids: &[String], outcome: &str) {
         let Some(path) = &self.path else { return };
-        let line = json!({
+        let mut line = json!({
             "time": rfc3339_now(),
             "tool": tool,
             "arguments": redact(args),
             "upids": upids,
-            "outcome": outcome,
+            "outcome": redact_url_credentials(outcome),
         });
+        if self.simulated {
+            line["simulated"] = Value::Bool(true);
+        }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let result = (|| -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
@@ -101,14 +160,14 @@ fn default_path() -> Option<PathBuf> {
     Some(base.join("proxmox-manager/audit.jsonl"))
 }
 
-/// Replaces the values of secret-looking keys, at any depth.
+/// Replaces the values of secret keys (exact names, see [`SECRET_KEYS`]) at any depth, and the
+/// password of any `scheme://user:password@host` inside a string.
 pub fn redact(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
-                    let lower = k.to_lowercase();
-                    if SECRET_KEYS.iter().any(|s| lower.contains(s)) {
+                    if is_secret_key(k) {
                         (k.clone(), Value::String("[REDACTED]".into()))
                     } else {
                         (k.clone(), redact(v))
@@ -117,8 +176,41 @@ pub fn redact(v: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
+        Value::String(s) => Value::String(redact_url_credentials(s)),
         other => other.clone(),
     }
+}
+
+/// `http://user:pw@host/x` -> `http://user:[REDACTED]@host/x`, for every URL in `text`; a
+/// user name without a password is kept (it is not a secret).
+pub fn redact_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '"')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":[REDACTED]");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// UTC now as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -171,6 +263,76 @@ mod tests {
         assert_eq!(r["nested"]["api_token"], "[REDACTED]");
         assert_eq!(r["nested"]["ok"], "y");
         assert_eq!(r["vmid"], 1);
+    }
+
+    #[test]
+    fn redaction_is_key_exact_and_keeps_non_secret_neighbours() {
+        let v = json!({
+            "token_name": "automation",
+            "token_id": "claude-code@pve!automation",
+            "user": "claude-code@pve",
+            "token": "abc",
+            "key_passphrase": "pp",
+            "root_password": "rp",
+            "Secret": "s",
+        });
+        let r = redact(&v);
+        assert_eq!(r["token_name"], "automation");
+        assert_eq!(r["token_id"], "claude-code@pve!automation");
+        assert_eq!(r["user"], "claude-code@pve");
+        for k in ["token", "key_passphrase", "root_password", "Secret"] {
+            assert_eq!(r[k], "[REDACTED]", "{k}");
+        }
+    }
+
+    #[test]
+    fn passwords_inside_urls_are_redacted() {
+        let v = json!({
+            "url": "http://ada:hunter2@mirror.example/debian.iso",
+            "list": ["see https://bob:pw%40x@h:8443?x=1 and ftp://anon@h/"],
+            "plain": "https://example.org/a@b",
+        });
+        let r = redact(&v);
+        assert_eq!(r["url"], "http://ada:[REDACTED]@mirror.example/debian.iso");
+        assert_eq!(
+            r["list"][0],
+            "see https://bob:[REDACTED]@h:8443?x=1 and ftp://anon@h/"
+        );
+        assert_eq!(r["plain"], "https://example.org/a@b");
+        let text = r.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("pw%40x"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn simulated_records_are_marked_and_outcomes_redacted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("sim/audit.jsonl");
+        let log = AuditLog::simulated(path.clone());
+        assert!(log.is_simulated());
+        log.record(
+            "template_from_iso",
+            &json!({"iso": "https://u:pw@h/x.iso"}),
+            &[],
+            "error: fetching https://u:pw@h/x.iso failed",
+        );
+        let line: Value =
+            serde_json::from_str(std::fs::read_to_string(&path).expect("read").trim())
+                .expect("json");
+        assert_eq!(line["simulated"], true);
+        assert_eq!(line["arguments"]["iso"], "https://u:[REDACTED]@h/x.iso");
+        assert!(!line["outcome"].as_str().expect("s").contains("pw@"));
+        let real = AuditLog::new(Some(&dir.path().join("real.jsonl")));
+        real.record("vm_start", &json!({"vmid": 1}), &[], "ok");
+        let line: Value = serde_json::from_str(
+            std::fs::read_to_string(dir.path().join("real.jsonl"))
+                .expect("read")
+                .trim(),
+        )
+        .expect("json");
+        assert!(line.get("simulated").is_none());
     }
 
     #[test]

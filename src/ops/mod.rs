@@ -98,17 +98,19 @@ pub(crate) fn pct(used: f64, total: f64) -> f64 {
     }
 }
 
-/// Refuses a node name the configuration does not list, naming the ones it does.
-pub(crate) fn require_known_node(ctx: &Context, node: &str) -> Result<(), Error> {
-    let nodes = &ctx.config.cluster.nodes;
-    if nodes.iter().any(|n| n.name == node) {
+/// Refuses a node name the cluster itself does not have (from `/nodes`, not only the
+/// configuration), naming the ones it has, so a filter on a typo is an error, not an empty list.
+pub(crate) async fn require_cluster_node(ctx: &Context, node: &str) -> Result<(), Error> {
+    let nodes = ctx.client.list_nodes().await?;
+    if nodes.iter().any(|n| n.node == node) {
         return Ok(());
     }
-    let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut known: Vec<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+    known.sort_unstable();
     Err(Error::NotFound {
         what: format!("node {node}"),
         hint: format!(
-            "cluster-config.yaml lists {}; use one of those names",
+            "the cluster has {}; use one of those names",
             known.join(", ")
         ),
     })

@@ -185,6 +185,36 @@ impl Client {
         self.call(Method::GET, path, query).await
     }
 
+    /// `GET path?query` of a list, decoded leniently: an unexpected value in a row's field
+    /// becomes a warning (the field ignored), a row that cannot be read at all is skipped with
+    /// a warning. Only a reply that is not a list, or a failed request, is an error.
+    pub async fn get_list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Vec<T>, Vec<String>), Error> {
+        let reply = self.execute(Method::GET, path, query).await?;
+        let (rows, warnings) = envelope::decode_list_lenient("GET", path, reply.data)?;
+        for w in &warnings {
+            tracing::warn!(warning = %w, "lenient decoding");
+        }
+        Ok((rows, warnings))
+    }
+
+    /// `GET path?query` of one object, decoded like [`Client::get_list`] decodes a row.
+    pub async fn get_lenient<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(T, Vec<String>), Error> {
+        let reply = self.execute(Method::GET, path, query).await?;
+        let (v, warnings) = envelope::decode_one_lenient("GET", path, reply.data)?;
+        for w in &warnings {
+            tracing::warn!(warning = %w, "lenient decoding");
+        }
+        Ok((v, warnings))
+    }
+
     /// `POST path` with a form body, returning `data`. Never retried once possibly sent.
     pub async fn post<T: DeserializeOwned>(
         &self,

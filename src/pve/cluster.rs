@@ -14,7 +14,14 @@ impl Client {
 
     /// `GET /cluster/status`.
     pub async fn get_cluster_status(&self) -> Result<Vec<ClusterStatusItem>, Error> {
-        self.get("/cluster/status", &[]).await
+        Ok(self.get_cluster_status_reporting().await?.0)
+    }
+
+    /// `GET /cluster/status`, with the warnings of lenient decoding (odd optional fields).
+    pub async fn get_cluster_status_reporting(
+        &self,
+    ) -> Result<(Vec<ClusterStatusItem>, Vec<String>), Error> {
+        self.get_list("/cluster/status", &[]).await
     }
 
     /// `GET /cluster/resources[?type=]`. PVE filters silently by the token's privileges.
@@ -22,11 +29,19 @@ impl Client {
         &self,
         kind: Option<ResourceType>,
     ) -> Result<Vec<ClusterResource>, Error> {
+        Ok(self.get_cluster_resources_reporting(kind).await?.0)
+    }
+
+    /// `GET /cluster/resources[?type=]`, with the warnings of lenient decoding.
+    pub async fn get_cluster_resources_reporting(
+        &self,
+        kind: Option<ResourceType>,
+    ) -> Result<(Vec<ClusterResource>, Vec<String>), Error> {
         let query: Vec<(&str, String)> = kind
             .map(|k| ("type", k.as_str().to_owned()))
             .into_iter()
             .collect();
-        self.get("/cluster/resources", &query).await
+        self.get_list("/cluster/resources", &query).await
     }
 
     /// `GET /cluster/nextid[?vmid=]`. PVE returns the id as a JSON string; nothing is reserved.

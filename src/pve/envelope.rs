@@ -156,9 +156,134 @@ pub(crate) fn decode_data<T: DeserializeOwned>(
     })
 }
 
+/// Decodes one object, dropping a field whose value does not fit (PVE, or a PVE look-alike,
+/// sending a count where a boolean is documented) rather than failing the whole reply: the
+/// field is removed and decoding retried, each removal a warning naming the field and value.
+/// `Err` when the object cannot be decoded even so (a required field missing or bad).
+fn decode_object_lenient<T: DeserializeOwned>(
+    mut row: Value,
+    warnings: &mut Vec<String>,
+    what: &str,
+) -> Result<T, String> {
+    for _ in 0..32 {
+        let err = match serde_path_to_error::deserialize::<_, T>(row.clone()) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let path = err.path().to_string();
+        let field = path.split(['.', '[']).next().unwrap_or("").to_string();
+        let removed = row.as_object_mut().and_then(|m| m.remove(&field));
+        match removed {
+            Some(value) if !field.is_empty() && field != "?" => {
+                let mut shown = value.to_string();
+                if shown.len() > 60 {
+                    shown = format!("{}…", shown.chars().take(60).collect::<String>());
+                }
+                warnings.push(format!(
+                    "{what}: field `{field}` had unexpected value {shown} ({}); ignored",
+                    err.into_inner()
+                ));
+            }
+            _ => return Err(err.into_inner().to_string()),
+        }
+    }
+    Err("too many unexpected fields".into())
+}
+
+/// A label for a row in warnings: its `id`, `node`, `storage`, `volid` or `upid`.
+fn row_label(row: &Value, index: usize) -> String {
+    for key in ["id", "volid", "upid", "storage", "node", "name"] {
+        if let Some(v) = row.get(key).and_then(Value::as_str) {
+            return v.to_string();
+        }
+    }
+    format!("row {index}")
+}
+
+/// Decodes a list leniently: an odd optional field of a row becomes a warning, a row that
+/// cannot be decoded at all is skipped with a warning; only a reply that is not a list fails.
+pub(crate) fn decode_list_lenient<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    data: Value,
+) -> Result<(Vec<T>, Vec<String>), Error> {
+    let Value::Array(rows) = data else {
+        return decode_data(method, path, data).map(|v| (v, Vec::new()));
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    let mut warnings = Vec::new();
+    for (i, row) in rows.into_iter().enumerate() {
+        let label = format!("{method} {path}: {}", row_label(&row, i));
+        match decode_object_lenient(row, &mut warnings, &label) {
+            Ok(v) => out.push(v),
+            Err(reason) => {
+                warnings.push(format!("{label}: skipped, it could not be read ({reason})"))
+            }
+        }
+    }
+    Ok((out, warnings))
+}
+
+/// Decodes one object leniently (see [`decode_list_lenient`]); fails only when a field the
+/// type requires is missing or unusable.
+pub(crate) fn decode_one_lenient<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    data: Value,
+) -> Result<(T, Vec<String>), Error> {
+    let mut warnings = Vec::new();
+    let label = format!("{method} {path}");
+    match decode_object_lenient(data.clone(), &mut warnings, &label) {
+        Ok(v) => Ok((v, warnings)),
+        Err(_) => decode_data(method, path, data).map(|v| (v, Vec::new())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Row {
+        node: String,
+        #[serde(default, deserialize_with = "crate::pve::perl::opt_bool")]
+        quorate: Option<bool>,
+        #[serde(default)]
+        level: Option<String>,
+    }
+
+    #[test]
+    fn an_odd_optional_field_is_a_warning_and_a_broken_row_is_skipped() {
+        let data = serde_json::json!([
+            {"node": "pve01", "quorate": 1, "level": ""},
+            {"node": "pve02", "quorate": 3, "level": ["x"]},
+            {"quorate": 1},
+        ]);
+        let (rows, warnings): (Vec<Row>, _) =
+            decode_list_lenient("GET", "/cluster/status", data).expect("a list");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].quorate, Some(true));
+        assert_eq!(rows[1].node, "pve02");
+        assert_eq!(rows[1].quorate, None);
+        assert_eq!(rows[1].level, None);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("pve02") && w.contains("`quorate`") && w.contains("ignored")),
+            "{warnings:?}"
+        );
+        assert!(warnings[2].contains("skipped"), "{warnings:?}");
+        let strict: Result<Vec<Row>, _> = decode_data(
+            "GET",
+            "/cluster/status",
+            serde_json::json!([{"node": "pve02", "quorate": 3}]),
+        );
+        assert!(
+            strict.is_err(),
+            "the strict decoder fails on the same input"
+        );
+    }
 
     const REQ: RequestInfo<'static> = RequestInfo {
         method: "POST",

@@ -7,13 +7,15 @@ use super::types::{NodeListItem, NodeStatus, Version};
 impl Client {
     /// `GET /nodes`.
     pub async fn list_nodes(&self) -> Result<Vec<NodeListItem>, Error> {
-        self.get("/nodes", &[]).await
+        Ok(self.get_list("/nodes", &[]).await?.0)
     }
 
     /// `GET /nodes/{node}/status` (needs Sys.Audit on `/nodes/{node}`).
     pub async fn get_node_status(&self, node: &str) -> Result<NodeStatus, Error> {
-        self.get(&format!("/nodes/{}/status", path_segment(node)), &[])
-            .await
+        Ok(self
+            .get_lenient(&format!("/nodes/{}/status", path_segment(node)), &[])
+            .await?
+            .0)
     }
 
     /// `GET /nodes/{node}/version`.

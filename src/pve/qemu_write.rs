@@ -108,7 +108,7 @@ impl Client {
     pub async fn clone_qemu(&self, node: &str, vmid: u32, p: &CloneQemu) -> Result<Upid, Error> {
         if p.newid < MIN_VMID {
             return Err(Error::invalid(format!(
-                "cannot clone vm {vmid}: new vmid {} is below {MIN_VMID}; pick a free id with get_next_id",
+                "cannot clone vm {vmid}: new vmid {} is below {MIN_VMID}; leave vmid out to get the lowest free id in vmid_ranges, or pick one of at least {MIN_VMID}",
                 p.newid
             )));
         }

@@ -7,7 +7,15 @@ use super::storage_types::{NodeStorage, StorageConfigItem, StorageContentItem};
 impl Client {
     /// `GET /nodes/{node}/storage`.
     pub async fn list_node_storage(&self, node: &str) -> Result<Vec<NodeStorage>, Error> {
-        self.get(&format!("/nodes/{}/storage", path_segment(node)), &[])
+        Ok(self.list_node_storage_reporting(node).await?.0)
+    }
+
+    /// `GET /nodes/{node}/storage`, with the warnings of lenient decoding.
+    pub async fn list_node_storage_reporting(
+        &self,
+        node: &str,
+    ) -> Result<(Vec<NodeStorage>, Vec<String>), Error> {
+        self.get_list(&format!("/nodes/{}/storage", path_segment(node)), &[])
             .await
     }
 
@@ -27,12 +35,12 @@ impl Client {
             path_segment(node),
             path_segment(storage)
         );
-        self.get(&path, &query).await
+        Ok(self.get_list(&path, &query).await?.0)
     }
 
     /// `GET /storage`.
     pub async fn list_storage_config(&self) -> Result<Vec<StorageConfigItem>, Error> {
-        self.get("/storage", &[]).await
+        Ok(self.get_list("/storage", &[]).await?.0)
     }
 }
 

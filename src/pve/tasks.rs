@@ -72,8 +72,10 @@ impl Client {
         filter: TaskFilter,
     ) -> Result<Vec<TaskListItem>, Error> {
         let query = filter.query();
-        self.get(&format!("/nodes/{}/tasks", path_segment(node)), &query)
-            .await
+        Ok(self
+            .get_list(&format!("/nodes/{}/tasks", path_segment(node)), &query)
+            .await?
+            .0)
     }
 
     /// `GET /nodes/{upid.node}/tasks/{upid}/status`.

@@ -171,7 +171,9 @@ impl ServerHandler for ProxmoxServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(self.resource_list()))
+        Ok(ListResourcesResult::with_all_items(
+            self.resource_list().await,
+        ))
     }
 
     async fn read_resource(
@@ -179,6 +181,6 @@ impl ServerHandler for ProxmoxServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.resource_read(&request.uri).map(Into::into)
+        self.resource_read(&request.uri).await.map(Into::into)
     }
 }

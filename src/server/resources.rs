@@ -3,12 +3,34 @@
 //! and the effective cluster configuration with secrets removed (`config://cluster-config`,
 //! JSON).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents};
 
 use crate::{config, ops};
 
 use super::ProxmoxServer;
+
+/// Longest a runbook file operation may hold a call: files are read on the blocking pool (a
+/// FIFO or a stuck mount never blocks the async workers), and the answer comes within this.
+const FILE_OP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs file I/O on the blocking pool with a deadline, so the server stays responsive.
+pub(crate) async fn off_workers<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    match tokio::time::timeout(FILE_OP_TIMEOUT, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what} failed: {e}")),
+        Err(_) => Err(format!(
+            "{what} did not finish within {} s (a file in the runbook directory that cannot be read?); run runbook_list to see which entries are skipped",
+            FILE_OP_TIMEOUT.as_secs()
+        )),
+    }
+}
 
 /// URI of the effective configuration.
 pub const CONFIG_URI: &str = "config://cluster-config";
@@ -17,7 +39,14 @@ const RUNBOOK_PREFIX: &str = "runbook://";
 const RUNBOOK_TEMPLATE_URI: &str = "runbook://_template";
 
 impl ProxmoxServer {
-    pub(crate) fn resource_list(&self) -> Vec<Resource> {
+    pub(crate) async fn resource_list(&self) -> Vec<Resource> {
+        let config = Arc::clone(&self.ctx.config);
+        let catalog = Arc::clone(&self.runbook_catalog);
+        let listed = off_workers("listing the runbooks", move || {
+            ops::runbook_list(&config, &catalog).map_err(|e| e.to_string())
+        })
+        .await
+        .and_then(|r| r);
         let mut out = vec![
             Resource::new(CONFIG_URI, "cluster-config")
                 .with_title("Effective cluster configuration")
@@ -28,7 +57,7 @@ impl ProxmoxServer {
                 .with_description("The runbook format as a fill-in example (frontmatter, parameters, steps ending in their tool): start a new runbook from it, then check and save it with runbook_save. Not a runbook itself")
                 .with_mime_type("text/markdown"),
         ];
-        match ops::runbook_list(&self.ctx.config, &self.runbook_catalog) {
+        match listed {
             Ok(list) => out.extend(list.runbooks.into_iter().map(|r| {
                 Resource::new(format!("{RUNBOOK_PREFIX}{}", r.name), r.name.clone())
                     .with_description(r.description)
@@ -39,7 +68,7 @@ impl ProxmoxServer {
         out
     }
 
-    pub(crate) fn resource_read(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    pub(crate) async fn resource_read(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
         if uri == CONFIG_URI {
             let json = config::redacted_json(&self.ctx.config);
             let text = serde_json::to_string_pretty(&json)
@@ -54,11 +83,18 @@ impl ProxmoxServer {
             ]));
         }
         if let Some(name) = uri.strip_prefix(RUNBOOK_PREFIX) {
-            return match ops::runbook_text(&self.ctx.config, name) {
+            let config = Arc::clone(&self.ctx.config);
+            let owned = name.to_string();
+            let read = off_workers(&format!("reading runbook {name}"), move || {
+                ops::runbook_text(&config, &owned).map_err(|e| e.to_string())
+            })
+            .await
+            .and_then(|r| r);
+            return match read {
                 Ok((text, _)) => Ok(ReadResourceResult::new(vec![
                     ResourceContents::text(text, uri).with_mime_type("text/markdown"),
                 ])),
-                Err(e) => Err(ErrorData::resource_not_found(e.to_string(), None)),
+                Err(e) => Err(ErrorData::resource_not_found(e, None)),
             };
         }
         Err(ErrorData::resource_not_found(

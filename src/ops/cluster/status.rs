@@ -195,9 +195,10 @@ fn node_warnings(n: &NodeSummary, out: &mut Vec<String>) {
 /// # Errors
 /// When PVE cannot be reached or refuses the token (`Sys.Audit` is needed for node rows).
 pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error> {
-    let (status, resources) = tokio::try_join!(
-        ctx.client.get_cluster_status(),
-        ctx.client.get_cluster_resources(None)
+    // Lenient: an odd optional field in a row is reported in `warnings`, not a failure.
+    let ((status, status_odd), (resources, resources_odd)) = tokio::try_join!(
+        ctx.client.get_cluster_status_reporting(),
+        ctx.client.get_cluster_resources_reporting(None)
     )?;
     let mut cluster = ctx.config.cluster.name.clone();
     let mut quorate = true;
@@ -224,6 +225,8 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
         node_warnings(n, &mut warnings);
     }
     crate::ops::storage::pools::storage_warnings(&storage, &mut warnings);
+    warnings.extend(status_odd);
+    warnings.extend(resources_odd);
     Ok(ClusterStatusReport {
         cluster,
         quorate,
@@ -240,7 +243,7 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
 /// `NotFound` when the node is not a cluster member; `pve::Error::NodeOffline` when it is
 /// offline.
 pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeStatusReport, Error> {
-    let resources = ctx.client.get_cluster_resources(None).await?;
+    let (resources, odd) = ctx.client.get_cluster_resources_reporting(None).await?;
     let Some(row) = resources
         .iter()
         .find(|r| is_node(r) && r.node.as_deref() == Some(args.node.as_str()))
@@ -259,7 +262,7 @@ pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeSta
         });
     };
     let summary = summarize_node(row, &resources);
-    let mut warnings = Vec::new();
+    let mut warnings = odd;
     node_warnings(&summary, &mut warnings);
     let mut guests: Vec<crate::ops::VmSummary> = resources
         .iter()
@@ -281,10 +284,11 @@ pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeSta
             warnings,
         });
     }
-    let (st, storage) = tokio::try_join!(
+    let (st, (storage, storage_odd)) = tokio::try_join!(
         ctx.client.get_node_status(&args.node),
-        ctx.client.list_node_storage(&args.node)
+        ctx.client.list_node_storage_reporting(&args.node)
     )?;
+    warnings.extend(storage_odd);
     let storage = crate::ops::storage::pools::summarize_node_storage(&args.node, &storage);
     crate::ops::storage::pools::storage_warnings(&storage, &mut warnings);
     Ok(NodeStatusReport {

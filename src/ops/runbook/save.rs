@@ -83,12 +83,12 @@ pub fn runbook_save(
     let path = dir.join(format!("{name}.md"));
     let existing = match std::fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_file() => Some(
-            std::fs::read_to_string(&path)
-                .map_err(|e| Error::Setup(format!("cannot read {}: {e}", path.display())))?,
+            super::store::read_user_file(&path)
+                .map_err(|e| Error::Setup(format!("{} {e}", path.display())))?,
         ),
         Ok(_) => {
             return Err(Error::refused(format!(
-                "{} exists and is not a regular file (a symlink or directory); remove it by hand first",
+                "{} exists and is not a regular file (a symlink, directory or FIFO); it is not followed or replaced: remove it by hand first",
                 path.display()
             )));
         }

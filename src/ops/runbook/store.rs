@@ -85,7 +85,98 @@ fn setup_dir_error(dir: &Path, e: &std::io::Error) -> Error {
     ))
 }
 
+/// Longest wait for one runbook file; a read that takes longer (a FIFO swapped in after the
+/// type check, a stuck network mount) is abandoned and reported.
+pub(super) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Largest runbook file read (a runbook is a page of markdown).
+const MAX_RUNBOOK_BYTES: u64 = 1024 * 1024;
+
+/// Reads one user runbook file, refusing anything but a regular file: a symlink is reported,
+/// not followed (as `runbook_save` refuses to write through one), and a FIFO, socket or device
+/// is never opened (opening a FIFO blocks until a writer appears). The read itself runs on its
+/// own thread and is abandoned after [`READ_TIMEOUT`]. `Err` is the reason, for a problem.
+pub(super) fn read_user_file(path: &Path) -> Result<String, String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Err(
+            "is a symbolic link; links in the user runbook directory are not followed: replace it with the file itself"
+                .into(),
+        );
+    }
+    if !kind.is_file() {
+        return Err(format!(
+            "is not a regular file ({}); skipped: remove it or move it out of the runbook directory",
+            describe_kind(&meta)
+        ));
+    }
+    if meta.len() > MAX_RUNBOOK_BYTES {
+        return Err(format!(
+            "is {} bytes, larger than the {MAX_RUNBOOK_BYTES} a runbook may be; skipped",
+            meta.len()
+        ));
+    }
+    let owned = path.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("runbook-read".into())
+        .spawn(move || {
+            let _ = tx.send(read_regular(&owned));
+        })
+        .map_err(|e| format!("cannot read: {e}"))?;
+    match rx.recv_timeout(READ_TIMEOUT) {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "could not be read within {} s; skipped (is it a FIFO or on a stuck mount?)",
+            READ_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Opens `path` and reads it only if what was opened is still a regular file.
+fn read_regular(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "is not a regular file ({}); skipped",
+            describe_kind(&meta)
+        ));
+    }
+    let mut text = String::new();
+    f.take(MAX_RUNBOOK_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    Ok(text)
+}
+
+fn describe_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// The user's runbooks: every `*.md` not starting with `_` or `.`; a missing dir is empty.
+/// Entries that are not regular files are listed with the reason they were skipped.
 fn user_runbooks(dir: &Path) -> Result<Vec<Loaded>, Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -107,10 +198,24 @@ fn user_runbooks(dir: &Path) -> Result<Vec<Loaded>, Error> {
             name: stem.to_string(),
             source: RunbookSource::User,
             origin: path.display().to_string(),
-            text: std::fs::read_to_string(&path).map_err(|e| format!("cannot read: {e}")),
+            text: read_user_file(&path),
         });
     }
     Ok(out)
+}
+
+/// The names of the user's runbook files, without reading them.
+fn user_runbook_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".md")?.to_string();
+            (!name.is_empty() && !name.starts_with(['_', '.'])).then_some(name)
+        })
+        .collect()
 }
 
 /// The effective runbook `name`: the user's file if there is one, else the shipped one.
@@ -118,14 +223,18 @@ fn effective(config: &Config, name: &str) -> Result<Loaded, Error> {
     let dir = user_runbook_dir(config);
     if valid_name(name) {
         let path = dir.join(format!("{name}.md"));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                return Ok(Loaded {
-                    name: name.to_string(),
-                    source: RunbookSource::User,
-                    origin: path.display().to_string(),
-                    text: Ok(text),
-                });
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {
+                return read_user_file(&path)
+                    .map(|text| Loaded {
+                        name: name.to_string(),
+                        source: RunbookSource::User,
+                        origin: path.display().to_string(),
+                        text: Ok(text),
+                    })
+                    .map_err(|reason| {
+                        Error::Setup(format!("runbook {name}: {} {reason}", path.display()))
+                    });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -145,9 +254,7 @@ fn effective(config: &Config, name: &str) -> Result<Loaded, Error> {
         }
     }
     let mut names: Vec<String> = SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
-    if let Ok(user) = user_runbooks(&dir) {
-        names.extend(user.into_iter().map(|l| l.name));
-    }
+    names.extend(user_runbook_names(&dir));
     names.sort();
     names.dedup();
     Err(Error::NotFound {

@@ -357,3 +357,68 @@ fn explicit_step_arguments_are_validated_and_normalised() {
     assert!(problems.is_empty(), "{problems:?}");
     assert!(super::render::normalise(&rb).contains("— `vm_start(vmid={vmid})`"));
 }
+
+/// A FIFO and a symlink named `*.md` in the user directory: listing answers at once (it never
+/// opens the FIFO) and names both as skipped; get and text refuse them the same way `runbook_save`
+/// refuses to write through them.
+#[cfg(unix)]
+#[test]
+fn fifos_and_symlinks_in_the_user_dir_are_reported_not_read() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("rb");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe.md"))
+        .status()
+        .expect("mkfifo (coreutils) runs");
+    assert!(status.success());
+    let secret = tmp.path().join("outside.md");
+    std::fs::write(&secret, GOOD.replace("name: demo", "name: linked")).expect("write");
+    std::os::unix::fs::symlink(&secret, dir.join("linked.md")).expect("symlink");
+    std::fs::write(dir.join("demo.md"), GOOD).expect("write");
+    let c = config(&dir);
+
+    let started = std::time::Instant::now();
+    let list = runbook_list(&c, &catalog()).expect("list");
+    let by_name = |n: &str| {
+        list.runbooks
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap_or_else(|| panic!("{n} listed"))
+    };
+    let pipe = by_name("pipe");
+    assert!(
+        pipe.problems
+            .iter()
+            .any(|p| p.contains("a FIFO") && p.contains("skipped")),
+        "{:?}",
+        pipe.problems
+    );
+    let linked = by_name("linked");
+    assert!(
+        linked.problems.iter().any(|p| p.contains("symbolic link")),
+        "{:?}",
+        linked.problems
+    );
+    assert!(linked.description.is_empty(), "the link target is not read");
+    assert!(by_name("demo").problems.is_empty());
+    // The FIFO was never opened: no read timeout was waited out.
+    assert!(
+        started.elapsed() < super::store::READ_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+
+    for name in ["pipe", "linked"] {
+        let err = runbook_text(&c, name).expect_err(name).to_string();
+        assert!(
+            err.contains(name) && (err.contains("skipped") || err.contains("not followed")),
+            "{err}"
+        );
+        let err = get(&c, name, json!({})).expect_err(name).to_string();
+        assert!(
+            err.contains("not a regular file") || err.contains("not followed"),
+            "{err}"
+        );
+    }
+}

@@ -150,24 +150,51 @@ pub async fn storage_list(
     ctx: &Context,
     args: &StorageListArgs,
 ) -> Result<StorageListReport, Error> {
-    let mut storage = match &args.node {
+    if let Some(c) = &args.content {
+        require_content_type(c)?;
+    }
+    // Lenient decoding: an odd optional field of a pool is a warning, not a failure.
+    let (mut storage, odd) = match &args.node {
         Some(node) => {
-            crate::ops::require_known_node(ctx, node)?;
-            summarize_node_storage(node, &ctx.client.list_node_storage(node).await?)
+            crate::ops::require_cluster_node(ctx, node).await?;
+            let (rows, odd) = ctx.client.list_node_storage_reporting(node).await?;
+            (summarize_node_storage(node, &rows), odd)
         }
-        None => summarize_rows(
-            &ctx.client
-                .get_cluster_resources(Some(ResourceType::Storage))
-                .await?,
-            None,
-        ),
+        None => {
+            let (rows, odd) = ctx
+                .client
+                .get_cluster_resources_reporting(Some(ResourceType::Storage))
+                .await?;
+            (summarize_rows(&rows, None), odd)
+        }
     };
     if let Some(c) = &args.content {
         storage.retain(|s| s.content.iter().any(|x| x == c));
     }
     let mut warnings = Vec::new();
     storage_warnings(&storage, &mut warnings);
+    warnings.extend(odd);
     Ok(StorageListReport { storage, warnings })
+}
+
+/// PVE's storage content types.
+const CONTENT_TYPES: [&str; 7] = [
+    "images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import",
+];
+
+/// Refuses a content filter PVE does not know (it would only ever match nothing).
+fn require_content_type(c: &str) -> Result<(), Error> {
+    if CONTENT_TYPES.contains(&c) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "content",
+            format!(
+                "'{c}' is not a storage content type; use one of {}",
+                CONTENT_TYPES.join(", ")
+            ),
+        ))
+    }
 }
 
 /// `storage_content` arguments.
@@ -225,9 +252,24 @@ pub async fn storage_content(
     ctx: &Context,
     args: &StorageContentArgs,
 ) -> Result<StorageContentReport, Error> {
+    if let Some(c) = &args.content {
+        require_content_type(c)?;
+    }
     let node = match &args.node {
         Some(n) => {
-            crate::ops::require_known_node(ctx, n)?;
+            crate::ops::require_cluster_node(ctx, n).await?;
+            let pools = ctx.client.list_node_storage(n).await?;
+            if !pools.iter().any(|p| p.storage == args.storage) {
+                let mut known: Vec<&str> = pools.iter().map(|p| p.storage.as_str()).collect();
+                known.sort_unstable();
+                return Err(Error::NotFound {
+                    what: format!("storage {} on node {n}", args.storage),
+                    hint: format!(
+                        "{n} has {}; storage_list shows every pool",
+                        known.join(", ")
+                    ),
+                });
+            }
             n.clone()
         }
         None => {

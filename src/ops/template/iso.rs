@@ -4,8 +4,6 @@
 //! API when the token may, else with wget on the node over SSH), or a file on the machine
 //! running this server (uploaded through the API when the token may, else over SFTP).
 
-use std::path::Path;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -100,23 +98,19 @@ pub struct TemplateFromIsoReport {
 enum IsoSource<'a> {
     Volume(&'a str),
     Url(&'a str),
-    LocalFile(&'a Path),
+    /// A local file, checked by [`super::local_source::check_local_source`]: the resolved path.
+    LocalFile(std::path::PathBuf),
 }
 
 impl<'a> IsoSource<'a> {
-    fn parse(iso: &'a str) -> Result<Self, Error> {
+    fn parse(iso: &'a str, config: &crate::config::Config) -> Result<Self, Error> {
         if iso.starts_with("http://") || iso.starts_with("https://") {
             check_url("iso", iso)?;
             return Ok(IsoSource::Url(iso));
         }
         if iso.starts_with('/') {
-            let p = Path::new(iso);
-            if !p.is_file() {
-                return Err(Error::NotFound {
-                    what: format!("local file {iso}"),
-                    hint: "give the absolute path of an .iso file on the machine running proxmox-manager".into(),
-                });
-            }
+            let p =
+                super::local_source::check_local_source(config, &crate::config::process_env, iso)?;
             return Ok(IsoSource::LocalFile(p));
         }
         if iso
@@ -168,7 +162,7 @@ pub async fn template_from_iso(
     let size = parse_size(a.disk_size.as_deref().unwrap_or("32G"))
         .filter(|s| *s >= 1 << 30)
         .ok_or_else(|| Error::invalid("disk_size", "give a size of at least 1G, such as 32G"))?;
-    let source = IsoSource::parse(&a.iso)?;
+    let source = IsoSource::parse(&a.iso, &ctx.config)?;
     let filename = source.filename()?;
     let sum = a.checksum.as_deref().map(checksum).transpose()?;
     if sum.is_some() && matches!(source, IsoSource::Volume(_)) {

@@ -2,6 +2,7 @@
 
 pub(crate) mod create;
 pub(crate) mod iso;
+pub(crate) mod local_source;
 pub(crate) mod manage;
 pub(crate) mod replace;
 pub(crate) mod ssh;

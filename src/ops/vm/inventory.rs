@@ -37,19 +37,37 @@ pub struct VmSummary {
 }
 
 /// Shell-style glob with `*` and `?`, case-insensitive (VM names are DNS-like).
+///
+/// The classic two-pointer wildcard match: on a mismatch it resumes after the most recent `*`
+/// with one more character consumed by it, so it runs in O(pattern × name) at worst, never the
+/// exponential backtracking of a naive recursion (`*a*a*a*a*b` on a long run of `a`s).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn rec(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => rec(&p[1..], n) || (!n.is_empty() && rec(p, &n[1..])),
-            (Some('?'), Some(_)) => rec(&p[1..], &n[1..]),
-            (Some(a), Some(b)) => a == b && rec(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
     let p: Vec<char> = pattern.to_lowercase().chars().collect();
     let n: Vec<char> = name.to_lowercase().chars().collect();
-    rec(&p, &n)
+    let (mut pi, mut ni) = (0usize, 0usize);
+    // (index of the last `*` in p, index in n where it started matching)
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 pub(crate) fn summarize_vm(r: &ClusterResource) -> VmSummary {
@@ -168,7 +186,7 @@ pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListR
 /// On invalid filters, or when PVE cannot be reached.
 pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, Error> {
     if let Some(node) = &args.node {
-        crate::ops::require_known_node(ctx, node)?;
+        crate::ops::require_cluster_node(ctx, node).await?;
     }
     let rows = ctx
         .client
@@ -405,4 +423,33 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
         description: config.get_str("description"),
         config: config.0,
     })
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_like_a_shell() {
+        assert!(glob_match("web-*", "web-01"));
+        assert!(glob_match("WEB-??", "web-01"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(glob_match("*-db", "prod-db"));
+        assert!(!glob_match("web-?", "web-01"));
+        assert!(!glob_match("a*b", "aXXbYYc"));
+        assert!(!glob_match("", "x"));
+        assert!(glob_match("**a", "bba"));
+        assert!(glob_match("a*", "a"));
+    }
+
+    #[test]
+    fn a_pathological_pattern_is_answered_without_backtracking() {
+        // The old recursion tried every split of the `a`s over the five stars: minutes for this.
+        let name = "a".repeat(5000);
+        assert!(!glob_match("*a*a*a*a*a*a*a*b", &name));
+        let mut with_b = name.clone();
+        with_b.push('b');
+        assert!(glob_match("*a*a*a*a*a*a*a*b", &with_b));
+    }
 }

@@ -13,6 +13,7 @@ use crate::ops::{
 };
 
 use crate::ops::spec::ToolSpec;
+use crate::server::resources::off_workers;
 use crate::server::{ProxmoxServer, tool_error};
 
 // Runbooks are files on this machine: no PVE call.
@@ -38,9 +39,14 @@ impl ProxmoxServer {
         &self,
         Parameters(_args): Parameters<RunbookListArgs>,
     ) -> Result<Json<RunbookListReport>, String> {
-        ops::runbook_list(&self.ctx.config, &self.runbook_catalog)
-            .map(Json)
-            .map_err(tool_error)
+        let config = std::sync::Arc::clone(&self.ctx.config);
+        let catalog = std::sync::Arc::clone(&self.runbook_catalog);
+        off_workers("listing the runbooks", move || {
+            ops::runbook_list(&config, &catalog)
+        })
+        .await?
+        .map(Json)
+        .map_err(tool_error)
     }
 
     /// A runbook rendered for this cluster: its parameters filled from `parameters` and from
@@ -52,7 +58,11 @@ impl ProxmoxServer {
         &self,
         Parameters(args): Parameters<RunbookGetArgs>,
     ) -> Result<Json<RunbookGetReport>, String> {
-        ops::runbook_get(&self.ctx.config, &self.runbook_catalog, &args)
+        let config = std::sync::Arc::clone(&self.ctx.config);
+        let catalog = std::sync::Arc::clone(&self.runbook_catalog);
+        let what = format!("reading runbook {}", args.name);
+        off_workers(&what, move || ops::runbook_get(&config, &catalog, &args))
+            .await?
             .map(Json)
             .map_err(tool_error)
     }
@@ -76,7 +86,14 @@ impl ProxmoxServer {
             "confirm": args.confirm,
         });
         self.mutate(&RUNBOOK_SAVE, summary, rc, ct, async |_run| {
-            ops::runbook_save(&self.ctx.config, &self.runbook_catalog, &args)
+            let config = std::sync::Arc::clone(&self.ctx.config);
+            let catalog = std::sync::Arc::clone(&self.runbook_catalog);
+            let owned = args.clone();
+            off_workers("saving the runbook", move || {
+                ops::runbook_save(&config, &catalog, &owned)
+            })
+            .await
+            .map_err(|reason| ops::Error::Refused { reason })?
         })
         .await
     }
