@@ -58,11 +58,14 @@ async fn python_strict_verification_accepts_the_simulator() {
         let out = cmd.output().await.expect("python3 runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "strict handshake to {host}: {stderr}");
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("python prints json");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("python prints json");
         assert_eq!(v["status"], 200, "{v}");
         assert_eq!(v["version"], "9.1.1", "{v}");
-        assert_eq!(v["fp"], h.fingerprint(), "pinned fingerprint is the served leaf");
+        assert_eq!(
+            v["fp"],
+            h.fingerprint(),
+            "pinned fingerprint is the served leaf"
+        );
     }
     h.shutdown().await;
 }

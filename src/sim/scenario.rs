@@ -121,6 +121,11 @@ pub struct VmSpec {
     pub tags: Option<String>,
     #[serde(default)]
     pub lock: Option<String>,
+    /// With `lock: backup`: a `vzdump` task runs for this many seconds (× time scale) from
+    /// the start and clears the lock when it ends, as a backup job would. Omit to hold the
+    /// lock until released ([`crate::sim::SimHandle::release_lock`]).
+    #[serde(default)]
+    pub lock_secs: Option<f64>,
     #[serde(default)]
     pub protection: bool,
     pub cores: u32,
