@@ -84,6 +84,11 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
             .filter(|v| v.node == node)
             .ok_or_else(|| missing(&node, vmid))?;
     check_lock(src, false)?;
+    // the source's NICs (`check_bridge_access($oldconf)` in `$load_and_check`)
+    super::sdn::check_bridge_access(
+        &ro,
+        src.config.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
     if let Some(s) = c.param("snapname") {
         return Err(ApiError::Server(format!("snapshot '{s}' does not exist")));
     }

@@ -29,6 +29,7 @@ pub(crate) mod clone;
 pub(crate) mod create;
 pub(crate) mod power;
 pub(crate) mod read;
+pub(crate) mod sdn;
 pub(crate) mod write;
 pub(crate) mod write_spec;
 

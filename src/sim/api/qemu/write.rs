@@ -280,12 +280,28 @@ fn update(c: &mut WCtx) -> Result<(u32, String), ApiError> {
     if sets.is_empty() && deletes.is_empty() && reverts.is_empty() {
         return Err(ApiError::Server("no options specified".into()));
     }
+    // the new NICs' bridges, before taking the lock
+    super::sdn::check_bridge_access(&c.ro(), sets.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     c.st.faults.check_flock(vmid)?;
     let node = c.args.node.clone();
     {
         let vm = vm_mut(c.st, &node, vmid)?;
         check_digest(vm, c.req.params.get("digest").map(String::as_str))?;
         check_lock(vm, skip)?;
+    }
+    {
+        // under the lock: the bridge a changed or deleted NIC leaves
+        let vm = vm_mut(c.st, &node, vmid)?;
+        let old: Vec<(String, String)> = sets
+            .iter()
+            .map(|(k, _)| k)
+            .chain(&deletes)
+            .filter_map(|k| vm.get(k).map(|v| (k.clone(), v.to_string())))
+            .collect();
+        super::sdn::check_bridge_access(
+            &c.ro(),
+            old.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
     }
     let mut reserved = Vec::new();
     let mut converted = Vec::new();
