@@ -35,6 +35,7 @@ mod seed;
 mod ssh;
 mod state;
 mod tasks;
+mod ticket;
 mod tls;
 mod volumes;
 

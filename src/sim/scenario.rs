@@ -156,6 +156,10 @@ pub struct VmSpec {
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     pub userid: String,
+    /// Login password for `POST /access/ticket` (a simulator's test password; users without
+    /// one cannot log in).
+    #[serde(default)]
+    pub password: Option<String>,
     #[serde(default)]
     pub tokens: Vec<TokenSpec>,
 }
