@@ -27,6 +27,8 @@ enum Kind {
     NoSuch(&'static str),
     Fail(&'static str),
     NoContainer,
+    /// A guest-agent read: needs a running guest with the agent enabled.
+    Agent,
 }
 
 use Kind::*;
@@ -143,6 +145,23 @@ const TABLE: &[(&[&str], Perm, Kind)] = &[
     (&["nodes", "*", "disks", "directory"], AUDIT_ROOT, Empty),
     (&["nodes", "*", "journal"], On("/nodes/{node}", &["Sys.Syslog"], false), Empty),
     (&["nodes", "*", "syslog"], On("/nodes/{node}", &["Sys.Syslog"], false), Obj(|_| json!([{ "n": 1, "t": "-- No entries --" }]))),
+    (&["storage", "*"], On("/storage/{storage}", &["Datastore.Allocate"], false), Obj(storage_config)),
+    (&["nodes", "*", "hosts"], AUDIT_ROOT, Obj(hosts)),
+    (&["nodes", "*", "report"], AUDIT_NODE, Obj(|c| json!(format!("==== general system info ====\n\n# hostname\n{}\n", c.args.node)))),
+    (&["nodes", "*", "vzdump", "defaults"], All, Obj(|_| json!({ "mode": "snapshot", "compress": "zstd", "storage": "local", "notes-template": "{{guestname}}" }))),
+    (&["nodes", "*", "disks", "lvm"], AUDIT_ROOT, Obj(lvm_tree)),
+    (&["nodes", "*", "qemu", "*", "agent", "*"], On("/vms/{vmid}", &["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], true), Agent),
+    (&["nodes", "*", "qemu", "*", "migrate"], On("/vms/{vmid}", &["VM.Migrate"], false), Obj(migrate_precondition)),
+    (&["nodes", "*", "capabilities", "qemu", "cpu-flags"], All, Obj(|_| json!([{ "name": "md-clear", "description": "Required to let the guest OS know if MDS is mitigated correctly" }, { "name": "pcid", "description": "Meltdown fix cost reduction on Westmere, Sandy-, and IvyBridge Intel CPUs" }, { "name": "aes", "description": "Activate AES instruction set for HW acceleration." }]))),
+    (&["nodes", "*", "capabilities", "qemu", "migration"], AUDIT_NODE, Obj(|_| json!({ "has-dbus-vmstate": 1 }))),
+    (&["nodes", "*", "apt", "repositories"], AUDIT_NODE, Obj(|_| json!({ "files": [], "errors": [], "infos": [], "standard-repos": [], "digest": "0000000000000000000000000000000000000000000000000000000000000000" }))),
+    (&["nodes", "*", "apt", "update"], On("/nodes/{node}", &["Sys.Modify"], false), Empty),
+    (&["cluster", "acme", "directories"], All, Obj(|_| json!([{ "name": "Let's Encrypt V2", "url": "https://acme-v02.api.letsencrypt.org/directory" }, { "name": "Let's Encrypt V2 Staging", "url": "https://acme-staging-v02.api.letsencrypt.org/directory" }]))),
+    (&["cluster", "acme", "challenge-schema"], All, Empty),
+    (&["cluster", "metrics", "export"], AUDIT_ROOT, Obj(|_| json!({ "data": [] }))),
+    (&["access", "tfa"], All, Empty),
+    (&["access", "openid"], All, Index("subdir", &["auth-url", "login"])),
+    (&["access", "groups", "*"], On("/access/groups", &["Sys.Audit", "Group.Allocate"], true), NoSuch("group")),
     (&["nodes", "*", "storage", "*", "prunebackups"], On("/storage/{storage}", &["Datastore.Audit", "Datastore.AllocateSpace"], true), Empty),
 ];
 
@@ -175,6 +194,9 @@ pub(super) fn route(segs: &[&str], args: &mut PathArgs) -> Option<Route> {
             _ => {}
         }
     }
+    if segs.first() == Some(&"storage") {
+        args.storage = segs.get(1).map(|s| s.to_string()).unwrap_or_default();
+    }
     Some(Route {
         handler: Handler::Read(generic),
         spec: &[],
@@ -206,6 +228,7 @@ fn generic(c: &Ctx) -> ApiResult {
         Obj(f) => Ok(Reply::data(f(c))),
         NoSuch(what) => Err(ApiError::Server(format!("no such {what} '{last}'"))),
         Fail(m) => Err(ApiError::Server(m.to_string())),
+        Agent => agent(c, last),
         NoContainer => Err(ApiError::Server(format!(
             "Configuration file 'nodes/{}/lxc/{}.conf' does not exist",
             c.args.node, c.args.vmid
@@ -239,4 +262,100 @@ fn snapshots(c: &Ctx) -> Value {
             .get(&c.args.vmid.parse().unwrap_or(0))
             .is_some_and(|v| v.running);
     json!([{ "name": "current", "description": "You are here!", "digest": "", "running": u8::from(running) }])
+}
+
+fn agent(c: &Ctx, cmd: &str) -> ApiResult {
+    let vm = crate::sim::api::qemu::read::lookup(c, &c.args.node, &c.args.vmid)?;
+    if !vm.running {
+        return Err(ApiError::Server(format!("VM {} is not running", vm.vmid)));
+    }
+    let enabled = vm
+        .get("agent")
+        .is_some_and(|a| a.starts_with('1') || a.contains("enabled=1"));
+    if !enabled {
+        return Err(ApiError::Server("No QEMU guest agent configured".into()));
+    }
+    let name = vm.get("name").unwrap_or("guest");
+    let now = crate::sim::state::now();
+    let result = match cmd {
+        "get-host-name" => json!({ "host-name": name }),
+        "get-osinfo" => {
+            json!({ "id": "ubuntu", "name": "Ubuntu", "pretty-name": "Ubuntu 24.04.3 LTS",
+            "version": "24.04.3 LTS (Noble Numbat)", "version-id": "24.04", "kernel-release": "6.8.0-87-generic",
+            "machine": "x86_64" })
+        }
+        "get-time" => json!(now * 1_000_000_000),
+        "get-timezone" => json!({ "zone": "UTC", "offset": 0 }),
+        "get-vcpus" => Value::Array(
+            (0..vm.cpus())
+                .map(|i| json!({ "logical-id": i, "online": true, "can-offline": i > 0 }))
+                .collect(),
+        ),
+        "info" => json!({ "version": "8.2.2", "supported_commands": [] }),
+        "exec-status" | "file-read" => {
+            return Err(ApiError::Server(format!(
+                "Agent error: {cmd} needs a pid or file the guest knows"
+            )));
+        }
+        _ => json!([]),
+    };
+    Ok(Reply::data(json!({ "result": result })))
+}
+
+fn storage_config(c: &Ctx) -> Value {
+    let Some(s) = c.st.storage(&c.args.storage) else {
+        return Value::Null;
+    };
+    let mut m = json!({ "storage": s.id, "type": s.stype, "content": s.content.join(","),
+        "digest": "0000000000000000000000000000000000000000" });
+    if s.shared {
+        m["shared"] = json!(1);
+    }
+    for (k, v) in &s.props {
+        m[k.as_str()] = json!(v);
+    }
+    m
+}
+
+fn hosts(c: &Ctx) -> Value {
+    let mut data = String::from("127.0.0.1 localhost.localdomain localhost\n");
+    for n in &c.st.nodes {
+        data.push_str(&format!("{} {}.sim.lan {}\n", n.ip, n.name, n.name));
+    }
+    json!({ "data": data, "digest": "0000000000000000000000000000000000000000" })
+}
+
+fn lvm_tree(c: &Ctx) -> Value {
+    let size =
+        c.st.storages
+            .iter()
+            .find(|s| s.stype == "lvmthin")
+            .map(|s| s.total)
+            .unwrap_or(0)
+            + 100 * crate::sim::state::GIB;
+    let free = 16 * crate::sim::state::GIB;
+    json!({ "leaf": 0, "children": [{ "name": "pve", "size": size, "free": free, "leaf": 0,
+        "children": [{ "name": "/dev/nvme0n1p3", "size": size, "free": free, "leaf": 1 }] }] })
+}
+
+/// `GET .../migrate`: where the guest could go, and what ties it to its node.
+fn migrate_precondition(c: &Ctx) -> Value {
+    let vmid: u32 = c.args.vmid.parse().unwrap_or(0);
+    let Some(vm) = c.st.vms.get(&vmid) else {
+        return Value::Null;
+    };
+    let local: Vec<Value> = vm
+        .disks()
+        .iter()
+        .filter(|d| c.st.storage(&d.storage).is_none_or(|s| !s.shared))
+        .map(|d| json!({ "volid": format!("{}:{}", d.storage, d.volname), "drivename": d.key, "size": d.size }))
+        .collect();
+    let others: Vec<&str> =
+        c.st.nodes
+            .iter()
+            .filter(|n| n.name != vm.node)
+            .map(|n| n.name.as_str())
+            .collect();
+    json!({ "running": u8::from(vm.running), "allowed_nodes": others, "not_allowed_nodes": {},
+        "local_disks": local, "local_resources": [], "mapped-resources": [], "mapped-resource-info": {} })
 }
