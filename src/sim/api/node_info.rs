@@ -22,8 +22,17 @@ fn names(key: &str, names: &[&str]) -> Reply {
 
 pub fn dns(c: &Ctx) -> ApiResult {
     audit(c)?;
+    // the node's gateway (`.1` of its address) resolves, then a public resolver
+    let ip =
+        c.st.node(&c.args.node)
+            .map(|n| n.ip.clone())
+            .unwrap_or_default();
+    let gateway = match ip.rsplit_once('.') {
+        Some((net, _)) => format!("{net}.1"),
+        None => "127.0.0.1".into(),
+    };
     Ok(Reply::data(
-        json!({ "search": "sim.lan", "dns1": "10.10.0.1", "dns2": "1.1.1.1" }),
+        json!({ "search": "sim.lan", "dns1": gateway, "dns2": "1.1.1.1" }),
     ))
 }
 
