@@ -186,6 +186,10 @@ pub struct Access {
     /// Keyed by full token id `user@realm!name`.
     pub tokens: BTreeMap<String, Token>,
     pub acl: Vec<AclEntry>,
+    /// Login passwords of the scenario's users that have one (`POST /access/ticket`).
+    pub passwords: BTreeMap<String, String>,
+    /// Issued tickets (see `ticket.rs`).
+    pub tickets: super::ticket::Tickets,
 }
 
 /// Why authentication failed; decides the 401 reason phrase.
@@ -193,6 +197,8 @@ pub struct Access {
 pub enum AuthFailure {
     NoTicket,
     Failure,
+    /// A write authenticated by ticket without a valid `CSRFPreventionToken` header.
+    Csrf,
 }
 
 impl AuthFailure {
@@ -200,6 +206,7 @@ impl AuthFailure {
         match self {
             AuthFailure::NoTicket => "No ticket",
             AuthFailure::Failure => "Authentication failed!",
+            AuthFailure::Csrf => "Permission denied - invalid csrf token",
         }
     }
 }
@@ -244,11 +251,18 @@ impl Access {
                 propagate: a.propagate,
             });
         }
+        let passwords = s
+            .users
+            .iter()
+            .filter_map(|u| u.password.clone().map(|p| (u.userid.clone(), p)))
+            .collect();
         Ok(Access {
             roles,
             users,
             tokens,
             acl,
+            passwords,
+            tickets: super::ticket::Tickets::new(),
         })
     }
 

@@ -91,9 +91,26 @@ impl SimHandle {
         Ok(())
     }
 
-    /// For `dur` of real time, config writes, clone (source or newid), resize and destroy
-    /// touching `vmid` fail early with 500 "can't lock file
-    /// '/var/lock/qemu-server/lock-N.conf' - got timeout".
+    /// A backup of `vmid` running for `secs` simulated seconds (× time scale): the guest gets
+    /// `lock: backup` and a `vzdump` task runs on its node; when the task ends (OK, with
+    /// vzdump's log lines) the lock goes, unless something else changed it meanwhile.
+    ///
+    /// # Errors
+    /// [`SimError::UnknownVm`] if there is no such guest, [`SimError::NoRuntime`] outside a
+    /// tokio runtime.
+    pub fn hold_backup(&self, vmid: u32, secs: f64) -> Result<String, SimError> {
+        tokio::runtime::Handle::try_current().map_err(|_| SimError::NoRuntime)?;
+        let mut st = self.shared.lock();
+        if !st.vms.contains_key(&vmid) {
+            return Err(SimError::UnknownVm(vmid));
+        }
+        Ok(start_backup(&self.shared, &mut st, vmid, secs))
+    }
+
+    /// For `dur` of real time, taking the config flock of `vmid` times out with "can't lock
+    /// file '/var/lock/qemu-server/lock-N.conf' - got timeout": as a 500 where PVE takes it
+    /// before forking (config writes, create), as the task's error where the worker takes it
+    /// (clone, template, resize, destroy, power actions).
     pub fn flock_timeout(&self, vmid: u32, dur: Duration) {
         let mut st = self.shared.lock();
         st.faults.flock_until.insert(vmid, Instant::now() + dur);
@@ -131,4 +148,55 @@ impl SimHandle {
             st.faults.ignores_acpi.remove(&vmid);
         }
     }
+}
+
+/// Puts `lock: backup` on `vmid` and runs the `vzdump` task that clears it after `secs`
+/// (× time scale). Returns the task's UPID.
+pub(crate) fn start_backup(
+    shared: &std::sync::Arc<super::state::Shared>,
+    st: &mut super::state::State,
+    vmid: u32,
+    secs: f64,
+) -> String {
+    let Some(vm) = st.vms.get_mut(&vmid) else {
+        return String::new();
+    };
+    vm.config.insert("lock".into(), "backup".into());
+    let node = vm.node.clone();
+    let id = vmid.to_string();
+    super::tasks::spawn_locked(
+        shared,
+        st,
+        super::tasks::NewTask {
+            node: &node,
+            ttype: "vzdump",
+            id: &id,
+            user: "root@pam",
+            duration_secs: secs,
+            log: vec![
+                format!("INFO: starting new backup job: vzdump {vmid} --mode snapshot"),
+                format!("INFO: Starting Backup of VM {vmid} (qemu)"),
+            ],
+        },
+        move |st, injected| {
+            if let Some(vm) = st.vms.get_mut(&vmid)
+                && vm.get("lock") == Some("backup")
+            {
+                vm.config.remove("lock");
+            }
+            match injected {
+                Some(error) => super::tasks::Outcome::Err {
+                    log: Vec::new(),
+                    error,
+                },
+                None => super::tasks::Outcome::Ok {
+                    log: vec![
+                        format!("INFO: Finished Backup of VM {vmid}"),
+                        "INFO: Backup job finished successfully".into(),
+                    ],
+                    warnings: 0,
+                },
+            }
+        },
+    )
 }

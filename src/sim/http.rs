@@ -114,7 +114,12 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
     let path = percent_encoding::percent_decode_str(&raw_path)
         .decode_utf8_lossy()
         .to_string();
-    let Some(rel) = path.strip_prefix("/api2/json") else {
+    // `/api2/json` and the ExtJS flavour `/api2/extjs` (HTTP 200, `success` in the body)
+    let (rel, extjs) = if let Some(r) = path.strip_prefix("/api2/json") {
+        (r, false)
+    } else if let Some(r) = path.strip_prefix("/api2/extjs") {
+        (r, true)
+    } else {
         return error_response(501, "no such uri", None);
     };
     let rel = match rel.trim_end_matches('/') {
@@ -140,7 +145,49 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > 0);
 
-    let auth = shared.lock().access.authenticate(auth_header.as_deref());
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let uses_token = auth_header
+        .as_deref()
+        .is_some_and(|h| h.trim_start().starts_with("PVEAPIToken"));
+    let ticket = if uses_token {
+        None
+    } else {
+        super::ticket::from_headers(header("cookie").as_deref(), auth_header.as_deref())
+    };
+    let max_age = shared.scaled(super::ticket::LIFETIME_SECS);
+    // the login itself needs no authentication
+    let login = method == "POST" && rel == "/access/ticket" && !uses_token;
+    // `user => 'world'` reads answer without credentials too
+    let world = method == "GET"
+        && matches!(rel.as_str(), "/access/domains" | "/access/ticket")
+        && auth_header.is_none()
+        && ticket.is_none();
+    let auth = if login || world {
+        Ok(String::new())
+    } else if let Some(t) = &ticket {
+        let csrf = header("csrfpreventiontoken");
+        let st = shared.lock();
+        match st.access.tickets.user(t, max_age) {
+            None => Err(super::auth::AuthFailure::Failure),
+            // writes with a ticket need the CSRF prevention token (PVE::APIServer::AnyEvent)
+            Some(u)
+                if method != "GET"
+                    && !csrf
+                        .as_deref()
+                        .is_some_and(|c| st.access.tickets.csrf_ok(u, c)) =>
+            {
+                Err(super::auth::AuthFailure::Csrf)
+            }
+            Some(u) => Ok(u.to_string()),
+        }
+    } else {
+        shared.lock().access.authenticate(auth_header.as_deref())
+    };
     let authid = match auth {
         Ok(id) => id,
         Err(f) => {
@@ -149,7 +196,7 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
             return status_only(401, f.reason());
         }
     };
-    if token_forbidden(&method, &rel) {
+    if uses_token && token_forbidden(&method, &rel) {
         // allowtoken=0 endpoints fail inside authentication, so they get its delay and no body
         tokio::time::sleep(shared.scaled(3.0)).await;
         return status_only(
@@ -213,6 +260,29 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
         }
     }
     decode_form(&query, &mut params);
+    if login {
+        let user = params.get("username").cloned().unwrap_or_default();
+        let pass = params.get("password").cloned().unwrap_or_default();
+        let data = {
+            let mut st = shared.lock();
+            let data = super::ticket::login(&mut st.access, &user, &pass, max_age);
+            if let Some(d) = &data {
+                let cluster = st.cluster.clone();
+                let mut d = d.clone();
+                d["clustername"] = json!(cluster);
+                Some(d)
+            } else {
+                None
+            }
+        };
+        return match data {
+            Some(d) => render_ok(Reply::data(d), extjs),
+            None => {
+                tokio::time::sleep(shared.scaled(3.0)).await;
+                error_response(401, "authentication failure", None)
+            }
+        };
+    }
     let r = Req {
         method: method.clone(),
         path: rel,
@@ -222,15 +292,44 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
     };
     let result = api::dispatch(&shared, r).await;
     match result {
-        Ok(reply) => {
-            let mut body = json!({ "data": reply.data });
-            if let Some(t) = reply.total {
-                body["total"] = json!(t);
-            }
-            json_response(200, None, &body)
-        }
+        Ok(reply) => render_ok(reply, extjs),
+        Err(e) if extjs => render_extjs_error(e),
         Err(e) => render_error(e),
     }
+}
+
+fn render_ok(reply: Reply, extjs: bool) -> Response<Body> {
+    let mut body = json!({ "data": reply.data });
+    if extjs {
+        body["success"] = json!(1);
+    }
+    if let Some(t) = reply.total {
+        body["total"] = json!(t);
+    }
+    json_response(200, None, &body)
+}
+
+/// `/api2/extjs` errors (PVE::APIServer::Formatter::Standard's extjs): HTTP 200 so ExtJS forms
+/// can read them, with `success: 0`, the message, the parameter errors and the status.
+fn render_extjs_error(e: ApiError) -> Response<Body> {
+    let (status, message, errors) = match e {
+        ApiError::Param(errors) => (
+            400,
+            "Parameter verification failed.".to_string(),
+            Some(errors),
+        ),
+        ApiError::Forbidden(m) => (403, m, None),
+        ApiError::Server(m) => (500, m, None),
+        ApiError::NotImplemented(m) => (501, m, None),
+        ApiError::NoRoute => (595, "No route to host".to_string(), None),
+    };
+    let msg = message.trim_end_matches('\n');
+    let mut body =
+        json!({ "data": null, "success": 0, "status": status, "message": format!("{msg}\n") });
+    if let Some(e) = errors {
+        body["errors"] = json!(e);
+    }
+    json_response(200, None, &body)
 }
 
 /// The five endpoints the schema marks `allowtoken: 0` (semantics item 13).

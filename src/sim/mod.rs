@@ -18,7 +18,8 @@
 //! [`SimHandle::set_ssh_online`].
 //!
 //! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
-//! [`SimHandle::hold_lock_for`], [`SimHandle::flock_timeout`], [`SimHandle::fail_next_task`],
+//! [`SimHandle::hold_lock_for`], [`SimHandle::hold_backup`], [`SimHandle::flock_timeout`],
+//! [`SimHandle::fail_next_task`],
 //! [`SimHandle::slow_node`], [`SimHandle::set_guest_ignores_acpi`],
 //! [`SimHandle::set_node_online`]) lives in `faults`.
 
@@ -34,6 +35,7 @@ mod seed;
 mod ssh;
 mod state;
 mod tasks;
+mod ticket;
 mod tls;
 mod volumes;
 
@@ -141,6 +143,15 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         1.0
     };
     let shared = Arc::new(Shared::new(state, time_scale));
+    {
+        // scenario backups that end by themselves (`lock_secs`)
+        let mut st = shared.lock();
+        for v in &opts.scenario.vms {
+            if let (Some("backup"), Some(secs)) = (v.lock.as_deref(), v.lock_secs) {
+                faults::start_backup(&shared, &mut st, v.vmid, secs);
+            }
+        }
+    }
     let cancel = CancellationToken::new();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
     let server = tokio::spawn(http::serve(

@@ -121,6 +121,11 @@ pub struct VmSpec {
     pub tags: Option<String>,
     #[serde(default)]
     pub lock: Option<String>,
+    /// With `lock: backup`: a `vzdump` task runs for this many seconds (× time scale) from
+    /// the start and clears the lock when it ends, as a backup job would. Omit to hold the
+    /// lock until released ([`crate::sim::SimHandle::release_lock`]).
+    #[serde(default)]
+    pub lock_secs: Option<f64>,
     #[serde(default)]
     pub protection: bool,
     pub cores: u32,
@@ -151,6 +156,10 @@ pub struct VmSpec {
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     pub userid: String,
+    /// Login password for `POST /access/ticket` (a simulator's test password; users without
+    /// one cannot log in).
+    #[serde(default)]
+    pub password: Option<String>,
     #[serde(default)]
     pub tokens: Vec<TokenSpec>,
 }

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
@@ -38,6 +41,9 @@ pub fn generate(node_names: &[String]) -> Result<TlsMaterial, SimError> {
         .push(DnType::OrganizationName, "PVE Cluster Node");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // `is_ca` makes rcgen write subjectKeyIdentifier and a critical basicConstraints CA:TRUE;
+    // the self-signed CA names its own key as authority, as `openssl req -x509` (pve-root-ca) does
+    ca_params.use_authority_key_identifier_extension = true;
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(tls_err)?;
 
     let mut sans: Vec<String> = vec!["localhost".into()];
@@ -59,6 +65,17 @@ pub fn generate(node_names: &[String]) -> Result<TlsMaterial, SimError> {
     leaf_params
         .distinguished_name
         .push(DnType::OrganizationName, "PVE Cluster Node");
+    // pve-ssl.pem's extensions (PVE::CertHelpers / `openssl req` in pve-cluster): strict
+    // verifiers (OpenSSL's X509_V_FLAG_X509_STRICT, Python 3.13's default context) need the
+    // key identifiers and an explicit CA:FALSE on the leaf
+    leaf_params.is_ca = IsCa::ExplicitNoCa;
+    leaf_params.use_authority_key_identifier_extension = true;
+    leaf_params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::ContentCommitment,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = KeyPair::generate().map_err(tls_err)?;
     let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(tls_err)?;
 

@@ -28,7 +28,17 @@ pub struct Api {
 
 impl Api {
     pub async fn new(time_scale: f64) -> Api {
-        let h = start(time_scale).await;
+        Api::with_scenario(Scenario::embedded().expect("embedded scenario"), time_scale).await
+    }
+
+    pub async fn with_scenario(scenario: Scenario, time_scale: f64) -> Api {
+        let h = sim::start(SimOptions {
+            scenario,
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            time_scale,
+        })
+        .await
+        .expect("simulator starts");
         let ca = reqwest::Certificate::from_pem(h.ca_pem().as_bytes()).expect("ca pem");
         let http = reqwest::Client::builder()
             .tls_certs_only([ca])

@@ -3,10 +3,16 @@
 //! offline: 595), permission check, then parameter validation — and runs the handler under the
 //! state lock.
 
+pub(crate) mod access;
 pub(crate) mod cluster;
+pub(crate) mod cluster_info;
+mod generic;
 pub(crate) mod index;
+pub(crate) mod node_info;
 pub(crate) mod nodes;
 pub(crate) mod qemu;
+mod reads;
+pub(crate) mod rrd;
 pub(crate) mod storage;
 pub(crate) mod tasks;
 
@@ -43,6 +49,8 @@ pub struct PathArgs {
     pub upid: String,
     /// `{volume}`: the rest of the path, so unencoded `/` in volume ids work too.
     pub volume: String,
+    /// Other path parameters (`{service}`, `{userid}`, `{roleid}`, `{poolid}`).
+    pub extra: Vec<(&'static str, String)>,
 }
 
 /// What a handler gets: the locked state, the request, path arguments and its parameter spec.
@@ -207,8 +215,10 @@ fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
         ["nodes", n, rest @ ..] => {
             args.node = n.to_string();
             node_route(rest, args)
+                .or_else(|| reads::node_route(rest, args))
+                .or_else(|| generic::route(segs, args))
         }
-        _ => None,
+        _ => reads::route(segs, args).or_else(|| generic::route(segs, args)),
     }
 }
 
@@ -456,10 +466,17 @@ pub struct ServedEndpoint {
 
 /// [`ENDPOINTS`] with their parameter specs, read from the router itself.
 pub fn served_endpoints() -> Vec<ServedEndpoint> {
+    let reads = reads::ENDPOINTS.iter().map(|p| ("GET", *p));
     ENDPOINTS
         .iter()
+        .copied()
+        .chain(reads)
         .filter_map(|(method, path)| {
             let concrete = path
+                .replace("{service}", "pveproxy")
+                .replace("{userid}", "root@pam")
+                .replace("{roleid}", "PVEAuditor")
+                .replace("{poolid}", "pool1")
                 .replace("{node}", "pve01")
                 .replace("{vmid}", "100")
                 .replace("{storage}", "local")
@@ -525,6 +542,9 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
 
 /// Path parameters take part in validation, overriding same-named query/body ones.
 fn add_path_params(params: &mut std::collections::BTreeMap<String, String>, args: &PathArgs) {
+    for (k, v) in &args.extra {
+        params.insert(k.to_string(), v.clone());
+    }
     for (k, v) in [
         ("node", &args.node),
         ("vmid", &args.vmid),
@@ -588,7 +608,7 @@ mod endpoint_tests {
     fn every_listed_endpoint_resolves() {
         assert_eq!(
             crate::sim::served_endpoints().len(),
-            crate::sim::ENDPOINTS.len()
+            crate::sim::ENDPOINTS.len() + super::reads::ENDPOINTS.len()
         );
     }
 }

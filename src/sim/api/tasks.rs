@@ -9,11 +9,11 @@ use crate::sim::api::Ctx;
 use crate::sim::http::{ApiError, ApiResult, Reply};
 use crate::sim::tasks::{Task, upid_parses};
 
-fn owns(authid: &str, t: &Task) -> bool {
+pub(crate) fn owns(authid: &str, t: &Task) -> bool {
     t.user == authid || t.user.split_once('!').is_some_and(|(u, _)| u == authid)
 }
 
-fn list_row(t: &Task) -> Value {
+pub(crate) fn list_row(t: &Task) -> Value {
     let mut m = json!({ "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.starttime,
         "type": t.ttype, "id": t.id, "user": t.user });
     if let Some(e) = &t.exitstatus {

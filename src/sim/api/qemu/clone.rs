@@ -78,13 +78,17 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
             false,
         )?;
     }
-    c.st.faults.check_flock(vmid)?;
     let src =
         c.st.vms
             .get(&vmid)
             .filter(|v| v.node == node)
             .ok_or_else(|| missing(&node, vmid))?;
     check_lock(src, false)?;
+    // the source's NICs (`check_bridge_access($oldconf)` in `$load_and_check`)
+    super::sdn::check_bridge_access(
+        &ro,
+        src.config.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
     if let Some(s) = c.param("snapname") {
         return Err(ApiError::Server(format!("snapshot '{s}' does not exist")));
     }
@@ -122,7 +126,6 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
         }
     }
     // the newid check and the creation below happen under one lock: atomic
-    c.st.faults.check_flock(newid)?;
     if let Some(other) = c.st.vms.get(&newid) {
         let dest = target.as_deref().unwrap_or(&node);
         return Err(ApiError::Server(if other.node == dest {
@@ -130,6 +133,15 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
         } else {
             format!("VM {newid} already exists on node '{}'", other.node)
         }));
+    }
+    // the worker takes the source's flock, then the newid's (`lock_config_full(.., 1, ..)`,
+    // `Qemu.pm` `clone_vm`): a timeout there fails the task, and nothing was created yet
+    let flock =
+        c.st.faults
+            .check_flock(vmid)
+            .and(c.st.faults.check_flock(newid));
+    if let Err(e) = flock {
+        return super::failed_worker(c, "qmclone", super::worker_error(e));
     }
     if !full {
         let mut drives: Vec<(&String, &String)> =
@@ -355,6 +367,11 @@ pub fn template(c: &mut WCtx) -> ApiResult {
     {
         return Err(ApiError::Server(format!("no such disk '{d}'")));
     }
+    // the worker re-runs these checks under `lock_config`, whose flock can time out
+    if let Err(e) = c.st.faults.check_flock(vmid) {
+        return super::failed_worker(c, "qmtemplate", super::worker_error(e));
+    }
+    let vm = vm_mut(c.st, &node, vmid)?;
     // PVE writes `template: 1` before forking; the worker converts the disks
     vm.config.insert("template".into(), "1".into());
     let id = vmid.to_string();

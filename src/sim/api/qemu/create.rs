@@ -75,6 +75,7 @@ pub fn create(c: &mut WCtx) -> ApiResult {
     for (k, v) in &drives {
         check_drive(c, k, v)?;
     }
+    super::sdn::check_bridge_access(&c.ro(), sets.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     c.st.faults.check_flock(vmid)?;
     // create_and_lock_config: check_vmid_unused
     if let Some(other) = c.st.vms.get(&vmid) {

@@ -23,7 +23,7 @@ const STOP_SECS: f64 = 1.0;
 const SHUTDOWN_SECS: f64 = 6.0;
 const REBOOT_SECS: f64 = 8.0;
 /// How long a task takes to fail on a check the worker makes first.
-const FAIL_FAST_SECS: f64 = 0.2;
+const FAIL_FAST_SECS: f64 = super::FAIL_FAST_SECS;
 /// Default `timeout` of shutdown (and of the shutdown half of reboot).
 const SHUTDOWN_TIMEOUT: f64 = 180.0;
 /// Time from start until the guest agent answers.
@@ -73,6 +73,14 @@ fn power_off(st: &mut State, vmid: u32) {
     }
 }
 
+/// The flock error a worker meets first when a `flock_timeout` window is open.
+fn flock_failure(c: &WCtx) -> Option<String> {
+    c.st.faults
+        .check_flock(c.vmid())
+        .err()
+        .map(super::worker_error)
+}
+
 /// Spawns a power task on the path's node for the path's guest.
 fn power_task<F>(c: &mut WCtx, ttype: &str, secs: f64, log: Vec<String>, work: F) -> ApiResult
 where
@@ -119,9 +127,17 @@ fn prepare(c: &mut WCtx) -> Result<bool, ApiError> {
 pub fn start(c: &mut WCtx) -> ApiResult {
     let skip = prepare(c)?;
     let vmid = c.vmid();
+    if let Some(e) = flock_failure(c) {
+        return super::failed_worker(c, "qmstart", e);
+    }
     let vm = vm_mut(c.st, &c.args.node.clone(), vmid)?;
+    // `vm_start` on a running guest that a backup holds resumes it instead (the backup keeps
+    // its QEMU instance running)
+    let under_backup = vm.running && vm.get("lock") == Some("backup");
     let early = if vm.is_template() {
         Some("you can't start a vm if it's a template".to_string())
+    } else if under_backup {
+        None
     } else if let Some(l) = vm.get("lock").filter(|l| !skip && *l != "suspended") {
         Some(format!("VM is locked ({l})"))
     } else if vm.running {
@@ -138,6 +154,12 @@ pub fn start(c: &mut WCtx) -> ApiResult {
     power_task(c, "qmstart", secs, Vec::new(), move |st, vmid| {
         if let Some(e) = early {
             return err(e);
+        }
+        if under_backup {
+            if let Some(vm) = st.vms.get_mut(&vmid) {
+                vm.paused = false;
+            }
+            return ok(Vec::new());
         }
         if st.vms.get(&vmid).is_some_and(|v| v.running) {
             return err(format!("VM {vmid} already running"));
@@ -169,10 +191,14 @@ pub fn stop(c: &mut WCtx) -> ApiResult {
             crate::sim::tasks::finish(c.st, &u, err("interrupted by signal"));
         }
     }
+    if let Some(e) = flock_failure(c) {
+        return super::failed_worker(c, "qmstop", e);
+    }
     let vm = vm_mut(c.st, &node, vmid)?;
+    // `_do_vm_stop` returns quietly for a stopped guest before it looks at the lock
     let locked = vm
         .get("lock")
-        .filter(|_| !skip)
+        .filter(|_| !skip && vm.running)
         .map(|l| format!("VM is locked ({l})"));
     let secs = if locked.is_some() {
         FAIL_FAST_SECS
@@ -208,9 +234,12 @@ pub fn shutdown(c: &mut WCtx) -> ApiResult {
     }
     let locked = vm
         .get("lock")
-        .filter(|_| !skip)
+        .filter(|_| !skip && vm.running)
         .map(|l| format!("VM is locked ({l})"));
     let running = vm.running;
+    if let Some(e) = flock_failure(c) {
+        return super::failed_worker(c, "qmshutdown", e);
+    }
     let hangs = running && ignores && !stop_instead;
     let secs = match (&locked, running, hangs) {
         (Some(_), _, _) | (None, false, _) => FAIL_FAST_SECS,
@@ -256,6 +285,9 @@ pub fn reboot(c: &mut WCtx) -> ApiResult {
         return Err(ApiError::Server(format!("VM {vmid} not running")));
     }
     let locked = vm.get("lock").map(|l| format!("VM is locked ({l})"));
+    if let Some(e) = flock_failure(c) {
+        return super::failed_worker(c, "qmreboot", e);
+    }
     let secs = match (&locked, ignores) {
         (Some(_), _) => FAIL_FAST_SECS,
         (None, true) => timeout,
@@ -292,8 +324,21 @@ pub fn suspend(c: &mut WCtx) -> ApiResult {
     if !vm.running {
         return Err(ApiError::Server(format!("VM {vmid} not running")));
     }
-    check_lock(vm, skip)?;
-    power_task(c, "qmsuspend", 1.0, Vec::new(), move |st, vmid| {
+    // `RunState::vm_suspend`, in the worker: a backup's lock allows a pause, not hibernation
+    let backup = vm.get("lock") == Some("backup");
+    let in_worker = if backup && todisk {
+        Err(ApiError::Server(
+            "cannot suspend to disk during backup".into(),
+        ))
+    } else {
+        check_lock(vm, skip || backup)
+    };
+    // the task is `qmpause` unless it hibernates (`Qemu.pm` `vm_suspend`)
+    let ttype = if todisk { "qmsuspend" } else { "qmpause" };
+    if let Some(e) = flock_failure(c).or(in_worker.err().map(super::worker_error)) {
+        return super::failed_worker(c, ttype, e);
+    }
+    power_task(c, ttype, 1.0, Vec::new(), move |st, vmid| {
         if let Some(vm) = st.vms.get_mut(&vmid) {
             if todisk {
                 vm.running = false;
@@ -316,8 +361,14 @@ pub fn resume(c: &mut WCtx) -> ApiResult {
     if !vm.running && !hibernated {
         return Err(ApiError::Server(format!("VM {vmid} not running")));
     }
-    if !hibernated {
-        check_lock(vm, skip)?;
+    // `RunState::vm_resume`, in the worker: any lock but a backup's stops it
+    let in_worker = if hibernated {
+        Ok(())
+    } else {
+        check_lock(vm, skip || vm.get("lock") == Some("backup"))
+    };
+    if let Some(e) = flock_failure(c).or(in_worker.err().map(super::worker_error)) {
+        return super::failed_worker(c, "qmresume", e);
     }
     let secs = if hibernated { START_SECS } else { 0.5 };
     power_task(c, "qmresume", secs, Vec::new(), move |st, vmid| {
@@ -336,10 +387,10 @@ pub fn destroy(c: &mut WCtx) -> ApiResult {
         .require(&format!("/vms/{}", c.args.vmid), &["VM.Allocate"], false)?;
     c.ro().validate()?;
     let skip = skiplock(c)?;
-    c.st.faults.check_flock(vmid)?;
     let unreferenced = c.flag("destroy-unreferenced-disks");
     let node = c.args.node.clone();
     let vm = vm_mut(c.st, &node, vmid)?;
+    // `$early_checks` before the fork: protection and running (`Qemu.pm` `destroy_vm`)
     if vm.get("protection") == Some("1") {
         return Err(ApiError::Server(format!(
             "can't remove VM {vmid} - protection mode enabled"
@@ -350,7 +401,16 @@ pub fn destroy(c: &mut WCtx) -> ApiResult {
             "VM {vmid} is running - destroy failed"
         )));
     }
-    check_lock(vm, skip)?;
+    // in the worker, under `lock_config`: the flock, then `check_lock` unless the guest is
+    // hibernated (`PVE::QemuServer::destroy_vm`)
+    let in_worker = c.st.faults.check_flock(vmid).and_then(|()| {
+        let vm = vm_mut(c.st, &node, vmid)?;
+        check_lock(vm, skip || vm.get("lock") == Some("suspended"))
+    });
+    if let Err(e) = in_worker {
+        return super::failed_worker(c, "qmdestroy", super::worker_error(e));
+    }
+    let vm = vm_mut(c.st, &node, vmid)?;
     // destroy_vm marks the config before removing volumes
     vm.config.insert("lock".into(), "destroyed".into());
     let log = vm

@@ -280,12 +280,28 @@ fn update(c: &mut WCtx) -> Result<(u32, String), ApiError> {
     if sets.is_empty() && deletes.is_empty() && reverts.is_empty() {
         return Err(ApiError::Server("no options specified".into()));
     }
+    // the new NICs' bridges, before taking the lock
+    super::sdn::check_bridge_access(&c.ro(), sets.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     c.st.faults.check_flock(vmid)?;
     let node = c.args.node.clone();
     {
         let vm = vm_mut(c.st, &node, vmid)?;
         check_digest(vm, c.req.params.get("digest").map(String::as_str))?;
         check_lock(vm, skip)?;
+    }
+    {
+        // under the lock: the bridge a changed or deleted NIC leaves
+        let vm = vm_mut(c.st, &node, vmid)?;
+        let old: Vec<(String, String)> = sets
+            .iter()
+            .map(|(k, _)| k)
+            .chain(&deletes)
+            .filter_map(|k| vm.get(k).map(|v| (k.clone(), v.to_string())))
+            .collect();
+        super::sdn::check_bridge_access(
+            &c.ro(),
+            old.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
     }
     let mut reserved = Vec::new();
     let mut converted = Vec::new();
@@ -403,30 +419,41 @@ pub fn pending(c: &Ctx) -> ApiResult {
     Ok(Reply::data(Value::Array(out)))
 }
 
+/// `PUT .../resize`. Since qemu-server 8 the endpoint forks its worker first: the flock,
+/// digest, `check_lock`, disk and cd-rom checks all run inside the `resize` task
+/// (`Qemu.pm` `resize_vm`: `$updatefn` under `lock_config` in `$worker`), so a locked guest
+/// gets a UPID whose task fails with "VM is locked (backup)".
 pub fn resize(c: &mut WCtx) -> ApiResult {
     let vmid = c.vmid();
     c.ro()
         .require(&format!("/vms/{}", c.args.vmid), &["VM.Config.Disk"], false)?;
     c.ro().validate()?;
     let skip = skiplock(c)?;
-    c.st.faults.check_flock(vmid)?;
     let node = c.args.node.clone();
+    vm_mut(c.st, &node, vmid)?;
     let disk = c.param("disk").unwrap_or("").to_string();
     let size = c.param("size").unwrap_or("").to_string();
     let digest = c.param("digest").map(str::to_string);
-    let vm = vm_mut(c.st, &node, vmid)?;
-    check_digest(vm, digest.as_deref())?;
-    check_lock(vm, skip)?;
-    let Some(value) = vm.get(&disk) else {
-        return Err(ApiError::Server(format!("disk '{disk}' does not exist")));
-    };
-    let d = DriveValue::parse(value);
-    if d.is_cdrom() {
-        return Err(ApiError::Server("you can't resize a cdrom".into()));
-    }
-    let old = d.opt("size").and_then(parse_size).unwrap_or(0);
     let (plus, bytes) = parse_resize(&size)
         .ok_or_else(|| ApiError::param("size", "value does not match the regex pattern"))?;
+    let worker_checks = |st: &mut State| -> Result<u64, ApiError> {
+        st.faults.check_flock(vmid)?;
+        let vm = vm_mut(st, &node, vmid)?;
+        check_digest(vm, digest.as_deref())?;
+        check_lock(vm, skip)?;
+        let Some(value) = vm.get(&disk) else {
+            return Err(ApiError::Server(format!("disk '{disk}' does not exist")));
+        };
+        let d = DriveValue::parse(value);
+        if d.is_cdrom() {
+            return Err(ApiError::Server("you can't resize a cdrom".into()));
+        }
+        Ok(d.opt("size").and_then(parse_size).unwrap_or(0))
+    };
+    let old = match worker_checks(c.st) {
+        Ok(old) => old,
+        Err(e) => return super::failed_worker(c, "resize", super::worker_error(e)),
+    };
     let new = if plus {
         old.saturating_add(bytes)
     } else {
