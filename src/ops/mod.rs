@@ -21,6 +21,7 @@ mod run;
 mod runbook;
 pub mod storage;
 pub mod template;
+pub mod validate;
 pub mod vm;
 
 pub use access::check::{

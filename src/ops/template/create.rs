@@ -864,16 +864,11 @@ async fn build_from_image(
     }
 
     // 6. Convert, then remove the download.
-    if let Some(u) = ctx
-        .client
-        .convert_qemu_to_template(&node, vmid)
-        .await
-        .map_err(|e| partial("converting it to a template", e.into()))?
-    {
-        run.wait(ctx, &u, &format!("convert {object}"))
-            .await
-            .map_err(|e| partial("converting it to a template", e))?;
-    }
+    run.task_locked(ctx, &object, &format!("convert {object}"), || async {
+        Ok(ctx.client.convert_qemu_to_template(&node, vmid).await?)
+    })
+    .await
+    .map_err(|e| partial("converting it to a template", e))?;
     cleanup(ctx, run, sh, &node, &staged, &mut warnings).await;
 
     // 7. Replace: the old template goes only now that the new one is ready.
@@ -998,14 +993,18 @@ async fn grow_boot_disk(
         .unwrap_or(0);
     if want > current {
         let size = format_size(want);
-        if let Some(u) = ctx
-            .client
-            .resize_qemu_disk(node, vmid, "scsi0", &size, None)
-            .await?
-        {
-            run.wait(ctx, &u, &format!("resize scsi0 of {object}"))
-                .await?;
-        }
+        run.task_locked(
+            ctx,
+            object,
+            &format!("resize scsi0 of {object}"),
+            || async {
+                Ok(ctx
+                    .client
+                    .resize_qemu_disk(node, vmid, "scsi0", &size, None)
+                    .await?)
+            },
+        )
+        .await?;
     } else if want > 0 && want < current {
         warnings.push(format!(
             "the image is {} already, larger than disk_size {}; kept its size",

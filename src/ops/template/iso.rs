@@ -17,7 +17,7 @@ use crate::ops::template::create::{
     preview_vmid, storage_for, template_preflight, template_vmid,
 };
 use crate::ops::template::manage::TemplateDeleteReport;
-use crate::ops::template::replace::{NameUse, delete_replaced, preview_replace};
+use crate::ops::template::replace::{NameUse, preview_replace, replaces_marker};
 use crate::ops::template::ssh as template_ssh;
 use crate::ops::vm::edit::parse_size;
 use crate::ops::{Context, Error};
@@ -62,8 +62,10 @@ pub struct TemplateFromIsoArgs {
     /// Extra tags, merged with the configured `templates` tag group.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Replace the template that has this name: it is deleted once the new installation VM is
-    /// created. Destructive: needs `confirm: true`, otherwise only the preview is returned.
+    /// Replace the template that has this name. The old template is kept until the new one
+    /// exists: it is deleted when `template_convert` turns the installed VM into a template
+    /// (the VM's description records which template it replaces). Destructive: needs
+    /// `confirm: true`, otherwise only the preview is returned.
     #[serde(default)]
     pub replace: bool,
     /// Confirms `replace`.
@@ -86,7 +88,8 @@ pub struct TemplateFromIsoReport {
     pub started: bool,
     /// True when nothing was changed: `replace` without `confirm`.
     pub preview: bool,
-    /// The template replaced, or in a preview the one that would be.
+    /// The template that `template_convert` will delete once this VM is converted (in a
+    /// preview: the one that would be); it is kept until then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced: Option<TemplateDeleteReport>,
     /// Where to reach the installer's console.
@@ -232,7 +235,7 @@ pub async fn template_from_iso(
             upids: vec![],
             warnings: vec![],
             next: format!(
-                "preview only, nothing was changed: this would create the installation VM {} on {node} and then delete the old template {old}; call again with confirm: true",
+                "preview only, nothing was changed: this would create the installation VM {} on {node}; the old template {old} is kept until template_convert turns the new VM into a template, and is deleted then; call again with confirm: true",
                 a.name
             ),
         });
@@ -260,18 +263,22 @@ pub async fn template_from_iso(
     config.push(("scsi0".into(), format!("{storage}:{}", size >> 30)));
     config.push(("ide2".into(), format!("{iso},media=cdrom")));
     config.push(("boot".into(), "order=scsi0;ide2;net0".into()));
+    if let NameUse::Replaces(old) = name_use {
+        config.push(("description".into(), replaces_marker(old)));
+    }
     let upid = ctx.client.create_qemu(&node, vmid, &config).await?;
     drop(reservation);
     let object = format!("vm {vmid} ({}) on {node}", a.name);
     run.wait(ctx, &upid, &format!("create {object}")).await?;
     if a.start {
-        let start = async {
-            let u = ctx
-                .client
-                .start_qemu(&node, vmid, &StartQemu::default())
-                .await?;
-            run.wait(ctx, &u, &format!("start {object}")).await
-        };
+        let what = format!("start {object}");
+        let start = run.task_locked(ctx, &object, &what, || async {
+            Ok(Some(
+                ctx.client
+                    .start_qemu(&node, vmid, &StartQemu::default())
+                    .await?,
+            ))
+        });
         start.await.map_err(|e| Error::Partial {
             done: format!("{object} was created with {iso} attached"),
             step: "starting it".into(),
@@ -287,11 +294,7 @@ pub async fn template_from_iso(
         .find(|n| n.name == node)
         .map(|n| n.host.clone())
         .unwrap_or_else(|| node.clone());
-    let mut warnings = Vec::new();
-    let replaced = match name_use {
-        NameUse::Replaces(old) => delete_replaced(ctx, run, old, &mut warnings).await,
-        NameUse::Free => None,
-    };
+    let warnings = Vec::new();
     Ok(TemplateFromIsoReport {
         vmid,
         name: a.name.clone(),
@@ -308,11 +311,17 @@ pub async fn template_from_iso(
         ),
         upids: run.upids(),
         next: format!(
-            "install the OS on the console{}, shut the VM down (vm_shutdown {vmid}), then run template_convert {vmid}",
+            "install the OS on the console{}, shut the VM down (vm_shutdown {vmid}), then run template_convert {vmid}{}",
             if a.start {
                 ""
             } else {
                 " after starting it with vm_start"
+            },
+            match name_use {
+                NameUse::Replaces(old) => format!(
+                    "; the old template {old} stays until then and template_convert deletes it"
+                ),
+                NameUse::Free => String::new(),
             }
         ),
     })

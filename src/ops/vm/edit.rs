@@ -1,11 +1,14 @@
 //! Changing an existing VM: CPU, memory and disk size (`vm_resize`), tags (`vm_set_tags`).
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::pve::{DiskEntry, QemuConfig};
 
-use crate::ops::guard::{node_of, normalize_tags, resolve_vm};
+use crate::ops::error::quote;
+use crate::ops::guard::{node_of, normalize_tags, refuse_template, resolve_vm};
 use crate::ops::run::Run;
 use crate::ops::{Context, Error};
 
@@ -62,7 +65,13 @@ pub fn plan_disk_change(current: u64, requested: &str, key: &str) -> Result<Disk
         None => (false, r),
     };
     let n = parse_size(body).filter(|n| *n > 0).ok_or_else(|| {
-        Error::invalid("disk", format!("'{requested}' is not a size: write +10G to grow by 10 GiB or 50G for an absolute size"))
+        Error::invalid(
+            "disk",
+            format!(
+                "'{}' is not a size: write +10G to grow by 10 GiB or 50G for an absolute size",
+                quote(requested)
+            ),
+        )
     })?;
     let to = if relative {
         current.saturating_add(n)
@@ -115,20 +124,32 @@ pub fn boot_disk(config: &QemuConfig) -> Option<DiskEntry> {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmResizeArgs {
+    #[schemars(range(min = 1, max = 999_999_999))]
     pub vmid: u32,
-    /// Cores per socket.
+    /// Cores per socket (at most the node's CPU count).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 512))]
     pub cores: Option<u32>,
     #[serde(default)]
+    #[schemars(range(min = 1, max = 16))]
     pub sockets: Option<u32>,
-    /// Memory in MiB.
+    /// Memory in MiB (at most the node's memory).
     #[serde(default)]
+    #[schemars(range(min = 16, max = 16_777_216))]
     pub memory: Option<u64>,
     /// Disk size: `+10G` grows by 10 GiB, `50G` sets 50 GiB. Shrinking is refused.
     #[serde(default)]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^\+?[0-9]+(\.[0-9]+)?[KMGTkmgt]?$")
+    )]
     pub disk: Option<String>,
     /// Which disk (`scsi0`, `virtio1`...); default the boot disk.
     #[serde(default)]
+    #[schemars(
+        length(max = 16),
+        regex(pattern = r"^(scsi|virtio|sata|ide|efidisk|tpmstate)[0-9]{1,2}$")
+    )]
     pub disk_key: Option<String>,
     #[serde(default)]
     pub allow_outside_ranges: bool,
@@ -151,6 +172,9 @@ pub struct VmResizeReport {
     pub changed: Vec<String>,
     /// Keys that only take effect after the VM is stopped and started (it is running).
     pub pending_until_reboot: Vec<String>,
+    /// Each changed key as PVE has it now, read back after the change (the pending value when
+    /// it waits for a restart).
+    pub config_now: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskResize>,
     pub upids: Vec<String>,
@@ -179,8 +203,14 @@ pub async fn vm_resize(
         ));
     }
     let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    refuse_template(
+        &row,
+        "vm_resize",
+        "a template's size is what its clones start with: clone it with vm_create and give cores, memory or disk there, or rebuild the template",
+    )?;
     let node = node_of(&row);
     let object = format!("vm {} on {node}", a.vmid);
+    fits_node(ctx, &node, a.cores, a.sockets, a.memory).await?;
     let config = ctx.client.get_qemu_config(&node, a.vmid).await?;
     // Plan the disk first: a shrink is refused before anything is changed.
     let disk_plan = match &a.disk {
@@ -192,7 +222,7 @@ pub async fn vm_resize(
                     .into_iter()
                     .find(|d| &d.key == k)
                     .ok_or_else(|| Error::NotFound {
-                        what: format!("disk {k} of {object}"),
+                        what: format!("disk {} of {object}", quote(k)),
                         hint: format!(
                             "its disks are {}",
                             config
@@ -239,32 +269,31 @@ pub async fn vm_resize(
         node: node.clone(),
         changed: vec![],
         pending_until_reboot: vec![],
+        config_now: BTreeMap::new(),
         disk: None,
         upids: vec![],
         message: String::new(),
     };
     if !params.is_empty() {
-        let upid = run
-            .retry_locked(ctx, &object, || async {
-                let digest = ctx.client.get_qemu_config(&node, a.vmid).await?.digest();
-                Ok(ctx
-                    .client
-                    .update_qemu_config(&node, a.vmid, &params, digest.as_deref())
-                    .await?)
-            })
-            .await?;
-        if let Some(upid) = upid {
-            run.wait(ctx, &upid, &format!("update {object}")).await?;
-        }
+        run.task_locked(ctx, &object, &format!("update {object}"), || async {
+            let digest = ctx.client.get_qemu_config(&node, a.vmid).await?.digest();
+            Ok(ctx
+                .client
+                .update_qemu_config(&node, a.vmid, &params, digest.as_deref())
+                .await?)
+        })
+        .await?;
         report.changed = params.iter().map(|(k, _)| k.clone()).collect();
+        // What PVE has now, not what was asked: the pending value when it waits for a restart.
         let status = ctx.client.get_qemu_status(&node, a.vmid).await?;
-        if status.status == "running" {
-            let pending = ctx.client.get_qemu_pending(&node, a.vmid).await?;
-            report.pending_until_reboot = pending
-                .iter()
-                .filter(|p| p.pending.is_some() && report.changed.contains(&p.key))
-                .map(|p| p.key.clone())
-                .collect();
+        let pending = ctx.client.get_qemu_pending(&node, a.vmid).await?;
+        for p in pending.iter().filter(|p| report.changed.contains(&p.key)) {
+            if let Some(v) = p.pending.clone().or_else(|| p.value.clone()) {
+                report.config_now.insert(p.key.clone(), v);
+            }
+            if status.status == "running" && p.pending.is_some() {
+                report.pending_until_reboot.push(p.key.clone());
+            }
         }
     }
     if let Some((key, current, plan)) = disk_plan {
@@ -277,24 +306,33 @@ pub async fn vm_resize(
                 });
             }
             DiskChange::Grow { to, wire } => {
-                let upid = run
-                    .retry_locked(ctx, &object, || async {
+                run.task_locked(
+                    ctx,
+                    &object,
+                    &format!("resize {key} of {object}"),
+                    || async {
                         Ok(ctx
                             .client
                             .resize_qemu_disk(&node, a.vmid, &key, &wire, None)
                             .await?)
-                    })
+                    },
+                )
+                .await
+                .map_err(|e| partial(&report, "growing the disk", e))?;
+                // The size PVE now records (it may round), not the one asked for.
+                let after = ctx
+                    .client
+                    .get_qemu_config(&node, a.vmid)
                     .await
-                    .map_err(|e| partial(&report, "growing the disk", e))?;
-                if let Some(upid) = upid {
-                    run.wait(ctx, &upid, &format!("resize {key} of {object}"))
-                        .await
-                        .map_err(|e| partial(&report, "growing the disk", e))?;
-                }
+                    .ok()
+                    .and_then(|c| c.disks().into_iter().find(|d| d.key == key))
+                    .and_then(|d| d.size)
+                    .and_then(|s| parse_size(&s))
+                    .unwrap_or(to);
                 report.disk = Some(DiskResize {
                     key,
                     before: format_size(current),
-                    after: format_size(to),
+                    after: format_size(after),
                 });
             }
         }
@@ -309,6 +347,53 @@ pub async fn vm_resize(
         )
     };
     Ok(report)
+}
+
+/// Refuses CPU or memory beyond what `node` has (PVE would accept the config and then fail to
+/// start the VM).
+///
+/// # Errors
+/// `InvalidArgument` naming the node's size.
+pub(crate) async fn fits_node(
+    ctx: &Context,
+    node: &str,
+    cores: Option<u32>,
+    sockets: Option<u32>,
+    memory: Option<u64>,
+) -> Result<(), Error> {
+    if cores.is_none() && sockets.is_none() && memory.is_none() {
+        return Ok(());
+    }
+    let rows = ctx
+        .client
+        .get_cluster_resources(Some(crate::pve::ResourceType::Node))
+        .await?;
+    let Some(row) = rows
+        .iter()
+        .find(|r| crate::ops::is_node(r) && r.node.as_deref() == Some(node))
+    else {
+        return Ok(());
+    };
+    let cpus = row.maxcpu.map(|c| c as u64);
+    let vcpus = u64::from(cores.unwrap_or(1)) * u64::from(sockets.unwrap_or(1));
+    if let Some(max) = cpus.filter(|m| *m > 0 && vcpus > *m) {
+        return Err(Error::invalid(
+            if cores.is_some() { "cores" } else { "sockets" },
+            format!(
+                "{vcpus} vCPUs (cores × sockets) is more than node {node} has ({max}); ask for at most {max}"
+            ),
+        ));
+    }
+    let maxmem_mib = row.maxmem.map(|m| m / crate::ops::MIB);
+    if let (Some(m), Some(max)) = (memory, maxmem_mib.filter(|m| *m > 0)) {
+        if m > max {
+            return Err(Error::invalid(
+                "memory",
+                format!("{m} MiB is more than node {node} has ({max} MiB)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn partial(report: &VmResizeReport, step: &str, e: Error) -> Error {
@@ -332,15 +417,37 @@ fn partial(report: &VmResizeReport, step: &str, e: Error) -> Error {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmSetTagsArgs {
+    #[schemars(range(min = 1, max = 999_999_999))]
     pub vmid: u32,
     /// Replace all tags with these.
     #[serde(default)]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(max = 128),
+            regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+.;, -]*$")
+        )
+    )]
     pub set: Option<Vec<String>>,
     /// Tags to add.
     #[serde(default)]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(max = 128),
+            regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+.;, -]*$")
+        )
+    )]
     pub add: Vec<String>,
     /// Tags to remove.
     #[serde(default)]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(max = 128),
+            regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+.;, -]*$")
+        )
+    )]
     pub remove: Vec<String>,
     #[serde(default)]
     pub allow_outside_ranges: bool,
@@ -373,6 +480,11 @@ pub async fn vm_set_tags(
     let remove = normalize_tags(a.remove.clone())?;
     let set = a.set.clone().map(normalize_tags).transpose()?;
     let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    refuse_template(
+        &row,
+        "vm_set_tags",
+        "a template's tags come from the template tools (the `templates` tag group and the tags given to template_from_cloud_image / template_import_disk / template_from_iso); rebuild it with replace: true to change them",
+    )?;
     let node = node_of(&row);
     let object = format!("vm {} on {node}", a.vmid);
     // Computed from the config read inside the retry, so a concurrent change is never lost:

@@ -116,8 +116,9 @@ impl ProxmoxServer {
     }
 
     /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
-    /// force_after_timeout it is stopped hard if the guest does not power off in time.
-    /// Already stopped is a reported no-op.
+    /// force_after_timeout it is stopped hard if the guest does not power off in time — that
+    /// is destructive: it needs confirm: true, otherwise the tool returns what it would do and
+    /// changes nothing. Already stopped is a reported no-op.
     #[tool(
         name = "vm_shutdown",
         annotations(
@@ -136,6 +137,8 @@ impl ProxmoxServer {
     ) -> Result<Json<PowerReport>, String> {
         let req = PowerRequest {
             shutdown: Some(&args),
+            // Only the forced variant needs confirmation; a graceful shutdown is not destructive.
+            confirmed: args.confirm || !args.force_after_timeout,
             ..PowerRequest::new(PowerAction::Shutdown, args.vmid, args.allow_outside_ranges)
         };
         self.power_tool("vm_shutdown", req, &args, rc, ct).await
