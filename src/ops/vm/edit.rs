@@ -374,24 +374,42 @@ pub(crate) async fn fits_node(
     else {
         return Ok(());
     };
-    let cpus = row.maxcpu.map(|c| c as u64);
     let vcpus = u64::from(cores.unwrap_or(1)) * u64::from(sockets.unwrap_or(1));
-    if let Some(max) = cpus.filter(|m| *m > 0 && vcpus > *m) {
+    let arg = if cores.is_some() { "cores" } else { "sockets" };
+    fits(row, node, arg, vcpus, memory)
+}
+
+/// Refuses `vcpus` or `memory` (MiB) beyond what the node row says the node has; pure.
+///
+/// # Errors
+/// `InvalidArgument` naming the node's size.
+pub(crate) fn fits(
+    row: &crate::pve::ClusterResource,
+    node: &str,
+    cpu_arg: &str,
+    vcpus: u64,
+    memory: Option<u64>,
+) -> Result<(), Error> {
+    if let Some(max) = row
+        .maxcpu
+        .map(|c| c as u64)
+        .filter(|m| *m > 0 && vcpus > *m)
+    {
         return Err(Error::invalid(
-            if cores.is_some() { "cores" } else { "sockets" },
+            cpu_arg,
             format!(
                 "{vcpus} vCPUs (cores × sockets) is more than node {node} has ({max}); ask for at most {max}"
             ),
         ));
     }
-    let maxmem_mib = row.maxmem.map(|m| m / crate::ops::MIB);
-    if let (Some(m), Some(max)) = (memory, maxmem_mib.filter(|m| *m > 0)) {
-        if m > max {
-            return Err(Error::invalid(
-                "memory",
-                format!("{m} MiB is more than node {node} has ({max} MiB)"),
-            ));
-        }
+    let maxmem_mib = row.maxmem.map(|m| m / crate::ops::MIB).filter(|m| *m > 0);
+    if let (Some(m), Some(max)) = (memory, maxmem_mib)
+        && m > max
+    {
+        return Err(Error::invalid(
+            "memory",
+            format!("{m} MiB is more than node {node} has ({max} MiB)"),
+        ));
     }
     Ok(())
 }

@@ -84,13 +84,11 @@ pub(super) fn check_formats(a: &VmCreateArgs) -> Result<(), Error> {
     if let Some(d) = &a.description {
         validate::description("description", d)?;
     }
-    if let Some(d) = &a.disk {
-        if d.len() > 32 {
-            return Err(Error::invalid(
-                "disk",
-                format!("'{}' is not a size such as +10G or 40G", quote(d)),
-            ));
-        }
+    if let Some(d) = a.disk.as_ref().filter(|d| d.len() > 32) {
+        return Err(Error::invalid(
+            "disk",
+            format!("'{}' is not a size such as +10G or 40G", quote(d)),
+        ));
     }
     for (arg, v) in [("cores", a.cores), ("sockets", a.sockets)] {
         if v == Some(0) {
@@ -273,19 +271,17 @@ pub(super) fn decide(ctx: &Context, a: &VmCreateArgs, f: &Facts) -> Result<Plan,
         }
         check_range(ctx, v, true)?;
     }
-    if !a.allow_duplicate_name {
-        if let Some(other) = f
-            .rows
-            .iter()
-            .find(|r| crate::ops::is_guest(r) && r.name.as_deref() == Some(a.name.as_str()))
-        {
-            return Err(Error::refused(format!(
-                "a guest named {} already exists (vmid {} on {}); pick another name, or pass allow_duplicate_name: true if two guests should share it",
-                a.name,
-                other.vmid.unwrap_or(0),
-                other.node.clone().unwrap_or_default()
-            )));
-        }
+    let same_name = f
+        .rows
+        .iter()
+        .find(|r| crate::ops::is_guest(r) && r.name.as_deref() == Some(a.name.as_str()));
+    if let Some(other) = same_name.filter(|_| !a.allow_duplicate_name) {
+        return Err(Error::refused(format!(
+            "a guest named {} already exists (vmid {} on {}); pick another name, or pass allow_duplicate_name: true if two guests should share it",
+            a.name,
+            other.vmid.unwrap_or(0),
+            other.node.clone().unwrap_or_default()
+        )));
     }
     let template = f.tpl.vmid.unwrap_or(0);
     let source_node = f.tpl.node.clone().unwrap_or_default();
@@ -354,7 +350,7 @@ pub(super) fn decide(ctx: &Context, a: &VmCreateArgs, f: &Facts) -> Result<Plan,
             ),
         });
     }
-    fits(ctx, a, f, &target_node)?;
+    fits(a, f, &target_node)?;
     let disk = match &a.disk {
         None => None,
         Some(req) => {
@@ -505,8 +501,7 @@ fn usable_storage(node_storage: &[NodeStorage], s: &str, node: &str) -> Result<(
 }
 
 /// Refuses more vCPUs or memory than the target node has.
-fn fits(ctx: &Context, a: &VmCreateArgs, f: &Facts, node: &str) -> Result<(), Error> {
-    let _ = ctx;
+fn fits(a: &VmCreateArgs, f: &Facts, node: &str) -> Result<(), Error> {
     if a.cores.is_none() && a.sockets.is_none() && a.memory.is_none() {
         return Ok(());
     }
@@ -533,32 +528,12 @@ fn fits(ctx: &Context, a: &VmCreateArgs, f: &Facts, node: &str) -> Result<(), Er
         .or_else(|| tnum("sockets"))
         .unwrap_or(1);
     let vcpus = cores.saturating_mul(sockets);
-    if let Some(max) = row.maxcpu.map(|c| c as u64).filter(|m| *m > 0) {
-        if vcpus > max {
-            return Err(Error::invalid(
-                if a.cores.is_some() {
-                    "cores"
-                } else {
-                    "sockets"
-                },
-                format!(
-                    "{vcpus} vCPUs (cores × sockets) is more than node {node} has ({max}); ask for at most {max}"
-                ),
-            ));
-        }
-    }
-    if let (Some(m), Some(max)) = (
-        a.memory,
-        row.maxmem.map(|m| m / crate::ops::MIB).filter(|m| *m > 0),
-    ) {
-        if m > max {
-            return Err(Error::invalid(
-                "memory",
-                format!("{m} MiB is more than node {node} has ({max} MiB)"),
-            ));
-        }
-    }
-    Ok(())
+    let arg = if a.cores.is_some() {
+        "cores"
+    } else {
+        "sockets"
+    };
+    crate::ops::vm::edit::fits(row, node, arg, vcpus, a.memory)
 }
 
 /// The VM's tags, decided before the clone: the given tags, the `vms` group and the asked
