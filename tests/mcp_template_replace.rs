@@ -63,3 +63,62 @@ async fn an_iso_replacement_keeps_the_old_template_until_the_new_one_is_converte
         "the note is gone: {cfg}"
     );
 }
+
+/// The template builds check the disk storage (and every format) before they download,
+/// upload or create anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn template_builds_refuse_a_bad_storage_before_fetching_anything() {
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let (c, _) = connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+    let mutations = || {
+        sim.requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .count()
+    };
+    let before = mutations();
+    for (tool, args, expect) in [
+        (
+            "template_from_cloud_image",
+            json!({"image_url": "https://images.example/noble.img", "name": "cloud-x",
+                   "node": "pve01", "storage": "nosuch"}),
+            "storage nosuch on node pve01",
+        ),
+        (
+            "template_from_cloud_image",
+            json!({"image_url": "https://images.example/noble.img", "name": "cloud-x",
+                   "node": "pve01", "storage": "local"}),
+            "images",
+        ),
+        (
+            "template_import_disk",
+            json!({"image_url": "https://images.example/disk.qcow2", "name": "disk-x",
+                   "node": "pve01;id", "storage": "local-lvm"}),
+            "node",
+        ),
+        (
+            "template_from_iso",
+            json!({"iso": "https://isos.example/netinst.iso", "name": "iso-x",
+                   "node": "pve01", "storage": "nosuch"}),
+            "storage nosuch on node pve01",
+        ),
+        (
+            "template_from_iso",
+            json!({"iso": "local:iso/debian-12.12.0-amd64-netinst.iso", "name": "iso-x",
+                   "node": "pve01", "disk_size": "x".repeat(100_000)}),
+            "disk_size",
+        ),
+    ] {
+        let (err, _, text) = call(&c, tool, args).await;
+        assert!(err, "{tool} accepted it");
+        assert!(text.contains(expect), "{tool}: {text}");
+        assert!(
+            text.len() < 1000,
+            "{tool}: bounded error, {} bytes",
+            text.len()
+        );
+    }
+    assert_eq!(mutations(), before, "nothing was downloaded or created");
+}

@@ -10,6 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::Engine as _;
 
+use crate::pve::NodeStorage;
+
 use super::Error;
 use super::error::quote;
 
@@ -302,6 +304,41 @@ pub fn description(arg: &str, s: &str) -> Result<(), Error> {
             ),
         ))
     }
+}
+
+/// Refuses a storage the node does not have, has disabled or inactive, or that cannot hold
+/// VM disks.
+pub(crate) fn vm_storage(node_storage: &[NodeStorage], s: &str, node: &str) -> Result<(), Error> {
+    let Some(st) = node_storage.iter().find(|n| n.storage == s) else {
+        return Err(Error::NotFound {
+            what: format!("storage {} on node {node}", quote(s)),
+            hint: format!(
+                "storages there: {}",
+                node_storage
+                    .iter()
+                    .map(|c| c.storage.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    };
+    if st.enabled == Some(false) || st.active == Some(false) {
+        return Err(Error::refused(format!(
+            "storage {s} is {} on node {node}; pick an enabled, active storage",
+            if st.enabled == Some(false) {
+                "disabled"
+            } else {
+                "not active"
+            }
+        )));
+    }
+    if !st.content_list().iter().any(|c| c == "images") {
+        return Err(Error::refused(format!(
+            "storage {s} on node {node} does not hold VM disks (content {}); pick one with content `images`",
+            st.content.clone().unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,11 +17,13 @@ use serde::{Deserialize, Serialize};
 use crate::pve::{DownloadUrl, ResourceType, Upid, encode_sshkeys};
 
 use crate::ops::allocate::Reservation;
+use crate::ops::error::quote;
 use crate::ops::guard::normalize_tags;
 use crate::ops::run::Run;
 use crate::ops::template::manage::TemplateDeleteReport;
 use crate::ops::template::replace::{NameUse, check_name, delete_replaced, preview_replace};
 use crate::ops::template::ssh as template_ssh;
+use crate::ops::validate::{self, SCHEMA_DNS_NAME, SCHEMA_NODE, SCHEMA_SIZE, SCHEMA_STORAGE};
 use crate::ops::vm::edit::{format_size, parse_size};
 use crate::ops::{Context, Error};
 
@@ -115,14 +117,7 @@ pub(crate) async fn template_preflight(
     groups: &[&str],
     replace: bool,
 ) -> Result<(Vec<String>, NameUse), Error> {
-    if !crate::ops::vm::create::valid_dns_name(name) {
-        return Err(Error::invalid(
-            "name",
-            format!(
-                "'{name}' is not a valid VM name; use letters, digits, hyphens and dots (a DNS name such as ubuntu-noble-tmpl)"
-            ),
-        ));
-    }
+    validate::vm_name("name", name)?;
     if let Some(v) = vmid.filter(|v| !ctx.config.vmid_ranges.templates.contains(*v)) {
         return Err(Error::refused(format!(
             "vmid {v} is outside vmid_ranges.templates ({})",
@@ -228,7 +223,7 @@ pub(crate) async fn storage_for(
                 "storage {a} on {node} does not hold `{content}` content; enable it or pick another storage"
             ))),
             None => Err(Error::NotFound {
-                what: format!("storage {a} on {node}"),
+                what: format!("storage {} on {node}", quote(a)),
                 hint: "run storage_list".into(),
             }),
         },
@@ -295,7 +290,8 @@ fn filename_of(url: &str) -> Result<String, Error> {
         return Err(Error::invalid(
             "image_url",
             format!(
-                "cannot take a file name from '{url}'; it must end in a name like noble-server-cloudimg-amd64.img"
+                "cannot take a file name from '{}'; it must end in a name like noble-server-cloudimg-amd64.img",
+                quote(url)
             ),
         ));
     }
@@ -319,14 +315,17 @@ pub(crate) fn checksum(s: &str) -> Result<(String, String), Error> {
         _ => {
             return Err(Error::invalid(
                 "checksum",
-                format!("algorithm `{alg}` is not supported here; give sha256:HEX or sha512:HEX"),
+                format!(
+                    "algorithm `{}` is not supported here; give sha256:HEX or sha512:HEX",
+                    quote(&alg)
+                ),
             ));
         }
     };
     if hex.len() != len || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::invalid(
             "checksum",
-            format!("'{s}' is not a {alg} digest ({len} hex digits)"),
+            format!("'{}' is not a {alg} digest ({len} hex digits)", quote(s)),
         ));
     }
     Ok((hex, alg))
@@ -337,27 +336,38 @@ pub(crate) fn checksum(s: &str) -> Result<(String, String), Error> {
 #[serde(deny_unknown_fields)]
 pub struct TemplateFromCloudImageArgs {
     /// http(s) URL of the cloud image (qcow2 or raw, e.g. an Ubuntu `...-cloudimg-amd64.img`).
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub image_url: String,
     /// Expected digest: `sha256:HEX` or `sha512:HEX` (bare hex means sha256).
     #[serde(default)]
+    #[schemars(
+        length(max = 140),
+        regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
+    )]
     pub checksum: Option<String>,
     /// Template name, e.g. `ubuntu-noble-tmpl`. A name already in use is refused unless
     /// `replace` is set.
+    #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
     /// VMID; default the lowest free id in `vmid_ranges.templates`.
     #[serde(default)]
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
     /// Node to build it on; default the first online node.
     #[serde(default)]
+    #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
     /// Boot disk size (default 32G).
     #[serde(default)]
+    #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk_size: Option<String>,
     /// Storage for the template's disks (default `defaults.storage`).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
     /// Extra tags, merged with the configured `templates` and `cloudinit` tag groups.
     #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
     /// Replace the template that has this name: the new one is built first, then the old one
     /// is deleted. Destructive: needs `confirm: true`, otherwise only the preview is returned.
@@ -454,29 +464,41 @@ pub struct TemplateImportDiskArgs {
     /// http(s) URL of a pre-built disk image (`.qcow2`, `.raw`, `.vmdk`). Give this or
     /// `image_path`.
     #[serde(default)]
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub image_url: Option<String>,
     /// Absolute path of an image file already on the node (imported over SSH, left in place).
     #[serde(default)]
+    #[schemars(length(max = 4096), regex(pattern = r"^/[^\x00-\x1f]*$"))]
     pub image_path: Option<String>,
     /// Expected digest of a downloaded image: `sha256:HEX` or `sha512:HEX`.
     #[serde(default)]
+    #[schemars(
+        length(max = 140),
+        regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
+    )]
     pub checksum: Option<String>,
     /// Template name. A name already in use is refused unless `replace` is set.
+    #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
     /// VMID; default the lowest free id in `vmid_ranges.templates`.
     #[serde(default)]
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
     /// Node to build it on; default the first online node (required with `image_path`).
     #[serde(default)]
+    #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
     /// Grow the imported disk to this size (default: keep the image's size).
     #[serde(default)]
+    #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk_size: Option<String>,
     /// Storage for the template's disks (default `defaults.storage`).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
     /// Extra tags, merged with the configured `templates` tag group.
     #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
     /// Replace the template that has this name (built first, then the old one deleted).
     /// Destructive: needs `confirm: true`, otherwise only the preview is returned.
@@ -549,7 +571,7 @@ pub(crate) fn check_url(arg: &str, url: &str) -> Result<(), Error> {
         }
         _ => Err(Error::invalid(
             arg,
-            format!("'{url}' is not an http(s) URL"),
+            format!("'{}' is not an http(s) URL", quote(url)),
         )),
     }
 }
@@ -567,7 +589,8 @@ fn check_node_path(path: &str) -> Result<String, Error> {
         return Err(Error::invalid(
             "image_path",
             format!(
-                "'{path}' is not an absolute path to a .qcow2, .raw, .img or .vmdk file on the node"
+                "'{}' is not an absolute path to a .qcow2, .raw, .img or .vmdk file on the node",
+                quote(path)
             ),
         ));
     }
@@ -610,6 +633,12 @@ async fn build_from_image(
     a: &ImageSpec<'_>,
 ) -> Result<TemplateFromImageReport, Error> {
     // Everything that can be refused is refused before anything changes.
+    if let Some(n) = a.node {
+        validate::node("node", n)?;
+    }
+    if let Some(s) = a.storage {
+        validate::storage("storage", s)?;
+    }
     let (filename, sum) = match a.source {
         Source::Url { url, checksum: c } => {
             check_url("image_url", url)?;
@@ -619,8 +648,13 @@ async fn build_from_image(
     };
     let want = match a.disk_size {
         Some(d) => parse_size(d)
-            .filter(|s| *s > 0)
-            .ok_or_else(|| Error::invalid("disk_size", "give a size such as 32G"))?,
+            .filter(|s| *s > 0 && d.len() <= 32)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "disk_size",
+                    format!("'{}' is not a size; give one such as 32G", quote(d)),
+                )
+            })?,
         None => 0,
     };
     let groups: &[&str] = if a.cloudinit {
@@ -638,6 +672,8 @@ async fn build_from_image(
         .storage
         .map(str::to_string)
         .unwrap_or_else(|| ctx.config.defaults.storage.clone());
+    // The template's disk storage is checked before anything is downloaded.
+    validate::vm_storage(&ctx.client.list_node_storage(&node).await?, &storage, &node)?;
     let import_storage = match storage_for(ctx, &node, "import", None).await {
         Ok(s) => Some(s),
         Err(Error::Refused { .. }) => None,

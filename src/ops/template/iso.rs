@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pve::StartQemu;
 
+use crate::ops::error::quote;
 use crate::ops::run::Run;
 use crate::ops::template::create::{
     PathChoice, check_url, checksum, choose_path, default_config, download, first_online_node,
@@ -19,6 +20,7 @@ use crate::ops::template::create::{
 use crate::ops::template::manage::TemplateDeleteReport;
 use crate::ops::template::replace::{NameUse, preview_replace, replaces_marker};
 use crate::ops::template::ssh as template_ssh;
+use crate::ops::validate::{self, SCHEMA_DNS_NAME, SCHEMA_NODE, SCHEMA_SIZE, SCHEMA_STORAGE};
 use crate::ops::vm::edit::parse_size;
 use crate::ops::{Context, Error};
 
@@ -29,38 +31,52 @@ pub struct TemplateFromIsoArgs {
     /// The installer: a volume already in storage (`local:iso/debian-12.12.0-amd64-netinst.iso`),
     /// an http(s) URL of an `.iso` to download, or the absolute path of an `.iso` file on the
     /// machine running this server, to upload.
+    #[schemars(length(min = 1, max = 4096), regex(pattern = r"^[^\x00-\x1f]*$"))]
     pub iso: String,
     /// Expected digest of a downloaded or uploaded ISO: `sha256:HEX` or `sha512:HEX`.
     #[serde(default)]
+    #[schemars(
+        length(max = 140),
+        regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
+    )]
     pub checksum: Option<String>,
     /// Name of the VM (and later the template). A name already in use is refused unless
     /// `replace` is set.
+    #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
     /// VMID; default the lowest free id in `vmid_ranges.templates`.
     #[serde(default)]
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
     /// Node; default the node holding the ISO (local storage) or the first online node.
     #[serde(default)]
+    #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
     /// Storage for the boot disk (default `defaults.storage`).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
     /// Storage to download or upload the ISO to (default: the first with `iso` content).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub iso_storage: Option<String>,
     /// Boot disk size (default 32G).
     #[serde(default)]
+    #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk_size: Option<String>,
     #[serde(default)]
+    #[schemars(range(min = 1, max = 512))]
     pub cores: Option<u32>,
     /// Memory in MiB (default 2048).
     #[serde(default)]
+    #[schemars(range(min = 16, max = 16_777_216))]
     pub memory: Option<u64>,
     /// Start it so the installer runs (default false).
     #[serde(default)]
     pub start: bool,
     /// Extra tags, merged with the configured `templates` tag group.
     #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
     /// Replace the template that has this name. The old template is kept until the new one
     /// exists: it is deleted when `template_convert` turns the installed VM into a template
@@ -116,7 +132,7 @@ impl<'a> IsoSource<'a> {
             let p = Path::new(iso);
             if !p.is_file() {
                 return Err(Error::NotFound {
-                    what: format!("local file {iso}"),
+                    what: format!("local file {}", quote(iso)),
                     hint: "give the absolute path of an .iso file on the machine running proxmox-manager".into(),
                 });
             }
@@ -131,7 +147,8 @@ impl<'a> IsoSource<'a> {
         Err(Error::invalid(
             "iso",
             format!(
-                "'{iso}' is neither a volume (STORAGE:iso/NAME), an http(s) URL nor an absolute path of a local file"
+                "'{}' is neither a volume (STORAGE:iso/NAME), an http(s) URL nor an absolute path of a local file",
+                quote(iso)
             ),
         ))
     }
@@ -151,7 +168,10 @@ impl<'a> IsoSource<'a> {
         {
             return Err(Error::invalid(
                 "iso",
-                format!("'{raw}' is not a plain .iso file name (letters, digits, . _ - +)"),
+                format!(
+                    "'{}' is not a plain .iso file name (letters, digits, . _ - +)",
+                    quote(raw)
+                ),
             ));
         }
         Ok(raw.to_string())
@@ -168,6 +188,14 @@ pub async fn template_from_iso(
     run: &Run,
     a: &TemplateFromIsoArgs,
 ) -> Result<TemplateFromIsoReport, Error> {
+    if let Some(n) = &a.node {
+        validate::node("node", n)?;
+    }
+    for (arg, s) in [("storage", &a.storage), ("iso_storage", &a.iso_storage)] {
+        if let Some(s) = s {
+            validate::storage(arg, s)?;
+        }
+    }
     let size = parse_size(a.disk_size.as_deref().unwrap_or("32G"))
         .filter(|s| *s >= 1 << 30)
         .ok_or_else(|| Error::invalid("disk_size", "give a size of at least 1G, such as 32G"))?;
@@ -182,6 +210,15 @@ pub async fn template_from_iso(
     }
     let (tags, name_use) =
         template_preflight(ctx, &a.name, a.vmid, &a.tags, &["templates"], a.replace).await?;
+    let storage = a
+        .storage
+        .clone()
+        .unwrap_or_else(|| ctx.config.defaults.storage.clone());
+    // The boot disk's storage is checked before an ISO is fetched or anything is created.
+    let disk_storage = |node: String| async {
+        let pools = ctx.client.list_node_storage(&node).await?;
+        validate::vm_storage(&pools, &storage, &node).map(|()| node)
+    };
     let (node, transfer) = match source {
         IsoSource::Volume(v) => {
             let store = v.split_once(':').map(|(s, _)| s).unwrap_or("");
@@ -189,6 +226,7 @@ pub async fn template_from_iso(
                 Some(n) => n.clone(),
                 None => iso_node(ctx, store, v).await?,
             };
+            let node = disk_storage(node).await?;
             require_iso(ctx, &node, store, v).await?;
             (node, None)
         }
@@ -197,6 +235,7 @@ pub async fn template_from_iso(
                 Some(n) => n.clone(),
                 None => first_online_node(ctx).await?,
             };
+            let node = disk_storage(node).await?;
             let store = storage_for(ctx, &node, "iso", a.iso_storage.as_deref()).await?;
             let volid = format!("{store}:iso/{filename}");
             refuse_existing_iso(ctx, &node, &store, &volid).await?;
@@ -251,10 +290,6 @@ pub async fn template_from_iso(
         }
     };
     let iso = iso_volid;
-    let storage = a
-        .storage
-        .clone()
-        .unwrap_or_else(|| ctx.config.defaults.storage.clone());
     let (vmid, reservation) = template_vmid(ctx, a.vmid).await?;
     let mut config = default_config(ctx, &a.name, &storage, &tags);
     config.retain(|(k, _)| k != "cores" && k != "memory");

@@ -160,6 +160,7 @@ pub async fn template_list(
 #[serde(deny_unknown_fields)]
 pub struct TemplateConvertArgs {
     /// The installed, stopped VM to turn into a template.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     #[serde(default)]
     pub allow_outside_ranges: bool,
@@ -287,6 +288,7 @@ async fn finish_replacement(
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDeleteArgs {
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Really delete. Without it the tool returns the preview and changes nothing.
     #[serde(default)]

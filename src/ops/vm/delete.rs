@@ -14,6 +14,7 @@ use crate::ops::{Context, Error};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmDeleteArgs {
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Really delete. Without it the tool returns the preview and changes nothing.
     #[serde(default)]

@@ -124,7 +124,7 @@ pub fn boot_disk(config: &QemuConfig) -> Option<DiskEntry> {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmResizeArgs {
-    #[schemars(range(min = 1, max = 999_999_999))]
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Cores per socket (at most the node's CPU count).
     #[serde(default)]
@@ -435,7 +435,7 @@ fn partial(report: &VmResizeReport, step: &str, e: Error) -> Error {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmSetTagsArgs {
-    #[schemars(range(min = 1, max = 999_999_999))]
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Replace all tags with these.
     #[serde(default)]

@@ -37,6 +37,7 @@ impl PowerAction {
 #[serde(deny_unknown_fields)]
 pub struct PowerArgs {
     /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
@@ -48,6 +49,7 @@ pub struct PowerArgs {
 #[serde(deny_unknown_fields)]
 pub struct StopArgs {
     /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
@@ -62,6 +64,7 @@ pub struct StopArgs {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownArgs {
     /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Seconds to wait for the guest to power off (default 180).
     #[serde(default)]

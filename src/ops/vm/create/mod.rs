@@ -25,8 +25,6 @@ use crate::ops::{Context, Error};
 
 use plan::{Plan, check_formats, decide, gather, rewrite_net0};
 
-pub(crate) use crate::ops::validate::is_dns_name as valid_dns_name;
-
 /// Collisions with other clients tolerated before giving up on automatic VMIDs.
 const MAX_VMID_ATTEMPTS: usize = 8;
 

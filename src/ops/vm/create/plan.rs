@@ -320,7 +320,7 @@ pub(super) fn decide(ctx: &Context, a: &VmCreateArgs, f: &Facts) -> Result<Plan,
                 ctx.config.defaults.storage.clone()
             }
         });
-        usable_storage(&f.node_storage, &s, &target_node)?;
+        validate::vm_storage(&f.node_storage, &s, &target_node)?;
         if cross_node && !shared.contains(&s) {
             return Err(Error::refused(format!(
                 "storage {s} is local to each node; a clone onto another node needs shared storage ({})",
@@ -463,41 +463,6 @@ pub(super) fn decide(ctx: &Context, a: &VmCreateArgs, f: &Facts) -> Result<Plan,
         shown,
         warnings,
     })
-}
-
-/// Refuses a storage the node does not have, has disabled or inactive, or that cannot hold
-/// VM disks.
-fn usable_storage(node_storage: &[NodeStorage], s: &str, node: &str) -> Result<(), Error> {
-    let Some(st) = node_storage.iter().find(|n| n.storage == s) else {
-        return Err(Error::NotFound {
-            what: format!("storage {} on node {node}", quote(s)),
-            hint: format!(
-                "storages there: {}",
-                node_storage
-                    .iter()
-                    .map(|c| c.storage.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
-    };
-    if st.enabled == Some(false) || st.active == Some(false) {
-        return Err(Error::refused(format!(
-            "storage {s} is {} on node {node}; pick an enabled, active storage",
-            if st.enabled == Some(false) {
-                "disabled"
-            } else {
-                "not active"
-            }
-        )));
-    }
-    if !st.content_list().iter().any(|c| c == "images") {
-        return Err(Error::refused(format!(
-            "storage {s} on node {node} does not hold VM disks (content {}); pick one with content `images`",
-            st.content.clone().unwrap_or_default()
-        )));
-    }
-    Ok(())
 }
 
 /// Refuses more vCPUs or memory than the target node has.
