@@ -222,6 +222,7 @@ pub async fn template_from_iso(
     let (node, transfer) = match source {
         IsoSource::Volume(v) => {
             let store = v.split_once(':').map(|(s, _)| s).unwrap_or("");
+            validate::storage("iso", store)?;
             let node = match &a.node {
                 Some(n) => n.clone(),
                 None => iso_node(ctx, store, v).await?,
@@ -455,7 +456,7 @@ async fn require_iso(ctx: &Context, node: &str, store: &str, volid: &str) -> Res
     if !items.iter().any(|i| i.volid == volid) {
         let known: Vec<String> = items.into_iter().map(|i| i.volid).collect();
         return Err(Error::NotFound {
-            what: format!("ISO {volid} on {node}"),
+            what: format!("ISO {} on {node}", quote(volid)),
             hint: format!("ISOs there: {}", known.join(", ")),
         });
     }
@@ -486,7 +487,10 @@ async fn iso_node(ctx: &Context, store: &str, volid: &str) -> Result<String, Err
         }
     }
     Err(Error::NotFound {
-        what: format!("ISO {volid}"),
-        hint: format!("no online node has it on {store}; list ISOs with storage_content"),
+        what: format!("ISO {}", quote(volid)),
+        hint: format!(
+            "no online node has it on {}; list ISOs with storage_content",
+            quote(store)
+        ),
     })
 }
