@@ -302,10 +302,12 @@ pub async fn template_from_iso(
     if let NameUse::Replaces(old) = name_use {
         config.push(("description".into(), replaces_marker(old)));
     }
-    let upid = ctx.client.create_qemu(&node, vmid, &config).await?;
-    drop(reservation);
     let object = format!("vm {vmid} ({}) on {node}", a.name);
-    run.wait(ctx, &upid, &format!("create {object}")).await?;
+    run.task_locked(ctx, &object, &format!("create {object}"), || async {
+        Ok(Some(ctx.client.create_qemu(&node, vmid, &config).await?))
+    })
+    .await?;
+    drop(reservation);
     if a.start {
         let what = format!("start {object}");
         let start = run.task_locked(ctx, &object, &what, || async {

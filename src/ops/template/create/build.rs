@@ -252,16 +252,13 @@ pub(super) async fn build_from_image(
     if a.cloudinit {
         config.extend(cloudinit_config(ctx, &storage, &mut warnings));
     }
-    let created = ctx
-        .client
-        .create_qemu(&node, vmid, &config)
-        .await
-        .map_err(|e| early(&format!("creating vm {vmid}"), e.into()))?;
-    drop(reservation);
     let object = format!("vm {vmid} ({}) on {node}", a.name);
-    run.wait(ctx, &created, &format!("create {object}"))
-        .await
-        .map_err(|e| early(&format!("creating {object}"), e))?;
+    run.task_locked(ctx, &object, &format!("create {object}"), || async {
+        Ok(Some(ctx.client.create_qemu(&node, vmid, &config).await?))
+    })
+    .await
+    .map_err(|e| early(&format!("creating {object}"), e))?;
+    drop(reservation);
     let partial = |step: &str, e: Error| Error::Partial {
         done: format!("{object} exists"),
         step: step.into(),
