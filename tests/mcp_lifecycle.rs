@@ -63,7 +63,7 @@ async fn create_configure_power_and_delete_a_vm() {
 
     let (err, s, text) = call(c, "vm_create", json!({
         "template": "ubuntu-noble-tmpl", "name": "web-09", "cores": 2, "memory": 2048, "disk": "+8G",
-        "tags": ["Web", "blue"], "ssh_keys": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbq test@example",
+        "tags": ["Web", "blue"], "ssh_keys": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILRSnqBQw+QuXgQ2K9uvP5qlH4ipIsfZqXVUImG3kSLq test@example",
         "start": true, "wait_for_ip": true
     })).await;
     assert!(!err, "vm_create failed: {text}");
@@ -399,7 +399,7 @@ async fn offline_nodes_and_stubborn_guests_give_clear_errors() {
     let (err, s, text) = call(
         &e.client,
         "vm_shutdown",
-        json!({"vmid": 1003, "timeout_s": 5, "force_after_timeout": true}),
+        json!({"vmid": 1003, "timeout_s": 5, "force_after_timeout": true, "confirm": true}),
     )
     .await;
     assert!(!err, "{text}");
@@ -486,6 +486,11 @@ async fn a_cancelled_create_names_the_tasks_that_keep_running() {
     let outcome = line["outcome"].as_str().unwrap_or("");
     assert!(
         outcome.contains("keep running") && outcome.contains(":qmclone:"),
+        "{line}"
+    );
+    // The VM the clone is making is named, with its state.
+    assert!(
+        outcome.contains("cancel-me") && outcome.contains("may now exist"),
         "{line}"
     );
     raw.send(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#)

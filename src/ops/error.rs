@@ -89,8 +89,54 @@ impl Error {
         matches!(self, Error::Pve(pve::Error::Api { message, .. }) if message.contains("checksum mismatch"))
     }
 
+    /// Whether the call was cancelled (also when a partial result wraps the cancellation).
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Pve(pve::Error::Cancelled { .. }) | Error::Cancelled { .. } => true,
+            Error::Partial { source, .. } => source.is_cancelled(),
+            _ => false,
+        }
+    }
+
     /// Whether PVE said the VMID is already taken.
     pub fn is_vmid_taken(&self) -> bool {
         matches!(self, Error::Pve(e) if e.is_vmid_taken())
+    }
+}
+
+/// Longest stretch of user input an error message quotes.
+pub(crate) const QUOTE_MAX: usize = 64;
+
+/// User input as an error message may quote it: at most [`QUOTE_MAX`] characters (then `…`),
+/// control characters (newlines included) shown as `\n`-style escapes, so a megabyte argument
+/// or an injected line never reaches the answer, the log or the audit record whole.
+pub(crate) fn quote(input: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in input.chars().enumerate() {
+        if i == QUOTE_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_bounded_and_single_line() {
+        let long = "x".repeat(1 << 20);
+        let q = quote(&long);
+        assert_eq!(q.chars().count(), QUOTE_MAX + 1, "{q}");
+        assert!(q.ends_with('…'));
+        assert_eq!(quote("a\nb"), "a\\nb");
+        assert_eq!(quote("web-01"), "web-01");
     }
 }

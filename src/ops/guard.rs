@@ -48,6 +48,24 @@ pub async fn resolve_vm(
     Ok(row)
 }
 
+/// Refuses a template in a VM tool that has a template counterpart (`template_delete`, ...):
+/// templates have their own rules (linked clones, replacement), so they are changed only
+/// through the template tools. A VM in the template VMID range that is not a template is a VM
+/// like any other.
+///
+/// # Errors
+/// `Refused`, naming the tool to use instead.
+pub fn refuse_template(row: &ClusterResource, tool: &str, instead: &str) -> Result<(), Error> {
+    if !row.is_template() {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "vm {} ({}) is a template; {tool} works on VMs only — {instead}",
+        row.vmid.unwrap_or(0),
+        row.name.clone().unwrap_or_default()
+    )))
+}
+
 /// The node of a resolved row (present by construction of [`resolve_vm`]).
 pub fn node_of(row: &ClusterResource) -> String {
     row.node.clone().unwrap_or_default()
@@ -66,7 +84,8 @@ pub fn normalize_tags<I: IntoIterator<Item = String>>(tags: I) -> Result<Vec<Str
                 return Err(Error::invalid(
                     "tags",
                     format!(
-                        "'{part}' is not a valid PVE tag: use letters, digits and _ - + . and start with a letter, digit or _"
+                        "'{}' is not a valid PVE tag: use letters, digits and _ - + . and start with a letter, digit or _",
+                        super::error::quote(part)
                     ),
                 ));
             }

@@ -23,6 +23,7 @@ mod run;
 mod runbook;
 pub mod storage;
 pub mod template;
+pub mod validate;
 pub mod vm;
 
 pub mod spec;

@@ -121,6 +121,8 @@ impl Run {
 
     /// Runs `op` again while PVE says the VM is locked (or its config changed between read and
     /// write), with backoff, until the lock deadline. `op` must re-read what it depends on.
+    /// For an operation that starts a task, use [`Run::task_locked`]: PVE reports some locks
+    /// only in the task's exit status.
     ///
     /// # Errors
     /// The last error when it is not a lock, or a lock error naming the lock once the deadline
@@ -135,39 +137,206 @@ impl Run {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let start = Instant::now();
-        let mut delay = ctx.timeouts.poll;
+        let mut wait = LockWait::new(&ctx.timeouts);
         loop {
-            let err = match op().await {
+            match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            // A digest mismatch means the config changed between our read and our write (a
-            // lock being released changes it too): the operation re-reads and tries again.
-            let lock = match err.lock_contention() {
-                Some(lock) => lock,
-                None if err.is_digest_mismatch() => "config changed meanwhile".to_string(),
-                None => return Err(err),
-            };
-            if start.elapsed() >= ctx.timeouts.lock {
-                return Err(Error::Locked {
-                    object: object.to_string(),
-                    lock,
-                    waited: start.elapsed(),
-                });
+                Err(e) => wait.after(self, object, e).await?,
             }
-            self.note(format!("{object} is locked ({lock}); waiting"));
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Err(Error::Pve(pve::Error::Cancelled { upids_running: vec![] })),
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(ctx.timeouts.poll_max.max(Duration::from_millis(100)));
         }
+    }
+
+    /// Starts a task with `op` and waits for it, as one lock-aware step: a lock PVE reports
+    /// early (the HTTP answer) or late (the task's exit status, e.g. `VM is locked (backup)`
+    /// for a start) is waited out the same way, with backoff, until `ctx.timeouts.lock` — never
+    /// sleeping past it —, then reported naming the lock. `op` returns `None` when PVE did the
+    /// change synchronously (no task); it must re-read what it depends on.
+    ///
+    /// # Errors
+    /// As [`Run::retry_locked`], plus the task's own failure when it is not a lock.
+    pub async fn task_locked<F, Fut>(
+        &self,
+        ctx: &Context,
+        object: &str,
+        what: &str,
+        mut op: F,
+    ) -> Result<Option<(Upid, TaskOutcome)>, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<Upid>, Error>>,
+    {
+        let mut wait = LockWait::new(&ctx.timeouts);
+        loop {
+            let upid = match op().await {
+                Ok(Some(u)) => u,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    wait.after(self, object, e).await?;
+                    continue;
+                }
+            };
+            match self.wait(ctx, &upid, what).await {
+                Ok(outcome) => return Ok(Some((upid, outcome))),
+                Err(e) => wait.after(self, object, e).await?,
+            }
+        }
+    }
+}
+
+/// The backoff state of one lock wait: when it started, the deadline, the next delay.
+struct LockWait {
+    start: Instant,
+    deadline: Instant,
+    delay: Duration,
+    max: Duration,
+}
+
+impl LockWait {
+    fn new(t: &Timeouts) -> Self {
+        let start = Instant::now();
+        LockWait {
+            start,
+            deadline: start + t.lock,
+            delay: t.poll,
+            max: t.poll_max.max(Duration::from_millis(100)),
+        }
+    }
+
+    /// Decides about a failed attempt: `Ok` after sleeping when it was a lock and time is
+    /// left (try again), else the error to return.
+    async fn after(&mut self, run: &Run, object: &str, err: Error) -> Result<(), Error> {
+        // A digest mismatch means the config changed between our read and our write (a
+        // lock being released changes it too): the operation re-reads and tries again.
+        let lock = match err.lock_contention() {
+            Some(lock) => lock,
+            None if err.is_digest_mismatch() => "config changed meanwhile".to_string(),
+            None => return Err(err),
+        };
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(Error::Locked {
+                object: object.to_string(),
+                lock,
+                waited: now - self.start,
+            });
+        }
+        run.note(format!("{object} is locked ({lock}); waiting"));
+        let nap = self.delay.min(self.deadline - now);
+        tokio::select! {
+            _ = run.cancel.cancelled() => return Err(Error::Pve(pve::Error::Cancelled { upids_running: vec![] })),
+            _ = tokio::time::sleep(nap) => {}
+        }
+        self.delay = (self.delay * 2).min(self.max);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn locked(lock: &str) -> Error {
+        Error::Pve(pve::Error::Api {
+            status: 500,
+            method: "POST".into(),
+            path: "/nodes/pve01/qemu/1006/status/start".into(),
+            message: format!("VM is locked ({lock})"),
+            errors: Default::default(),
+        })
+    }
+
+    fn timeouts(lock_s: u64) -> Timeouts {
+        Timeouts {
+            lock: Duration::from_secs(lock_s),
+            poll: Duration::from_millis(500),
+            poll_max: Duration::from_secs(5),
+            ..Timeouts::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_is_waited_out_until_the_deadline_and_never_past_it() {
+        let run = Run::default();
+        let mut wait = LockWait::new(&timeouts(7));
+        let start = Instant::now();
+        let mut tries = 0;
+        let err = loop {
+            tries += 1;
+            if let Err(e) = wait.after(&run, "vm 1006 on pve02", locked("backup")).await {
+                break e;
+            }
+        };
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(7),
+            "stops at the deadline exactly"
+        );
+        // 0.5 + 1 + 2 + 3.5 (cut to the deadline), then the last attempt fails at 7 s.
+        assert_eq!(tries, 5);
+        let text = err.to_string();
+        assert!(matches!(err, Error::Locked { .. }), "{text}");
+        assert!(
+            text.contains("vm 1006 on pve02") && text.contains("(backup)"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_errors_are_not_retried_and_locks_then_success_pass() {
+        let run = Run::default();
+        let mut wait = LockWait::new(&timeouts(120));
+        let e = wait
+            .after(&run, "vm 1", Error::invalid("x", "no"))
+            .await
+            .expect_err("not a lock");
+        assert!(matches!(e, Error::InvalidArgument { .. }));
+        let mut n = 0;
+        let start = Instant::now();
+        let v = LockWaitDriver::drive(&run, &timeouts(120), || {
+            n += 1;
+            if n <= 2 { Err(locked("backup")) } else { Ok(n) }
+        })
+        .await
+        .expect("succeeds after two locks");
+        assert_eq!(v, 3);
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancellation_ends_the_wait() {
+        let run = Run::default();
+        run.cancel.cancel();
+        let mut wait = LockWait::new(&timeouts(120));
+        let e = wait
+            .after(&run, "vm 1", locked("backup"))
+            .await
+            .expect_err("cancelled");
+        assert!(matches!(e, Error::Pve(pve::Error::Cancelled { .. })), "{e}");
+    }
+
+    /// The loop of `retry_locked` without a `Context`.
+    struct LockWaitDriver;
+
+    impl LockWaitDriver {
+        async fn drive<T>(
+            run: &Run,
+            t: &Timeouts,
+            mut op: impl FnMut() -> Result<T, Error>,
+        ) -> Result<T, Error> {
+            let mut wait = LockWait::new(t);
+            loop {
+                match op() {
+                    Ok(v) => return Ok(v),
+                    Err(e) => wait.after(run, "vm 1", e).await?,
+                }
+            }
+        }
+    }
+}
+
+/// The same decisions against an in-memory node (`pve::fake`): the real client above it.
+#[cfg(test)]
+mod fake_node_tests {
     use std::time::Duration;
 
     use serde_json::json;

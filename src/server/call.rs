@@ -106,7 +106,9 @@ impl ProxmoxServer {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("error: {e}"),
         };
-        if let Err(e @ ops::Error::Pve(crate::pve::Error::Cancelled { .. })) = &result {
+        if let Err(e) = &result
+            && e.is_cancelled()
+        {
             // The client will not read a response to a cancelled request: stderr and the audit
             // log are where the still-running tasks are reported.
             tracing::warn!(tool, error = %e, "call cancelled");

@@ -9,14 +9,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::pve::StartQemu;
 
+use crate::ops::error::quote;
 use crate::ops::run::Run;
 use crate::ops::template::create::{
     PathChoice, check_url, checksum, choose_path, default_config, download, first_online_node,
     preview_vmid, storage_for, template_preflight, template_vmid,
 };
 use crate::ops::template::manage::TemplateDeleteReport;
-use crate::ops::template::replace::{NameUse, delete_replaced, preview_replace};
+use crate::ops::template::replace::{NameUse, preview_replace, replaces_marker};
 use crate::ops::template::ssh as template_ssh;
+use crate::ops::validate::{self, SCHEMA_DNS_NAME, SCHEMA_NODE, SCHEMA_SIZE, SCHEMA_STORAGE};
 use crate::ops::vm::edit::parse_size;
 use crate::ops::{Context, Error};
 
@@ -27,41 +29,57 @@ pub struct TemplateFromIsoArgs {
     /// The installer: a volume already in storage (`local:iso/debian-12.12.0-amd64-netinst.iso`),
     /// an http(s) URL of an `.iso` to download, or the absolute path of an `.iso` file on the
     /// machine running this server, to upload.
+    #[schemars(length(min = 1, max = 4096), regex(pattern = r"^[^\x00-\x1f]*$"))]
     pub iso: String,
     /// Expected digest of a downloaded or uploaded ISO: `sha256:HEX` or `sha512:HEX`.
     #[serde(default)]
+    #[schemars(
+        length(max = 140),
+        regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
+    )]
     pub checksum: Option<String>,
     /// Name of the VM (and later the template). A name already in use is refused unless
     /// `replace` is set.
+    #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
     /// VMID; default the lowest free id in `vmid_ranges.templates`.
     #[serde(default)]
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
     /// Node; default the node holding the ISO (local storage) or the first online node.
     #[serde(default)]
+    #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
     /// Storage for the boot disk (default `defaults.storage`).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
     /// Storage to download or upload the ISO to (default: the first with `iso` content).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub iso_storage: Option<String>,
     /// Boot disk size (default 32G).
     #[serde(default)]
+    #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk_size: Option<String>,
     #[serde(default)]
+    #[schemars(range(min = 1, max = 512))]
     pub cores: Option<u32>,
     /// Memory in MiB (default 2048).
     #[serde(default)]
+    #[schemars(range(min = 16, max = 16_777_216))]
     pub memory: Option<u64>,
     /// Start it so the installer runs (default false).
     #[serde(default)]
     pub start: bool,
     /// Extra tags, merged with the configured `templates` tag group.
     #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
-    /// Replace the template that has this name: it is deleted once the new installation VM is
-    /// created. Destructive: needs `confirm: true`, otherwise only the preview is returned.
+    /// Replace the template that has this name. The old template is kept until the new one
+    /// exists: it is deleted when `template_convert` turns the installed VM into a template
+    /// (the VM's description records which template it replaces). Destructive: needs
+    /// `confirm: true`, otherwise only the preview is returned.
     #[serde(default)]
     pub replace: bool,
     /// Confirms `replace`.
@@ -84,7 +102,8 @@ pub struct TemplateFromIsoReport {
     pub started: bool,
     /// True when nothing was changed: `replace` without `confirm`.
     pub preview: bool,
-    /// The template replaced, or in a preview the one that would be.
+    /// The template that `template_convert` will delete once this VM is converted (in a
+    /// preview: the one that would be); it is kept until then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced: Option<TemplateDeleteReport>,
     /// Where to reach the installer's console.
@@ -122,7 +141,8 @@ impl<'a> IsoSource<'a> {
         Err(Error::invalid(
             "iso",
             format!(
-                "'{iso}' is neither a volume (STORAGE:iso/NAME), an http(s) URL nor an absolute path of a local file"
+                "'{}' is neither a volume (STORAGE:iso/NAME), an http(s) URL nor an absolute path of a local file",
+                quote(iso)
             ),
         ))
     }
@@ -142,7 +162,10 @@ impl<'a> IsoSource<'a> {
         {
             return Err(Error::invalid(
                 "iso",
-                format!("'{raw}' is not a plain .iso file name (letters, digits, . _ - +)"),
+                format!(
+                    "'{}' is not a plain .iso file name (letters, digits, . _ - +)",
+                    quote(raw)
+                ),
             ));
         }
         Ok(raw.to_string())
@@ -159,6 +182,14 @@ pub async fn template_from_iso(
     run: &Run,
     a: &TemplateFromIsoArgs,
 ) -> Result<TemplateFromIsoReport, Error> {
+    if let Some(n) = &a.node {
+        validate::node("node", n)?;
+    }
+    for (arg, s) in [("storage", &a.storage), ("iso_storage", &a.iso_storage)] {
+        if let Some(s) = s {
+            validate::storage(arg, s)?;
+        }
+    }
     let size = parse_size(a.disk_size.as_deref().unwrap_or("32G"))
         .filter(|s| *s >= 1 << 30)
         .ok_or_else(|| Error::invalid("disk_size", "give a size of at least 1G, such as 32G"))?;
@@ -173,13 +204,24 @@ pub async fn template_from_iso(
     }
     let (tags, name_use) =
         template_preflight(ctx, &a.name, a.vmid, &a.tags, &["templates"], a.replace).await?;
+    let storage = a
+        .storage
+        .clone()
+        .unwrap_or_else(|| ctx.config.defaults.storage.clone());
+    // The boot disk's storage is checked before an ISO is fetched or anything is created.
+    let disk_storage = |node: String| async {
+        let pools = ctx.client.list_node_storage(&node).await?;
+        validate::vm_storage(&pools, &storage, &node).map(|()| node)
+    };
     let (node, transfer) = match source {
         IsoSource::Volume(v) => {
             let store = v.split_once(':').map(|(s, _)| s).unwrap_or("");
+            validate::storage("iso", store)?;
             let node = match &a.node {
                 Some(n) => n.clone(),
                 None => iso_node(ctx, store, v).await?,
             };
+            let node = disk_storage(node).await?;
             require_iso(ctx, &node, store, v).await?;
             (node, None)
         }
@@ -188,6 +230,7 @@ pub async fn template_from_iso(
                 Some(n) => n.clone(),
                 None => first_online_node(ctx).await?,
             };
+            let node = disk_storage(node).await?;
             let store = storage_for(ctx, &node, "iso", a.iso_storage.as_deref()).await?;
             let volid = format!("{store}:iso/{filename}");
             refuse_existing_iso(ctx, &node, &store, &volid).await?;
@@ -226,7 +269,7 @@ pub async fn template_from_iso(
             upids: vec![],
             warnings: vec![],
             next: format!(
-                "preview only, nothing was changed: this would create the installation VM {} on {node} and then delete the old template {old}; call again with confirm: true",
+                "preview only, nothing was changed: this would create the installation VM {} on {node}; the old template {old} is kept until template_convert turns the new VM into a template, and is deleted then; call again with confirm: true",
                 a.name
             ),
         });
@@ -242,10 +285,6 @@ pub async fn template_from_iso(
         }
     };
     let iso = iso_volid;
-    let storage = a
-        .storage
-        .clone()
-        .unwrap_or_else(|| ctx.config.defaults.storage.clone());
     let (vmid, reservation) = template_vmid(ctx, a.vmid).await?;
     let mut config = default_config(ctx, &a.name, &storage, &tags);
     config.retain(|(k, _)| k != "cores" && k != "memory");
@@ -254,18 +293,24 @@ pub async fn template_from_iso(
     config.push(("scsi0".into(), format!("{storage}:{}", size >> 30)));
     config.push(("ide2".into(), format!("{iso},media=cdrom")));
     config.push(("boot".into(), "order=scsi0;ide2;net0".into()));
-    let upid = ctx.client.create_qemu(&node, vmid, &config).await?;
-    drop(reservation);
+    if let NameUse::Replaces(old) = name_use {
+        config.push(("description".into(), replaces_marker(old)));
+    }
     let object = format!("vm {vmid} ({}) on {node}", a.name);
-    run.wait(ctx, &upid, &format!("create {object}")).await?;
+    run.task_locked(ctx, &object, &format!("create {object}"), || async {
+        Ok(Some(ctx.client.create_qemu(&node, vmid, &config).await?))
+    })
+    .await?;
+    drop(reservation);
     if a.start {
-        let start = async {
-            let u = ctx
-                .client
-                .start_qemu(&node, vmid, &StartQemu::default())
-                .await?;
-            run.wait(ctx, &u, &format!("start {object}")).await
-        };
+        let what = format!("start {object}");
+        let start = run.task_locked(ctx, &object, &what, || async {
+            Ok(Some(
+                ctx.client
+                    .start_qemu(&node, vmid, &StartQemu::default())
+                    .await?,
+            ))
+        });
         start.await.map_err(|e| Error::Partial {
             done: format!("{object} was created with {iso} attached"),
             step: "starting it".into(),
@@ -281,11 +326,7 @@ pub async fn template_from_iso(
         .find(|n| n.name == node)
         .map(|n| n.host.clone())
         .unwrap_or_else(|| node.clone());
-    let mut warnings = Vec::new();
-    let replaced = match name_use {
-        NameUse::Replaces(old) => delete_replaced(ctx, run, old, &mut warnings).await,
-        NameUse::Free => None,
-    };
+    let warnings = Vec::new();
     Ok(TemplateFromIsoReport {
         vmid,
         name: a.name.clone(),
@@ -302,11 +343,17 @@ pub async fn template_from_iso(
         ),
         upids: run.upids(),
         next: format!(
-            "install the OS on the console{}, shut the VM down (vm_shutdown {vmid}), then run template_convert {vmid}",
+            "install the OS on the console{}, shut the VM down (vm_shutdown {vmid}), then run template_convert {vmid}{}",
             if a.start {
                 ""
             } else {
                 " after starting it with vm_start"
+            },
+            match name_use {
+                NameUse::Replaces(old) => format!(
+                    "; the old template {old} stays until then and template_convert deletes it"
+                ),
+                NameUse::Free => String::new(),
             }
         ),
     })
@@ -405,7 +452,7 @@ async fn require_iso(ctx: &Context, node: &str, store: &str, volid: &str) -> Res
     if !items.iter().any(|i| i.volid == volid) {
         let known: Vec<String> = items.into_iter().map(|i| i.volid).collect();
         return Err(Error::NotFound {
-            what: format!("ISO {volid} on {node}"),
+            what: format!("ISO {} on {node}", quote(volid)),
             hint: format!("ISOs there: {}", known.join(", ")),
         });
     }
@@ -436,7 +483,10 @@ async fn iso_node(ctx: &Context, store: &str, volid: &str) -> Result<String, Err
         }
     }
     Err(Error::NotFound {
-        what: format!("ISO {volid}"),
-        hint: format!("no online node has it on {store}; list ISOs with storage_content"),
+        what: format!("ISO {}", quote(volid)),
+        hint: format!(
+            "no online node has it on {}; list ISOs with storage_content",
+            quote(store)
+        ),
     })
 }

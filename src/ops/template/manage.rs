@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::guard::{node_of, resolve_vm};
 use crate::ops::run::Run;
+use crate::ops::template::replace::{delete_replaced, replaced_by_description};
 use crate::ops::vm::delete::{destroy, preview_message};
 use crate::ops::vm::inventory::{
     MAX_PAGE_SIZE, VmDisk, VmListArgs, VmSummary, filter_vms, vm_disk,
@@ -159,6 +160,7 @@ pub async fn template_list(
 #[serde(deny_unknown_fields)]
 pub struct TemplateConvertArgs {
     /// The installed, stopped VM to turn into a template.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     #[serde(default)]
     pub allow_outside_ranges: bool,
@@ -172,6 +174,10 @@ pub struct TemplateConvertReport {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upid: Option<String>,
+    /// The old template deleted because this VM was built to replace it
+    /// (`template_from_iso` with `replace`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<TemplateDeleteReport>,
     pub warnings: Vec<String>,
     pub message: String,
 }
@@ -211,31 +217,78 @@ pub async fn template_convert(
     }
     let object = format!("vm {} on {node}", a.vmid);
     let upid = run
-        .retry_locked(ctx, &object, || async {
-            Ok(ctx.client.convert_qemu_to_template(&node, a.vmid).await?)
-        })
-        .await?;
-    if let Some(u) = &upid {
-        run.wait(ctx, u, &format!("convert {object} to a template"))
-            .await?;
-    }
+        .task_locked(
+            ctx,
+            &object,
+            &format!("convert {object} to a template"),
+            || async { Ok(ctx.client.convert_qemu_to_template(&node, a.vmid).await?) },
+        )
+        .await?
+        .map(|(u, _)| u);
+    let replaced = finish_replacement(ctx, run, &node, a.vmid, &name, &mut warnings).await;
     Ok(TemplateConvertReport {
         vmid: a.vmid,
         node: node.clone(),
         name: name.clone(),
         upid: upid.map(|u| u.to_string()),
-        warnings,
         message: format!(
-            "vm {} ({name}) on {node} is now a template; clone it with vm_create",
-            a.vmid
+            "vm {} ({name}) on {node} is now a template{}; clone it with vm_create",
+            a.vmid,
+            replaced
+                .as_ref()
+                .map(|r| format!(", and the template it replaces ({}) was deleted", r.vmid))
+                .unwrap_or_default()
         ),
+        replaced,
+        warnings,
     })
+}
+
+/// After a conversion: when the VM was built to replace a template (its description says
+/// which), deletes that template — only if it still is a template of the same name — and
+/// drops the note from the description. Failures become warnings: the new template exists.
+async fn finish_replacement(
+    ctx: &Context,
+    run: &Run,
+    node: &str,
+    vmid: u32,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Option<TemplateDeleteReport> {
+    let config = ctx.client.get_qemu_config(node, vmid).await.ok()?;
+    let (old, rest) = replaced_by_description(&config.get_str("description")?)?;
+    let params: Vec<(String, String)> = if rest.trim().is_empty() {
+        vec![("delete".into(), "description".into())]
+    } else {
+        vec![("description".into(), rest)]
+    };
+    if let Err(e) = ctx
+        .client
+        .set_qemu_config_sync(node, vmid, &params, None)
+        .await
+    {
+        warnings.push(format!(
+            "could not remove the replacement note from the description of {vmid}: {e}"
+        ));
+    }
+    match ctx.client.find_vm(old).await {
+        Ok(row) if row.is_template() && row.name.as_deref() == Some(name) => {
+            delete_replaced(ctx, run, old, warnings).await
+        }
+        _ => {
+            warnings.push(format!(
+                "vm {vmid} was built to replace template {old}, which is no longer a template named {name}; nothing else was deleted"
+            ));
+            None
+        }
+    }
 }
 
 /// `template_delete` arguments.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDeleteArgs {
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Really delete. Without it the tool returns the preview and changes nothing.
     #[serde(default)]
@@ -344,8 +397,7 @@ pub async fn template_delete(
         return Err(Error::refused(b));
     }
     let object = format!("template {} on {node}", a.vmid);
-    let upid = destroy(ctx, run, &node, a.vmid, &object).await?;
-    run.wait(ctx, &upid, &format!("delete {object}")).await?;
+    destroy(ctx, run, &node, a.vmid, &object).await?;
     report.executed = true;
     report.upids = run.upids();
     report.message = format!("{object} and its disks were deleted");

@@ -117,3 +117,44 @@ pub(crate) async fn delete_replaced(
         }
     }
 }
+
+/// The description line an installation VM carries when it replaces template `old`:
+/// `template_convert` reads it and deletes `old` once the new template exists.
+pub(crate) fn replaces_marker(old: u32) -> String {
+    format!("{MARKER}{old}")
+}
+
+const MARKER: &str = "proxmox-manager: on template_convert, replaces template ";
+
+/// The template a VM's description says it replaces, and the description without that line.
+pub(crate) fn replaced_by_description(description: &str) -> Option<(u32, String)> {
+    let mut old = None;
+    let rest: Vec<&str> = description
+        .lines()
+        .filter(
+            |l| match l.trim().strip_prefix(MARKER).map(str::parse::<u32>) {
+                Some(Ok(v)) => {
+                    old = Some(v);
+                    false
+                }
+                _ => true,
+            },
+        )
+        .collect();
+    old.map(|o| (o, rest.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_round_trips() {
+        let d = format!("notes\n{}", replaces_marker(105));
+        assert_eq!(
+            replaced_by_description(&d),
+            Some((105, "notes".to_string()))
+        );
+        assert_eq!(replaced_by_description("notes"), None);
+    }
+}

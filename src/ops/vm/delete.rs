@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pve::{DeleteQemu, StopQemu};
 
-use crate::ops::guard::{node_of, resolve_vm};
+use crate::ops::guard::{node_of, refuse_template, resolve_vm};
 use crate::ops::run::Run;
 use crate::ops::vm::inventory::{VmDisk, vm_disk};
 use crate::ops::{Context, Error};
@@ -14,6 +14,7 @@ use crate::ops::{Context, Error};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmDeleteArgs {
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Really delete. Without it the tool returns the preview and changes nothing.
     #[serde(default)]
@@ -56,6 +57,11 @@ pub async fn vm_delete(
     a: &VmDeleteArgs,
 ) -> Result<VmDeleteReport, Error> {
     let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    refuse_template(
+        &row,
+        "vm_delete",
+        "use template_delete, which also checks for linked clones",
+    )?;
     let node = node_of(&row);
     let (config, status) = tokio::try_join!(
         ctx.client.get_qemu_config(&node, a.vmid),
@@ -130,20 +136,16 @@ pub async fn vm_delete(
     }
     let object = format!("vm {} on {node}", a.vmid);
     if running {
-        let upid = run
-            .retry_locked(ctx, &object, || async {
-                Ok(ctx
-                    .client
+        run.task_locked(ctx, &object, &format!("stop {object}"), || async {
+            Ok(Some(
+                ctx.client
                     .stop_qemu(&node, a.vmid, &StopQemu::default())
-                    .await?)
-            })
-            .await?;
-        run.wait(ctx, &upid, &format!("stop {object}")).await?;
+                    .await?,
+            ))
+        })
+        .await?;
     }
-    let upid = destroy(ctx, run, &node, a.vmid, &object)
-        .await
-        .map_err(|e| stopped_then(running, &object, e))?;
-    run.wait(ctx, &upid, &format!("delete {object}"))
+    destroy(ctx, run, &node, a.vmid, &object)
         .await
         .map_err(|e| stopped_then(running, &object, e))?;
     report.executed = true;
@@ -178,21 +180,22 @@ pub(crate) fn preview_message(blocked_by: Option<&str>, extra: &str) -> String {
 }
 
 /// Destroys a guest with everything PVE can remove with it (purged from jobs and HA,
-/// unreferenced disks destroyed), waiting out locks; returns the `qmdestroy` UPID to wait for.
+/// unreferenced disks destroyed), waiting out locks and the `qmdestroy` task.
 pub(crate) async fn destroy(
     ctx: &Context,
     run: &Run,
     node: &str,
     vmid: u32,
     object: &str,
-) -> Result<crate::pve::Upid, Error> {
+) -> Result<(), Error> {
     let params = DeleteQemu {
         purge: Some(true),
         destroy_unreferenced_disks: Some(true),
         ..Default::default()
     };
-    run.retry_locked(ctx, object, || async {
-        Ok(ctx.client.delete_qemu(node, vmid, &params).await?)
+    run.task_locked(ctx, object, &format!("delete {object}"), || async {
+        Ok(Some(ctx.client.delete_qemu(node, vmid, &params).await?))
     })
-    .await
+    .await?;
+    Ok(())
 }

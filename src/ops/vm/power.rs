@@ -37,6 +37,7 @@ impl PowerAction {
 #[serde(deny_unknown_fields)]
 pub struct PowerArgs {
     /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
@@ -48,6 +49,7 @@ pub struct PowerArgs {
 #[serde(deny_unknown_fields)]
 pub struct StopArgs {
     /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
@@ -62,16 +64,23 @@ pub struct StopArgs {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownArgs {
     /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     /// Seconds to wait for the guest to power off (default 180).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 86400))]
     pub timeout_s: Option<u64>,
     /// Stop the VM hard if it has not shut down within the timeout (default false).
+    /// Destructive: needs `confirm: true`, otherwise the tool only says what it would do.
     #[serde(default)]
     pub force_after_timeout: bool,
     /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
+    /// Confirms `force_after_timeout` (a hard stop when the guest does not power off in time).
+    /// Without it such a call returns what it would do and changes nothing.
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// What a power tool did.
@@ -87,8 +96,8 @@ pub struct PowerReport {
     pub after: String,
     /// True when the VM already was in the asked state and nothing was sent.
     pub noop: bool,
-    /// True when nothing was sent because the action needs `confirm: true` (vm_stop); the
-    /// message says what the confirmed call would do.
+    /// True when nothing was sent because the action needs `confirm: true` (vm_stop,
+    /// vm_shutdown with force_after_timeout); the message says what the confirmed call would do.
     pub preview: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upid: Option<String>,
@@ -173,6 +182,19 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
         }
         _ => {}
     }
+    let forced = shutdown.is_some_and(|a| a.force_after_timeout);
+    if action == PowerAction::Shutdown && forced && !confirmed {
+        let timeout = shutdown.and_then(|a| a.timeout_s).unwrap_or(180);
+        report.preview = true;
+        report.message = format!(
+            "would shut down vm {vmid} ({}) on {node} and, if the guest has not powered off after \
+             {timeout} s, stop it hard (the guest loses what it has not written). Nothing was \
+             done: call vm_shutdown again with confirm: true, or without force_after_timeout \
+             for a graceful shutdown only",
+            report.name
+        );
+        return Ok(report);
+    }
     if action == PowerAction::Stop && !confirmed {
         report.preview = true;
         report.message = format!(
@@ -184,10 +206,11 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
         return Ok(report);
     }
     let object = format!("vm {vmid} on {node}");
-    let upid: Upid = run
-        .retry_locked(ctx, &object, || async {
+    let what = format!("{} {object}", action.verb());
+    let done = run
+        .task_locked(ctx, &object, &what, || async {
             let c = &ctx.client;
-            Ok(match action {
+            let upid: Upid = match action {
                 PowerAction::Start => c.start_qemu(&node, vmid, &StartQemu::default()).await?,
                 PowerAction::Stop => c.stop_qemu(&node, vmid, &StopQemu::default()).await?,
                 PowerAction::Reboot => c.reboot_qemu(&node, vmid, None).await?,
@@ -195,32 +218,37 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
                     let a = shutdown;
                     let p = ShutdownQemu {
                         timeout: Some(a.and_then(|a| a.timeout_s).unwrap_or(180)),
-                        force_stop: Some(a.is_some_and(|a| a.force_after_timeout)),
+                        force_stop: Some(forced),
                         ..Default::default()
                     };
                     c.shutdown_qemu(&node, vmid, &p).await?
                 }
-            })
+            };
+            Ok(Some(upid))
         })
-        .await?;
-    report.upid = Some(upid.to_string());
-    let outcome = match run
-        .wait(ctx, &upid, &format!("{} {object}", action.verb()))
-        .await
-    {
-        Ok(o) => o,
+        .await;
+    let (upid, outcome) = match done {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return Err(Error::Setup(format!(
+                "{what}: PVE answered without a task; check the VM with vm_get"
+            )));
+        }
+        // A lock is reported as a lock (waited out above); anything else that stops a
+        // shutdown task is the guest not powering off.
         Err(Error::Pve(crate::pve::Error::TaskFailed {
             exitstatus,
             log_tail,
             upid,
         })) if action == PowerAction::Shutdown => {
             return Err(Error::refused(format!(
-                "vm {vmid} on {node} did not shut down ({exitstatus}; task {upid}; last log: {}). The guest may ignore ACPI or lack the guest agent: retry with force_after_timeout: true, or use vm_stop",
+                "vm {vmid} on {node} did not shut down ({exitstatus}; task {upid}; last log: {}). The guest may ignore ACPI or lack the guest agent: retry with force_after_timeout: true and confirm: true, or use vm_stop",
                 log_tail.last().cloned().unwrap_or_default()
             )));
         }
         Err(e) => return Err(e),
     };
+    report.upid = Some(upid.to_string());
     report.exitstatus = Some(outcome.exitstatus.clone());
     report.after = ctx
         .client

@@ -75,6 +75,7 @@ pub(crate) const VM_STOP: ToolSpec = ToolSpec::destructive("vm_stop", "Stop VM (
     ]);
 pub(crate) const VM_SHUTDOWN: ToolSpec = ToolSpec::write("vm_shutdown", "Shut down VM")
     .toolset("vm")
+    .confirm_args(&["force_after_timeout"])
     .idempotent(true)
     .calls(&[
         api::TASK_WAIT,
@@ -192,8 +193,9 @@ impl ProxmoxServer {
     }
 
     /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
-    /// force_after_timeout it is stopped hard if the guest does not power off in time.
-    /// Already stopped is a reported no-op.
+    /// force_after_timeout it is stopped hard if the guest does not power off in time — that
+    /// is destructive: it needs confirm: true, otherwise the tool returns what it would do and
+    /// changes nothing. Already stopped is a reported no-op.
     #[tool(name = "vm_shutdown")]
     async fn vm_shutdown(
         &self,
@@ -203,6 +205,8 @@ impl ProxmoxServer {
     ) -> Result<Json<PowerReport>, String> {
         let req = PowerRequest {
             shutdown: Some(&args),
+            // Only the forced variant needs confirmation; a graceful shutdown is not destructive.
+            confirmed: args.confirm || !args.force_after_timeout,
             ..PowerRequest::new(PowerAction::Shutdown, args.vmid, args.allow_outside_ranges)
         };
         self.power_tool(&VM_SHUTDOWN, req, &args, rc, ct).await
