@@ -6,7 +6,7 @@
 //! - `sim` uses nothing of ours (it is an independent implementation of PVE);
 //! - `pve` knows nothing of MCP, SSH or YAML;
 //! - the planners (`ops::plan`) do no I/O: no client, no SSH, no runtime, no files;
-//! - `main.rs` parses arguments and hands over: no `ops` or `pve` logic of its own.
+//! - `main.rs` parses arguments and hands over to the binary's `commands`: no logic of its own.
 
 use std::path::{Path, PathBuf};
 
@@ -180,7 +180,13 @@ fn the_wire_layer_knows_nothing_of_mcp_ssh_or_yaml_and_the_planners_do_no_io() {
         ),
     ];
     for (module, banned) in rules {
-        for f in files_of(module) {
+        // Test files may build inputs from wire types; the rule is about the planners.
+        let is_test = |f: &Path| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == "tests.rs" || n.ends_with("tests.rs"))
+        };
+        for f in files_of(module).into_iter().filter(|f| !is_test(f)) {
             let text = std::fs::read_to_string(&f).expect("read");
             for (n, line) in text.lines().enumerate() {
                 for b in banned {
@@ -194,13 +200,13 @@ fn the_wire_layer_knows_nothing_of_mcp_ssh_or_yaml_and_the_planners_do_no_io() {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
-/// `main.rs` parses arguments and hands over: it calls into the library but holds no PVE
-/// calls, no SSH, no operation logic, and stays small.
+/// `main.rs` parses arguments and hands over to `commands`: it holds no PVE calls, no SSH, no
+/// operation logic, and stays small.
 #[test]
 fn main_is_thin() {
     let text = std::fs::read_to_string(src().join("main.rs")).expect("main.rs");
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
-    assert!(lines <= 450, "main.rs has {lines} non-blank lines");
+    assert!(lines <= 300, "main.rs has {lines} non-blank lines");
     for banned in [
         "ctx.client.",
         "reqwest::",

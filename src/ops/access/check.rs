@@ -186,7 +186,8 @@ fn push_unique(v: &mut Vec<MissingPrivilege>, m: MissingPrivilege) {
 /// One tool's verdict from its spec.
 fn tool_access(input: &AccessInput<'_>, spec: &ToolSpec) -> ToolAccess {
     let mut missing = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
+    // What degrades, with what is missing for it, in declaration order.
+    let mut degraded: Vec<(&str, Vec<MissingPrivilege>)> = Vec::new();
     let mut ready = true;
     for need in spec.needs() {
         let m = privs_missing(input, need);
@@ -196,27 +197,40 @@ fn tool_access(input: &AccessInput<'_>, spec: &ToolSpec) -> ToolAccess {
         match need.optional {
             None => ready = false,
             Some(why) => {
-                let unreachable = why == VIA_SSH && !input.ssh_configured;
-                let note = format!(
-                    "{why}{} without {}",
-                    if unreachable {
-                        " (SSH is not configured: they will fail)"
-                    } else {
-                        ""
-                    },
-                    m.iter()
-                        .map(|x| format!("{} on {}", x.privilege, x.path))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                notes.push(note);
+                let at = match degraded.iter().position(|(w, _)| *w == why) {
+                    Some(i) => i,
+                    None => {
+                        degraded.push((why, Vec::new()));
+                        degraded.len() - 1
+                    }
+                };
+                for x in &m {
+                    push_unique(&mut degraded[at].1, x.clone());
+                }
             }
         }
         for x in m {
             push_unique(&mut missing, x);
         }
     }
-    notes.dedup();
+    let notes: Vec<String> = degraded
+        .iter()
+        .map(|(why, m)| {
+            let unreachable = *why == VIA_SSH && !input.ssh_configured;
+            format!(
+                "{why}{} without {}",
+                if unreachable {
+                    " (SSH is not configured: they will fail)"
+                } else {
+                    ""
+                },
+                m.iter()
+                    .map(|x| format!("{} on {}", x.privilege, x.path))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
     ToolAccess {
         tool: spec.name.into(),
         ready,

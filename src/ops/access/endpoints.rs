@@ -32,6 +32,8 @@ pub const NODE_STATUS: Endpoint = Endpoint::get(
     "/nodes/{node}/status",
     &[all("/nodes/{node}", &["Sys.Audit"])],
 );
+/// `GET /nodes` (user: all): the cluster's real node names, to check a node argument.
+pub const NODES: Endpoint = Endpoint::get("/nodes", &[]);
 /// `GET /nodes/{node}/version` (user: all).
 pub const NODE_VERSION: Endpoint = Endpoint::get("/nodes/{node}/version", &[]);
 /// `GET /nodes/{node}/network` (user: all).

@@ -65,15 +65,22 @@ const SHORT: Duration = Duration::from_secs(60);
 #[serde(deny_unknown_fields)]
 pub struct RbacBootstrapArgs {
     /// Node to run `pveum` on, as root over SSH (any node: the access config is cluster-wide).
+    #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: String,
     /// Service account (default `claude-code@pve`).
     #[serde(default)]
+    #[schemars(
+        length(max = 128),
+        regex(pattern = r"^[^\s:/]+@[A-Za-z][A-Za-z0-9._-]*$")
+    )]
     pub user: Option<String>,
     /// Token name (default `automation`).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z][A-Za-z0-9._-]*$"))]
     pub token_name: Option<String>,
     /// Role name (default `ClaudeCodeManager`).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z0-9_.-]+$"))]
     pub role: Option<String>,
     /// Replace an existing token with a new one (its old secret stops working).
     #[serde(default)]

@@ -78,6 +78,7 @@ pub struct ClusterStatusReport {
 #[serde(deny_unknown_fields)]
 pub struct NodeStatusArgs {
     /// Node name, e.g. `pve01`.
+    #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: String,
 }
 

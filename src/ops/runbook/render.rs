@@ -14,6 +14,7 @@ use super::{Error, Requirement, RunbookSource, ToolCatalog};
 #[serde(deny_unknown_fields)]
 pub struct RunbookGetArgs {
     /// The runbook's name, as `runbook_list` shows it (e.g. `create-cloudinit-template`).
+    #[schemars(length(max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
     pub name: String,
     /// Values for the runbook's parameters, by parameter name: strings or numbers, e.g.
     /// `{"image_url": "https://...", "name": "ubuntu-noble-tmpl", "vmid": 9001}`. Parameters

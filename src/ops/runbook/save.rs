@@ -22,6 +22,7 @@ pub struct RunbookSaveArgs {
     /// (optionally ending in `(default: VALUE)` or `(optional)`), and a `## Steps` section of
     /// `N. TEXT` lines, each ending in `` — `tool_name` `` unless a person does it. A shipped
     /// runbook's text is the best model to follow. The frontmatter name becomes the file name.
+    #[schemars(length(max = 262_144))]
     pub content: String,
     /// False (default): validate and show the normalised text and the diff, write nothing.
     /// True: write it to the user runbook directory.

@@ -22,9 +22,11 @@ use crate::ops::{Context, Error, is_storage};
 pub struct TemplateListArgs {
     /// Only templates carrying this tag.
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub tag: Option<String>,
     /// Only templates on this node.
     #[serde(default)]
+    #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
 }
 

@@ -93,24 +93,30 @@ pub(crate) fn summarize_vm(r: &ClusterResource) -> VmSummary {
 pub struct VmListArgs {
     /// Only guests carrying this tag (exact, case-insensitive).
     #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub tag: Option<String>,
     /// Only guests on this node.
     #[serde(default)]
+    #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
     /// Only guests in this state: `running`, `stopped`, `paused` or `unknown`.
     #[serde(default)]
+    #[schemars(length(max = 16), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub status: Option<String>,
     /// Name glob, `*` and `?` allowed, e.g. `web-*`.
     #[serde(default)]
+    #[schemars(length(max = 128), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub name: Option<String>,
     /// Include templates (default false; `template_list` lists only templates).
     #[serde(default)]
     pub include_templates: bool,
     /// Page number, from 1 (default 1).
     #[serde(default)]
+    #[schemars(range(max = 1_000_000))]
     pub page: Option<u32>,
     /// Items per page (default 50, at most 200).
     #[serde(default)]
+    #[schemars(range(max = 200))]
     pub page_size: Option<u32>,
 }
 
@@ -200,6 +206,7 @@ pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, E
 #[serde(deny_unknown_fields)]
 pub struct VmGetArgs {
     /// The VM's id, e.g. 1001. Its node is looked up in the cluster.
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
 }
 

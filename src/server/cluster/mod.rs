@@ -22,7 +22,12 @@ pub(crate) const CLUSTER_STATUS: ToolSpec = ToolSpec::read("cluster_status", "Cl
     ]);
 pub(crate) const NODE_STATUS: ToolSpec = ToolSpec::read("node_status", "Node status")
     .toolset("cluster")
-    .calls(&[api::NODE_STATUS, api::RESOURCES_ALL, api::NODE_STORAGE]);
+    .calls(&[
+        api::NODES,
+        api::NODE_STATUS,
+        api::RESOURCES_ALL,
+        api::NODE_STORAGE,
+    ]);
 pub(crate) const TASK_STATUS: ToolSpec = ToolSpec::read("task_status", "Task status")
     .toolset("cluster")
     .calls(&[api::TASK_STATUS]);

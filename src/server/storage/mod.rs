@@ -13,10 +13,15 @@ use crate::server::{ProxmoxServer, tool_error};
 
 pub(crate) const STORAGE_LIST: ToolSpec = ToolSpec::read("storage_list", "List storage")
     .toolset("storage")
-    .calls(&[api::RESOURCES_ALL, api::NODE_STORAGE]);
+    .calls(&[api::NODES, api::RESOURCES_ALL, api::NODE_STORAGE]);
 pub(crate) const STORAGE_CONTENT: ToolSpec = ToolSpec::read("storage_content", "Storage content")
     .toolset("storage")
-    .calls(&[api::RESOURCES_ALL, api::STORAGE_CONTENT]);
+    .calls(&[
+        api::NODE_STORAGE,
+        api::NODES,
+        api::RESOURCES_ALL,
+        api::STORAGE_CONTENT,
+    ]);
 
 /// This file's tools, in catalogue order.
 pub(crate) const SPECS: &[ToolSpec] = &[STORAGE_LIST, STORAGE_CONTENT];

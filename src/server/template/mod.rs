@@ -17,7 +17,12 @@ use crate::server::{ProxmoxServer, tool_error};
 
 pub(crate) const TEMPLATE_LIST: ToolSpec = ToolSpec::read("template_list", "List templates")
     .toolset("template")
-    .calls(&[api::RESOURCES_ALL, api::QEMU_CONFIG, api::STORAGE_CONTENT]);
+    .calls(&[
+        api::NODES,
+        api::RESOURCES_ALL,
+        api::QEMU_CONFIG,
+        api::STORAGE_CONTENT,
+    ]);
 pub(crate) const TEMPLATE_CONVERT: ToolSpec =
     ToolSpec::write("template_convert", "Convert VM to template")
         .toolset("template")

@@ -11,7 +11,7 @@ use crate::server::{ProxmoxServer, tool_error};
 
 pub(crate) const VM_LIST: ToolSpec = ToolSpec::read("vm_list", "List VMs")
     .toolset("vm")
-    .calls(&[api::RESOURCES_GUESTS]);
+    .calls(&[api::NODES, api::RESOURCES_GUESTS]);
 pub(crate) const VM_GET: ToolSpec = ToolSpec::read("vm_get", "Get VM").toolset("vm").calls(&[
     api::RESOURCES_GUESTS,
     api::QEMU_CONFIG,
