@@ -140,6 +140,7 @@ async fn plugin_installs_from_its_marketplace_and_its_server_connects() {
     let home = pass.home().to_path_buf();
 
     let config_arg = config.display().to_string();
+    let published = clients::published_copy(work.path());
     tokio::task::spawn_blocking(move || {
         let mcp_list = |home: &Path| {
             clients::run(
@@ -153,7 +154,7 @@ async fn plugin_installs_from_its_marketplace_and_its_server_connects() {
         let run = clients::run(
             claude(&home)
                 .args(["plugin", "marketplace", "add"])
-                .arg(clients::repo()),
+                .arg(&published),
         );
         assert!(run.ok(), "marketplace add failed\n{run}");
         let run = clients::run(claude(&home).args(["plugin", "install", PLUGIN]));

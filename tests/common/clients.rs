@@ -124,3 +124,28 @@ pub fn run_with_input(cmd: &mut std::process::Command, input: &[u8]) -> Run {
         stderr: err.join().unwrap_or_default(),
     }
 }
+
+/// The repository as it is published: its tracked files (`git ls-files`) copied under `dir`.
+/// Installing a plugin from a local marketplace copies the whole directory, and a checkout's
+/// `target/` holds gigabytes of build output no user's copy has.
+pub fn published_copy(dir: &std::path::Path) -> PathBuf {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args(["ls-files", "-z"])
+        .output()
+        .expect("git is installed (the repository is a git checkout)");
+    assert!(out.status.success(), "git ls-files failed");
+    let root = dir.join("proxmox-manager");
+    for rel in out.stdout.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let rel = std::path::Path::new(std::str::from_utf8(rel).expect("utf-8 path"));
+        let src = repo().join(rel);
+        if !src.is_file() {
+            continue;
+        }
+        let dst = root.join(rel);
+        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&src, &dst).expect("copy a tracked file");
+    }
+    root
+}
