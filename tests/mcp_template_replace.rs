@@ -122,3 +122,54 @@ async fn template_builds_refuse_a_bad_storage_before_fetching_anything() {
     }
     assert_eq!(mutations(), before, "nothing was downloaded or created");
 }
+
+/// The cluster's default bridge is checked on the build's node, and an ISO build's size on
+/// the node, before anything is fetched or created (issue 13, item 6).
+#[tokio::test(flavor = "multi_thread")]
+async fn template_builds_refuse_a_missing_bridge_or_an_oversized_vm_before_fetching_anything() {
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let bad_bridge = dir.path().join("bad-bridge.yaml");
+    std::fs::write(
+        &bad_bridge,
+        text.replace("network_bridge: vmbr0", "network_bridge: vmbr9"),
+    )
+    .expect("write");
+    let mutations = || {
+        sim.requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .count()
+    };
+    let before = mutations();
+    let (c, _) = connect(&bad_bridge, &common::token_env(&sim), dir.path(), &[]).await;
+    for (tool, args) in [
+        (
+            "template_from_cloud_image",
+            json!({"image_url": "https://images.example/noble.img", "name": "cloud-x",
+                   "node": "pve01"}),
+        ),
+        (
+            "template_from_iso",
+            json!({"iso": "https://isos.example/netinst.iso", "name": "iso-x", "node": "pve01"}),
+        ),
+    ] {
+        let (err, _, text) = call(&c, tool, args).await;
+        assert!(
+            err && text.contains("bridge vmbr9 on node pve01") && text.contains("vmbr0"),
+            "{tool}: {text}"
+        );
+    }
+    let (c, _) = connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+    let (err, _, text) = call(
+        &c,
+        "template_from_iso",
+        json!({"iso": "https://isos.example/netinst.iso", "name": "iso-x", "node": "pve03",
+               "cores": 500}),
+    )
+    .await;
+    assert!(err && text.contains("more than node"), "{text}");
+    assert_eq!(mutations(), before, "nothing was downloaded or created");
+}

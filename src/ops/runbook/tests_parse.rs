@@ -75,6 +75,7 @@ pub(super) fn catalog() -> ToolCatalog {
                 "vmid",
                 "timeout_s",
                 "force_after_timeout",
+                "confirm",
                 "allow_outside_ranges",
             ],
         ),

@@ -209,9 +209,19 @@ pub async fn template_from_iso(
         .clone()
         .unwrap_or_else(|| ctx.config.defaults.storage.clone());
     // The boot disk's storage is checked before an ISO is fetched or anything is created.
+    // The disk storage, the NIC's bridge and the VM's size are checked on the node before
+    // any transfer or create.
     let disk_storage = |node: String| async {
         let pools = ctx.client.list_node_storage(&node).await?;
-        validate::vm_storage(&pools, &storage, &node).map(|()| node)
+        validate::vm_storage(&pools, &storage, &node)?;
+        crate::ops::vm::create::plan::require_bridge(
+            ctx,
+            &node,
+            &ctx.config.defaults.network_bridge,
+        )
+        .await?;
+        crate::ops::vm::edit::resize::fits_node(ctx, &node, a.cores, None, a.memory).await?;
+        Ok::<String, Error>(node)
     };
     let (node, transfer) = match source {
         IsoSource::Volume(v) => {

@@ -114,8 +114,11 @@ pub(super) async fn build_from_image(
         .storage
         .map(str::to_string)
         .unwrap_or_else(|| ctx.config.defaults.storage.clone());
-    // The template's disk storage is checked before anything is downloaded.
+    // The template's disk storage and its NIC's bridge are checked before anything is
+    // downloaded.
     validate::vm_storage(&ctx.client.list_node_storage(&node).await?, &storage, &node)?;
+    crate::ops::vm::create::plan::require_bridge(ctx, &node, &ctx.config.defaults.network_bridge)
+        .await?;
     let import_storage = match storage_for(ctx, &node, "import", None).await {
         Ok(s) => Some(s),
         Err(Error::Refused { .. }) => None,

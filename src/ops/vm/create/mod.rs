@@ -5,7 +5,7 @@
 //! clone rules, range) is checked before the clone, so a refusal changes nothing. After the
 //! clone every failure is reported as a partial result naming the VM that now exists.
 
-mod plan;
+pub(crate) mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 

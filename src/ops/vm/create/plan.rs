@@ -223,7 +223,7 @@ pub(super) async fn gather(ctx: &Context, a: &VmCreateArgs) -> Result<Facts, Err
 
 /// The bridges a NIC on `node` can use: Linux and OVS bridges (`GET /nodes/{node}/network`)
 /// and SDN vnets (when the cluster has SDN and the token may read it).
-async fn bridges(ctx: &Context, node: &str) -> Result<BTreeSet<String>, Error> {
+pub(crate) async fn bridges(ctx: &Context, node: &str) -> Result<BTreeSet<String>, Error> {
     let rows: Vec<serde_json::Value> = ctx
         .client
         .get(
@@ -254,6 +254,21 @@ async fn bridges(ctx: &Context, node: &str) -> Result<BTreeSet<String>, Error> {
         );
     }
     Ok(out)
+}
+
+/// Refuses a bridge `node` does not have, naming the ones it has.
+pub(crate) async fn require_bridge(ctx: &Context, node: &str, bridge: &str) -> Result<(), Error> {
+    let known = bridges(ctx, node).await?;
+    if known.contains(bridge) {
+        return Ok(());
+    }
+    Err(Error::NotFound {
+        what: format!("bridge {} on node {node}", crate::ops::error::quote(bridge)),
+        hint: format!(
+            "its bridges are {}; set defaults.network_bridge in cluster-config.yaml to one of them",
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    })
 }
 
 /// Turns the facts and the arguments into a plan; pure.

@@ -1,6 +1,6 @@
 //! Changing an existing VM: CPU, memory and disk size (`vm_resize`), tags (`vm_set_tags`).
 
-mod resize;
+pub(crate) mod resize;
 mod size;
 mod tags;
 
