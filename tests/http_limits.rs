@@ -128,17 +128,30 @@ async fn half_open_connections_time_out_and_do_not_lock_clients_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn beyond_the_connection_cap_a_client_is_refused_at_once_not_left_hanging() {
+    // Every wait below is bounded, and so is the whole: a regression fails, never hangs.
+    tokio::time::timeout(Duration::from_secs(120), connection_cap_case())
+        .await
+        .expect("the connection-cap case finished within 120 s");
+}
+
+async fn connection_cap_case() {
     let (_child, url) = start(&["--header-timeout-s", "1", "--max-connections", "4"]).await;
     let a = addr(&url);
+    let connect = |a: String| async move {
+        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(a))
+            .await
+            .expect("connect within 5 s")
+            .expect("connect")
+    };
     let mut held = Vec::new();
     for _ in 0..4 {
-        held.push(TcpStream::connect(&a).await.expect("connect"));
+        held.push(connect(a.clone()).await);
     }
     // The server accepts in its own time: poll until a fifth connection gets the 503.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut refused = false;
     while Instant::now() < deadline && !refused {
-        let mut s = TcpStream::connect(&a).await.expect("connect");
+        let mut s = connect(a.clone()).await;
         let mut text = String::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await;
         refused = text.starts_with("HTTP/1.1 503") && text.contains("too many open connections");
@@ -148,9 +161,13 @@ async fn beyond_the_connection_cap_a_client_is_refused_at_once_not_left_hanging(
         "a connection beyond the cap is answered 503 and closed"
     );
     // Once the held connections time out, clients are served again.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let served = reqwest::Client::new()
+        let served = client
             .post(&url)
             .header("authorization", format!("Bearer {TOKEN}"))
             .header("content-type", "application/json")
