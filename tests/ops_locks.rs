@@ -81,6 +81,7 @@ fn context(server: &common::fake_pve::Server, lock: Duration) -> Context {
             "/dev/null",
         )))),
         ssh: None,
+        previews: Default::default(),
     }
 }
 

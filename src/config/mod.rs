@@ -24,6 +24,7 @@ pub use error::{ConfigError, LookedAt, Position, Problem};
 pub use load::{CONFIG_ENV, CONFIG_FILE, load_with, locate_with, parse_raw, parse_with};
 pub use model::{
     Ansible, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits, Node, Paths,
+    Placement,
     ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
 };
 pub use raw::RawConfig;
@@ -134,6 +135,7 @@ pub fn sim_config(api_port: u16, fingerprint: [u8; 32]) -> Config {
         ansible: Ansible::default(),
         paths: Paths::default(),
         limits: Limits::default(),
+        placement: Placement::default(),
         audit_log: None,
     }
 }
@@ -197,6 +199,14 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
             "uploads": cfg.paths.uploads.as_ref().map(|d| d.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()),
         },
         "limits": { "max_parallel": cfg.limits.max_parallel, "per_node_parallel": cfg.limits.per_node_parallel },
+        "placement": {
+            "memory_ratio": cfg.placement.memory_ratio,
+            "vcpu_ratio": cfg.placement.vcpu_ratio,
+            "host_reserve_bytes": cfg.placement.host_reserve,
+            "pin_tag": cfg.placement.pin_tag,
+            "balance_band": cfg.placement.balance_band,
+            "migration_bandwidth_bytes_s": cfg.placement.migration_bandwidth,
+        },
         "audit_log": path(&cfg.audit_log),
     })
 }

@@ -24,6 +24,7 @@ pub struct Config {
     pub ansible: Ansible,
     pub paths: Paths,
     pub limits: Limits,
+    pub placement: Placement,
     /// JSON-lines audit log of mutating calls; `None` = no audit file.
     pub audit_log: Option<PathBuf>,
 }
@@ -311,6 +312,39 @@ impl Default for Limits {
         Limits {
             max_parallel: 4,
             per_node_parallel: 2,
+        }
+    }
+}
+
+/// `placement:` — validated: ratios and band positive and finite, the pin tag a PVE tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// Default 1.0 (never overcommit memory).
+    pub memory_ratio: f64,
+    /// Default 2.0.
+    pub vcpu_ratio: f64,
+    /// Bytes; default 2 GiB.
+    pub host_reserve: u64,
+    /// Default `pinned`.
+    pub pin_tag: String,
+    /// Default 0.15.
+    pub balance_band: f64,
+    /// Bytes per second; default 110 MiB/s (a busy 1 GbE link).
+    pub migration_bandwidth: u64,
+}
+
+// Validation keeps every ratio finite (no NaN), so equality is reflexive.
+impl Eq for Placement {}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement {
+            memory_ratio: 1.0,
+            vcpu_ratio: 2.0,
+            host_reserve: 2 << 30,
+            pin_tag: "pinned".into(),
+            balance_band: 0.15,
+            migration_bandwidth: 110 << 20,
         }
     }
 }

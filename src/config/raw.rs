@@ -43,6 +43,10 @@ pub struct RawConfig {
     /// Concurrency limits for batch operations (optional).
     #[serde(default)]
     pub limits: RawLimits,
+    /// How guests are placed and moved: overcommit ratios, host reserve, the do-not-move tag
+    /// (optional).
+    #[serde(default)]
+    pub placement: RawPlacement,
     /// Append-only JSON-lines audit log of every mutating call (optional; `~` expands to $HOME).
     #[serde(default)]
     pub audit_log: Option<String>,
@@ -276,6 +280,66 @@ impl Default for RawLimits {
             per_node_parallel: default_per_node_parallel(),
         }
     }
+}
+
+/// `placement:` — the capacity rules of every plan (migration, evacuation, balance) and of
+/// `cluster_status`'s overcommit flags.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    /// Configured memory of running guests per byte of a node's memory budget (physical
+    /// memory minus `host_reserve_gib`); 1.0 = never overcommit memory.
+    #[serde(default = "default_memory_ratio")]
+    pub memory_ratio: f64,
+    /// vCPUs of running guests per physical thread.
+    #[serde(default = "default_vcpu_ratio")]
+    pub vcpu_ratio: f64,
+    /// Memory kept for the host on every node (hypervisor, ZFS ARC, page cache), GiB.
+    #[serde(default = "default_host_reserve_gib")]
+    pub host_reserve_gib: f64,
+    /// Guests carrying this tag are never moved by an evacuation or a balance, and
+    /// `vm_migrate` refuses them unless asked explicitly.
+    #[serde(default = "default_pin_tag")]
+    pub pin_tag: String,
+    /// How far a node's memory load may be from the cluster mean before `cluster_balance`
+    /// suggests moves (0.15 = 15 points).
+    #[serde(default = "default_balance_band")]
+    pub balance_band: f64,
+    /// Bandwidth between nodes for migration time estimates, MiB/s.
+    #[serde(default = "default_migration_mib_s")]
+    pub migration_mib_s: u64,
+}
+
+impl Default for RawPlacement {
+    fn default() -> RawPlacement {
+        RawPlacement {
+            memory_ratio: default_memory_ratio(),
+            vcpu_ratio: default_vcpu_ratio(),
+            host_reserve_gib: default_host_reserve_gib(),
+            pin_tag: default_pin_tag(),
+            balance_band: default_balance_band(),
+            migration_mib_s: default_migration_mib_s(),
+        }
+    }
+}
+
+fn default_memory_ratio() -> f64 {
+    1.0
+}
+fn default_vcpu_ratio() -> f64 {
+    2.0
+}
+fn default_host_reserve_gib() -> f64 {
+    2.0
+}
+fn default_pin_tag() -> String {
+    "pinned".to_string()
+}
+fn default_balance_band() -> f64 {
+    0.15
+}
+fn default_migration_mib_s() -> u64 {
+    110
 }
 
 fn default_true() -> bool {

@@ -11,7 +11,7 @@ use super::Env;
 use super::error::{ConfigError, Problem};
 use super::model::{
     Ansible, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits, Node, Paths,
-    ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
+    Placement, ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
 };
 use super::raw::{RawConfig, RawDefaults};
 use super::syntax::{
@@ -88,6 +88,7 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
         }),
     };
     let limits = v.limits(&raw);
+    let placement = v.placement(&raw);
     let audit_log = v.opt_path("audit_log", raw.audit_log.as_deref());
 
     let vmid_ranges = match vmid_ranges {
@@ -120,6 +121,7 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
         ansible,
         paths,
         limits,
+        placement,
         audit_log,
     })
 }
@@ -524,6 +526,59 @@ impl Validator<'_> {
         Limits {
             max_parallel: max,
             per_node_parallel: per,
+        }
+    }
+
+    fn placement(&mut self, raw: &RawConfig) -> Placement {
+        let p = &raw.placement;
+        let mut ratio = |key: &str, v: f64, default: f64, max: f64| {
+            if v.is_finite() && v > 0.0 && v <= max {
+                v
+            } else {
+                self.problem(
+                    key,
+                    format!("{v} is not a ratio between 0 and {max}"),
+                    format!("give a positive number, e.g. {default} (the default)"),
+                );
+                default
+            }
+        };
+        let memory_ratio = ratio("placement.memory_ratio", p.memory_ratio, 1.0, 4.0);
+        let vcpu_ratio = ratio("placement.vcpu_ratio", p.vcpu_ratio, 2.0, 64.0);
+        let balance_band = ratio("placement.balance_band", p.balance_band, 0.15, 1.0);
+        let reserve_gib = if p.host_reserve_gib.is_finite()
+            && (0.0..=4096.0).contains(&p.host_reserve_gib)
+        {
+            p.host_reserve_gib
+        } else {
+            self.problem(
+                "placement.host_reserve_gib",
+                format!("{} is not a size in GiB", p.host_reserve_gib),
+                "give the memory kept for the host, e.g. 2 (the default)",
+            );
+            2.0
+        };
+        if !valid_tag(&p.pin_tag) {
+            self.problem(
+                "placement.pin_tag",
+                format!("{:?} is not a PVE tag", p.pin_tag),
+                "use lowercase letters, digits and _-+. (e.g. pinned)",
+            );
+        }
+        if p.migration_mib_s == 0 {
+            self.problem(
+                "placement.migration_mib_s",
+                "is 0",
+                "give the bandwidth between nodes in MiB/s, e.g. 110 (the default)",
+            );
+        }
+        Placement {
+            memory_ratio,
+            vcpu_ratio,
+            host_reserve: (reserve_gib * (1u64 << 30) as f64) as u64,
+            pin_tag: p.pin_tag.clone(),
+            balance_band,
+            migration_bandwidth: p.migration_mib_s.max(1).saturating_mul(1 << 20),
         }
     }
 

@@ -27,6 +27,8 @@ pub type StepFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 pub struct Step<T> {
     pub label: String,
     pub node: Option<String>,
+    /// Steps sharing this key never run at the same time (e.g. disk copies into one node).
+    pub exclusive: Option<String>,
     work: Box<dyn FnOnce(Run) -> StepFuture<T> + Send>,
 }
 
@@ -39,8 +41,15 @@ impl<T> Step<T> {
         Step {
             label: label.into(),
             node: node.map(str::to_owned),
+            exclusive: None,
             work: Box::new(move |run| Box::pin(work(run))),
         }
+    }
+
+    /// At most one step with this key runs at a time, whatever the other limits allow.
+    pub fn exclusive(mut self, key: impl Into<String>) -> Step<T> {
+        self.exclusive = Some(key.into());
+        self
     }
 }
 
@@ -122,6 +131,11 @@ pub async fn run_batch<T: Send + 'static>(
         .filter_map(|s| s.node.clone())
         .map(|n| (n, Arc::new(Semaphore::new(limits.per_node.max(1)))))
         .collect();
+    let exclusive: BTreeMap<String, Arc<Semaphore>> = steps
+        .iter()
+        .filter_map(|s| s.exclusive.clone())
+        .map(|k| (k, Arc::new(Semaphore::new(1))))
+        .collect();
     let meta: Vec<(String, Option<String>)> = steps
         .iter()
         .map(|s| (s.label.clone(), s.node.clone()))
@@ -136,7 +150,9 @@ pub async fn run_batch<T: Send + 'static>(
             stopped = Some("the call was cancelled".into());
         }
         if stopped.is_none() {
-            while let Some((index, step, permits)) = next_ready(&mut pending, &global, &per_node) {
+            while let Some((index, step, permits)) =
+                next_ready(&mut pending, &global, &per_node, &exclusive)
+            {
                 run.note(format!("{}: started{}", step.label, on(&step.node)));
                 let work = step.work;
                 let step_run = run.clone();
@@ -188,29 +204,36 @@ pub async fn run_batch<T: Send + 'static>(
     report(meta, outcomes)
 }
 
-/// The first pending step (in input order) whose node has a free permit, with its permits,
-/// when a global permit is free.
+/// The first pending step (in input order) whose node (and exclusive key) has a free permit,
+/// with its permits, when a global permit is free.
 fn next_ready<T>(
     pending: &mut Vec<(usize, Step<T>)>,
     global: &Arc<Semaphore>,
     per_node: &BTreeMap<String, Arc<Semaphore>>,
+    exclusive: &BTreeMap<String, Arc<Semaphore>>,
 ) -> Option<(usize, Step<T>, Vec<OwnedSemaphorePermit>)> {
     if pending.is_empty() {
         return None;
     }
     let global_permit = Arc::clone(global).try_acquire_owned().ok()?;
-    let (pos, node_permit) =
+    let take = |key: Option<&String>, sems: &BTreeMap<String, Arc<Semaphore>>| match key
+        .and_then(|k| sems.get(k))
+    {
+        None => Some(None),
+        Some(sem) => Arc::clone(sem).try_acquire_owned().ok().map(Some),
+    };
+    let (pos, node_permit, key_permit) =
         pending.iter().enumerate().find_map(|(pos, (_, step))| {
-            match step.node.as_ref().and_then(|n| per_node.get(n)) {
-                None => Some((pos, None)),
-                Some(sem) => Arc::clone(sem)
-                    .try_acquire_owned()
-                    .ok()
-                    .map(|p| (pos, Some(p))),
-            }
+            let node = take(step.node.as_ref(), per_node)?;
+            // Dropping `node` on a busy key releases the node permit again.
+            let key = take(step.exclusive.as_ref(), exclusive)?;
+            Some((pos, node, key))
         })?;
     let (index, step) = pending.remove(pos);
-    let permits = std::iter::once(global_permit).chain(node_permit).collect();
+    let permits = std::iter::once(global_permit)
+        .chain(node_permit)
+        .chain(key_permit)
+        .collect();
     Some((index, step, permits))
 }
 

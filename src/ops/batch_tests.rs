@@ -103,6 +103,30 @@ async fn a_busy_node_does_not_idle_the_others() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn steps_sharing_an_exclusive_key_never_overlap() {
+    // Two disk copies into `a` (one key) and a memory-only move into `a`: with two per node,
+    // the copies run one after the other and the third step runs beside the first copy.
+    let gauge = Arc::new(Gauge::default());
+    let copies = Arc::new(Gauge::default());
+    let copy = |i: usize| {
+        let copies = Arc::clone(&copies);
+        Step::new(format!("copy {i}"), Some("a"), move |_run| async move {
+            copies.enter("a");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            copies.leave("a");
+            Ok(i)
+        })
+        .exclusive("disk copy into a")
+    };
+    let steps = vec![copy(0), copy(1), step(2, "a", 2, false, &gauge)];
+    let start = tokio::time::Instant::now();
+    let report = run_batch(steps, limits(4, 2), Policy::Continue, &Run::default()).await;
+    assert_eq!(report.done, 3);
+    assert_eq!(copies.peak_on("a"), 1, "copies never overlap");
+    assert_eq!(start.elapsed(), Duration::from_secs(4), "copy 1 waits only for copy 0");
+}
+
+#[tokio::test(start_paused = true)]
 async fn results_come_back_in_input_order_whatever_finishes_first() {
     let gauge = Arc::new(Gauge::default());
     let steps = (0..6)

@@ -22,6 +22,8 @@ pub struct Context {
     pub audit: Arc<AuditLog>,
     /// SSH to the nodes, when the config gives a way to authenticate.
     pub ssh: Option<Arc<NodeShell>>,
+    /// Evacuation plans recently previewed, so a stale confirmation can say what changed.
+    pub previews: Arc<crate::ops::migrate::Previews>,
 }
 
 impl Context {
@@ -40,6 +42,7 @@ impl Context {
             allocator: Arc::default(),
             audit,
             ssh: None,
+            previews: Arc::default(),
         })
     }
 }
@@ -56,6 +59,7 @@ impl Context {
             allocator: Arc::default(),
             audit,
             ssh: None,
+            previews: Arc::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ mod connect;
 mod doctor;
 mod error;
 mod guard;
+pub mod migrate;
 mod node_ssh;
 pub mod plan;
 mod run;
@@ -49,7 +50,7 @@ pub use doctor::{CheckItem, CheckReport, CheckStatus, check};
 pub use error::Error;
 pub use guard::{check_range, normalize_tags};
 pub use node_ssh::{NodeShell, unavailable_reason as ssh_unavailable_reason};
-pub use run::{ProgressFn, Run, Timeouts};
+pub use run::{LineFormat, ProgressFn, Run, Timeouts};
 pub use runbook::{
     ImageType, Problem as RunbookProblem, RUNBOOK_TEMPLATE, RenderedParameter, RenderedStep,
     Requirement, RunbookGetArgs, RunbookGetReport, RunbookListArgs, RunbookListReport,

@@ -19,6 +19,9 @@ use super::{Context, Error};
 /// Receives human-readable progress messages.
 pub type ProgressFn = Arc<dyn Fn(String) + Send + Sync>;
 
+/// Turns a task's newest log line into a progress message, or `None` to report it as is.
+pub type LineFormat = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// How long operations wait, and how often they poll.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -95,6 +98,22 @@ impl Run {
     /// The task failed (exit status and log tail), is still running at the deadline, or the
     /// call was cancelled (the task keeps running on PVE; its UPID is named).
     pub async fn wait(&self, ctx: &Context, upid: &Upid, what: &str) -> Result<TaskOutcome, Error> {
+        self.wait_with(ctx, upid, what, None).await
+    }
+
+    /// [`Run::wait`], with `lines` turning the task's newest log line into the progress
+    /// message (e.g. a migration's "transferred X of Y" into a percentage); lines it returns
+    /// `None` for are reported as they are.
+    ///
+    /// # Errors
+    /// As [`Run::wait`].
+    pub async fn wait_with(
+        &self,
+        ctx: &Context,
+        upid: &Upid,
+        what: &str,
+        lines: Option<LineFormat>,
+    ) -> Result<TaskOutcome, Error> {
         self.remember(upid);
         self.note(format!("{what}: waiting for task {upid}"));
         let progress: Option<pve::ProgressFn> = self.progress.as_ref().map(|p| {
@@ -102,7 +121,10 @@ impl Run {
             let what = what.to_string();
             let f: pve::ProgressFn = Arc::new(move |tp: pve::TaskProgress| {
                 let line = tp.latest_log_line.clone().unwrap_or_default();
-                p(format!("{what}: {:.0}s {line}", tp.elapsed.as_secs_f64()));
+                match lines.as_ref().and_then(|f| f(&line)) {
+                    Some(msg) => p(format!("{what}: {msg}")),
+                    None => p(format!("{what}: {:.0}s {line}", tp.elapsed.as_secs_f64())),
+                }
             });
             f
         });
@@ -159,6 +181,25 @@ impl Run {
         ctx: &Context,
         object: &str,
         what: &str,
+        op: F,
+    ) -> Result<Option<(Upid, TaskOutcome)>, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<Upid>, Error>>,
+    {
+        self.task_locked_with(ctx, object, what, None, op).await
+    }
+
+    /// [`Run::task_locked`] with a [`LineFormat`] for the task's progress.
+    ///
+    /// # Errors
+    /// As [`Run::task_locked`].
+    pub async fn task_locked_with<F, Fut>(
+        &self,
+        ctx: &Context,
+        object: &str,
+        what: &str,
+        lines: Option<LineFormat>,
         mut op: F,
     ) -> Result<Option<(Upid, TaskOutcome)>, Error>
     where
@@ -175,7 +216,7 @@ impl Run {
                     continue;
                 }
             };
-            match self.wait(ctx, &upid, what).await {
+            match self.wait_with(ctx, &upid, what, lines.clone()).await {
                 Ok(outcome) => return Ok(Some((upid, outcome))),
                 Err(e) => wait.after(self, object, e).await?,
             }

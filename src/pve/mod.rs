@@ -21,6 +21,7 @@ mod envelope;
 mod error;
 mod error_class;
 pub mod fake;
+mod migrate;
 mod nodes;
 pub mod perl;
 mod qemu;
@@ -40,6 +41,9 @@ mod wait;
 
 pub use client::{Client, ClientOptions, Transport, path_segment};
 pub use error::Error;
+pub use migrate::{
+    HaGroup, HaResource, HaRule, LocalDisk, MigratePrecondition, MigrateQemu, ha_node_names,
+};
 pub use qemu_config::{DiskEntry, QemuConfig};
 pub use qemu_write::encode_sshkeys;
 pub use qemu_write_types::{

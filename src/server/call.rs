@@ -154,7 +154,13 @@ impl Outcome for ops::RunbookSaveReport {
         !self.executed
     }
 }
+impl Outcome for ops::migrate::NodeEvacuateReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
 // These always act.
+impl Outcome for ops::migrate::VmMigrateReport {}
 impl Outcome for ops::VmCreateReport {}
 impl Outcome for ops::VmResizeReport {}
 impl Outcome for ops::VmSetTagsReport {}

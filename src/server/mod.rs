@@ -11,6 +11,7 @@ mod access;
 mod call;
 mod catalogue;
 mod cluster;
+mod migrate;
 mod portable;
 mod prompts;
 mod registry;

@@ -1,7 +1,7 @@
 //! MCP prompts: short, precise instructions that name the tools. `ingest_runbook` turns a
 //! source into a runbook for this cluster; `create_template` walks the template builds;
-//! `evacuate_node` and `spin_up_cluster` plan work whose tools are not in this version yet,
-//! and say so instead of letting the model improvise.
+//! `evacuate_node` walks plan → confirm → execute → verify; `spin_up_cluster` plans work whose
+//! tools are not in this version yet, and says so instead of letting the model improvise.
 
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{PromptMessage, Role};
@@ -78,16 +78,17 @@ impl ProxmoxServer {
         ))
     }
 
-    /// Plan moving every guest off a node (the migration tools are not in this version).
+    /// Empty a node: plan, show, confirm, execute, verify.
     #[prompt(name = "evacuate_node")]
     async fn evacuate_node(&self, Parameters(a): Parameters<EvacuateArgs>) -> Vec<PromptMessage> {
         let n = a.node;
         user(format!(
-            "Plan the evacuation of node {n}.\n\
-             1. cluster_status: is {n} online, and which nodes have CPU and memory headroom (watch the overcommit warnings)?\n\
-             2. vm_list with node {n}: every guest, its status and size; vm_get for disks — guests on local storage cannot move online, guests on shared storage can.\n\
-             3. Propose a target node per guest that keeps every node under its limits, and the order (stopped guests first, then running ones).\n\
-             This version of proxmox-manager has no migration tool yet: present the plan and tell the user to run it in the PVE GUI or with `qm migrate` on the node. Do not try to emulate a migration with other tools (no delete-and-recreate)."
+            "Evacuate node {n}.\n\
+             1. node_evacuate with node {n} and without confirm: this is the plan, nothing changes. Show the user every move (guest, target, live or offline, local disks, estimated time), the guests that cannot move and why, and each node's memory load before and after.\n\
+             2. Ask the user. Only after their yes, call node_evacuate again with confirm: true and the plan's digest. If it is refused because the plan changed, show the new plan and ask again.\n\
+             3. Report what moved (verified on the target), what failed and where that guest is now, what was not started, and what remains on {n}. After a failure, read the task log (task_log) and let the user decide; running the evacuation again continues from the current state.\n\
+             4. If HA must not move guests back, offer maintenance: true (needs SSH) and tell the user how to leave maintenance afterwards.\n\
+             Never move a guest the plan says cannot move by other means (no delete-and-recreate)."
         ))
     }
 

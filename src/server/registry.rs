@@ -6,7 +6,9 @@ use rmcp::model::ToolAnnotations;
 
 use crate::ops::spec::ToolSpec;
 
-use super::{ProxmoxServer, TOOLSETS, access, cluster, portable, runbook, storage, template, vm};
+use super::{
+    ProxmoxServer, TOOLSETS, access, cluster, migrate, portable, runbook, storage, template, vm,
+};
 
 /// One file of tools: its router and its specs.
 struct Domain {
@@ -28,6 +30,10 @@ const DOMAINS: &[Domain] = &[
     Domain {
         router: ProxmoxServer::lifecycle_router,
         specs: vm::lifecycle::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::migrate_router,
+        specs: migrate::SPECS,
     },
     Domain {
         router: ProxmoxServer::template_router,

@@ -36,6 +36,10 @@ pub const TOOLSETS: &[Toolset] = &[
         description: "Guests: list, inspect, create from a template, power, resize, tag, delete",
     },
     Toolset {
+        name: "migrate",
+        description: "Moving guests: check and migrate one VM, evacuate a node (plan, confirm, execute)",
+    },
+    Toolset {
         name: "template",
         description: "Templates: list, build from a cloud image, a disk image or an ISO, convert a VM, delete",
     },

@@ -254,3 +254,41 @@ pub const VERSION: Endpoint = Endpoint::get("/version", &[]);
 pub const TASK_WAIT: Endpoint = Endpoint::get("/nodes/{node}/tasks/{upid}/status", &[]);
 /// `GET /nodes/{node}/tasks/{upid}/log`: the log tail of a task this token started.
 pub const TASK_WAIT_LOG: Endpoint = Endpoint::get("/nodes/{node}/tasks/{upid}/log", &[]);
+
+/// `GET /nodes/{node}/lxc/{vmid}/config`: a container's disks before it moves.
+pub const LXC_CONFIG: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/config",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/qemu/{vmid}/migrate`: PVE's migration preconditions.
+pub const QEMU_MIGRATE_CHECK: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/migrate",
+    &[all("/vms/{vmid}", &["VM.Migrate"])],
+);
+/// `POST /nodes/{node}/qemu/{vmid}/migrate`: VM.Migrate, and Datastore.AllocateSpace on a
+/// `targetstorage` (checked in code, `$check_storage_access_migrate`).
+pub const QEMU_MIGRATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/migrate",
+    &[
+        all("/vms/{vmid}", &["VM.Migrate"]),
+        optional(
+            "/storage/{storage}",
+            &["Datastore.AllocateSpace"],
+            "local disks can only go to a storage of the same name (target_storage is refused)",
+        ),
+    ],
+);
+/// What degrades without Sys.Audit on `/` for the HA reads.
+pub const HA_UNSEEN: &str =
+    "restricted HA groups and node-affinity rules are not taken into account";
+/// `GET /cluster/ha/resources`.
+pub const HA_RESOURCES: Endpoint = Endpoint::get(
+    "/cluster/ha/resources",
+    &[optional("/", &["Sys.Audit"], HA_UNSEEN)],
+);
+/// `GET /cluster/ha/groups` (PVE 8).
+pub const HA_GROUPS: Endpoint =
+    Endpoint::get("/cluster/ha/groups", &[optional("/", &["Sys.Audit"], HA_UNSEEN)]);
+/// `GET /cluster/ha/rules` (PVE 9).
+pub const HA_RULES: Endpoint =
+    Endpoint::get("/cluster/ha/rules", &[optional("/", &["Sys.Audit"], HA_UNSEEN)]);

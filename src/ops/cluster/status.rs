@@ -7,16 +7,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Placement;
 use crate::pve::ClusterResource;
 
-use crate::ops::plan::{GuestInfo, NodeInfo, Ratios, allocation};
+use crate::ops::plan::{GuestInfo, NodeInfo, allocation};
 use crate::ops::{Context, Error, GIB, is_guest, is_node, pct};
 
-/// Host memory kept out of the VMs' budget when judging memory overcommit: the hypervisor,
-/// ZFS ARC and page cache need room, so a node whose guests ask for all of its RAM is at risk.
-pub const HOST_MEMORY_RESERVE: u64 = crate::ops::cluster::snapshot::DEFAULT_HOST_RESERVE;
-/// vCPUs of running guests per physical thread above which a node counts as CPU-overcommitted.
-pub const CPU_OVERCOMMIT_RATIO: f64 = Ratios::DEFAULT.vcpu;
 
 /// Allocation against physical capacity on one node (templates excluded).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -104,9 +100,20 @@ pub struct NodeStatusReport {
 
 /// Overcommit of one node's guests, counted by the planners' allocation (one arithmetic for
 /// `cluster_status`, balance and every plan's before/after) and rounded for display.
+#[cfg(test)]
 pub fn overcommit(cpus: u64, memory_total: u64, guests: &[&ClusterResource]) -> Overcommit {
+    overcommit_with(cpus, memory_total, guests, &Placement::default())
+}
+
+/// [`overcommit`] under the configured placement rules (ratios and host reserve).
+pub fn overcommit_with(
+    cpus: u64,
+    memory_total: u64,
+    guests: &[&ClusterResource],
+    rules: &Placement,
+) -> Overcommit {
     let node = NodeInfo {
-        reserved_memory: HOST_MEMORY_RESERVE,
+        reserved_memory: rules.host_reserve,
         ..NodeInfo::new("", cpus, memory_total)
     };
     let guests: Vec<GuestInfo> = guests
@@ -116,7 +123,7 @@ pub fn overcommit(cpus: u64, memory_total: u64, guests: &[&ClusterResource]) -> 
             ..GuestInfo::from_resource(g)
         })
         .collect();
-    let a = allocation(&node, &guests, Ratios::DEFAULT);
+    let a = allocation(&node, &guests, crate::ops::migrate::ratios(rules));
     Overcommit {
         running_vcpus: a.running_vcpus,
         running_memory: a.running_memory,
@@ -133,7 +140,7 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-fn summarize_node(row: &ClusterResource, all: &[ClusterResource]) -> NodeSummary {
+fn summarize_node(row: &ClusterResource, all: &[ClusterResource], rules: &Placement) -> NodeSummary {
     let name = row.node.clone().unwrap_or_default();
     let guests: Vec<&ClusterResource> = all
         .iter()
@@ -160,12 +167,12 @@ fn summarize_node(row: &ClusterResource, all: &[ClusterResource]) -> NodeSummary
         vms_running: running as u64,
         vms_total: (guests.len() - templates) as u64,
         templates: templates as u64,
-        overcommit: overcommit(cpus, memory_total, &guests),
+        overcommit: overcommit_with(cpus, memory_total, &guests, rules),
         node: name,
     }
 }
 
-fn node_warnings(n: &NodeSummary, out: &mut Vec<String>) {
+fn node_warnings(n: &NodeSummary, rules: &Placement, out: &mut Vec<String>) {
     if n.status != "online" {
         out.push(format!(
             "node {} is {}: its guests cannot be managed until it is back; check the node or migrate HA guests",
@@ -176,17 +183,17 @@ fn node_warnings(n: &NodeSummary, out: &mut Vec<String>) {
     let o = &n.overcommit;
     if o.memory_overcommitted {
         out.push(format!(
-            "node {} memory overcommitted: running guests are configured with {:.1} GiB, the node has {:.1} GiB ({:.0} GiB kept for the host); migrate or shrink guests",
+            "node {} memory overcommitted: running guests are configured with {:.1} GiB, the node has {:.1} GiB ({:.1} GiB kept for the host); cluster_balance suggests moves",
             n.node,
             o.running_memory as f64 / GIB as f64,
             n.memory_total as f64 / GIB as f64,
-            HOST_MEMORY_RESERVE as f64 / GIB as f64
+            rules.host_reserve as f64 / GIB as f64
         ));
     }
     if o.cpu_overcommitted {
         out.push(format!(
             "node {} cpu overcommitted: {} vCPUs of running guests on {} threads (ratio {:.2} > {:.1})",
-            n.node, o.running_vcpus, n.cpus, o.cpu_ratio, CPU_OVERCOMMIT_RATIO
+            n.node, o.running_vcpus, n.cpus, o.cpu_ratio, rules.vcpu_ratio
         ));
     }
 }
@@ -212,7 +219,7 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
     let mut nodes: Vec<NodeSummary> = resources
         .iter()
         .filter(|r| is_node(r))
-        .map(|r| summarize_node(r, &resources))
+        .map(|r| summarize_node(r, &resources, &ctx.config.placement))
         .collect();
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     let storage = crate::ops::storage::pools::summarize_rows(&resources, None);
@@ -223,7 +230,7 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
         );
     }
     for n in &nodes {
-        node_warnings(n, &mut warnings);
+        node_warnings(n, &ctx.config.placement, &mut warnings);
     }
     crate::ops::storage::pools::storage_warnings(&storage, &mut warnings);
     warnings.extend(status_odd);
@@ -262,9 +269,9 @@ pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeSta
             ),
         });
     };
-    let summary = summarize_node(row, &resources);
+    let summary = summarize_node(row, &resources, &ctx.config.placement);
     let mut warnings = odd;
-    node_warnings(&summary, &mut warnings);
+    node_warnings(&summary, &ctx.config.placement, &mut warnings);
     let mut guests: Vec<crate::ops::VmSummary> = resources
         .iter()
         .filter(|r| is_guest(r) && r.node.as_deref() == Some(args.node.as_str()))

@@ -28,6 +28,17 @@ pub(crate) const NODE_STATUS: ToolSpec = ToolSpec::read("node_status", "Node sta
         api::RESOURCES_ALL,
         api::NODE_STORAGE,
     ]);
+pub(crate) const CLUSTER_BALANCE: ToolSpec = ToolSpec::read("cluster_balance", "Cluster balance")
+    .toolset("cluster")
+    .calls(&[
+        api::RESOURCES_ALL,
+        api::NODE_STATUS,
+        api::HA_RESOURCES,
+        api::HA_GROUPS,
+        api::HA_RULES,
+        api::QEMU_CONFIG,
+        api::LXC_CONFIG,
+    ]);
 pub(crate) const TASK_STATUS: ToolSpec = ToolSpec::read("task_status", "Task status")
     .toolset("cluster")
     .calls(&[api::TASK_STATUS]);
@@ -36,7 +47,13 @@ pub(crate) const TASK_LOG: ToolSpec = ToolSpec::read("task_log", "Task log")
     .calls(&[api::TASK_LOG]);
 
 /// This file's tools, in catalogue order.
-pub(crate) const SPECS: &[ToolSpec] = &[CLUSTER_STATUS, NODE_STATUS, TASK_STATUS, TASK_LOG];
+pub(crate) const SPECS: &[ToolSpec] = &[
+    CLUSTER_STATUS,
+    NODE_STATUS,
+    CLUSTER_BALANCE,
+    TASK_STATUS,
+    TASK_LOG,
+];
 
 #[tool_router(router = cluster_router, vis = "pub(crate)")]
 impl ProxmoxServer {
@@ -49,6 +66,22 @@ impl ProxmoxServer {
         Parameters(_): Parameters<NoArgs>,
     ) -> Result<Json<ClusterStatusReport>, String> {
         ops::cluster_status(&self.ctx)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Is the cluster balanced? Per node: running guests' memory and vCPUs against capacity
+    /// under the configured overcommit ratios (templates and stopped guests excluded), the
+    /// imbalance score (most minus least loaded node), overcommitted nodes, and suggested
+    /// moves (from the evacuation planner) that bring every node within the band around the
+    /// mean. Read-only: carry a suggestion out with vm_migrate.
+    #[tool(name = "cluster_balance")]
+    async fn cluster_balance(
+        &self,
+        Parameters(args): Parameters<ops::migrate::ClusterBalanceArgs>,
+    ) -> Result<Json<ops::migrate::ClusterBalanceReport>, String> {
+        ops::migrate::cluster_balance(&self.ctx, &args)
             .await
             .map(Json)
             .map_err(tool_error)

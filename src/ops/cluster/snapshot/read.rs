@@ -20,6 +20,9 @@ impl ClusterSnapshot {
     pub async fn read(ctx: &Context) -> Result<ClusterSnapshot, Error> {
         let rows = ctx.client.get_cluster_resources(None).await?;
         let mut snap = ClusterSnapshot::from_resources(&rows);
+        for n in &mut snap.nodes {
+            n.reserved_memory = ctx.config.placement.host_reserve;
+        }
         let missing: Vec<String> = snap
             .nodes
             .iter()

@@ -1,0 +1,131 @@
+//! `cluster_balance`: how evenly running guests load the nodes, which nodes are overcommitted
+//! under the configured ratios, and the moves (from the same planner as an evacuation) that
+//! would bring every node within the band around the mean. Read-only: the moves are
+//! suggestions, carried out with `vm_migrate`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{known_node, ratios, read_snapshot};
+use crate::ops::plan::{self, BalancePlan, BalanceRequest};
+use crate::ops::{Context, Error};
+
+/// `cluster_balance` arguments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterBalanceArgs {
+    /// Allowed distance of a node's memory load from the cluster mean (default
+    /// `placement.balance_band`, 0.15 = 15 points).
+    #[serde(default)]
+    #[schemars(range(min = 0.01, max = 1.0))]
+    pub band: Option<f64>,
+    /// At most this many suggested moves (default 10).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_moves: Option<u32>,
+    /// Nodes that may receive guests (default: every online node).
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 64), inner(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE)))]
+    pub targets: Option<Vec<String>>,
+}
+
+/// `cluster_balance` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterBalanceReport {
+    /// The configured ratios the numbers are counted against.
+    pub memory_ratio: f64,
+    pub vcpu_ratio: f64,
+    pub band: f64,
+    #[serde(flatten)]
+    pub plan: BalancePlan,
+    /// One line per suggested move, for the user.
+    pub suggestions: Vec<String>,
+    pub message: String,
+    pub warnings: Vec<String>,
+}
+
+/// Scores the cluster's balance and suggests moves.
+///
+/// # Errors
+/// An unknown target node, or PVE unreachable.
+pub async fn cluster_balance(
+    ctx: &Context,
+    args: &ClusterBalanceArgs,
+) -> Result<ClusterBalanceReport, Error> {
+    let placement = &ctx.config.placement;
+    let (mut snap, mut warnings) = read_snapshot(ctx, &[]).await?;
+    for t in args.targets.iter().flatten() {
+        known_node(&snap, "targets", t)?;
+    }
+    let band = args.band.unwrap_or(placement.balance_band);
+    let req = BalanceRequest {
+        ratios: ratios(placement),
+        band,
+        pin_tag: Some(placement.pin_tag.clone()),
+        targets: args.targets.clone(),
+        max_moves: args.max_moves.unwrap_or(10) as usize,
+        bandwidth: Some(placement.migration_bandwidth),
+    };
+    // Only guests on nodes above the band can be suggested; their disks decide where they
+    // may go, so read those nodes' configs (and no others: a big cluster has many guests).
+    let first = plan::balance(&snap, &req);
+    let senders: Vec<String> = first
+        .before
+        .iter()
+        .filter(|a| a.online && a.memory_load > first.mean_load + band)
+        .map(|a| a.node.clone())
+        .collect();
+    for node in &senders {
+        snap.read_guest_disks(ctx, node).await;
+    }
+    let plan = plan::balance(&snap, &req);
+    let suggestions: Vec<String> = plan
+        .moves
+        .iter()
+        .map(|m| {
+            format!(
+                "vm_migrate vmid {} ({}) from {} to {}: {} GiB of running memory",
+                m.vmid,
+                m.name,
+                m.from,
+                m.to,
+                m.memory >> 30
+            )
+        })
+        .collect();
+    let message = if plan.moves.is_empty() && plan.overcommitted.is_empty() {
+        format!(
+            "balanced: every node within {:.0} points of the mean memory load ({:.0}%), none overcommitted",
+            band * 100.0,
+            plan.mean_load * 100.0
+        )
+    } else {
+        format!(
+            "imbalance {:.0} points (most minus least loaded node), {:.0} after the {} suggested move(s); overcommitted: {}",
+            plan.imbalance_before * 100.0,
+            plan.imbalance_after * 100.0,
+            plan.moves.len(),
+            if plan.overcommitted.is_empty() {
+                "none".to_string()
+            } else {
+                plan.overcommitted.join(", ")
+            }
+        )
+    };
+    if plan.moves.is_empty() && !senders.is_empty() {
+        warnings.push(format!(
+            "{} is above the band but no guest there can move (pinned with tag '{}', local devices, or no node has room)",
+            senders.join(", "),
+            placement.pin_tag
+        ));
+    }
+    Ok(ClusterBalanceReport {
+        memory_ratio: placement.memory_ratio,
+        vcpu_ratio: placement.vcpu_ratio,
+        band,
+        plan,
+        suggestions,
+        message,
+        warnings,
+    })
+}

@@ -1,0 +1,344 @@
+//! `vm_migrate_check`, and the same assessment `vm_migrate` makes before it sends anything:
+//! PVE's own preconditions (`GET .../migrate`) and ours (capacity at the configured ratios,
+//! storage for local disks, HA restrictions, the pin tag), each reason in words.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{known_node, known_storage, ratios, read_one_guest, read_snapshot};
+use crate::ops::plan::{
+    self, Allocation, ClusterSnapshot, DiskMove, Move, MoveMode, MoveRefusal, MoveRequest,
+};
+use crate::ops::{Context, Error, GIB};
+use crate::pve::MigratePrecondition;
+
+/// `vm_migrate_check` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateCheckArgs {
+    /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
+    pub vmid: u32,
+    /// The node it would move to, e.g. `pve02`.
+    #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
+    pub target: String,
+    /// Storage on the target for local disks (default: a storage of the same name).
+    #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
+    pub target_storage: Option<String>,
+}
+
+/// PVE's answer to `GET .../migrate`, as far as it matters to the decision.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct PveVerdict {
+    /// Nodes PVE allows (not given by every version).
+    pub allowed_nodes: Option<Vec<String>>,
+    /// Node → PVE's reason (e.g. `unavailable_storages`).
+    pub not_allowed_nodes: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Devices that tie the VM to its node (`hostpci0`, `usb0`).
+    pub local_resources: Vec<String>,
+    /// Mapped devices: movable when the target has the same mapping.
+    pub mapped_resources: Vec<String>,
+    /// Local disks PVE sees, by volume id.
+    pub local_disks: Vec<String>,
+}
+
+/// `vm_migrate_check` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MigrateCheckReport {
+    pub vmid: u32,
+    pub name: String,
+    pub from: String,
+    pub target: String,
+    pub running: bool,
+    /// Whether `vm_migrate` would go ahead now.
+    pub can_migrate: bool,
+    /// `online` (live) for a running VM, `offline` for a stopped one or a template.
+    pub mode: Option<MoveMode>,
+    /// Local disks are copied along (always for an offline move; a live move needs
+    /// `with-local-disks`, which vm_migrate sets).
+    pub with_local_disks: bool,
+    /// Each local disk and the target storage it would go to.
+    pub local_disks: Vec<DiskMove>,
+    /// Bytes sent: local disks, plus memory for a live migration.
+    pub transfer_bytes: u64,
+    /// At the configured migration bandwidth.
+    pub estimated_seconds: Option<u64>,
+    pub ha_managed: bool,
+    /// Nodes its HA group or affinity rule allows (none = any node).
+    pub ha_allowed_nodes: Option<Vec<String>>,
+    /// Why it cannot go now (empty when it can).
+    pub reasons: Vec<String>,
+    /// Worth knowing, not blocking (a lock vm_migrate would wait for, mapped devices...).
+    pub notes: Vec<String>,
+    /// The target's load once the VM is there, under the configured ratios.
+    pub target_after: Option<Allocation>,
+    /// When it cannot go to `target`: the node the planner would choose instead.
+    pub suggested_target: Option<String>,
+    pub pve: PveVerdict,
+}
+
+/// How `vm_migrate` would move a VM, or every reason it would not.
+pub(crate) struct Assessment {
+    pub report: MigrateCheckReport,
+    /// The move to execute, when `report.can_migrate`.
+    pub planned: Option<Move>,
+}
+
+/// What the caller asked, beyond `vmid` and `target`.
+#[derive(Default)]
+pub(crate) struct Wishes<'a> {
+    pub target_storage: Option<&'a str>,
+    pub online: Option<bool>,
+    pub with_local_disks: Option<bool>,
+    pub allow_pinned: bool,
+}
+
+/// Checks whether `vmid` can move to `target` now.
+///
+/// # Errors
+/// An unknown VM, target node or storage, or PVE unreachable; everything else is a reason in
+/// the report.
+pub async fn vm_migrate_check(
+    ctx: &Context,
+    args: &MigrateCheckArgs,
+) -> Result<MigrateCheckReport, Error> {
+    let wishes = Wishes {
+        target_storage: args.target_storage.as_deref(),
+        ..Wishes::default()
+    };
+    Ok(assess(ctx, args.vmid, &args.target, &wishes).await?.report)
+}
+
+pub(crate) async fn assess(
+    ctx: &Context,
+    vmid: u32,
+    target: &str,
+    wishes: &Wishes<'_>,
+) -> Result<Assessment, Error> {
+    let (mut snap, warnings) = read_snapshot(ctx, &[]).await?;
+    known_node(&snap, "target", target)?;
+    let Some(guest) = snap.guest(vmid).cloned() else {
+        return Err(Error::Pve(crate::pve::Error::VmNotFound { vmid }));
+    };
+    if let Some(storage) = wishes.target_storage {
+        known_storage(&snap, "target_storage", target, storage)?;
+    }
+    let mut reasons = Vec::new();
+    let mut notes = warnings;
+    if guest.kind != plan::GuestKind::Qemu {
+        reasons.push(format!(
+            "guest {vmid} is a container; vm_migrate moves QEMU VMs"
+        ));
+    }
+    if let Err(e) = read_one_guest(ctx, &mut snap, vmid).await {
+        reasons.push(format!(
+            "its config could not be read ({e}); moving it without knowing its disks could strand one"
+        ));
+    }
+    let running = guest.is_running();
+    let pve = if guest.node == target {
+        None
+    } else {
+        match ctx
+            .client
+            .get_migrate_precondition(&guest.node, vmid, Some(target))
+            .await
+        {
+            Ok((p, _)) => Some(p),
+            Err(e) => {
+                notes.push(format!("PVE's migration preconditions could not be read: {e}"));
+                None
+            }
+        }
+    };
+    let verdict = pve.as_ref().map(pve_verdict).unwrap_or_default();
+    pve_reasons(&verdict, target, &guest.node, &mut reasons, &mut notes);
+    wish_reasons(wishes, running, &snap, vmid, &mut reasons, &mut notes);
+    // A lock is waited out by vm_migrate (up to the lock deadline), so it does not block
+    // the verdict; the planner sees the guest unlocked and the note says what will happen.
+    if let Some(lock) = &guest.lock {
+        notes.push(format!(
+            "locked ({lock}): vm_migrate waits up to {:.0} s for the lock to clear",
+            ctx.timeouts.lock.as_secs_f64()
+        ));
+        if let Some(g) = snap.guests.iter_mut().find(|g| g.vmid == vmid) {
+            g.lock = None;
+        }
+    }
+    let placement = &ctx.config.placement;
+    let req = MoveRequest {
+        ratios: ratios(placement),
+        pin_tag: Some(placement.pin_tag.clone()),
+        target_storage: wishes.target_storage.map(str::to_owned),
+        bandwidth: Some(placement.migration_bandwidth),
+        ignore_pin: wishes.allow_pinned,
+    };
+    let checked = plan::check_move(&snap, vmid, target, &req);
+    let planned = match &checked {
+        Ok(m) => Some(m.clone()),
+        Err(refusal) => {
+            reasons.push(refusal_text(refusal, &placement.pin_tag));
+            None
+        }
+    };
+    let suggested_target = if planned.is_none() || !reasons.is_empty() {
+        plan::best_target(&snap, vmid, &req)
+            .ok()
+            .map(|m| m.to)
+            .filter(|t| t != target)
+    } else {
+        None
+    };
+    let target_after = planned.as_ref().and_then(|m| {
+        let after = plan::apply_moves(&snap, std::slice::from_ref(m));
+        plan::allocations(&after, req.ratios)
+            .into_iter()
+            .find(|a| a.node == target)
+    });
+    let can_migrate = reasons.is_empty() && planned.is_some();
+    let m = planned.as_ref();
+    let report = MigrateCheckReport {
+        vmid,
+        name: guest.name.clone(),
+        from: guest.node.clone(),
+        target: target.to_string(),
+        running,
+        can_migrate,
+        mode: m.map(|m| m.mode),
+        with_local_disks: m.is_some_and(|m| !m.local_disks.is_empty()),
+        local_disks: m.map(|m| m.local_disks.clone()).unwrap_or_default(),
+        transfer_bytes: m.map_or(0, |m| m.transfer_bytes),
+        estimated_seconds: m.and_then(|m| m.estimated_seconds),
+        ha_managed: guest.ha_managed,
+        ha_allowed_nodes: guest.allowed_nodes.clone(),
+        reasons,
+        notes,
+        target_after,
+        suggested_target,
+        pve: verdict,
+    };
+    Ok(Assessment {
+        report,
+        planned: planned.filter(|_| can_migrate),
+    })
+}
+
+fn pve_verdict(p: &MigratePrecondition) -> PveVerdict {
+    PveVerdict {
+        allowed_nodes: p.allowed_nodes.clone(),
+        not_allowed_nodes: p.not_allowed_nodes.clone().unwrap_or_default(),
+        local_resources: p.local_resources.clone(),
+        mapped_resources: p.mapped_resources.clone(),
+        local_disks: p
+            .local_disks
+            .iter()
+            .filter(|d| d.cdrom != Some(true))
+            .map(|d| d.volid.clone())
+            .collect(),
+    }
+}
+
+/// PVE's own refusals, in words.
+fn pve_reasons(
+    v: &PveVerdict,
+    target: &str,
+    from: &str,
+    reasons: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    if !v.local_resources.is_empty() {
+        reasons.push(format!(
+            "local devices ({}) tie it to {from}: PVE refuses to migrate it (remove the devices, or use resource mappings)",
+            v.local_resources.join(", ")
+        ));
+    }
+    if let Some(why) = v.not_allowed_nodes.get(target) {
+        let storages: Vec<String> = why
+            .get("unavailable_storages")
+            .and_then(|s| s.as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let blocking = why
+            .get("blocking-ha-resources")
+            .and_then(|s| s.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.get("sid").and_then(|s| s.as_str()).map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !storages.is_empty() {
+            reasons.push(format!(
+                "PVE does not allow {target}: storage {} is not available there (give target_storage, or pick a node that has it)",
+                storages.join(", ")
+            ));
+        } else if !blocking.is_empty() {
+            reasons.push(format!(
+                "PVE does not allow {target}: HA resource-affinity with {} keeps it apart",
+                blocking.join(", ")
+            ));
+        } else {
+            reasons.push(format!("PVE does not allow {target}: {why}"));
+        }
+    }
+    if !v.mapped_resources.is_empty() {
+        notes.push(format!(
+            "mapped devices ({}): the target needs the same mapping",
+            v.mapped_resources.join(", ")
+        ));
+    }
+}
+
+/// The caller's explicit choices that PVE would refuse for this VM.
+fn wish_reasons(
+    w: &Wishes<'_>,
+    running: bool,
+    snap: &ClusterSnapshot,
+    vmid: u32,
+    reasons: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    let has_local = snap.guest(vmid).is_some_and(|g| {
+        g.disks.iter().flatten().any(|d| {
+            !d.cdrom
+                && snap
+                    .storage(&g.node, &d.storage)
+                    .is_some_and(|s| !s.shared)
+        })
+    });
+    if running && w.online == Some(false) {
+        reasons.push(
+            "it is running: an offline migration needs it stopped first (vm_shutdown), or leave `online` unset for a live migration"
+                .into(),
+        );
+    }
+    if !running && w.online == Some(true) {
+        notes.push("it is stopped: PVE migrates it offline (online is ignored)".into());
+    }
+    if running && has_local && w.with_local_disks == Some(false) {
+        reasons.push(
+            "it has local disks: a live migration must copy them (with_local_disks), or shut it down and migrate offline"
+                .into(),
+        );
+    }
+}
+
+fn refusal_text(r: &MoveRefusal, pin_tag: &str) -> String {
+    match r {
+        MoveRefusal::Stays {
+            why: plan::Unplaceable::Pinned { tag },
+        } => format!(
+            "it carries the tag '{tag}' (placement.pin_tag '{pin_tag}'): it stays where it is unless you pass allow_pinned: true"
+        ),
+        MoveRefusal::Rejected {
+            node,
+            rejection: plan::Rejection::Memory { needed, available },
+        } => format!(
+            "{node} would be overcommitted: the VM needs {:.1} GiB, {:.1} GiB of the node's memory budget is left at the configured ratio (placement.memory_ratio)",
+            *needed as f64 / GIB as f64,
+            *available as f64 / GIB as f64
+        ),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,127 @@
+//! `vm_migrate`: the assessment of `vm_migrate_check`, refused in words when the move is not
+//! possible, else the move executed and verified.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::check::{Wishes, assess};
+use super::execute::{MoveDone, MoveOptions, execute};
+use crate::ops::guard::check_range;
+use crate::ops::plan::DiskMove;
+use crate::ops::{Context, Error, Run};
+
+/// `vm_migrate` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmMigrateArgs {
+    /// The VM's id; its node is looked up.
+    #[schemars(range(min = 100, max = 999_999_999))]
+    pub vmid: u32,
+    /// The node to move it to, e.g. `pve02`.
+    #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
+    pub target: String,
+    /// Live migration (default: when the VM is running). `false` for a running VM is refused:
+    /// shut it down first.
+    #[serde(default)]
+    pub online: Option<bool>,
+    /// Copy local disks along (default: when it has any).
+    #[serde(default)]
+    pub with_local_disks: Option<bool>,
+    /// Storage on the target for local disks (default: a storage of the same name).
+    #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
+    pub target_storage: Option<String>,
+    /// Bandwidth limit, KiB/s (default: the datacenter's migration limit).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100_000_000))]
+    pub bwlimit_kib: Option<u64>,
+    /// Move it even though it carries the `placement.pin_tag` tag (default false).
+    #[serde(default)]
+    pub allow_pinned: bool,
+    /// Allow a VM outside `vmid_ranges` (default false).
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+}
+
+/// `vm_migrate` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmMigrateReport {
+    #[serde(flatten)]
+    pub done: MoveDone,
+    /// Local disks copied, each with its target storage.
+    pub local_disks: Vec<DiskMove>,
+    pub transfer_bytes: u64,
+    pub message: String,
+    pub notes: Vec<String>,
+}
+
+/// Migrates one VM.
+///
+/// # Errors
+/// Refused before anything is sent (with every reason) when the move is not possible;
+/// otherwise as [`execute`].
+pub async fn vm_migrate(
+    ctx: &Context,
+    run: &Run,
+    args: &VmMigrateArgs,
+) -> Result<VmMigrateReport, Error> {
+    check_range(ctx, args.vmid, args.allow_outside_ranges)?;
+    let wishes = Wishes {
+        target_storage: args.target_storage.as_deref(),
+        online: args.online,
+        with_local_disks: args.with_local_disks,
+        allow_pinned: args.allow_pinned,
+    };
+    let a = assess(ctx, args.vmid, &args.target, &wishes).await?;
+    let Some(planned) = a.planned else {
+        let mut why = a.report.reasons.join("; ");
+        if let Some(t) = &a.report.suggested_target {
+            why += &format!(" — {t} could take it");
+        }
+        return Err(Error::refused(format!(
+            "vm {} ({}) cannot move from {} to {} now: {why}; nothing was sent",
+            a.report.vmid, a.report.name, a.report.from, args.target
+        )));
+    };
+    run.note(format!(
+        "{} {}: {} migration {} → {}{}",
+        planned.vmid,
+        planned.name,
+        mode_word(&planned),
+        planned.from,
+        planned.to,
+        if planned.local_disks.is_empty() {
+            String::new()
+        } else {
+            format!(" with {} local disk(s)", planned.local_disks.len())
+        }
+    ));
+    let opts = MoveOptions {
+        bwlimit_kib: args.bwlimit_kib,
+    };
+    let done = execute(ctx, run, &planned, &opts).await?;
+    let message = format!(
+        "vm {} ({}) now runs on {} ({} migration in {:.1} s{}); verified in /cluster/resources",
+        done.vmid,
+        done.name,
+        done.verified_node,
+        if done.ha_managed { "HA" } else { mode_word(&planned) },
+        done.seconds,
+        if done.running { "" } else { ", stopped" }
+    );
+    Ok(VmMigrateReport {
+        done,
+        local_disks: planned.local_disks,
+        transfer_bytes: planned.transfer_bytes,
+        message,
+        notes: a.report.notes,
+    })
+}
+
+fn mode_word(m: &crate::ops::plan::Move) -> &'static str {
+    match m.mode {
+        crate::ops::plan::MoveMode::Online => "live",
+        crate::ops::plan::MoveMode::Restart => "restart",
+        crate::ops::plan::MoveMode::Offline => "offline",
+    }
+}
