@@ -237,7 +237,8 @@ async fn resources_filter_by_type_and_show_tags_locks_templates() {
     let (s, body) = get(&h, CLAUDE, "/cluster/resources?type=vm").await;
     assert_eq!(s, 200);
     let rows = body["data"].as_array().cloned().unwrap_or_default();
-    assert_eq!(rows.len(), 15);
+    // every guest of config/sim.yaml (templates 100-102, guests 1000-1014)
+    assert_eq!(rows.len(), 18);
     assert!(rows.iter().all(|r| r["type"] == "qemu"));
     let row = |id: u64| {
         rows.iter()

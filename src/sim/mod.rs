@@ -17,6 +17,12 @@
 //! [`SimHandle::ssh_known_hosts`], [`SimHandle::ssh_commands`], [`SimHandle::node_file`] and
 //! [`SimHandle::set_ssh_online`].
 //!
+//! Migration (`api::qemu::migrate`: `POST`/`GET .../migrate`, a `qmigrate` task whose log
+//! grows while it runs) and HA (`ha`: resources, rules, the CRM's queue and its loop, node
+//! maintenance over SSH with `ha-manager`). Observers for tests: [`SimHandle::guest_placement`],
+//! [`SimHandle::node_memory`], [`SimHandle::ha_log`]. Large clusters: [`Scenario::generate`]
+//! ([`generate`]).
+//!
 //! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
 //! [`SimHandle::hold_lock_for`], [`SimHandle::hold_backup`], [`SimHandle::flock_timeout`],
 //! [`SimHandle::fail_next_task`],
@@ -26,9 +32,12 @@
 mod api;
 mod auth;
 mod faults;
+pub mod generate;
 mod guest;
+mod ha;
 mod http;
 mod multipart;
+mod observe;
 mod params;
 pub mod scenario;
 mod seed;
@@ -47,6 +56,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use api::{ENDPOINTS, ServedEndpoint, served_endpoints};
+pub use generate::GenerateSpec;
+pub use observe::GuestPlacement;
 pub use scenario::Scenario;
 pub use ssh::{NodeFileInfo, SshCommandRecord};
 pub use state::RecordedRequest;
@@ -153,6 +164,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         }
     }
     let cancel = CancellationToken::new();
+    tokio::spawn(ha::run(Arc::clone(&shared), cancel.clone()));
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
     let server = tokio::spawn(http::serve(
         listener,

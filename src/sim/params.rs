@@ -32,6 +32,10 @@ pub enum Ty {
     TagList,
     /// `dns-name` (guest names).
     DnsName,
+    /// `CIDR` (`migration_network`).
+    Cidr,
+    /// `storage-pair-list` (`targetstorage`): `1`, `target` or `source:target` entries.
+    StoragePairList,
 }
 
 pub const VMID: Ty = Ty::Int {
@@ -127,6 +131,11 @@ pub fn matches(re: &LazyLock<Option<Regex>>, v: &str) -> bool {
     re.as_ref().is_some_and(|r| r.is_match(v))
 }
 
+/// Whether `v` is a valid node name (`pve-node`).
+pub fn matches_node(v: &str) -> bool {
+    matches(&NODE_RE, v)
+}
+
 /// Parses PVE's boolean spellings.
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
@@ -217,10 +226,47 @@ fn check(ty: Ty, v: &str) -> Result<(), String> {
                 None => Ok(()),
             }
         }
+        Ty::Cidr => fmt_ok(
+            valid_cidr(v),
+            "value does not look like a valid CIDR network".into(),
+        ),
+        Ty::StoragePairList => {
+            for entry in v.split([',', ';', ' ', '\0']).filter(|e| !e.is_empty()) {
+                if entry == "1" {
+                    continue;
+                }
+                let ids: Vec<&str> = match entry.split_once(':') {
+                    Some((a, b)) if !a.contains(':') && !b.contains(':') => vec![a, b],
+                    Some(_) => vec![entry],
+                    None => vec![entry],
+                };
+                if let Some(bad) = ids.iter().find(|id| !matches(&STORAGE_RE, id)) {
+                    return Err(format!(
+                        "invalid format - entry '{entry}' contains invalid ID - storage ID '{bad}' contains illegal characters\n"
+                    ));
+                }
+            }
+            Ok(())
+        }
         Ty::UserId => fmt_ok_plain(
             matches(&USERID_RE, v),
             "value does not match the regex pattern",
         ),
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR notation (`pve_verify_cidr`).
+fn valid_cidr(v: &str) -> bool {
+    let Some((ip, len)) = v.split_once('/') else {
+        return false;
+    };
+    let Ok(len) = len.parse::<u8>() else {
+        return false;
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => len <= 32,
+        Ok(std::net::IpAddr::V6(_)) => len <= 128,
+        Err(_) => false,
     }
 }
 

@@ -32,6 +32,14 @@ pub struct Scenario {
     pub acl: Vec<AclSpec>,
     #[serde(default)]
     pub tasks: Vec<TaskSpec>,
+    /// HA node-affinity rules (PVE 9's `/cluster/ha/rules`).
+    #[serde(default)]
+    pub ha_rules: Vec<HaRuleSpec>,
+    /// HA groups (PVE 8's `/cluster/ha/groups`). With a 9.x `version` they appear as the
+    /// node-affinity rules `ha-group-<group>` PVE 9 migrates them to, and the groups endpoints
+    /// answer that they have been migrated.
+    #[serde(default)]
+    pub ha_groups: Vec<HaGroupSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +158,101 @@ pub struct VmSpec {
     /// The guest OS ignores ACPI power-button events: `status/shutdown` never completes.
     #[serde(default)]
     pub ignores_acpi: bool,
+    /// HA-managed (`vm:<vmid>` in `resources.cfg`): `true` for PVE's defaults (`state:
+    /// started`, `max_restart: 1`, `max_relocate: 1`) or the resource's options.
+    #[serde(default)]
+    pub ha: Option<HaField>,
+}
+
+/// A guest's `ha:` entry: `true`/`false`, or the HA resource's options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum HaField {
+    Flag(bool),
+    Spec(HaSpec),
+}
+
+impl HaField {
+    /// The resource options, `None` when the guest is not HA-managed.
+    pub fn spec(&self) -> Option<HaSpec> {
+        match self {
+            HaField::Flag(false) => None,
+            HaField::Flag(true) => Some(HaSpec::default()),
+            HaField::Spec(s) => Some(s.clone()),
+        }
+    }
+}
+
+/// Options of an HA resource (`ha-manager add vm:N --state ...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaSpec {
+    /// `started` (default), `stopped`, `disabled` or `ignored`.
+    #[serde(default = "default_ha_state")]
+    pub state: String,
+    /// A group of `ha_groups` (PVE 8).
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default = "default_one")]
+    pub max_restart: u32,
+    #[serde(default = "default_one")]
+    pub max_relocate: u32,
+    /// PVE 9: migrate back to the highest-priority node of its node-affinity rule.
+    #[serde(default)]
+    pub failback: Option<bool>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl Default for HaSpec {
+    fn default() -> Self {
+        HaSpec {
+            state: default_ha_state(),
+            group: None,
+            max_restart: 1,
+            max_relocate: 1,
+            failback: None,
+            comment: None,
+        }
+    }
+}
+
+/// A PVE 9 HA node-affinity rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaRuleSpec {
+    pub rule: String,
+    /// `vm:1012,vm:1013`.
+    pub resources: String,
+    /// `pve01:2,pve02:1,pve03` (priority defaults to 0).
+    pub nodes: String,
+    #[serde(default)]
+    pub strict: bool,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// A PVE 8 HA group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaGroupSpec {
+    pub group: String,
+    /// `pve01:2,pve02:1,pve03`.
+    pub nodes: String,
+    #[serde(default)]
+    pub restricted: bool,
+    #[serde(default)]
+    pub nofailback: bool,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+fn default_ha_state() -> String {
+    "started".to_string()
+}
+
+fn default_one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize)]

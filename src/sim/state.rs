@@ -93,6 +93,8 @@ pub struct State {
     pub started: i64,
     /// Fault injection set through `SimHandle` (see `faults.rs`).
     pub faults: super::faults::Faults,
+    /// HA resources, rules and the CRM's state (see `ha.rs`).
+    pub ha: super::ha::HaState,
 }
 
 pub struct Node {
@@ -330,7 +332,8 @@ impl State {
             .extend(s.vms.iter().filter(|v| v.ignores_acpi).map(|v| v.vmid));
         let access = Access::from_scenario(s).map_err(bad)?;
         let tasks = TaskRegistry::from_scenario(s, started).map_err(bad)?;
-        Ok(State {
+        let ha = super::ha::HaState::from_scenario(s).map_err(bad)?;
+        let mut state = State {
             cluster: s.cluster.clone(),
             version: (
                 s.version.version.clone(),
@@ -347,7 +350,10 @@ impl State {
             tasks,
             started,
             faults,
-        })
+            ha,
+        };
+        super::ha::init(&mut state);
+        Ok(state)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

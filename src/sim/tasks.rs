@@ -1,7 +1,9 @@
 //! The task engine: UPIDs in PVE's exact format (semantics item 17), a per-cluster task registry
 //! with logs, status/exitstatus (item 19), seeded archive tasks, and [`spawn_task`], the internal
 //! API later operations (clone, migrate, ...) use: it registers a running task, waits the scaled
-//! duration, then runs a completion closure that mutates state and decides the outcome.
+//! duration, then runs a completion closure that mutates state and decides the outcome. Workers
+//! that report progress ([`register`] + [`append_log`] + [`finish`], e.g. `qmigrate`) grow
+//! their log while they run.
 
 use std::sync::{Arc, LazyLock};
 
@@ -217,6 +219,18 @@ pub fn register(
     let injected = st.faults.take_failure(node, ttype);
     let wait = shared.scaled(duration_secs.max(0.0) * st.faults.factor(node));
     (upid, injected, wait)
+}
+
+/// Appends lines to a running task's log, so a task's log grows while it runs (as a real
+/// worker's output does); returns false once the task has ended (nothing is appended then).
+pub fn append_log(st: &mut State, upid: &str, lines: impl IntoIterator<Item = String>) -> bool {
+    match st.tasks.find_mut(upid).filter(|t| t.running()) {
+        Some(t) => {
+            t.log.extend(lines);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Ends a running task with `outcome`.

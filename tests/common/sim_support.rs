@@ -222,7 +222,7 @@ pub fn message(b: &Value) -> String {
 /// The scenario node of a seeded guest.
 pub fn node_of(vmid: u32) -> &'static str {
     match vmid {
-        100 | 101 | 1000..=1003 => "pve01",
+        100 | 101 | 1000..=1003 | 1012..=1014 => "pve01",
         102 | 1004..=1007 => "pve02",
         _ => "pve03",
     }

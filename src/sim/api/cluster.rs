@@ -58,6 +58,14 @@ pub fn resources(c: &Ctx) -> ApiResult {
                 });
                 merge(&mut row, extra);
             }
+            if let Some(h) = st
+                .ha
+                .active()
+                .then(|| st.ha.node_status.get(&n.name))
+                .flatten()
+            {
+                row["hastate"] = json!(h);
+            }
             out.push(row);
         }
     }
@@ -110,6 +118,9 @@ fn vm_row(st: &State, vm: &Vm) -> Value {
     }
     if let Some(l) = vm.get("lock") {
         row.insert("lock".into(), json!(l));
+    }
+    if let Some(h) = st.ha.hastate(vm.vmid) {
+        row.insert("hastate".into(), json!(h));
     }
     if !node_online {
         row.insert("status".into(), json!("unknown"));

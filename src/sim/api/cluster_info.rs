@@ -1,7 +1,6 @@
 //! Cluster-wide reads: `/cluster/tasks` (recent and running tasks of all nodes), `/cluster/log`
-//! (task start/end entries, newest first), `/cluster/options` (datacenter.cfg), `/cluster/ha`
-//! and its reads (no HA resources or groups in the scenario; the quorum and an idle manager),
-//! and `/pools` (+ `{poolid}`; the scenario defines no pools).
+//! (task start/end entries, newest first), `/cluster/options` (datacenter.cfg) and `/pools`
+//! (+ `{poolid}`; the scenario defines no pools). HA reads are in [`super::ha`].
 
 use serde_json::{Value, json};
 
@@ -77,55 +76,6 @@ pub fn options(c: &Ctx) -> ApiResult {
     Ok(Reply::data(
         json!({ "keyboard": "en-us", "mac_prefix": "BC:24:11", "console": "xtermjs" }),
     ))
-}
-
-pub fn ha_index(c: &Ctx) -> ApiResult {
-    c.require("/", &["Sys.Audit"], false)?;
-    c.validate()?;
-    let ids = ["status", "resources", "groups", "rules"];
-    Ok(Reply::data(Value::Array(
-        ids.iter().map(|i| json!({ "id": i })).collect(),
-    )))
-}
-
-/// `/cluster/ha/resources` and `/cluster/ha/groups`: none configured.
-pub fn ha_empty(c: &Ctx) -> ApiResult {
-    c.require("/", &["Sys.Audit"], false)?;
-    c.validate()?;
-    Ok(Reply::data(json!([])))
-}
-
-pub fn ha_status_index(c: &Ctx) -> ApiResult {
-    c.validate()?;
-    Ok(Reply::data(
-        json!([{ "name": "current" }, { "name": "manager_status" }]),
-    ))
-}
-
-fn quorum_node(c: &Ctx) -> String {
-    c.st.nodes
-        .iter()
-        .find(|n| n.online)
-        .map(|n| n.name.clone())
-        .unwrap_or_default()
-}
-
-pub fn ha_current(c: &Ctx) -> ApiResult {
-    c.require("/", &["Sys.Audit"], false)?;
-    c.validate()?;
-    let node = quorum_node(c);
-    Ok(Reply::data(json!([{
-        "id": "quorum", "type": "quorum", "node": node, "status": "OK", "quorate": 1,
-    }])))
-}
-
-pub fn ha_manager_status(c: &Ctx) -> ApiResult {
-    c.require("/", &["Sys.Audit"], false)?;
-    c.validate()?;
-    let node = quorum_node(c);
-    Ok(Reply::data(json!({
-        "manager_status": {}, "quorum": { "node": node, "quorate": "1" },
-    })))
 }
 
 pub fn pools(c: &Ctx) -> ApiResult {

@@ -1,5 +1,5 @@
 //! Table-driven reads for the parts of the API the scenario has nothing in: directory indexes,
-//! empty collections (firewall, SDN, mappings, notifications, replication, HA rules, ...),
+//! empty collections (firewall, SDN, mappings, notifications, replication, ...),
 //! their item paths (500 "no such ..."), containers (the scenario has none: every
 //! `/nodes/{node}/lxc/{vmid}/...` read is PVE's "Configuration file ... does not exist") and
 //! Ceph (not set up: "pveceph configuration not initialized"). Each entry carries the
@@ -55,10 +55,6 @@ const TABLE: &[(&[&str], Perm, Kind)] = &[
     (&["cluster", "backup-info", "not-backed-up"], AUDIT_ROOT, Obj(not_backed_up)),
     (&["cluster", "replication"], All, Empty),
     (&["cluster", "replication", "*"], All, NoSuch("replication job")),
-    (&["cluster", "ha", "rules"], AUDIT_ROOT, Empty),
-    (&["cluster", "ha", "rules", "*"], AUDIT_ROOT, NoSuch("HA rule")),
-    (&["cluster", "ha", "groups", "*"], AUDIT_ROOT, NoSuch("HA group")),
-    (&["cluster", "ha", "resources", "*"], AUDIT_ROOT, NoSuch("HA resource")),
     (&["cluster", "firewall"], All, Index("name", &["aliases", "groups", "ipset", "macros", "options", "refs", "rules"])),
     (&["cluster", "firewall", "rules"], AUDIT_ROOT, Empty),
     (&["cluster", "firewall", "rules", "*"], AUDIT_ROOT, NoSuch("firewall rule")),
@@ -151,7 +147,6 @@ const TABLE: &[(&[&str], Perm, Kind)] = &[
     (&["nodes", "*", "vzdump", "defaults"], All, Obj(|_| json!({ "mode": "snapshot", "compress": "zstd", "storage": "local", "notes-template": "{{guestname}}" }))),
     (&["nodes", "*", "disks", "lvm"], AUDIT_ROOT, Obj(lvm_tree)),
     (&["nodes", "*", "qemu", "*", "agent", "*"], On("/vms/{vmid}", &["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], true), Agent),
-    (&["nodes", "*", "qemu", "*", "migrate"], On("/vms/{vmid}", &["VM.Migrate"], false), Obj(migrate_precondition)),
     (&["nodes", "*", "capabilities", "qemu", "cpu-flags"], All, Obj(|_| json!([{ "name": "md-clear", "description": "Required to let the guest OS know if MDS is mitigated correctly" }, { "name": "pcid", "description": "Meltdown fix cost reduction on Westmere, Sandy-, and IvyBridge Intel CPUs" }, { "name": "aes", "description": "Activate AES instruction set for HW acceleration." }]))),
     (&["nodes", "*", "capabilities", "qemu", "migration"], AUDIT_NODE, Obj(|_| json!({ "has-dbus-vmstate": 1 }))),
     (&["nodes", "*", "apt", "repositories"], AUDIT_NODE, Obj(|_| json!({ "files": [], "errors": [], "infos": [], "standard-repos": [], "digest": "0000000000000000000000000000000000000000000000000000000000000000" }))),
@@ -336,26 +331,4 @@ fn lvm_tree(c: &Ctx) -> Value {
     let free = 16 * crate::sim::state::GIB;
     json!({ "leaf": 0, "children": [{ "name": "pve", "size": size, "free": free, "leaf": 0,
         "children": [{ "name": "/dev/nvme0n1p3", "size": size, "free": free, "leaf": 1 }] }] })
-}
-
-/// `GET .../migrate`: where the guest could go, and what ties it to its node.
-fn migrate_precondition(c: &Ctx) -> Value {
-    let vmid: u32 = c.args.vmid.parse().unwrap_or(0);
-    let Some(vm) = c.st.vms.get(&vmid) else {
-        return Value::Null;
-    };
-    let local: Vec<Value> = vm
-        .disks()
-        .iter()
-        .filter(|d| c.st.storage(&d.storage).is_none_or(|s| !s.shared))
-        .map(|d| json!({ "volid": format!("{}:{}", d.storage, d.volname), "drivename": d.key, "size": d.size }))
-        .collect();
-    let others: Vec<&str> =
-        c.st.nodes
-            .iter()
-            .filter(|n| n.name != vm.node)
-            .map(|n| n.name.as_str())
-            .collect();
-    json!({ "running": u8::from(vm.running), "allowed_nodes": others, "not_allowed_nodes": {},
-        "local_disks": local, "local_resources": [], "mapped-resources": [], "mapped-resource-info": {} })
 }

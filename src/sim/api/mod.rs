@@ -7,6 +7,7 @@ pub(crate) mod access;
 pub(crate) mod cluster;
 pub(crate) mod cluster_info;
 mod generic;
+pub(crate) mod ha;
 pub(crate) mod index;
 pub(crate) mod node_info;
 pub(crate) mod nodes;
@@ -25,8 +26,8 @@ use cluster as api_cluster;
 use index as api_index;
 use nodes as api_nodes;
 use qemu::{
-    clone as api_clone, create as api_create, power as api_power, read as api_qemu,
-    write as api_qemu_write, write_spec as api_write_spec,
+    clone as api_clone, create as api_create, migrate as api_migrate, power as api_power,
+    read as api_qemu, write as api_qemu_write, write_spec as api_write_spec,
 };
 use storage::{
     content as api_storage, download as api_download, upload as api_upload, volume as api_volume,
@@ -49,7 +50,8 @@ pub struct PathArgs {
     pub upid: String,
     /// `{volume}`: the rest of the path, so unencoded `/` in volume ids work too.
     pub volume: String,
-    /// Other path parameters (`{service}`, `{userid}`, `{roleid}`, `{poolid}`).
+    /// Other path parameters (`{service}`, `{userid}`, `{roleid}`, `{poolid}`, `{sid}`,
+    /// `{rule}`, `{group}`).
     pub extra: Vec<(&'static str, String)>,
 }
 
@@ -166,6 +168,14 @@ fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
                 args.node = n.to_string();
                 write_route(method, rest, args)
             }
+            ["cluster", "ha", "resources", sid, "migrate"] if method == "POST" => {
+                args.extra.push(("sid", sid.to_string()));
+                Some(Route {
+                    handler: Handler::Write(ha::migrate),
+                    spec: spec![req("sid", Ty::Str { max_len: None }), req("node", Ty::Node)],
+                    proxied: false,
+                })
+            }
             _ => None,
         };
     }
@@ -276,6 +286,10 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
                 ["status"] => r(api_index::vm_status, spec![NODE, VMID]),
                 ["status", "current"] => r(api_qemu::status_current, spec![NODE, VMID]),
                 ["pending"] => r(api_qemu_write::pending, spec![NODE, VMID]),
+                ["migrate"] => r(
+                    api_migrate::precondition,
+                    spec![NODE, VMID, opt("target", Ty::Node)],
+                ),
                 // a read, but it needs the time scale: routed like the writes
                 ["agent", "network-get-interfaces"] => Some(Route {
                     handler: Handler::Write(api_power::agent_interfaces),
@@ -389,6 +403,7 @@ fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route
         ("DELETE", []) => w(api_power::destroy, s::DESTROY),
         ("POST", ["clone"]) => w(api_clone::clone, s::CLONE),
         ("POST", ["template"]) => w(api_clone::template, s::TEMPLATE),
+        ("POST", ["migrate"]) => w(api_migrate::migrate, s::MIGRATE),
         ("POST", ["config"]) => w(api_qemu_write::config_post, s::CONFIG_POST),
         ("PUT", ["config"]) => w(api_qemu_write::config_put, s::CONFIG_PUT),
         ("PUT", ["resize"]) => w(api_qemu_write::resize, s::RESIZE),
@@ -430,6 +445,9 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/nodes/{node}/tasks/{upid}/status"),
     ("GET", "/nodes/{node}/tasks/{upid}/log"),
     ("GET", "/nodes/{node}/qemu/{vmid}/pending"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/migrate"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/migrate"),
+    ("POST", "/cluster/ha/resources/{sid}/migrate"),
     (
         "GET",
         "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
@@ -477,6 +495,9 @@ pub fn served_endpoints() -> Vec<ServedEndpoint> {
                 .replace("{userid}", "root@pam")
                 .replace("{roleid}", "PVEAuditor")
                 .replace("{poolid}", "pool1")
+                .replace("{sid}", "vm:100")
+                .replace("{rule}", "rule1")
+                .replace("{group}", "group1")
                 .replace("{node}", "pve01")
                 .replace("{vmid}", "100")
                 .replace("{storage}", "local")

@@ -3,7 +3,7 @@
 //! cluster-wide reads ([`super::cluster_info`]). [`super::find`] falls back to these tables.
 
 use super::{Ctx, Handler, NODE, PathArgs, Route, STORAGE, VMID};
-use crate::sim::api::{access, cluster_info as cl, node_info as ni, rrd};
+use crate::sim::api::{access, cluster_info as cl, ha, node_info as ni, rrd};
 use crate::sim::http::ApiResult;
 use crate::sim::params::{self, Param, Ty, opt, req};
 
@@ -34,14 +34,33 @@ pub(super) fn route(segs: &[&str], args: &mut PathArgs) -> Option<Route> {
         ["cluster", "tasks"] => r(cl::tasks, &[]),
         ["cluster", "log"] => r(cl::log, spec![opt("max", params::UINT)]),
         ["cluster", "options"] => r(cl::options, &[]),
-        ["cluster", "ha"] => r(cl::ha_index, &[]),
+        ["cluster", "ha"] => r(ha::index, &[]),
         ["cluster", "ha", "resources"] => {
-            r(cl::ha_empty, spec![opt("type", Ty::Enum(&["ct", "vm"]))])
+            r(ha::resources, spec![opt("type", Ty::Enum(&["ct", "vm"]))])
         }
-        ["cluster", "ha", "groups"] => r(cl::ha_empty, &[]),
-        ["cluster", "ha", "status"] => r(cl::ha_status_index, &[]),
-        ["cluster", "ha", "status", "current"] => r(cl::ha_current, &[]),
-        ["cluster", "ha", "status", "manager_status"] => r(cl::ha_manager_status, &[]),
+        ["cluster", "ha", "resources", sid] => {
+            args.extra.push(("sid", sid.to_string()));
+            r(ha::resource, spec![req("sid", STR)])
+        }
+        ["cluster", "ha", "groups"] => r(ha::groups, &[]),
+        ["cluster", "ha", "groups", g] => {
+            args.extra.push(("group", g.to_string()));
+            r(ha::group, spec![req("group", Ty::ConfigId)])
+        }
+        ["cluster", "ha", "rules"] => r(
+            ha::rules,
+            spec![
+                opt("resource", STR),
+                opt("type", Ty::Enum(&["node-affinity", "resource-affinity"]))
+            ],
+        ),
+        ["cluster", "ha", "rules", id] => {
+            args.extra.push(("rule", id.to_string()));
+            r(ha::rule, spec![req("rule", Ty::ConfigId)])
+        }
+        ["cluster", "ha", "status"] => r(ha::status_index, &[]),
+        ["cluster", "ha", "status", "current"] => r(ha::status_current, &[]),
+        ["cluster", "ha", "status", "manager_status"] => r(ha::manager_status, &[]),
         ["pools"] => r(
             cl::pools,
             spec![
@@ -145,7 +164,11 @@ pub const ENDPOINTS: &[&str] = &[
     "/cluster/options",
     "/cluster/ha",
     "/cluster/ha/resources",
+    "/cluster/ha/resources/{sid}",
     "/cluster/ha/groups",
+    "/cluster/ha/groups/{group}",
+    "/cluster/ha/rules",
+    "/cluster/ha/rules/{rule}",
     "/cluster/ha/status",
     "/cluster/ha/status/current",
     "/cluster/ha/status/manager_status",

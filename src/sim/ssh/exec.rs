@@ -161,6 +161,7 @@ async fn dispatch(ctx: &NodeCtx, argv: &[String], wrapped: bool, io: &mut Io) ->
         "qm" => super::cmd_qm::run(ctx, args, io).await,
         "pvesm" => super::cmd_pvesm::run(ctx, args, io),
         "pveum" => super::cmd_pveum::run(ctx, args, io),
+        "ha-manager" => super::cmd_ha::run(ctx, args, io),
         "pveversion" => pveversion(ctx, io),
         other if wrapped => {
             io.err(&format!(

@@ -14,7 +14,8 @@
 //! - commands, worded like the real tools: `wget`, `curl` ([`cmd_fetch`]), `sha256sum`,
 //!   `sha512sum`, `rm`, `test` ([`cmd_files`]), `qemu-img info|resize` ([`cmd_qemu_img`]),
 //!   `qm disk import|importdisk` ([`cmd_import`]), `qm set|template|config|list` ([`cmd_qm`]), `pvesm
-//!   path|list|alloc|free` ([`cmd_pvesm`]), `pveum role|user|acl` ([`cmd_pveum`]);
+//!   path|list|alloc|free` ([`cmd_pvesm`]), `pveum role|user|acl` ([`cmd_pveum`]),
+//!   `ha-manager status|config|migrate|crm-command node-maintenance enable|disable` ([`cmd_ha`]);
 //! - the SFTP subsystem ([`sftp`]): create/write/close/setstat/stat/read/remove;
 //! - helpers: streamed file bytes and digests ([`blob`]), PVE's CLI output formats
 //!   ([`cli_out`]).
@@ -26,6 +27,7 @@ mod blob;
 mod cli_out;
 mod cmd_fetch;
 mod cmd_files;
+mod cmd_ha;
 mod cmd_import;
 mod cmd_pvesm;
 mod cmd_pveum;

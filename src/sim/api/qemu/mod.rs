@@ -21,12 +21,14 @@
 //! | `status/reboot` (`vm_reboot` -> `_do_vm_stop`; "not running" is checked before the fork) | task | task |
 //! | `status/suspend` (`RunState::vm_suspend`: `backup` allows a pause; to disk: "cannot suspend to disk during backup") | task | task |
 //! | `status/resume` (`RunState::vm_resume`: `backup` allowed) | task | task |
+//! | `POST migrate` (`check_lock` before the fork, again in `prepare`; see `migrate.rs`) | 500 | — |
 //!
 //! `skiplock` (root only) skips `check_lock` wherever it is accepted. A backup that holds the
 //! lock for a while: [`crate::sim::SimHandle::hold_backup`] or the scenario's `lock_secs`.
 
 pub(crate) mod clone;
 pub(crate) mod create;
+pub(crate) mod migrate;
 pub(crate) mod power;
 pub(crate) mod read;
 pub(crate) mod sdn;

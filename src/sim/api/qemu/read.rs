@@ -148,7 +148,13 @@ pub fn status_current(c: &Ctx) -> ApiResult {
         _ => "stopped",
     };
     m.insert("qmpstatus".into(), json!(qmp));
-    m.insert("ha".into(), json!({ "managed": 0 }));
+    // `PVE::HA::Config::get_service_status`
+    let ha = if c.st.ha.is_managed(vm.vmid) {
+        json!({ "managed": 1, "state": c.st.ha.services.get(&vm.vmid).map(|s| s.state.clone()) })
+    } else {
+        json!({ "managed": 0 })
+    };
+    m.insert("ha".into(), ha);
     let agent = vm.get("agent").is_some_and(|a| {
         a.split(',')
             .next()

@@ -102,6 +102,19 @@ pub const CLONE: &[Param] = spec![
     opt("storage", Ty::StorageId),
     opt("target", Ty::Node),
 ];
+pub const MIGRATE: &[Param] = spec![
+    NODE,
+    VMID,
+    req("target", Ty::Node),
+    opt("bwlimit", params::UINT),
+    opt("force", Ty::Bool),
+    opt("migration_network", Ty::Cidr),
+    opt("migration_type", Ty::Enum(&["secure", "insecure"])),
+    opt("online", Ty::Bool),
+    opt("targetstorage", Ty::StoragePairList),
+    opt("with-conntrack-state", Ty::Bool),
+    opt("with-local-disks", Ty::Bool),
+];
 pub const TEMPLATE: &[Param] = spec![NODE, VMID, opt("disk", Ty::Enum(DISKS))];
 pub const DESTROY: &[Param] = spec![
     NODE,

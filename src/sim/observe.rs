@@ -1,0 +1,60 @@
+//! Observers for tests and benches: where every guest is, how big the nodes are, what the HA
+//! CRM did — read from the live state without going through the API (so a test can check an
+//! invariant, e.g. that no node is ever over capacity during an evacuation, as often as it
+//! likes).
+
+use std::collections::BTreeMap;
+
+use super::SimHandle;
+
+/// One guest as [`SimHandle::guest_placement`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestPlacement {
+    /// The node holding its config (it changes when a migration ends).
+    pub node: String,
+    pub running: bool,
+    pub template: bool,
+    /// Configured memory (`memory`), bytes.
+    pub maxmem_bytes: u64,
+    /// vCPUs (`vcpus`, else `cores` × `sockets`).
+    pub cores: u32,
+    /// The config lock (`migrate` while a migration runs, `backup`, ...).
+    pub lock: Option<String>,
+}
+
+impl SimHandle {
+    /// Every guest by vmid, as it is right now.
+    pub fn guest_placement(&self) -> BTreeMap<u32, GuestPlacement> {
+        let st = self.shared.lock();
+        st.vms
+            .values()
+            .map(|v| {
+                (
+                    v.vmid,
+                    GuestPlacement {
+                        node: v.node.clone(),
+                        running: v.running,
+                        template: v.is_template(),
+                        maxmem_bytes: v.maxmem(),
+                        cores: v.cpus(),
+                        lock: v.get("lock").map(str::to_string),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Physical memory of every node, bytes.
+    pub fn node_memory(&self) -> BTreeMap<String, u64> {
+        let st = self.shared.lock();
+        st.nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.mem_total))
+            .collect()
+    }
+
+    /// The HA CRM's log (`info`/`err` lines: commands ignored, services moved), oldest first.
+    pub fn ha_log(&self) -> Vec<String> {
+        self.shared.lock().ha.log.clone()
+    }
+}
