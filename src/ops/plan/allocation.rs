@@ -4,7 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterSnapshot, GuestInfo, NodeInfo, Ratios};
+use std::collections::BTreeMap;
+
+use super::{ClusterSnapshot, GuestInfo, Move, NodeInfo, Ratios};
 
 /// One node's allocation. Templates count nowhere; stopped guests count as allocated only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -35,7 +37,70 @@ pub fn allocation<'a>(
     guests: impl IntoIterator<Item = &'a GuestInfo>,
     ratios: Ratios,
 ) -> Allocation {
-    let mut a = Allocation {
+    let mut a = empty(node);
+    for g in guests.into_iter().filter(|g| g.node == node.name) {
+        count(&mut a, g);
+    }
+    finish(a, ratios)
+}
+
+/// Every node's allocation, in node order.
+pub fn allocations(snap: &ClusterSnapshot, ratios: Ratios) -> Vec<Allocation> {
+    allocations_where(snap, ratios, |g| g.node.as_str())
+}
+
+/// Every node's allocation once `moves` have run (guests re-homed), without copying the
+/// snapshot.
+pub(super) fn allocations_after(
+    snap: &ClusterSnapshot,
+    moves: &[Move],
+    ratios: Ratios,
+) -> Vec<Allocation> {
+    let to: BTreeMap<u32, &str> = moves.iter().map(|m| (m.vmid, m.to.as_str())).collect();
+    allocations_where(snap, ratios, |g| {
+        to.get(&g.vmid).copied().unwrap_or(&g.node)
+    })
+}
+
+/// Every node's allocation with each guest on `node_of(guest)`: one pass over the guests.
+fn allocations_where<'a: 'b, 'b>(
+    snap: &'a ClusterSnapshot,
+    ratios: Ratios,
+    node_of: impl Fn(&'a GuestInfo) -> &'b str,
+) -> Vec<Allocation> {
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counted: Vec<Allocation> = Vec::new();
+    for n in &snap.nodes {
+        index.entry(n.name.as_str()).or_insert_with(|| {
+            counted.push(empty(n));
+            counted.len() - 1
+        });
+    }
+    for g in &snap.guests {
+        if let Some(&i) = index.get(node_of(g)) {
+            count(&mut counted[i], g);
+        }
+    }
+    // A node listed twice gets the same counts under each entry, as `allocation` would give.
+    snap.nodes
+        .iter()
+        .map(|n| {
+            let c = &counted[index[n.name.as_str()]];
+            finish(
+                Allocation {
+                    online: n.online,
+                    cpus: n.cpus,
+                    memory_budget: n.memory_budget(),
+                    ..c.clone()
+                },
+                ratios,
+            )
+        })
+        .collect()
+}
+
+fn empty(node: &NodeInfo) -> Allocation {
+    Allocation {
         node: node.name.clone(),
         online: node.online,
         cpus: node.cpus,
@@ -49,33 +114,31 @@ pub fn allocation<'a>(
         cpu_load: 0.0,
         memory_overcommitted: false,
         cpu_overcommitted: false,
-    };
-    for g in guests
-        .into_iter()
-        .filter(|g| !g.template && g.node == node.name)
-    {
-        a.allocated_vcpus += g.maxcpu;
-        a.allocated_memory += g.maxmem;
-        if g.is_running() {
-            a.running_guests += 1;
-            a.running_vcpus += g.maxcpu;
-            a.running_memory += g.maxmem;
-        }
     }
+}
+
+/// Adds one guest on the node. Templates count nowhere.
+fn count(a: &mut Allocation, g: &GuestInfo) {
+    if g.template {
+        return;
+    }
+    a.allocated_vcpus += g.maxcpu;
+    a.allocated_memory += g.maxmem;
+    if g.is_running() {
+        a.running_guests += 1;
+        a.running_vcpus += g.maxcpu;
+        a.running_memory += g.maxmem;
+    }
+}
+
+/// Loads and overcommit flags from the counts.
+fn finish(mut a: Allocation, ratios: Ratios) -> Allocation {
     a.memory_load = fraction(a.running_memory, a.memory_budget);
     a.cpu_load = fraction(a.running_vcpus, a.cpus);
     a.memory_overcommitted =
         a.memory_budget > 0 && a.running_memory as f64 > a.memory_budget as f64 * ratios.memory;
     a.cpu_overcommitted = a.cpus > 0 && a.running_vcpus as f64 > a.cpus as f64 * ratios.vcpu;
     a
-}
-
-/// Every node's allocation, in node order.
-pub fn allocations(snap: &ClusterSnapshot, ratios: Ratios) -> Vec<Allocation> {
-    snap.nodes
-        .iter()
-        .map(|n| allocation(n, snap.guests_on(&n.name), ratios))
-        .collect()
 }
 
 fn fraction(a: u64, b: u64) -> f64 {

@@ -3,19 +3,20 @@
 //! Load is running guests' configured memory over each node's memory budget. The imbalance
 //! score is the spread between the most and the least loaded online node (0 = perfectly even),
 //! which is what an operator reads off the GUI. Suggested moves take the most loaded node above
-//! `mean + band` and move its largest movable running guest to the node with the most room, as
-//! long as that node stays within `mean + band` and its capacity. A node that sends never
-//! receives and a node that receives never sends, so the moves can run in any order (or at
-//! once) without a node passing its capacity on the way, and no guest bounces back and forth.
+//! `mean + band` and move its largest movable running guest to the node whose memory load is
+//! lowest once it is there, as long as that node stays within `mean + band`, its capacity and
+//! the guest's `allowed_nodes`. A node that sends never receives and a node that receives never
+//! sends, so the moves can run in any order (or at once, or only some of them) without a node
+//! passing its capacity on the way, and no guest bounces back and forth.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::evacuation::apply_moves;
-use super::ledger::{Ledger, make_move, move_demand, visit_order};
-use super::{Allocation, ClusterSnapshot, Move, Ratios, allocations};
+use super::allocation::allocations_after;
+use super::ledger::{Ledger, Rank, make_move, move_demand, visit_order};
+use super::{Allocation, ClusterSnapshot, GuestInfo, Move, Ratios, allocations};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BalanceRequest {
@@ -65,6 +66,14 @@ pub fn balance(snap: &ClusterSnapshot, req: &BalanceRequest) -> BalancePlan {
     let mean = mean_load(&before);
     let upper = mean + req.band.max(0.0);
     let mut ledger = Ledger::new(snap, req.ratios);
+    // Each node's running guests in visit order, indexed once.
+    let mut running: BTreeMap<&str, Vec<&GuestInfo>> = BTreeMap::new();
+    for g in snap.guests.iter().filter(|g| g.is_running()) {
+        running.entry(g.node.as_str()).or_default().push(g);
+    }
+    for guests in running.values_mut() {
+        visit_order(guests);
+    }
     let (mut senders, mut receivers, mut exhausted) =
         (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     let mut moved = BTreeSet::new();
@@ -73,37 +82,43 @@ pub fn balance(snap: &ClusterSnapshot, req: &BalanceRequest) -> BalancePlan {
         let Some(source) = most_loaded(&ledger, upper, &receivers, &exhausted) else {
             break;
         };
-        let mut guests: Vec<_> = snap
-            .guests_on(&source)
-            .filter(|g| g.is_running() && !moved.contains(&g.vmid))
-            .collect();
-        visit_order(&mut guests);
-        let found = guests.into_iter().find_map(|g| {
-            let demand = move_demand(snap, g, req.pin_tag.as_deref(), None).ok()?;
-            let fits_band: Vec<String> = snap
-                .nodes
-                .iter()
-                .filter(|n| n.name != source && !senders.contains(&n.name))
-                .filter(|n| req.targets.as_ref().is_none_or(|t| t.contains(&n.name)))
-                .filter(|n| load_of(&ledger, &n.name, demand.memory) <= upper)
-                .map(|n| n.name.clone())
-                .collect();
-            let to = ledger
-                .best(&demand, Some(&fits_band), Some(&source), |_| 0)
-                .ok()?;
-            Some((g, demand, to))
-        });
+        let guests = running.get(source).map_or(&[][..], Vec::as_slice);
+        let found = guests
+            .iter()
+            .filter(|g| !moved.contains(&g.vmid))
+            .find_map(|g| {
+                let demand = move_demand(snap, g, req.pin_tag.as_deref(), None).ok()?;
+                // A target may not send, must be one of the request's, and must stay within
+                // the band once the guest is there.
+                let eligible = |node: &str| {
+                    !senders.contains(node)
+                        && req
+                            .targets
+                            .as_ref()
+                            .is_none_or(|t| t.iter().any(|n| n == node))
+                        && ledger.memory_load(node, demand.memory) <= upper
+                };
+                let to = ledger.best_where(
+                    &demand,
+                    Some(source),
+                    Rank::LowestLoad,
+                    |_| 0,
+                    eligible,
+                    |_, _| {},
+                )?;
+                Some((*g, demand, to))
+            });
         let Some((guest, demand, to)) = found else {
             exhausted.insert(source);
             continue;
         };
-        ledger.apply(Some(&source), &to, &demand);
-        moves.push(make_move(guest, &to, &demand, req.bandwidth));
+        ledger.apply(Some(source), to, &demand);
+        moves.push(make_move(guest, to, &demand, req.bandwidth));
         moved.insert(guest.vmid);
         senders.insert(source);
         receivers.insert(to);
     }
-    let after = allocations(&apply_moves(snap, &moves), req.ratios);
+    let after = allocations_after(snap, &moves, req.ratios);
     BalancePlan {
         mean_load: mean,
         imbalance_before: imbalance(&before),
@@ -119,33 +134,26 @@ pub fn balance(snap: &ClusterSnapshot, req: &BalanceRequest) -> BalancePlan {
     }
 }
 
-/// Memory load of `node` if `extra` more bytes ran there (infinite when it has no budget).
-fn load_of(ledger: &Ledger, node: &str, extra: u64) -> f64 {
-    let budget = ledger.snap.node(node).map_or(0, |n| n.memory_budget());
-    if budget == 0 {
-        return f64::INFINITY;
-    }
-    (ledger.load(node).0 + extra) as f64 / budget as f64
-}
-
-/// The online node most above `upper` that may still send (ties: name).
-fn most_loaded(
-    ledger: &Ledger,
+/// The online node most above `upper` that may still send (ties: the first by name).
+fn most_loaded<'a>(
+    ledger: &Ledger<'a>,
     upper: f64,
-    receivers: &BTreeSet<String>,
-    exhausted: &BTreeSet<String>,
-) -> Option<String> {
-    let mut best: Option<(f64, &str)> = None;
-    for n in ledger.snap.nodes.iter().filter(|n| n.online) {
-        if receivers.contains(&n.name) || exhausted.contains(&n.name) || n.memory_budget() == 0 {
+    receivers: &BTreeSet<&str>,
+    exhausted: &BTreeSet<&str>,
+) -> Option<&'a str> {
+    let snap: &'a ClusterSnapshot = ledger.snap;
+    let mut best: Option<(f64, &'a str)> = None;
+    for n in snap.nodes.iter().filter(|n| n.online) {
+        let name = n.name.as_str();
+        if receivers.contains(name) || exhausted.contains(name) || n.memory_budget() == 0 {
             continue;
         }
-        let load = load_of(ledger, &n.name, 0);
-        if load > upper && best.is_none_or(|(b, _)| load > b) {
-            best = Some((load, &n.name));
+        let load = ledger.memory_load(name, 0);
+        if load > upper && best.is_none_or(|(b, bn)| load > b || (load == b && name < bn)) {
+            best = Some((load, name));
         }
     }
-    best.map(|(_, n)| n.to_string())
+    best.map(|(_, n)| n)
 }
 
 fn mean_load(nodes: &[Allocation]) -> f64 {

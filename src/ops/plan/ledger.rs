@@ -3,14 +3,20 @@
 //! tally of what the plan so far has added to each node and storage (the [`Ledger`]).
 //!
 //! Planners place guests one at a time against the ledger, so each decision already sees the
-//! load of every earlier one: a plan executed in order never takes a node over capacity at any
-//! step, not only at the end.
+//! load of every earlier one. A planner whose targets only receive (evacuation: the source
+//! only sends; balance: a node sends or receives, never both) therefore never takes a node
+//! over capacity whichever subset of its moves has run or is in flight, in any order: a
+//! target's load only grows along the plan, up to the end state the ledger checked.
+//!
+//! The ledger indexes the snapshot once (nodes by name, storages by node and id), so a check is
+//! a few map lookups, not a scan of the cluster: a plan over thousands of guests stays cheap.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use super::{
     ClusterSnapshot, DiskMove, GuestInfo, GuestKind, Move, MoveMode, NodeRejection, Ratios,
-    Rejection, Unplaceable,
+    Rejection, StorageInfo, Unplaceable,
 };
 
 /// What one guest needs from the node it lands on.
@@ -20,6 +26,8 @@ pub(super) struct Demand {
     pub memory: u64,
     pub vcpus: u64,
     pub disks: Vec<DiskNeed>,
+    /// The guest's own restriction (restricted HA group, strict node affinity); `None` = any.
+    pub restricted_to: Option<Vec<String>>,
 }
 
 /// One disk: the storage it must be on at the target, and whether bytes are copied there.
@@ -34,63 +42,128 @@ pub(super) struct DiskNeed {
     pub copied: bool,
 }
 
+impl Demand {
+    /// Bytes copied per target storage, by storage name (every storage the disks need appears,
+    /// with 0 when nothing is copied to it).
+    fn wanted(&self) -> Vec<(&str, u64)> {
+        let mut wanted: Vec<(&str, u64)> = Vec::with_capacity(self.disks.len());
+        for d in &self.disks {
+            let bytes = if d.copied { d.size } else { 0 };
+            match wanted.iter_mut().find(|(s, _)| *s == d.storage) {
+                Some(w) => w.1 += bytes,
+                None => wanted.push((&d.storage, bytes)),
+            }
+        }
+        wanted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        wanted
+    }
+}
+
+/// How [`Ledger::best`] ranks the nodes that can take a demand. The last tie-break is always
+/// the node name, so the choice never depends on the order of the snapshot's lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rank {
+    /// Most free memory, then most free vCPUs: a new guest gets the most room.
+    MostRoom,
+    /// Lowest memory load (running memory over budget) once the guest is there, then lowest
+    /// vCPU load: moved guests fill nodes of different sizes to the same level.
+    LowestLoad,
+}
+
+/// One node as the ledger counts it.
+#[derive(Debug, Clone)]
+struct Slot {
+    online: bool,
+    budget: u64,
+    cpus: u64,
+    capacity: (u64, u64),
+    load: (u64, u64),
+}
+
 /// Running load each node carries, and bytes each storage receives, as the plan unfolds.
 pub(super) struct Ledger<'a> {
     pub snap: &'a ClusterSnapshot,
-    pub ratios: Ratios,
-    load: BTreeMap<&'a str, (u64, u64)>,
-    /// Keyed by (node, storage), or ("", storage) for a shared storage: its space is one pool.
-    storage_added: BTreeMap<(String, String), u64>,
+    /// Node name to its slot (the first node of that name).
+    index: BTreeMap<&'a str, usize>,
+    slots: Vec<Slot>,
+    /// The storages each slot's node sees.
+    storages: Vec<Vec<&'a StorageInfo>>,
+    /// Bytes booked per (slot, storage), or (`SHARED`, storage) for a shared storage: its
+    /// space is one pool.
+    storage_added: BTreeMap<(usize, &'a str), u64>,
 }
+
+/// The scope of a shared storage's bookings in `storage_added`.
+const SHARED: usize = usize::MAX;
 
 impl<'a> Ledger<'a> {
     pub fn new(snap: &'a ClusterSnapshot, ratios: Ratios) -> Ledger<'a> {
-        let mut load: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut index = BTreeMap::new();
+        let mut slots = Vec::with_capacity(snap.nodes.len());
         for n in &snap.nodes {
-            load.insert(&n.name, (0, 0));
+            index.entry(n.name.as_str()).or_insert(slots.len());
+            slots.push(Slot {
+                online: n.online,
+                budget: n.memory_budget(),
+                cpus: n.cpus,
+                capacity: (
+                    (n.memory_budget() as f64 * ratios.memory).floor() as u64,
+                    (n.cpus as f64 * ratios.vcpu).floor() as u64,
+                ),
+                load: (0, 0),
+            });
         }
         for g in snap.guests.iter().filter(|g| g.is_running()) {
-            if let Some(l) = load.get_mut(g.node.as_str()) {
-                l.0 += g.maxmem;
-                l.1 += g.maxcpu;
+            if let Some(&i) = index.get(g.node.as_str()) {
+                slots[i].load.0 += g.maxmem;
+                slots[i].load.1 += g.maxcpu;
+            }
+        }
+        let mut storages = vec![Vec::new(); slots.len()];
+        for s in &snap.storages {
+            if let Some(&i) = index.get(s.node.as_str()) {
+                storages[i].push(s);
             }
         }
         Ledger {
             snap,
-            ratios,
-            load,
+            index,
+            slots,
+            storages,
             storage_added: BTreeMap::new(),
         }
     }
 
-    /// Running memory and vCPUs on `node` after the moves so far.
-    pub fn load(&self, node: &str) -> (u64, u64) {
-        self.load.get(node).copied().unwrap_or((0, 0))
+    fn slot(&self, node: &str) -> Option<&Slot> {
+        self.index.get(node).map(|&i| &self.slots[i])
     }
 
-    /// Memory and vCPUs the node may carry at the configured ratios.
-    pub fn capacity(&self, node: &str) -> (u64, u64) {
-        self.snap.node(node).map_or((0, 0), |n| {
-            let mem = (n.memory_budget() as f64 * self.ratios.memory).floor() as u64;
-            let cpu = (n.cpus as f64 * self.ratios.vcpu).floor() as u64;
-            (mem, cpu)
-        })
+    /// The storage `id` as the node of slot `i` sees it.
+    fn storage_at(&self, i: usize, id: &str) -> Option<&'a StorageInfo> {
+        self.storages[i].iter().find(|s| s.id == id).copied()
     }
 
-    /// Free memory and vCPUs (negative when already over).
-    pub fn free(&self, node: &str) -> (i128, i128) {
-        let (cap_m, cap_c) = self.capacity(node);
-        let (m, c) = self.load(node);
-        (cap_m as i128 - m as i128, cap_c as i128 - c as i128)
+    /// Bytes already booked on storage `s` as the node of slot `i` sees it.
+    fn booked(&self, i: usize, s: &StorageInfo) -> u64 {
+        let scope = if s.shared { SHARED } else { i };
+        self.storage_added
+            .get(&(scope, s.id.as_str()))
+            .copied()
+            .unwrap_or(0)
     }
 
-    fn storage_key(&self, node: &str, storage: &str) -> (String, String) {
-        let shared = self.snap.storage(node, storage).is_some_and(|s| s.shared);
-        let scope = if shared { "" } else { node };
-        (scope.to_string(), storage.to_string())
+    /// Memory load of `node` (running memory over budget) if `extra` more bytes ran there;
+    /// infinite when it has no budget.
+    pub fn memory_load(&self, node: &str, extra: u64) -> f64 {
+        match self.slot(node) {
+            Some(s) if s.budget > 0 => (s.load.0 + extra) as f64 / s.budget as f64,
+            _ => f64::INFINITY,
+        }
     }
 
     /// Whether `node` can take the demand; the first reason it cannot, in a fixed order.
+    /// `allowed` is the caller's choice of targets; the guest's own restriction is in the
+    /// demand.
     pub fn check(
         &self,
         node: &str,
@@ -101,28 +174,41 @@ impl<'a> Ledger<'a> {
         if allowed.is_some_and(|a| !a.iter().any(|n| n == node)) {
             return Err(Rejection::NotAllowed);
         }
+        self.check_node(node, demand, &demand.wanted(), source)
+    }
+
+    /// `check` without the caller's target list, with the demand's storage needs summed.
+    fn check_node(
+        &self,
+        node: &str,
+        demand: &Demand,
+        wanted: &[(&str, u64)],
+        source: Option<&str>,
+    ) -> Result<(), Rejection> {
         if source == Some(node) {
             return Err(Rejection::Source);
         }
-        if !self.snap.node(node).is_some_and(|n| n.online) {
+        if demand
+            .restricted_to
+            .as_ref()
+            .is_some_and(|a| !a.iter().any(|n| n == node))
+        {
+            return Err(Rejection::HaRestricted);
+        }
+        let Some(&i) = self.index.get(node).filter(|&&i| self.slots[i].online) else {
             return Err(Rejection::Offline);
-        }
-        let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
-        for d in &demand.disks {
-            *wanted.entry(d.storage.as_str()).or_default() += if d.copied { d.size } else { 0 };
-        }
-        for (storage, needed) in wanted {
+        };
+        let slot = &self.slots[i];
+        for &(storage, needed) in wanted {
             let Some(s) = self
-                .snap
-                .storage(node, storage)
+                .storage_at(i, storage)
                 .filter(|s| s.active && s.content.iter().any(|c| c == "images" || c == "rootdir"))
             else {
                 return Err(Rejection::MissingStorage {
                     storage: storage.to_string(),
                 });
             };
-            let added = self.storage_added.get(&self.storage_key(node, storage));
-            let available = s.avail.saturating_sub(added.copied().unwrap_or(0));
+            let available = s.avail.saturating_sub(self.booked(i, s));
             if needed > available {
                 return Err(Rejection::StorageFull {
                     storage: storage.to_string(),
@@ -131,7 +217,7 @@ impl<'a> Ledger<'a> {
                 });
             }
         }
-        let (free_m, free_c) = self.free(node);
+        let (free_m, free_c) = free(slot);
         if demand.memory > 0 && demand.memory as i128 > free_m {
             return Err(Rejection::Memory {
                 needed: demand.memory,
@@ -147,52 +233,132 @@ impl<'a> Ledger<'a> {
         Ok(())
     }
 
-    /// The node that takes the demand with the most room left (memory, then vCPUs, then name
-    /// as tie-breaks), or every node's reason when none can. `prefer` ranks first among nodes
-    /// that can (used by `spread` to round-robin); lower is better.
+    /// The node that takes the demand best by `rank` (node name as the last tie-break), or
+    /// every node's reason when none can. `prefer` ranks first among nodes that can (used by
+    /// `spread` to round-robin); lower is better.
     pub fn best(
         &self,
         demand: &Demand,
         allowed: Option<&[String]>,
         source: Option<&str>,
+        rank: Rank,
         prefer: impl Fn(&str) -> u64,
     ) -> Result<String, Vec<NodeRejection>> {
         let mut rejected = Vec::new();
-        let mut best: Option<(u64, i128, i128, &str)> = None;
-        for n in &self.snap.nodes {
-            match self.check(&n.name, demand, allowed, source) {
-                Err(rejection) => rejected.push(NodeRejection {
-                    node: n.name.clone(),
-                    rejection,
-                }),
-                Ok(()) => {
-                    let (m, c) = self.free(&n.name);
-                    let key = (prefer(&n.name), m, c, n.name.as_str());
-                    let better = best
-                        .is_none_or(|b| (key.0, -key.1, -key.2, key.3) < (b.0, -b.1, -b.2, b.3));
-                    if better {
-                        best = Some(key);
-                    }
-                }
+        let eligible = |node: &str| allowed.is_none_or(|a| a.iter().any(|n| n == node));
+        let chosen = self.best_where(demand, source, rank, prefer, eligible, |node, rejection| {
+            rejected.push(NodeRejection {
+                node: node.to_string(),
+                rejection,
+            })
+        });
+        chosen.map(str::to_string).ok_or(rejected)
+    }
+
+    /// [`Ledger::best`] with the caller's targets as a predicate (a node it refuses is
+    /// reported `NotAllowed`), each rejection handed to `rejected` instead of collected.
+    pub fn best_where(
+        &self,
+        demand: &Demand,
+        source: Option<&str>,
+        rank: Rank,
+        prefer: impl Fn(&str) -> u64,
+        allowed: impl Fn(&str) -> bool,
+        mut rejected: impl FnMut(&str, Rejection),
+    ) -> Option<&'a str> {
+        let wanted = demand.wanted();
+        let snap: &'a ClusterSnapshot = self.snap;
+        let mut best: Option<(u64, &Slot, &'a str)> = None;
+        for n in &snap.nodes {
+            let node = n.name.as_str();
+            let verdict = if allowed(node) {
+                self.check_node(node, demand, &wanted, source)
+            } else {
+                Err(Rejection::NotAllowed)
+            };
+            if let Err(rejection) = verdict {
+                rejected(node, rejection);
+                continue;
+            }
+            let Some(slot) = self.slot(node) else {
+                continue;
+            };
+            let candidate = (prefer(node), slot, node);
+            let better = best.is_none_or(|b| {
+                candidate
+                    .0
+                    .cmp(&b.0)
+                    .then_with(|| compare(rank, demand, candidate.1, b.1))
+                    .then_with(|| candidate.2.cmp(b.2))
+                    == Ordering::Less
+            });
+            if better {
+                best = Some(candidate);
             }
         }
-        best.map(|b| b.3.to_string()).ok_or(rejected)
+        best.map(|b| b.2)
     }
 
     /// Books the demand on `to` and releases its running load from `from`.
     pub fn apply(&mut self, from: Option<&str>, to: &str, demand: &Demand) {
-        if let Some(l) = from.and_then(|f| self.load.get_mut(f)) {
+        if let Some(&i) = from.and_then(|f| self.index.get(f)) {
+            let l = &mut self.slots[i].load;
             l.0 = l.0.saturating_sub(demand.memory);
             l.1 = l.1.saturating_sub(demand.vcpus);
         }
-        if let Some(l) = self.load.get_mut(to) {
-            l.0 += demand.memory;
-            l.1 += demand.vcpus;
-        }
+        let Some(&i) = self.index.get(to) else {
+            return;
+        };
+        self.slots[i].load.0 += demand.memory;
+        self.slots[i].load.1 += demand.vcpus;
         for d in demand.disks.iter().filter(|d| d.copied) {
-            let key = self.storage_key(to, &d.storage);
-            *self.storage_added.entry(key).or_default() += d.size;
+            // A storage the node lacks was refused by `check`: nothing to book.
+            if let Some(s) = self.storage_at(i, &d.storage) {
+                let scope = if s.shared { SHARED } else { i };
+                *self
+                    .storage_added
+                    .entry((scope, s.id.as_str()))
+                    .or_default() += d.size;
+            }
         }
+    }
+}
+
+fn free(s: &Slot) -> (i128, i128) {
+    (
+        s.capacity.0 as i128 - s.load.0 as i128,
+        s.capacity.1 as i128 - s.load.1 as i128,
+    )
+}
+
+/// `a` against `b` for the demand (Less = `a` is better).
+fn compare(rank: Rank, demand: &Demand, a: &Slot, b: &Slot) -> Ordering {
+    match rank {
+        Rank::MostRoom => {
+            let (fa, fb) = (free(a), free(b));
+            fb.0.cmp(&fa.0).then(fb.1.cmp(&fa.1))
+        }
+        Rank::LowestLoad => {
+            let after = |s: &Slot| {
+                (
+                    (s.load.0 + demand.memory, s.budget),
+                    (s.load.1 + demand.vcpus, s.cpus),
+                )
+            };
+            let (ma, ca) = after(a);
+            let (mb, cb) = after(b);
+            fraction_cmp(ma, mb).then(fraction_cmp(ca, cb))
+        }
+    }
+}
+
+/// Compares `a.0 / a.1` with `b.0 / b.1` exactly; a zero denominator is infinite.
+fn fraction_cmp(a: (u64, u64), b: (u64, u64)) -> Ordering {
+    match (a.1, b.1) {
+        (0, 0) => Ordering::Equal,
+        (0, _) => Ordering::Greater,
+        (_, 0) => Ordering::Less,
+        _ => (a.0 as u128 * b.1 as u128).cmp(&(b.0 as u128 * a.1 as u128)),
     }
 }
 
@@ -252,6 +418,7 @@ pub(super) fn move_demand(
         memory: if running { guest.maxmem } else { 0 },
         vcpus: if running { guest.maxcpu } else { 0 },
         disks: needs,
+        restricted_to: guest.allowed_nodes.clone(),
     })
 }
 

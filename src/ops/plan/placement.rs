@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{Demand, DiskNeed, Ledger};
+use super::ledger::{Demand, DiskNeed, Ledger, Rank};
 use super::{ClusterSnapshot, NodeRejection, Ratios};
 
 /// A guest to be created.
@@ -51,6 +51,7 @@ impl GuestSpec {
                     copied: true,
                 })
                 .collect(),
+            restricted_to: None,
         }
     }
 }
@@ -86,7 +87,9 @@ pub fn place(
         })
         .collect();
     Placement {
-        node: ledger.best(&demand, allowed, None, |_| 0).ok(),
+        node: ledger
+            .best(&demand, allowed, None, Rank::MostRoom, |_| 0)
+            .ok(),
         rejected,
     }
 }

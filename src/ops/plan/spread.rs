@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ledger::Ledger;
+use super::ledger::{Ledger, Rank};
 use super::{ClusterSnapshot, GuestSpec, NodeRejection, Ratios};
 
 /// Where each guest of the batch goes (by its index in the input), or why it cannot.
@@ -43,7 +43,7 @@ pub fn spread(
     for (index, spec) in specs.iter().enumerate() {
         let demand = spec.demand();
         let count = |node: &str| taken.get(node).copied().unwrap_or(0);
-        match ledger.best(&demand, allowed, None, count) {
+        match ledger.best(&demand, allowed, None, Rank::MostRoom, count) {
             Ok(node) => {
                 ledger.apply(None, &node, &demand);
                 *taken.entry(node.clone()).or_default() += 1;

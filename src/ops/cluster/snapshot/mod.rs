@@ -79,6 +79,11 @@ pub struct GuestInfo {
     pub disks: Option<Vec<GuestDisk>>,
     /// Config keys that tie the guest to its node (`hostpci0`, `usb1`...).
     pub local_resources: Vec<String>,
+    /// Nodes this guest may run on: the members of its HA group when the group is
+    /// `restricted`, or of a PVE 9 strict node-affinity rule. `None` = any node. Every planner
+    /// keeps the guest on these nodes.
+    #[serde(default)]
+    pub allowed_nodes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -140,6 +145,7 @@ impl GuestInfo {
             ha_managed: false,
             disks: Some(vec![]),
             local_resources: vec![],
+            allowed_nodes: None,
         }
     }
 
@@ -171,6 +177,19 @@ impl GuestInfo {
         self
     }
 
+    /// May run only on `nodes` (a restricted HA group or a strict node-affinity rule).
+    pub fn restricted_to(mut self, nodes: &[&str]) -> GuestInfo {
+        self.allowed_nodes = Some(nodes.iter().map(|n| n.to_string()).collect());
+        self
+    }
+
+    /// Whether the guest's HA group or affinity rule lets it run on `node`.
+    pub fn may_run_on(&self, node: &str) -> bool {
+        self.allowed_nodes
+            .as_ref()
+            .is_none_or(|a| a.iter().any(|n| n == node))
+    }
+
     pub fn is_running(&self) -> bool {
         self.status == "running" && !self.template
     }
@@ -195,6 +214,7 @@ impl GuestInfo {
             ha_managed: r.hastate.as_deref().is_some_and(|s| !s.is_empty()),
             disks: None,
             local_resources: vec![],
+            allowed_nodes: None,
         }
     }
 }
