@@ -57,7 +57,9 @@ pub(super) fn allocations_after(
     ratios: Ratios,
 ) -> Vec<Allocation> {
     let to: BTreeMap<u32, &str> = moves.iter().map(|m| (m.vmid, m.to.as_str())).collect();
-    allocations_where(snap, ratios, |g| to.get(&g.vmid).copied().unwrap_or(&g.node))
+    allocations_where(snap, ratios, |g| {
+        to.get(&g.vmid).copied().unwrap_or(&g.node)
+    })
 }
 
 /// Every node's allocation with each guest on `node_of(guest)`: one pass over the guests.

@@ -12,7 +12,7 @@
 //! most its load at the end of the plan, which the plan checked; the same holds for the bytes
 //! a storage receives. An executor may run the moves with any parallelism.
 //!
-//! A plan carries a [`digest`](EvacuationPlan::digest) of what it does, for the
+//! A plan carries a [`digest`](EvacuationPlan::digest()) of what it does, for the
 //! preview/confirm handshake: the confirm call re-plans, compares digests, and refuses when
 //! they differ, saying what changed ([`plan_difference`] when it has the previewed plan,
 //! [`expected_difference`] when the caller passed the previewed moves back).
@@ -27,8 +27,7 @@ use sha2::{Digest, Sha256};
 use super::allocation::allocations_after;
 use super::ledger::{Ledger, Rank, make_move, move_demand, visit_order};
 use super::{
-    Allocation, ClusterSnapshot, GuestInfo, Move, MoveMode, Ratios, Stuck, Unplaceable,
-    allocations,
+    Allocation, ClusterSnapshot, GuestInfo, Move, MoveMode, Ratios, Stuck, Unplaceable, allocations,
 };
 
 /// What to evacuate and under which rules.
@@ -74,7 +73,7 @@ pub struct EvacuationPlan {
     pub left_stopped: Vec<u32>,
     pub before: Vec<Allocation>,
     pub after: Vec<Allocation>,
-    /// What the plan does, as 16 hex digits ([`EvacuationPlan::digest`]): the preview shows
+    /// What the plan does, as 16 hex digits ([`EvacuationPlan::digest()`]): the preview shows
     /// it, the confirm call passes it back, and the confirm refuses when the plan it makes
     /// then has another digest.
     #[serde(default)]
@@ -217,12 +216,26 @@ fn entries(plan: &EvacuationPlan) -> BTreeMap<u32, Entry<'_>> {
             disks.join(",")
         );
         let action = Action::Move(m);
-        out.insert(m.vmid, Entry { name: &m.name, action, key });
+        out.insert(
+            m.vmid,
+            Entry {
+                name: &m.name,
+                action,
+                key,
+            },
+        );
     }
     for s in &plan.unplaceable {
         let key = format!("stays {}", reason_key(&s.why));
         let action = Action::Stays(&s.why);
-        out.insert(s.vmid, Entry { name: &s.name, action, key });
+        out.insert(
+            s.vmid,
+            Entry {
+                name: &s.name,
+                action,
+                key,
+            },
+        );
     }
     for &vmid in &plan.left_stopped {
         let (name, action, key) = ("", Action::LeftStopped, "left_stopped".to_string());
@@ -290,7 +303,11 @@ pub fn plan_difference(old: &EvacuationPlan, new: &EvacuationPlan) -> Vec<String
                 // The mode and disks are shown when they are what changed.
                 let detail = matches!((&o.action, &n.action), (Action::Move(a), Action::Move(b))
                     if a.from == b.from && a.to == b.to);
-                let id = if n.name.is_empty() { o.id(vmid) } else { n.id(vmid) };
+                let id = if n.name.is_empty() {
+                    o.id(vmid)
+                } else {
+                    n.id(vmid)
+                };
                 let (was, now) = (describe(&o.action, detail), describe(&n.action, detail));
                 lines.push(match n.action {
                     Action::Stays(_) => format!("{id} now {now} (was {was})"),
@@ -343,7 +360,11 @@ pub fn expected_difference(expected: &[ExpectedMove], plan: &EvacuationPlan) -> 
             )),
         }
     }
-    for m in plan.moves.iter().filter(|m| !expected.contains_key(&m.vmid)) {
+    for m in plan
+        .moves
+        .iter()
+        .filter(|m| !expected.contains_key(&m.vmid))
+    {
         lines.push(format!(
             "{} {}: {} → {} (not in the previewed moves)",
             m.vmid, m.name, m.from, m.to

@@ -315,7 +315,10 @@ impl<'a> Ledger<'a> {
             // A storage the node lacks was refused by `check`: nothing to book.
             if let Some(s) = self.storage_at(i, &d.storage) {
                 let scope = if s.shared { SHARED } else { i };
-                *self.storage_added.entry((scope, s.id.as_str())).or_default() += d.size;
+                *self
+                    .storage_added
+                    .entry((scope, s.id.as_str()))
+                    .or_default() += d.size;
             }
         }
     }

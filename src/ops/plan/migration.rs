@@ -82,9 +82,7 @@ pub fn check_move(
     target: &str,
     req: &MoveRequest,
 ) -> Result<Move, MoveRefusal> {
-    let guest = snap
-        .guest(vmid)
-        .ok_or(MoveRefusal::UnknownGuest { vmid })?;
+    let guest = snap.guest(vmid).ok_or(MoveRefusal::UnknownGuest { vmid })?;
     if snap.node(target).is_none() {
         return Err(MoveRefusal::UnknownNode {
             node: target.to_string(),
@@ -119,9 +117,7 @@ pub fn best_target(
     vmid: u32,
     req: &MoveRequest,
 ) -> Result<Move, MoveRefusal> {
-    let guest = snap
-        .guest(vmid)
-        .ok_or(MoveRefusal::UnknownGuest { vmid })?;
+    let guest = snap.guest(vmid).ok_or(MoveRefusal::UnknownGuest { vmid })?;
     let pin = req.pin_tag.as_deref().filter(|_| !req.ignore_pin);
     let demand = move_demand(snap, guest, pin, req.target_storage.as_deref())
         .map_err(|why| MoveRefusal::Stays { why })?;

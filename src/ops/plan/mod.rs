@@ -7,7 +7,7 @@
 //! there is most room (most free memory, then most free vCPUs, then node name); a moved guest
 //! where the memory load is lowest once it is there (then the vCPU load, then node name), so
 //! nodes of different sizes fill to the same level. That is what lets a preview be trusted
-//! ("dry-run is the plan", and its [`EvacuationPlan::digest`] says whether a confirm would do
+//! ("dry-run is the plan", and its [`EvacuationPlan::digest()`] says whether a confirm would do
 //! the same) and lets the property tests compare two runs.
 //!
 //! Capacity is counted the way an operator counts it, from configured sizes: a node's memory

@@ -1,9 +1,12 @@
-//! Properties every plan must have, over random clusters: no target over capacity, every move
-//! legal, a guest called unplaceable only when no node could take it, and the same input giving
-//! the same plan. Checks recompute from the snapshot and the plan alone, not from the planner's
-//! own bookkeeping, so a bookkeeping bug cannot hide itself.
+//! Properties every plan must have, over random clusters: no node over capacity whichever of
+//! its moves are done or in flight (any prefix, any subset), every move legal (online target,
+//! allowed by the request and by the guest's HA group, storages there), a guest called
+//! unplaceable only when no node could take it even once the plan is done, and the same input
+//! giving the same plan and digest. Checks recompute from the snapshot and the plan alone, not
+//! from the planner's own bookkeeping, so a bookkeeping bug cannot hide itself. Case counts are
+//! kept modest: the suite runs on 2 cores in CI.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
@@ -22,7 +25,8 @@ struct RawGuest {
     pinned: bool,
     locked: bool,
     disks_known: bool,
-    disks: Vec<(bool, u64)>, // (on shared ceph, GiB)
+    disks: Vec<(bool, u64)>,        // (on shared ceph, GiB)
+    restricted: Option<Vec<usize>>, // HA group members, as node indexes
 }
 
 fn raw_guest(nodes: usize) -> impl Strategy<Value = RawGuest> {
@@ -36,18 +40,22 @@ fn raw_guest(nodes: usize) -> impl Strategy<Value = RawGuest> {
         prop::bool::weighted(0.05),
         prop::bool::weighted(0.95),
         prop::collection::vec((any::<bool>(), 1u64..300), 0..3),
+        prop::option::weighted(0.2, prop::collection::vec(0..nodes, 1..4)),
     )
         .prop_map(
-            |(node, mem_gib, cpus, state, lxc, pinned, locked, disks_known, disks)| RawGuest {
-                node,
-                mem_gib,
-                cpus,
-                state,
-                lxc,
-                pinned,
-                locked,
-                disks_known,
-                disks,
+            |(node, mem_gib, cpus, state, lxc, pinned, locked, disks_known, disks, restricted)| {
+                RawGuest {
+                    node,
+                    mem_gib,
+                    cpus,
+                    state,
+                    lxc,
+                    pinned,
+                    locked,
+                    disks_known,
+                    disks,
+                    restricted,
+                }
             },
         )
 }
@@ -134,6 +142,12 @@ fn build(
             }
             if !g.disks_known {
                 guest.disks = None;
+            }
+            if let Some(group) = &g.restricted {
+                let names: Vec<String> = group.iter().map(|&i| name(i)).collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                guest = guest.restricted_to(&names);
+                guest.ha_managed = true;
             }
             guest
         })
@@ -241,6 +255,12 @@ fn assert_legal(
         "{} not allowed",
         m.to
     );
+    assert!(
+        guest.may_run_on(&m.to),
+        "{} outside the HA group of {}",
+        m.to,
+        m.vmid
+    );
     if guest.template || !guest.is_running() {
         assert_eq!(m.mode, MoveMode::Offline);
     }
@@ -253,6 +273,57 @@ fn assert_legal(
             m.to
         );
     }
+}
+
+/// Whatever moves are done or in flight, no node is over capacity unless it already was, and
+/// then it received nothing. A move in flight counts on its target and still on its source,
+/// so checking the target with every move of `subset` counted and none subtracted covers every
+/// interleaving of an executor running them with any parallelism.
+fn assert_no_overcommit_in_flight(
+    snap: &ClusterSnapshot,
+    moves: &[Move],
+    subset: &[bool],
+    ratios: Ratios,
+) {
+    let before = running_load(snap);
+    let mut incoming: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (m, _) in moves
+        .iter()
+        .zip(subset.iter().chain(std::iter::repeat(&true)))
+        .filter(|(_, on)| **on)
+    {
+        let l = incoming.entry(&m.to).or_default();
+        l.0 += m.memory;
+        l.1 += m.vcpus;
+    }
+    for (node, (mem, cpu)) in incoming.into_iter().filter(|(_, l)| *l != (0, 0)) {
+        let (b_mem, b_cpu) = before.get(node).copied().unwrap_or_default();
+        let (cap_mem, cap_cpu) = capacity(snap.node(node).unwrap(), ratios);
+        assert!(
+            b_mem + mem <= cap_mem || mem == 0,
+            "{node} over memory: {b_mem} + {mem} > {cap_mem}"
+        );
+        assert!(
+            b_cpu + cpu <= cap_cpu || cpu == 0,
+            "{node} over vCPUs: {b_cpu} + {cpu} > {cap_cpu}"
+        );
+    }
+}
+
+/// Every prefix of the move list (executed in order), and the subset `mask` picks (executed or
+/// in flight in any order), keeps every node within capacity; no node both sends and receives.
+fn assert_safe_in_any_order(snap: &ClusterSnapshot, moves: &[Move], mask: &[bool], ratios: Ratios) {
+    for m in moves {
+        assert!(
+            !moves.iter().any(|o| o.to == m.from),
+            "{} both sends and receives",
+            m.from
+        );
+    }
+    for end in 0..=moves.len() {
+        assert_no_overcommit_in_flight(snap, &moves[..end], &[], ratios);
+    }
+    assert_no_overcommit_in_flight(snap, moves, mask, ratios);
 }
 
 fn config() -> ProptestConfig {
@@ -270,6 +341,7 @@ proptest! {
     fn evacuation_plans_are_legal_within_capacity_complete_and_deterministic(
         snap in cluster(),
         (source, targets, include_stopped, mem_ratio, vcpu_ratio) in request(),
+        mask in prop::collection::vec(any::<bool>(), 30),
     ) {
         let source = format!("pve{}", source % snap.nodes.len());
         let targets: Option<Vec<String>> = targets.map(|t| t.iter().map(|i| format!("pve{i}")).collect());
@@ -285,6 +357,18 @@ proptest! {
             assert_legal(&snap, m, Some(&source), targets.as_deref());
         }
         assert_within_capacity(&snap, &plan.moves, req.ratios);
+        assert_safe_in_any_order(&snap, &plan.moves, &mask, req.ratios);
+
+        // Each move, checked alone against the cluster as it is, is the same move: targets
+        // only gain along the plan, so what the plan booked fits the untouched cluster too.
+        let single = MoveRequest {
+            ratios: req.ratios,
+            pin_tag: req.pin_tag.clone(),
+            ..MoveRequest::default()
+        };
+        for m in &plan.moves {
+            prop_assert_eq!(&check_move(&snap, m.vmid, &m.to, &single), &Ok(m.clone()));
+        }
 
         // Every guest of the source is accounted for exactly once.
         let mut seen: Vec<u32> = plan.moves.iter().map(|m| m.vmid)
@@ -315,7 +399,21 @@ proptest! {
         shuffled.guests.reverse();
         shuffled.storages.reverse();
         let rebuilt = ClusterSnapshot::new(shuffled.nodes, shuffled.guests, shuffled.storages);
-        prop_assert_eq!(&evacuate(&rebuilt, &req), &plan);
+        let again = evacuate(&rebuilt, &req);
+        prop_assert_eq!(&again, &plan);
+        prop_assert_eq!(again.digest(), plan.digest.clone());
+        prop_assert_eq!(plan.digest.len(), 16);
+
+        // Another plan: the same digest exactly when nothing differs.
+        let other = evacuate(&snap, &EvacuationRequest { ratios: Ratios { memory: 1.0, vcpu: 2.0 }, ..req.clone() });
+        prop_assert_eq!(plan_difference(&plan, &other).is_empty(), plan.digest == other.digest);
+        let targets_of = |p: &EvacuationPlan| -> BTreeSet<(u32, String)> {
+            p.moves.iter().map(|m| (m.vmid, m.to.clone())).collect()
+        };
+        prop_assert_eq!(
+            expected_difference(&plan.expected_moves(), &other).is_empty(),
+            targets_of(&plan) == targets_of(&other)
+        );
     }
 
     #[test]
@@ -323,6 +421,7 @@ proptest! {
         snap in cluster(),
         band in prop::sample::select(vec![0.0, 0.05, 0.15, 0.3]),
         (_, targets, _, mem_ratio, vcpu_ratio) in request(),
+        mask in prop::collection::vec(any::<bool>(), 8),
     ) {
         let targets: Option<Vec<String>> = targets.map(|t| t.iter().map(|i| format!("pve{i}")).collect());
         let req = BalanceRequest {
@@ -338,10 +437,16 @@ proptest! {
         for m in &plan.moves {
             assert_legal(&snap, m, None, targets.as_deref());
             prop_assert_eq!(m.mode, if snap.guest(m.vmid).unwrap().kind == GuestKind::Lxc { MoveMode::Restart } else { MoveMode::Online });
-            prop_assert!(!plan.moves.iter().any(|o| o.to == m.from), "{} both sends and receives", m.from);
         }
         assert_within_capacity(&snap, &plan.moves, req.ratios);
-        prop_assert_eq!(&balance(&snap, &req), &plan);
+        assert_safe_in_any_order(&snap, &plan.moves, &mask, req.ratios);
+        // The same input in another order gives the same plan.
+        let mut shuffled = snap.clone();
+        shuffled.nodes.reverse();
+        shuffled.guests.reverse();
+        shuffled.storages.reverse();
+        let rebuilt = ClusterSnapshot::new(shuffled.nodes, shuffled.guests, shuffled.storages);
+        prop_assert_eq!(&balance(&rebuilt, &req), &plan);
     }
 
     #[test]
@@ -400,5 +505,56 @@ proptest! {
         let s = spread(&snap, std::slice::from_ref(&spec), None, Ratios::default());
         prop_assert_eq!(p.node.clone(), s.placed.first().and_then(|x| x.node.clone()));
         prop_assert_eq!(p.node.is_none(), p.rejected.len() == snap.nodes.len());
+    }
+
+    #[test]
+    fn a_single_move_check_agrees_with_the_ledger_and_the_best_target(
+        snap in cluster(),
+        pick in any::<prop::sample::Index>(),
+        target in 0usize..7,
+        ignore_pin in any::<bool>(),
+        local in prop::sample::select(vec![None, Some("ceph")]),
+    ) {
+        prop_assume!(!snap.guests.is_empty());
+        let guest = pick.get(&snap.guests);
+        let target = format!("pve{target}");
+        let req = MoveRequest {
+            pin_tag: Some("pinned".into()),
+            target_storage: local.map(str::to_string),
+            ignore_pin,
+            ..MoveRequest::default()
+        };
+        let pin = if ignore_pin { None } else { Some("pinned") };
+        let verdict = check_move(&snap, guest.vmid, &target, &req);
+        let ledger = Ledger::new(&snap, req.ratios);
+        match (snap.node(&target), move_demand(&snap, guest, pin, local)) {
+            (None, _) => prop_assert_eq!(verdict, Err(MoveRefusal::UnknownNode { node: target })),
+            (Some(_), _) if guest.node == target => {
+                prop_assert_eq!(verdict, Err(MoveRefusal::SameNode { node: target }))
+            }
+            (Some(_), Err(why)) => prop_assert_eq!(verdict, Err(MoveRefusal::Stays { why })),
+            (Some(_), Ok(demand)) => match ledger.check(&target, &demand, None, Some(&guest.node)) {
+                Ok(()) => {
+                    let m = verdict.unwrap();
+                    prop_assert_eq!((&m.to, m.memory), (&target, demand.memory));
+                    assert_legal(&snap, &m, Some(&guest.node), None);
+                }
+                Err(rejection) => prop_assert_eq!(
+                    verdict,
+                    Err(MoveRefusal::Rejected { node: target, rejection })
+                ),
+            },
+        }
+        // The best target is a node the single check accepts; "no target" means none does.
+        match best_target(&snap, guest.vmid, &req) {
+            Ok(m) => prop_assert_eq!(check_move(&snap, guest.vmid, &m.to, &req), Ok(m)),
+            Err(MoveRefusal::Stays { why: Unplaceable::NoTarget { nodes } }) => {
+                prop_assert_eq!(nodes.len(), snap.nodes.len());
+                for n in &snap.nodes {
+                    prop_assert!(check_move(&snap, guest.vmid, &n.name, &req).is_err());
+                }
+            }
+            Err(other) => prop_assert!(matches!(other, MoveRefusal::Stays { .. }), "{:?}", other),
+        }
     }
 }

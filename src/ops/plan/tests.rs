@@ -405,3 +405,495 @@ fn spread_goes_round_robin_and_reports_what_does_not_fit() {
     assert_eq!(plan.unplaceable[0].index, 8);
     assert_eq!(plan.unplaceable[0].rejected.len(), 3);
 }
+
+#[test]
+fn a_restricted_guest_only_goes_to_its_ha_group() {
+    let mut snap = three_nodes(vec![
+        // pve2 is the emptiest, but 100's HA group is pve1 and pve3.
+        GuestInfo::qemu(100, "pve1", 2, 8 * GIB).restricted_to(&["pve1", "pve3"]),
+        // 101's group is pve1 and pve4 (down): nowhere to go.
+        GuestInfo::qemu(101, "pve1", 2, 8 * GIB).restricted_to(&["pve1", "pve4"]),
+        GuestInfo::qemu(102, "pve1", 2, 8 * GIB),
+        GuestInfo::qemu(300, "pve3", 2, 20 * GIB),
+    ]);
+    snap.nodes.push(NodeInfo {
+        online: false,
+        ..NodeInfo::new("pve4", 16, 66 * GIB)
+    });
+    let plan = evacuate(&snap, &EvacuationRequest::new("pve1"));
+    assert_eq!(target_of(&plan, 100), "pve3");
+    assert_eq!(target_of(&plan, 102), "pve2");
+    let Unplaceable::NoTarget { nodes } = reason_of(&plan, 101) else {
+        panic!("101 has no node of its group to go to")
+    };
+    let reasons: Vec<(&str, &Rejection)> = nodes
+        .iter()
+        .map(|n| (n.node.as_str(), &n.rejection))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("pve1", &Rejection::Source),
+            ("pve2", &Rejection::HaRestricted),
+            ("pve3", &Rejection::HaRestricted),
+            ("pve4", &Rejection::Offline),
+        ]
+    );
+    assert_eq!(
+        reason_of(&plan, 101).to_string(),
+        "no node can take it (the node it leaves: pve1; outside its HA group or affinity rule: \
+         pve2, pve3; offline: pve4)"
+    );
+    // The single check says the same, node by node.
+    assert_eq!(
+        check_move(&snap, 100, "pve2", &MoveRequest::default()),
+        Err(MoveRefusal::Rejected {
+            node: "pve2".into(),
+            rejection: Rejection::HaRestricted
+        })
+    );
+    assert_eq!(
+        best_target(&snap, 100, &MoveRequest::default()).map(|m| m.to),
+        Ok("pve3".to_string())
+    );
+    let json = serde_json::to_value(&plan.unplaceable[0]).unwrap();
+    assert_eq!(json["nodes"][1]["reason"], "ha_restricted");
+    assert_eq!(
+        serde_json::to_value(&snap.guests[0]).unwrap()["allowed_nodes"],
+        serde_json::json!(["pve1", "pve3"])
+    );
+}
+
+#[test]
+fn balance_keeps_a_restricted_guest_in_its_group() {
+    let snap = three_nodes(vec![
+        // The largest guest of the hot node may only run on pve1 and pve2, and pve2 would leave
+        // the band with it: 100 stays, the next two go.
+        GuestInfo::qemu(100, "pve1", 2, 24 * GIB).restricted_to(&["pve1", "pve2"]),
+        GuestInfo::qemu(101, "pve1", 2, 16 * GIB),
+        GuestInfo::qemu(102, "pve1", 2, 8 * GIB),
+        GuestInfo::qemu(200, "pve2", 2, 16 * GIB),
+    ]);
+    let plan = balance(&snap, &BalanceRequest::default());
+    let moves: Vec<(u32, &str)> = plan.moves.iter().map(|m| (m.vmid, m.to.as_str())).collect();
+    assert_eq!(moves, [(101, "pve3"), (102, "pve2")]);
+}
+
+#[test]
+fn a_new_guest_defaults_to_any_node() {
+    let g = GuestInfo::qemu(100, "pve1", 1, GIB);
+    assert_eq!(g.allowed_nodes, None);
+    assert!(g.may_run_on("anywhere"));
+    let row: crate::pve::ClusterResource = serde_json::from_value(
+        serde_json::json!({"id":"qemu/100","type":"qemu","vmid":100,"node":"n","status":"running"}),
+    )
+    .unwrap();
+    assert_eq!(GuestInfo::from_resource(&row).allowed_nodes, None);
+}
+
+/// pve1 holds the guests under test; pve2 is nearly full (4 GiB and 2 vCPUs free at the
+/// default ratios), pve3 is empty but lacks `local-lvm`'s room, pve4 is offline.
+fn check_cluster() -> ClusterSnapshot {
+    let mut locked = GuestInfo::qemu(102, "pve1", 1, GIB);
+    locked.lock = Some("backup".into());
+    let mut passthrough = GuestInfo::qemu(103, "pve1", 1, GIB);
+    passthrough.local_resources = vec!["hostpci0".into()];
+    let mut blind = GuestInfo::qemu(104, "pve1", 1, GIB);
+    blind.disks = None;
+    let mut iso = GuestInfo::qemu(105, "pve1", 1, GIB);
+    iso.disks = Some(vec![GuestDisk {
+        key: "ide2".into(),
+        storage: "local".into(),
+        size: 0,
+        cdrom: true,
+    }]);
+    let mut snap = three_nodes(vec![
+        GuestInfo::qemu(100, "pve1", 2, 4 * GIB)
+            .with_disk("local-lvm", 32 * GIB)
+            .with_disk("ceph", 100 * GIB),
+        GuestInfo::qemu(101, "pve1", 1, GIB).tagged("pinned"),
+        locked,
+        passthrough,
+        blind,
+        iso,
+        GuestInfo::qemu(106, "pve1", 2, 8 * GIB).with_disk("ceph", 10 * GIB),
+        GuestInfo::qemu(107, "pve1", 4, 2 * GIB).with_disk("ceph", 10 * GIB),
+        GuestInfo::qemu(108, "pve1", 2, 16 * GIB)
+            .with_disk("ceph", 10 * GIB)
+            .stopped(),
+        GuestInfo::qemu(200, "pve2", 30, 60 * GIB),
+    ]);
+    snap.storages
+        .iter_mut()
+        .filter(|s| s.id == "local-lvm" && s.node == "pve3")
+        .for_each(|s| s.avail = 10 * GIB);
+    snap.nodes.push(NodeInfo {
+        online: false,
+        ..NodeInfo::new("pve4", 16, 66 * GIB)
+    });
+    snap
+}
+
+#[test]
+fn check_move_says_why_a_guest_cannot_go_there() {
+    let snap = check_cluster();
+    let req = MoveRequest {
+        pin_tag: Some("pinned".into()),
+        ..MoveRequest::default()
+    };
+    let check = |vmid, node: &str| check_move(&snap, vmid, node, &req).map(|m| m.to);
+    let rejected = |node: &str, rejection| {
+        Err(MoveRefusal::Rejected {
+            node: node.into(),
+            rejection,
+        })
+    };
+    let stays = |why| Err(MoveRefusal::Stays { why });
+    assert_eq!(
+        check(999, "pve2"),
+        Err(MoveRefusal::UnknownGuest { vmid: 999 })
+    );
+    assert_eq!(
+        check(100, "pve9"),
+        Err(MoveRefusal::UnknownNode {
+            node: "pve9".into()
+        })
+    );
+    assert_eq!(
+        check(100, "pve1"),
+        Err(MoveRefusal::SameNode {
+            node: "pve1".into()
+        })
+    );
+    assert_eq!(
+        check(101, "pve3"),
+        stays(Unplaceable::Pinned {
+            tag: "pinned".into()
+        })
+    );
+    assert_eq!(
+        check(102, "pve3"),
+        stays(Unplaceable::Locked {
+            lock: "backup".into()
+        })
+    );
+    assert_eq!(
+        check(103, "pve3"),
+        stays(Unplaceable::LocalResource {
+            keys: vec!["hostpci0".into()]
+        })
+    );
+    assert_eq!(check(104, "pve3"), stays(Unplaceable::DisksUnknown));
+    assert_eq!(
+        check(105, "pve3"),
+        stays(Unplaceable::LocalCdrom {
+            storage: "local".into()
+        })
+    );
+    assert_eq!(check(100, "pve4"), rejected("pve4", Rejection::Offline));
+    assert_eq!(
+        check(100, "pve3"),
+        rejected(
+            "pve3",
+            Rejection::StorageFull {
+                storage: "local-lvm".into(),
+                needed: 32 * GIB,
+                available: 10 * GIB
+            }
+        )
+    );
+    let zfs = MoveRequest {
+        target_storage: Some("zfs".into()),
+        ..req.clone()
+    };
+    assert_eq!(
+        check_move(&snap, 100, "pve3", &zfs).map(|m| m.to),
+        rejected(
+            "pve3",
+            Rejection::MissingStorage {
+                storage: "zfs".into()
+            }
+        )
+    );
+    assert_eq!(
+        check(106, "pve2"),
+        rejected(
+            "pve2",
+            Rejection::Memory {
+                needed: 8 * GIB,
+                available: 4 * GIB
+            }
+        )
+    );
+    assert_eq!(
+        check(107, "pve2"),
+        rejected(
+            "pve2",
+            Rejection::Cpu {
+                needed: 4,
+                available: 2
+            }
+        )
+    );
+    assert_eq!(
+        check(106, "pve2").unwrap_err().to_string(),
+        "pve2: needs 8.0 GiB of memory, 4.0 GiB free at the ratio"
+    );
+    // The operator may move a pinned guest on purpose; a stopped guest adds no running load,
+    // so it fits the full node.
+    let ignore = MoveRequest {
+        ignore_pin: true,
+        ..req.clone()
+    };
+    assert_eq!(
+        check_move(&snap, 101, "pve3", &ignore).map(|m| m.to),
+        Ok("pve3".into())
+    );
+    let stopped = check_move(&snap, 108, "pve2", &req).unwrap();
+    assert_eq!(
+        (stopped.mode, stopped.memory, stopped.transfer_bytes),
+        (MoveMode::Offline, 0, 0)
+    );
+    // A running VM with a local disk: live, the local disk copied, the estimate from the
+    // bandwidth.
+    let m = check_move(
+        &snap,
+        100,
+        "pve2",
+        &MoveRequest {
+            bandwidth: Some(GIB),
+            ..req.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(m.mode, MoveMode::Online);
+    assert_eq!(
+        m.local_disks,
+        [DiskMove {
+            key: "scsi0".into(),
+            from_storage: "local-lvm".into(),
+            to_storage: "local-lvm".into(),
+            size: 32 * GIB
+        }]
+    );
+    assert_eq!(
+        (m.transfer_bytes, m.estimated_seconds),
+        (36 * GIB, Some(36))
+    );
+    let json = serde_json::to_value(check(106, "pve2")).unwrap();
+    assert_eq!(json["Err"]["reason"], "rejected");
+    assert_eq!(json["Err"]["rejection"]["reason"], "memory");
+}
+
+#[test]
+fn best_target_picks_the_lowest_load_or_says_why_none() {
+    let snap = check_cluster();
+    let req = MoveRequest::default();
+    // pve3 is empty; pve2 is nearly full; pve4 is offline.
+    assert_eq!(
+        best_target(&snap, 106, &req).map(|m| m.to),
+        Ok("pve3".to_string())
+    );
+    // No node has zfs for 100's local disk.
+    let zfs = MoveRequest {
+        target_storage: Some("zfs".into()),
+        ..MoveRequest::default()
+    };
+    let Err(MoveRefusal::Stays {
+        why: Unplaceable::NoTarget { nodes },
+    }) = best_target(&snap, 100, &zfs)
+    else {
+        panic!("100 has no target")
+    };
+    assert_eq!(nodes.len(), 4);
+    assert_eq!(
+        best_target(&snap, 102, &req),
+        Err(MoveRefusal::Stays {
+            why: Unplaceable::Locked {
+                lock: "backup".into()
+            }
+        })
+    );
+    assert_eq!(
+        best_target(&snap, 999, &req),
+        Err(MoveRefusal::UnknownGuest { vmid: 999 })
+    );
+}
+
+#[test]
+fn evacuation_fills_nodes_of_different_sizes_to_the_same_level() {
+    // pve2 has twice pve3's budget; both are half full. The most free bytes would give pve2
+    // ten guests and pve3 two (81 % against 62 %); the lowest load after the move fills both
+    // to the same level.
+    let mut snap = three_nodes(vec![
+        GuestInfo::qemu(200, "pve2", 2, 64 * GIB),
+        GuestInfo::qemu(300, "pve3", 2, 32 * GIB),
+    ]);
+    snap.nodes[1] = NodeInfo::new("pve2", 64, 130 * GIB);
+    let guests = (100..112).map(|v| GuestInfo::qemu(v, "pve1", 1, 4 * GIB));
+    snap = ClusterSnapshot::new(
+        snap.nodes,
+        snap.guests.into_iter().chain(guests).collect(),
+        snap.storages,
+    );
+    let plan = evacuate(&snap, &EvacuationRequest::new("pve1"));
+    let to = |n: &str| plan.moves.iter().filter(|m| m.to == n).count();
+    assert_eq!((to("pve2"), to("pve3")), (8, 4));
+    let loads: Vec<f64> = plan.after[1..].iter().map(|a| a.memory_load).collect();
+    assert_eq!(loads, [0.75, 0.75]);
+}
+
+/// Four guests leave pve1: 100 to pve3 (live, its local disk copied), 101 to pve2, 102 stays
+/// (locked), 103 stopped stays in place.
+fn digest_cluster() -> ClusterSnapshot {
+    let mut locked = GuestInfo::qemu(102, "pve1", 1, 2 * GIB);
+    locked.lock = Some("backup".into());
+    three_nodes(vec![
+        GuestInfo::qemu(100, "pve1", 2, 16 * GIB).with_disk("local-lvm", 32 * GIB),
+        GuestInfo::qemu(101, "pve1", 2, 8 * GIB).with_disk("ceph", 10 * GIB),
+        locked,
+        GuestInfo::qemu(103, "pve1", 1, GIB).stopped(),
+        GuestInfo::qemu(200, "pve2", 2, 12 * GIB),
+    ])
+}
+
+#[test]
+fn the_digest_is_stable_and_ignores_what_drifts() {
+    let snap = digest_cluster();
+    let req = EvacuationRequest::new("pve1");
+    let plan = evacuate(&snap, &req);
+    let moves: Vec<(u32, &str)> = plan.moves.iter().map(|m| (m.vmid, m.to.as_str())).collect();
+    assert_eq!(moves, [(100, "pve3"), (101, "pve2")]);
+    assert_eq!(plan.digest, plan.digest());
+    // Pinned: a confirm made by another build of this server must accept this preview, so
+    // the canonical form may only change with its version line.
+    assert_eq!(plan.digest, "b351013a4608d7a8");
+    assert_eq!(evacuate(&snap, &req).digest, plan.digest);
+
+    // Live usage, names, disk sizes, bandwidth and the order of the lists move nothing.
+    let mut drift = snap.clone();
+    drift.nodes.iter_mut().for_each(|n| n.mem_used += 7 * GIB);
+    drift.storages.iter_mut().for_each(|s| s.avail -= 3 * GIB);
+    drift.guests[0].name = "renamed".into();
+    drift.guests[0].disks.as_mut().unwrap()[0].size = 40 * GIB;
+    drift.guests.reverse();
+    let drift = ClusterSnapshot::new(drift.nodes, drift.guests, drift.storages);
+    let drifted = evacuate(
+        &drift,
+        &EvacuationRequest {
+            bandwidth: Some(GIB),
+            ..req.clone()
+        },
+    );
+    assert_ne!(drifted.moves, plan.moves);
+    assert_eq!(drifted.digest, plan.digest);
+    assert!(plan_difference(&plan, &drifted).is_empty());
+    assert!(expected_difference(&plan.expected_moves(), &drifted).is_empty());
+}
+
+#[test]
+fn the_digest_changes_with_what_the_plan_does_and_the_difference_says_how() {
+    let snap = digest_cluster();
+    let req = EvacuationRequest::new("pve1");
+    let plan = evacuate(&snap, &req);
+    let changed = |edit: &dyn Fn(&mut Vec<GuestInfo>), req: &EvacuationRequest| {
+        let mut guests = snap.guests.clone();
+        edit(&mut guests);
+        let new = evacuate(
+            &ClusterSnapshot::new(snap.nodes.clone(), guests, snap.storages.clone()),
+            req,
+        );
+        assert_ne!(new.digest, plan.digest);
+        (
+            plan_difference(&plan, &new),
+            expected_difference(&plan.expected_moves(), &new),
+        )
+    };
+    fn guest(guests: &mut [GuestInfo], vmid: u32) -> &mut GuestInfo {
+        guests.iter_mut().find(|g| g.vmid == vmid).unwrap()
+    }
+
+    // pve3 filled up meanwhile: 100 goes to pve2 instead.
+    let (diff, expected) = changed(&|g| g.push(GuestInfo::qemu(300, "pve3", 2, 40 * GIB)), &req);
+    assert_eq!(diff, ["100 vm100: pve1 → pve2 (was pve1 → pve3)"]);
+    assert_eq!(expected, ["100 vm100: pve1 → pve2 (previewed → pve3)"]);
+
+    // 101 got locked; a new guest appeared on pve1.
+    let (diff, expected) = changed(
+        &|g| {
+            guest(g, 101).lock = Some("migrate".into());
+            g.push(GuestInfo::qemu(140, "pve1", 1, GIB));
+        },
+        &req,
+    );
+    assert_eq!(
+        diff,
+        [
+            "101 vm101 now unplaceable: locked (migrate) (was pve1 → pve2)",
+            "new guest 140 vm140 on pve1: pve1 → pve2",
+        ]
+    );
+    assert_eq!(
+        expected,
+        [
+            "101 vm101 now unplaceable: locked (migrate) (previewed → pve2)",
+            "140 vm140: pve1 → pve2 (not in the previewed moves)",
+        ]
+    );
+
+    // 101 was shut down (and is left in place); 102's lock changed; 103 is gone.
+    let (diff, _) = changed(
+        &|g| {
+            guest(g, 101).status = "stopped".into();
+            guest(g, 102).lock = Some("snapshot".into());
+            g.retain(|g| g.vmid != 103);
+        },
+        &req,
+    );
+    assert_eq!(
+        diff,
+        [
+            "101 vm101: left in place (stopped) (was pve1 → pve2)",
+            "102 vm102 now unplaceable: locked (snapshot) (was unplaceable: locked (backup))",
+            "103 no longer on pve1 (was left in place (stopped))",
+        ]
+    );
+
+    // Same targets, another mode or disk destination: the detail says which.
+    let stopped_too = EvacuationRequest {
+        include_stopped: true,
+        ..req.clone()
+    };
+    let with_stopped = evacuate(&snap, &stopped_too);
+    let mut guests = snap.guests.clone();
+    guest(&mut guests, 101).status = "stopped".into();
+    let new = evacuate(
+        &ClusterSnapshot::new(snap.nodes.clone(), guests, snap.storages.clone()),
+        &stopped_too,
+    );
+    assert_eq!(
+        plan_difference(&with_stopped, &new),
+        [
+            "101 vm101: pve1 → pve2 (offline) (was pve1 → pve2 (online))",
+            // pve2 no longer gets 101's running memory, so the stopped 103 goes there too.
+            "103 vm103: pve1 → pve2 (was pve1 → pve3)",
+        ]
+    );
+    let mut zfs = snap.clone();
+    zfs.storages
+        .push(StorageInfo::new("zfs", "pve3", false, TB, TB));
+    let new = evacuate(
+        &zfs,
+        &EvacuationRequest {
+            target_storage: Some("zfs".into()),
+            ..req.clone()
+        },
+    );
+    assert_eq!(
+        plan_difference(&plan, &new),
+        [
+            "100 vm100: pve1 → pve3 (online; scsi0 local-lvm → zfs) (was pve1 → pve3 (online; \
+             scsi0 local-lvm → local-lvm))"
+        ]
+    );
+}
