@@ -53,6 +53,26 @@ async fn env() -> Env {
     env_with("", false).await
 }
 
+/// The server against a simulator running `scenario`.
+async fn env_scenario(scenario: proxmox_manager::sim::Scenario) -> Env {
+    let sim = proxmox_manager::sim::start(proxmox_manager::sim::SimOptions {
+        scenario,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        time_scale: common::TIME_SCALE,
+    })
+    .await
+    .expect("simulator starts");
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let (client, recorder) = connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+    Env {
+        sim: Arc::new(sim),
+        _dir: dir,
+        client,
+        recorder,
+    }
+}
+
 /// The migrations the simulator received.
 fn migrations(sim: &SimHandle) -> Vec<String> {
     sim.requests()
@@ -80,6 +100,8 @@ fn ids(v: &Value) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_migration_reports_the_transfer_and_lands_on_the_target() {
     let e = env().await;
+    // Slow enough that the task is polled while it sends memory (8 GiB at 1 GiB/s, × 200).
+    e.sim.slow_node("pve01", 200.0);
     let (err, s, text) = call_with(
         &e.client,
         "vm_migrate",
@@ -92,7 +114,9 @@ async fn a_live_migration_reports_the_transfer_and_lands_on_the_target() {
     assert_eq!(s["mode"], "online");
     assert_eq!(s["from"], "pve01");
     assert!(
-        s["upid"].as_str().is_some_and(|u| u.contains(":qmigrate:1003:")),
+        s["upid"]
+            .as_str()
+            .is_some_and(|u| u.contains(":qmigrate:1003:")),
         "{s}"
     );
     let placed = e.sim.guest_placement();
@@ -101,7 +125,9 @@ async fn a_live_migration_reports_the_transfer_and_lands_on_the_target() {
     assert_eq!(placed[&1003].lock, None, "the migrate lock is gone");
     let progress = e.recorder.progress.lock().expect("progress").clone();
     assert!(
-        progress.iter().any(|p| p.contains("1003") && p.contains('%')),
+        progress
+            .iter()
+            .any(|p| p.contains("1003") && p.contains('%')),
         "the transfer shows as a percentage: {progress:?}"
     );
 }
@@ -128,16 +154,23 @@ async fn an_offline_migration_copies_local_disks_to_the_target() {
     );
     assert!(s["transfer_bytes"].as_u64().unwrap_or(0) >= 32 * GIB, "{s}");
     assert_eq!(node_of(&e.sim, 1007), "pve03");
-    let on_target = e.sim.files("pve03", "local-lvm");
+    let c = common::client_for(&e.sim, common::MANAGER);
+    let content = |node: &'static str| {
+        let c = c.clone();
+        async move {
+            let v: Value = c
+                .get(&format!("/nodes/{node}/storage/local-lvm/content"), &[])
+                .await
+                .expect("content");
+            v.to_string()
+        }
+    };
     assert!(
-        on_target.iter().any(|v| v.contains("vm-1007-disk")),
-        "the disk now lives on pve03: {on_target:?}"
+        content("pve03").await.contains("vm-1007-disk"),
+        "the disk now lives on pve03"
     );
     assert!(
-        !e.sim
-            .files("pve02", "local-lvm")
-            .iter()
-            .any(|v| v.contains("vm-1007-disk")),
+        !content("pve02").await.contains("vm-1007-disk"),
         "and no longer on pve02"
     );
 }
@@ -147,7 +180,10 @@ async fn impossible_moves_are_refused_before_anything_is_sent() {
     let e = env().await;
     let cases: &[(Value, &str)] = &[
         (json!({"vmid": 1003, "target": "pve01"}), "already on pve01"),
-        (json!({"vmid": 1003, "target": "pve9"}), "not in this cluster"),
+        (
+            json!({"vmid": 1003, "target": "pve9"}),
+            "not in this cluster",
+        ),
         (
             json!({"vmid": 1000, "target": "pve02", "online": false}),
             "running",
@@ -163,6 +199,8 @@ async fn impossible_moves_are_refused_before_anything_is_sent() {
             "does not exist on pve02",
         ),
         (json!({"vmid": 1000, "target": "pve-02!"}), "target"),
+        // gpu-render-01 has a GPU passed through (hostpci0).
+        (json!({"vmid": 1013, "target": "pve02"}), "hostpci0"),
     ];
     for (args, want) in cases {
         let (err, _, text) = call(&e.client, "vm_migrate", args.clone()).await;
@@ -192,7 +230,10 @@ async fn impossible_moves_are_refused_before_anything_is_sent() {
         json!({"vmid": 1001, "target": "pve02"}),
     )
     .await;
-    assert!(err && text.contains("pinned") && text.contains("allow_pinned"), "{text}");
+    assert!(
+        err && text.contains("pinned") && text.contains("allow_pinned"),
+        "{text}"
+    );
     assert_eq!(migrations(&e.sim), Vec::<String>::new());
     let (err, s, text) = call(
         &e.client,
@@ -217,8 +258,12 @@ async fn the_check_says_how_a_vm_would_move_or_why_it_cannot() {
     assert_eq!(s["can_migrate"], true, "{s}");
     assert_eq!(s["mode"], "online");
     assert_eq!(s["with_local_disks"], true);
-    // 32 GiB of disk plus 4 GiB of memory.
-    assert_eq!(s["transfer_bytes"].as_u64(), Some(36 * GIB), "{s}");
+    // 32 GiB of disk, a 4 MiB EFI disk and 4 GiB of memory.
+    assert_eq!(
+        s["transfer_bytes"].as_u64(),
+        Some(36 * GIB + (4 << 20)),
+        "{s}"
+    );
     assert!(s["target_after"]["memory_load"].as_f64().is_some(), "{s}");
 
     let (err, s, text) = call(
@@ -229,10 +274,7 @@ async fn the_check_says_how_a_vm_would_move_or_why_it_cannot() {
     .await;
     assert!(!err, "{text}");
     assert_eq!(s["can_migrate"], false, "{s}");
-    assert!(
-        s["reasons"].to_string().contains("overcommitted"),
-        "{s}"
-    );
+    assert!(s["reasons"].to_string().contains("overcommitted"), "{s}");
     assert_eq!(s["suggested_target"], "pve02");
     assert_eq!(migrations(&e.sim), Vec::<String>::new());
 }
@@ -241,7 +283,10 @@ async fn the_check_says_how_a_vm_would_move_or_why_it_cannot() {
 /// had (the planners' arithmetic: configured memory of running guests).
 fn watch(
     sim: &Arc<SimHandle>,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<BTreeMap<String, u64>>) {
+) -> (
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<BTreeMap<String, u64>>,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let sim = Arc::clone(sim);
@@ -290,7 +335,10 @@ async fn an_evacuation_is_previewed_then_executed_without_overcommitting_any_nod
         moves.iter().all(|m| m["to"] != "pve03"),
         "pve03 is full and receives nothing: {plan}"
     );
-    assert!(text.contains(&digest), "the message says how to confirm: {text}");
+    assert!(
+        text.contains(&digest),
+        "the message says how to confirm: {text}"
+    );
 
     let (err, _, text) = call(
         &e.client,
@@ -298,7 +346,10 @@ async fn an_evacuation_is_previewed_then_executed_without_overcommitting_any_nod
         json!({"node": "pve01", "confirm": true}),
     )
     .await;
-    assert!(err && text.contains("digest"), "a confirmation needs the digest: {text}");
+    assert!(
+        err && text.contains("digest"),
+        "a confirmation needs the digest: {text}"
+    );
 
     let memory = e.sim.node_memory();
     let (stop, watcher) = watch(&e.sim);
@@ -380,7 +431,9 @@ async fn a_failure_stops_the_evacuation_and_a_second_run_finishes_it() {
         "nothing more started after the failure: {report}"
     );
     assert!(
-        report["message"].as_str().is_some_and(|m| m.contains("again")),
+        report["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("again")),
         "{report}"
     );
     let placed = e.sim.guest_placement();
@@ -396,8 +449,14 @@ async fn a_failure_stops_the_evacuation_and_a_second_run_finishes_it() {
     )
     .await;
     assert!(!err, "{text}");
-    assert!(report["failed"].as_array().is_some_and(Vec::is_empty), "{report}");
-    assert_eq!(node_of(&e.sim, first), report["moved"][0]["to"].as_str().unwrap_or(""));
+    assert!(
+        report["failed"].as_array().is_some_and(Vec::is_empty),
+        "{report}"
+    );
+    assert_eq!(
+        node_of(&e.sim, first),
+        report["moved"][0]["to"].as_str().unwrap_or("")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -452,7 +511,9 @@ async fn the_balance_report_flags_the_overcommitted_node_and_suggests_moves() {
     // The same numbers cluster_status flags.
     let (_, st, _) = call(&e.client, "cluster_status", json!({})).await;
     assert!(
-        st["warnings"].to_string().contains("pve03 memory overcommitted"),
+        st["warnings"]
+            .to_string()
+            .contains("pve03 memory overcommitted"),
         "{st}"
     );
 }
@@ -477,4 +538,113 @@ async fn configured_ratios_govern_every_plan() {
         "only stopped guests and templates can move: {plan}"
     );
     assert_eq!(migrations(&e.sim), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ha_managed_vm_moves_through_the_ha_manager() {
+    let e = env().await;
+    let (err, s, text) = call_with(
+        &e.client,
+        "vm_migrate",
+        json!({"vmid": 1012, "target": "pve02"}),
+        true,
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(s["ha_managed"], true, "{s}");
+    assert!(
+        s["upid"]
+            .as_str()
+            .is_some_and(|u| u.contains(":hamigrate:1012:")),
+        "the request only queued a hamigrate: {s}"
+    );
+    assert_eq!(s["verified_node"], "pve02");
+    assert_eq!(node_of(&e.sim, 1012), "pve02", "the HA manager moved it");
+    let progress = e.recorder.progress.lock().expect("progress").clone();
+    assert!(
+        progress.iter().any(|p| p.contains("HA")),
+        "the wait for HA is visible: {progress:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_after_an_evacuation_goes_over_ssh_and_says_how_to_leave_it() {
+    let e = env_with("", true).await;
+    let (_, plan, text) = call(
+        &e.client,
+        "node_evacuate",
+        json!({"node": "pve03", "maintenance": true}),
+    )
+    .await;
+    let digest = plan["digest"].as_str().unwrap_or_else(|| panic!("{text}"));
+    let (err, report, text) = call(
+        &e.client,
+        "node_evacuate",
+        json!({"node": "pve03", "maintenance": true, "confirm": true, "digest": digest}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let m = report["maintenance"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("enabled") && m.contains("node-maintenance disable pve03"),
+        "{report}"
+    );
+    let c = common::client_for(&e.sim, common::MANAGER);
+    let status: Value = c
+        .get("/cluster/ha/status/current", &[])
+        .await
+        .expect("ha status");
+    assert!(
+        status.to_string().contains("maintenance"),
+        "PVE shows the node in maintenance: {status}"
+    );
+
+    // Without SSH the maintenance is refused before anything moves.
+    let e = env().await;
+    let (err, _, text) = call(
+        &e.client,
+        "node_evacuate",
+        json!({"node": "pve03", "maintenance": true}),
+    )
+    .await;
+    assert!(err && text.contains("SSH"), "{text}");
+    assert_eq!(migrations(&e.sim), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_strict_ha_node_affinity_rule_limits_where_a_guest_may_go() {
+    let mut scenario = proxmox_manager::sim::Scenario::embedded().expect("scenario");
+    scenario.ha_rules.push(proxmox_manager::sim::HaRuleSpec {
+        rule: "app-on-01-or-03".into(),
+        resources: "vm:1012".into(),
+        nodes: "pve01:2,pve03".into(),
+        strict: true,
+        comment: None,
+    });
+    let e = env_scenario(scenario).await;
+    let (err, s, text) = call(
+        &e.client,
+        "vm_migrate_check",
+        json!({"vmid": 1012, "target": "pve02"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(s["can_migrate"], false, "{s}");
+    assert_eq!(s["ha_managed"], true);
+    assert_eq!(s["ha_allowed_nodes"], json!(["pve01", "pve03"]), "{s}");
+    assert!(s["reasons"].to_string().contains("HA"), "{s}");
+
+    let (err, plan, text) = call(&e.client, "node_evacuate", json!({"node": "pve01"})).await;
+    assert!(!err, "{text}");
+    let stuck = plan["plan"]["unplaceable"]
+        .as_array()
+        .and_then(|u| u.iter().find(|g| g["vmid"] == 1012))
+        .unwrap_or_else(|| panic!("1012 cannot leave for pve02: {plan}"));
+    assert!(stuck.to_string().contains("ha_restricted"), "{stuck}");
+    assert!(
+        plan["plan"]["moves"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(|m| m["vmid"] != 1012)),
+        "{plan}"
+    );
 }

@@ -525,7 +525,20 @@ fn pass_command(args: &[&str], entry: &str, env: Env<'_>) -> Command {
 }
 
 fn spawn_pass(mut cmd: Command, entry: &str) -> Result<std::process::Child, CredentialError> {
-    cmd.spawn().map_err(|e| match e.kind() {
+    // "Text file busy": the executable was written a moment ago and another thread's fork
+    // still holds it open for writing (a freshly installed `pass` wrapper, or tests). The
+    // window is that fork's, so a few short retries get past it.
+    let mut spawned = cmd.spawn();
+    for attempt in 1..=5u64 {
+        match &spawned {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10 * attempt));
+                spawned = cmd.spawn();
+            }
+            _ => break,
+        }
+    }
+    spawned.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CredentialError::PassNotInstalled {
             reason: e.to_string(),
         },

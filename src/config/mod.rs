@@ -24,8 +24,7 @@ pub use error::{ConfigError, LookedAt, Position, Problem};
 pub use load::{CONFIG_ENV, CONFIG_FILE, load_with, locate_with, parse_raw, parse_with};
 pub use model::{
     Ansible, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits, Node, Paths,
-    Placement,
-    ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
+    Placement, ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
 };
 pub use raw::RawConfig;
 pub use syntax::valid_tag;

@@ -546,18 +546,17 @@ impl Validator<'_> {
         let memory_ratio = ratio("placement.memory_ratio", p.memory_ratio, 1.0, 4.0);
         let vcpu_ratio = ratio("placement.vcpu_ratio", p.vcpu_ratio, 2.0, 64.0);
         let balance_band = ratio("placement.balance_band", p.balance_band, 0.15, 1.0);
-        let reserve_gib = if p.host_reserve_gib.is_finite()
-            && (0.0..=4096.0).contains(&p.host_reserve_gib)
-        {
-            p.host_reserve_gib
-        } else {
-            self.problem(
-                "placement.host_reserve_gib",
-                format!("{} is not a size in GiB", p.host_reserve_gib),
-                "give the memory kept for the host, e.g. 2 (the default)",
-            );
-            2.0
-        };
+        let reserve_gib =
+            if p.host_reserve_gib.is_finite() && (0.0..=4096.0).contains(&p.host_reserve_gib) {
+                p.host_reserve_gib
+            } else {
+                self.problem(
+                    "placement.host_reserve_gib",
+                    format!("{} is not a size in GiB", p.host_reserve_gib),
+                    "give the memory kept for the host, e.g. 2 (the default)",
+                );
+                2.0
+            };
         if !valid_tag(&p.pin_tag) {
             self.problem(
                 "placement.pin_tag",

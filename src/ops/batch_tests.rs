@@ -123,7 +123,11 @@ async fn steps_sharing_an_exclusive_key_never_overlap() {
     let report = run_batch(steps, limits(4, 2), Policy::Continue, &Run::default()).await;
     assert_eq!(report.done, 3);
     assert_eq!(copies.peak_on("a"), 1, "copies never overlap");
-    assert_eq!(start.elapsed(), Duration::from_secs(4), "copy 1 waits only for copy 0");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(4),
+        "copy 1 waits only for copy 0"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -162,13 +162,21 @@ impl Client {
         target: Option<&str>,
     ) -> Result<(MigratePrecondition, Vec<String>), Error> {
         let path = format!("/nodes/{}/qemu/{vmid}/migrate", path_segment(node));
-        let query: Vec<(&str, String)> = target.map(|t| ("target", t.to_string())).into_iter().collect();
+        let query: Vec<(&str, String)> = target
+            .map(|t| ("target", t.to_string()))
+            .into_iter()
+            .collect();
         self.get_lenient(&path, &query).await
     }
 
     /// `POST /nodes/{node}/qemu/{vmid}/migrate`: task `qmigrate`, or `hamigrate` (a request
     /// to the HA manager) for an HA-managed guest.
-    pub async fn migrate_qemu(&self, node: &str, vmid: u32, p: &MigrateQemu) -> Result<Upid, Error> {
+    pub async fn migrate_qemu(
+        &self,
+        node: &str,
+        vmid: u32,
+        p: &MigrateQemu,
+    ) -> Result<Upid, Error> {
         let path = format!("/nodes/{}/qemu/{vmid}/migrate", path_segment(node));
         self.post(&path, &p.to_params()).await
     }
@@ -220,7 +228,13 @@ mod tests {
         let names: Vec<&str> = p.to_params().iter().map(|(k, _)| *k).collect();
         assert_eq!(
             names,
-            ["target", "online", "with-local-disks", "targetstorage", "bwlimit"]
+            [
+                "target",
+                "online",
+                "with-local-disks",
+                "targetstorage",
+                "bwlimit"
+            ]
         );
     }
 

@@ -58,7 +58,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::{ENDPOINTS, ServedEndpoint, served_endpoints};
 pub use generate::GenerateSpec;
 pub use observe::GuestPlacement;
-pub use scenario::Scenario;
+pub use scenario::{HaGroupSpec, HaRuleSpec, HaSpec, Scenario};
 pub use ssh::{NodeFileInfo, SshCommandRecord};
 pub use state::RecordedRequest;
 

@@ -287,8 +287,12 @@ pub const HA_RESOURCES: Endpoint = Endpoint::get(
     &[optional("/", &["Sys.Audit"], HA_UNSEEN)],
 );
 /// `GET /cluster/ha/groups` (PVE 8).
-pub const HA_GROUPS: Endpoint =
-    Endpoint::get("/cluster/ha/groups", &[optional("/", &["Sys.Audit"], HA_UNSEEN)]);
+pub const HA_GROUPS: Endpoint = Endpoint::get(
+    "/cluster/ha/groups",
+    &[optional("/", &["Sys.Audit"], HA_UNSEEN)],
+);
 /// `GET /cluster/ha/rules` (PVE 9).
-pub const HA_RULES: Endpoint =
-    Endpoint::get("/cluster/ha/rules", &[optional("/", &["Sys.Audit"], HA_UNSEEN)]);
+pub const HA_RULES: Endpoint = Endpoint::get(
+    "/cluster/ha/rules",
+    &[optional("/", &["Sys.Audit"], HA_UNSEEN)],
+);

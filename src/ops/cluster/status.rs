@@ -13,7 +13,6 @@ use crate::pve::ClusterResource;
 use crate::ops::plan::{GuestInfo, NodeInfo, allocation};
 use crate::ops::{Context, Error, GIB, is_guest, is_node, pct};
 
-
 /// Allocation against physical capacity on one node (templates excluded).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Overcommit {
@@ -140,7 +139,11 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-fn summarize_node(row: &ClusterResource, all: &[ClusterResource], rules: &Placement) -> NodeSummary {
+fn summarize_node(
+    row: &ClusterResource,
+    all: &[ClusterResource],
+    rules: &Placement,
+) -> NodeSummary {
     let name = row.node.clone().unwrap_or_default();
     let guests: Vec<&ClusterResource> = all
         .iter()

@@ -147,7 +147,9 @@ pub(crate) async fn assess(
         {
             Ok((p, _)) => Some(p),
             Err(e) => {
-                notes.push(format!("PVE's migration preconditions could not be read: {e}"));
+                notes.push(format!(
+                    "PVE's migration preconditions could not be read: {e}"
+                ));
                 None
             }
         }
@@ -253,21 +255,34 @@ fn pve_reasons(
             v.local_resources.join(", ")
         ));
     }
-    if let Some(why) = v.not_allowed_nodes.get(target) {
-        let storages: Vec<String> = why
-            .get("unavailable_storages")
-            .and_then(|s| s.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        let blocking = why
-            .get("blocking-ha-resources")
-            .and_then(|s| s.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| r.get("sid").and_then(|s| s.as_str()).map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+    // PVE lists every other node under `not_allowed_nodes`, the allowed ones with an empty
+    // object (qemu-server's `check_local_storage_availability` result, passed through): only
+    // an entry that says something, or a target missing from `allowed_nodes`, is a refusal.
+    let why = v
+        .not_allowed_nodes
+        .get(target)
+        .filter(|w| w.as_object().is_some_and(|o| !o.is_empty()));
+    let listed = v
+        .allowed_nodes
+        .as_ref()
+        .is_none_or(|a| a.iter().any(|n| n == target));
+    if let Some(why) = why {
+        let names = |key: &str, field: Option<&str>| -> Vec<String> {
+            why.get(key)
+                .and_then(|s| s.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| match field {
+                            Some(f) => x.get(f).and_then(|s| s.as_str()).map(str::to_owned),
+                            None => x.as_str().map(str::to_owned),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let storages = names("unavailable_storages", None);
+        let blocking = names("blocking-ha-resources", Some("sid"));
+        let resources = names("unavailable-resources", None);
         if !storages.is_empty() {
             reasons.push(format!(
                 "PVE does not allow {target}: storage {} is not available there (give target_storage, or pick a node that has it)",
@@ -278,9 +293,18 @@ fn pve_reasons(
                 "PVE does not allow {target}: HA resource-affinity with {} keeps it apart",
                 blocking.join(", ")
             ));
+        } else if !resources.is_empty() {
+            reasons.push(format!(
+                "PVE does not allow {target}: the mapped devices {} have no mapping there",
+                resources.join(", ")
+            ));
         } else {
             reasons.push(format!("PVE does not allow {target}: {why}"));
         }
+    } else if !listed {
+        reasons.push(format!(
+            "PVE does not list {target} among the nodes this VM may migrate to"
+        ));
     }
     if !v.mapped_resources.is_empty() {
         notes.push(format!(
@@ -300,12 +324,10 @@ fn wish_reasons(
     notes: &mut Vec<String>,
 ) {
     let has_local = snap.guest(vmid).is_some_and(|g| {
-        g.disks.iter().flatten().any(|d| {
-            !d.cdrom
-                && snap
-                    .storage(&g.node, &d.storage)
-                    .is_some_and(|s| !s.shared)
-        })
+        g.disks
+            .iter()
+            .flatten()
+            .any(|d| !d.cdrom && snap.storage(&g.node, &d.storage).is_some_and(|s| !s.shared))
     });
     if running && w.online == Some(false) {
         reasons.push(

@@ -120,7 +120,9 @@ impl Previews {
 
     fn get(&self, digest: &str) -> Option<EvacuationPlan> {
         let p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        p.iter().find(|(d, _)| d == digest).map(|(_, plan)| plan.clone())
+        p.iter()
+            .find(|(d, _)| d == digest)
+            .map(|(_, plan)| plan.clone())
     }
 }
 
@@ -271,14 +273,21 @@ async fn execute_plan(
             }),
         }
     }
-    let remaining = match ctx.client.get_cluster_resources(Some(crate::pve::ResourceType::Vm)).await {
+    let remaining = match ctx
+        .client
+        .get_cluster_resources(Some(crate::pve::ResourceType::Vm))
+        .await
+    {
         Ok(rows) => rows
             .iter()
             .filter(|r| r.node.as_deref() == Some(args.node.as_str()))
             .filter_map(|r| r.vmid)
             .collect(),
         Err(e) => {
-            warnings.push(format!("could not read back what is left on {}: {e}", args.node));
+            warnings.push(format!(
+                "could not read back what is left on {}: {e}",
+                args.node
+            ));
             Vec::new()
         }
     };
@@ -287,16 +296,16 @@ async fn execute_plan(
     } else {
         None
     };
-    let mut message = format!(
-        "{} of {} moves done",
-        moved.len(),
-        plan.moves.len()
-    );
+    let mut message = format!("{} of {} moves done", moved.len(), plan.moves.len());
     if !failed.is_empty() {
         message += &format!(
             "; {} failed ({}) and the evacuation stopped there",
             failed.len(),
-            failed.iter().map(|f| f.vmid.to_string()).collect::<Vec<_>>().join(", ")
+            failed
+                .iter()
+                .map(|f| f.vmid.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if !not_started.is_empty() {
@@ -330,15 +339,17 @@ async fn execute_plan(
 /// Enables HA maintenance on `node` over SSH, unless moves are left.
 async fn maintenance(ctx: &Context, run: &Run, node: &str, left: usize) -> String {
     if left > 0 {
-        return format!(
-            "not enabled: {left} move(s) did not happen; finish the evacuation first"
-        );
+        return format!("not enabled: {left} move(s) did not happen; finish the evacuation first");
     }
     let Some(shell) = ctx.ssh.as_ref() else {
         return "not enabled: SSH is not configured".into();
     };
-    let cmd = crate::ssh::Command::new("ha-manager")
-        .args(["crm-command", "node-maintenance", "enable", node]);
+    let cmd = crate::ssh::Command::new("ha-manager").args([
+        "crm-command",
+        "node-maintenance",
+        "enable",
+        node,
+    ]);
     match shell
         .run(run, node, &cmd, std::time::Duration::from_secs(60))
         .await
@@ -374,7 +385,11 @@ fn report(
 }
 
 fn preview_message(plan: &EvacuationPlan, digest: &str, args: &NodeEvacuateArgs) -> String {
-    let online = plan.moves.iter().filter(|m| m.mode == MoveMode::Online).count();
+    let online = plan
+        .moves
+        .iter()
+        .filter(|m| m.mode == MoveMode::Online)
+        .count();
     let secs: u64 = plan.moves.iter().filter_map(|m| m.estimated_seconds).sum();
     let mut msg = format!(
         "plan only, nothing changed: {} move(s) off {} ({online} live, {} offline, about {} s of transfer in all)",
@@ -390,7 +405,10 @@ fn preview_message(plan: &EvacuationPlan, digest: &str, args: &NodeEvacuateArgs)
         );
     }
     if !plan.left_stopped.is_empty() {
-        msg += &format!("; {} stopped guest(s) left in place", plan.left_stopped.len());
+        msg += &format!(
+            "; {} stopped guest(s) left in place",
+            plan.left_stopped.len()
+        );
     }
     msg += &format!(
         ". Show the plan to the user; to execute it call node_evacuate again with confirm: true and digest: \"{digest}\""

@@ -58,7 +58,11 @@ pub fn request(m: &Move, opts: &MoveOptions) -> MigrateQemu {
     let targetstorage = if pairs.is_empty() {
         None
     } else {
-        let mut all: Vec<&str> = m.local_disks.iter().map(|d| d.to_storage.as_str()).collect();
+        let mut all: Vec<&str> = m
+            .local_disks
+            .iter()
+            .map(|d| d.to_storage.as_str())
+            .collect();
         all.dedup();
         Some(if all.len() == 1 {
             all[0].to_string()
@@ -121,7 +125,10 @@ pub async fn execute(
         Ok(Some(done)) => done,
         Ok(None) => {
             return Err(Error::Refused {
-                reason: format!("vm {}: PVE started no migration task; nothing was moved", m.vmid),
+                reason: format!(
+                    "vm {}: PVE started no migration task; nothing was moved",
+                    m.vmid
+                ),
             });
         }
         Err(e) => return Err(failed(ctx, m, e).await),
@@ -154,7 +161,7 @@ pub async fn execute(
         ha_managed: upid.task_type() == "hamigrate",
         upid: upid.to_string(),
         exitstatus: outcome.exitstatus,
-        seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         verified_node: node,
         running: row.status.as_deref() == Some("running"),
     })

@@ -105,7 +105,11 @@ pub async fn vm_migrate(
         done.vmid,
         done.name,
         done.verified_node,
-        if done.ha_managed { "HA" } else { mode_word(&planned) },
+        if done.ha_managed {
+            "HA"
+        } else {
+            mode_word(&planned)
+        },
         done.seconds,
         if done.running { "" } else { ", stopped" }
     );

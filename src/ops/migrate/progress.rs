@@ -36,7 +36,10 @@ pub fn parse_transfer(line: &str) -> Option<Transfer> {
         let (done, rest) = size_prefix(rest)?;
         let rest = rest.trim_start().strip_prefix("of ")?;
         let (total, rest) = size_prefix(rest)?;
-        let before = line[..i].trim_end().trim_end_matches(':').trim_end_matches(',');
+        let before = line[..i]
+            .trim_end()
+            .trim_end_matches(':')
+            .trim_end_matches(',');
         let what = if rest.trim_start().starts_with("VM-state") {
             "VM-state".to_string()
         } else {
