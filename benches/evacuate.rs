@@ -18,7 +18,7 @@ use proxmox_manager::sim::{self, GenerateSpec, Scenario};
 use proxmox_manager::{config, pve};
 use secrecy::SecretString;
 
-const TIME_SCALE: f64 = 0.02;
+const TIME_SCALE: f64 = 0.005;
 const GUESTS: usize = 24;
 
 /// Four nodes; the first one carries exactly [`GUESTS`] guests (extras go to the others).

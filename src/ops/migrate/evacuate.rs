@@ -226,8 +226,12 @@ async fn execute_plan(
     let opts = MoveOptions {
         bwlimit_kib: args.bwlimit_kib,
     };
-    let steps: Vec<Step<MoveDone>> = plan
-        .moves
+    // Any order of the plan's moves is safe (targets only receive), so the longest transfers
+    // start first: the classic longest-first rule keeps one big disk copy from trailing alone
+    // at the end while the other lanes idle.
+    let mut order: Vec<plan::Move> = plan.moves.clone();
+    order.sort_by_key(|m| std::cmp::Reverse(m.transfer_bytes));
+    let steps: Vec<Step<MoveDone>> = order
         .iter()
         .map(|m| {
             let label = format!("{} {} → {}", m.vmid, m.name, m.to);
@@ -257,7 +261,7 @@ async fn execute_plan(
     let mut moved = Vec::new();
     let mut failed = Vec::new();
     let mut not_started = Vec::new();
-    for (r, m) in batch.results.into_iter().zip(&plan.moves) {
+    for (r, m) in batch.results.into_iter().zip(&order) {
         match r.outcome {
             Outcome::Done { value } => moved.push(value),
             Outcome::Failed { error } => failed.push(MoveFailed {
