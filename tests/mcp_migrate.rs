@@ -214,6 +214,20 @@ async fn impossible_moves_are_refused_before_anything_is_sent() {
     )
     .await;
     assert!(err && text.contains("pve02 could take it"), "{text}");
+    for (args, want) in [
+        (
+            json!({"node": "pve01", "target_storage": "nope"}),
+            "no node other than pve01",
+        ),
+        (
+            json!({"node": "pve01", "targets": ["pve01"]}),
+            "the node being evacuated",
+        ),
+        (json!({"node": "pve9"}), "not in this cluster"),
+    ] {
+        let (err, _, text) = call(&e.client, "node_evacuate", args.clone()).await;
+        assert!(err && text.contains(want), "{args}: {text}");
+    }
     assert_eq!(migrations(&e.sim), Vec::<String>::new(), "nothing was sent");
 
     // A pinned guest stays unless the caller means it.

@@ -28,6 +28,8 @@ mod qemu;
 mod qemu_config;
 mod qemu_write;
 mod qemu_write_types;
+mod snapshot;
+pub use snapshot::SnapshotItem;
 mod storage;
 pub use storage::DownloadUrl;
 mod storage_types;

@@ -159,7 +159,23 @@ impl Outcome for ops::migrate::NodeEvacuateReport {
         !self.executed
     }
 }
+impl Outcome for ops::bulk::BulkPowerReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
+impl Outcome for ops::snapshot::SnapshotChangeReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
+impl Outcome for ops::bulk::BulkSnapshotReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
 // These always act.
+impl Outcome for ops::snapshot::SnapshotCreateReport {}
 impl Outcome for ops::migrate::VmMigrateReport {}
 impl Outcome for ops::VmCreateReport {}
 impl Outcome for ops::VmResizeReport {}

@@ -8,6 +8,7 @@
 //! May use: `ops`, `config`, and `pve` types. Must not use: `sim`.
 
 mod access;
+mod bulk;
 mod call;
 mod catalogue;
 mod cluster;
@@ -17,6 +18,7 @@ mod prompts;
 mod registry;
 mod resources;
 mod runbook;
+mod snapshot;
 mod storage;
 mod template;
 mod toolsets;

@@ -7,7 +7,8 @@ use rmcp::model::ToolAnnotations;
 use crate::ops::spec::ToolSpec;
 
 use super::{
-    ProxmoxServer, TOOLSETS, access, cluster, migrate, portable, runbook, storage, template, vm,
+    ProxmoxServer, TOOLSETS, access, bulk, cluster, migrate, portable, runbook, snapshot, storage,
+    template, vm,
 };
 
 /// One file of tools: its router and its specs.
@@ -34,6 +35,14 @@ const DOMAINS: &[Domain] = &[
     Domain {
         router: ProxmoxServer::migrate_router,
         specs: migrate::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::bulk_router,
+        specs: bulk::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::snapshot_router,
+        specs: snapshot::SPECS,
     },
     Domain {
         router: ProxmoxServer::template_router,

@@ -40,6 +40,14 @@ pub const TOOLSETS: &[Toolset] = &[
         description: "Moving guests: check and migrate one VM, evacuate a node (plan, confirm, execute)",
     },
     Toolset {
+        name: "snapshot",
+        description: "Snapshots: the tree, take one, roll back (previewed), delete (previewed)",
+    },
+    Toolset {
+        name: "bulk",
+        description: "One action over every guest a selector (tags, node, status, name, vmids) matches, previewed first",
+    },
+    Toolset {
         name: "template",
         description: "Templates: list, build from a cloud image, a disk image or an ISO, convert a VM, delete",
     },

@@ -53,6 +53,18 @@ impl SimHandle {
             .collect()
     }
 
+    /// The tasks running right now: `(node, type, id)` of each, e.g. `("pve01", "qmreboot",
+    /// "1003")`.
+    pub fn running_tasks(&self) -> Vec<(String, String, String)> {
+        let st = self.shared.lock();
+        st.tasks
+            .tasks
+            .iter()
+            .filter(|t| t.running())
+            .map(|t| (t.node.clone(), t.ttype.clone(), t.id.clone()))
+            .collect()
+    }
+
     /// The HA CRM's log (`info`/`err` lines: commands ignored, services moved), oldest first.
     pub fn ha_log(&self) -> Vec<String> {
         self.shared.lock().ha.log.clone()

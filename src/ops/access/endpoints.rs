@@ -296,3 +296,24 @@ pub const HA_RULES: Endpoint = Endpoint::get(
     "/cluster/ha/rules",
     &[optional("/", &["Sys.Audit"], HA_UNSEEN)],
 );
+
+/// `GET /nodes/{node}/qemu/{vmid}/snapshot`.
+pub const QEMU_SNAPSHOTS: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/snapshot",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `POST /nodes/{node}/qemu/{vmid}/snapshot`.
+pub const QEMU_SNAPSHOT_CREATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/snapshot",
+    &[all("/vms/{vmid}", &["VM.Snapshot"])],
+);
+/// `POST /nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback`.
+pub const QEMU_SNAPSHOT_ROLLBACK: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
+    &[any("/vms/{vmid}", &["VM.Snapshot", "VM.Snapshot.Rollback"])],
+);
+/// `DELETE /nodes/{node}/qemu/{vmid}/snapshot/{snapname}`.
+pub const QEMU_SNAPSHOT_DELETE: Endpoint = Endpoint::delete(
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
+    &[all("/vms/{vmid}", &["VM.Snapshot"])],
+);

@@ -199,6 +199,23 @@ async fn make_plan(
             known_storage(&snap, "target_storage", t, storage)?;
         }
     }
+    if let Some(storage) = &args.target_storage {
+        // Without `targets`, the storage must exist on some other node, or every guest with a
+        // local disk would be "unplaceable" for a typo.
+        let anywhere = snap.nodes.iter().any(|n| {
+            n.name != args.node && known_storage(&snap, "target_storage", &n.name, storage).is_ok()
+        });
+        if !anywhere {
+            return Err(Error::invalid(
+                "target_storage",
+                format!(
+                    "no node other than {} has an image storage named {}",
+                    args.node,
+                    crate::ops::error::quote(storage)
+                ),
+            ));
+        }
+    }
     let placement = &ctx.config.placement;
     let req = EvacuationRequest {
         source: args.node.clone(),

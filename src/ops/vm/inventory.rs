@@ -95,6 +95,17 @@ pub struct VmListArgs {
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub tag: Option<String>,
+    /// Only guests carrying these tags (all of them, or any with `tags_match: any`).
+    #[serde(default)]
+    #[schemars(length(max = 16), inner(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE)))]
+    pub tags: Option<Vec<String>>,
+    /// `all` (default) or `any` of `tags`.
+    #[serde(default)]
+    pub tags_match: Option<super::select::TagsMatch>,
+    /// Only these guests.
+    #[serde(default)]
+    #[schemars(length(max = 1000), inner(range(min = 100, max = 999_999_999)))]
+    pub vmids: Option<Vec<u32>>,
     /// Only guests on this node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
@@ -138,35 +149,24 @@ pub struct VmListReport {
 /// # Errors
 /// On an unknown status value or a zero page.
 pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListReport, Error> {
-    const STATES: [&str; 4] = ["running", "stopped", "paused", "unknown"];
-    if let Some(s) = args
-        .status
-        .as_ref()
-        .filter(|s| !STATES.contains(&s.as_str()))
-    {
-        return Err(Error::invalid(
-            "status",
-            format!("'{s}' is not one of {}", STATES.join(", ")),
-        ));
-    }
+    let tags: Vec<String> = args
+        .tag
+        .iter()
+        .chain(args.tags.iter().flatten())
+        .cloned()
+        .collect();
+    let selector = args.selector(&tags);
+    selector.validate()?;
     let page = args.page.unwrap_or(1);
     if page == 0 {
         return Err(Error::invalid("page", "pages start at 1"));
     }
     let page_size = args.page_size.unwrap_or(50).clamp(1, MAX_PAGE_SIZE);
-    let tag = args.tag.as_ref().map(|t| t.to_lowercase());
     let mut vms: Vec<VmSummary> = rows
         .iter()
         .filter(|r| is_guest(r))
         .map(summarize_vm)
-        .filter(|v| args.include_templates || !v.template)
-        .filter(|v| args.node.as_ref().is_none_or(|n| &v.node == n))
-        .filter(|v| args.status.as_ref().is_none_or(|s| &v.status == s))
-        .filter(|v| {
-            tag.as_ref()
-                .is_none_or(|t| v.tags.iter().any(|x| x.to_lowercase() == *t))
-        })
-        .filter(|v| args.name.as_ref().is_none_or(|p| glob_match(p, &v.name)))
+        .filter(|v| selector.matches(v))
         .collect();
     vms.sort_by_key(|v| v.vmid);
     let total = vms.len() as u32;
@@ -184,6 +184,21 @@ pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListR
         page_size,
         next_page,
     })
+}
+
+impl VmListArgs {
+    /// The selector these filters describe (`tags` holds `tag` and `tags` together).
+    pub fn selector<'a>(&'a self, tags: &'a [String]) -> super::select::Selector<'a> {
+        super::select::Selector {
+            tags,
+            tags_match: self.tags_match.unwrap_or_default(),
+            node: self.node.as_deref(),
+            status: self.status.as_deref(),
+            name: self.name.as_deref(),
+            vmids: self.vmids.as_deref(),
+            include_templates: self.include_templates,
+        }
+    }
 }
 
 /// Lists guests across the cluster with one `/cluster/resources` call.

@@ -6,3 +6,4 @@ pub(crate) mod delete;
 pub(crate) mod edit;
 pub(crate) mod inventory;
 pub(crate) mod power;
+pub mod select;

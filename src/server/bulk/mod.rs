@@ -1,0 +1,85 @@
+//! Toolset `bulk`: one action over every guest a selector matches, previewed first.
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::access::endpoints as api;
+use crate::ops::bulk::{
+    self, BulkPowerArgs, BulkPowerReport, BulkSnapshotArgs, BulkSnapshotReport,
+};
+use crate::ops::spec::ToolSpec;
+use crate::server::ProxmoxServer;
+
+pub(crate) const BULK_POWER: ToolSpec = ToolSpec::destructive("bulk_power", "Bulk power action")
+    .toolset("bulk")
+    .calls(&[
+        api::NODES,
+        api::RESOURCES_GUESTS,
+        api::QEMU_CONFIG,
+        api::QEMU_STATUS,
+        api::QEMU_START,
+        api::QEMU_STOP,
+        api::QEMU_SHUTDOWN,
+        api::QEMU_REBOOT,
+        api::AGENT_INTERFACES_WAIT,
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+    ]);
+
+pub(crate) const BULK_SNAPSHOT: ToolSpec = ToolSpec::write("bulk_snapshot", "Bulk snapshot")
+    .toolset("bulk")
+    .calls(&[
+        api::NODES,
+        api::RESOURCES_GUESTS,
+        api::QEMU_CONFIG,
+        api::QEMU_SNAPSHOTS,
+        api::QEMU_SNAPSHOT_CREATE,
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+    ]);
+
+/// This file's tools, in catalogue order.
+pub(crate) const SPECS: &[ToolSpec] = &[BULK_POWER, BULK_SNAPSHOT];
+
+#[tool_router(router = bulk_router, vis = "pub(crate)")]
+impl ProxmoxServer {
+    /// Start, shut down, stop or reboot every guest a selector matches: tags (all, or any with
+    /// tags_match), node, status, name glob, vmids — at least one. Without confirm: true it
+    /// lists exactly the guests it matched, what it would do to each, and the ones it skips
+    /// (templates, outside the VMID ranges, protected); nothing changes. Confirmed, it runs at
+    /// most max_parallel at once, or rolling: true one at a time with each guest back (running,
+    /// guest agent answering) before the next, and reports every guest.
+    #[tool(name = "bulk_power")]
+    async fn bulk_power(
+        &self,
+        Parameters(args): Parameters<BulkPowerArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<BulkPowerReport>, String> {
+        self.mutate(&BULK_POWER, &args, rc, ct, async |run| {
+            bulk::bulk_power(&self.ctx, run, &args).await
+        })
+        .await
+    }
+
+    /// Take one snapshot of every guest a selector matches (tags, tags_match, node, status,
+    /// name_glob, vmids — at least one), named from a pattern: {date} (YYYYMMDD), {time} (HHMM,
+    /// UTC), {vmid}, e.g. pre-upgrade-{date}. Without confirm: true it lists the guests and the
+    /// name each would get, and the ones it skips (templates, outside the ranges, protected);
+    /// nothing changes. Confirmed, it reports every guest; one failure does not stop the
+    /// others unless stop_on_error.
+    #[tool(name = "bulk_snapshot")]
+    async fn bulk_snapshot(
+        &self,
+        Parameters(args): Parameters<BulkSnapshotArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<BulkSnapshotReport>, String> {
+        self.mutate(&BULK_SNAPSHOT, &args, rc, ct, async |run| {
+            bulk::bulk_snapshot(&self.ctx, run, &args).await
+        })
+        .await
+    }
+}
