@@ -493,3 +493,68 @@ async fn replace_previews_without_confirm_and_replaces_only_a_free_template() {
     let (err, _, text) = call(&c, "template_import_disk", vm).await;
     assert!(err && text.contains("not a template"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iso_upload_fetches_over_ssh_refuses_an_existing_name_and_previews_a_replacement() {
+    let s = setup().await;
+    let mut bytes = vec![0u8; 0x8000];
+    bytes.extend_from_slice(b"\x01CD001 rescue image for the simulator");
+    bytes.resize(0x9000, 0);
+    let digest = sha256(&bytes);
+    let url = serve("rescue.iso", bytes.clone()).await;
+    let manager = s.manager().await;
+    let args = json!({"source": url, "checksum": digest, "node": "pve03"});
+    let (err, r, text) = call(&manager, "iso_upload", args.clone()).await;
+    assert!(!err, "{text}");
+    assert_eq!(r["volid"], "local:iso/rescue.iso", "{r}");
+    assert_eq!(
+        r["path"]["path"], "ssh",
+        "the manager token downloads over SSH: {r}"
+    );
+    assert!(
+        s.sim
+            .files("pve03", "local")
+            .contains(&"local:iso/rescue.iso".to_string())
+    );
+
+    let (err, _, text) = call(&manager, "iso_upload", args.clone()).await;
+    assert!(
+        err && text.contains("already exists") && text.contains("replace"),
+        "{text}"
+    );
+
+    let mut replace = args.clone();
+    replace["replace"] = json!(true);
+    let (err, r, text) = call(&manager, "iso_upload", replace.clone()).await;
+    assert!(!err, "{text}");
+    assert_eq!(r["preview"], true, "a replacement is previewed: {r}");
+
+    // Once a VM has it in its CD drive it is never replaced.
+    let (err, _, text) = call(
+        &manager,
+        "template_from_iso",
+        json!({
+            "iso": "local:iso/rescue.iso", "name": "rescue-vm", "node": "pve03"
+        }),
+    )
+    .await;
+    assert!(!err, "{text}");
+    replace["confirm"] = json!(true);
+    let (err, _, text) = call(&manager, "iso_upload", replace).await;
+    assert!(err && text.contains("CD drive"), "{text}");
+
+    // A wrong checksum leaves nothing behind.
+    let (err, _, text) = call(
+        &manager,
+        "iso_upload",
+        json!({"source": serve("other.iso", bytes.clone()).await, "checksum": format!("sha256:{}", "0".repeat(64)), "node": "pve03"}),
+    )
+    .await;
+    assert!(err, "{text}");
+    assert!(
+        !s.sim
+            .files("pve03", "local")
+            .contains(&"local:iso/other.iso".to_string()),
+        "no partial file: {text}"
+    );
+}

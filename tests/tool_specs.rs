@@ -316,8 +316,16 @@ async fn every_request_a_tool_sends_is_declared_in_its_spec() {
         ("vm_migrate", json!({"vmid": 1003, "target": "pve02"})),
         ("node_evacuate", json!({"node": "pve03"})),
         ("bulk_power", json!({"action": "start", "tags": ["web"]})),
-        ("bulk_snapshot", json!({"name": "spec-{date}", "tags": ["web"]})),
+        (
+            "bulk_snapshot",
+            json!({"name": "spec-{date}", "tags": ["web"]}),
+        ),
         ("snapshot_list", json!({"vmid": 1000})),
+        ("disk_orphans", json!({})),
+        (
+            "disk_orphans_delete",
+            json!({"volids": ["local-lvm:vm-1099-disk-0"]}),
+        ),
         ("vm_set_tags", json!({"vmid": vm, "add": ["spec"]})),
         ("vm_resize", json!({"vmid": vm, "cores": 2, "disk": "+1G"})),
         ("vm_reboot", json!({"vmid": vm})),

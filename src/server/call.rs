@@ -174,6 +174,16 @@ impl Outcome for ops::bulk::BulkSnapshotReport {
         !self.executed
     }
 }
+impl Outcome for ops::storage::orphans::DiskOrphansDeleteReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
+impl Outcome for ops::storage::iso_upload::IsoUploadReport {
+    fn is_preview(&self) -> bool {
+        self.preview
+    }
+}
 // These always act.
 impl Outcome for ops::snapshot::SnapshotCreateReport {}
 impl Outcome for ops::migrate::VmMigrateReport {}

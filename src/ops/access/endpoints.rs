@@ -317,3 +317,24 @@ pub const QEMU_SNAPSHOT_DELETE: Endpoint = Endpoint::delete(
     "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
     &[all("/vms/{vmid}", &["VM.Snapshot"])],
 );
+/// `GET /nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config`.
+pub const QEMU_SNAPSHOT_CONFIG: Endpoint = Endpoint::get(
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    &[any(
+        "/vms/{vmid}",
+        &["VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit"],
+    )],
+);
+/// `GET /nodes/{node}/lxc/{vmid}/snapshot`.
+pub const LXC_SNAPSHOTS: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/snapshot",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config`.
+pub const LXC_SNAPSHOT_CONFIG: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config",
+    &[any(
+        "/vms/{vmid}",
+        &["VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit"],
+    )],
+);

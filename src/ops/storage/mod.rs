@@ -1,3 +1,5 @@
 //! Storage pools and their content.
 
+pub mod iso_upload;
+pub mod orphans;
 pub(crate) mod pools;

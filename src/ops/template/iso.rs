@@ -114,7 +114,7 @@ pub struct TemplateFromIsoReport {
 }
 
 /// Where the ISO comes from.
-enum IsoSource<'a> {
+pub(crate) enum IsoSource<'a> {
     Volume(&'a str),
     Url(&'a str),
     /// A local file, checked by [`super::local_source::check_local_source`]: the resolved path.
@@ -122,7 +122,7 @@ enum IsoSource<'a> {
 }
 
 impl<'a> IsoSource<'a> {
-    fn parse(iso: &'a str, config: &crate::config::Config) -> Result<Self, Error> {
+    pub(crate) fn parse(iso: &'a str, config: &crate::config::Config) -> Result<Self, Error> {
         if iso.starts_with("http://") || iso.starts_with("https://") {
             check_url("iso", iso)?;
             return Ok(IsoSource::Url(iso));
@@ -148,7 +148,7 @@ impl<'a> IsoSource<'a> {
     }
 
     /// The file name the ISO gets in storage.
-    fn filename(&self) -> Result<String, Error> {
+    pub(crate) fn filename(&self) -> Result<String, Error> {
         let raw = match self {
             IsoSource::Url(u) => u.split(['?', '#']).next().unwrap_or("").rsplit('/').next(),
             IsoSource::LocalFile(p) => p.file_name().and_then(|n| n.to_str()),
@@ -372,7 +372,7 @@ pub async fn template_from_iso(
 /// Puts the ISO into `store` on `node` as `volid`: downloaded or uploaded through the API, or
 /// with wget / SFTP on the node, as `choice` says; checked against `sum`.
 #[allow(clippy::too_many_arguments)]
-async fn fetch_iso(
+pub(crate) async fn fetch_iso(
     ctx: &Context,
     run: &Run,
     source: &IsoSource<'_>,

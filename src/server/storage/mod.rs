@@ -1,7 +1,13 @@
 //! Toolset `storage`: pools and their content.
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::storage::orphans::{
+    self, DiskOrphansArgs, DiskOrphansDeleteArgs, DiskOrphansDeleteReport, DiskOrphansReport,
+};
 
 use crate::ops::{
     self, StorageContentArgs, StorageContentReport, StorageListArgs, StorageListReport,
@@ -23,8 +29,75 @@ pub(crate) const STORAGE_CONTENT: ToolSpec = ToolSpec::read("storage_content", "
         api::STORAGE_CONTENT,
     ]);
 
+/// What finding orphans reads: every guest's config and snapshots, every image storage.
+const ORPHAN_READS: [crate::ops::spec::Endpoint; 8] = [
+    api::NODES,
+    api::RESOURCES_ALL,
+    api::QEMU_CONFIG,
+    api::QEMU_SNAPSHOTS,
+    api::QEMU_SNAPSHOT_CONFIG,
+    api::LXC_CONFIG,
+    api::LXC_SNAPSHOTS,
+    api::LXC_SNAPSHOT_CONFIG,
+];
+pub(crate) const DISK_ORPHANS: ToolSpec = ToolSpec::read("disk_orphans", "Find orphaned disks")
+    .toolset("storage")
+    .calls(&[
+        ORPHAN_READS[0],
+        ORPHAN_READS[1],
+        ORPHAN_READS[2],
+        ORPHAN_READS[3],
+        ORPHAN_READS[4],
+        ORPHAN_READS[5],
+        ORPHAN_READS[6],
+        ORPHAN_READS[7],
+        api::STORAGE_CONTENT,
+    ]);
+pub(crate) const DISK_ORPHANS_DELETE: ToolSpec =
+    ToolSpec::destructive("disk_orphans_delete", "Delete orphaned disks")
+        .toolset("storage")
+        .calls(&[
+            ORPHAN_READS[0],
+            ORPHAN_READS[1],
+            ORPHAN_READS[2],
+            ORPHAN_READS[3],
+            ORPHAN_READS[4],
+            ORPHAN_READS[5],
+            ORPHAN_READS[6],
+            ORPHAN_READS[7],
+            api::STORAGE_CONTENT,
+            api::STORAGE_DELETE_VOLUME,
+            api::TASK_WAIT,
+            api::TASK_WAIT_LOG,
+        ]);
+
+pub(crate) const ISO_UPLOAD: ToolSpec = ToolSpec::write("iso_upload", "Upload an ISO")
+    .toolset("storage")
+    .open_world()
+    .confirm_args(&["replace"])
+    .calls(&[
+        api::TASK_WAIT,
+        api::TASK_WAIT_LOG,
+        api::NODES,
+        api::RESOURCES_ALL,
+        api::PERMISSIONS,
+        api::NODE_VERSION,
+        api::NODE_STORAGE,
+        api::STORAGE_CONTENT,
+        api::STORAGE_DOWNLOAD,
+        api::STORAGE_UPLOAD,
+        api::STORAGE_DELETE_VOLUME,
+        api::QEMU_CONFIG,
+    ]);
+
 /// This file's tools, in catalogue order.
-pub(crate) const SPECS: &[ToolSpec] = &[STORAGE_LIST, STORAGE_CONTENT];
+pub(crate) const SPECS: &[ToolSpec] = &[
+    STORAGE_LIST,
+    STORAGE_CONTENT,
+    ISO_UPLOAD,
+    DISK_ORPHANS,
+    DISK_ORPHANS_DELETE,
+];
 
 #[tool_router(router = storage_router, vis = "pub(crate)")]
 impl ProxmoxServer {
@@ -53,5 +126,53 @@ impl ProxmoxServer {
             .await
             .map(Json)
             .map_err(tool_error)
+    }
+
+    /// Put an installer ISO into a storage: a URL (PVE downloads it, or wget on the node over
+    /// SSH) or a file on the machine running this server inside paths.uploads (uploaded
+    /// through the API, or over SFTP), with an optional checksum checked afterwards. An ISO of
+    /// that name is refused unless replace: true, which needs confirm: true (without it the
+    /// tool says what would be replaced); an ISO in a VM's CD drive is never replaced.
+    #[tool(name = "iso_upload")]
+    async fn iso_upload(
+        &self,
+        Parameters(args): Parameters<crate::ops::storage::iso_upload::IsoUploadArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<crate::ops::storage::iso_upload::IsoUploadReport>, String> {
+        self.mutate(&ISO_UPLOAD, &args, rc, ct, async |run| {
+            crate::ops::storage::iso_upload::iso_upload(&self.ctx, run, &args).await
+        })
+        .await
+    }
+
+    /// Orphaned disks: guest images whose owner VMID does not exist, `unusedN` disks, and
+    /// images no config or snapshot references — each with node, storage, size and the
+    /// reason. A guest whose configs cannot be read keeps its volumes out of the list.
+    #[tool(name = "disk_orphans")]
+    async fn disk_orphans(
+        &self,
+        Parameters(args): Parameters<DiskOrphansArgs>,
+    ) -> Result<Json<DiskOrphansReport>, String> {
+        orphans::disk_orphans(&self.ctx, &args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Delete orphaned disks by volume id (from disk_orphans). Without confirm: true it lists
+    /// what would be deleted and the space freed, and changes nothing. Each volume is checked
+    /// again just before deletion: one that something references now is kept.
+    #[tool(name = "disk_orphans_delete")]
+    async fn disk_orphans_delete(
+        &self,
+        Parameters(args): Parameters<DiskOrphansDeleteArgs>,
+        rc: RequestContext<RoleServer>,
+        ct: CancellationToken,
+    ) -> Result<Json<DiskOrphansDeleteReport>, String> {
+        self.mutate(&DISK_ORPHANS_DELETE, &args, rc, ct, async |run| {
+            orphans::disk_orphans_delete(&self.ctx, run, &args).await
+        })
+        .await
     }
 }
