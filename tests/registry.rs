@@ -445,8 +445,6 @@ fn the_skill_routes_to_its_reference_files_and_advertises_only_what_works_today(
     // The description decides when the skill loads: only what this version can do.
     let description = frontmatter_value(&skill, "description").to_lowercase();
     for later in [
-        "backup",
-        "restore",
         "profile",
         "talos",
         "flux",

@@ -11,6 +11,7 @@
 pub mod access;
 mod allocate;
 pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod bulk;
 pub mod cluster;

@@ -15,6 +15,8 @@
 //! Must not depend on any other module of this crate; knows nothing of MCP, SSH or YAML.
 
 mod access;
+mod backup;
+pub use backup::{BackupJob, NotBackedUp};
 mod client;
 mod cluster;
 mod envelope;

@@ -184,7 +184,13 @@ impl Outcome for ops::storage::iso_upload::IsoUploadReport {
         self.preview
     }
 }
+impl Outcome for ops::backup::BackupRestoreReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
 // These always act.
+impl Outcome for ops::backup::BackupNowReport {}
 impl Outcome for ops::snapshot::SnapshotCreateReport {}
 impl Outcome for ops::migrate::VmMigrateReport {}
 impl Outcome for ops::VmCreateReport {}

@@ -7,8 +7,8 @@ use rmcp::model::ToolAnnotations;
 use crate::ops::spec::ToolSpec;
 
 use super::{
-    ProxmoxServer, TOOLSETS, access, bulk, cluster, migrate, portable, runbook, snapshot, storage,
-    template, vm,
+    ProxmoxServer, TOOLSETS, access, backup, bulk, cluster, migrate, portable, runbook, snapshot,
+    storage, template, vm,
 };
 
 /// One file of tools: its router and its specs.
@@ -35,6 +35,10 @@ const DOMAINS: &[Domain] = &[
     Domain {
         router: ProxmoxServer::migrate_router,
         specs: migrate::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::backup_router,
+        specs: backup::SPECS,
     },
     Domain {
         router: ProxmoxServer::bulk_router,

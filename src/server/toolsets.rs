@@ -44,6 +44,10 @@ pub const TOOLSETS: &[Toolset] = &[
         description: "Snapshots: the tree, take one, roll back (previewed), delete (previewed)",
     },
     Toolset {
+        name: "backup",
+        description: "Backups: take one now, list archives, scheduled jobs and their last run, restore (previewed)",
+    },
+    Toolset {
         name: "bulk",
         description: "One action over every guest a selector (tags, node, status, name, vmids) matches, previewed first",
     },

@@ -338,3 +338,43 @@ pub const LXC_SNAPSHOT_CONFIG: Endpoint = Endpoint::get(
         &["VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit"],
     )],
 );
+
+/// `POST /nodes/{node}/vzdump`: VM.Backup on each guest, Datastore.AllocateSpace on the
+/// backup storage (checked in code).
+pub const VZDUMP: Endpoint = Endpoint::post(
+    "/nodes/{node}/vzdump",
+    &[
+        all("/vms/{vmid}", &["VM.Backup"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+    ],
+);
+/// `GET /cluster/backup`.
+pub const BACKUP_JOBS: Endpoint = Endpoint::get("/cluster/backup", &[all("/", &["Sys.Audit"])]);
+/// `GET /cluster/backup-info/not-backed-up`.
+pub const NOT_BACKED_UP: Endpoint = Endpoint::get(
+    "/cluster/backup-info/not-backed-up",
+    &[optional(
+        "/",
+        &["Sys.Audit"],
+        "the guests no job covers are not listed",
+    )],
+);
+/// `GET /nodes/{node}/tasks`: the token's own tasks, or all of a node's with Sys.Audit there.
+pub const NODE_TASKS: Endpoint = Endpoint::get(
+    "/nodes/{node}/tasks",
+    &[optional(
+        "/nodes/{node}",
+        &["Sys.Audit"],
+        "only runs this token started are found (scheduled runs are root's)",
+    )],
+);
+/// `POST /nodes/{node}/qemu` with `archive`: a restore. VM.Allocate on the new VMID (VM.Backup
+/// suffices over an existing VM), Datastore.AllocateSpace on the target storage, access to
+/// the archive (Datastore.AllocateSpace on its storage, or VM.Backup on its guest).
+pub const QEMU_RESTORE: Endpoint = Endpoint::post(
+    "/nodes/{node}/qemu",
+    &[
+        any("/vms/{vmid}", &["VM.Allocate", "VM.Backup"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+    ],
+);

@@ -1,0 +1,112 @@
+//! Reading a vzdump task log per guest (pve-manager `PVE/VZDump.pm`): a job can end `OK` for
+//! some guests and fail for others, and only the log says which.
+//!
+//! - `INFO: Starting Backup of VM 100 (qemu)`
+//! - `INFO: creating vzdump archive '/var/lib/vz/dump/vzdump-qemu-100-2026_12_02-21_00_00.vma.zst'`
+//! - `INFO: Finished Backup of VM 100 (00:01:02)`
+//! - `ERROR: Backup of VM 101 failed - <reason>`
+//! - `INFO: starting new backup job: vzdump 100 101 --storage local ... [--job-id ID]`
+
+use std::collections::BTreeMap;
+
+/// What the log says about one guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestRun {
+    pub started: bool,
+    /// The archive's file name (`vzdump-qemu-...`), when vzdump named it.
+    pub archive: Option<String>,
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+/// Every guest the log mentions, by vmid.
+pub fn guests(lines: &[String]) -> BTreeMap<u32, GuestRun> {
+    let mut out: BTreeMap<u32, GuestRun> = BTreeMap::new();
+    let mut current: Option<u32> = None;
+    for line in lines {
+        if let Some(v) = after_vmid(line, "Starting Backup of VM ") {
+            out.entry(v).or_default().started = true;
+            current = Some(v);
+        } else if let Some(v) = after_vmid(line, "Finished Backup of VM ") {
+            out.entry(v).or_default().finished = true;
+        } else if let Some(i) = line.find("ERROR: Backup of VM ") {
+            let rest = &line[i + "ERROR: Backup of VM ".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(v) = digits.parse() {
+                let reason = rest
+                    .split_once(" failed - ")
+                    .map_or("failed", |(_, r)| r)
+                    .trim()
+                    .to_string();
+                out.entry(v).or_default().error = Some(reason);
+            }
+        } else if let Some(i) = line.find("creating vzdump archive '") {
+            let path = &line[i + "creating vzdump archive '".len()..];
+            let path = path.split('\'').next().unwrap_or("");
+            if let (Some(v), Some(name)) = (current, path.rsplit('/').next()) {
+                out.entry(v).or_default().archive = Some(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The `--job-id` of the job a log belongs to (scheduled runs carry it).
+pub fn job_id(lines: &[String]) -> Option<String> {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("starting new backup job:"))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "--job-id" {
+            return words.next().map(|s| s.trim_matches('\'').to_string());
+        }
+        if let Some(id) = w.strip_prefix("--job-id=") {
+            return Some(id.trim_matches('\'').to_string());
+        }
+    }
+    None
+}
+
+fn after_vmid(line: &str, marker: &str) -> Option<u32> {
+    let i = line.find(marker)?;
+    let digits: String = line[i + marker.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_with_one_guest_failed() {
+        let lines: Vec<String> = [
+            "INFO: starting new backup job: vzdump 1000 1001 --storage nfs-shared --mode snapshot --job-id nightly",
+            "INFO: Starting Backup of VM 1000 (qemu)",
+            "INFO: creating vzdump archive '/mnt/pve/nfs-shared/dump/vzdump-qemu-1000-2026_12_02-02_00_01.vma.zst'",
+            "INFO: Finished Backup of VM 1000 (00:00:42)",
+            "INFO: Starting Backup of VM 1001 (qemu)",
+            "INFO: creating vzdump archive '/mnt/pve/nfs-shared/dump/vzdump-qemu-1001-2026_12_02-02_00_43.vma.zst'",
+            "ERROR: Backup of VM 1001 failed - job failed with err -5 - Input/output error",
+            "INFO: Backup job finished with errors",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let g = guests(&lines);
+        assert!(g[&1000].finished && g[&1000].error.is_none());
+        assert_eq!(
+            g[&1000].archive.as_deref(),
+            Some("vzdump-qemu-1000-2026_12_02-02_00_01.vma.zst")
+        );
+        assert_eq!(
+            g[&1001].error.as_deref(),
+            Some("job failed with err -5 - Input/output error")
+        );
+        assert_eq!(job_id(&lines).as_deref(), Some("nightly"));
+        assert_eq!(job_id(&lines[1..]), None);
+    }
+}

@@ -1,0 +1,265 @@
+//! `backup_restore`: an archive back into a VM — by default a new VM with the lowest free id
+//! of `vmid_ranges.vms` and new MACs; over an existing VM only with `force`, the preview naming
+//! what is overwritten. Always previewed until `confirm: true`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Context, Error, Run, is_storage};
+use crate::pve::ClusterResource;
+
+/// `backup_restore` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRestoreArgs {
+    /// The archive's volume id, from `backup_list`, e.g.
+    /// `nfs-shared:backup/vzdump-qemu-1005-2026_12_01-02_00_03.vma.zst`.
+    #[schemars(
+        length(max = 255),
+        regex(pattern = r"^[A-Za-z][-_.A-Za-z0-9]*:backup/[^\s/]+$")
+    )]
+    pub archive: String,
+    /// The VM to restore into (default: a new one, the lowest free id of `vmid_ranges.vms`).
+    #[serde(default)]
+    #[schemars(range(min = 100, max = 999_999_999))]
+    pub vmid: Option<u32>,
+    /// Overwrite `vmid` if it exists: its disks and config are replaced by the archive's.
+    #[serde(default)]
+    pub force: bool,
+    /// The node to restore on (default: the archive's node, or the first online node for a
+    /// shared storage; an existing VM's own node).
+    #[serde(default)]
+    #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
+    pub node: Option<String>,
+    /// The storage for the disks (default: the storages the archive names).
+    #[serde(default)]
+    #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
+    pub storage: Option<String>,
+    /// Keep the archive's MAC addresses (default false: new ones, so the copy does not clash
+    /// with the original on the network).
+    #[serde(default)]
+    pub keep_macs: bool,
+    /// Start the VM when restored.
+    #[serde(default)]
+    pub start: bool,
+    /// Allow a `vmid` outside `vmid_ranges` (default false).
+    #[serde(default)]
+    pub allow_outside_ranges: bool,
+    /// Restore. Without it the tool says exactly what would happen and changes nothing.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// `backup_restore` output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BackupRestoreReport {
+    pub archive: String,
+    /// The guest the archive was taken of.
+    pub source_vmid: Option<u32>,
+    pub vmid: u32,
+    pub node: String,
+    pub storage: Option<String>,
+    pub new_macs: bool,
+    /// The existing VM that is (or would be) overwritten: `vmid name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overwrites: Option<String>,
+    /// False for the preview.
+    pub executed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upid: Option<String>,
+    /// The VM's state afterwards (read back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_after: Option<String>,
+    pub message: String,
+}
+
+/// Previews or restores an archive.
+///
+/// # Errors
+/// An unknown archive, node or storage; an existing target without `force`; a range guard —
+/// all before anything is sent; then the task's failure.
+pub async fn backup_restore(
+    ctx: &Context,
+    run: &Run,
+    a: &BackupRestoreArgs,
+) -> Result<BackupRestoreReport, Error> {
+    let storage_id = a.archive.split(':').next().unwrap_or("");
+    let rows = ctx.client.get_cluster_resources(None).await?;
+    let (archive_node, source_vmid) = find_archive(ctx, &rows, storage_id, &a.archive).await?;
+    let existing = a.vmid.and_then(|v| {
+        rows.iter()
+            .find(|r| crate::ops::is_guest(r) && r.vmid == Some(v))
+            .cloned()
+    });
+    if let Some(v) = a.vmid {
+        crate::ops::guard::check_range(ctx, v, a.allow_outside_ranges)?;
+    }
+    let overwrites = existing.as_ref().map(|r| {
+        format!(
+            "{} {} on {}",
+            r.vmid.unwrap_or(0),
+            r.name.clone().unwrap_or_default(),
+            r.node.clone().unwrap_or_default()
+        )
+    });
+    if let (Some(r), false) = (&existing, a.force) {
+        return Err(Error::refused(format!(
+            "vm {} ({}) exists: restoring into it replaces its disks and config with the archive's; pass force: true (and confirm after the user agreed) to overwrite it, or leave vmid unset to restore as a new VM",
+            r.vmid.unwrap_or(0),
+            r.name.clone().unwrap_or_default()
+        )));
+    }
+    let node = match (&existing, &a.node, archive_node) {
+        (Some(r), Some(n), _) if r.node.as_deref() != Some(n.as_str()) => {
+            return Err(Error::invalid(
+                "node",
+                format!(
+                    "vm {} lives on {}; a restore over it runs there",
+                    r.vmid.unwrap_or(0),
+                    r.node.clone().unwrap_or_default()
+                ),
+            ));
+        }
+        (Some(r), _, _) => r.node.clone().unwrap_or_default(),
+        (None, Some(n), _) => {
+            crate::ops::require_cluster_node(ctx, n).await?;
+            n.clone()
+        }
+        (None, None, Some(n)) => n,
+        (None, None, None) => crate::ops::template::create::first_online_node(ctx).await?,
+    };
+    if let Some(s) = &a.storage {
+        let pools = ctx.client.list_node_storage(&node).await?;
+        crate::ops::validate::vm_storage(&pools, s, &node)?;
+    }
+    let mut report = BackupRestoreReport {
+        archive: a.archive.clone(),
+        source_vmid,
+        vmid: 0,
+        node: node.clone(),
+        storage: a.storage.clone(),
+        new_macs: !a.keep_macs,
+        overwrites: overwrites.clone(),
+        executed: false,
+        upid: None,
+        status_after: None,
+        message: String::new(),
+    };
+    let reservation;
+    if !a.confirm {
+        report.vmid = match a.vmid {
+            Some(v) => v,
+            None => preview_vm_id(&rows, ctx)?,
+        };
+        report.message = format!(
+            "preview, nothing changed: would restore {} as vm {} on {node}{}{}, with {} MAC addresses{}. Call again with confirm: true after the user agreed",
+            a.archive,
+            report.vmid,
+            a.storage
+                .as_ref()
+                .map(|s| format!(", disks on {s}"))
+                .unwrap_or_default(),
+            overwrites
+                .as_ref()
+                .map(|o| format!(", OVERWRITING vm {o}: its disks and config are replaced"))
+                .unwrap_or_default(),
+            if a.keep_macs { "the archive's" } else { "new" },
+            if a.start { ", then start it" } else { "" }
+        );
+        return Ok(report);
+    }
+    report.vmid = match a.vmid {
+        Some(v) => {
+            reservation = None;
+            v
+        }
+        None => {
+            let r = ctx
+                .allocator
+                .reserve(ctx, &ctx.config.vmid_ranges.vms, "vms", &Default::default())
+                .await?;
+            let v = r.vmid;
+            reservation = Some(r);
+            v
+        }
+    };
+    let mut params: Vec<(String, String)> = vec![("archive".into(), a.archive.clone())];
+    if let Some(s) = &a.storage {
+        params.push(("storage".into(), s.clone()));
+    }
+    if existing.is_some() {
+        params.push(("force".into(), "1".into()));
+    }
+    if !a.keep_macs {
+        params.push(("unique".into(), "1".into()));
+    }
+    if a.start {
+        params.push(("start".into(), "1".into()));
+    }
+    let object = format!("vm {} on {node}", report.vmid);
+    let what = format!("restore of {} into {object}", a.archive);
+    let vmid = report.vmid;
+    let done = run
+        .task_locked(ctx, &object, &what, || async {
+            Ok(Some(ctx.client.create_qemu(&node, vmid, &params).await?))
+        })
+        .await?;
+    drop(reservation);
+    let Some((upid, outcome)) = done else {
+        return Err(Error::Setup(format!("{what}: PVE answered without a task")));
+    };
+    report.executed = true;
+    report.upid = Some(upid.to_string());
+    report.status_after = ctx
+        .client
+        .get_qemu_status(&node, vmid)
+        .await
+        .ok()
+        .map(|s| s.status);
+    report.message = format!(
+        "{what} finished ({}); the VM is {}",
+        outcome.exitstatus,
+        report.status_after.as_deref().unwrap_or("unknown")
+    );
+    Ok(report)
+}
+
+/// The node holding the archive (`None` for a shared storage) and the guest it was taken of.
+async fn find_archive(
+    ctx: &Context,
+    rows: &[ClusterResource],
+    storage: &str,
+    volid: &str,
+) -> Result<(Option<String>, Option<u32>), Error> {
+    let mut nodes: Vec<(bool, String)> = rows
+        .iter()
+        .filter(|r| is_storage(r) && r.storage.as_deref() == Some(storage))
+        .filter(|r| r.status.as_deref() == Some("available"))
+        .filter_map(|r| Some((r.shared == Some(true), r.node.clone()?)))
+        .collect();
+    nodes.sort();
+    for (shared, node) in nodes {
+        let items = ctx
+            .client
+            .list_storage_content(&node, storage, Some("backup"))
+            .await
+            .unwrap_or_default();
+        if let Some(i) = items.iter().find(|i| i.volid == volid) {
+            return Ok(((!shared).then_some(node), i.vmid));
+        }
+    }
+    Err(Error::NotFound {
+        what: format!("backup archive {}", crate::ops::error::quote(volid)),
+        hint: "list archives with backup_list".into(),
+    })
+}
+
+fn preview_vm_id(rows: &[ClusterResource], ctx: &Context) -> Result<u32, Error> {
+    let used: std::collections::BTreeSet<u32> = rows.iter().filter_map(|r| r.vmid).collect();
+    crate::ops::allocate::lowest_free(&ctx.config.vmid_ranges.vms, &used).ok_or_else(|| {
+        Error::refused(format!(
+            "vmid_ranges.vms ({}) is full",
+            ctx.config.vmid_ranges.vms
+        ))
+    })
+}
