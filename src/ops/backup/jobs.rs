@@ -154,7 +154,7 @@ async fn last_runs(ctx: &Context, warnings: &mut Vec<String>) -> Vec<(String, La
             Err(e) => warnings.push(format!("vzdump tasks of {node} could not be read: {e}")),
         }
     }
-    tasks.sort_by(|a, b| b.starttime.cmp(&a.starttime));
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.starttime));
     let mut out: Vec<(String, LastRun)> = Vec::new();
     for t in tasks {
         let Ok(upid) = t.upid.parse::<Upid>() else {
