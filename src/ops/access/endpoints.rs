@@ -378,3 +378,9 @@ pub const QEMU_RESTORE: Endpoint = Endpoint::post(
         all("/storage/{storage}", &["Datastore.AllocateSpace"]),
     ],
 );
+/// `PUT /nodes/{node}/qemu/{vmid}/config` removing an `unusedN` entry (which destroys the
+/// volume): VM.Config.Disk.
+pub const QEMU_CONFIG_UNUSED: Endpoint = Endpoint::put(
+    "/nodes/{node}/qemu/{vmid}/config",
+    &[all("/vms/{vmid}", &["VM.Config.Disk"])],
+);

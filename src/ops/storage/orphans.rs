@@ -42,6 +42,10 @@ pub struct Orphan {
     pub reason: OrphanReason,
     /// The reason in words, e.g. "vm 1099 does not exist".
     pub detail: String,
+    /// For an `unused` disk: the owner's node and the config key (`unused0`). Deleting it
+    /// removes that entry, which makes PVE destroy the volume — no dangling `unusedN` is left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_entry: Option<(String, String)>,
 }
 
 /// `disk_orphans` arguments.
@@ -236,6 +240,10 @@ pub async fn disk_orphans(
     }
     let guests: Vec<ClusterResource> = rows.iter().filter(|r| is_guest(r)).cloned().collect();
     let existing: BTreeSet<u32> = guests.iter().filter_map(|g| g.vmid).collect();
+    let home: BTreeMap<u32, String> = guests
+        .iter()
+        .filter_map(|g| Some((g.vmid?, g.node.clone()?)))
+        .collect();
     let mut seen_shared = BTreeSet::new();
     let mut targets = Vec::new();
     for r in rows.iter().filter(|r| is_storage(r)) {
@@ -301,6 +309,10 @@ pub async fn disk_orphans(
             {
                 continue;
             }
+            let entry = refs
+                .unused
+                .get(&item.volid)
+                .and_then(|(owner, key)| Some((home.get(owner)?.clone(), key.clone())));
             let (reason, detail) = match (vmid, refs.unused.get(&item.volid)) {
                 (Some(v), _) if !existing.contains(&v) => {
                     (OrphanReason::OwnerMissing, format!("vm {v} does not exist"))
@@ -326,6 +338,7 @@ pub async fn disk_orphans(
                 format: item.format.clone(),
                 reason,
                 detail,
+                config_entry: entry.filter(|_| reason == OrphanReason::Unused),
             });
         }
     }
@@ -379,17 +392,25 @@ pub async fn disk_orphans_delete(
             continue;
         }
         run.note(format!("deleting {} on {}", o.volid, o.node));
-        let result = match ctx
-            .client
-            .delete_volume(&o.node, &o.storage, &o.volid)
-            .await
-        {
-            Ok(Some(upid)) => run
-                .wait(ctx, &upid, &format!("delete {}", o.volid))
+        let result = match (&o.config_entry, o.vmid) {
+            // An `unusedN` entry: removing it from the config destroys the volume.
+            (Some((owner_node, key)), Some(owner)) => ctx
+                .client
+                .set_qemu_config_sync(owner_node, owner, &[("delete".into(), key.clone())], None)
                 .await
-                .map(|_| ()),
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.into()),
+                .map_err(Error::from),
+            _ => match ctx
+                .client
+                .delete_volume(&o.node, &o.storage, &o.volid)
+                .await
+            {
+                Ok(Some(upid)) => run
+                    .wait(ctx, &upid, &format!("delete {}", o.volid))
+                    .await
+                    .map(|_| ()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
         };
         match result {
             Ok(()) => {

@@ -67,6 +67,7 @@ pub(crate) const DISK_ORPHANS_DELETE: ToolSpec =
             ORPHAN_READS[7],
             api::STORAGE_CONTENT,
             api::STORAGE_DELETE_VOLUME,
+            api::QEMU_CONFIG_UNUSED,
             api::TASK_WAIT,
             api::TASK_WAIT_LOG,
         ]);
