@@ -4,7 +4,9 @@
 //! the delete looks at no guest config: file volumes, loose guest images (orphans, `unusedN`
 //! disks), guest disks and snapshots' RAM states all go; a config that still names a removed
 //! disk keeps naming it (the volume is then in [`State::freed_volumes`], gone from content, and
-//! starting the guest fails as on PVE). What refuses it is the storage: a base volume
+//! starting the guest fails as on PVE). A volume that does not exist is no error either: the
+//! task ends OK (a file storage logs "disk image '<path>' does not exist"). What refuses a
+//! delete is the storage: a base volume
 //! linked clones use ("base volume '...' is still in use by linked clones"), and an LVM
 //! volume a running guest holds open (`lvremove` "Logical volume vg/lv in use.").
 
@@ -252,15 +254,18 @@ pub fn delete(c: &mut WCtx) -> ApiResult {
     if c.st.storage(&sid).is_none() {
         return Err(ApiError::Server(format!("storage '{sid}' does not exist")));
     }
+    // `None`: there is no such volume, which `free_image` does not mind (a file storage warns)
     let (protected, guest) = match file(c.st, &node, &volid) {
-        Some(f) => (f.protected, None),
-        None => match guest_volume(c.st, &node, &sid, &volname, &volid) {
-            Some(g) => (false, Some(g)),
-            None => {
-                return Err(ApiError::Server(format!("volume '{volid}' does not exist")));
-            }
-        },
+        Some(f) => (f.protected, Some(None)),
+        None => (
+            false,
+            guest_volume(c.st, &node, &sid, &volname, &volid).map(Some),
+        ),
     };
+    let missing_path =
+        c.st.storage(&sid)
+            .filter(|s| s.props.contains_key("path"))
+            .map(|_| path_of(c.st, &sid, &volname));
     let delay = c.param("delay").is_some();
     let user = c.authid().to_string();
     let vol2 = volid.clone();
@@ -275,25 +280,34 @@ pub fn delete(c: &mut WCtx) -> ApiResult {
             return fail(error);
         }
         if protected {
-            return fail(format!("volume '{vol2}' is protected"));
+            // `free_image`
+            let (sid, volname) = vol2.split_once(':').unwrap_or(("", ""));
+            return fail(format!(
+                "cannot remove protected volume '{volname}' on '{sid}'"
+            ));
         }
+        let shared = st.storage(&sid2).is_some_and(|s| s.shared);
+        let here = |n: Option<&str>| shared || n == Some(node2.as_str());
+        let mut log = Vec::new();
         match guest {
-            None => st.files.retain(|f| f.volid != vol2),
-            Some(GuestVolume::Image) => {
-                let shared = st.storage(&sid2).is_some_and(|s| s.shared);
-                st.images.retain(|i| {
-                    i.volid != vol2 || !(shared || i.node.as_deref() == Some(node2.as_str()))
-                });
+            None => {
+                if let Some(p) = missing_path {
+                    log.push(format!("disk image '{p}' does not exist"));
+                }
             }
-            Some(GuestVolume::Referenced(Some(error))) => return fail(error),
-            Some(GuestVolume::Referenced(None)) => {
+            Some(None) => st
+                .files
+                .retain(|f| f.volid != vol2 || !here(f.node.as_deref())),
+            Some(Some(GuestVolume::Image)) => st
+                .images
+                .retain(|i| i.volid != vol2 || !here(i.node.as_deref())),
+            Some(Some(GuestVolume::Referenced(Some(error)))) => return fail(error),
+            Some(Some(GuestVolume::Referenced(None))) => {
                 st.freed_volumes.insert(vol2.clone());
             }
         }
-        Outcome::Ok {
-            log: vec![format!("Removed volume '{vol2}'")],
-            warnings: 0,
-        }
+        log.push(format!("Removed volume '{vol2}'"));
+        Outcome::Ok { log, warnings: 0 }
     };
     // `$ownervm@$storeid`, or the storage id
     let id = match owner(&volname) {
