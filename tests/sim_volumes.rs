@@ -219,5 +219,8 @@ async fn volume_info_and_delete() {
             &[],
         )
         .await;
-    assert!(st.ends_with("is protected"), "{st}");
+    assert_eq!(
+        st,
+        "cannot remove protected volume 'backup/vzdump-qemu-1002-2026_11_20-02_10_11.vma.zst' on 'local'"
+    );
 }

@@ -234,6 +234,7 @@ impl Scenario {
                 cpu_usage: 0.0,
                 mem_usage: 0.0,
                 config: BTreeMap::new(),
+                snapshots: Vec::new(),
                 ignores_acpi: false,
                 ha: None,
             });
@@ -300,6 +301,7 @@ impl Scenario {
                     0.0
                 },
                 config: BTreeMap::new(),
+                snapshots: Vec::new(),
                 ignores_acpi: false,
                 ha: ha.then_some(HaField::Flag(true)),
             });

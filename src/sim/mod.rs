@@ -41,6 +41,7 @@ mod observe;
 mod params;
 pub mod scenario;
 mod seed;
+mod snapshot;
 mod ssh;
 mod state;
 mod tasks;
@@ -59,6 +60,7 @@ pub use api::{ENDPOINTS, ServedEndpoint, served_endpoints};
 pub use generate::GenerateSpec;
 pub use observe::GuestPlacement;
 pub use scenario::{HaGroupSpec, HaRuleSpec, HaSpec, Scenario};
+pub use snapshot::SnapshotInfo;
 pub use ssh::{NodeFileInfo, SshCommandRecord};
 pub use state::RecordedRequest;
 
@@ -254,7 +256,8 @@ impl SimHandle {
         out
     }
     /// Adds a file volume `storage:volname` (e.g. `import/noble.qcow2`) of `size` bytes on
-    /// `node` (ignored for shared storages); `virtual_size` for disk images.
+    /// `node` (ignored for shared storages); `virtual_size` for disk images. A guest image
+    /// name (`vm-1099-disk-0`) adds a loose image of that guest, referenced by no config.
     ///
     /// # Errors
     /// [`SimError::UnknownNode`] / [`SimError::Scenario`] for an unknown node or storage.
@@ -285,8 +288,14 @@ impl SimHandle {
             protected: false,
         };
         let v = seed::file_volume(&spec, storage, volname, state::now(), shared);
-        st.files.retain(|f| f.volid != v.volid || f.node != v.node);
-        st.files.push(v);
+        // a guest image (`vm-N-disk-K`) is a loose image of guest N, as in a scenario
+        let list = if v.content == "images" {
+            &mut st.images
+        } else {
+            &mut st.files
+        };
+        list.retain(|f| f.volid != v.volid || f.node != v.node);
+        list.push(v);
         Ok(())
     }
     /// Requests received so far (method, path, parameter names; never values), oldest first.

@@ -95,7 +95,9 @@ pub struct StorageSpec {
     pub props: BTreeMap<String, String>,
 }
 
-/// A volume that does not belong to a guest's config: ISO, cloud image, snippet, template, backup.
+/// A volume that does not belong to a guest's config: ISO, cloud image, snippet, template,
+/// backup — or a guest image no config drive carries (`vm-N-disk-K` on a storage for images: an
+/// orphan of a deleted guest, a leftover, or a disk a config lists as `unusedN`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
@@ -162,6 +164,33 @@ pub struct VmSpec {
     /// started`, `max_restart: 1`, `max_relocate: 1`) or the resource's options.
     #[serde(default)]
     pub ha: Option<HaField>,
+    /// Snapshots the guest has (its config's `[name]` sections), oldest first; the current
+    /// state's `parent` is the last one unless `config: { parent: ... }` names another.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotSpec>,
+}
+
+/// A snapshot of a scenario guest: the guest's config as it was (the expanded config with
+/// `config` applied on top), `snaptime` = simulator start - `snaptime_ago`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSpec {
+    /// A `pve-configid` (`[a-z][a-z0-9_-]+`, at most 40 characters), not `current`/`pending`.
+    pub name: String,
+    /// The snapshot this one was taken after (omit for the first).
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Taken with RAM (`vmstate=1` on a running guest): a `vm-N-state-<name>` volume on the
+    /// storage PVE picks for it, and `runningmachine`/`runningcpu` in the section.
+    #[serde(default)]
+    pub vmstate: bool,
+    /// Seconds before simulator start the snapshot was taken.
+    pub snaptime_ago: u64,
+    /// Config keys that differed when the snapshot was taken (`key: value` as in a qm config).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
 }
 
 /// A guest's `ha:` entry: `true`/`false`, or the HA resource's options.

@@ -23,6 +23,9 @@ pub fn file_volume(
     started: i64,
     shared: bool,
 ) -> Volume {
+    if let Some(image) = image_volume(f, storage, volname, started, shared) {
+        return image;
+    }
     let (content, rest) = volname.split_once('/').unwrap_or(("", volname));
     let format = match content {
         "iso" => "iso".to_string(),
@@ -55,6 +58,46 @@ pub fn file_volume(
         protected: f.protected,
         body: None,
     }
+}
+
+/// A guest image (`vm-N-...`/`base-N-...`, `N/vm-N-....qcow2` on file storages): content
+/// `images`, owned by N, its format from the extension (`raw` without one).
+fn image_volume(
+    f: &FileSpec,
+    storage: &str,
+    volname: &str,
+    started: i64,
+    shared: bool,
+) -> Option<Volume> {
+    let file = volname.rsplit('/').next().unwrap_or(volname);
+    if volname
+        .split_once('/')
+        .is_some_and(|(dir, _)| matches!(dir, "iso" | "vztmpl" | "snippets" | "import" | "backup"))
+    {
+        return None;
+    }
+    let rest = file
+        .strip_prefix("vm-")
+        .or_else(|| file.strip_prefix("base-"))?;
+    let vmid: u32 = rest.split('-').next()?.parse().ok()?;
+    let format = match file.rsplit_once('.') {
+        Some((_, ext @ ("qcow2" | "vmdk" | "raw"))) => ext,
+        _ => "raw",
+    };
+    Some(Volume {
+        volid: f.volid.clone(),
+        storage: storage.to_string(),
+        node: if shared { None } else { f.node.clone() },
+        content: "images".into(),
+        format: format.into(),
+        size: f.size,
+        virtual_size: None,
+        vmid: Some(vmid),
+        ctime: started - 86_400 * 30,
+        notes: None,
+        protected: false,
+        body: None,
+    })
 }
 
 /// Unix time from a vzdump name's `YYYY_MM_DD-HH_MM_SS` stamp.

@@ -82,8 +82,12 @@ pub struct State {
     pub storages: Vec<Storage>,
     pub files: Vec<Volume>,
     /// Guest image volumes no config drive carries (imported disks referenced as `unusedN`,
-    /// `pvesm alloc` results): `content` is `images`, `virtual_size` unused.
+    /// `pvesm alloc` results, orphans): `content` is `images`, `virtual_size` unused.
     pub images: Vec<Volume>,
+    /// Volumes removed from their storage (`DELETE .../content/{volume}`) while a config —
+    /// a drive, or a snapshot's drive or `vmstate` — still names them: PVE frees them without
+    /// looking at configs, so the reference dangles (see `snapshot.rs`).
+    pub freed_volumes: std::collections::BTreeSet<String>,
     /// Plain (non-storage) files of each node's filesystem, written over SSH.
     pub node_files: BTreeMap<String, BTreeMap<String, super::ssh::fs::NodeFile>>,
     pub vms: BTreeMap<u32, Vm>,
@@ -200,6 +204,8 @@ pub struct Vm {
     pub pending: BTreeMap<String, String>,
     /// Keys pending deletion.
     pub pending_delete: std::collections::BTreeSet<String>,
+    /// The config's snapshot sections (`[name]`) by name (see `snapshot.rs`).
+    pub snapshots: super::snapshot::Snapshots,
     /// Paused by `status/suspend` (still `running`, qmpstatus `paused`).
     pub paused: bool,
     /// When the simulator started the guest (`None` for guests running since the scenario
@@ -293,6 +299,8 @@ impl State {
             }
             files.push(seed::file_volume(f, storage, volname, started, st.shared));
         }
+        let (images, files): (Vec<Volume>, Vec<Volume>) =
+            files.into_iter().partition(|f| f.content == "images");
         let mut vms = BTreeMap::new();
         for (i, v) in s.vms.iter().enumerate() {
             if !has_node(&v.node) {
@@ -307,7 +315,9 @@ impl State {
                     v.vmid, v.storage
                 )));
             }
-            let config = seed::expand_config(v, started);
+            let mut config = seed::expand_config(v, started);
+            let snapshots = super::snapshot::from_spec(v, &mut config, started, &storages)
+                .map_err(|m| bad(format!("vm {}: {m}", v.vmid)))?;
             let vm = Vm {
                 vmid: v.vmid,
                 node: v.node.clone(),
@@ -319,6 +329,7 @@ impl State {
                 config,
                 pending: BTreeMap::new(),
                 pending_delete: Default::default(),
+                snapshots,
                 paused: false,
                 started_instant: None,
             };
@@ -343,7 +354,8 @@ impl State {
             nodes,
             storages,
             files,
-            images: Vec::new(),
+            images,
+            freed_volumes: Default::default(),
             node_files: BTreeMap::new(),
             vms,
             access,
@@ -539,6 +551,13 @@ impl Vm {
             if !self.pending_delete.is_empty() {
                 let d: Vec<&str> = self.pending_delete.iter().map(String::as_str).collect();
                 text.push_str(&format!("delete: {}\n", d.join(",")));
+            }
+        }
+        // so are the snapshot sections
+        for (name, snap) in &self.snapshots {
+            text.push_str(&format!("\n[{name}]\n"));
+            for (k, v) in snap {
+                text.push_str(&format!("{k}: {v}\n"));
             }
         }
         hex_digest(&text)[..40].to_string()

@@ -119,11 +119,17 @@ fn used_disk_numbers(st: &State, storage: &str, vmid: u32) -> Vec<u32> {
     for vm in st.vms.values() {
         vm.config.values().for_each(|v| scan(v));
         vm.pending.values().for_each(|v| scan(v));
+        vm.snapshots
+            .values()
+            .flat_map(|s| s.values())
+            .for_each(|v| scan(v));
     }
     st.files
         .iter()
         .chain(&st.images)
         .for_each(|f| scan(&f.volid));
+    // a freed name a config still holds is not handed out again
+    st.freed_volumes.iter().for_each(|v| scan(v));
     out
 }
 

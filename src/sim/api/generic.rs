@@ -120,8 +120,6 @@ const TABLE: &[(&[&str], Perm, Kind)] = &[
     (&["nodes", "*", "qemu", "*", "firewall", "options"], VM_AUDIT, Obj(|_| json!({ "enable": 0 }))),
     (&["nodes", "*", "qemu", "*", "firewall", "*"], VM_AUDIT, Empty),
     (&["nodes", "*", "qemu", "*", "firewall", "**"], VM_AUDIT, NoSuch("firewall object")),
-    (&["nodes", "*", "qemu", "*", "snapshot"], VM_AUDIT, Obj(snapshots)),
-    (&["nodes", "*", "qemu", "*", "snapshot", "**"], VM_AUDIT, NoSuch("snapshot")),
     (&["nodes", "*", "qemu", "*", "cloudinit"], VM_AUDIT, Empty),
     (&["nodes", "*", "qemu", "*", "agent"], All, Index("name", &["exec", "exec-status", "file-read", "file-write", "get-fsinfo", "get-host-name", "get-memory-block-info", "get-memory-blocks", "get-osinfo", "get-time", "get-timezone", "get-users", "get-vcpus", "info", "network-get-interfaces", "ping", "shutdown"])),
     (&["nodes", "*", "capabilities"], All, Index("name", &["qemu"])),
@@ -248,15 +246,6 @@ fn config_nodes(c: &Ctx) -> Value {
             .map(|n| json!({ "node": n.name, "name": n.name, "nodeid": n.nodeid.to_string(), "quorum_votes": "1", "ring0_addr": n.ip }))
             .collect(),
     )
-}
-
-/// No snapshots in the scenario: only the `current` pseudo-entry.
-fn snapshots(c: &Ctx) -> Value {
-    let running =
-        c.st.vms
-            .get(&c.args.vmid.parse().unwrap_or(0))
-            .is_some_and(|v| v.running);
-    json!([{ "name": "current", "description": "You are here!", "digest": "", "running": u8::from(running) }])
 }
 
 fn agent(c: &Ctx, cmd: &str) -> ApiResult {

@@ -290,6 +290,7 @@ fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
                     api_migrate::precondition,
                     spec![NODE, VMID, opt("target", Ty::Node)],
                 ),
+                ["snapshot", rest @ ..] => qemu::snapshot::read_route(rest, args),
                 // a read, but it needs the time scale: routed like the writes
                 ["agent", "network-get-interfaces"] => Some(Route {
                     handler: Handler::Write(api_power::agent_interfaces),
@@ -413,6 +414,7 @@ fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route
         ("POST", ["status", "reboot"]) => w(api_power::reboot, s::REBOOT),
         ("POST", ["status", "suspend"]) => w(api_power::suspend, s::SUSPEND),
         ("POST", ["status", "resume"]) => w(api_power::resume, s::RESUME),
+        (m, ["snapshot", rest @ ..]) => qemu::snapshot::write_route(m, rest, args),
         _ => None,
     }
 }
@@ -469,6 +471,22 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/storage/{storage}/upload"),
     ("GET", "/nodes/{node}/storage/{storage}/content/{volume}"),
     ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),
+    ("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),
+    (
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    ),
+    (
+        "PUT",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    ),
+    (
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
+    ),
 ];
 
 /// An endpoint the simulator serves and the parameters it accepts (path ones included).
@@ -502,7 +520,8 @@ pub fn served_endpoints() -> Vec<ServedEndpoint> {
                 .replace("{vmid}", "100")
                 .replace("{storage}", "local")
                 .replace("{upid}", "UPID")
-                .replace("{volume}", "local:iso/x.iso");
+                .replace("{volume}", "local:iso/x.iso")
+                .replace("{snapname}", "snap1");
             let segs: Vec<&str> = concrete.split('/').filter(|s| !s.is_empty()).collect();
             let route = find(method, &segs, &mut PathArgs::default())?;
             Some(ServedEndpoint {

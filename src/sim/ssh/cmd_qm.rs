@@ -1,4 +1,5 @@
-//! `qm` on a node: `set`, `template`, `config`, `list` run the API's own handlers in-process
+//! `qm` on a node: `set`, `template`, `config`, `list` (and the snapshot commands of
+//! [`super::cmd_qm_snapshot`]) run the API's own handlers in-process
 //! as `root@pam` (same validation and logic as the HTTPS API, no ACL since root holds every
 //! privilege), `disk import` / `importdisk` live in [`super::cmd_import`]. Errors are printed
 //! as PVE's CLI handler prints them — `400 Parameter verification failed.` with one `key:
@@ -42,6 +43,10 @@ pub async fn run(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
         ["template", ..] => template(ctx, &args[1..], io).await,
         ["config", ..] => config(ctx, &args[1..], io),
         ["list", ..] => list(ctx, io),
+        [cmd @ ("snapshot" | "rollback" | "delsnapshot"), ..] => {
+            super::cmd_qm_snapshot::task(ctx, cmd, &args[1..], io).await
+        }
+        ["listsnapshot", ..] => super::cmd_qm_snapshot::list(ctx, &args[1..], io),
         [cmd, ..] => io.die(&format!(
             "ERROR: unknown command 'qm {cmd}'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]"
         )),

@@ -13,7 +13,8 @@
 //!   file is the storage's volume;
 //! - commands, worded like the real tools: `wget`, `curl` ([`cmd_fetch`]), `sha256sum`,
 //!   `sha512sum`, `rm`, `test` ([`cmd_files`]), `qemu-img info|resize` ([`cmd_qemu_img`]),
-//!   `qm disk import|importdisk` ([`cmd_import`]), `qm set|template|config|list` ([`cmd_qm`]), `pvesm
+//!   `qm disk import|importdisk` ([`cmd_import`]), `qm set|template|config|list` ([`cmd_qm`]),
+//!   `qm snapshot|rollback|delsnapshot|listsnapshot` ([`cmd_qm_snapshot`]), `pvesm
 //!   path|list|alloc|free` ([`cmd_pvesm`]), `pveum role|user|acl` ([`cmd_pveum`]),
 //!   `ha-manager status|config|migrate|crm-command node-maintenance enable|disable` ([`cmd_ha`]);
 //! - the SFTP subsystem ([`sftp`]): create/write/close/setstat/stat/read/remove;
@@ -33,6 +34,7 @@ mod cmd_pvesm;
 mod cmd_pveum;
 mod cmd_qemu_img;
 mod cmd_qm;
+mod cmd_qm_snapshot;
 mod exec;
 pub mod fs;
 mod server;

@@ -89,9 +89,20 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
         &ro,
         src.config.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?;
-    if let Some(s) = c.param("snapname") {
-        return Err(ApiError::Server(format!("snapshot '{s}' does not exist")));
-    }
+    let snapname = c.param("snapname").filter(|s| !s.is_empty());
+    // `$oldconf`: the snapshot's config when cloning from one
+    let source = match snapname {
+        Some(s) => src
+            .snapshots
+            .get(s)
+            .ok_or_else(|| ApiError::Server(format!("snapshot '{s}' does not exist")))?,
+        None => &src.config,
+    };
+    let of_snapshot = if snapname.is_some() {
+        " a snapshot of"
+    } else {
+        ""
+    };
     let full = match c.param("full") {
         Some(_) => c.flag("full"),
         None => !src.is_template(),
@@ -145,7 +156,7 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
     }
     if !full {
         let mut drives: Vec<(&String, &String)> =
-            src.config.iter().filter(|(k, _)| is_drive_key(k)).collect();
+            source.iter().filter(|(k, _)| is_drive_key(k)).collect();
         drives.sort_by_key(|(k, _)| drive_order(k));
         for (k, v) in drives {
             let d = DriveValue::parse(v);
@@ -156,7 +167,7 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
                 let stype = c.st.storage(sid).map(|s| s.stype.as_str()).unwrap_or("");
                 if !linked_clone_supported(stype, volname) {
                     return Err(ApiError::Server(format!(
-                        "Linked clone feature is not supported for '{}' ({k})",
+                        "Linked clone feature is not supported for{of_snapshot} '{}' ({k})",
                         d.vol
                     )));
                 }
@@ -167,9 +178,20 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
     let mut copies = Vec::new();
     let mut reserved = Vec::new();
     let mut config = std::collections::BTreeMap::new();
-    for (k, v) in &src.config {
-        let skip = matches!(k.as_str(), "template" | "lock" | "parent" | "snaptime")
-            || k.starts_with("unused");
+    for (k, v) in source {
+        // no snapshot bookkeeping, no unused disks (`clone_vm`)
+        let skip = matches!(
+            k.as_str(),
+            "template"
+                | "lock"
+                | "parent"
+                | "snaptime"
+                | "vmstate"
+                | "snapstate"
+                | "runningcpu"
+                | "runningmachine"
+                | "running-nets-host-mtu"
+        ) || k.starts_with("unused");
         if skip {
             continue;
         }
@@ -275,6 +297,7 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
             config,
             pending: Default::default(),
             pending_delete: Default::default(),
+            snapshots: Default::default(),
             paused: false,
             started_instant: None,
         },
@@ -352,6 +375,11 @@ pub fn template(c: &mut WCtx) -> ApiResult {
     let disk = c.param("disk").map(str::to_string);
     let vm = vm_mut(c.st, &node, vmid)?;
     check_lock(vm, false)?;
+    if !vm.snapshots.is_empty() {
+        return Err(ApiError::Server(
+            "unable to create template, because VM contains snapshots".into(),
+        ));
+    }
     if vm.is_template() {
         return Err(ApiError::Server(
             "you can't convert a template to a template".into(),

@@ -128,6 +128,7 @@ pub fn create(c: &mut WCtx) -> ApiResult {
             config,
             pending: Default::default(),
             pending_delete: Default::default(),
+            snapshots: Default::default(),
             paused: false,
             started_instant: None,
         },

@@ -27,7 +27,9 @@
 //! an offline target ("Can't connect to destination address using public key"); then, after
 //! `lock: migrate` is set, the volume scan: attached local disks of a running guest without
 //! `with-local-disks`, local ISOs ("local cdrom image"), local linked clones and used base
-//! volumes, unsupported local storage types — all reported, then "Problem found while scanning
+//! volumes, local disks a snapshot references ("online storage migration not possible if
+//! non-replicated snapshot exists", offline "non-migratable snapshot exists" unless qcow2 or
+//! ZFS), unsupported local storage types — all reported, then "Problem found while scanning
 //! volumes - can't migrate VM - check log".
 //!
 //! ## Task log lines (the `qmigrate` log grows while the task runs)
@@ -951,6 +953,11 @@ fn plan(st: &State, req: &Request, map: Option<&StorageMap>, start: i64) -> Plan
             size,
             online: running && attached,
         });
+        // a snapshot references it: only ZFS or qcow2 can take snapshots along, offline
+        if let Some(e) = crate::sim::snapshot::migration_blocker(vm, &r.volid, &scfg.stype, running)
+        {
+            vol_errors.insert(r.volid.clone(), e.to_string());
+        }
     }
     for v in &local {
         let attached = !v.r.unused && !v.r.cdrom && !v.r.tpm;

@@ -1,4 +1,4 @@
-//! `/nodes/{node}/qemu/...`: reads, create, clone, config writes, power.
+//! `/nodes/{node}/qemu/...`: reads, create, clone, config writes, power, snapshots.
 //!
 //! ## Where a lock stops a request (qemu-server `src/PVE/API2/Qemu.pm`, 2026-08 master)
 //!
@@ -22,6 +22,10 @@
 //! | `status/suspend` (`RunState::vm_suspend`: `backup` allows a pause; to disk: "cannot suspend to disk during backup") | task | task |
 //! | `status/resume` (`RunState::vm_resume`: `backup` allowed) | task | task |
 //! | `POST migrate` (`check_lock` before the fork, again in `prepare`; see `migrate.rs`) | 500 | — |
+//! | `POST snapshot` (`__snapshot_prepare` runs in the worker; see `snapshot.rs`) | task | task |
+//! | `PUT snapshot/{s}/config` (`$updatefn` under `lock_config`, no fork) | 500 | 500 |
+//! | `POST snapshot/{s}/rollback` (`snapshot_rollback` in the worker; it stops a running guest) | task | task |
+//! | `DELETE snapshot/{s}` (`snapshot_delete`'s `set_lock` in the worker) | task | task |
 //!
 //! `skiplock` (root only) skips `check_lock` wherever it is accepted. A backup that holds the
 //! lock for a while: [`crate::sim::SimHandle::hold_backup`] or the scenario's `lock_secs`.
@@ -32,6 +36,7 @@ pub(crate) mod migrate;
 pub(crate) mod power;
 pub(crate) mod read;
 pub(crate) mod sdn;
+pub(crate) mod snapshot;
 pub(crate) mod write;
 pub(crate) mod write_spec;
 

@@ -146,6 +146,12 @@ pub fn start(c: &mut WCtx) -> ApiResult {
         None
     };
     let cloudinit = vm.config.values().any(|v| v.contains("cloudinit"));
+    // a disk removed from its storage while the config names it (`activate_volumes`)
+    let early = early.or_else(|| {
+        c.st.vms
+            .get(&vmid)
+            .and_then(|v| crate::sim::snapshot::missing_disk_error(c.st, v))
+    });
     let secs = if early.is_some() {
         FAIL_FAST_SECS
     } else {
@@ -425,6 +431,19 @@ pub fn destroy(c: &mut WCtx) -> ApiResult {
         .collect::<Vec<_>>();
     power_task(c, "qmdestroy", 2.0, Vec::new(), move |st, vmid| {
         let gone = st.vms.remove(&vmid);
+        // references to volumes freed earlier go with the config
+        if let Some(v) = &gone {
+            let named: Vec<&String> = v
+                .config
+                .values()
+                .chain(v.snapshots.values().flat_map(|s| s.values()))
+                .collect();
+            st.freed_volumes.retain(|f| {
+                !named
+                    .iter()
+                    .any(|x| x.split(',').next() == Some(f.as_str()))
+            });
+        }
         // unused disks go with the guest; other loose images of it only when asked
         let unused: Vec<String> = gone
             .iter()

@@ -106,9 +106,25 @@ pub fn list(c: &Ctx) -> ApiResult {
 pub fn config(c: &Ctx) -> ApiResult {
     c.require(&format!("/vms/{}", c.args.vmid), &["VM.Audit"], false)?;
     c.validate()?;
+    if c.param("snapshot").is_some_and(|s| !s.is_empty()) && c.flag("current") {
+        let e = "cannot use 'snapshot' parameter with 'current'";
+        return Err(ApiError::Param(
+            [("snapshot", e), ("current", e)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ));
+    }
     let vm = lookup(c, &c.args.node, &c.args.vmid)?;
-    if let Some(s) = c.param("snapshot") {
-        return Err(ApiError::Server(format!("snapshot '{s}' does not exist")));
+    // `load_snapshot_config`: the section, with the file's digest
+    if let Some(s) = c.param("snapshot").filter(|s| !s.is_empty()) {
+        let snap = vm
+            .snapshots
+            .get(s)
+            .ok_or_else(|| ApiError::Server(format!("snapshot '{s}' does not exist")))?;
+        let mut m = typed(snap);
+        m.insert("digest".into(), json!(vm.digest()));
+        return Ok(Reply::data(Value::Object(m)));
     }
     // pending values applied unless `current=1` (qemu-server `vm_config`)
     let mut view = vm.config.clone();
@@ -118,8 +134,15 @@ pub fn config(c: &Ctx) -> ApiResult {
         }
         view.extend(vm.pending.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+    let mut m = typed(&view);
+    m.insert("digest".into(), json!(vm.digest()));
+    Ok(Reply::data(Value::Object(m)))
+}
+
+/// Config values as the API types them (integers and numbers where the schema says so).
+pub fn typed(view: &std::collections::BTreeMap<String, String>) -> Map<String, Value> {
     let mut m = Map::new();
-    for (k, v) in &view {
+    for (k, v) in view {
         let val = if INT_KEYS.contains(&k.as_str()) {
             v.parse::<i64>()
                 .map(|n| json!(n))
@@ -133,8 +156,7 @@ pub fn config(c: &Ctx) -> ApiResult {
         };
         m.insert(k.clone(), val);
     }
-    m.insert("digest".into(), json!(vm.digest()));
-    Ok(Reply::data(Value::Object(m)))
+    m
 }
 
 pub fn status_current(c: &Ctx) -> ApiResult {

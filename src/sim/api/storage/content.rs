@@ -119,7 +119,12 @@ pub fn content(c: &Ctx) -> ApiResult {
         items.push(m);
     }
     for vm in st.vms.values().filter(|v| s.shared || v.node == *node) {
-        for d in vm.disks().into_iter().filter(|d| d.storage == s.id) {
+        for d in vm.disks().into_iter().filter(|d| {
+            d.storage == s.id
+                && !st
+                    .freed_volumes
+                    .contains(&format!("{}:{}", d.storage, d.volname))
+        }) {
             let format = if d.volname.ends_with(".qcow2") {
                 "qcow2"
             } else {
@@ -131,6 +136,16 @@ pub fn content(c: &Ctx) -> ApiResult {
                 item["parent"] = json!(parent);
             }
             items.push(item);
+        }
+        // snapshots' RAM states are images of the guest (disk snapshots are not listed)
+        for v in crate::sim::snapshot::vmstate_volumes(st, vm)
+            .into_iter()
+            .filter(|v| v.storage == s.id)
+        {
+            items.push(
+                json!({ "volid": v.volid, "content": "images", "format": "raw",
+                "size": v.size, "vmid": v.vmid, "used": v.size / 2, "ctime": v.ctime }),
+            );
         }
         if let Some(ci) = vm.get("ide2").filter(|v| v.contains("cloudinit")) {
             let volid = ci.split(',').next().unwrap_or("");

@@ -1,7 +1,14 @@
-//! `GET` and `DELETE /nodes/{node}/storage/{storage}/content/{volume}` (pve-manager
-//! `API2/Storage/Content.pm` `info` and `delete`): volume attributes, and removal of file
-//! volumes (ISOs, templates, import images, backups) in an `imgdel` task. Guest disks are
-//! shown but not deleted here (they belong to guest configs in the simulator).
+//! `GET` and `DELETE /nodes/{node}/storage/{storage}/content/{volume}` (pve-storage
+//! `API2/Storage/Content.pm` `info` and `delete`): volume attributes, and removal in an
+//! `imgdel` task (id `<owner vmid>@<storage>`, or the storage alone). Like PVE's `vdisk_free`,
+//! the delete looks at no guest config: file volumes, loose guest images (orphans, `unusedN`
+//! disks), guest disks and snapshots' RAM states all go; a config that still names a removed
+//! disk keeps naming it (the volume is then in [`State::freed_volumes`], gone from content, and
+//! starting the guest fails as on PVE). A volume that does not exist is no error either: the
+//! task ends OK (a file storage logs "disk image '<path>' does not exist"). What refuses a
+//! delete is the storage: a base volume
+//! linked clones use ("base volume '...' is still in use by linked clones"), and an LVM
+//! volume a running guest holds open (`lvremove` "Logical volume vg/lv in use.").
 
 use serde_json::{Value, json};
 
@@ -120,14 +127,35 @@ pub fn info(c: &Ctx) -> ApiResult {
         }
         return Ok(Reply::data(v));
     }
+    if c.st.freed_volumes.contains(&volid) {
+        return Err(gone());
+    }
     let shared = c.st.storage(&sid).is_some_and(|s| s.shared);
-    let disk =
+    let here = |n: Option<&str>| shared || n == Some(node.as_str());
+    let image =
+        c.st.images
+            .iter()
+            .find(|i| i.volid == volid && here(i.node.as_deref()));
+    let state = || {
         c.st.vms
             .values()
-            .filter(|v| shared || v.node == *node)
-            .flat_map(|v| v.disks())
-            .find(|d| d.storage == sid && d.volname == volname)
-            .ok_or_else(gone)?;
+            .filter(|v| here(Some(&v.node)))
+            .flat_map(|v| crate::sim::snapshot::vmstate_volumes(c.st, v))
+            .find(|v| v.volid == volid)
+    };
+    let size = match (image, state()) {
+        (Some(i), _) => i.size,
+        (None, Some(v)) => v.size,
+        (None, None) => {
+            c.st.vms
+                .values()
+                .filter(|v| here(Some(&v.node)))
+                .flat_map(|v| v.disks())
+                .find(|d| d.storage == sid && d.volname == volname)
+                .ok_or_else(gone)?
+                .size
+        }
+    };
     let format = if volname.ends_with(".qcow2") {
         "qcow2"
     } else {
@@ -135,10 +163,76 @@ pub fn info(c: &Ctx) -> ApiResult {
     };
     Ok(Reply::data(json!({
         "path": path,
-        "size": disk.size,
-        "used": disk.size / 3,
+        "size": size,
+        "used": size / 3,
         "format": format,
     })))
+}
+
+/// What a delete of a guest volume (not a file volume) removes.
+enum GuestVolume {
+    /// A loose image in [`State::images`].
+    Image,
+    /// A disk or RAM state a config names: freed, the config keeps naming it. The error, if
+    /// the storage refuses to remove it.
+    Referenced(Option<String>),
+}
+
+/// The guest volume `volid` as `node` sees it, if there is one.
+fn guest_volume(
+    st: &State,
+    node: &str,
+    sid: &str,
+    volname: &str,
+    volid: &str,
+) -> Option<GuestVolume> {
+    let s = st.storage(sid)?;
+    let here = |n: Option<&str>| s.shared || n == Some(node);
+    if st.freed_volumes.contains(volid) {
+        return None;
+    }
+    if st
+        .images
+        .iter()
+        .any(|i| i.volid == volid && here(i.node.as_deref()))
+    {
+        return Some(GuestVolume::Image);
+    }
+    let vms = || st.vms.values().filter(|v| here(Some(&v.node)));
+    let is_state = vms().any(|v| {
+        v.snapshots
+            .values()
+            .any(|x| x.get("vmstate").is_some_and(|x| x == volid))
+    });
+    let holder = vms().find(|v| {
+        v.disks()
+            .iter()
+            .any(|d| d.storage == sid && d.volname == volname)
+    });
+    if !is_state && holder.is_none() {
+        return None;
+    }
+    let file = volname.rsplit('/').next().unwrap_or(volname);
+    // `vdisk_free`: "LVM-thin allows deletion of still referenced base volumes!"
+    let base_used = file.starts_with("base-")
+        && st
+            .vms
+            .values()
+            .flat_map(|v| v.config.values())
+            .any(|x| x.starts_with(&format!("{volid}/")));
+    let error = if base_used {
+        Some(format!(
+            "base volume '{volname}' is still in use by linked clones"
+        ))
+    } else if matches!(s.stype.as_str(), "lvmthin" | "lvm") && holder.is_some_and(|v| v.running) {
+        let vg = s.props.get("vgname").map(String::as_str).unwrap_or("pve");
+        Some(format!(
+            "lvremove '{vg}/{file}' error:   Logical volume {vg}/{file} in use."
+        ))
+    } else {
+        None
+    };
+    Some(GuestVolume::Referenced(error))
 }
 
 pub fn delete(c: &mut WCtx) -> ApiResult {
@@ -160,47 +254,70 @@ pub fn delete(c: &mut WCtx) -> ApiResult {
     if c.st.storage(&sid).is_none() {
         return Err(ApiError::Server(format!("storage '{sid}' does not exist")));
     }
-    let Some(f) = file(c.st, &node, &volid) else {
-        let in_use =
-            c.st.vms
-                .values()
-                .flat_map(|v| v.disks())
-                .any(|d| d.storage == sid && d.volname == volname);
-        return Err(ApiError::Server(if in_use {
-            format!(
-                "volume '{volid}' is a guest disk: the simulator removes guest disks with their guest (or the guest's config)"
-            )
-        } else {
-            format!("volume '{volid}' does not exist")
-        }));
+    // `None`: there is no such volume, which `free_image` does not mind (a file storage warns)
+    let (protected, guest) = match file(c.st, &node, &volid) {
+        Some(f) => (f.protected, Some(None)),
+        None => (
+            false,
+            guest_volume(c.st, &node, &sid, &volname, &volid).map(Some),
+        ),
     };
-    let protected = f.protected;
+    let missing_path =
+        c.st.storage(&sid)
+            .filter(|s| s.props.contains_key("path"))
+            .map(|_| path_of(c.st, &sid, &volname));
     let delay = c.param("delay").is_some();
     let user = c.authid().to_string();
     let vol2 = volid.clone();
+    let node2 = node.clone();
+    let sid2 = sid.clone();
     let remove = move |st: &mut State, injected: Option<String>| -> Outcome {
+        let fail = |error: String| Outcome::Err {
+            log: Vec::new(),
+            error,
+        };
         if let Some(error) = injected {
-            return Outcome::Err {
-                log: Vec::new(),
-                error,
-            };
+            return fail(error);
         }
         if protected {
-            return Outcome::Err {
-                log: Vec::new(),
-                error: format!("volume '{vol2}' is protected"),
-            };
+            // `free_image`
+            let (sid, volname) = vol2.split_once(':').unwrap_or(("", ""));
+            return fail(format!(
+                "cannot remove protected volume '{volname}' on '{sid}'"
+            ));
         }
-        st.files.retain(|f| f.volid != vol2);
-        Outcome::Ok {
-            log: vec![format!("Removed volume '{vol2}'")],
-            warnings: 0,
+        let shared = st.storage(&sid2).is_some_and(|s| s.shared);
+        let here = |n: Option<&str>| shared || n == Some(node2.as_str());
+        let mut log = Vec::new();
+        match guest {
+            None => {
+                if let Some(p) = missing_path {
+                    log.push(format!("disk image '{p}' does not exist"));
+                }
+            }
+            Some(None) => st
+                .files
+                .retain(|f| f.volid != vol2 || !here(f.node.as_deref())),
+            Some(Some(GuestVolume::Image)) => st
+                .images
+                .retain(|i| i.volid != vol2 || !here(i.node.as_deref())),
+            Some(Some(GuestVolume::Referenced(Some(error)))) => return fail(error),
+            Some(Some(GuestVolume::Referenced(None))) => {
+                st.freed_volumes.insert(vol2.clone());
+            }
         }
+        log.push(format!("Removed volume '{vol2}'"));
+        Outcome::Ok { log, warnings: 0 }
+    };
+    // `$ownervm@$storeid`, or the storage id
+    let id = match owner(&volname) {
+        Some(v) => format!("{v}@{sid}"),
+        None => sid.clone(),
     };
     let task = NewTask {
         node: &node,
         ttype: "imgdel",
-        id: "",
+        id: &id,
         user: &user,
         duration_secs: 0.2,
         log: Vec::new(),
