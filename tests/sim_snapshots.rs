@@ -1191,3 +1191,31 @@ async fn qm_snapshot_commands_over_ssh() {
     assert_eq!(names(&list(&api, "pve01", 1000).await), ["current"]);
     api.h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_an_unused_entry_frees_its_volume_at_once_even_on_a_running_guest() {
+    let api = Api::new(SCALE).await;
+    assert!(nfs_content(&api).await.contains("vm-1005-disk-2.qcow2"));
+    // 1005 runs; an unused entry is not a pending change: it goes now, with its volume.
+    let (s, b) = api
+        .call(
+            CLAUDE,
+            "PUT",
+            "/nodes/pve02/qemu/1005/config",
+            &[("delete", "unused0")],
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, cfg) = api.get("/nodes/pve02/qemu/1005/config").await;
+    assert!(cfg["data"].get("unused0").is_none(), "{cfg}");
+    assert!(
+        !nfs_content(&api).await.contains("vm-1005-disk-2.qcow2"),
+        "the volume is freed"
+    );
+}
+
+async fn nfs_content(api: &Api) -> String {
+    let (s, b) = api.get("/nodes/pve02/storage/nfs-shared/content").await;
+    assert_eq!(s, 200, "{b}");
+    b.to_string()
+}

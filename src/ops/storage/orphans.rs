@@ -136,7 +136,11 @@ fn volumes_of(value: &str) -> Vec<String> {
         .position(|p| p.starts_with("base-"))
         .filter(|i| i + 1 < parts.len())
     {
+        // PVE lists a linked clone's image under its full name (`100/base-100-disk-0.qcow2/
+        // 1011/vm-1011-disk-0.qcow2` on a directory storage) or its own (`vm-1011-disk-0` on
+        // LVM-thin): all three names are in use.
         Some(i) => vec![
+            volume.to_string(),
             format!("{storage}:{}", parts[..=i].join("/")),
             format!("{storage}:{}", parts[i + 1..].join("/")),
         ],
@@ -462,11 +466,16 @@ mod tests {
         );
         assert_eq!(
             volumes_of("local-lvm:base-100-disk-0/vm-1011-disk-0,size=8G"),
-            ["local-lvm:base-100-disk-0", "local-lvm:vm-1011-disk-0"]
+            [
+                "local-lvm:base-100-disk-0/vm-1011-disk-0",
+                "local-lvm:base-100-disk-0",
+                "local-lvm:vm-1011-disk-0"
+            ]
         );
         assert_eq!(
             volumes_of("nfs-shared:100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2,size=60G"),
             [
+                "nfs-shared:100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2",
                 "nfs-shared:100/base-100-disk-0.qcow2",
                 "nfs-shared:1011/vm-1011-disk-0.qcow2"
             ]

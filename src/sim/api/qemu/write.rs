@@ -313,16 +313,34 @@ fn update(c: &mut WCtx) -> Result<(u32, String), ApiError> {
         vm.pending.remove(k);
         vm.pending_delete.remove(k);
     }
+    // Removing an `unusedN` entry takes effect at once, running or not, and frees the volume
+    // (qemu-server `update_vm_api`: `vdisk_free` unless a snapshot still references it) —
+    // the GUI's "Remove" on an unused disk erases it.
+    let mut freed = Vec::new();
     for k in deletes {
         vm.pending.remove(&k);
+        if k.starts_with("unused") {
+            if let Some(v) = vm.config.remove(&k) {
+                freed.push(DriveValue::parse(&v).vol);
+            }
+            continue;
+        }
         if vm.config.contains_key(&k) {
             vm.pending_delete.insert(k);
         }
     }
+    let in_snapshots: Vec<String> = vm
+        .snapshots
+        .values()
+        .flat_map(|s| s.values())
+        .map(|v| DriveValue::parse(v).vol)
+        .collect();
+    freed.retain(|v| !in_snapshots.contains(v));
     for (k, v) in converted {
         vm.pending_delete.remove(&k);
         vm.pending.insert(k, v);
     }
+    c.st.images.retain(|i| !freed.contains(&i.volid));
     Ok((vmid, node))
 }
 
