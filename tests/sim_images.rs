@@ -422,7 +422,12 @@ async fn create_early_errors_and_failed_task() {
             &[("vmid", "4100"), ("archive", "local:backup/x.vma.zst")],
         )
         .await;
-    assert_eq!(s, 400, "restore is not modelled: {b}");
+    // a restore (`api::backup::restore`): the archive must exist on the node
+    assert_eq!(
+        (s, message(&b).as_str()),
+        (500, "can't find file 'local:backup/x.vma.zst'"),
+        "{b}"
+    );
     let (s, b) = api
         .call(
             CLAUDE,

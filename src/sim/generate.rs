@@ -344,6 +344,7 @@ impl Scenario {
             tasks: Vec::new(),
             ha_rules: Vec::new(),
             ha_groups: Vec::new(),
+            backup_jobs: Vec::new(),
         }
     }
 }

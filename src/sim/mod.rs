@@ -31,6 +31,7 @@
 
 mod api;
 mod auth;
+mod backup;
 mod faults;
 pub mod generate;
 mod guest;
@@ -57,6 +58,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use api::{ENDPOINTS, ServedEndpoint, served_endpoints};
+pub use backup::{BackupJobSpec, LastRunSpec};
 pub use generate::GenerateSpec;
 pub use observe::GuestPlacement;
 pub use scenario::{HaGroupSpec, HaRuleSpec, HaSpec, Scenario};

@@ -40,6 +40,10 @@ pub struct Scenario {
     /// answer that they have been migrated.
     #[serde(default)]
     pub ha_groups: Vec<HaGroupSpec>,
+    /// Backup jobs (`jobs.cfg`), optionally with their last scheduled run seeded into the task
+    /// archive (see `crate::sim::backup`).
+    #[serde(default)]
+    pub backup_jobs: Vec<super::backup::BackupJobSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

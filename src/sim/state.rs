@@ -99,6 +99,8 @@ pub struct State {
     pub faults: super::faults::Faults,
     /// HA resources, rules and the CRM's state (see `ha.rs`).
     pub ha: super::ha::HaState,
+    /// Backup jobs, archived guest configs, backup faults (see `backup/`).
+    pub backup: super::backup::BackupState,
 }
 
 pub struct Node {
@@ -363,8 +365,10 @@ impl State {
             started,
             faults,
             ha,
+            backup: Default::default(),
         };
         super::ha::init(&mut state);
+        super::backup::seed(&mut state, &s.backup_jobs).map_err(bad)?;
         Ok(state)
     }
 

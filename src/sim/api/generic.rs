@@ -48,11 +48,7 @@ const FW: &[&str] = &["aliases", "ipset", "log", "options", "refs", "rules"];
 
 #[rustfmt::skip]
 const TABLE: &[(&[&str], Perm, Kind)] = &[
-    (&["cluster", "backup"], AUDIT_ROOT, Empty),
-    (&["cluster", "backup", "*"], AUDIT_ROOT, NoSuch("backup job")),
-    (&["cluster", "backup", "*", "included_volumes"], AUDIT_ROOT, NoSuch("backup job")),
     (&["cluster", "backup-info"], AUDIT_ROOT, Index("subdir", &["not-backed-up"])),
-    (&["cluster", "backup-info", "not-backed-up"], AUDIT_ROOT, Obj(not_backed_up)),
     (&["cluster", "replication"], All, Empty),
     (&["cluster", "replication", "*"], All, NoSuch("replication job")),
     (&["cluster", "firewall"], All, Index("name", &["aliases", "groups", "ipset", "macros", "options", "refs", "rules"])),
@@ -227,16 +223,6 @@ fn generic(c: &Ctx) -> ApiResult {
             c.args.node, c.args.vmid
         ))),
     }
-}
-
-fn not_backed_up(c: &Ctx) -> Value {
-    let rows: Vec<Value> =
-        c.st.vms
-            .values()
-            .filter(|v| !v.is_template())
-            .map(|v| json!({ "vmid": v.vmid, "name": v.get("name").unwrap_or(""), "type": "qemu" }))
-            .collect();
-    Value::Array(rows)
 }
 
 fn config_nodes(c: &Ctx) -> Value {

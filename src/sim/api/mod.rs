@@ -4,6 +4,7 @@
 //! state lock.
 
 pub(crate) mod access;
+pub(crate) mod backup;
 pub(crate) mod cluster;
 pub(crate) mod cluster_info;
 mod generic;
@@ -26,8 +27,8 @@ use cluster as api_cluster;
 use index as api_index;
 use nodes as api_nodes;
 use qemu::{
-    clone as api_clone, create as api_create, migrate as api_migrate, power as api_power,
-    read as api_qemu, write as api_qemu_write, write_spec as api_write_spec,
+    clone as api_clone, migrate as api_migrate, power as api_power, read as api_qemu,
+    write as api_qemu_write, write_spec as api_write_spec,
 };
 use storage::{
     content as api_storage, download as api_download, upload as api_upload, volume as api_volume,
@@ -176,7 +177,7 @@ fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
                     proxied: false,
                 })
             }
-            _ => None,
+            _ => backup::route(method, segs, args),
         };
     }
     match segs {
@@ -226,9 +227,12 @@ fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
             args.node = n.to_string();
             node_route(rest, args)
                 .or_else(|| reads::node_route(rest, args))
+                .or_else(|| backup::node_route("GET", rest))
                 .or_else(|| generic::route(segs, args))
         }
-        _ => reads::route(segs, args).or_else(|| generic::route(segs, args)),
+        _ => reads::route(segs, args)
+            .or_else(|| backup::route("GET", segs, args))
+            .or_else(|| generic::route(segs, args)),
     }
 }
 
@@ -378,8 +382,13 @@ fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route
             proxied: true,
         })
     };
+    if let Some(r) = backup::node_route(method, rest) {
+        return Some(r);
+    }
     match (method, rest) {
-        ("POST", ["qemu"]) => return w(api_create::create, api_write_spec::CREATE),
+        ("POST", ["qemu"]) => {
+            return w(backup::restore::create_or_restore, api_write_spec::CREATE);
+        }
         ("POST", ["storage", s, "download-url"]) => {
             args.storage = s.to_string();
             return w(api_download::download_url, api_write_spec::DOWNLOAD_URL);
@@ -507,6 +516,7 @@ pub fn served_endpoints() -> Vec<ServedEndpoint> {
         .iter()
         .copied()
         .chain(reads)
+        .chain(backup::ENDPOINTS.iter().copied())
         .filter_map(|(method, path)| {
             let concrete = path
                 .replace("{service}", "pveproxy")
@@ -516,6 +526,7 @@ pub fn served_endpoints() -> Vec<ServedEndpoint> {
                 .replace("{sid}", "vm:100")
                 .replace("{rule}", "rule1")
                 .replace("{group}", "group1")
+                .replace("{id}", "job1")
                 .replace("{node}", "pve01")
                 .replace("{vmid}", "100")
                 .replace("{storage}", "local")
@@ -648,7 +659,9 @@ mod endpoint_tests {
     fn every_listed_endpoint_resolves() {
         assert_eq!(
             crate::sim::served_endpoints().len(),
-            crate::sim::ENDPOINTS.len() + super::reads::ENDPOINTS.len()
+            crate::sim::ENDPOINTS.len()
+                + super::reads::ENDPOINTS.len()
+                + super::backup::ENDPOINTS.len()
         );
     }
 }

@@ -19,8 +19,20 @@ use crate::sim::state::{GIB, State, Vm, is_drive_key};
 use crate::sim::tasks::{NewTask, Outcome, spawn_locked};
 use crate::sim::volumes::{format_size, new_disk_name, new_uuid};
 
-/// Parameters that are not config keys.
-const META: &[&str] = &["node", "vmid", "pool", "start", "unique"];
+/// Parameters that are not config keys (`archive` and its options are the restore's, see
+/// `api::backup::restore`).
+const META: &[&str] = &[
+    "node",
+    "vmid",
+    "pool",
+    "start",
+    "unique",
+    "archive",
+    "force",
+    "storage",
+    "bwlimit",
+    "live-restore",
+];
 
 /// One disk import the task performs.
 struct Import {

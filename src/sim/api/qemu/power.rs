@@ -40,7 +40,7 @@ fn ok(log: Vec<String>) -> Outcome {
     Outcome::Ok { log, warnings: 0 }
 }
 
-pub(super) fn power_on(st: &mut State, vmid: u32) {
+pub(crate) fn power_on(st: &mut State, vmid: u32) {
     if let Some(vm) = st.vms.get_mut(&vmid) {
         vm.running = true;
         vm.paused = false;

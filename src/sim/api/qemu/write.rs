@@ -37,7 +37,7 @@ const FASTPLUG: &[&str] = &[
 ];
 
 /// Privilege needed to change `key` (qemu-server `check_vm_modify_config_perm`).
-pub(super) fn priv_for(key: &str, value: Option<&str>) -> &'static str {
+pub(crate) fn priv_for(key: &str, value: Option<&str>) -> &'static str {
     let k = key.trim_end_matches(|c: char| c.is_ascii_digit());
     match k {
         "cores" | "sockets" | "cpu" | "numa" | "vcpus" | "cpulimit" | "cpuunits" | "affinity" => {

@@ -246,10 +246,15 @@ pub const CONFIG_POST: &[Param] = vm_spec![
     )
 ];
 pub const CONFIG_PUT: &[Param] = vm_spec![opt("delete", STR), DIGEST, opt("revert", STR), SKIPLOCK];
-/// `POST /nodes/{node}/qemu` without `archive` (restore is not modelled).
+/// `POST /nodes/{node}/qemu`: create, or restore with `archive` (`api::backup::restore`).
 pub const CREATE: &[Param] = vm_spec![
+    opt("archive", Ty::Str { max_len: Some(255) }),
+    opt("bwlimit", params::UINT),
+    opt("force", Ty::Bool),
+    opt("live-restore", Ty::Bool),
     opt("pool", STR),
     opt("start", Ty::Bool),
+    opt("storage", Ty::StorageId),
     opt("unique", Ty::Bool)
 ];
 

@@ -108,7 +108,10 @@ pub fn content(c: &Ctx) -> ApiResult {
         }
         if f.content == "backup" {
             m["subtype"] = json!("qemu");
-            m["protected"] = json!(u8::from(f.protected));
+            // the plugin sets `protected` only for protected backups (a `.protected` file)
+            if f.protected {
+                m["protected"] = json!(1);
+            }
             if let Some(n) = &f.notes {
                 m["notes"] = json!(n);
             }
