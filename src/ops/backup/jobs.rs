@@ -1,6 +1,11 @@
 //! `backup_jobs`: the cluster's scheduled backup jobs (schedule, next run, selection, storage,
-//! enabled), the outcome of each job's last run — read from the vzdump tasks, which carry the
-//! job's id in their first log line — and the guests no enabled job covers.
+//! enabled), the outcome of each job's last run, and the guests no enabled job covers.
+//!
+//! PVE records no job id in a run's task: the scheduler runs each job on every node as
+//! `root@pam` with the job's options plus `--quiet 1`, and the log's first line prints that
+//! command. A run is matched to the job whose selection (vmids, `all`, pool) and storage it
+//! prints; runs of one job start together on every node, so the newest run is the tasks of
+//! that job within an hour of its newest task.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,11 +19,12 @@ use crate::pve::{ResourceType, TaskFilter, Upid};
 #[serde(deny_unknown_fields)]
 pub struct BackupJobsArgs {}
 
-/// How a job's last run went.
+/// How a job's last run went (a job runs one vzdump task per node holding its guests).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LastRun {
-    pub upid: String,
-    pub node: String,
+    /// The run's tasks, one per node.
+    pub upids: Vec<String>,
+    pub nodes: Vec<String>,
     /// Unix times.
     pub started: i64,
     pub ended: Option<i64>,
@@ -64,7 +70,7 @@ pub struct BackupJobsReport {
 pub async fn backup_jobs(ctx: &Context, _: &BackupJobsArgs) -> Result<BackupJobsReport, Error> {
     let (jobs, _) = ctx.client.list_backup_jobs().await?;
     let mut warnings = Vec::new();
-    let runs = last_runs(ctx, &mut warnings).await;
+    let runs = last_runs(ctx, &jobs, &mut warnings).await;
     let not_covered = match ctx.client.not_backed_up().await {
         Ok((rows, _)) => rows
             .iter()
@@ -126,7 +132,11 @@ pub async fn backup_jobs(ctx: &Context, _: &BackupJobsArgs) -> Result<BackupJobs
 }
 
 /// The newest run of each job id found in the online nodes' vzdump tasks.
-async fn last_runs(ctx: &Context, warnings: &mut Vec<String>) -> Vec<(String, LastRun)> {
+async fn last_runs(
+    ctx: &Context,
+    jobs: &[crate::pve::BackupJob],
+    warnings: &mut Vec<String>,
+) -> Vec<(String, LastRun)> {
     let nodes: Vec<String> = match ctx
         .client
         .get_cluster_resources(Some(ResourceType::Node))
@@ -155,7 +165,8 @@ async fn last_runs(ctx: &Context, warnings: &mut Vec<String>) -> Vec<(String, La
         }
     }
     tasks.sort_by_key(|t| std::cmp::Reverse(t.starttime));
-    let mut out: Vec<(String, LastRun)> = Vec::new();
+    // (job id, task, what its log says), newest first.
+    let mut seen = Vec::new();
     for t in tasks {
         let Ok(upid) = t.upid.parse::<Upid>() else {
             continue;
@@ -164,34 +175,88 @@ async fn last_runs(ctx: &Context, warnings: &mut Vec<String>) -> Vec<(String, La
             continue;
         };
         let lines: Vec<String> = lines.into_iter().map(|l| l.t).collect();
-        let Some(id) = log::job_id(&lines) else {
+        let Some(cmd) = log::command(&lines) else {
             continue;
         };
-        if out.iter().any(|(seen, _)| *seen == id) {
+        let id = match &cmd.job_id {
+            Some(id) => Some(id.clone()),
+            None if cmd.quiet => jobs.iter().find(|j| matches(j, &cmd)).map(|j| j.id.clone()),
+            None => None,
+        };
+        if let Some(id) = id {
+            seen.push((id, t, log::guests(&lines)));
+        }
+    }
+    let mut out: Vec<(String, LastRun)> = Vec::new();
+    for (id, newest, _) in &seen {
+        if out.iter().any(|(o, _)| o == id) {
             continue;
         }
-        let guests = log::guests(&lines);
-        let status = t.status.clone().unwrap_or_else(|| "running".into());
+        // The tasks of one run start together on every node; an hour apart is another run.
+        let run: Vec<_> = seen
+            .iter()
+            .filter(|(i, t, _)| i == id && t.starttime >= newest.starttime - 3600)
+            .collect();
+        let statuses: Vec<String> = run
+            .iter()
+            .map(|(_, t, _)| t.status.clone().unwrap_or_else(|| "running".into()))
+            .collect();
+        let ok = statuses
+            .iter()
+            .all(|s| s == "OK" || s.starts_with("WARNINGS"));
+        let mut failed_guests = Vec::new();
+        let mut backed_up = Vec::new();
+        for (_, _, guests) in &run {
+            for (v, g) in guests {
+                match &g.error {
+                    Some(e) => failed_guests.push(format!("{v}: {e}")),
+                    None if g.finished => backed_up.push(*v),
+                    None => {}
+                }
+            }
+        }
+        backed_up.sort_unstable();
+        let mut status: Vec<String> = statuses.clone();
+        status.sort();
+        status.dedup();
         out.push((
-            id,
+            id.clone(),
             LastRun {
-                upid: t.upid.clone(),
-                node: t.node.clone(),
-                started: t.starttime,
-                ended: t.endtime,
-                ok: status == "OK" || status.starts_with("WARNINGS"),
-                status,
-                failed_guests: guests
+                upids: run.iter().map(|(_, t, _)| t.upid.clone()).collect(),
+                nodes: run.iter().map(|(_, t, _)| t.node.clone()).collect(),
+                started: run.iter().map(|(_, t, _)| t.starttime).min().unwrap_or(0),
+                ended: run
                     .iter()
-                    .filter_map(|(v, g)| g.error.as_ref().map(|e| format!("{v}: {e}")))
-                    .collect(),
-                backed_up: guests
-                    .iter()
-                    .filter(|(_, g)| g.finished && g.error.is_none())
-                    .map(|(v, _)| *v)
-                    .collect(),
+                    .map(|(_, t, _)| t.endtime)
+                    .collect::<Option<Vec<i64>>>()
+                    .and_then(|e| e.into_iter().max()),
+                status: status.join(", "),
+                ok,
+                failed_guests,
+                backed_up,
             },
         ));
     }
     out
+}
+
+/// Whether a scheduled run's command is this job's: the same storage and selection.
+fn matches(job: &crate::pve::BackupJob, cmd: &log::Command) -> bool {
+    let mut ids: Vec<u32> = job
+        .vmid
+        .as_deref()
+        .unwrap_or("")
+        .split([',', ' ', ';'])
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let selection = if job.all == Some(true) {
+        cmd.all
+    } else if let Some(p) = &job.pool {
+        cmd.pool.as_ref() == Some(p)
+    } else {
+        !ids.is_empty() && ids == cmd.vmids
+    };
+    selection && job.storage == cmd.storage
 }

@@ -5,7 +5,8 @@
 //! - `INFO: creating vzdump archive '/var/lib/vz/dump/vzdump-qemu-100-2026_12_02-21_00_00.vma.zst'`
 //! - `INFO: Finished Backup of VM 100 (00:01:02)`
 //! - `ERROR: Backup of VM 101 failed - <reason>`
-//! - `INFO: starting new backup job: vzdump 100 101 --storage local ... [--job-id ID]`
+//! - `INFO: starting new backup job: vzdump 100 101 --storage local ... --quiet 1` (scheduled
+//!   runs pass `--quiet 1`; PVE does not print the job's id)
 
 use std::collections::BTreeMap;
 
@@ -51,21 +52,62 @@ pub fn guests(lines: &[String]) -> BTreeMap<u32, GuestRun> {
     out
 }
 
-/// The `--job-id` of the job a log belongs to (scheduled runs carry it).
-pub fn job_id(lines: &[String]) -> Option<String> {
+/// The vzdump command a task log starts with (`INFO: starting new backup job: vzdump 100 101
+/// --storage local --mode snapshot --quiet 1`): what it selected and where it wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Command {
+    pub vmids: Vec<u32>,
+    pub all: bool,
+    pub pool: Option<String>,
+    pub storage: Option<String>,
+    /// Scheduled runs pass `--quiet 1` (PVE's scheduler); hand-started ones do not.
+    pub quiet: bool,
+    /// Only when the log names it (PVE itself does not print `--job-id`).
+    pub job_id: Option<String>,
+}
+
+/// The command of a vzdump log, if its first lines have one.
+pub fn command(lines: &[String]) -> Option<Command> {
     let line = lines
         .iter()
+        .take(5)
         .find(|l| l.contains("starting new backup job:"))?;
-    let mut words = line.split_whitespace();
-    while let Some(w) = words.next() {
-        if w == "--job-id" {
-            return words.next().map(|s| s.trim_matches('\'').to_string());
+    let rest = line.split_once("starting new backup job:")?.1.trim();
+    let rest = rest.strip_prefix("vzdump").unwrap_or(rest);
+    let words: Vec<String> = rest
+        .split_whitespace()
+        .map(|w| w.trim_matches('\'').to_string())
+        .collect();
+    let mut c = Command::default();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        if let Some(opt) = w.strip_prefix("--") {
+            let (key, value) = match opt.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => {
+                    i += 1;
+                    (opt.to_string(), words.get(i).cloned())
+                }
+            };
+            let value = value.unwrap_or_default();
+            match key.as_str() {
+                "all" => c.all = value == "1",
+                "pool" => c.pool = Some(value),
+                "storage" => c.storage = Some(value),
+                "quiet" => c.quiet = value == "1",
+                "job-id" => c.job_id = Some(value),
+                _ => {}
+            }
+        } else {
+            c.vmids
+                .extend(w.split(',').filter_map(|v| v.parse::<u32>().ok()));
         }
-        if let Some(id) = w.strip_prefix("--job-id=") {
-            return Some(id.trim_matches('\'').to_string());
-        }
+        i += 1;
     }
-    None
+    c.vmids.sort_unstable();
+    c.vmids.dedup();
+    Some(c)
 }
 
 fn after_vmid(line: &str, marker: &str) -> Option<u32> {
@@ -106,7 +148,15 @@ mod tests {
             g[&1001].error.as_deref(),
             Some("job failed with err -5 - Input/output error")
         );
-        assert_eq!(job_id(&lines).as_deref(), Some("nightly"));
-        assert_eq!(job_id(&lines[1..]), None);
+        let c = command(&lines).expect("a command");
+        assert_eq!(c.vmids, [1000, 1001]);
+        assert_eq!(c.storage.as_deref(), Some("nfs-shared"));
+        assert_eq!(c.job_id.as_deref(), Some("nightly"));
+        assert!(command(&lines[1..]).is_none());
+        let scheduled: Vec<String> = vec![
+            "INFO: starting new backup job: vzdump --all 1 --exclude 1002 --mode snapshot --notes-template '{{guestname}}' --quiet 1 --storage local".into(),
+        ];
+        let c = command(&scheduled).expect("a command");
+        assert!(c.all && c.quiet && c.vmids.is_empty() && c.job_id.is_none());
     }
 }

@@ -318,6 +318,7 @@ fn restore(c: &mut WCtx) -> ApiResult {
                     pending_delete: Default::default(),
                     paused: false,
                     started_instant: None,
+                    snapshots: Default::default(),
                 },
             );
         }
@@ -823,6 +824,8 @@ impl Job {
             vm.config = conf;
             vm.pending.clear();
             vm.pending_delete.clear();
+            // The restored config replaces the old one whole, snapshot sections included.
+            vm.snapshots.clear();
         }
         if self.start && !template {
             lines.push("Execute autostart".into());

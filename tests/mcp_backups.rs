@@ -1,0 +1,204 @@
+//! Issue 15's backups end to end through MCP against the simulator: a backup whose task ends
+//! with one guest failed reports both guests correctly; `backup_list` finds the archive;
+//! `backup_jobs` shows the last run's failure and the uncovered guests; a restore to a new
+//! VMID gets new MACs; a restore over an existing VM is refused without `force` and previewed.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use common::mcp::{Client, call};
+use proxmox_manager::sim::SimHandle;
+
+struct Env {
+    sim: SimHandle,
+    _dir: tempfile::TempDir,
+    client: Client,
+}
+
+async fn env() -> Env {
+    let sim = common::start_sim().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = common::write_config(dir.path(), &sim);
+    let (client, _) =
+        common::mcp::connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+    Env {
+        sim,
+        _dir: dir,
+        client,
+    }
+}
+
+fn writes(sim: &SimHandle) -> usize {
+    sim.requests().iter().filter(|r| r.method != "GET").count()
+}
+
+fn mac(net0: &str) -> String {
+    net0.split(',')
+        .next()
+        .and_then(|m| m.split_once('='))
+        .map(|(_, m)| m.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_with_one_guest_failing_reports_each_guest() {
+    let e = env().await;
+    e.sim
+        .fail_backup_of(1001, "job failed with err -5 - Input/output error");
+    let (err, r, text) = call(
+        &e.client,
+        "backup_now",
+        json!({"vmids": [1000, 1001], "storage": "nfs-shared", "notes": "{{guestname}} before upgrade"}),
+    )
+    .await;
+    assert!(!err, "a partly failed job is a result: {text}");
+    let guest = |v: u64| {
+        r["guests"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["vmid"] == v))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let ok = guest(1000);
+    assert_eq!(ok["ok"], true, "{r}");
+    let volid = ok["volid"].as_str().expect("archive").to_string();
+    assert!(
+        volid.starts_with("nfs-shared:backup/vzdump-qemu-1000-"),
+        "{volid}"
+    );
+    assert!(ok["size"].as_u64().unwrap_or(0) > 0, "{r}");
+    let bad = guest(1001);
+    assert_eq!(bad["ok"], false, "{r}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|t| t.contains("Input/output error")),
+        "{r}"
+    );
+    assert!(bad.get("volid").is_none() || bad["volid"].is_null(), "{r}");
+
+    let (err, list, text) = call(&e.client, "backup_list", json!({"vmid": 1000})).await;
+    assert!(!err, "{text}");
+    let first = &list["archives"][0];
+    assert_eq!(first["volid"], volid.as_str(), "newest first: {list}");
+    assert!(
+        first["notes"]
+            .as_str()
+            .is_some_and(|n| n.contains("web-01")),
+        "{list}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_jobs_show_the_last_runs_outcome_and_uncovered_guests() {
+    let e = env().await;
+    let (err, r, text) = call(&e.client, "backup_jobs", json!({})).await;
+    assert!(!err, "{text}");
+    let jobs = r["jobs"].as_array().expect("jobs");
+    assert!(jobs.len() >= 2, "{r}");
+    let failed: Vec<&Value> = jobs
+        .iter()
+        .filter(|j| j["last_run"]["ok"] == false)
+        .collect();
+    assert!(!failed.is_empty(), "a job whose last run failed: {r}");
+    assert!(
+        failed.iter().all(|j| {
+            j["last_run"]["failed_guests"]
+                .as_array()
+                .is_some_and(|g| !g.is_empty())
+        }),
+        "the failed run names its failed guests: {r}"
+    );
+    assert!(
+        jobs.iter().any(|j| j["last_run"]["ok"] == true),
+        "and one that succeeded: {r}"
+    );
+    assert!(jobs.iter().all(|j| j["schedule"].is_string()), "{r}");
+    assert!(
+        jobs.iter()
+            .filter(|j| j["enabled"] == true)
+            .all(|j| j["next_run"].as_i64().is_some()),
+        "{r}"
+    );
+    assert!(
+        r["not_covered"].as_array().is_some_and(|n| !n.is_empty()),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restores_go_to_a_new_vm_with_new_macs_and_never_silently_over_an_existing_one() {
+    let e = env().await;
+    let (err, made, text) = call(
+        &e.client,
+        "backup_now",
+        json!({"vmids": [1003], "storage": "nfs-shared"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let archive = made["guests"][0]["volid"]
+        .as_str()
+        .expect("archive")
+        .to_string();
+
+    let (err, p, text) = call(&e.client, "backup_restore", json!({"archive": archive})).await;
+    assert!(!err, "{text}");
+    assert_eq!(p["executed"], false, "{p}");
+    let before = writes(&e.sim);
+    let vmid = p["vmid"].as_u64().expect("new vmid");
+    assert!(vmid >= 1000, "{p}");
+    let (err, r, text) = call(
+        &e.client,
+        "backup_restore",
+        json!({"archive": archive, "confirm": true, "start": true}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert!(writes(&e.sim) > before);
+    assert_eq!(r["vmid"].as_u64(), Some(vmid));
+    assert_eq!(r["status_after"], "running", "{r}");
+    let c = common::client_for(&e.sim, common::MANAGER);
+    let config = |node: String, v: u64| {
+        let c = c.clone();
+        async move {
+            let cfg: Value = c
+                .get(&format!("/nodes/{node}/qemu/{v}/config"), &[])
+                .await
+                .expect("config");
+            cfg
+        }
+    };
+    let node = r["node"].as_str().expect("node").to_string();
+    let original = config("pve01".into(), 1003).await;
+    let restored = config(node, vmid).await;
+    assert_ne!(
+        mac(restored["net0"].as_str().unwrap_or("")),
+        mac(original["net0"].as_str().unwrap_or("")),
+        "new MACs: {restored}"
+    );
+
+    // Over an existing VM: refused without force, previewed with it.
+    let before = writes(&e.sim);
+    let (err, _, text) = call(
+        &e.client,
+        "backup_restore",
+        json!({"archive": archive, "vmid": 1003}),
+    )
+    .await;
+    assert!(err && text.contains("force"), "{text}");
+    let (err, p, text) = call(
+        &e.client,
+        "backup_restore",
+        json!({"archive": archive, "vmid": 1003, "force": true}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert!(
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("OVERWRITING")),
+        "{p}"
+    );
+    assert_eq!(writes(&e.sim), before, "nothing changed");
+}
