@@ -478,10 +478,10 @@ impl Job {
         if st.faults.flock_until.get(&self.vmid) == Some(&flock_until) {
             st.faults.flock_until.remove(&self.vmid);
         }
-        if let Err((allocated, e)) = result {
-            if self.running(&st) {
-                self.fail(&mut st, &allocated, e);
-            }
+        if let Err((allocated, e)) = result
+            && self.running(&st)
+        {
+            self.fail(&mut st, &allocated, e);
         }
     }
 

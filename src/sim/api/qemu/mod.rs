@@ -22,6 +22,8 @@
 //! | `status/suspend` (`RunState::vm_suspend`: `backup` allows a pause; to disk: "cannot suspend to disk during backup") | task | task |
 //! | `status/resume` (`RunState::vm_resume`: `backup` allowed) | task | task |
 //! | `POST migrate` (`check_lock` before the fork, again in `prepare`; see `migrate.rs`) | 500 | — |
+//! | `POST /nodes/{node}/vzdump` (`set_lock` per guest in the worker: that guest fails, the job ends `job errors`; see `api::backup::vzdump`) | task | task |
+//! | `POST qemu` with `archive` + `force` (restore: `create_and_lock_config`; see `api::backup::restore`) | 500 | 500 |
 //!
 //! `skiplock` (root only) skips `check_lock` wherever it is accepted. A backup that holds the
 //! lock for a while: [`crate::sim::SimHandle::hold_backup`] or the scenario's `lock_secs`.
