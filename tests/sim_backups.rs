@@ -571,6 +571,19 @@ async fn restore_to_a_new_vmid_takes_the_archived_config_and_new_macs_with_uniqu
         (s, message(&b)),
         (500, format!("can't find file '{archive}'"))
     );
+    // `force` and `unique` require `archive`
+    let (s, b) = api
+        .call(
+            CLAUDE,
+            "POST",
+            "/nodes/pve01/qemu",
+            &[("vmid", "1102"), ("unique", "1")],
+        )
+        .await;
+    assert_eq!(
+        (s, b["errors"]["archive"].as_str()),
+        (400, Some("missing property required by 'unique'"))
+    );
     // drive options conflict with the archive
     let (s, b) = api
         .call(
