@@ -356,7 +356,7 @@ async fn vzdump_refuses_early_as_pve_does_and_fails_in_the_task_where_pve_does()
 async fn stop_mode_stops_and_restarts_a_running_guest_and_jobs_of_a_node_wait_for_each_other() {
     let api = Api::new(SCALE).await;
     // stretch pve01's tasks so the stopped phase can be watched
-    api.h.slow_node("pve01", 8.0);
+    api.h.slow_node("pve01", 20.0);
     let first = api
         .upid(
             CLAUDE,
@@ -371,7 +371,7 @@ async fn stop_mode_stops_and_restarts_a_running_guest_and_jobs_of_a_node_wait_fo
             CLAUDE,
             "POST",
             "/nodes/pve01/vzdump",
-            &[("vmid", "1003"), ("storage", "nfs-shared")],
+            &[("vmid", "101"), ("storage", "local")],
         )
         .await;
     let end = deadline();
@@ -404,6 +404,54 @@ async fn stop_mode_stops_and_restarts_a_running_guest_and_jobs_of_a_node_wait_fo
         "{log2:#?}"
     );
     assert!(has(&log2, "INFO: got global lock"));
+    api.h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vzdump_stop_interrupts_the_running_job_and_puts_the_guest_back() {
+    let api = Api::new(SCALE).await;
+    // db-01's 200 GiB take minutes of simulated time
+    let long = api
+        .upid(
+            CLAUDE,
+            "POST",
+            "/nodes/pve01/vzdump",
+            &[("vmid", "1002"), ("storage", "local"), ("mode", "suspend")],
+        )
+        .await;
+    let end = deadline();
+    while api.h.guest_placement()[&1002].lock.is_none() {
+        assert!(Instant::now() < end, "the backup never locked the guest");
+        tick().await;
+    }
+    // `stop` needs Sys.Modify on the node
+    let (s, b) = api
+        .call(CLAUDE, "POST", "/nodes/pve01/vzdump", &[("stop", "1")])
+        .await;
+    assert_eq!(
+        (s, message(&b).as_str()),
+        (403, "Permission check failed (/nodes/pve01, Sys.Modify)")
+    );
+    let (s, b) = api
+        .call(ROOT, "POST", "/nodes/pve01/vzdump", &[("stop", "1")])
+        .await;
+    assert_eq!((s, b["data"].as_str()), (200, Some("OK")), "{b}");
+    assert_eq!(api.wait(&long).await, "interrupted by signal");
+    let log = api.task_log(&long).await;
+    assert!(
+        has(
+            &log,
+            "ERROR: Backup of VM 1002 failed - interrupted by signal"
+        ),
+        "{log:#?}"
+    );
+    assert!(has(
+        &log,
+        "ERROR: Backup job failed - interrupted by signal"
+    ));
+    let g = &api.h.guest_placement()[&1002];
+    assert_eq!((g.lock.as_deref(), g.running), (None, true));
+    assert_ne!(api.status("pve01", 1002).await["qmpstatus"], "paused");
     api.h.shutdown().await;
 }
 
@@ -522,6 +570,19 @@ async fn restore_to_a_new_vmid_takes_the_archived_config_and_new_macs_with_uniqu
     assert_eq!(
         (s, message(&b)),
         (500, format!("can't find file '{archive}'"))
+    );
+    // `force` and `unique` require `archive`
+    let (s, b) = api
+        .call(
+            CLAUDE,
+            "POST",
+            "/nodes/pve01/qemu",
+            &[("vmid", "1102"), ("unique", "1")],
+        )
+        .await;
+    assert_eq!(
+        (s, b["errors"]["archive"].as_str()),
+        (400, Some("missing property required by 'unique'"))
     );
     // drive options conflict with the archive
     let (s, b) = api
@@ -687,6 +748,28 @@ async fn a_failed_restore_leaves_what_pve_leaves() {
         .get("/nodes/pve01/storage/local-lvm/content?vmid=1102")
         .await;
     assert_eq!(b["data"], serde_json::json!([]));
+    // live-restore needs a PBS archive: refused in the task, before any data
+    let upid = api
+        .upid(
+            CLAUDE,
+            "POST",
+            "/nodes/pve01/qemu",
+            &[
+                ("vmid", "1103"),
+                (
+                    "archive",
+                    "local:backup/vzdump-qemu-1000-2026_11_20-02_00_03.vma.zst",
+                ),
+                ("live-restore", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        api.wait(&upid).await,
+        "live-restore is only compatible with backup images from a Proxmox Backup Server"
+    );
+    assert!(!has(&api.task_log(&upid).await, "temporary volume"));
+    assert!(api.config("pve01", 1103).await.get("lock").is_none());
     api.h.shutdown().await;
 }
 

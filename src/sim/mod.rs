@@ -23,6 +23,10 @@
 //! [`SimHandle::node_memory`], [`SimHandle::ha_log`]. Large clusters: [`Scenario::generate`]
 //! ([`generate`]).
 //!
+//! Backups (`backup`, `api::backup`): vzdump, restore, backup jobs and their seeded last runs;
+//! [`SimHandle::fail_backup_of`], [`SimHandle::clear_backup_failure`],
+//! [`SimHandle::run_backup_job`], [`SimHandle::archive_config`].
+//!
 //! Fault injection ([`SimHandle::hold_lock`], [`SimHandle::release_lock`],
 //! [`SimHandle::hold_lock_for`], [`SimHandle::hold_backup`], [`SimHandle::flock_timeout`],
 //! [`SimHandle::fail_next_task`],

@@ -27,8 +27,8 @@ use cluster as api_cluster;
 use index as api_index;
 use nodes as api_nodes;
 use qemu::{
-    clone as api_clone, migrate as api_migrate, power as api_power, read as api_qemu,
-    write as api_qemu_write, write_spec as api_write_spec,
+    clone as api_clone, create as api_create, migrate as api_migrate, power as api_power,
+    read as api_qemu, write as api_qemu_write, write_spec as api_write_spec,
 };
 use storage::{
     content as api_storage, download as api_download, upload as api_upload, volume as api_volume,
@@ -386,9 +386,7 @@ fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route
         return Some(r);
     }
     match (method, rest) {
-        ("POST", ["qemu"]) => {
-            return w(backup::restore::create_or_restore, api_write_spec::CREATE);
-        }
+        ("POST", ["qemu"]) => return w(api_create::create, api_write_spec::CREATE),
         ("POST", ["storage", s, "download-url"]) => {
             args.storage = s.to_string();
             return w(api_download::download_url, api_write_spec::DOWNLOAD_URL);

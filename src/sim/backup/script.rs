@@ -406,7 +406,7 @@ pub fn prune_marks(entries: &[PruneEntry], keep: &BTreeMap<String, u64>) -> Vec<
         .iter()
         .map(|e| (e, e.protected.then_some("protected")))
         .collect();
-    list.sort_by(|a, b| b.0.ctime.cmp(&a.0.ctime));
+    list.sort_by_key(|e| std::cmp::Reverse(e.0.ctime));
     for opt in [
         "keep-last",
         "keep-hourly",

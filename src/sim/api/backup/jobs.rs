@@ -19,7 +19,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::sim::api::backup::vzdump::verify_params;
+use crate::sim::api::backup::vzdump::{schema_checks, verify_params};
 use crate::sim::api::{Ctx, WCtx};
 use crate::sim::backup::schedule::{CalendarEvent, ctime};
 use crate::sim::backup::script::backup_volumes;
@@ -161,6 +161,15 @@ fn schedule_of(
     }
 }
 
+/// The schema's checks of a job write: the `pve-calendar-event` format and vzdump's.
+fn job_schema_checks(p: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    if let Some(s) = p.get("schedule") {
+        CalendarEvent::parse(s)
+            .map_err(|e| ApiError::param("schedule", format!("invalid format - {e}\n")))?;
+    }
+    schema_checks(p)
+}
+
 /// `assert_param_permission_common` and the storage check of job writes.
 fn job_write_perms(
     c: &WCtx,
@@ -203,6 +212,7 @@ pub fn create(c: &mut WCtx) -> ApiResult {
     c.ro().require("/", &["Sys.Modify"], false)?;
     c.ro().validate()?;
     let mut p = c.req.params.clone();
+    job_schema_checks(&p)?;
     let storage = if p.contains_key("dumpdir") {
         None
     } else {
@@ -239,6 +249,7 @@ pub fn update(c: &mut WCtx) -> ApiResult {
     c.ro().require("/", &["Sys.Modify"], false)?;
     c.ro().validate()?;
     let mut p = c.req.params.clone();
+    job_schema_checks(&p)?;
     let id = p.remove("id").unwrap_or_default();
     let delete: Vec<String> = p
         .remove("delete")

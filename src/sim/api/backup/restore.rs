@@ -80,11 +80,9 @@ const META: &[&str] = &[
     "pool",
 ];
 
-/// `POST /nodes/{node}/qemu`: a restore with `archive`, else a plain create.
-pub fn create_or_restore(c: &mut WCtx) -> ApiResult {
-    if c.param("archive").is_some() {
-        return restore(c);
-    }
+/// The schema's `requires => 'archive'` of `force` and `unique` for a create without
+/// `archive`.
+pub fn check_requires(c: &WCtx) -> Result<(), ApiError> {
     for k in ["force", "unique"] {
         if c.param(k).is_some() {
             return Err(ApiError::param(
@@ -93,7 +91,7 @@ pub fn create_or_restore(c: &mut WCtx) -> ApiResult {
             ));
         }
     }
-    crate::sim::api::qemu::create::create(c)
+    Ok(())
 }
 
 /// The path-form archive of a storage's dump directory, as a volume id.
@@ -191,7 +189,8 @@ struct Job {
     factor: f64,
 }
 
-fn restore(c: &mut WCtx) -> ApiResult {
+/// `POST /nodes/{node}/qemu` with `archive` (`create_vm`'s restore path).
+pub fn restore(c: &mut WCtx) -> ApiResult {
     c.ro().validate()?;
     let vmid: u32 = c.param("vmid").and_then(|v| v.parse().ok()).unwrap_or(0);
     let node = c.args.node.clone();
@@ -479,10 +478,10 @@ impl Job {
         if st.faults.flock_until.get(&self.vmid) == Some(&flock_until) {
             st.faults.flock_until.remove(&self.vmid);
         }
-        if let Err((allocated, e)) = result {
-            if self.running(&st) {
-                self.fail(&mut st, &allocated, e);
-            }
+        if let Err((allocated, e)) = result
+            && self.running(&st)
+        {
+            self.fail(&mut st, &allocated, e);
         }
     }
 

@@ -19,20 +19,24 @@
 //! ## In the worker (`vzdump` task; id = the vmid when exactly one guest of this node is
 //! selected, else empty)
 //!
-//! The storage (`could not get storage information for 'x': can't use storage 'x' for backups
-//! - wrong content type`, unknown storages); one job per node at a time (`INFO: trying to get
-//! global lock - waiting...` / `INFO: got global lock`, or after `lockwait` minutes `ERROR:
-//! can't acquire lock '/var/run/vzdump.lock' - got timeout` and exit status `unexpected
-//! status`); `INFO: starting new backup job: vzdump ...`, `INFO: skip external VMs: ...`;
-//! VM.Backup on each guest (without `all` a missing one fails the task with "Permission check
-//! failed (/vms/N, VM.Backup)"; with `all` the guest is skipped). Then each guest in vmid
-//! order (see `crate::sim::backup::script` for its lines): a guest that does not exist, is
-//! HA-managed in stop mode, is over the retention limit, is locked (`ERROR: Backup of VM N
-//! failed - VM is locked (clone)`), cannot be shut down, or fails inside (injected with
-//! `SimHandle::fail_backup_of`) fails alone; the task ends `job errors` if any guest failed
-//! (`INFO: Backup job finished with errors`), else OK (`INFO: Backup job finished
-//! successfully`). An error injected with `fail_next_task(node, "vzdump", e)` fails the whole
-//! job at its end (`ERROR: Backup job failed - e`).
+//! In order:
+//!
+//! - the storage: "could not get storage information for 'x': can't use storage 'x' for
+//!   backups - wrong content type", unknown storages;
+//! - one job per node at a time: `INFO: trying to get global lock - waiting...`, then `INFO:
+//!   got global lock`, or after `lockwait` minutes `ERROR: can't acquire lock
+//!   '/var/run/vzdump.lock' - got timeout` and the exit status `unexpected status`;
+//! - `INFO: starting new backup job: vzdump ...` and `INFO: skip external VMs: ...`;
+//! - VM.Backup on each guest: without `all` a missing one fails the task with "Permission
+//!   check failed (/vms/N, VM.Backup)", with `all` the guest is skipped;
+//! - each guest in vmid order (its lines: `crate::sim::backup::script`). A guest that does not
+//!   exist, is HA-managed in stop mode, is over the retention limit, is locked (`ERROR: Backup
+//!   of VM N failed - VM is locked (clone)`), cannot be shut down, or fails inside (injected
+//!   with `SimHandle::fail_backup_of`) fails alone;
+//! - the end: `job errors` if any guest failed (`INFO: Backup job finished with errors`),
+//!   else OK (`INFO: Backup job finished successfully`). An error injected with
+//!   `fail_next_task(node, "vzdump", e)` fails the whole job at its end (`ERROR: Backup job
+//!   failed - e`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,15 +104,8 @@ pub fn parse_prune(s: &str) -> Result<BTreeMap<String, u64>, String> {
     Ok(out)
 }
 
-/// The parameter checks vzdump and the job endpoints share (`verify_vzdump_parameters` and
-/// the schema's `requires`/formats). `check_missing` as in PVE.
-pub fn verify_params(p: &BTreeMap<String, String>, check_missing: bool) -> Result<(), ApiError> {
-    let has = |k: &str| p.get(k).is_some_and(|v| !v.is_empty());
-    let flag = |k: &str| {
-        p.get(k)
-            .and_then(|v| crate::sim::params::parse_bool(v))
-            .unwrap_or(false)
-    };
+/// What the schema checks beyond types: `requires`, `pve-vmid-list`, `prune-backups`.
+pub fn schema_checks(p: &BTreeMap<String, String>) -> Result<(), ApiError> {
     for k in ["notes-template", "protected"] {
         if p.contains_key(k) && !p.contains_key("storage") {
             return Err(ApiError::param(
@@ -125,7 +122,20 @@ pub fn verify_params(p: &BTreeMap<String, String>, check_missing: bool) -> Resul
     if let Some(v) = p.get("prune-backups") {
         parse_prune(v).map_err(|e| ApiError::param("prune-backups", e))?;
     }
-    for (k, _) in [("all", ()), ("exclude", ()), ("pool", ())] {
+    Ok(())
+}
+
+/// The parameter checks vzdump and the job endpoints share (`verify_vzdump_parameters` after
+/// [`schema_checks`]). `check_missing` as in PVE.
+pub fn verify_params(p: &BTreeMap<String, String>, check_missing: bool) -> Result<(), ApiError> {
+    schema_checks(p)?;
+    let has = |k: &str| p.get(k).is_some_and(|v| !v.is_empty());
+    let flag = |k: &str| {
+        p.get(k)
+            .and_then(|v| crate::sim::params::parse_bool(v))
+            .unwrap_or(false)
+    };
+    for k in ["all", "exclude", "pool"] {
         let set = if k == "all" { flag(k) } else { has(k) };
         if set && has("vmid") {
             return Err(ApiError::param(k, "option conflicts with option 'vmid'"));
@@ -229,6 +239,7 @@ pub fn vzdump(c: &mut WCtx) -> ApiResult {
     let p = c.req.params.clone();
     let user = c.authid().to_string();
     let node = c.args.node.clone();
+    schema_checks(&p)?;
     if p.get("stdout")
         .and_then(|v| crate::sim::params::parse_bool(v))
         .unwrap_or(false)

@@ -42,6 +42,11 @@ struct Import {
 }
 
 pub fn create(c: &mut WCtx) -> ApiResult {
+    // `archive` makes it a restore (`api::backup::restore`)
+    if c.param("archive").is_some() {
+        return crate::sim::api::backup::restore::restore(c);
+    }
+    crate::sim::api::backup::restore::check_requires(c)?;
     let vmid_s = c.param("vmid").unwrap_or("").to_string();
     let vm_path = format!("/vms/{vmid_s}");
     {

@@ -26,6 +26,8 @@
 //! | `PUT snapshot/{s}/config` (`$updatefn` under `lock_config`, no fork) | 500 | 500 |
 //! | `POST snapshot/{s}/rollback` (`snapshot_rollback` in the worker; it stops a running guest) | task | task |
 //! | `DELETE snapshot/{s}` (`snapshot_delete`'s `set_lock` in the worker) | task | task |
+//! | `POST /nodes/{node}/vzdump` (`set_lock` per guest in the worker: that guest fails, the job ends `job errors`; see `api::backup::vzdump`) | task | task |
+//! | `POST qemu` with `archive` + `force` (restore: `create_and_lock_config`; see `api::backup::restore`) | 500 | 500 |
 //!
 //! `skiplock` (root only) skips `check_lock` wherever it is accepted. A backup that holds the
 //! lock for a while: [`crate::sim::SimHandle::hold_backup`] or the scenario's `lock_secs`.
