@@ -148,7 +148,19 @@ const NOT_APPLICABLE: &[(&str, &str, &str, &str)] = &[
         "POST",
         "/nodes/{node}/qemu",
         "VM.Backup",
-        "restore from an archive: no tool restores yet",
+        "restore over an existing VM: backup_restore declares it (QEMU_RESTORE); creates from a template pass no archive",
+    ),
+    (
+        "POST",
+        "/nodes/{node}/vzdump",
+        "Datastore.Allocate",
+        "prune-backups: backup_now never sets it",
+    ),
+    (
+        "POST",
+        "/nodes/{node}/vzdump",
+        "Sys.Modify",
+        "bwlimit, performance and ionice: backup_now never sets them",
     ),
     (
         "DELETE",

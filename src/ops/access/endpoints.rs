@@ -370,12 +370,14 @@ pub const NODE_TASKS: Endpoint = Endpoint::get(
 );
 /// `POST /nodes/{node}/qemu` with `archive`: a restore. VM.Allocate on the new VMID (VM.Backup
 /// suffices over an existing VM), Datastore.AllocateSpace on the target storage, access to
-/// the archive (Datastore.AllocateSpace on its storage, or VM.Backup on its guest).
+/// the archive (Datastore.AllocateSpace on its storage, or VM.Backup on its guest), SDN.Use
+/// on the bridges of the restored NICs.
 pub const QEMU_RESTORE: Endpoint = Endpoint::post(
     "/nodes/{node}/qemu",
     &[
         any("/vms/{vmid}", &["VM.Allocate", "VM.Backup"]),
         all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+        USE_BRIDGE,
     ],
 );
 /// `PUT /nodes/{node}/qemu/{vmid}/config` removing an `unusedN` entry (which destroys the
