@@ -202,6 +202,9 @@ async fn read_only_and_toolsets_trim_the_server() {
         .map(|t| t.name.to_string())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["disk_orphans", "storage_content", "storage_list"]);
+    assert_eq!(
+        names,
+        vec!["disk_orphans", "storage_content", "storage_list"]
+    );
     client.cancel().await.expect("close");
 }
