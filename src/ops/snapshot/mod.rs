@@ -10,7 +10,7 @@ use crate::ops::{Context, Error, Run};
 use crate::pve::SnapshotItem;
 
 /// PVE's `pve-configid` (a snapshot name): a letter, then letters, digits, `_` or `-`; at
-/// most 40 characters; `current` names the VM's present state and cannot be a snapshot.
+/// most 40 characters; `current` and `pending` are reserved.
 pub const SCHEMA_SNAPNAME: &str = r"^[A-Za-z][A-Za-z0-9_-]{1,39}$";
 
 /// `snapshot_list` arguments.
@@ -158,10 +158,10 @@ pub fn check_name(name: &str) -> Result<(), Error> {
             ),
         ));
     }
-    if name.eq_ignore_ascii_case("current") {
+    if name.eq_ignore_ascii_case("current") || name.eq_ignore_ascii_case("pending") {
         return Err(Error::invalid(
             "name",
-            "`current` names the VM's present state and cannot be a snapshot; pick another name",
+            "`current` and `pending` are reserved by PVE (the VM's present state and its pending changes); pick another name",
         ));
     }
     Ok(())

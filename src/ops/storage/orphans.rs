@@ -244,6 +244,11 @@ pub async fn disk_orphans(
     }
     let guests: Vec<ClusterResource> = rows.iter().filter(|r| is_guest(r)).cloned().collect();
     let existing: BTreeSet<u32> = guests.iter().filter_map(|g| g.vmid).collect();
+    let qemu: BTreeSet<u32> = guests
+        .iter()
+        .filter(|g| matches!(g.kind, ResourceKind::Qemu))
+        .filter_map(|g| g.vmid)
+        .collect();
     let home: BTreeMap<u32, String> = guests
         .iter()
         .filter_map(|g| Some((g.vmid?, g.node.clone()?)))
@@ -313,9 +318,12 @@ pub async fn disk_orphans(
             {
                 continue;
             }
+            // Only a VM's unused entry is removed through its config (a container's goes
+            // through the storage like any other volume).
             let entry = refs
                 .unused
                 .get(&item.volid)
+                .filter(|(owner, _)| qemu.contains(owner))
                 .and_then(|(owner, key)| Some((home.get(owner)?.clone(), key.clone())));
             let (reason, detail) = match (vmid, refs.unused.get(&item.volid)) {
                 (Some(v), _) if !existing.contains(&v) => {
