@@ -11,14 +11,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use proxmox_manager::sim::scenario::HaRuleSpec;
 use proxmox_manager::sim::{GenerateSpec, Scenario};
-use proxmox_manager::ssh::{
-    Command, ExecOptions, ExecOutput, HostKeyPolicy, PoolOptions, SshAuth, SshPool, SshTarget,
-};
 use serde_json::Value;
 use support::{Api, CLAUDE, ROOT, message};
 
@@ -804,51 +800,13 @@ async fn a_node_affinity_rule_pulls_its_guest_to_the_preferred_node() {
     api.h.shutdown().await;
 }
 
-fn keygen(path: &Path) {
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "sim-migrate", "-f"])
-        .arg(path)
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn ssh(api: &Api, pool: &SshPool, node: &str, args: &[&str]) -> ExecOutput {
-    let addr = api.h.ssh_addr(node).expect("node has ssh");
-    let target = SshTarget::new(addr.ip().to_string(), addr.port());
-    let (program, rest) = args.split_first().expect("a program");
-    let cmd = Command::new(*program).args(rest.iter().copied());
-    pool.exec(
-        &target,
-        &cmd,
-        ExecOptions::with_timeout(Duration::from_secs(30)),
-    )
-    .await
-    .expect("exec over ssh")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn node_maintenance_over_ssh_evacuates_ha_guests_and_brings_them_back() {
     let api = Api::new(SCALE).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    keygen(&dir.path().join("id"));
-    let public = std::fs::read_to_string(dir.path().join("id.pub")).expect("pub key");
-    api.h.authorize_ssh_key(&public).expect("key authorizes");
-    std::fs::write(dir.path().join("known_hosts"), api.h.ssh_known_hosts()).expect("known_hosts");
-    let pool = SshPool::new(PoolOptions::new(
-        "root",
-        SshAuth::KeyFile {
-            path: dir.path().join("id"),
-            passphrase: None,
-        },
-        HostKeyPolicy::strict(dir.path().join("known_hosts")),
-    ));
+    let pool = support::SimSsh::new(&api, dir.path());
 
-    let out = ssh(&api, &pool, "pve02", &["ha-manager", "status"]).await;
+    let out = pool.run(&api, "pve02", &["ha-manager", "status"]).await;
     assert_eq!(out.status, Some(0), "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0], "quorum OK", "{}", out.stdout);
@@ -870,19 +828,19 @@ async fn node_maintenance_over_ssh_evacuates_ha_guests_and_brings_them_back() {
         out.stdout
     );
 
-    let out = ssh(
-        &api,
-        &pool,
-        "pve02",
-        &[
-            "ha-manager",
-            "crm-command",
-            "node-maintenance",
-            "enable",
-            "pve01",
-        ],
-    )
-    .await;
+    let out = pool
+        .run(
+            &api,
+            "pve02",
+            &[
+                "ha-manager",
+                "crm-command",
+                "node-maintenance",
+                "enable",
+                "pve01",
+            ],
+        )
+        .await;
     assert_eq!(
         (out.status, out.stdout.as_str(), out.stderr.as_str()),
         (Some(0), "", "")
@@ -895,7 +853,7 @@ async fn node_maintenance_over_ssh_evacuates_ha_guests_and_brings_them_back() {
         .and_then(|a| a.iter().find(|n| n["node"] == "pve01").cloned())
         .expect("pve01");
     assert_eq!(pve01["hastate"], "maintenance", "{b}");
-    let out = ssh(&api, &pool, "pve02", &["ha-manager", "status"]).await;
+    let out = pool.run(&api, "pve02", &["ha-manager", "status"]).await;
     assert!(
         out.stdout.contains("lrm pve01 (maintenance mode, "),
         "{}",
@@ -903,7 +861,7 @@ async fn node_maintenance_over_ssh_evacuates_ha_guests_and_brings_them_back() {
     );
     let end = deadline();
     loop {
-        let out = ssh(&api, &pool, "pve02", &["ha-manager", "status"]).await;
+        let out = pool.run(&api, "pve02", &["ha-manager", "status"]).await;
         if out.stdout.contains("service vm:1012 (pve03, started)") {
             break;
         }
@@ -913,19 +871,19 @@ async fn node_maintenance_over_ssh_evacuates_ha_guests_and_brings_them_back() {
     // non-HA guests stay where they are (the operator moves them)
     assert_eq!(api.resource(1000).await.expect("1000")["node"], "pve01");
 
-    let out = ssh(
-        &api,
-        &pool,
-        "pve03",
-        &[
-            "ha-manager",
-            "crm-command",
-            "node-maintenance",
-            "disable",
-            "pve01",
-        ],
-    )
-    .await;
+    let out = pool
+        .run(
+            &api,
+            "pve03",
+            &[
+                "ha-manager",
+                "crm-command",
+                "node-maintenance",
+                "disable",
+                "pve01",
+            ],
+        )
+        .await;
     assert_eq!(out.status, Some(0), "{out:?}");
     wait_on_node(&api, 1012, "pve01").await;
     assert!(
@@ -936,34 +894,34 @@ async fn node_maintenance_over_ssh_evacuates_ha_guests_and_brings_them_back() {
         api.h.ha_log()
     );
 
-    let out = ssh(
-        &api,
-        &pool,
-        "pve01",
-        &[
-            "ha-manager",
-            "crm-command",
-            "node-maintenance",
-            "enable",
-            "pve99",
-        ],
-    )
-    .await;
+    let out = pool
+        .run(
+            &api,
+            "pve01",
+            &[
+                "ha-manager",
+                "crm-command",
+                "node-maintenance",
+                "enable",
+                "pve99",
+            ],
+        )
+        .await;
     assert_eq!(
         (out.status, out.stderr.as_str()),
         (Some(255), "no such cluster node 'pve99'\n")
     );
-    let out = ssh(&api, &pool, "pve01", &["ha-manager", "frobnicate"]).await;
+    let out = pool.run(&api, "pve01", &["ha-manager", "frobnicate"]).await;
     assert_eq!(out.status, Some(255));
     assert!(
         out.stderr
             .starts_with("ERROR: unknown command 'ha-manager frobnicate'"),
         "{out:?}"
     );
-    let out = ssh(&api, &pool, "pve01", &["ha-manager", "config"]).await;
+    let out = pool.run(&api, "pve01", &["ha-manager", "config"]).await;
     assert!(out.stdout.starts_with("vm:1012\n"), "{out:?}");
     assert!(out.stdout.contains("\tstate started\n"), "{out:?}");
-    let out = ssh(&api, &pool, "pve01", &["ha-managr", "status"]).await;
+    let out = pool.run(&api, "pve01", &["ha-managr", "status"]).await;
     assert_eq!(out.status, Some(127));
     api.h.shutdown().await;
 }

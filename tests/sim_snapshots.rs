@@ -10,12 +10,8 @@
 #[path = "common/sim_support.rs"]
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use proxmox_manager::ssh::{
-    Command, ExecOptions, ExecOutput, HostKeyPolicy, PoolOptions, SshAuth, SshPool, SshTarget,
-};
 use serde_json::Value;
 use support::{AUDITOR, Api, CLAUDE, GIB, ROOT, message};
 
@@ -1064,50 +1060,14 @@ async fn orphans_are_listed_and_deleted_without_looking_at_configs() {
     api.h.shutdown().await;
 }
 
-fn keygen(path: &Path) {
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "sim-snapshots", "-f"])
-        .arg(path)
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn ssh(api: &Api, pool: &SshPool, node: &str, args: &[&str]) -> ExecOutput {
-    let addr = api.h.ssh_addr(node).expect("node has ssh");
-    let target = SshTarget::new(addr.ip().to_string(), addr.port());
-    let (program, rest) = args.split_first().expect("a program");
-    let cmd = Command::new(*program).args(rest.iter().copied());
-    pool.exec(
-        &target,
-        &cmd,
-        ExecOptions::with_timeout(Duration::from_secs(30)),
-    )
-    .await
-    .expect("exec over ssh")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn qm_snapshot_commands_over_ssh() {
     let api = Api::new(SCALE).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    keygen(&dir.path().join("id"));
-    let public = std::fs::read_to_string(dir.path().join("id.pub")).expect("pub key");
-    api.h.authorize_ssh_key(&public).expect("key authorizes");
-    std::fs::write(dir.path().join("known_hosts"), api.h.ssh_known_hosts()).expect("known_hosts");
-    let pool = SshPool::new(PoolOptions::new(
-        "root",
-        SshAuth::KeyFile {
-            path: dir.path().join("id"),
-            passphrase: None,
-        },
-        HostKeyPolicy::strict(dir.path().join("known_hosts")),
-    ));
-    let out = ssh(&api, &pool, "pve01", &["qm", "listsnapshot", "1003"]).await;
+    let pool = support::SimSsh::new(&api, dir.path());
+    let out = pool
+        .run(&api, "pve01", &["qm", "listsnapshot", "1003"])
+        .await;
     assert_eq!(out.status, Some(0), "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", out.stdout);
@@ -1128,20 +1088,20 @@ async fn qm_snapshot_commands_over_ssh() {
         out.stdout
     );
 
-    let out = ssh(
-        &api,
-        &pool,
-        "pve01",
-        &[
-            "qm",
-            "snapshot",
-            "1000",
-            "pre-patch",
-            "--description",
-            "before patching",
-        ],
-    )
-    .await;
+    let out = pool
+        .run(
+            &api,
+            "pve01",
+            &[
+                "qm",
+                "snapshot",
+                "1000",
+                "pre-patch",
+                "--description",
+                "before patching",
+            ],
+        )
+        .await;
     assert_eq!(out.status, Some(0), "{out:?}");
     assert!(
         out.stdout
@@ -1149,13 +1109,9 @@ async fn qm_snapshot_commands_over_ssh() {
         "{}",
         out.stdout
     );
-    let out = ssh(
-        &api,
-        &pool,
-        "pve01",
-        &["qm", "snapshot", "1000", "pre-patch"],
-    )
-    .await;
+    let out = pool
+        .run(&api, "pve01", &["qm", "snapshot", "1000", "pre-patch"])
+        .await;
     assert_eq!(out.status, Some(255), "{out:?}");
     assert!(
         out.stdout
@@ -1163,7 +1119,9 @@ async fn qm_snapshot_commands_over_ssh() {
         "{}",
         out.stdout
     );
-    let out = ssh(&api, &pool, "pve01", &["qm", "snapshot", "1000", "current"]).await;
+    let out = pool
+        .run(&api, "pve01", &["qm", "snapshot", "1000", "current"])
+        .await;
     assert_eq!(out.status, Some(255), "{out:?}");
     assert!(
         out.stderr
@@ -1171,22 +1129,18 @@ async fn qm_snapshot_commands_over_ssh() {
         "{}",
         out.stderr
     );
-    let out = ssh(
-        &api,
-        &pool,
-        "pve01",
-        &["qm", "rollback", "1000", "pre-patch", "--start"],
-    )
-    .await;
+    let out = pool
+        .run(
+            &api,
+            "pve01",
+            &["qm", "rollback", "1000", "pre-patch", "--start"],
+        )
+        .await;
     assert_eq!(out.status, Some(0), "{out:?}");
     assert_eq!(api.status("pve01", 1000).await["status"], "running");
-    let out = ssh(
-        &api,
-        &pool,
-        "pve01",
-        &["qm", "delsnapshot", "1000", "pre-patch"],
-    )
-    .await;
+    let out = pool
+        .run(&api, "pve01", &["qm", "delsnapshot", "1000", "pre-patch"])
+        .await;
     assert_eq!(out.status, Some(0), "{out:?}");
     assert_eq!(names(&list(&api, "pve01", 1000).await), ["current"]);
     api.h.shutdown().await;

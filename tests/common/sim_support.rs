@@ -296,3 +296,60 @@ pub fn sha256_hex(b: &[u8]) -> String {
         .map(|x| format!("{x:02x}"))
         .collect()
 }
+
+/// A root SSH session to the simulator's nodes: a fresh ed25519 key (authorized in the
+/// simulator) and its host keys pinned, both in `dir`.
+pub struct SimSsh {
+    pool: proxmox_manager::ssh::SshPool,
+}
+
+impl SimSsh {
+    pub fn new(api: &Api, dir: &std::path::Path) -> SimSsh {
+        use proxmox_manager::ssh::{HostKeyPolicy, PoolOptions, SshAuth, SshPool};
+        let key = dir.join("id");
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "sim-test", "-f"])
+            .arg(&key)
+            .output()
+            .expect("ssh-keygen runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = std::fs::read_to_string(dir.join("id.pub")).expect("pub key");
+        api.h.authorize_ssh_key(&public).expect("key authorizes");
+        std::fs::write(dir.join("known_hosts"), api.h.ssh_known_hosts()).expect("known_hosts");
+        let pool = SshPool::new(PoolOptions::new(
+            "root",
+            SshAuth::KeyFile {
+                path: key,
+                passphrase: None,
+            },
+            HostKeyPolicy::strict(dir.join("known_hosts")),
+        ));
+        SimSsh { pool }
+    }
+
+    /// Runs `args` (program first) on `node`.
+    pub async fn run(
+        &self,
+        api: &Api,
+        node: &str,
+        args: &[&str],
+    ) -> proxmox_manager::ssh::ExecOutput {
+        use proxmox_manager::ssh::{Command, ExecOptions, SshTarget};
+        let addr = api.h.ssh_addr(node).expect("node has ssh");
+        let target = SshTarget::new(addr.ip().to_string(), addr.port());
+        let (program, rest) = args.split_first().expect("a program");
+        let cmd = Command::new(*program).args(rest.iter().copied());
+        self.pool
+            .exec(
+                &target,
+                &cmd,
+                ExecOptions::with_timeout(Duration::from_secs(30)),
+            )
+            .await
+            .expect("exec over ssh")
+    }
+}
