@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::select::{BulkGuest, BulkResult, Skipped, resolve};
-use crate::ops::batch::{BatchLimits, Outcome, Policy, Step, run_batch};
+use super::select::{BulkGuest, BulkResult, Skipped, resolve, results};
+use crate::ops::batch::{BatchLimits, Policy, Step, run_batch};
 use crate::ops::vm::inventory::VmSummary;
 use crate::ops::vm::power::{PowerAction, PowerRequest, ShutdownArgs, power};
 use crate::ops::vm::select::{Selector, TagsMatch};
@@ -204,27 +204,7 @@ pub async fn bulk_power(
     };
     let batch = run_batch(steps, limits, policy, run).await;
     report.executed = true;
-    for (r, g) in batch.results.into_iter().zip(&report.guests) {
-        report.results.push(match r.outcome {
-            Outcome::Done { value } => value,
-            Outcome::Failed { error } => BulkResult {
-                vmid: g.vmid,
-                name: g.name.clone(),
-                node: g.node.clone(),
-                outcome: "failed".into(),
-                message: error,
-                upid: None,
-            },
-            Outcome::NotStarted { reason } => BulkResult {
-                vmid: g.vmid,
-                name: g.name.clone(),
-                node: g.node.clone(),
-                outcome: "not_started".into(),
-                message: reason,
-                upid: None,
-            },
-        });
-    }
+    report.results = results(batch, &report.guests);
     let count = |o: &str| report.results.iter().filter(|r| r.outcome == o).count();
     report.message = format!(
         "{} done, {} had nothing to do, {} failed, {} not started, {} skipped",

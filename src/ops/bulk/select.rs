@@ -7,6 +7,7 @@ use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::ops::batch::{BatchReport, Outcome};
 use crate::ops::vm::inventory::{VmSummary, summarize_vm};
 use crate::ops::vm::select::Selector;
 use crate::ops::{Context, Error, is_guest};
@@ -144,4 +145,29 @@ async fn protection(ctx: &Context, guests: &[VmSummary]) -> BTreeMap<u32, bool> 
         .buffer_unordered(ctx.config.limits.max_parallel.max(1) as usize)
         .collect()
         .await
+}
+
+/// One result per guest, in `guests` order, from a batch run over them: a step's own result,
+/// or its failure or the reason it never started.
+pub(crate) fn results(batch: BatchReport<BulkResult>, guests: &[BulkGuest]) -> Vec<BulkResult> {
+    batch
+        .results
+        .into_iter()
+        .zip(guests)
+        .map(|(r, g)| {
+            let (outcome, message) = match r.outcome {
+                Outcome::Done { value } => return value,
+                Outcome::Failed { error } => ("failed", error),
+                Outcome::NotStarted { reason } => ("not_started", reason),
+            };
+            BulkResult {
+                vmid: g.vmid,
+                name: g.name.clone(),
+                node: g.node.clone(),
+                outcome: outcome.into(),
+                message,
+                upid: None,
+            }
+        })
+        .collect()
 }

@@ -4,8 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::select::{BulkGuest, BulkResult, Skipped, resolve};
-use crate::ops::batch::{BatchLimits, Outcome, Policy, Step, run_batch};
+use super::select::{BulkGuest, BulkResult, Skipped, resolve, results};
+use crate::ops::batch::{BatchLimits, Policy, Step, run_batch};
 use crate::ops::snapshot::{SnapshotCreateArgs, check_name, snapshot_create};
 use crate::ops::vm::select::{Selector, TagsMatch};
 use crate::ops::{Context, Error, Run};
@@ -187,24 +187,7 @@ pub async fn bulk_snapshot(
     };
     let batch = run_batch(steps, limits, policy, run).await;
     report.executed = true;
-    for (r, g) in batch.results.into_iter().zip(&report.guests) {
-        let (outcome, message) = match r.outcome {
-            Outcome::Done { value } => {
-                report.results.push(value);
-                continue;
-            }
-            Outcome::Failed { error } => ("failed", error),
-            Outcome::NotStarted { reason } => ("not_started", reason),
-        };
-        report.results.push(BulkResult {
-            vmid: g.vmid,
-            name: g.name.clone(),
-            node: g.node.clone(),
-            outcome: outcome.into(),
-            message,
-            upid: None,
-        });
-    }
+    report.results = results(batch, &report.guests);
     let count = |o: &str| report.results.iter().filter(|r| r.outcome == o).count();
     report.message = format!(
         "{} snapshot(s) taken, {} failed, {} not started, {} skipped",
