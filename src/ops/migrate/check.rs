@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{known_node, known_storage, ratios, read_one_guest, read_snapshot};
+use super::{known_node, known_storage, ratios, read_snapshot};
 use crate::ops::plan::{
     self, Allocation, ClusterSnapshot, DiskMove, Move, MoveMode, MoveRefusal, MoveRequest,
 };
@@ -131,7 +131,7 @@ pub(crate) async fn assess(
             "guest {vmid} is a container; vm_migrate moves QEMU VMs"
         ));
     }
-    if let Err(e) = read_one_guest(ctx, &mut snap, vmid).await {
+    if let Err(e) = snap.read_guest_config(ctx, vmid).await {
         reasons.push(format!(
             "its config could not be read ({e}); moving it without knowing its disks could strand one"
         ));

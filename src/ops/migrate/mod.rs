@@ -26,11 +26,9 @@ pub use evacuate::{
 pub use execute::{MoveDone, MoveOptions};
 pub use one::{VmMigrateArgs, VmMigrateReport, vm_migrate};
 
-use std::collections::BTreeMap;
-
 use crate::config::Placement;
-use crate::ops::cluster::snapshot::{ClusterSnapshot, disks_of_config};
-use crate::ops::plan::{GuestKind, Ratios};
+use crate::ops::cluster::snapshot::ClusterSnapshot;
+use crate::ops::plan::Ratios;
 use crate::ops::{Context, Error};
 
 /// The planners' ratios from the configured placement rules.
@@ -54,33 +52,6 @@ pub(crate) async fn read_snapshot(
         snap.read_guest_disks(ctx, node).await;
     }
     Ok((snap, ha.warnings))
-}
-
-/// Reads the disks and local devices of one guest into the snapshot.
-///
-/// # Errors
-/// When its config cannot be read (a move without knowing its disks could strand one).
-pub(crate) async fn read_one_guest(
-    ctx: &Context,
-    snap: &mut ClusterSnapshot,
-    vmid: u32,
-) -> Result<(), Error> {
-    let Some(g) = snap.guests.iter_mut().find(|g| g.vmid == vmid) else {
-        return Ok(());
-    };
-    let kind = match g.kind {
-        GuestKind::Qemu => "qemu",
-        GuestKind::Lxc => "lxc",
-    };
-    let path = format!(
-        "/nodes/{}/{kind}/{vmid}/config",
-        crate::pve::path_segment(&g.node)
-    );
-    let config: BTreeMap<String, serde_json::Value> = ctx.client.get(&path, &[]).await?;
-    let (disks, local) = disks_of_config(&config);
-    g.disks = Some(disks);
-    g.local_resources = local;
-    Ok(())
 }
 
 /// Checks a node argument against the cluster: it must be one of its nodes.

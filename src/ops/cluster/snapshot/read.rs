@@ -58,11 +58,7 @@ impl ClusterSnapshot {
             .map(|g| (g.node.clone(), g.vmid, g.kind))
             .collect();
         let configs = bounded(ctx, guests, |ctx, (node, vmid, kind)| async move {
-            let kind_path = match kind {
-                GuestKind::Qemu => "qemu",
-                GuestKind::Lxc => "lxc",
-            };
-            let path = format!("/nodes/{node}/{kind_path}/{vmid}/config");
+            let path = config_path(&node, vmid, kind);
             let config = ctx
                 .client
                 .get::<BTreeMap<String, serde_json::Value>>(&path, &[])
@@ -80,6 +76,36 @@ impl ClusterSnapshot {
             g.local_resources = local;
         }
     }
+
+    /// Fills `disks` and `local_resources` of guest `vmid` from its config.
+    ///
+    /// # Errors
+    /// When its config cannot be read (a move without knowing its disks could strand one).
+    pub async fn read_guest_config(&mut self, ctx: &Context, vmid: u32) -> Result<(), Error> {
+        let Some(g) = self.guests.iter_mut().find(|g| g.vmid == vmid) else {
+            return Ok(());
+        };
+        let config: BTreeMap<String, serde_json::Value> = ctx
+            .client
+            .get(&config_path(&g.node, vmid, g.kind), &[])
+            .await?;
+        let (disks, local) = disks_of_config(&config);
+        g.disks = Some(disks);
+        g.local_resources = local;
+        Ok(())
+    }
+}
+
+/// `/nodes/{node}/{qemu|lxc}/{vmid}/config`.
+fn config_path(node: &str, vmid: u32, kind: GuestKind) -> String {
+    let kind = match kind {
+        GuestKind::Qemu => "qemu",
+        GuestKind::Lxc => "lxc",
+    };
+    format!(
+        "/nodes/{}/{kind}/{vmid}/config",
+        crate::pve::path_segment(node)
+    )
 }
 
 /// Runs `f` over `items` with at most `limits.max_parallel` in flight, results in input order.
