@@ -246,3 +246,34 @@ fn the_checker_sees_a_violation() {
     );
     assert!(referenced("use super::*;", &here).is_empty());
 }
+
+/// Cargo builds one integration binary, `tests/suite.rs` (`autotests = false`): a test file that
+/// is not one of its modules would silently never run.
+#[test]
+fn every_test_file_is_in_the_suite() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let suite = std::fs::read_to_string(tests.join("suite.rs")).expect("tests/suite.rs");
+    let declared: Vec<&str> = suite
+        .lines()
+        .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
+        .collect();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&tests).expect("tests/").flatten() {
+        let path = entry.path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if path.extension().is_some_and(|x| x == "rs")
+            && stem != "suite"
+            && !declared.contains(&stem)
+        {
+            missing.push(stem.to_string());
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "tests/{{{}}}.rs are not modules of tests/suite.rs: add `mod NAME;` there, or they never run",
+        missing.join(",")
+    );
+}

@@ -3,7 +3,7 @@
 //! past its `maximum`, an array past its `maxItems` is refused as a tool error naming the
 //! argument, quoting only a short prefix, and the simulator receives no request.
 
-mod common;
+use crate::common;
 
 use proxmox_manager::server::Catalogue;
 use serde_json::{Map, Value, json};

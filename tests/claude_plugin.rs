@@ -6,7 +6,7 @@
 //! The launcher script is also checked on its own: binary on PATH first, a build into the plugin
 //! data directory once, a rebuild on a version change, a clear refusal without cargo.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

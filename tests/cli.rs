@@ -1,6 +1,6 @@
 //! The command line a user types: `config-schema`, `tools`, `sim`, `check --sim`, `call`.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

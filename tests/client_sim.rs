@@ -2,7 +2,7 @@
 //! client reports them, privilege separation, offline nodes, task waiting, TLS modes and
 //! endpoint failover.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The cluster snapshot read from the simulator over HTTPS, and an evacuation planned on it:
 //! the planners' input comes from what PVE really answers, not only from hand-built data.
 
-mod common;
+use crate::common;
 
 use proxmox_manager::config;
 use proxmox_manager::ops::{

@@ -3,8 +3,7 @@
 //! its environment through `resolve_with`, so tests run in parallel and never touch the
 //! process environment.
 
-#[path = "common/pass.rs"]
-mod pass_store;
+use crate::common::pass as pass_store;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

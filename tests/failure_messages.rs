@@ -2,7 +2,7 @@
 //! missing pass entry, a wrong fingerprint, an unreachable host and an offline node each give
 //! one clear message naming the cause and the fix, and nothing panics.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

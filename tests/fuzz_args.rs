@@ -9,7 +9,7 @@
 //! within a deadline, must report tool failures as `isError: true` with a message, and must
 //! still work afterwards.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;

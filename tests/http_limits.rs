@@ -2,7 +2,7 @@
 //! cap, strict POST bodies, and the start-up warnings about the bearer token. Short limits are
 //! set through the `serve` flags; waits poll with a deadline.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Streamable HTTP: bearer token required (401 without or with a wrong one), Host and Origin
 //! checked, refusal to start unprotected.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

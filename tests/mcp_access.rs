@@ -1,7 +1,7 @@
 //! `access_check` through MCP against the simulator, with its three tokens: the
 //! least-privilege manager, the read-only auditor and the full admin.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

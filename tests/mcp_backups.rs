@@ -3,7 +3,7 @@
 //! `backup_jobs` shows the last run's failure and the uncovered guests; a restore to a new
 //! VMID gets new MACs; a restore over an existing VM is refused without `force` and previewed.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

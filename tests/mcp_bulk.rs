@@ -4,7 +4,7 @@
 //! reboot one guest at a time in vmid order; skips with reasons; the selector shared with
 //! `vm_list`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! The npm clients are pinned in `.ci/clients` (`npm ci --prefix .ci/clients`); the Python SDK
 //! is `pip install mcp==2.3.0`. `bash .ci/run` installs both.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -137,7 +137,7 @@ async fn official_python_client_converses_over_http() {
     let probe = Command::new("python3").args(["-c", "import mcp"]).output();
     assert!(
         probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the Python MCP SDK is missing: run `python3 -m pip install mcp==2.3.0` (bash .ci/run does)"
+        "the Python MCP SDK is missing: run `./test.sh` (it installs .ci/requirements-test.txt into .ci/venv and puts it first on PATH)"
     );
     let run = tokio::task::spawn_blocking(move || {
         clients::run(

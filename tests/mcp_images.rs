@@ -1,7 +1,7 @@
 //! Templates from images end to end through MCP: a real qcow2 made by `qemu-img`, served from
 //! a loopback HTTP server, downloaded, imported and converted by the simulator over the API.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

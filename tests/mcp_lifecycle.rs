@@ -1,7 +1,7 @@
 //! The VM-lifecycle tools end to end through MCP against the simulator: the real binary,
 //! a real config file, HTTPS with a pinned fingerprint, and the simulator's fault injection.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

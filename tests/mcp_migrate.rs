@@ -5,7 +5,7 @@
 //! that stops new moves and a second run that finishes; a changed cluster refused with the
 //! difference; HA-managed guests moved through HA; HA maintenance over SSH; the balance report.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

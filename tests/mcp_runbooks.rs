@@ -3,7 +3,7 @@
 //! shipped names and traversal refused), a user runbook overriding a shipped one, and the
 //! resources and prompts listed and readable.
 
-mod common;
+use crate::common;
 
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};

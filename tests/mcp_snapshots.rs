@@ -4,7 +4,7 @@
 //! over a tag; orphans found with their reasons and deleted only after confirm; an orphan that
 //! became referenced between preview and deletion is kept.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

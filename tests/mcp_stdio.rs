@@ -2,7 +2,7 @@
 //! real config file, takes its token from the environment, and talks HTTPS (pinned
 //! fingerprint) to a simulator started by this test.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! `template_from_iso` with `replace`: the old template is kept while the new one is only an
 //! installation VM, and `template_convert` deletes it once the new template exists.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

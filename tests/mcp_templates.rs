@@ -1,7 +1,7 @@
 //! Template tools end to end through MCP against the simulator: listing with linked clones,
 //! converting a VM, and deleting with a preview that refuses while clones depend on it.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

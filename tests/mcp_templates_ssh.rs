@@ -4,7 +4,7 @@
 //! simulator's SSH front — reached with a key file and known_hosts from the config, as a user
 //! would set it up. Also: ISOs uploaded from a local file, node paths, `replace`.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 //! is previewed, every argument is checked before the first change, duplicate names are
 //! refused, a resize reports what PVE has, and errors quote a bounded prefix of the input.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //! (backup)`. The operation waits the lock out like an early lock error, and past the lock
 //! deadline names the lock — never blaming ACPI for a shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

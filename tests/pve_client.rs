@@ -2,7 +2,7 @@
 //! `pve_tls.rs`). Checks what goes on the wire (header, form body, query) and how each kind of
 //! answer is mapped: envelope, errors, retries, failover, timeouts, `find_vm`, `wait_task`.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! DELETE parameters only in the query, `sshkeys` encoded twice), how UPID and `null` answers
 //! decode, and the error classifiers on PVE's own texts, early and inside a task.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
 //! One end-to-end conversation through the official Python MCP SDK over stdio
-//! (`pip install mcp==2.3.0`; `.ci/run` installs it).
+//! (`mcp==2.3.0` from `.ci/requirements-test.txt`; `./test.sh` installs it into `.ci/venv`).
 
 use std::process::Command;
 
@@ -10,7 +10,7 @@ fn official_python_client_converses_over_stdio() {
     let installed = probe.as_ref().is_ok_and(|o| o.status.success());
     assert!(
         installed,
-        "the Python MCP SDK is missing: run `python3 -m pip install mcp==2.3.0` (bash .ci/run does)"
+        "the Python MCP SDK is missing: run `./test.sh` (it installs .ci/requirements-test.txt into .ci/venv and puts it first on PATH)"
     );
     let out = Command::new("python3")
         .arg(&script)

@@ -3,7 +3,7 @@
 //! the token then authenticates against the simulated API with exactly the role's privileges.
 //! The secret never appears in any output.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

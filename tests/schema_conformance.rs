@@ -3,7 +3,7 @@
 //! the client sends while exercising each read operation, must exist there. The schema is
 //! AGPL data and is never copied into this repository; without it the tests say so and stop.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

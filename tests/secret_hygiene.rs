@@ -5,7 +5,7 @@
 //! not in any file those runs wrote (audit log, state and config
 //! directories), and not in the `Debug` output of the types that hold them.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

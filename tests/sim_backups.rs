@@ -8,8 +8,7 @@
 //! runs in the task archive, and `/cluster/backup-info/not-backed-up`. Every wait polls with a
 //! deadline.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,7 @@
 //! template conversion. Uploads and volume info/delete are in `sim_volumes.rs`. Tasks are
 //! polled with deadlines.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{AUDITOR, Api, CLAUDE, ROOT, message, qcow2_image, serve_files, sha256_hex};

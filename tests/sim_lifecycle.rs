@@ -4,8 +4,7 @@
 //! completion with deadlines, never fixed sleeps. Power, destroy, resize and the guest agent
 //! are in `sim_power.rs`.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

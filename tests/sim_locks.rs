@@ -3,8 +3,7 @@
 //! checks it before forking, and otherwise a UPID whose task fails with the error; a backup
 //! holding `lock: backup` for a while (`hold_backup`, the scenario's `lock_secs`) ends by itself.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

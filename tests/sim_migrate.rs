@@ -7,8 +7,7 @@
 //! `ha-manager`, and a generated 64-node cluster watched with the `SimHandle` observers. Every
 //! wait polls with a deadline.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! The simulator's power actions, destroy, resize and guest-agent interfaces over real HTTPS
 //! with raw reqwest; tasks are polled with deadlines, never fixed sleeps.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,7 @@
 //! (`PVEAuthCookie` + `CSRFPreventionToken`, expiry, renewal), the `/api2/extjs` envelope;
 //! clones get fresh MACs.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -3,8 +3,7 @@
 //! `SDN.Use` on `/sdn/zones/localnetwork/<bridge>`, or on `.../<bridge>/<tag>` for a VLAN tag
 //! and each trunk tag; without it, 403 naming the path and the privilege.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use proxmox_manager::sim::Scenario;
 use proxmox_manager::sim::scenario::AclSpec;

@@ -7,8 +7,7 @@
 //! it was, the orphan fixtures and their deletion, and the `qm` snapshot commands over SSH.
 //! Every wait polls with a deadline.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

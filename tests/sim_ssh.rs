@@ -3,10 +3,8 @@
 //! flow over SSH, SFTP snippets, `pveum` bootstrapping a token the API accepts, nodes going
 //! offline and coming back. No fixed sleeps: everything awaits the commands themselves.
 
-#[path = "common/images.rs"]
-mod images;
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::common::images;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! task `imgcopy`) whose images `import-from` can use at once, and volume info/delete
 //! (`GET`/`DELETE .../content/{volume}`). Tasks are polled with deadlines.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{AUDITOR, Api, CLAUDE, ROOT, message, qcow2_image, sha256_hex};

@@ -3,7 +3,7 @@
 //! known_hosts file, per-node SSH ports, against a real OpenSSH sshd on loopback. The
 //! passphrase never appears in the output.
 
-mod common;
+use crate::common;
 
 use common::pass::PassStore;
 use common::sshd::{PASSPHRASE, Sshd};

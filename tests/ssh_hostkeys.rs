@@ -1,6 +1,6 @@
 //! Host key policy and authentication against a real OpenSSH sshd on loopback.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

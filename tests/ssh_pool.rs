@@ -1,7 +1,7 @@
 //! The pool against a real OpenSSH sshd on loopback: exec, stderr and exit codes, stdin,
 //! progress, timeouts, SFTP upload, reconnect, connection reuse, hostile arguments.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

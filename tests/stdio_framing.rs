@@ -1,7 +1,7 @@
 //! The real binary over stdio: every frame gets exactly one answer, malformed ones a JSON-RPC
 //! error with the right code and (when recoverable) id, and the server keeps serving.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! one its spec declares. The schema is AGPL data, read from outside the repository; without it
 //! the tests say so and stop.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

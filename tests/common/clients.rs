@@ -1,6 +1,6 @@
 //! The npm-installed MCP clients the tests drive (the Claude Code CLI, the MCP Inspector CLI,
 //! the MCP conformance suite), pinned in `.ci/clients/package.json` + `package-lock.json`.
-//! `bash .ci/run` installs them with `npm ci --prefix .ci/clients`.
+//! `./test.sh` installs them with `npm ci --prefix .ci/clients`.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -12,10 +12,11 @@ pub fn repo() -> PathBuf {
 
 /// `.ci/clients/node_modules/.bin/<name>`, or a failed test that says how to install it.
 pub fn bin(name: &str) -> PathBuf {
+    super::external::require("node");
     let path = repo().join(".ci/clients/node_modules/.bin").join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `npm ci --prefix .ci/clients` (Node.js 20 and npm; bash .ci/run does)",
+        "{} is missing: run `./test.sh` (it runs `npm ci --prefix .ci/clients`)",
         path.display()
     );
     path

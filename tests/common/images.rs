@@ -21,12 +21,12 @@ pub async fn serve(name: &str, bytes: Vec<u8>) -> String {
 pub fn qcow2() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("image.qcow2");
-    let out = std::process::Command::new("qemu-img")
+    let out = std::process::Command::new(super::external::require("qemu-img"))
         .args(["create", "-q", "-f", "qcow2"])
         .arg(&path)
         .arg("64M")
         .output()
-        .expect("qemu-img is installed (bash .ci/run installs qemu-utils)");
+        .expect("qemu-img runs");
     assert!(
         out.status.success(),
         "{}",

@@ -114,7 +114,7 @@ pub fn write_ssh_config_with(
         .arg("-f")
         .arg(&key)
         .output()
-        .expect("ssh-keygen is installed (bash .ci/run installs openssh-client)");
+        .expect("ssh-keygen runs");
     assert!(
         out.status.success(),
         "{}",

@@ -3,7 +3,7 @@
 //! Each [`PassStore`] lives in its own temp directory (GNUPGHOME + PASSWORD_STORE_DIR + HOME), so
 //! tests stay parallel-safe and never touch the user's keyring or the process environment: hand
 //! [`PassStore::env_pairs`] to child processes (`Command::envs`) or [`PassStore::lookup`] to
-//! `config::credentials::resolve_with`. Needs `pass` and `gpg` installed (`.ci/run` apt-installs
+//! `config::credentials::resolve_with`. Needs `pass` and `gpg` installed (`./test.sh` installs
 //! `pass gnupg`). Dropping the store stops its gpg-agent.
 #![allow(dead_code)]
 
@@ -127,7 +127,7 @@ impl PassStore {
     }
 
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(program)
+        let mut child = Command::new(super::external::require(program))
             .args(args)
             .envs(self.env_pairs())
             .stdin(if stdin.is_some() {

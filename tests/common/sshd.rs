@@ -102,8 +102,9 @@ impl Sshd {
     pub fn start() -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
-            "{SSHD} is missing: install openssh-server (bash .ci/run does)"
+            "{SSHD} is missing: run `./test.sh`, or install it with: apt-get install openssh-server"
         );
+        super::external::require("ssh-keygen");
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         keygen(&d.join("host_ed25519"), "ed25519", "");
