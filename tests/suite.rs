@@ -60,6 +60,7 @@ mod ssh_config;
 mod ssh_hostkeys;
 mod ssh_pool;
 mod stdio_framing;
+mod test_script;
 mod tool_names;
 mod tool_specs;
 mod tools_snapshot;
