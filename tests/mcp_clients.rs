@@ -134,14 +134,16 @@ async fn official_python_client_converses_over_http() {
     const BEARER: &str = "py-http-bearer-5c1d";
     let (_server, url) = common::http::start("127.0.0.1:0", &[], Some(BEARER)).await;
     let script = clients::repo().join("tests/python/e2e_http.py");
-    let probe = Command::new("python3").args(["-c", "import mcp"]).output();
+    let probe = Command::new(crate::common::external::require("python3"))
+        .args(["-c", "import mcp"])
+        .output();
     assert!(
         probe.as_ref().is_ok_and(|o| o.status.success()),
         "the Python MCP SDK is missing: run `./test.sh` (it installs .ci/requirements-test.txt into .ci/venv and puts it first on PATH)"
     );
     let run = tokio::task::spawn_blocking(move || {
         clients::run(
-            Command::new("python3")
+            Command::new(crate::common::external::require("python3"))
                 .arg(script)
                 .arg(&url)
                 .env("MCP_BEARER", BEARER),

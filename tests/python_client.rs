@@ -6,13 +6,15 @@ use std::process::Command;
 #[test]
 fn official_python_client_converses_over_stdio() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/e2e_stdio.py");
-    let probe = Command::new("python3").args(["-c", "import mcp"]).output();
+    let probe = Command::new(crate::common::external::require("python3"))
+        .args(["-c", "import mcp"])
+        .output();
     let installed = probe.as_ref().is_ok_and(|o| o.status.success());
     assert!(
         installed,
         "the Python MCP SDK is missing: run `./test.sh` (it installs .ci/requirements-test.txt into .ci/venv and puts it first on PATH)"
     );
-    let out = Command::new("python3")
+    let out = Command::new(crate::common::external::require("python3"))
         .arg(&script)
         .arg(env!("CARGO_BIN_EXE_proxmox-manager"))
         .output()

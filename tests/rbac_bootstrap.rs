@@ -35,7 +35,7 @@ async fn bootstrap(config: &Path, store: &PassStore, extra: &[&str]) -> (bool, S
 
 /// Lines 1 and 2 of the pass entry.
 fn pass_entry(store: &PassStore) -> (String, String) {
-    let out = std::process::Command::new("pass")
+    let out = std::process::Command::new(crate::common::external::require("pass"))
         .args(["show", ENTRY])
         .envs(store.env_pairs())
         .output()

@@ -586,7 +586,7 @@ async fn no_canary_leaks_from_any_run_or_file() {
     )
     .await;
     assert!(out.contains("stored in pass entry"), "{out}");
-    let shown = std::process::Command::new("pass")
+    let shown = std::process::Command::new(crate::common::external::require("pass"))
         .args(["show", "annarchy.net/pve/api-token"])
         .envs(env.pass.env_pairs())
         .output()

@@ -23,7 +23,7 @@ struct Fixture {
 }
 
 fn keygen(path: &Path) {
-    let out = std::process::Command::new("ssh-keygen")
+    let out = std::process::Command::new(crate::common::external::require("ssh-keygen"))
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "sim-test", "-f"])
         .arg(path)
         .output()

@@ -47,7 +47,7 @@ async fn python_strict_verification_accepts_the_simulator() {
     std::fs::write(&ca, h.ca_pem()).expect("write ca");
     let t = h.token("root@pam!admin").expect("token");
     for host in ["127.0.0.1", "localhost"] {
-        let mut cmd = tokio::process::Command::new("python3");
+        let mut cmd = tokio::process::Command::new(crate::common::external::require("python3"));
         cmd.arg("-c")
             .arg(STRICT_GET)
             .env("SIM_CA", &ca)

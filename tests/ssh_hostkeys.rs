@@ -50,7 +50,7 @@ async fn known_key_and_key_file_auth_succeed() {
 async fn hashed_known_hosts_entries_match() {
     let sshd = Sshd::start();
     let kh = sshd.write_known_hosts("known_hosts", &[sshd.known_hosts_line()]);
-    let out = std::process::Command::new("ssh-keygen")
+    let out = std::process::Command::new(crate::common::external::require("ssh-keygen"))
         .arg("-H")
         .arg("-f")
         .arg(&kh)

@@ -130,7 +130,7 @@ pub fn run_with_input(cmd: &mut std::process::Command, input: &[u8]) -> Run {
 /// Installing a plugin from a local marketplace copies the whole directory, and a checkout's
 /// `target/` holds gigabytes of build output no user's copy has.
 pub fn published_copy(dir: &std::path::Path) -> PathBuf {
-    let out = std::process::Command::new("git")
+    let out = std::process::Command::new(crate::common::external::require("git"))
         .arg("-C")
         .arg(repo())
         .args(["ls-files", "-z"])

@@ -108,7 +108,7 @@ pub fn write_ssh_config_with(
     passphrase: Option<(&str, &str)>,
 ) -> PathBuf {
     let key = dir.join("id_ed25519");
-    let out = std::process::Command::new("ssh-keygen")
+    let out = std::process::Command::new(crate::common::external::require("ssh-keygen"))
         .args(["-q", "-t", "ed25519", "-C", "proxmox-manager-test", "-N"])
         .arg(passphrase.map_or("", |(p, _)| p))
         .arg("-f")

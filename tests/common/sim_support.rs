@@ -279,7 +279,7 @@ pub async fn serve_files(files: Vec<(String, Vec<u8>)>) -> String {
 pub fn qcow2_image(size: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("img.qcow2");
-    let out = std::process::Command::new("qemu-img")
+    let out = std::process::Command::new(crate::common::external::require("qemu-img"))
         .args(["create", "-f", "qcow2"])
         .arg(&path)
         .arg(size)
@@ -307,7 +307,7 @@ impl SimSsh {
     pub fn new(api: &Api, dir: &std::path::Path) -> SimSsh {
         use proxmox_manager::ssh::{HostKeyPolicy, PoolOptions, SshAuth, SshPool};
         let key = dir.join("id");
-        let out = std::process::Command::new("ssh-keygen")
+        let out = std::process::Command::new(crate::common::external::require("ssh-keygen"))
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "sim-test", "-f"])
             .arg(&key)
             .output()

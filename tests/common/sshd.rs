@@ -29,7 +29,7 @@ fn run(cmd: &mut Command) {
 }
 
 fn keygen(path: &Path, kind: &str, passphrase: &str) {
-    run(Command::new("ssh-keygen")
+    run(Command::new(crate::common::external::require("ssh-keygen"))
         .args([
             "-q",
             "-t",
@@ -222,7 +222,7 @@ impl Sshd {
 
     /// The server's host key fingerprint as `ssh-keygen -l` prints it.
     pub fn host_fingerprint(&self) -> String {
-        let out = Command::new("ssh-keygen")
+        let out = Command::new(crate::common::external::require("ssh-keygen"))
             .arg("-lf")
             .arg(self.dir().join("host_ed25519.pub"))
             .output()
@@ -266,7 +266,7 @@ impl Sshd {
     /// An ssh-agent on a socket in the temp dir, holding the client key.
     pub fn start_agent(&self) -> Agent {
         let socket = self.dir().join("agent.sock");
-        let child = Command::new("ssh-agent")
+        let child = Command::new(crate::common::external::require("ssh-agent"))
             .arg("-D")
             .arg("-a")
             .arg(&socket)
@@ -279,7 +279,7 @@ impl Sshd {
         wait_until("ssh-agent socket", Duration::from_secs(10), || {
             agent.socket.exists()
         });
-        run(Command::new("ssh-add")
+        run(Command::new(crate::common::external::require("ssh-add"))
             .arg("-q")
             .arg(self.client_key_path())
             .env("SSH_AUTH_SOCK", &agent.socket));
