@@ -108,18 +108,7 @@ pub fn write_ssh_config_with(
     passphrase: Option<(&str, &str)>,
 ) -> PathBuf {
     let key = dir.join("id_ed25519");
-    let out = std::process::Command::new(crate::common::external::require("ssh-keygen"))
-        .args(["-q", "-t", "ed25519", "-C", "proxmox-manager-test", "-N"])
-        .arg(passphrase.map_or("", |(p, _)| p))
-        .arg("-f")
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sshd::keygen(&key, "ed25519", passphrase.map_or("", |(p, _)| p));
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
     sim.authorize_ssh_key(public.trim()).expect("key accepted");
     let known_hosts = dir.join("known_hosts");

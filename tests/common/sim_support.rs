@@ -307,16 +307,7 @@ impl SimSsh {
     pub fn new(api: &Api, dir: &std::path::Path) -> SimSsh {
         use proxmox_manager::ssh::{HostKeyPolicy, PoolOptions, SshAuth, SshPool};
         let key = dir.join("id");
-        let out = std::process::Command::new(crate::common::external::require("ssh-keygen"))
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "sim-test", "-f"])
-            .arg(&key)
-            .output()
-            .expect("ssh-keygen runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::sshd::keygen(&key, "ed25519", "");
         let public = std::fs::read_to_string(dir.join("id.pub")).expect("pub key");
         api.h.authorize_ssh_key(&public).expect("key authorizes");
         std::fs::write(dir.join("known_hosts"), api.h.ssh_known_hosts()).expect("known_hosts");

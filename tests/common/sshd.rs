@@ -28,7 +28,8 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn keygen(path: &Path, kind: &str, passphrase: &str) {
+/// A fresh `kind` key pair at `path` (`.pub` beside it), protected by `passphrase` (may be empty).
+pub fn keygen(path: &Path, kind: &str, passphrase: &str) {
     run(Command::new(crate::common::external::require("ssh-keygen"))
         .args([
             "-q",
