@@ -121,8 +121,12 @@ pub fn content(c: &Ctx) -> ApiResult {
         }
         items.push(m);
     }
-    for vm in st.vms.values().filter(|v| s.shared || v.node == *node) {
-        for d in vm.disks().into_iter().filter(|d| {
+    // guest images only when they can pass the filters below (the same answer, sooner)
+    let images_wanted = content.is_none_or(|ct| ct == "images");
+    for vm in st.vms.values().filter(|v| {
+        images_wanted && (s.shared || v.node == *node) && vmid.is_none_or(|id| id == v.vmid)
+    }) {
+        for d in vm.disk_refs().filter(|d| {
             d.storage == s.id
                 && !st
                     .freed_volumes
@@ -175,6 +179,8 @@ pub fn content(c: &Ctx) -> ApiResult {
         items.push(item);
     }
     items.sort_by(|a, b| a["volid"].as_str().cmp(&b["volid"].as_str()));
+    let mut audit = crate::sim::api::GuestAudit::new(c);
+    let mut allocate: Option<bool> = None;
     let out: Vec<Value> = items
         .into_iter()
         .filter(|i| content.is_none_or(|ct| i["content"] == ct))
@@ -182,8 +188,10 @@ pub fn content(c: &Ctx) -> ApiResult {
         .filter(|i| match i["vmid"].as_u64() {
             // volumes owned by a guest need access to that guest (or Datastore.Allocate)
             Some(v) => {
-                c.can(&format!("/vms/{v}"), &["VM.Audit"])
-                    || c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
+                audit.visible(u32::try_from(v).unwrap_or(u32::MAX))
+                    || *allocate.get_or_insert_with(|| {
+                        c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
+                    })
             }
             None => true,
         })
