@@ -54,15 +54,21 @@ pub fn node_storage(c: &Ctx) -> ApiResult {
         .map(|s| s.split([',', ';', ' ']).filter(|x| !x.is_empty()).collect())
         .unwrap_or_default();
     let only = c.param("storage");
+    // every storage's usage in one pass over the guests
+    let usage = c.st.usage();
+    let ni = c.st.nodes.iter().position(|n| n.name == *node);
     let mut out = Vec::new();
-    for s in &c.st.storages {
+    for (si, s) in c.st.storages.iter().enumerate() {
         if only.is_some_and(|o| o != s.id) || !visible(c, s) {
             continue;
         }
         if !wanted.is_empty() && !wanted.iter().any(|w| s.content.iter().any(|x| x == w)) {
             continue;
         }
-        let used = c.st.storage_used(&s.id, Some(node));
+        let used = match ni {
+            Some(ni) => usage.storage(si, ni),
+            None => c.st.storage_used(&s.id, Some(node)),
+        };
         let mut row = json!({
             "storage": s.id, "type": s.stype, "content": s.content.join(","),
             "shared": u8::from(s.shared), "active": 1, "enabled": 1,
@@ -139,7 +145,7 @@ pub fn content(c: &Ctx) -> ApiResult {
             };
             let mut item = json!({ "volid": format!("{}:{}", s.id, d.volname), "content": "images", "format": format,
                 "size": d.size, "vmid": vm.vmid, "used": d.size / 3, "ctime": st.started - 86_400 * 90 });
-            if let Some(parent) = linked_parent(&d.volname) {
+            if let Some(parent) = linked_parent(d.volname) {
                 item["parent"] = json!(parent);
             }
             items.push(item);
