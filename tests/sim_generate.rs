@@ -6,8 +6,7 @@
 //! the scenario and with the per-node and per-storage endpoints, counted by the API-call
 //! counter.
 
-#[path = "common/sim_support.rs"]
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
