@@ -30,6 +30,7 @@ fn scenario() -> (Scenario, String) {
         template_fraction: 0.0,
         ha_fraction: 0.0,
         pinned_fraction: 0.0,
+        lock_fraction: 0.0,
         ..GenerateSpec::default()
     });
     let source = s.nodes[0].name.clone();

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 10;
+pub const RUNS: usize = 10;
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -23,7 +23,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-fn one_run(binary: &str) -> Result<(Duration, u64), String> {
+pub fn one_run(binary: &str) -> Result<(Duration, u64), String> {
     let start = Instant::now();
     let mut child = Command::new(binary)
         .args(["serve", "--sim"])

@@ -146,14 +146,42 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 pub(crate) async fn run_sim(args: SimArgs) -> Result<()> {
-    let scenario = args
-        .scenario
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "embedded".into());
-    let handle = sim_session::start_sim(&scenario, args.time_scale, args.listen)
+    let handle = if let Some((nodes, guests)) = args.generate {
+        let scenario = sim::Scenario::generate(&sim::GenerateSpec {
+            nodes,
+            guests,
+            seed: args.seed,
+            ..sim::GenerateSpec::default()
+        });
+        if let Some(path) = &args.scenario_out {
+            let yaml = scenario.to_yaml().map_err(|e| anyhow!(e))?;
+            std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "wrote a {nodes}-node, {guests}-guest cluster (seed {}) to {}; run it with `proxmox-manager sim --scenario {}` or `proxmox-manager serve --sim {}`",
+                args.seed,
+                path.display(),
+                path.display(),
+                path.display()
+            );
+            return Ok(());
+        }
+        sim::start(sim::SimOptions {
+            scenario,
+            listen: args.listen,
+            time_scale: args.time_scale,
+        })
         .await
-        .map_err(|e| anyhow!(e))?;
+        .map_err(|e| anyhow!("simulator failed to start: {e}"))?
+    } else {
+        let scenario = args
+            .scenario
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "embedded".into());
+        sim_session::start_sim(&scenario, args.time_scale, args.listen)
+            .await
+            .map_err(|e| anyhow!(e))?
+    };
     println!("simulated Proxmox VE cluster listening");
     println!("  url:          {}/api2/json", handle.url());
     println!("  fingerprint:  {}", handle.fingerprint());

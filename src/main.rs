@@ -205,6 +205,18 @@ struct SimArgs {
     /// Write the simulator's CA certificate (PEM) to this file.
     #[arg(long, value_name = "FILE")]
     ca_out: Option<PathBuf>,
+    /// Generate a large realistic cluster of NODES x GUESTS (e.g. 64x10000) instead of
+    /// reading a scenario; with --scenario-out, write it and exit.
+    #[arg(long, value_name = "NxM", conflicts_with = "scenario",
+          value_parser = proxmox_manager::sim::generate::parse_size_spec)]
+    generate: Option<(usize, usize)>,
+    /// Seed of --generate (the same seed gives the same cluster).
+    #[arg(long, default_value_t = 1, requires = "generate")]
+    seed: u64,
+    /// Write the generated scenario to this file and exit (run it later with
+    /// `sim --scenario FILE` or `serve --sim FILE`).
+    #[arg(long, value_name = "FILE", requires = "generate")]
+    scenario_out: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -44,6 +44,7 @@ mod registry;
 mod schema_conformance;
 mod secret_hygiene;
 mod sim_backups;
+mod sim_generate;
 mod sim_http;
 mod sim_images;
 mod sim_lifecycle;

@@ -330,6 +330,12 @@ impl Access {
         }
     }
 
+    /// The paths ACL entries sit on: a path without one has the privileges its parents pass
+    /// down, the same as any sibling without one.
+    pub fn acl_paths(&self) -> std::collections::BTreeSet<&str> {
+        self.acl.iter().map(|a| a.path.as_str()).collect()
+    }
+
     /// True if `authid` holds all (or with `any`, one) of `privs` on `path`.
     pub fn check(&self, authid: &str, path: &str, privs: &[&str], any: bool) -> bool {
         let have = self.privileges(authid, path);

@@ -25,11 +25,26 @@ use super::state::Shared;
 pub struct Reply {
     pub data: Value,
     pub total: Option<usize>,
+    /// `data` already serialized (then `data` is null): large listings write their rows
+    /// straight into the body instead of building a `Value` tree first.
+    pub raw: Option<String>,
 }
 
 impl Reply {
     pub fn data(data: Value) -> Reply {
-        Reply { data, total: None }
+        Reply {
+            data,
+            total: None,
+            raw: None,
+        }
+    }
+    /// A reply whose `data` is the JSON text `json`.
+    pub fn raw(json: String) -> Reply {
+        Reply {
+            data: Value::Null,
+            total: None,
+            raw: Some(json),
+        }
     }
 }
 
@@ -83,6 +98,10 @@ pub async fn serve(
             a = listener.accept() => a,
         };
         let Ok((tcp, _peer)) = accepted else { continue };
+        // answers go out at once, not after a delayed ACK; a failure only costs latency
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("sim connection: TCP_NODELAY not set: {e}");
+        }
         let acceptor = acceptor.clone();
         let shared = Arc::clone(&shared);
         let cancel = cancel.clone();
@@ -91,8 +110,11 @@ pub async fn serve(
                 return;
             };
             let svc = hyper::service::service_fn(move |req| handle(Arc::clone(&shared), req));
-            let conn =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
+            // keep-alive: an idle connection stays open for the client's next request (no
+            // idle timeout here; the client's pool decides when to drop it)
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), svc);
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 r = conn => if let Err(e) = r { tracing::debug!("sim connection ended: {e}") },
@@ -106,6 +128,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 }
 
 async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let method = req.method().as_str().to_string();
     if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE") {
         return error_response(501, &format!("method '{method}' not available"), None);
@@ -171,7 +196,7 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
         Ok(String::new())
     } else if let Some(t) = &ticket {
         let csrf = header("csrfpreventiontoken");
-        let st = shared.lock();
+        let st = shared.read();
         match st.access.tickets.user(t, max_age) {
             None => Err(super::auth::AuthFailure::Failure),
             // writes with a ticket need the CSRF prevention token (PVE::APIServer::AnyEvent)
@@ -186,7 +211,7 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
             Some(u) => Ok(u.to_string()),
         }
     } else {
-        shared.lock().access.authenticate(auth_header.as_deref())
+        shared.read().access.authenticate(auth_header.as_deref())
     };
     let authid = match auth {
         Ok(id) => id,
@@ -299,6 +324,20 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
 }
 
 fn render_ok(reply: Reply, extjs: bool) -> Response<Body> {
+    if let Some(raw) = reply.raw {
+        // the same object `json!` builds below, keys in the same (sorted) order
+        let mut body = String::with_capacity(raw.len() + 48);
+        body.push_str("{\"data\":");
+        body.push_str(&raw);
+        if extjs {
+            body.push_str(",\"success\":1");
+        }
+        if let Some(t) = reply.total {
+            body.push_str(&format!(",\"total\":{t}"));
+        }
+        body.push('}');
+        return text_response(200, None, body);
+    }
     let mut body = json!({ "data": reply.data });
     if extjs {
         body["success"] = json!(1);
@@ -398,7 +437,11 @@ fn error_response(
 }
 
 fn json_response(status: u16, reason: Option<String>, body: &Value) -> Response<Body> {
-    let mut resp = Response::new(Body::from(body.to_string()));
+    text_response(status, reason, body.to_string())
+}
+
+fn text_response(status: u16, reason: Option<String>, body: String) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
     finish(&mut resp, status, reason);
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -65,6 +65,15 @@ impl SimHandle {
             .collect()
     }
 
+    /// HTTP requests the API front has received since start: every one, answered or refused,
+    /// whatever the journal ([`SimHandle::requests`]) still holds. Benches and tests read it
+    /// before and after a call to count the API calls the call made.
+    pub fn api_requests(&self) -> u64 {
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The HA CRM's log (`info`/`err` lines: commands ignored, services moved), oldest first.
     pub fn ha_log(&self) -> Vec<String> {
         self.shared.lock().ha.log.clone()

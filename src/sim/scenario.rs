@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::SimError;
 
 const EMBEDDED: &str = include_str!("../../config/sim.yaml");
 
 /// A whole simulated cluster.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Cluster name as shown by `/cluster/status`.
@@ -22,31 +22,31 @@ pub struct Scenario {
     pub version: VersionSpec,
     pub nodes: Vec<NodeSpec>,
     pub storages: Vec<StorageSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSpec>,
     pub vms: Vec<VmSpec>,
     /// Custom roles; built-in roles (Administrator, PVEAuditor, ...) always exist.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub roles: BTreeMap<String, Vec<String>>,
     pub users: Vec<UserSpec>,
     pub acl: Vec<AclSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskSpec>,
     /// HA node-affinity rules (PVE 9's `/cluster/ha/rules`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ha_rules: Vec<HaRuleSpec>,
     /// HA groups (PVE 8's `/cluster/ha/groups`). With a 9.x `version` they appear as the
     /// node-affinity rules `ha-group-<group>` PVE 9 migrates them to, and the groups endpoints
     /// answer that they have been migrated.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ha_groups: Vec<HaGroupSpec>,
     /// Backup jobs (`jobs.cfg`), optionally with their last scheduled run seeded into the task
     /// archive (see `crate::sim::backup`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup_jobs: Vec<super::backup::BackupJobSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionSpec {
     pub version: String,
@@ -54,7 +54,7 @@ pub struct VersionSpec {
     pub repoid: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     pub name: String,
@@ -75,11 +75,11 @@ pub struct NodeSpec {
     /// Uptime in seconds at simulator start.
     pub uptime: u64,
     pub kernel: String,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub online: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSpec {
     pub id: String,
@@ -87,60 +87,60 @@ pub struct StorageSpec {
     #[serde(rename = "type")]
     pub stype: String,
     pub content: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub shared: bool,
     /// Capacity; per node for local storages, once for shared ones.
     pub total_gib: u64,
     /// Space used by things the simulator does not model (filesystem overhead, other data).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub base_used_gib: f64,
     /// `path` (dir, nfs mount point), `vgname`/`thinpool` (lvmthin), `server`/`export` (nfs).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub props: BTreeMap<String, String>,
 }
 
 /// A volume that does not belong to a guest's config: ISO, cloud image, snippet, template,
 /// backup — or a guest image no config drive carries (`vm-N-disk-K` on a storage for images: an
 /// orphan of a deleted guest, a leftover, or a disk a config lists as `unusedN`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     /// Full volume id, e.g. `local:iso/debian-12.iso`.
     pub volid: String,
     /// Node holding it; omit for shared storages.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub size: u64,
     /// Disk images: the virtual size `qemu-img info` reports (default: the file size).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtual_size: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protected: bool,
 }
 
 /// A guest. The simulator expands this into a full qm-style config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmSpec {
     pub vmid: u32,
     pub node: String,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub running: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub template: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
     /// With `lock: backup`: a `vzdump` task runs for this many seconds (× time scale) from
     /// the start and clears the lock when it ends, as a backup job would. Omit to hold the
     /// lock until released ([`crate::sim::SimHandle::release_lock`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_secs: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protection: bool,
     pub cores: u32,
     /// MiB.
@@ -150,55 +150,55 @@ pub struct VmSpec {
     /// Boot disk size in GiB.
     pub disk_gib: u64,
     /// Seconds the guest has been running at simulator start.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub uptime: u64,
     /// CPU usage (fraction of its vCPUs) while running.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub cpu_usage: f64,
     /// Guest memory usage (fraction of maxmem) while running.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub mem_usage: f64,
     /// Extra or overriding config keys, written exactly as in a qm config.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
     /// The guest OS ignores ACPI power-button events: `status/shutdown` never completes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub ignores_acpi: bool,
     /// HA-managed (`vm:<vmid>` in `resources.cfg`): `true` for PVE's defaults (`state:
     /// started`, `max_restart: 1`, `max_relocate: 1`) or the resource's options.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<HaField>,
     /// Snapshots the guest has (its config's `[name]` sections), oldest first; the current
     /// state's `parent` is the last one unless `config: { parent: ... }` names another.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<SnapshotSpec>,
 }
 
 /// A snapshot of a scenario guest: the guest's config as it was (the expanded config with
 /// `config` applied on top), `snaptime` = simulator start - `snaptime_ago`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotSpec {
     /// A `pve-configid` (`[a-z][a-z0-9_-]+`, at most 40 characters), not `current`/`pending`.
     pub name: String,
     /// The snapshot this one was taken after (omit for the first).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Taken with RAM (`vmstate=1` on a running guest): a `vm-N-state-<name>` volume on the
     /// storage PVE picks for it, and `runningmachine`/`runningcpu` in the section.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub vmstate: bool,
     /// Seconds before simulator start the snapshot was taken.
     pub snaptime_ago: u64,
     /// Config keys that differed when the snapshot was taken (`key: value` as in a qm config).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
 }
 
 /// A guest's `ha:` entry: `true`/`false`, or the HA resource's options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum HaField {
     Flag(bool),
@@ -217,23 +217,23 @@ impl HaField {
 }
 
 /// Options of an HA resource (`ha-manager add vm:N --state ...`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaSpec {
     /// `started` (default), `stopped`, `disabled` or `ignored`.
     #[serde(default = "default_ha_state")]
     pub state: String,
     /// A group of `ha_groups` (PVE 8).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(default = "default_one")]
     pub max_restart: u32,
     #[serde(default = "default_one")]
     pub max_relocate: u32,
     /// PVE 9: migrate back to the highest-priority node of its node-affinity rule.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failback: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
 }
 
@@ -251,7 +251,7 @@ impl Default for HaSpec {
 }
 
 /// A PVE 9 HA node-affinity rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaRuleSpec {
     pub rule: String,
@@ -259,24 +259,24 @@ pub struct HaRuleSpec {
     pub resources: String,
     /// `pve01:2,pve02:1,pve03` (priority defaults to 0).
     pub nodes: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub strict: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
 }
 
 /// A PVE 8 HA group.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaGroupSpec {
     pub group: String,
     /// `pve01:2,pve02:1,pve03`.
     pub nodes: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub restricted: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub nofailback: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
 }
 
@@ -288,46 +288,46 @@ fn default_one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     pub userid: String,
     /// Login password for `POST /access/ticket` (a simulator's test password; users without
     /// one cannot log in).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<TokenSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSpec {
     pub name: String,
     pub privsep: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub comment: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AclSpec {
     pub path: String,
     /// `user@realm` or `user@realm!token`.
     pub ugid: String,
     pub role: String,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub propagate: bool,
 }
 
 /// A finished task in a node's task archive.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     pub node: String,
     #[serde(rename = "type")]
     pub ttype: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     pub user: String,
     /// Seconds before simulator start that the task started.
@@ -335,7 +335,7 @@ pub struct TaskSpec {
     pub duration: u64,
     /// `OK`, `WARNINGS: N` or an error text (then the log ends in `TASK ERROR: <text>`).
     pub exitstatus: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<String>,
 }
 
@@ -370,6 +370,20 @@ impl Scenario {
             message: e.to_string(),
         })
     }
+}
+
+// `skip_serializing_if` helpers: a written scenario leaves out what the defaults hold.
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+pub(crate) fn is_true(b: &bool) -> bool {
+    *b
+}
+pub(crate) fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+pub(crate) fn is_zero_u64(x: &u64) -> bool {
+    *x == 0
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! The cluster state model: nodes, storages, volumes, guests (with qm-style configs), access
-//! control and tasks, built from a [`Scenario`]. Everything lives behind one `Mutex` in
-//! [`Shared`]; handlers lock it briefly and never across an `.await`, so later issues (clone,
-//! migrate, ...) mutate state through the same helpers without lock ordering concerns.
+//! control and tasks, built from a [`Scenario`]. Everything lives behind one `RwLock` in
+//! [`Shared`]: read handlers share it ([`Shared::read`]), writes take it alone
+//! ([`Shared::lock`]); both hold it briefly and never across an `.await`, so later issues
+//! (clone, migrate, ...) mutate state through the same helpers without lock ordering concerns,
+//! and a large listing never blocks the other reads.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -20,12 +22,14 @@ pub const MIB: u64 = 1024 * 1024;
 
 /// State shared by the HTTP handlers and the task engine.
 pub struct Shared {
-    state: Mutex<State>,
+    state: RwLock<State>,
     /// 1.0 = real PVE durations.
     pub time_scale: f64,
     /// What clients asked for, newest last, bounded: a debugging aid for users of the
     /// simulator and the input of the schema-conformance test of the client.
     journal: Mutex<std::collections::VecDeque<RecordedRequest>>,
+    /// HTTP requests received by the API front since start (every one, answered or refused).
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 /// One request as received: method, path below `/api2/json`, and the names of the query and
@@ -43,9 +47,10 @@ pub const JOURNAL_LIMIT: usize = 10_000;
 impl Shared {
     pub fn new(state: State, time_scale: f64) -> Shared {
         Shared {
-            state: Mutex::new(state),
+            state: RwLock::new(state),
             time_scale,
             journal: Mutex::new(std::collections::VecDeque::new()),
+            requests: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -68,10 +73,16 @@ impl Shared {
             .unwrap_or(std::time::Duration::from_secs(86_400 * 365))
     }
 
-    /// Locks the state. A poisoned lock (a panicking holder) still yields the data: the
-    /// simulator prefers serving a possibly half-updated state to failing every request.
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// Locks the state for writing (alone). A poisoned lock (a panicking holder) still yields
+    /// the data: the simulator prefers serving a possibly half-updated state to failing every
+    /// request.
+    pub fn lock(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the state for reading, shared with other readers (poisoning as [`Shared::lock`]).
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -213,6 +224,15 @@ pub struct Vm {
     /// When the simulator started the guest (`None` for guests running since the scenario
     /// began, which count as started long ago).
     pub started_instant: Option<std::time::Instant>,
+}
+
+/// [`Disk`] borrowed from the config line it was parsed from.
+#[derive(Clone, Copy)]
+pub struct DiskRef<'a> {
+    pub key: &'a str,
+    pub storage: &'a str,
+    pub volname: &'a str,
+    pub size: u64,
 }
 
 /// A guest disk parsed from a config drive line.
@@ -447,21 +467,151 @@ impl State {
             .vms
             .values()
             .filter(|v| on_node(Some(&v.node)))
-            .flat_map(|v| v.disks())
+            .flat_map(|v| v.disk_refs())
             .filter(|d| d.storage == storage)
-            // thin provisioning: count what guests actually wrote, not the virtual size; a
-            // linked clone (`base-.../vm-...`) only holds its own changes
-            .map(|d| {
-                if d.volname.contains("base-") && d.volname.contains("/vm-") {
-                    d.size / 20
-                } else if st.stype == "lvmthin" {
-                    d.size / 3
-                } else {
-                    d.size / 2
-                }
-            })
+            .map(|d| written(st, d.volname, d.size))
             .sum();
         (st.base_used + files + disks).min(st.total)
+    }
+
+    /// Every node's guest load and every storage's usage in one pass over the guests and the
+    /// volumes: what the cluster-wide listings (`/cluster/resources`, `/nodes`) need, with the
+    /// same numbers as [`State::node_mem_used`], [`State::node_cpu`], [`State::rootfs_used`] and
+    /// [`State::storage_used`] (each of those is a pass of its own).
+    pub fn usage(&self) -> Usage {
+        let node_ix: BTreeMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        let storage_ix: BTreeMap<&str, usize> = self
+            .storages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let (n_nodes, n_storages) = (self.nodes.len(), self.storages.len());
+        let mut guest_mem = vec![0u64; n_nodes];
+        let mut guest_cpu = vec![0f64; n_nodes];
+        // per storage: one total for shared storages, one per node for local ones
+        let mut shared_used = vec![0u64; n_storages];
+        let mut local_used = vec![vec![0u64; n_nodes]; n_storages];
+        for f in &self.files {
+            let Some(&si) = storage_ix.get(f.storage.as_str()) else {
+                continue;
+            };
+            if self.storages[si].shared {
+                shared_used[si] += f.size;
+            } else if let Some(&ni) = f.node.as_deref().and_then(|n| node_ix.get(n)) {
+                local_used[si][ni] += f.size;
+            }
+        }
+        // vmid order, as the per-node passes sum (the CPU sum is a float)
+        for v in self.vms.values() {
+            let ni = node_ix.get(v.node.as_str()).copied();
+            if let Some(ni) = ni.filter(|_| v.running) {
+                guest_mem[ni] += v.memhost();
+                guest_cpu[ni] += v.cpu_usage * v.cpus() as f64;
+            }
+            for d in v.disk_refs() {
+                let Some(&si) = storage_ix.get(d.storage) else {
+                    continue;
+                };
+                let st = &self.storages[si];
+                let w = written(st, d.volname, d.size);
+                if st.shared {
+                    shared_used[si] += w;
+                } else if let Some(ni) = ni {
+                    local_used[si][ni] += w;
+                }
+            }
+        }
+        let storage_used: Vec<Vec<u64>> = self
+            .storages
+            .iter()
+            .enumerate()
+            .map(|(si, st)| {
+                (0..n_nodes)
+                    .map(|ni| {
+                        let used = if st.shared {
+                            shared_used[si]
+                        } else {
+                            local_used[si][ni]
+                        };
+                        (st.base_used + used).min(st.total)
+                    })
+                    .collect()
+            })
+            .collect();
+        let local_dir = storage_ix.get(self.storage_local_dir().as_str()).copied();
+        let node_mem = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.base_mem + guest_mem[i]).min(n.mem_total.saturating_sub(256 * MIB)))
+            .collect();
+        let node_cpu = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let c = n.base_cpu + guest_cpu[i] / n.threads.max(1) as f64;
+                (c.min(1.0) * 1e4).round() / 1e4
+            })
+            .collect();
+        let rootfs = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                local_dir
+                    .map(|si| storage_used_at(&storage_used, si, i))
+                    .unwrap_or(0)
+                    .min(n.rootfs_total)
+            })
+            .collect();
+        Usage {
+            node_mem,
+            node_cpu,
+            rootfs,
+            storage_used,
+        }
+    }
+}
+
+fn storage_used_at(t: &[Vec<u64>], si: usize, ni: usize) -> u64 {
+    t.get(si).and_then(|r| r.get(ni)).copied().unwrap_or(0)
+}
+
+/// Bytes a guest disk occupies on its storage. Thin provisioning: count what guests actually
+/// wrote, not the virtual size; a linked clone (`base-.../vm-...`) only holds its own changes.
+fn written(st: &Storage, volname: &str, size: u64) -> u64 {
+    if volname.contains("base-") && volname.contains("/vm-") {
+        size / 20
+    } else if st.stype == "lvmthin" {
+        size / 3
+    } else {
+        size / 2
+    }
+}
+
+/// The result of [`State::usage`], by the indexes of `State::nodes` and `State::storages`.
+pub struct Usage {
+    /// [`State::node_mem_used`] of each node.
+    pub node_mem: Vec<u64>,
+    /// [`State::node_cpu`] of each node.
+    pub node_cpu: Vec<f64>,
+    /// [`State::rootfs_used`] of each node.
+    pub rootfs: Vec<u64>,
+    /// [`State::storage_used`] of each storage (outer) on each node (inner).
+    storage_used: Vec<Vec<u64>>,
+}
+
+impl Usage {
+    /// [`State::storage_used`] of storage `si` on node `ni`.
+    pub fn storage(&self, si: usize, ni: usize) -> u64 {
+        storage_used_at(&self.storage_used, si, ni)
     }
 }
 
@@ -516,24 +666,32 @@ impl Vm {
     }
     /// Disks referenced by the config (excluding cdrom/cloud-init drives).
     pub fn disks(&self) -> Vec<Disk> {
+        self.disk_refs()
+            .map(|d| Disk {
+                key: d.key.to_string(),
+                storage: d.storage.to_string(),
+                volname: d.volname.to_string(),
+                size: d.size,
+            })
+            .collect()
+    }
+    /// [`Vm::disks`] borrowed from the config, without allocating.
+    pub fn disk_refs(&self) -> impl Iterator<Item = DiskRef<'_>> + '_ {
         self.config
             .iter()
             .filter(|(k, _)| is_drive_key(k))
             .filter_map(|(k, v)| parse_drive(k, v))
-            .collect()
     }
     /// Size of the boot disk (the first disk in `boot: order=`, else the first disk).
     pub fn maxdisk(&self) -> u64 {
-        let disks = self.disks();
         let boot = self
             .get("boot")
             .and_then(|b| b.strip_prefix("order="))
             .unwrap_or("");
         boot.split(';')
-            .find_map(|k| disks.iter().find(|d| d.key == k))
+            .find_map(|k| self.disk_refs().find(|d| d.key == k))
             .or_else(|| {
-                disks
-                    .iter()
+                self.disk_refs()
                     .find(|d| d.key != "efidisk0" && d.key != "tpmstate0")
             })
             .map(|d| d.size)
@@ -576,23 +734,21 @@ pub fn is_drive_key(k: &str) -> bool {
     idx("scsi") || idx("virtio") || idx("sata") || idx("ide") || k == "efidisk0" || k == "tpmstate0"
 }
 
-fn parse_drive(key: &str, value: &str) -> Option<Disk> {
-    let mut parts = value.split(',');
-    let vol = parts.next()?;
-    let opts: Vec<&str> = parts.collect();
-    if opts.contains(&"media=cdrom") || vol.contains("cloudinit") {
+fn parse_drive<'a>(key: &'a str, value: &'a str) -> Option<DiskRef<'a>> {
+    let (vol, opts) = value.split_once(',').unwrap_or((value, ""));
+    let opts = || opts.split(',');
+    if opts().any(|o| o == "media=cdrom") || vol.contains("cloudinit") {
         return None;
     }
     let (storage, volname) = vol.split_once(':')?;
-    let size = opts
-        .iter()
+    let size = opts()
         .find_map(|o| o.strip_prefix("size="))
         .and_then(parse_size)
         .unwrap_or(0);
-    Some(Disk {
-        key: key.to_string(),
-        storage: storage.to_string(),
-        volname: volname.to_string(),
+    Some(DiskRef {
+        key,
+        storage,
+        volname,
         size,
     })
 }

@@ -102,6 +102,36 @@ impl Ctx<'_> {
     }
 }
 
+/// `VM.Audit` on many guests' `/vms/N` at once (listings): a guest without an ACL entry of its
+/// own has the privileges the entries above pass down, the same for all of them, so the check
+/// runs once for those and once for each guest with an entry.
+pub struct GuestAudit<'c, 'a> {
+    c: &'c Ctx<'a>,
+    acl_paths: std::collections::BTreeSet<&'c str>,
+    inherited: Option<bool>,
+}
+
+impl<'c, 'a> GuestAudit<'c, 'a> {
+    pub fn new(c: &'c Ctx<'a>) -> GuestAudit<'c, 'a> {
+        GuestAudit {
+            c,
+            acl_paths: c.st.access.acl_paths(),
+            inherited: None,
+        }
+    }
+    /// `c.can("/vms/{vmid}", ["VM.Audit"])`.
+    pub fn visible(&mut self, vmid: u32) -> bool {
+        let path = format!("/vms/{vmid}");
+        if self.acl_paths.contains(path.as_str()) {
+            return self.c.can(&path, &["VM.Audit"]);
+        }
+        let c = self.c;
+        *self
+            .inherited
+            .get_or_insert_with(|| c.can(&path, &["VM.Audit"]))
+    }
+}
+
 /// What a write handler gets: the state locked for writing and the shared handle (to spawn
 /// tasks with [`crate::sim::tasks::spawn_locked`]).
 pub struct WCtx<'a> {
@@ -572,7 +602,30 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
     let route = find(&r.method, &seg_refs, &mut args).ok_or_else(|| {
         ApiError::NotImplemented(format!("Method '{} {}' not implemented", r.method, r.path))
     })?;
-    let mut st = shared.lock();
+    add_path_params(&mut r.params, &args);
+    // reads share the state (a long listing blocks no other read), writes take it alone
+    match route.handler {
+        Handler::Read(h) => {
+            let st = shared.read();
+            proxy_check(&st, &route, &args)?;
+            h(&Ctx {
+                st: &st,
+                req: &r,
+                args: &args,
+                spec: route.spec,
+            })
+        }
+        Handler::Write(_) => {
+            let mut st = shared.lock();
+            proxy_check(&st, &route, &args)?;
+            run(&route, &mut st, shared, &r, &args)
+        }
+    }
+}
+
+/// `/nodes/{node}/...` goes through the node: an unknown name fails its hostname lookup, an
+/// offline node is unreachable (595).
+fn proxy_check(st: &State, route: &Route, args: &PathArgs) -> Result<(), ApiError> {
     if route.proxied {
         match st.node(&args.node) {
             None => {
@@ -585,8 +638,7 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
             Some(_) => {}
         }
     }
-    add_path_params(&mut r.params, &args);
-    run(&route, &mut st, shared, &r, &args)
+    Ok(())
 }
 
 /// Path parameters take part in validation, overriding same-named query/body ones.

@@ -10,14 +10,16 @@ use crate::sim::state::{GIB, MIB};
 pub fn index(c: &Ctx) -> ApiResult {
     c.validate()?;
     let st = c.st;
+    // one pass over the guests for every node's load, not one per node
+    let usage = st.usage();
     let mut out = Vec::new();
-    for n in &st.nodes {
+    for (i, n) in st.nodes.iter().enumerate() {
         let mut row = json!({ "node": n.name, "id": format!("node/{}", n.name), "type": "node",
             "status": if n.online { "online" } else { "offline" } });
         if n.online && c.can(&format!("/nodes/{}", n.name), &["Sys.Audit"]) {
             let extra = json!({
-                "cpu": st.node_cpu(n), "maxcpu": n.threads, "mem": st.node_mem_used(n), "maxmem": n.mem_total,
-                "disk": st.rootfs_used(n), "maxdisk": n.rootfs_total, "uptime": st.node_uptime(n), "level": "",
+                "cpu": usage.node_cpu[i], "maxcpu": n.threads, "mem": usage.node_mem[i], "maxmem": n.mem_total,
+                "disk": usage.rootfs[i], "maxdisk": n.rootfs_total, "uptime": st.node_uptime(n), "level": "",
                 "ssl_fingerprint": fake_fingerprint(&n.name),
             });
             if let (Value::Object(a), Value::Object(b)) = (&mut row, extra) {

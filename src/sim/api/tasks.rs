@@ -91,6 +91,7 @@ pub fn list(c: &Ctx) -> ApiResult {
     Ok(Reply {
         data: Value::Array(page),
         total: Some(total),
+        raw: None,
     })
 }
 
@@ -149,5 +150,6 @@ pub fn log(c: &Ctx) -> ApiResult {
     Ok(Reply {
         data: Value::Array(lines),
         total: Some(t.log.len()),
+        raw: None,
     })
 }

@@ -16,50 +16,50 @@ pub mod script;
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::state::State;
 use super::tasks::{Task, format_upid};
 
 /// A backup job of the scenario: `jobs.cfg` keys, plus the outcome of its last run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BackupJobSpec {
     pub id: String,
     /// A calendar event (`02:00`, `sat 03:30`, `mon..fri 22:30`, ...).
     pub schedule: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
     /// `1000,1001`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmid: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::sim::scenario::is_false")]
     pub all: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress: Option<String>,
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "crate::sim::scenario::is_true")]
     pub enabled: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes_template: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// `keep-last=3,keep-weekly=2`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_backups: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::sim::scenario::is_false")]
     pub repeat_missed: bool,
     /// Seed the job's last scheduled run (tasks on each node, archives of the guests that
     /// succeeded).
-    #[serde(default, rename = "last_run")]
+    #[serde(default, rename = "last_run", skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRunSpec>,
 }
 
@@ -69,12 +69,12 @@ fn yes() -> bool {
 
 /// The last scheduled run of a job: started at the schedule's latest event that lets it end
 /// before the simulator starts.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LastRunSpec {
     /// Guests whose backup failed, with vzdump's error (e.g. `job failed with err -5 -
     /// Input/output error`); the node's task then ends `job errors`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failed: BTreeMap<u32, String>,
 }
 

@@ -22,7 +22,7 @@ pub struct NodeCtx {
 }
 
 impl NodeCtx {
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    pub fn lock(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.shared.lock()
     }
 }

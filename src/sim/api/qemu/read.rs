@@ -95,9 +95,10 @@ fn summary(vm: &Vm) -> Map<String, Value> {
 pub fn list(c: &Ctx) -> ApiResult {
     c.validate()?;
     let node = &c.args.node;
+    let mut audit = crate::sim::api::GuestAudit::new(c);
     let out: Vec<Value> =
         c.st.vms_on(node)
-            .filter(|v| c.can(&format!("/vms/{}", v.vmid), &["VM.Audit"]))
+            .filter(|v| audit.visible(v.vmid))
             .map(|v| Value::Object(summary(v)))
             .collect();
     Ok(Reply::data(Value::Array(out)))

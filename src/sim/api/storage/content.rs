@@ -54,15 +54,21 @@ pub fn node_storage(c: &Ctx) -> ApiResult {
         .map(|s| s.split([',', ';', ' ']).filter(|x| !x.is_empty()).collect())
         .unwrap_or_default();
     let only = c.param("storage");
+    // every storage's usage in one pass over the guests
+    let usage = c.st.usage();
+    let ni = c.st.nodes.iter().position(|n| n.name == *node);
     let mut out = Vec::new();
-    for s in &c.st.storages {
+    for (si, s) in c.st.storages.iter().enumerate() {
         if only.is_some_and(|o| o != s.id) || !visible(c, s) {
             continue;
         }
         if !wanted.is_empty() && !wanted.iter().any(|w| s.content.iter().any(|x| x == w)) {
             continue;
         }
-        let used = c.st.storage_used(&s.id, Some(node));
+        let used = match ni {
+            Some(ni) => usage.storage(si, ni),
+            None => c.st.storage_used(&s.id, Some(node)),
+        };
         let mut row = json!({
             "storage": s.id, "type": s.stype, "content": s.content.join(","),
             "shared": u8::from(s.shared), "active": 1, "enabled": 1,
@@ -121,8 +127,12 @@ pub fn content(c: &Ctx) -> ApiResult {
         }
         items.push(m);
     }
-    for vm in st.vms.values().filter(|v| s.shared || v.node == *node) {
-        for d in vm.disks().into_iter().filter(|d| {
+    // guest images only when they can pass the filters below (the same answer, sooner)
+    let images_wanted = content.is_none_or(|ct| ct == "images");
+    for vm in st.vms.values().filter(|v| {
+        images_wanted && (s.shared || v.node == *node) && vmid.is_none_or(|id| id == v.vmid)
+    }) {
+        for d in vm.disk_refs().filter(|d| {
             d.storage == s.id
                 && !st
                     .freed_volumes
@@ -135,7 +145,7 @@ pub fn content(c: &Ctx) -> ApiResult {
             };
             let mut item = json!({ "volid": format!("{}:{}", s.id, d.volname), "content": "images", "format": format,
                 "size": d.size, "vmid": vm.vmid, "used": d.size / 3, "ctime": st.started - 86_400 * 90 });
-            if let Some(parent) = linked_parent(&d.volname) {
+            if let Some(parent) = linked_parent(d.volname) {
                 item["parent"] = json!(parent);
             }
             items.push(item);
@@ -175,6 +185,8 @@ pub fn content(c: &Ctx) -> ApiResult {
         items.push(item);
     }
     items.sort_by(|a, b| a["volid"].as_str().cmp(&b["volid"].as_str()));
+    let mut audit = crate::sim::api::GuestAudit::new(c);
+    let mut allocate: Option<bool> = None;
     let out: Vec<Value> = items
         .into_iter()
         .filter(|i| content.is_none_or(|ct| i["content"] == ct))
@@ -182,8 +194,10 @@ pub fn content(c: &Ctx) -> ApiResult {
         .filter(|i| match i["vmid"].as_u64() {
             // volumes owned by a guest need access to that guest (or Datastore.Allocate)
             Some(v) => {
-                c.can(&format!("/vms/{v}"), &["VM.Audit"])
-                    || c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
+                audit.visible(u32::try_from(v).unwrap_or(u32::MAX))
+                    || *allocate.get_or_insert_with(|| {
+                        c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
+                    })
             }
             None => true,
         })
