@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,29 +80,6 @@ impl Env {
     }
 }
 
-/// A wrapper script that runs the fake with its control directory set.
-fn wrapper(bin: &Path, fake_dir: &Path, prog: &str) -> PathBuf {
-    let python = common::external::require("python3");
-    let fakes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fakes");
-    let path = bin.join(prog);
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\nFAKE_DIR='{}' exec '{}' '{}' \"$@\"\n",
-            fake_dir.display(),
-            python.display(),
-            fakes.join(prog).display()
-        ),
-    )
-    .expect("write wrapper");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
-    path
-}
-
 async fn env(time_scale: f64, profiles: &[(&str, String)]) -> Env {
     let sim = sim::start(sim::SimOptions {
         scenario: Scenario::embedded().expect("scenario"),
@@ -113,22 +90,13 @@ async fn env(time_scale: f64, profiles: &[(&str, String)]) -> Env {
     .expect("simulator");
     let dir = tempfile::tempdir().expect("tmp");
     let clusters = dir.path().join("clusters");
-    let bin = dir.path().join("bin");
-    let fake = dir.path().join("fake");
-    for d in [&clusters, &bin, &fake] {
-        std::fs::create_dir_all(d).expect("mkdir");
-    }
+    std::fs::create_dir_all(&clusters).expect("mkdir");
+    let fakes = common::fake_clis::FakeClis::install(dir.path());
     for (name, text) in profiles {
         std::fs::write(clusters.join(format!("{name}.yaml")), text).expect("profile");
     }
     let mut yaml = common::config_yaml(sim.addr().port(), &sim.fingerprint());
-    yaml.push_str(&format!(
-        "\npaths:\n  clusters: {}\n  talosctl: {}\n  flux: {}\n  kubectl: {}\n",
-        clusters.display(),
-        wrapper(&bin, &fake, "talosctl").display(),
-        wrapper(&bin, &fake, "flux").display(),
-        wrapper(&bin, &fake, "kubectl").display()
-    ));
+    yaml.push_str(&fakes.paths_yaml(&clusters));
     let config = dir.path().join("cluster-config.yaml");
     std::fs::write(&config, yaml).expect("config");
     let (client, progress) =
