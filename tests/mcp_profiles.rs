@@ -672,3 +672,63 @@ async fn spin_up_resumes_after_a_failure_tears_down_by_tags_and_rebuilds() {
     );
     assert!(!audit.contains(&secret_line));
 }
+
+/// A DHCP Talos profile whose template has no guest agent: the address comes from the node's
+/// neighbour table (`ip neigh` over SSH) by net0's MAC, and Talos is configured at that address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhcp_guest_without_agent_is_found_in_the_neighbour_table() {
+    let sim = sim::start(sim::SimOptions {
+        scenario: Scenario::embedded().expect("scenario"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        time_scale: common::TIME_SCALE,
+    })
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("tmp");
+    let clusters = dir.path().join("clusters");
+    std::fs::create_dir_all(&clusters).expect("mkdir");
+    let profile = lab_profile("dhcp-lab", "", 0, "[talos, dhcplab]", "clusters/dhcp")
+        .replace("    count: 3\n", "    count: 1\n");
+    std::fs::write(clusters.join("dhcp-lab.yaml"), profile).expect("profile");
+    let fakes = common::fake_clis::FakeClis::install(dir.path());
+    let config = common::write_ssh_config(dir.path(), &sim);
+    let mut yaml = std::fs::read_to_string(&config).expect("config");
+    yaml.push_str(&fakes.paths_yaml(&clusters));
+    std::fs::write(&config, yaml).expect("config");
+    let (client, _) =
+        common::mcp::connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+    let (err, plan, text) = call(&client, "profile_up", json!({"profile": "dhcp-lab"})).await;
+    assert!(!err, "{text}");
+    let address = plan["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .find(|p| p["name"] == "address")
+        .expect("address phase");
+    assert!(
+        address["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("neighbour table"),
+        "{address}"
+    );
+    let (err, up, text) = call(
+        &client,
+        "profile_up",
+        json!({"profile": "dhcp-lab", "confirm": true}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let g = &up["guests"][0];
+    let vmid = g["vmid"].as_u64().expect("vmid") as u32;
+    // The simulator's DHCP lease for that guest.
+    let lease = format!("10.20.{}.{}", (vmid / 250) % 250, vmid % 250 + 2);
+    assert_eq!(g["address"], lease.as_str(), "{up}");
+    let applied: Vec<String> = fakes
+        .calls()
+        .iter()
+        .filter(|c| c["argv"][0] == "apply-config")
+        .map(|c| c["argv"][3].as_str().expect("ip").to_string())
+        .collect();
+    assert_eq!(applied, [lease]);
+}
