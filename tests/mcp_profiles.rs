@@ -732,3 +732,82 @@ async fn a_dhcp_guest_without_agent_is_found_in_the_neighbour_table() {
         .collect();
     assert_eq!(applied, [lease]);
 }
+
+/// `template_copies`: a guest placed on a node with a copy of the template is cloned from the
+/// copy there (no clone on the template's node, no move); the others are cloned and moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_node_template_copy_is_cloned_on_its_node_without_a_move() {
+    let e = env(common::TIME_SCALE, &[]).await;
+    // A copy of the Talos template on pve02: cloned, moved there, converted.
+    let (err, copy, text) = call(
+        &e.client,
+        "vm_create",
+        json!({"template": "101", "name": "talos-copy-pve02", "tags": ["talos"]}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let copy = copy["vmid"].as_u64().expect("vmid");
+    let (err, _, text) = call(
+        &e.client,
+        "vm_migrate",
+        json!({"vmid": copy, "target": "pve02"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let (err, _, text) = call(&e.client, "template_convert", json!({"vmid": copy})).await;
+    assert!(!err, "{text}");
+    let profile = lab_profile(
+        "copy-lab",
+        "  node_cidr: 10.32.0.0/24\n  addresses: static\n  gateway: 10.32.0.1\n",
+        0,
+        "[talos, copylab]",
+        "clusters/copy",
+    )
+    .replace(
+        "template: 101\n",
+        &format!("template: 101\ntemplate_copies:\n  pve02: {copy}\n"),
+    );
+    std::fs::write(e.clusters().join("copy-lab.yaml"), profile).expect("profile");
+    let (err, up, text) = call(
+        &e.client,
+        "profile_up",
+        json!({"profile": "copy-lab", "confirm": true}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let guests = up["guests"].as_array().expect("guests");
+    let on_pve02: Vec<u64> = guests
+        .iter()
+        .filter(|g| g["node"] == "pve02")
+        .map(|g| g["vmid"].as_u64().expect("v"))
+        .collect();
+    assert!(!on_pve02.is_empty(), "spread puts a guest on pve02: {up}");
+    let requests = e.sim.requests();
+    let posted = |path: String| {
+        requests
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with(&path))
+    };
+    assert!(
+        posted(format!("/nodes/pve02/qemu/{copy}/clone")),
+        "cloned from the copy on pve02"
+    );
+    for g in guests {
+        let vmid = g["vmid"].as_u64().expect("v");
+        assert_eq!(
+            g["template"].as_u64(),
+            Some(if g["node"] == "pve02" { copy } else { 101 }),
+            "{g}"
+        );
+        let moved = posted(format!("/qemu/{vmid}/migrate"));
+        assert_eq!(
+            moved,
+            g["node"] == "pve03",
+            "only a guest off pve01 without a copy moves: {g}"
+        );
+    }
+    let placement = e.sim.guest_placement();
+    for vmid in on_pve02 {
+        assert_eq!(placement[&(vmid as u32)].node, "pve02");
+    }
+}

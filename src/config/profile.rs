@@ -77,6 +77,11 @@ pub struct RawProfile {
     /// Storage for the clones' disks (default `defaults.storage`).
     #[serde(default)]
     pub storage: Option<String>,
+    /// Per-node copies of the template (node name -> vmid or name): a guest placed on such a
+    /// node is cloned from its copy there instead of being cloned on the template's node and
+    /// moved (PVE clones to another node only from shared storage).
+    #[serde(default)]
+    pub template_copies: Option<std::collections::BTreeMap<String, RawTemplate>>,
 }
 
 /// A template named by vmid or by name.
@@ -399,6 +404,8 @@ pub struct ClusterProfile {
     pub tags: Vec<String>,
     pub flux: Option<FluxSpec>,
     pub storage: Option<String>,
+    /// `(node, template)` copies of the template, by node name.
+    pub template_copies: Vec<(String, RawTemplate)>,
     /// Where it was read from (`shipped:NAME` for the built-in examples).
     pub origin: String,
     /// The file's text (line lookups for the cross-profile problems).
@@ -775,6 +782,11 @@ pub fn parse_profile(
         tags,
         flux,
         storage: raw.storage,
+        template_copies: raw
+            .template_copies
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         origin: origin.to_string(),
         text: text.to_string(),
     })

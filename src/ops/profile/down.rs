@@ -306,6 +306,7 @@ pub async fn profile_rebuild(
         let mut after = Facts {
             snap: f.snap.clone(),
             template: f.template.clone(),
+            copies: f.copies.clone(),
             members: vec![],
             partial: f.partial.clone(),
         };

@@ -62,6 +62,8 @@ pub struct PlannedGuest {
     /// Its state when it exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The template (or its copy on `node`) it is cloned from.
+    pub template: u32,
     /// Where the clone task runs (the template's node).
     pub clone_on: String,
     /// Cloned on `clone_on`, then moved offline to `node` (template on local storage).
@@ -92,6 +94,8 @@ pub struct PlanInput<'a> {
     pub snap: &'a ClusterSnapshot,
     pub members: &'a [Member],
     pub template: &'a TemplateFacts,
+    /// Copies of the template on other nodes (`template_copies`).
+    pub copies: &'a [TemplateFacts],
     pub vms_range: VmidRange,
     /// Storage of the clones' disks.
     pub storage: &'a str,
@@ -134,6 +138,7 @@ pub fn plan(input: &PlanInput<'_>) -> ProfilePlan {
                     address,
                     exists: true,
                     status: Some(m.status.clone()),
+                    template: input.template.vmid,
                     clone_on: input.template.node.clone(),
                     moved: false,
                 });
@@ -182,6 +187,7 @@ pub fn plan(input: &PlanInput<'_>) -> ProfilePlan {
                 address,
                 exists: false,
                 status: None,
+                template: input.template.vmid,
                 clone_on: input.template.node.clone(),
                 moved: false,
             });
@@ -200,7 +206,14 @@ pub fn plan(input: &PlanInput<'_>) -> ProfilePlan {
         for s in placed.placed {
             let g = &mut guests[new_idx[s.index]];
             let node = s.node.unwrap_or_default();
-            g.moved = node != input.template.node && !input.template.shared;
+            match input.copies.iter().find(|c| c.node == node) {
+                Some(copy) => {
+                    g.template = copy.vmid;
+                    g.clone_on = node.clone();
+                    g.moved = false;
+                }
+                None => g.moved = node != input.template.node && !input.template.shared,
+            }
             g.node = node.clone();
             let mut booked = GuestInfo::qemu(g.vmid, &node, u64::from(g.cores), g.memory_mib << 20)
                 .with_disk(input.storage, role.disk_bytes);
@@ -299,6 +312,7 @@ mod tests {
             snap: &snap,
             members: &[],
             template: &t,
+            copies: &[],
             vms_range: VmidRange::SEED_VMS,
             storage: "local-lvm",
             ratios: Ratios::DEFAULT,
@@ -334,6 +348,7 @@ mod tests {
             snap: &snap,
             members: &members,
             template: &t,
+            copies: &[],
             vms_range: VmidRange::SEED_VMS,
             storage: "local-lvm",
             ratios: Ratios::DEFAULT,
@@ -350,6 +365,7 @@ mod tests {
             snap: &snap,
             members: &[],
             template: &t,
+            copies: &[],
             vms_range: VmidRange::SEED_VMS,
             storage: "local-lvm",
             ratios: Ratios::DEFAULT,
@@ -374,6 +390,7 @@ mod tests {
             snap: &snap,
             members: &[],
             template: &t,
+            copies: &[],
             vms_range: VmidRange::SEED_VMS,
             storage: "local-lvm",
             ratios: Ratios::DEFAULT,

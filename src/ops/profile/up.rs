@@ -79,23 +79,26 @@ pub struct NodeCount {
 pub(crate) struct Facts {
     pub snap: ClusterSnapshot,
     pub template: TemplateFacts,
+    /// `template_copies`, resolved.
+    pub copies: Vec<TemplateFacts>,
     /// Guests with every tag of the profile (not templates).
     pub members: Vec<Member>,
     /// Guests with some but not all of its tags.
     pub partial: Vec<Member>,
 }
 
-/// Reads the cluster for `p`: the snapshot (with the template node's disks), the template,
-/// the guests carrying its tags.
-///
-/// # Errors
-/// PVE unreachable; the template missing, not a template, or ambiguous.
-pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, Error> {
-    let (mut snap, _) = crate::ops::migrate::read_snapshot(ctx, &[]).await?;
+/// One template of `p` (`key` names the profile key in problems) as found in `snap`.
+async fn template_facts(
+    ctx: &Context,
+    p: &ClusterProfile,
+    snap: &mut ClusterSnapshot,
+    which: &crate::config::profile::RawTemplate,
+    key: &str,
+) -> Result<TemplateFacts, Error> {
     let candidates: Vec<&crate::ops::plan::GuestInfo> = snap
         .guests
         .iter()
-        .filter(|g| match &p.template {
+        .filter(|g| match which {
             crate::config::profile::RawTemplate::Vmid(v) => g.vmid == *v,
             crate::config::profile::RawTemplate::Name(n) => g.name == *n && g.template,
         })
@@ -104,10 +107,10 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
         [one] => (*one).clone(),
         [] => {
             return Err(Error::NotFound {
-                what: format!("template {} of profile {}", p.template, p.name),
+                what: format!("template {which} of profile {}", p.name),
                 hint: format!(
                     "{}: template_list shows the templates; build one with a runbook (runbook_list), or fix `template:`",
-                    p.problem("template", "")
+                    p.problem(key, "")
                 ),
             });
         }
@@ -117,7 +120,7 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
                 format!(
                     "{} templates are named {} (vmids {}); write the vmid in `template:`",
                     many.len(),
-                    p.template,
+                    which,
                     many.iter()
                         .map(|g| g.vmid.to_string())
                         .collect::<Vec<_>>()
@@ -129,7 +132,7 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
     if !t.template {
         return Err(Error::refused(format!(
             "{}: vm {} ({}) is not a template; convert it with template_convert or name a template",
-            p.problem("template", "").to_string().trim_end_matches(": "),
+            p.problem(key, "").to_string().trim_end_matches(": "),
             t.vmid,
             t.name
         )));
@@ -154,7 +157,7 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
             let first = a.split(',').next().unwrap_or("");
             first == "1" || first == "enabled=1" || a.split(',').any(|x| x == "enabled=1")
         });
-    let template = TemplateFacts {
+    Ok(TemplateFacts {
         vmid: t.vmid,
         name: t.name.clone(),
         node: t.node.clone(),
@@ -162,7 +165,36 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
         shared,
         agent,
         tags: t.tags.clone(),
-    };
+    })
+}
+
+/// Reads the cluster for `p`: the snapshot (with the template nodes' disks), the template and
+/// its per-node copies, the guests carrying its tags.
+///
+/// # Errors
+/// PVE unreachable; a template missing, not a template, ambiguous, or a copy on another node.
+pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, Error> {
+    let (mut snap, _) = crate::ops::migrate::read_snapshot(ctx, &[]).await?;
+    let template = template_facts(ctx, p, &mut snap, &p.template, "template").await?;
+    let mut copies = Vec::new();
+    for (node, which) in &p.template_copies {
+        let copy = template_facts(ctx, p, &mut snap, which, "template_copies").await?;
+        if copy.node != *node {
+            return Err(Error::invalid(
+                "template_copies",
+                format!(
+                    "{}: template {} ({}) is on {}, not on {node}; name the copy that lives on {node}",
+                    p.problem("template_copies", "")
+                        .to_string()
+                        .trim_end_matches(": "),
+                    copy.vmid,
+                    copy.name,
+                    copy.node
+                ),
+            ));
+        }
+        copies.push(copy);
+    }
     let mut members = Vec::new();
     let mut partial = Vec::new();
     for g in snap.guests.iter().filter(|g| !g.template) {
@@ -182,6 +214,7 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
     Ok(Facts {
         snap,
         template,
+        copies,
         members,
         partial,
     })
@@ -195,6 +228,7 @@ pub(crate) fn plan_for(ctx: &Context, p: &ClusterProfile, f: &Facts) -> ProfileP
         snap: &f.snap,
         members: &f.members,
         template: &f.template,
+        copies: &f.copies,
         vms_range: ctx.config.vmid_ranges.vms,
         storage: &storage,
         ratios: crate::ops::migrate::ratios(&ctx.config.placement),
@@ -456,7 +490,7 @@ pub(crate) async fn up_with(
             let t = f.template.clone();
             let args = create_args(p, &g, &t, storage.clone());
             log.line(&format!("create {} {} on {}", g.vmid, g.name, g.node));
-            let key = t.node.clone();
+            let key = g.clone_on.clone();
             Step::new(
                 format!("{} {}", g.vmid, g.name),
                 Some(&key),
@@ -728,7 +762,7 @@ fn create_args(
     let mut tags = p.tags.clone();
     tags.push(g.role.tag().to_string());
     VmCreateArgs {
-        template: t.vmid.to_string(),
+        template: g.template.to_string(),
         name: g.name.clone(),
         vmid: Some(g.vmid),
         // Straight to its node from shared storage; else on the template's node, moved after.
