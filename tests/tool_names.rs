@@ -37,6 +37,7 @@ const NOT_TOOLS: &[&str] = &[
     "vm_teleport",
     // a cluster profile's key (`network.node_cidr`)
     "node_cidr",
+    "template_copies",
 ];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
