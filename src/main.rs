@@ -37,6 +37,8 @@ enum Command {
     Call(CallArgs),
     /// Print the JSON Schema of cluster-config.yaml (for editors).
     ConfigSchema,
+    /// Print the JSON Schema of a cluster profile (clusters/*.yaml), for editors.
+    ProfileSchema,
     /// The least-privilege service account of the design.
     #[command(subcommand)]
     Rbac(RbacCommand),
@@ -272,6 +274,12 @@ async fn main() -> ExitCode {
             .map(|s| println!("{s}"))
             .map(|()| true)
             .map_err(Into::into),
+        Command::ProfileSchema => {
+            serde_json::to_string_pretty(&config::profile::profile_json_schema())
+                .map(|s| println!("{s}"))
+                .map(|()| true)
+                .map_err(Into::into)
+        }
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

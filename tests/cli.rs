@@ -304,3 +304,21 @@ async fn unknown_nodes_storages_and_content_types_are_named_not_empty() {
         );
     }
 }
+
+#[tokio::test]
+async fn profile_schema_is_json_schema_of_the_seed_profile_format() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["profile-schema"]).await).expect("JSON");
+    for key in [
+        "name", "type", "network", "nodes", "template", "tags", "flux",
+    ] {
+        assert!(
+            schema["properties"].get(key).is_some(),
+            "schema lacks {key}"
+        );
+    }
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are refused"
+    );
+}

@@ -689,3 +689,123 @@ fn the_scan_finds_a_planted_canary() {
         &needles("unused-api-secret"),
     );
 }
+
+/// Cluster profiles (issue 16): the Talos secrets, the machine configurations, talosconfig and
+/// kubeconfig live only in their 0600 state files. A spin-up (with an `apply-config` failure on
+/// the way, so error paths run too), its resumption, the status and the tear-down, with
+/// progress and `RUST_LOG=trace`: none of their values in stdout, stderr, the audit log, the
+/// per-run logs, the recorded argv of the programs, or any other file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talos_secrets_stay_in_their_state_files() {
+    let sim = common::start_sim().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clusters = tmp.path().join("clusters");
+    std::fs::create_dir_all(&clusters).expect("mkdir");
+    std::fs::write(
+        clusters.join("hyg.yaml"),
+        "name: hyg\ntype: talos\nnetwork:\n  api_endpoint: hyg.example.net:6443\n  pod_cidr: 10.244.0.0/16\n  service_cidr: 10.96.0.0/12\n  node_cidr: 10.31.0.0/24\n  addresses: static\n  gateway: 10.31.0.1\nnodes:\n  controlplane:\n    count: 1\n    cores: 1\n    memory: 1024\n    disk: 12G\n  workers:\n    count: 1\n    cores: 1\n    memory: 1024\n    disk: 12G\ntemplate: 101\ntags: [talos, hyg]\nflux:\n  repo: git@github.com:example/fleet.git\n  path: clusters/hyg\n",
+    )
+    .expect("profile");
+    let fakes = common::fake_clis::FakeClis::install(tmp.path());
+    let mut yaml = common::config_yaml(sim.addr().port(), &sim.fingerprint());
+    yaml.push_str(&fakes.paths_yaml(&clusters));
+    let config = tmp.path().join("cluster-config.yaml");
+    std::fs::write(&config, yaml).expect("config");
+    let env = Env {
+        pass: PassStore::new(),
+        token: common::token_env(&sim),
+        dir: tmp.path().to_path_buf(),
+        config,
+    };
+    std::fs::write(fakes.dir.join("fail-apply"), "10.31.0.11").expect("control");
+    let (mut s, err_task) = stdio_server(&env).await;
+    let with_progress = |args: Value| json!({"name": "profile_up", "arguments": args, "_meta": {"progressToken": 1}});
+    let r = s
+        .request(
+            "tools/call",
+            with_progress(json!({"profile": "hyg", "confirm": true})),
+        )
+        .await;
+    assert_eq!(r["result"]["isError"], true, "the failure is reported: {r}");
+    std::fs::remove_file(fakes.dir.join("fail-apply")).expect("rm");
+    let r = s
+        .request(
+            "tools/call",
+            with_progress(json!({"profile": "hyg", "confirm": true})),
+        )
+        .await;
+    assert_ne!(r["result"]["isError"], true, "{r}");
+    let (err, _, text) = s.call("profile_status", json!({"profile": "hyg"})).await;
+    assert!(!err && text.contains("Talos: healthy"), "{text}");
+    let (err, _, text) = s
+        .call(
+            "profile_down",
+            json!({"profile": "hyg", "confirm": true, "ignore_partial": true}),
+        )
+        .await;
+    assert!(!err, "{text}");
+    drop(s.stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.child.wait()).await;
+    let _ = s.child.start_kill();
+    let err = err_task.await.expect("stderr task");
+
+    // The secret values, from the (archived) state files that are meant to hold them.
+    let root = tmp.path().join("state/proxmox-manager/profiles");
+    let archive = std::fs::read_dir(root.join("archive"))
+        .expect("archived state")
+        .flatten()
+        .next()
+        .expect("one archive")
+        .path();
+    let holders = [
+        "secrets.yaml",
+        "config/controlplane.yaml",
+        "config/worker.yaml",
+        "config/talosconfig",
+        "kubeconfig",
+    ];
+    let mut needles: Vec<(String, String)> = Vec::new();
+    for f in holders {
+        let path = archive.join(f);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect(f).permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f} mode");
+        }
+        for line in std::fs::read_to_string(&path).expect(f).lines() {
+            let v = line.split_once(": ").map_or("", |(_, v)| v).trim();
+            if v.len() >= 16 && !v.starts_with("http") {
+                needles.push((format!("a value of {f}"), v.to_string()));
+            }
+        }
+    }
+    assert!(needles.len() >= 10, "the fakes wrote secret material");
+    let mut captured = Captured::default();
+    captured.add("stdio server stdout (with progress)", s.stdout);
+    captured.add("stdio server stderr", err);
+    let mut files = Captured::default();
+    read_tree(tmp.path(), &mut files);
+    for (label, text) in files.0 {
+        let holder = label.starts_with(&format!("file {}", root.display()))
+            && holders.iter().any(|h| label.ends_with(h));
+        if !holder {
+            captured.add(label, text);
+        }
+    }
+    assert!(
+        captured.0.iter().any(|(l, _)| l.ends_with("-up.log")),
+        "the run logs were scanned"
+    );
+    assert!(
+        captured.0.iter().any(|(l, _)| l.ends_with("calls.jsonl")),
+        "the argv record was scanned"
+    );
+    assert!(
+        captured.0.iter().any(|(l, _)| l.ends_with("audit.jsonl")),
+        "the audit log was scanned"
+    );
+    for (label, text) in &captured.0 {
+        assert_clean(label, text, &needles);
+    }
+}

@@ -27,6 +27,7 @@ mod mcp_clients;
 mod mcp_images;
 mod mcp_lifecycle;
 mod mcp_migrate;
+mod mcp_profiles;
 mod mcp_runbooks;
 mod mcp_snapshots;
 mod mcp_stdio;

@@ -35,6 +35,9 @@ const NOT_TOOLS: &[&str] = &[
     "disk_key",
     // a deliberately unknown tool in the runbook validator's tests
     "vm_teleport",
+    // a cluster profile's key (`network.node_cidr`)
+    "node_cidr",
+    "template_copies",
 ];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -13,6 +13,7 @@ pub mod credentials;
 mod error;
 mod load;
 mod model;
+pub mod profile;
 pub mod raw;
 mod syntax;
 mod validate;

@@ -296,6 +296,10 @@ pub struct Paths {
     /// Directories local uploads may come from (`~` expanded, relative to the config file);
     /// `None` = the Downloads directory and the working directory.
     pub uploads: Option<Vec<PathBuf>>,
+    /// External programs of the cluster profiles; `None` = found on PATH.
+    pub talosctl: Option<PathBuf>,
+    pub flux: Option<PathBuf>,
+    pub kubectl: Option<PathBuf>,
 }
 
 /// `limits:` — both at least 1, `per_node_parallel <= max_parallel`.

@@ -259,6 +259,15 @@ pub struct RawPaths {
     /// working directory. Only regular files (not symlinks) inside them are accepted.
     #[serde(default)]
     pub uploads: Option<Vec<String>>,
+    /// `talosctl` for Talos cluster profiles (default: found on PATH).
+    #[serde(default)]
+    pub talosctl: Option<String>,
+    /// `flux` for a profile's Flux bootstrap (default: found on PATH).
+    #[serde(default)]
+    pub flux: Option<String>,
+    /// `kubectl` for a profile's Kubernetes health (default: found on PATH).
+    #[serde(default)]
+    pub kubectl: Option<String>,
 }
 
 /// `limits:` — bounded fan-out.

@@ -86,6 +86,9 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
                 .filter_map(|(i, d)| v.opt_path(&format!("paths.uploads[{i}]"), Some(d)))
                 .collect()
         }),
+        talosctl: v.opt_path("paths.talosctl", raw.paths.talosctl.as_deref()),
+        flux: v.opt_path("paths.flux", raw.paths.flux.as_deref()),
+        kubectl: v.opt_path("paths.kubectl", raw.paths.kubectl.as_deref()),
     };
     let limits = v.limits(&raw);
     let placement = v.placement(&raw);

@@ -22,6 +22,7 @@ mod guard;
 pub mod migrate;
 mod node_ssh;
 pub mod plan;
+pub mod profile;
 mod run;
 mod runbook;
 pub mod snapshot;

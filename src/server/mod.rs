@@ -15,6 +15,7 @@ mod catalogue;
 mod cluster;
 mod migrate;
 mod portable;
+mod profile;
 mod prompts;
 mod registry;
 mod resources;

@@ -92,16 +92,17 @@ impl ProxmoxServer {
         ))
     }
 
-    /// Plan a cluster from a profile (the lifecycle tools are not in this version).
+    /// Spin up a cluster from a profile with the profile tools.
     #[prompt(name = "spin_up_cluster")]
     async fn spin_up_cluster(&self, Parameters(a): Parameters<SpinUpArgs>) -> Vec<PromptMessage> {
         let p = a.profile;
         user(format!(
-            "Plan spinning up the cluster of profile {p}.\n\
-             1. template_list: is the profile's template there (e.g. a talos-* template)? If not, plan building it first: runbook_get create-cloudinit-template (or create-iso-template, import-qcow2-template) gives the calls.\n\
-             2. cluster_status: enough CPU, memory and storage for every node the profile asks for?\n\
-             3. The nodes can be created one by one with vm_create (template, name, cores, memory, disk, tags, start); show the list of calls and ask before running them.\n\
-             This version of proxmox-manager has no cluster-profile tools yet (profile reading, Talos bootstrap, Flux): say so, and leave bootstrapping to the user's own tooling."
+            "Spin up the cluster of profile {p}.\n\
+             1. profile_validate profile {p}: fix every problem it names (FILE:LINE: REASON) before going on; a missing template is built with a runbook (runbook_list, runbook_get).\n\
+             2. profile_status profile {p}: what exists already (a second run resumes; guests with only some of its tags are not part of it).\n\
+             3. profile_up profile {p} without confirm: show the plan (VMIDs, names, nodes, addresses, phases, missing programs such as talosctl or flux and how to install them) and ask the user.\n\
+             4. On yes: profile_up profile {p} confirm: true, with progress. If a phase fails, report the phase, the guest and the command it names; after the fix call profile_up confirm: true again: it continues where it stopped.\n\
+             5. Finish with profile_status profile {p} and tell the user where the kubeconfig is. Never print the contents of the state directory (secrets)."
         ))
     }
 }

@@ -6,6 +6,7 @@ use rmcp::model::ToolAnnotations;
 
 use crate::ops::spec::ToolSpec;
 
+use super::profile;
 use super::{
     ProxmoxServer, TOOLSETS, access, backup, bulk, cluster, migrate, portable, runbook, snapshot,
     storage, template, vm,
@@ -67,6 +68,10 @@ const DOMAINS: &[Domain] = &[
     Domain {
         router: ProxmoxServer::rbac_router,
         specs: access::rbac::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::profile_router,
+        specs: profile::SPECS,
     },
 ];
 

@@ -67,6 +67,10 @@ pub const TOOLSETS: &[Toolset] = &[
         name: "access",
         description: "The token's privileges per toolset, and the RBAC bootstrap",
     },
+    Toolset {
+        name: "profile",
+        description: "Cluster profiles: list, validate, spin up, tear down and rebuild whole clusters (Talos, Flux), status",
+    },
 ];
 
 /// Which tools a server instance exposes.

@@ -43,6 +43,7 @@ mod ha;
 mod http;
 mod multipart;
 mod observe;
+mod observe_config;
 mod params;
 pub mod scenario;
 mod seed;

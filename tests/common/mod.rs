@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod external;
+pub mod fake_clis;
 pub mod fake_pve;
 pub mod http;
 pub mod images;

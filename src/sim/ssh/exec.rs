@@ -163,6 +163,7 @@ async fn dispatch(ctx: &NodeCtx, argv: &[String], wrapped: bool, io: &mut Io) ->
         "pveum" => super::cmd_pveum::run(ctx, args, io),
         "ha-manager" => super::cmd_ha::run(ctx, args, io),
         "pveversion" => pveversion(ctx, io),
+        "ip" => super::cmd_ip::run(ctx, args, io),
         other if wrapped => {
             io.err(&format!(
                 "timeout: failed to run command ‘{other}’: No such file or directory\n"

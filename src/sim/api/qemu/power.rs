@@ -473,7 +473,7 @@ fn agent_enabled(v: Option<&str>) -> bool {
 
 /// The guest's IPv4 on net0: ipconfig0's static address, else a DHCP lease derived from the
 /// vmid.
-fn guest_ipv4(vmid: u32, ipconfig: Option<&str>) -> (String, u32) {
+pub(crate) fn guest_ipv4(vmid: u32, ipconfig: Option<&str>) -> (String, u32) {
     let fixed = ipconfig.and_then(|c| {
         c.split(',')
             .find_map(|p| p.strip_prefix("ip="))
