@@ -158,7 +158,8 @@ fn extensions_parse_and_paths_expand() {
         c.ansible.fleet_infra,
         Some(PathBuf::from("/home/ada/src/fleet-infra"))
     );
-    assert_eq!(c.ansible.inventory, Some(PathBuf::from("/srv/hosts.yaml")));
+    assert_eq!(c.ansible.inventory, vec![PathBuf::from("/srv/hosts.yaml")]);
+    assert_eq!(c.ansible.playbook_dir, PathBuf::from("playbooks"));
     assert_eq!(c.paths.runbooks, Some(PathBuf::from("/etc/pm/runbooks")));
     assert_eq!(c.paths.clusters, Some(PathBuf::from("/srv/clusters")));
     assert_eq!(

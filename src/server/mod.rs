@@ -8,6 +8,7 @@
 //! May use: `ops`, `config`, and `pve` types. Must not use: `sim`.
 
 mod access;
+mod ansible;
 mod backup;
 mod bulk;
 mod call;

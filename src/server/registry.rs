@@ -7,8 +7,8 @@ use rmcp::model::ToolAnnotations;
 use crate::ops::spec::ToolSpec;
 
 use super::{
-    ProxmoxServer, TOOLSETS, access, backup, bulk, cluster, migrate, portable, runbook, snapshot,
-    storage, template, vm,
+    ProxmoxServer, TOOLSETS, access, ansible, backup, bulk, cluster, migrate, portable, runbook,
+    snapshot, storage, template, vm,
 };
 
 /// One file of tools: its router and its specs.
@@ -67,6 +67,10 @@ const DOMAINS: &[Domain] = &[
     Domain {
         router: ProxmoxServer::rbac_router,
         specs: access::rbac::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::ansible_router,
+        specs: ansible::SPECS,
     },
 ];
 

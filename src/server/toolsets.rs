@@ -67,6 +67,10 @@ pub const TOOLSETS: &[Toolset] = &[
         name: "access",
         description: "The token's privileges per toolset, and the RBAC bootstrap",
     },
+    Toolset {
+        name: "ansible",
+        description: "Delegation to the fleet's Ansible: list playbooks, the inventory matched to guests, run a playbook (previewed)",
+    },
 ];
 
 /// Which tools a server instance exposes.
