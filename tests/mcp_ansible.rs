@@ -672,3 +672,52 @@ async fn without_an_ansible_section_the_tools_say_how_to_configure_it() {
     assert!(!err && p.get("ansible_managed").is_none(), "{p}");
     c.cancel().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_the_ansible_programs_and_whether_the_inventory_parses() {
+    let s = setup().await;
+    let run = |config: &Path| {
+        let out = std::process::Command::new(common::binary())
+            .arg("check")
+            .arg("--config")
+            .arg(config)
+            .env("PROXMOX_MANAGER_TOKEN", common::token_env(&s.sim))
+            .env("XDG_STATE_HOME", s.dir.path())
+            .env_remove("PROXMOX_MANAGER_CONFIG")
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .expect("check runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = tokio::task::block_in_place(|| run(&s.config));
+    let line = |name: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(&format!("] {name}: ")))
+            .unwrap_or_else(|| panic!("no `{name}` line in:\n{text}"))
+            .to_string()
+    };
+    let playbook = line("ansible-playbook");
+    assert!(
+        playbook.starts_with("[ok") && playbook.contains("[core 2."),
+        "{text}"
+    );
+    assert!(line("ansible-inventory").starts_with("[ok"), "{text}");
+    assert!(
+        line("ansible inventory").starts_with("[ok")
+            && line("ansible inventory").contains("7 host(s)"),
+        "{text}"
+    );
+
+    // A broken inventory is a failure, with Ansible's reason.
+    std::fs::write(
+        s.repo().join("playbooks/inventories/lab/hosts.ini"),
+        "[web\nweb-01\n",
+    )
+    .expect("break the copy");
+    let text = tokio::task::block_in_place(|| run(&s.config));
+    let bad = text
+        .lines()
+        .find(|l| l.contains("] ansible inventory: "))
+        .unwrap_or_else(|| panic!("no inventory line in:\n{text}"));
+    assert!(bad.starts_with("[FAIL]"), "{text}");
+}

@@ -105,7 +105,13 @@ impl Inventory {
 pub async fn read(setup: &Setup) -> Result<Inventory, String> {
     let mut args = setup.inventory_args();
     args.push("--list".into());
-    let c = capture(setup, &setup.ansible_inventory, &args, None).await?;
+    // An inventory source Ansible cannot parse is only a warning by default: here it is the
+    // answer's failure, so a typo never reads as "no hosts claim anything".
+    let strict = [
+        ("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True"),
+        ("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True"),
+    ];
+    let c = capture(setup, &setup.ansible_inventory, &args, &strict, None).await?;
     if c.status != Some(0) {
         return Err(format!(
             "`ansible-inventory --list` failed (exit {}): {}",
@@ -172,7 +178,7 @@ pub fn parse(json: &Value, names: &AnsibleHostVars) -> Inventory {
             InventoryHost {
                 groups: member.get(&name).cloned().unwrap_or_default(),
                 vmid: first(&names.vmid).and_then(vmid_of),
-                node: first(&names.node).and_then(|v| scalar(v)),
+                node: first(&names.node).and_then(scalar),
                 address: names
                     .address
                     .iter()

@@ -130,8 +130,8 @@ fn spawn_error(program: &Path, e: &std::io::Error) -> String {
     }
 }
 
-/// Runs a read-only Ansible command to completion (bounded time and output), its process group
-/// stopped when `cancel` fires or the time is up.
+/// Runs a read-only Ansible command to completion (bounded time and output), `env` added, its
+/// process group stopped when `cancel` fires or the time is up.
 ///
 /// # Errors
 /// Not startable, timed out, cancelled: a message naming the program.
@@ -139,10 +139,12 @@ pub async fn capture(
     setup: &Setup,
     program: &Path,
     args: &[String],
+    env: &[(&str, &str)],
     cancel: Option<&CancellationToken>,
 ) -> Result<Captured, String> {
     let tmp = TempDir::new(&setup.repo)?;
     let mut child = command(setup, program, args, &tmp)
+        .envs(env.iter().copied())
         .spawn()
         .map_err(|e| spawn_error(program, &e))?;
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
@@ -195,7 +197,7 @@ pub async fn capture(
 /// # Errors
 /// Not startable, or a non-zero exit (with its last line of error output).
 pub async fn version(setup: &Setup, program: &Path) -> Result<String, String> {
-    let c = capture(setup, program, &["--version".to_string()], None).await?;
+    let c = capture(setup, program, &["--version".to_string()], &[], None).await?;
     if c.status != Some(0) {
         return Err(format!(
             "`{} --version` failed: {}",

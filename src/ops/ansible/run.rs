@@ -521,6 +521,7 @@ pub async fn ansible_run(
             &setup,
             &setup.ansible_playbook,
             &list_args,
+            &[],
             Some(&run.cancel),
         )
         .await
