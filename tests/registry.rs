@@ -444,14 +444,7 @@ fn the_skill_routes_to_its_reference_files_and_advertises_only_what_works_today(
     }
     // The description decides when the skill loads: only what this version can do.
     let description = frontmatter_value(&skill, "description").to_lowercase();
-    for later in [
-        "profile",
-        "talos",
-        "flux",
-        "ansible",
-        "spin up",
-        "tear down",
-    ] {
+    for later in ["profile", "talos", "flux", "spin up", "tear down"] {
         assert!(
             !description.contains(later),
             "the skill's description promises `{later}`, which this version does not do"

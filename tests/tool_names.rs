@@ -35,6 +35,10 @@ const NOT_TOOLS: &[&str] = &[
     "disk_key",
     // a deliberately unknown tool in the runbook validator's tests
     "vm_teleport",
+    // Ansible's host variable (ansible.host_vars defaults)
+    "ansible_host",
+    // the config key ansible.ansible_playbook
+    "ansible_playbook",
 ];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -611,7 +611,7 @@ fn accepted_values() {
 #[test]
 fn the_ansible_section_resolves_inventories_in_the_repository_and_keeps_the_playbooks_inside() {
     let c = parse_example(&format!(
-        "{EXAMPLE}\nansible:\n  fleet_infra: ~/src/fleet-infra\n  inventory:\n    - playbooks/inventories/annarchy.net/hosts.yaml\n    - /srv/lab.ini\n  playbook_dir: plays\n  ansible_playbook: /opt/ansible/bin/ansible-playbook\n  extra_args: [\"--forks\", \"5\"]\n  timeout_secs: 120\n  host_vars:\n    vmid: [vm_id]\n"
+        "{EXAMPLE}\nansible:\n  fleet_infra: ~/src/fleet-infra\n  inventory:\n    - playbooks/inventories/annarchy.net/hosts.yaml\n    - /srv/lab.ini\n  playbook_dir: plays\n  ansible_playbook: /opt/ansible/bin/ansible-playbook\n  extra_args: [\"--forks\", \"5\"]\n  timeout_secs: 120\n  host_vars:\n    vmid: [guest_id]\n"
     ))
     .expect("valid");
     let a = &c.ansible;
@@ -627,7 +627,7 @@ fn the_ansible_section_resolves_inventories_in_the_repository_and_keeps_the_play
     assert_eq!(a.playbook_dir, PathBuf::from("plays"));
     assert_eq!(a.extra_args, ["--forks", "5"]);
     assert_eq!(a.timeout, Duration::from_secs(120));
-    assert_eq!(a.host_vars.vmid, ["vm_id"]);
+    assert_eq!(a.host_vars.vmid, ["guest_id"]);
     assert_eq!(a.host_vars.node, ["proxmox_node", "node"]);
     let p = problem_at(
         &format!("{EXAMPLE}\nansible:\n  fleet_infra: /f\n  playbook_dir: ../elsewhere\n"),

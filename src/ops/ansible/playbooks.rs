@@ -34,7 +34,6 @@ const NOT_PLAYBOOKS: &[&str] = &[
     "filter_plugins",
     "module_utils",
     "plugins",
-    "node_modules",
 ];
 /// How deep, how many, how large.
 const MAX_DEPTH: usize = 3;
