@@ -151,6 +151,7 @@ async fn playbooks_and_the_inventory_are_listed_and_matched_to_the_clusters_gues
     assert_eq!(
         files,
         [
+            "env.yaml",
             "fail-one.yaml",
             "slow.yaml",
             "tagged.yaml",
@@ -413,6 +414,18 @@ async fn runs_report_the_recap_failures_and_progress_and_never_write_in_the_repo
     .await;
     assert!(!err);
     assert_eq!(r["recap"][0]["ok"], 3, "{r}");
+
+    // The user's environment, without the server's token.
+    let (err, r, text) = call(
+        &c,
+        "ansible_run",
+        json!({"playbook": "env.yaml", "extra_vars": vars, "confirm": true}),
+    )
+    .await;
+    assert!(!err && r["outcome"] == "succeeded", "{text}");
+    let env = std::fs::read_to_string(out.join("env.txt")).expect("env written");
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert_eq!(env, format!("token=[] home=[{home}]\n"));
 
     // One host of two fails.
     let (err, r, text) = call(

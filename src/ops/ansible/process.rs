@@ -76,10 +76,17 @@ impl Drop for TempDir {
     }
 }
 
+/// The server's own secrets, never handed to Ansible (a playbook could read its environment).
+const WITHHELD_ENV: &[&str] = &["PROXMOX_MANAGER_TOKEN", "PROXMOX_MANAGER_HTTP_TOKEN"];
+
 /// A command for one of Ansible's programs: the repository's working directory, the user's
-/// environment plus [`fixed_env`], no stdin, its own process group.
+/// environment (without the server's secrets) plus [`fixed_env`], no stdin, its own process
+/// group.
 pub fn command(setup: &Setup, program: &Path, args: &[String], tmp: &TempDir) -> Command {
     let mut c = Command::new(program);
+    for k in WITHHELD_ENV {
+        c.env_remove(k);
+    }
     c.args(args)
         .current_dir(&setup.work_dir)
         .envs(fixed_env(&tmp.path))
