@@ -553,6 +553,49 @@ async fn a_cancelled_run_leaves_no_process_of_its_group_behind() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_run_past_its_timeout_is_stopped_with_its_whole_process_group() {
+    let s = setup().await;
+    let (c, _) = s.client().await;
+    let out = s.out();
+    let (err, r, text) = call(
+        &c,
+        "ansible_run",
+        json!({"playbook": "slow.yaml", "confirm": true, "timeout_secs": 6,
+               "extra_vars": {"out_dir": out.display().to_string()}}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(r["outcome"], "timed_out", "{r}");
+    assert!(r["exit_code"].is_null(), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stopped after 6 s"),
+        "{r}"
+    );
+    // The task's shell had started (ansible-core starts in well under 6 s here); it is gone.
+    let shell: u32 = std::fs::read_to_string(out.join("slow.pid"))
+        .expect("the slow task started")
+        .trim()
+        .parse()
+        .expect("pid");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Some(group) = pgrp_of(shell) {
+        let left = members(group);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "processes of the timed-out run remain: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn direct_operations_do_not_fight_the_inventory() {
     let s = setup().await;
     let (c, _) = s.client().await;
