@@ -560,7 +560,7 @@ async fn a_run_past_its_timeout_is_stopped_with_its_whole_process_group() {
     let (err, r, text) = call(
         &c,
         "ansible_run",
-        json!({"playbook": "slow.yaml", "confirm": true, "timeout_secs": 6,
+        json!({"playbook": "slow.yaml", "confirm": true, "timeout_secs": 15,
                "extra_vars": {"out_dir": out.display().to_string()}}),
     )
     .await;
@@ -571,10 +571,11 @@ async fn a_run_past_its_timeout_is_stopped_with_its_whole_process_group() {
         r["message"]
             .as_str()
             .unwrap_or("")
-            .contains("stopped after 6 s"),
+            .contains("stopped after 15 s"),
         "{r}"
     );
-    // The task's shell had started (ansible-core starts in well under 6 s here); it is gone.
+    // The task's shell had started (ansible-core starts in a few seconds even on a busy machine);
+    // it is gone with its whole group.
     let shell: u32 = std::fs::read_to_string(out.join("slow.pid"))
         .expect("the slow task started")
         .trim()
