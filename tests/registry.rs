@@ -442,13 +442,15 @@ fn the_skill_routes_to_its_reference_files_and_advertises_only_what_works_today(
             }
         }
     }
-    // The description decides when the skill loads: only what this version can do.
+    // The description decides when the skill loads: it names what this version does, cluster
+    // profiles (spin up, tear down, Talos, Flux) and Ansible delegation included.
     let description = frontmatter_value(&skill, "description").to_lowercase();
-    // Cluster profiles (spin up, tear down, Talos, Flux) are in this version; Ansible is not.
-    assert!(
-        !description.contains("ansible"),
-        "the skill's description promises `ansible`, which this version does not do"
-    );
+    for area in ["profile", "ansible", "snapshot", "migrat"] {
+        assert!(
+            description.contains(area),
+            "the skill's description does not name `{area}`, so the skill would not load for it"
+        );
+    }
     assert!(
         skill.len() < 6_000,
         "SKILL.md stays a short router ({} bytes): details go into its reference files",

@@ -21,6 +21,7 @@ mod fuzz_args;
 mod http_limits;
 mod http_transport;
 mod mcp_access;
+mod mcp_ansible;
 mod mcp_backups;
 mod mcp_bulk;
 mod mcp_clients;

@@ -38,6 +38,10 @@ const NOT_TOOLS: &[&str] = &[
     // a cluster profile's key (`network.node_cidr`)
     "node_cidr",
     "template_copies",
+    // Ansible's host variable (ansible.host_vars defaults)
+    "ansible_host",
+    // the config key ansible.ansible_playbook
+    "ansible_playbook",
 ];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {

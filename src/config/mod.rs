@@ -24,8 +24,8 @@ use std::time::Duration;
 pub use error::{ConfigError, LookedAt, Position, Problem};
 pub use load::{CONFIG_ENV, CONFIG_FILE, load_with, locate_with, parse_raw, parse_with};
 pub use model::{
-    Ansible, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits, Node, Paths,
-    Placement, ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
+    Ansible, AnsibleHostVars, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits,
+    Node, Paths, Placement, ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
 };
 pub use raw::RawConfig;
 pub use syntax::valid_tag;
@@ -192,7 +192,20 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
             "known_hosts": path(&cfg.ssh.known_hosts),
             "trust_on_first_use": cfg.ssh.trust_on_first_use,
         },
-        "ansible": { "fleet_infra": path(&cfg.ansible.fleet_infra), "inventory": path(&cfg.ansible.inventory) },
+        "ansible": {
+            "fleet_infra": path(&cfg.ansible.fleet_infra),
+            "inventory": cfg.ansible.inventory.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "playbook_dir": cfg.ansible.playbook_dir.display().to_string(),
+            "ansible_playbook": path(&cfg.ansible.ansible_playbook),
+            "extra_args": cfg.ansible.extra_args,
+            "timeout_secs": cfg.ansible.timeout.as_secs(),
+            "host_vars": {
+                "vmid": cfg.ansible.host_vars.vmid,
+                "node": cfg.ansible.host_vars.node,
+                "address": cfg.ansible.host_vars.address,
+                "tags": cfg.ansible.host_vars.tags,
+            },
+        },
         "paths": {
             "runbooks": path(&cfg.paths.runbooks),
             "clusters": path(&cfg.paths.clusters),

@@ -281,11 +281,59 @@ pub struct Ssh {
     pub trust_on_first_use: bool,
 }
 
-/// `ansible:`
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `ansible:` — the integration is on when `fleet_infra` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ansible {
+    /// The fleet-infra checkout (absolute).
     pub fleet_infra: Option<PathBuf>,
-    pub inventory: Option<PathBuf>,
+    /// Inventories passed with `-i` (absolute; relative ones were resolved against
+    /// `fleet_infra`). Empty: the repository's `ansible.cfg` names the inventory.
+    pub inventory: Vec<PathBuf>,
+    /// The playbook directory, relative to `fleet_infra` (default `playbooks`; never absolute,
+    /// never with `..`).
+    pub playbook_dir: PathBuf,
+    /// `ansible-playbook`; `None` = found on PATH.
+    pub ansible_playbook: Option<PathBuf>,
+    /// Arguments added to every run.
+    pub extra_args: Vec<String>,
+    /// Longest run (default one hour).
+    pub timeout: Duration,
+    pub host_vars: AnsibleHostVars,
+}
+
+impl Default for Ansible {
+    fn default() -> Self {
+        Ansible {
+            fleet_infra: None,
+            inventory: Vec::new(),
+            playbook_dir: PathBuf::from("playbooks"),
+            ansible_playbook: None,
+            extra_args: Vec::new(),
+            timeout: Duration::from_secs(3600),
+            host_vars: AnsibleHostVars::default(),
+        }
+    }
+}
+
+/// `ansible.host_vars`: host variable names tried in order, each list non-empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnsibleHostVars {
+    pub vmid: Vec<String>,
+    pub node: Vec<String>,
+    pub address: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl Default for AnsibleHostVars {
+    fn default() -> Self {
+        let v = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+        AnsibleHostVars {
+            vmid: v(&["proxmox_vmid", "vmid"]),
+            node: v(&["proxmox_node", "node"]),
+            address: v(&["ansible_host", "proxmox_ipconfig0", "ipconfig0"]),
+            tags: v(&["proxmox_tags_parsed", "proxmox_tags", "tags"]),
+        }
+    }
 }
 
 /// `paths:` — `None` = the built-in defaults of the consuming module.

@@ -236,12 +236,59 @@ impl Default for RawSsh {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAnsible {
-    /// Checkout of fleet-infra, e.g. `~/src/github.com/adamancini/fleet-infra`.
+    /// Checkout of fleet-infra, e.g. `~/src/github.com/adamancini/fleet-infra`. Setting it
+    /// turns the Ansible integration on. The server never writes inside it.
     #[serde(default)]
     pub fleet_infra: Option<String>,
-    /// Inventory file passed with `-i`.
+    /// Inventory file(s) passed with `-i` (one path or a list; relative paths are relative to
+    /// `fleet_infra`). Without it, the repository's `ansible.cfg` names the inventory.
     #[serde(default)]
-    pub inventory: Option<String>,
+    pub inventory: Option<RawInventory>,
+    /// Directory of the playbooks, relative to `fleet_infra` (default `playbooks`).
+    #[serde(default)]
+    pub playbook_dir: Option<String>,
+    /// The `ansible-playbook` program (default: found on PATH). `ansible-inventory` is looked
+    /// for beside it.
+    #[serde(default)]
+    pub ansible_playbook: Option<String>,
+    /// Arguments added to every `ansible-playbook` run, e.g. `["--forks", "5"]`.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    /// Longest `ansible-playbook` run in seconds before it is stopped (default 3600).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Host variables that carry the Proxmox facts of an inventory host, each a list of names
+    /// tried in order (defaults follow community.proxmox).
+    #[serde(default)]
+    pub host_vars: RawAnsibleHostVars,
+}
+
+/// `ansible.inventory`: one path or several.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawInventory {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `ansible.host_vars`: which host variables hold a guest's VMID, node, address and tags.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnsibleHostVars {
+    /// Default `[proxmox_vmid, vmid]`.
+    #[serde(default)]
+    pub vmid: Option<Vec<String>>,
+    /// Default `[proxmox_node, node]`.
+    #[serde(default)]
+    pub node: Option<Vec<String>>,
+    /// Default `[ansible_host, proxmox_ipconfig0, ipconfig0]` (`ip=` of an ipconfig value is
+    /// read; a `/prefix` is dropped).
+    #[serde(default)]
+    pub address: Option<Vec<String>>,
+    /// Default `[proxmox_tags_parsed, proxmox_tags, tags]` (a list, or a `;`/`,` separated
+    /// string).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
 }
 
 /// `paths:` — knowledge files.

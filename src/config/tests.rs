@@ -158,7 +158,8 @@ fn extensions_parse_and_paths_expand() {
         c.ansible.fleet_infra,
         Some(PathBuf::from("/home/ada/src/fleet-infra"))
     );
-    assert_eq!(c.ansible.inventory, Some(PathBuf::from("/srv/hosts.yaml")));
+    assert_eq!(c.ansible.inventory, vec![PathBuf::from("/srv/hosts.yaml")]);
+    assert_eq!(c.ansible.playbook_dir, PathBuf::from("playbooks"));
     assert_eq!(c.paths.runbooks, Some(PathBuf::from("/etc/pm/runbooks")));
     assert_eq!(c.paths.clusters, Some(PathBuf::from("/srv/clusters")));
     assert_eq!(
@@ -605,4 +606,46 @@ fn accepted_values() {
     let c =
         parse_example(&edited("cpu: host", "cpu: \"x86-64-v2-AES,flags=+aes\"")).expect("valid");
     assert_eq!(c.defaults.cpu, "x86-64-v2-AES,flags=+aes");
+}
+
+#[test]
+fn the_ansible_section_resolves_inventories_in_the_repository_and_keeps_the_playbooks_inside() {
+    let c = parse_example(&format!(
+        "{EXAMPLE}\nansible:\n  fleet_infra: ~/src/fleet-infra\n  inventory:\n    - playbooks/inventories/annarchy.net/hosts.yaml\n    - /srv/lab.ini\n  playbook_dir: plays\n  ansible_playbook: /opt/ansible/bin/ansible-playbook\n  extra_args: [\"--forks\", \"5\"]\n  timeout_secs: 120\n  host_vars:\n    vmid: [guest_id]\n"
+    ))
+    .expect("valid");
+    let a = &c.ansible;
+    assert_eq!(
+        a.inventory,
+        vec![
+            PathBuf::from(
+                "/home/ada/src/fleet-infra/playbooks/inventories/annarchy.net/hosts.yaml"
+            ),
+            PathBuf::from("/srv/lab.ini")
+        ]
+    );
+    assert_eq!(a.playbook_dir, PathBuf::from("plays"));
+    assert_eq!(a.extra_args, ["--forks", "5"]);
+    assert_eq!(a.timeout, Duration::from_secs(120));
+    assert_eq!(a.host_vars.vmid, ["guest_id"]);
+    assert_eq!(a.host_vars.node, ["proxmox_node", "node"]);
+    let p = problem_at(
+        &format!("{EXAMPLE}\nansible:\n  fleet_infra: /f\n  playbook_dir: ../elsewhere\n"),
+        "ansible.playbook_dir",
+    );
+    assert!(p.to_string().contains(".."), "{p}");
+    problem_at(
+        &format!("{EXAMPLE}\nansible:\n  inventory: /i.yaml\n"),
+        "ansible.fleet_infra",
+    );
+    problem_at(
+        &format!(
+            "{EXAMPLE}\nansible:\n  fleet_infra: /f\n  host_vars:\n    node: [\"no-dashes\"]\n"
+        ),
+        "ansible.host_vars.node",
+    );
+    problem_at(
+        &format!("{EXAMPLE}\nansible:\n  fleet_infra: /f\n  timeout_secs: 0\n"),
+        "ansible.timeout_secs",
+    );
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use super::Env;
 use super::error::{ConfigError, Problem};
 use super::model::{
-    Ansible, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits, Node, Paths,
-    Placement, ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
+    Ansible, AnsibleHostVars, Api, Bios, Cloudinit, Cluster, Config, Credentials, Defaults, Limits,
+    Node, Paths, Placement, ScsiController, Ssh, TlsSetting, VmidRange, VmidRanges,
 };
-use super::raw::{RawConfig, RawDefaults};
+use super::raw::{RawConfig, RawDefaults, RawInventory};
 use super::syntax::{
     check_host, expand_path, parse_fingerprint, valid_bridge, valid_cpu, valid_machine,
     valid_node_name, valid_storage_id, valid_tag,
@@ -73,10 +73,7 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
         known_hosts: v.opt_path("ssh.known_hosts", raw.ssh.known_hosts.as_deref()),
         trust_on_first_use: raw.ssh.trust_on_first_use,
     };
-    let ansible = Ansible {
-        fleet_infra: v.opt_path("ansible.fleet_infra", raw.ansible.fleet_infra.as_deref()),
-        inventory: v.opt_path("ansible.inventory", raw.ansible.inventory.as_deref()),
-    };
+    let ansible = v.ansible(&raw);
     let paths = Paths {
         runbooks: v.opt_path("paths.runbooks", raw.paths.runbooks.as_deref()),
         clusters: v.opt_path("paths.clusters", raw.paths.clusters.as_deref()),
@@ -585,6 +582,120 @@ impl Validator<'_> {
     }
 
     /// Expand `~`, resolve relative paths against the config file's directory.
+    /// `ansible:`: paths resolved (inventories against `fleet_infra`), the playbook directory
+    /// kept inside the repository, host variable names checked.
+    fn ansible(&mut self, raw: &RawConfig) -> Ansible {
+        let a = &raw.ansible;
+        let d = Ansible::default();
+        let fleet_infra = self.opt_path("ansible.fleet_infra", a.fleet_infra.as_deref());
+        let listed: Vec<String> = match &a.inventory {
+            None => Vec::new(),
+            Some(RawInventory::One(p)) => vec![p.clone()],
+            Some(RawInventory::Many(ps)) => ps.clone(),
+        };
+        let mut inventory = Vec::new();
+        for (i, p) in listed.iter().enumerate() {
+            let key = if listed.len() == 1 {
+                "ansible.inventory".to_string()
+            } else {
+                format!("ansible.inventory[{i}]")
+            };
+            let base = fleet_infra.clone().unwrap_or_else(|| self.base.clone());
+            match expand_path(p, &base, self.env) {
+                Ok(path) => inventory.push(path),
+                Err((message, fix)) => self.problem(key, message, fix),
+            }
+        }
+        if fleet_infra.is_none() && (!listed.is_empty() || a.playbook_dir.is_some()) {
+            self.problem(
+                "ansible.fleet_infra",
+                "is missing while other ansible settings are given",
+                "set it to the fleet-infra checkout, e.g. ~/src/github.com/adamancini/fleet-infra",
+            );
+        }
+        let playbook_dir = match a.playbook_dir.as_deref() {
+            None => d.playbook_dir.clone(),
+            Some(p) => {
+                let path = Path::new(p.trim());
+                let escapes = path.is_absolute()
+                    || p.trim().is_empty()
+                    || path
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir));
+                if escapes {
+                    self.problem(
+                        "ansible.playbook_dir",
+                        format!("'{p}' is not a directory inside fleet_infra"),
+                        "give a path relative to fleet_infra without '..', e.g. playbooks (or . for the repository root)",
+                    );
+                    d.playbook_dir.clone()
+                } else {
+                    path.to_path_buf()
+                }
+            }
+        };
+        let ansible_playbook =
+            self.opt_path("ansible.ansible_playbook", a.ansible_playbook.as_deref());
+        for (i, arg) in a.extra_args.iter().enumerate() {
+            if arg.len() > 1024 || arg.chars().any(char::is_control) {
+                self.problem(
+                    format!("ansible.extra_args[{i}]"),
+                    "is longer than 1024 characters or contains a control character",
+                    "give one plain argument per list item",
+                );
+            }
+        }
+        let timeout = match a.timeout_secs {
+            None => d.timeout,
+            Some(t) if (1..=86_400).contains(&t) => Duration::from_secs(t),
+            Some(t) => {
+                self.problem(
+                    "ansible.timeout_secs",
+                    format!("{t} is out of range"),
+                    "give 1 to 86400 seconds",
+                );
+                d.timeout
+            }
+        };
+        let mut names = |key: &str, given: &Option<Vec<String>>, default: &[String]| {
+            let Some(list) = given else {
+                return default.to_vec();
+            };
+            let valid = !list.is_empty()
+                && list.iter().all(|n| {
+                    !n.is_empty()
+                        && n.len() <= 128
+                        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !n.starts_with(|c: char| c.is_ascii_digit())
+                });
+            if !valid {
+                self.problem(
+                    format!("ansible.host_vars.{key}"),
+                    "must be a non-empty list of Ansible variable names",
+                    "write names such as proxmox_vmid (letters, digits, _; not starting with a digit)",
+                );
+                return default.to_vec();
+            }
+            list.clone()
+        };
+        let hv = &a.host_vars;
+        let host_vars = AnsibleHostVars {
+            vmid: names("vmid", &hv.vmid, &d.host_vars.vmid),
+            node: names("node", &hv.node, &d.host_vars.node),
+            address: names("address", &hv.address, &d.host_vars.address),
+            tags: names("tags", &hv.tags, &d.host_vars.tags),
+        };
+        Ansible {
+            fleet_infra,
+            inventory,
+            playbook_dir,
+            ansible_playbook,
+            extra_args: a.extra_args.clone(),
+            timeout,
+            host_vars,
+        }
+    }
+
     fn opt_path(&mut self, key: &str, p: Option<&str>) -> Option<PathBuf> {
         let p = p?;
         match expand_path(p, &self.base, self.env) {

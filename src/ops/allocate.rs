@@ -59,6 +59,8 @@ impl Allocator {
             .await?;
         let mut used: BTreeSet<u32> = rows.iter().filter_map(|r| r.vmid).collect();
         used.extend(avoid.iter().copied());
+        // VMIDs the Ansible inventory assigns belong to hosts its playbooks will create.
+        used.extend(super::ansible::hooks::claimed_vmids(ctx).await);
         let mut reserved = self
             .reserved
             .lock()

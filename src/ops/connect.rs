@@ -24,6 +24,8 @@ pub struct Context {
     pub ssh: Option<Arc<NodeShell>>,
     /// Evacuation plans recently previewed, so a stale confirmation can say what changed.
     pub previews: Arc<crate::ops::migrate::Previews>,
+    /// The Ansible inventory, read (a subprocess) at most once per TTL.
+    pub ansible: Arc<crate::ops::ansible::InventoryCache>,
 }
 
 impl Context {
@@ -43,6 +45,7 @@ impl Context {
             audit,
             ssh: None,
             previews: Arc::default(),
+            ansible: Arc::default(),
         })
     }
 }
@@ -60,6 +63,7 @@ impl Context {
             audit,
             ssh: None,
             previews: Arc::default(),
+            ansible: Arc::default(),
         }
     }
 }

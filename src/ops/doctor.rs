@@ -99,6 +99,7 @@ pub async fn check(
         ),
         None,
     );
+    ansible_checks(&config, &mut r).await;
     let credential = match credential {
         Ok(c) => {
             r.push(
@@ -171,6 +172,22 @@ pub async fn check(
         Err(e) => r.push("ssh", CheckStatus::Fail, e, None),
     }
     r
+}
+
+/// The Ansible integration, when configured: the programs run, the inventory parses. Its
+/// problems are failures: delegation and the inventory guards depend on them.
+async fn ansible_checks(config: &Config, r: &mut CheckReport) {
+    let Some(items) = super::ansible::check_items(config).await else {
+        return;
+    };
+    for (name, ok, detail, fix) in items {
+        let status = if ok {
+            CheckStatus::Ok
+        } else {
+            CheckStatus::Fail
+        };
+        r.push(&name, status, detail, fix);
+    }
 }
 
 /// Reaches every node over SSH (when configured) and checks that the vendor snippet directory

@@ -189,6 +189,11 @@ impl Outcome for ops::backup::BackupRestoreReport {
         !self.executed
     }
 }
+impl Outcome for ops::ansible::AnsibleRunReport {
+    fn is_preview(&self) -> bool {
+        !self.executed
+    }
+}
 // These always act.
 impl Outcome for ops::backup::BackupNowReport {}
 impl Outcome for ops::snapshot::SnapshotCreateReport {}

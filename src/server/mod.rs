@@ -8,6 +8,7 @@
 //! May use: `ops`, `config`, and `pve` types. Must not use: `sim`.
 
 mod access;
+mod ansible;
 mod backup;
 mod bulk;
 mod call;
@@ -61,7 +62,8 @@ proxmox-manager manages one Proxmox VE cluster. Guidance:
 - Long operations wait for their PVE task and report its UPID; task_status and task_log inspect any task.
 - Credentials are held by the server. Never ask the user for a token or password in the conversation.
 - When a tool fails, its message names the object, the cause and what to try next: follow it rather than retrying blindly.
-- Runbooks (runbook_list, runbook_get) are the cluster's procedures: render one for the plan, show it, then run its calls. The resources hold every runbook and the effective configuration.";
+- Runbooks (runbook_list, runbook_get) are the cluster's procedures: render one for the plan, show it, then run its calls. The resources hold every runbook and the effective configuration.
+- Multi-node orchestration the fleet's Ansible playbooks cover (provisioning, rolling or fleet-wide changes) is delegated to them: ansible_playbooks, then ansible_run (previewed). Guests ansible_inventory lists are Ansible-managed.";
 
 /// Arguments of a tool that takes none.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -8,8 +8,8 @@ use crate::ops::spec::ToolSpec;
 
 use super::profile;
 use super::{
-    ProxmoxServer, TOOLSETS, access, backup, bulk, cluster, migrate, portable, runbook, snapshot,
-    storage, template, vm,
+    ProxmoxServer, TOOLSETS, access, ansible, backup, bulk, cluster, migrate, portable, runbook,
+    snapshot, storage, template, vm,
 };
 
 /// One file of tools: its router and its specs.
@@ -72,6 +72,10 @@ const DOMAINS: &[Domain] = &[
     Domain {
         router: ProxmoxServer::profile_router,
         specs: profile::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::ansible_router,
+        specs: ansible::SPECS,
     },
 ];
 

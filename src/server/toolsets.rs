@@ -71,6 +71,10 @@ pub const TOOLSETS: &[Toolset] = &[
         name: "profile",
         description: "Cluster profiles: list, validate, spin up, tear down and rebuild whole clusters (Talos, Flux), status",
     },
+    Toolset {
+        name: "ansible",
+        description: "Delegation to the fleet's Ansible: list playbooks, the inventory matched to guests, run a playbook (previewed)",
+    },
 ];
 
 /// Which tools a server instance exposes.

@@ -54,6 +54,14 @@ const INSTALL_HINTS: &[(&str, &str)] = &[
         "git",
         "apt-get install git (dnf install git; brew install git)",
     ),
+    (
+        "ansible-playbook",
+        "python3 -m pip install ansible-core (./test.sh installs the pinned version into .ci/venv)",
+    ),
+    (
+        "ansible-inventory",
+        "python3 -m pip install ansible-core (./test.sh installs the pinned version into .ci/venv)",
+    ),
 ];
 
 /// The path of `program`, searched on PATH and, for daemons, in the sbin directories; or a panic

@@ -148,6 +148,7 @@ pub async fn bulk_power(
             .unwrap_or(ctx.config.limits.max_parallel)
             .max(1)
     };
+    let inventory = crate::ops::ansible::hooks::inventory_for_previews(ctx).await;
     let guests: Vec<BulkGuest> = targets
         .iter()
         .map(|v| BulkGuest {
@@ -156,6 +157,11 @@ pub async fn bulk_power(
             node: v.node.clone(),
             status: v.status.clone(),
             action: args.action.would(&v.status),
+            ansible_managed: crate::ops::ansible::hooks::managed_host(
+                inventory.as_deref(),
+                v.vmid,
+                &v.name,
+            ),
         })
         .collect();
     let mut report = BulkPowerReport {

@@ -22,6 +22,9 @@ pub struct BulkGuest {
     pub status: String,
     /// What the operation would do to it (preview) or did (after `confirm`).
     pub action: String,
+    /// The Ansible inventory host this guest is, when it is Ansible-managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ansible_managed: Option<String>,
 }
 
 /// A matching guest left alone, and why.

@@ -115,6 +115,7 @@ pub async fn bulk_snapshot(
         include_templates: false,
     };
     let (targets, skipped) = resolve(ctx, &selector).await?;
+    let inventory = crate::ops::ansible::hooks::inventory_for_previews(ctx).await;
     let guests: Vec<BulkGuest> = targets
         .iter()
         .map(|v| BulkGuest {
@@ -123,6 +124,11 @@ pub async fn bulk_snapshot(
             node: v.node.clone(),
             status: v.status.clone(),
             action: expand_name(&args.name, v.vmid, now),
+            ansible_managed: crate::ops::ansible::hooks::managed_host(
+                inventory.as_deref(),
+                v.vmid,
+                &v.name,
+            ),
         })
         .collect();
     for g in &guests {

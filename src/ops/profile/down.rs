@@ -43,6 +43,10 @@ pub struct DownGuest {
     /// Why it cannot be deleted, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// The Ansible inventory host this guest is, when the fleet's inventory lists it: its
+    /// playbooks expect it, so the tear-down names it before anything is deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ansible_managed: Option<String>,
     /// After `confirm`: `deleted` or the error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
@@ -89,6 +93,7 @@ async fn down_with(
     ignore_partial: bool,
     confirm: bool,
 ) -> Result<ProfileDownReport, Error> {
+    let inventory = crate::ops::ansible::hooks::inventory_for_previews(ctx).await;
     let mut guests = Vec::new();
     for m in &f.members {
         let refused = if !ctx.config.vmid_ranges.vms.contains(m.vmid) {
@@ -109,6 +114,11 @@ async fn down_with(
             node: m.node.clone(),
             status: m.status.clone(),
             refused,
+            ansible_managed: crate::ops::ansible::hooks::managed_host(
+                inventory.as_deref(),
+                m.vmid,
+                &m.name,
+            ),
             outcome: None,
         });
     }
@@ -154,6 +164,21 @@ async fn down_with(
         }
         if let Some(b) = &partial_block {
             notes.push(b.clone());
+        }
+        let managed: Vec<String> = report
+            .guests
+            .iter()
+            .filter_map(|g| {
+                g.ansible_managed
+                    .as_ref()
+                    .map(|h| format!("{} {} (inventory host {h})", g.vmid, g.name))
+            })
+            .collect();
+        if !managed.is_empty() {
+            notes.push(format!(
+                "Ansible-managed, the fleet's playbooks expect them: {}; tell the user",
+                managed.join(", ")
+            ));
         }
         report.message = format!(
             "preview, nothing changed: {} guest(s) carry all the tags [{}] and would be stopped and deleted with their disks{}{}",

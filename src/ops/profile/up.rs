@@ -791,6 +791,8 @@ fn create_args(
         wait_for_ip: false,
         allow_outside_ranges: false,
         allow_duplicate_name: false,
+        // A guest the fleet's inventory assigns to another host is refused like any vm_create.
+        allow_inventory_conflict: false,
     }
 }
 

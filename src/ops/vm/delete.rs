@@ -41,6 +41,9 @@ pub struct VmDeleteReport {
     /// Why the deletion cannot run as asked, if it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<String>,
+    /// Set when the Ansible inventory manages this guest: its playbooks expect it to exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ansible_managed: Option<crate::ops::ansible::ManagedBy>,
     /// True only when the VM was deleted by this call.
     pub executed: bool,
     pub upids: Vec<String>,
@@ -118,6 +121,12 @@ pub async fn vm_delete(
         disks,
         will_remove,
         blocked_by: blocked_by.clone(),
+        ansible_managed: crate::ops::ansible::hooks::managed_by(
+            ctx,
+            a.vmid,
+            &config.name().unwrap_or_default(),
+        )
+        .await,
         executed: false,
         upids: vec![],
         message: String::new(),
@@ -129,6 +138,9 @@ pub async fn vm_delete(
             ""
         };
         report.message = preview_message(blocked_by.as_deref(), extra);
+        if let Some(m) = &report.ansible_managed {
+            report.message.push_str(&format!("; {}", m.note));
+        }
         return Ok(report);
     }
     if let Some(b) = blocked_by {

@@ -141,6 +141,10 @@ pub struct VmCreateArgs {
     /// Allow a name another guest already has (default false: refused).
     #[serde(default)]
     pub allow_duplicate_name: bool,
+    /// Create even though the Ansible inventory assigns this name, VMID or static address to
+    /// another host (default false: refused, naming the inventory entry).
+    #[serde(default)]
+    pub allow_inventory_conflict: bool,
 }
 
 /// `vm_create` output.
@@ -186,6 +190,10 @@ pub async fn vm_create(
     check_formats(a)?;
     let facts = gather(ctx, a).await?;
     let p = decide(ctx, a, &facts)?;
+    if !a.allow_inventory_conflict {
+        crate::ops::ansible::hooks::check_create(ctx, &a.name, a.vmid, a.ipconfig0.as_deref())
+            .await?;
+    }
     run.note(format!(
         "cloning template {} on {} into {} on {}",
         p.template, p.source_node, a.name, p.target_node
