@@ -24,6 +24,7 @@ mod mcp_access;
 mod mcp_backups;
 mod mcp_bulk;
 mod mcp_clients;
+mod mcp_elicitation;
 mod mcp_images;
 mod mcp_lifecycle;
 mod mcp_migrate;

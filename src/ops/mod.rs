@@ -10,6 +10,7 @@
 
 pub mod access;
 mod allocate;
+pub mod approval;
 pub mod audit;
 pub mod backup;
 pub mod batch;
