@@ -49,5 +49,8 @@ fn official_python_client_confirms_through_its_elicitation_callback() {
         out.status.success(),
         "python client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("2 elicitation conversations passed"), "{stdout}");
+    assert!(
+        stdout.contains("2 elicitation conversations passed"),
+        "{stdout}"
+    );
 }

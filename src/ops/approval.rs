@@ -376,13 +376,11 @@ fn render(v: &Value, max: usize) -> String {
 pub fn quote(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max) + 2);
     out.push('"');
-    let mut shown = 0;
-    for c in text.chars() {
+    for (shown, c) in text.chars().enumerate() {
         if shown >= max {
             out.push('…');
             break;
         }
-        shown += 1;
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
