@@ -366,3 +366,106 @@ async fn an_evacuation_asks_for_the_node_name_and_shows_the_plan_digest() {
     assert_eq!(approvals(dir.path(), "node_evacuate"), vec!["declined"]);
     c.cancel().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_shows_the_confirmation_mode_and_a_bad_serve_flag_is_refused() {
+    let out = tokio::process::Command::new(common::binary())
+        .args(["check", "--sim", "--sim-time-scale", "0.01"])
+        .env_remove("PROXMOX_MANAGER_CONFIG")
+        .output()
+        .await
+        .expect("run check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "[ok  ] confirmations: mode auto: clients that support MCP elicitation ask the person"
+        ),
+        "{text}"
+    );
+    let out = tokio::process::Command::new(common::binary())
+        .args(["serve", "--sim", "--confirmations", "always"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("--confirmations")
+            && err.contains("auto, elicit or argument"),
+        "{err}"
+    );
+}
+
+/// Every destructive tool (and destructive option) asks through the one path: its preview is
+/// prepared from the same arguments with `confirm: false`, the person is asked once, and a
+/// decline changes nothing — no per-tool code needed for any of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_destructive_tool_asks_before_acting() {
+    let (sim, dir) = start().await;
+    let config = write_config(dir.path(), &sim, "auto");
+    let person = Person::new(Answer::Decline);
+    let c = connect(
+        &config,
+        &common::token_env(&sim),
+        dir.path(),
+        &[],
+        person.clone(),
+    )
+    .await;
+    let runbook = "---\nname: elicit-test\ndescription: A test\nimage_type: none\nrequires: [api]\n---\n\n# Test\n\n## Parameters\n- vmid: The VM\n\n## Steps\n1. Start {vmid} — `vm_start`\n";
+    let calls = [
+        ("vm_stop", json!({"vmid": 1000, "confirm": true})),
+        (
+            "vm_shutdown",
+            json!({"vmid": 1000, "force_after_timeout": true, "confirm": true}),
+        ),
+        ("vm_delete", json!({"vmid": 1007, "confirm": true})),
+        (
+            "snapshot_rollback",
+            json!({"vmid": 1003, "name": "pre-upgrade", "confirm": true}),
+        ),
+        (
+            "snapshot_delete",
+            json!({"vmid": 1003, "name": "after-upgrade", "confirm": true}),
+        ),
+        ("template_delete", json!({"vmid": 102, "confirm": true})),
+        (
+            "bulk_power",
+            json!({"action": "reboot", "tags": ["web"], "confirm": true}),
+        ),
+        ("runbook_save", json!({"content": runbook, "confirm": true})),
+    ];
+    for (i, (tool, args)) in calls.iter().enumerate() {
+        let (err, _, text) = call(&c, tool, args.clone()).await;
+        assert!(err && text.contains("declined"), "{tool}: {text}");
+        assert_eq!(person.asked().len(), i + 1, "{tool} asked once");
+        let m = &person.asked()[i].message;
+        assert!(m.contains(&format!("({tool})")), "{tool}: {m}");
+    }
+    let writes = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect::<Vec<_>>();
+    assert!(
+        writes.is_empty(),
+        "a declined call sends no write: {writes:?}"
+    );
+    let approvals: Vec<String> = audit(dir.path())
+        .iter()
+        .map(|l| l["approval"].as_str().unwrap_or("-").to_string())
+        .collect();
+    assert_eq!(approvals, vec!["declined"; calls.len()]);
+    // Without confirm the same calls stay previews and ask nobody.
+    let (err, s, text) = call(
+        &c,
+        "snapshot_rollback",
+        json!({"vmid": 1003, "name": "pre-upgrade"}),
+    )
+    .await;
+    assert!(!err && s["executed"] == false, "{text}");
+    assert_eq!(person.asked().len(), calls.len());
+    c.cancel().await.expect("close");
+}
