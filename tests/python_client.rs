@@ -28,7 +28,7 @@ fn official_python_client_converses_over_stdio() {
 
 /// Issue 18 through the official client's elicitation callback: the person declines, cancels
 /// and approves a delete, a bulk stop asks once, a client without the callback is refused in
-/// `elicit` mode.
+/// `elicit` mode; and the dialog over Streamable HTTP.
 #[test]
 fn official_python_client_confirms_through_its_elicitation_callback() {
     let script =
@@ -50,7 +50,7 @@ fn official_python_client_confirms_through_its_elicitation_callback() {
         "python client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        stdout.contains("2 elicitation conversations passed"),
+        stdout.contains("3 elicitation conversations passed"),
         "{stdout}"
     );
 }

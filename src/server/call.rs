@@ -176,7 +176,8 @@ impl ProxmoxServer {
             // Nothing to approve: the operation had nothing to do (already stopped, ...).
             return Asked::Answered(Ok(Json(preview)));
         }
-        let facts = serde_json::to_value(&preview).unwrap_or_default();
+        // The preview as the question's facts, with any secret-named field redacted.
+        let facts = ops::audit::redact(&serde_json::to_value(&preview).unwrap_or_default());
         let settings = &self.ctx.config.confirmations;
         let q = approval::question(spec, args_v, &facts, settings.typed_name_above);
         match elicit::ask(&rc.peer, &q, settings.timeout, ct).await {

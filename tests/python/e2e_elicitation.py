@@ -5,7 +5,10 @@ Usage: python3 e2e_elicitation.py /path/to/proxmox-manager
 Exits non-zero on the first failed expectation, naming it.
 """
 import asyncio
+import socket
+import subprocess
 import sys
+import time
 
 import mcp_types as types
 from mcp import Client, StdioServerParameters
@@ -97,11 +100,46 @@ async def no_dialog_refused(binary: str) -> None:
     print("client without elicitation in elicit mode: refused: ok")
 
 
+async def over_http(binary: str) -> None:
+    """The same dialog over Streamable HTTP (the server's request rides the session's stream)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "serve", "--sim", "--sim-time-scale", "0.01", "--transport", "http",
+         "--no-auth", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                expect(time.monotonic() < deadline and proc.poll() is None, "the HTTP server starts")
+                await asyncio.sleep(0.1)
+        person = Person()
+        async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy", read_timeout_seconds=60,
+                          elicitation_callback=person) as client:
+            person.answers.append(("decline", None))
+            r = await client.call_tool("vm_delete", {"vmid": 1007, "confirm": True})
+            expect(r.is_error and "declined" in text_of(r), f"[http] declined: {text_of(r)}")
+            person.answers.append(("accept", {"approve": True}))
+            r = await client.call_tool("vm_delete", {"vmid": 1007, "confirm": True})
+            expect(not r.is_error and r.structured_content["executed"], f"[http] approved: {text_of(r)}")
+            expect(len(person.asked) == 2, "[http] asked once per confirmed call")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print("eliciting client over HTTP: decline, accept: ok")
+
+
 async def main() -> None:
     binary = sys.argv[1]
     await person_decides(binary)
     await no_dialog_refused(binary)
-    print("2 elicitation conversations passed")
+    await over_http(binary)
+    print("3 elicitation conversations passed")
 
 
 if __name__ == "__main__":
