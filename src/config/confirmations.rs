@@ -185,3 +185,30 @@ mod tests {
         assert_eq!(p[1].0, "elicitation.timeout_secs");
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use crate::config::tests::{EXAMPLE, parse_example};
+
+    #[test]
+    fn the_keys_parse_from_the_file_and_default_when_absent() {
+        let c = parse_example(EXAMPLE).expect("example");
+        assert_eq!(c.confirmations, Confirmations::default());
+        let text = format!(
+            "{EXAMPLE}\nconfirmations: elicit\nelicitation:\n  timeout_secs: 20\n  typed_name_above: 3\n"
+        );
+        let c = parse_example(&text).expect("with confirmations");
+        assert_eq!(c.confirmations.mode, ConfirmMode::Elicit);
+        assert_eq!(c.confirmations.timeout, Duration::from_secs(20));
+        assert_eq!(c.confirmations.typed_name_above, 3);
+        let bad = format!("{EXAMPLE}\nconfirmations: sometimes\n");
+        let err = parse_example(&bad).expect_err("bad mode").to_string();
+        assert!(
+            err.contains("confirmations") && err.contains("auto, elicit or argument"),
+            "{err}"
+        );
+        let typo = format!("{EXAMPLE}\nelicitation:\n  timeout: 20\n");
+        assert!(parse_example(&typo).is_err(), "unknown keys are refused");
+    }
+}

@@ -243,7 +243,6 @@ const NOT_PLAN: &[&str] = &[
 const COUNTED: &[(&str, &str)] = &[
     ("guests", "the number of guests"),
     ("volumes", "the number of volumes"),
-    ("targets", "the number of guests"),
 ];
 
 /// Builds the question for one destructive call from its arguments and its preview (the
@@ -503,6 +502,21 @@ mod tests {
         );
         assert_eq!(q.typed.as_ref().map(|t| t.expected.as_str()), Some("pve02"));
         assert!(q.message.contains("- digest: \"ab12\""), "{}", q.message);
+        let down = ToolSpec::destructive("profile_down", "Tear down a profile");
+        let q = question(
+            &down,
+            &json!({"profile": "k8s-lab", "confirm": true}),
+            &json!({}),
+            10,
+        );
+        assert_eq!(
+            q.typed.as_ref().map(|t| t.expected.as_str()),
+            Some("k8s-lab")
+        );
+        assert!(
+            q.message
+                .contains("type the profile name exactly: \"k8s-lab\"")
+        );
         let q = question(&DEL, &json!({}), &json!({}), 0);
         assert!(check_answer(&q, &json!({"approve": true})).is_ok());
         assert!(check_answer(&q, &json!({})).is_err());
