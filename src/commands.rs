@@ -100,7 +100,13 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         Transport::Stdio => None,
     };
     let limits = args.http_limits()?;
-    let t = target(&args.target).await?;
+    let mut t = target(&args.target).await?;
+    if let Some(word) = &args.confirmations {
+        let mode = config::ConfirmMode::parse(word).map_err(|e| anyhow!("--confirmations: {e}"))?;
+        std::sync::Arc::make_mut(&mut t.ctx.config)
+            .confirmations
+            .mode = mode;
+    }
     let t_sim_url = t.sim.as_ref().map(|h| format!("{}/api2/json", h.url()));
     let srv = server::ProxmoxServer::new(t.ctx, &filter(&args.filter)).map_err(|e| anyhow!(e))?;
     match args.transport {

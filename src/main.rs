@@ -174,6 +174,12 @@ struct ServeArgs {
     /// HTTP: an MCP session without a request for this many seconds expires.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800.0)]
     session_idle_s: f64,
+    /// Who approves destructive calls, overriding `confirmations:` in the config: auto (the
+    /// person in the client's dialog when the client supports MCP elicitation, else
+    /// confirm: true), elicit (refuse destructive calls from clients that cannot ask the
+    /// person), argument (confirm: true alone, for scripted clients).
+    #[arg(long, value_name = "MODE")]
+    confirmations: Option<String>,
 }
 
 impl ServeArgs {

@@ -9,6 +9,7 @@
 //! Every environment lookup goes through an injectable `&dyn Fn(&str) -> Option<String>` (the
 //! `*_with` functions) so tests never mutate the process environment.
 
+pub mod confirmations;
 pub mod credentials;
 mod error;
 mod load;
@@ -21,6 +22,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use confirmations::{ConfirmMode, Confirmations};
 pub use error::{ConfigError, LookedAt, Position, Problem};
 pub use load::{CONFIG_ENV, CONFIG_FILE, load_with, locate_with, parse_raw, parse_with};
 pub use model::{
@@ -137,6 +139,7 @@ pub fn sim_config(api_port: u16, fingerprint: [u8; 32]) -> Config {
         limits: Limits::default(),
         placement: Placement::default(),
         audit_log: None,
+        confirmations: Default::default(),
     }
 }
 
@@ -221,6 +224,11 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
             "migration_bandwidth_bytes_s": cfg.placement.migration_bandwidth,
         },
         "audit_log": path(&cfg.audit_log),
+        "confirmations": cfg.confirmations.mode.as_str(),
+        "elicitation": {
+            "timeout_secs": cfg.confirmations.timeout.as_secs(),
+            "typed_name_above": cfg.confirmations.typed_name_above,
+        },
     })
 }
 

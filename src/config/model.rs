@@ -27,6 +27,8 @@ pub struct Config {
     pub placement: Placement,
     /// JSON-lines audit log of mutating calls; `None` = no audit file.
     pub audit_log: Option<PathBuf>,
+    /// Who approves destructive calls (`confirmations:` and `elicitation:`).
+    pub confirmations: super::confirmations::Confirmations,
 }
 
 impl Config {

@@ -50,6 +50,15 @@ pub struct RawConfig {
     /// Append-only JSON-lines audit log of every mutating call (optional; `~` expands to $HOME).
     #[serde(default)]
     pub audit_log: Option<String>,
+    /// Who approves destructive calls: `auto` (default: the person in the MCP client's
+    /// confirmation dialog when the client supports elicitation, else `confirm: true`),
+    /// `elicit` (refuse destructive calls from clients that cannot ask the person) or
+    /// `argument` (`confirm: true` alone, for scripted clients).
+    #[serde(default)]
+    pub confirmations: Option<String>,
+    /// The confirmation dialog: how long it waits, when the person types a name (optional).
+    #[serde(default)]
+    pub elicitation: super::confirmations::RawElicitation,
 }
 
 /// `cluster:` — the cluster and its nodes.

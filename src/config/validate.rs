@@ -90,6 +90,14 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
     let limits = v.limits(&raw);
     let placement = v.placement(&raw);
     let audit_log = v.opt_path("audit_log", raw.audit_log.as_deref());
+    let confirmations =
+        super::confirmations::validate(raw.confirmations.as_deref(), &raw.elicitation)
+            .unwrap_or_else(|problems| {
+                for (key, message, fix) in problems {
+                    v.problem(key, message, fix);
+                }
+                Default::default()
+            });
 
     let vmid_ranges = match vmid_ranges {
         Some(r) if v.problems.is_empty() => r,
@@ -123,6 +131,7 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
         limits,
         placement,
         audit_log,
+        confirmations,
     })
 }
 

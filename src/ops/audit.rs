@@ -90,6 +90,20 @@ impl AuditLog {
 
     /// Appends one record.
     pub fn record(&self, tool: &str, args: &Value, upids: &[String], outcome: &str) {
+        self.record_approved(tool, args, upids, outcome, None);
+    }
+
+    /// Appends one record of a destructive call with how it was approved (or not):
+    /// `elicitation-accepted`, `argument`, `declined`, `cancelled`, `timed-out`, `refused`,
+    /// `failed` (see [`crate::ops::approval::Approval`]).
+    pub fn record_approved(
+        &self,
+        tool: &str,
+        args: &Value,
+        upids: &[String],
+        outcome: &str,
+        approval: Option<&str>,
+    ) {
         let Some(path) = &self.path else { return };
         let mut line = json!({
             "time": rfc3339_now(),
@@ -98,6 +112,9 @@ impl AuditLog {
             "upids": upids,
             "outcome": redact_url_credentials(outcome),
         });
+        if let Some(a) = approval {
+            line["approval"] = Value::String(a.to_string());
+        }
         if self.simulated {
             line["simulated"] = Value::Bool(true);
         }

@@ -100,6 +100,16 @@ pub async fn check(
         None,
     );
     ansible_checks(&config, &mut r).await;
+    let confirmations = super::approval::status(config.confirmations.mode, None);
+    r.push(
+        "confirmations",
+        CheckStatus::Ok,
+        format!(
+            "mode {}: {} (whether a client can show the dialog is known per connection: access_check)",
+            confirmations.mode, confirmations.meaning
+        ),
+        None,
+    );
     let credential = match credential {
         Ok(c) => {
             r.push(

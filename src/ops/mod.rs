@@ -11,6 +11,7 @@
 pub mod access;
 mod allocate;
 pub mod ansible;
+pub mod approval;
 pub mod audit;
 pub mod backup;
 pub mod batch;

@@ -126,6 +126,9 @@ pub struct ToolSpec {
     /// Arguments that make a call destructive: when one is set the call needs
     /// `confirm: true` like a destructive tool (e.g. `force_after_timeout`, `replace`).
     pub confirm_args: &'static [&'static str],
+    /// A write tool whose confirmed call the person approves like a destructive one (its
+    /// preview is a plan: `node_evacuate` moves every guest off a node).
+    pub person_approves: bool,
     /// The PVE endpoints it calls.
     pub calls: &'static [Endpoint],
 }
@@ -140,6 +143,7 @@ impl ToolSpec {
             idempotent: matches!(effect, Effect::Read),
             open_world: false,
             confirm_args: &[],
+            person_approves: false,
             calls: &[],
         }
     }
@@ -180,6 +184,13 @@ impl ToolSpec {
         self
     }
 
+    /// The confirmed call needs the person's approval like a destructive one (see
+    /// [`Self::person_approves`]).
+    pub const fn person_approves(mut self) -> Self {
+        self.person_approves = true;
+        self
+    }
+
     pub const fn calls(mut self, calls: &'static [Endpoint]) -> Self {
         self.calls = calls;
         self
@@ -203,6 +214,20 @@ impl ToolSpec {
                     .is_some_and(|v| !v.is_null() && v != &serde_json::Value::Bool(false))
             });
         gated && !confirmed
+    }
+
+    /// Whether a call with these (JSON) arguments destroys or interrupts something once
+    /// confirmed — the destructive tool, a destructive option set, or a tool whose plan the
+    /// person approves — whatever `confirm` says. These are the calls the person approves.
+    pub fn needs_approval(&self, args: &serde_json::Value) -> bool {
+        if self.person_approves {
+            return true;
+        }
+        let mut unconfirmed = args.clone();
+        if let Some(m) = unconfirmed.as_object_mut() {
+            m.remove("confirm");
+        }
+        self.is_preview_call(&unconfirmed)
     }
 
     /// Every need of every endpoint, in declaration order.
@@ -243,5 +268,22 @@ mod tests {
         let start = ToolSpec::write("vm_start", "Start");
         assert!(!start.destructive_hint());
         assert!(!start.is_preview_call(&json!({"vmid": 1})));
+    }
+
+    #[test]
+    fn approval_is_needed_whatever_confirm_says() {
+        let del = ToolSpec::destructive("vm_delete", "Delete VM");
+        assert!(del.needs_approval(&json!({"vmid": 1, "confirm": true})));
+        assert!(del.needs_approval(&json!({"vmid": 1})));
+        let shut =
+            ToolSpec::write("vm_shutdown", "Shut down").confirm_args(&["force_after_timeout"]);
+        assert!(!shut.needs_approval(&json!({"vmid": 1, "confirm": true})));
+        assert!(
+            shut.needs_approval(&json!({"vmid": 1, "force_after_timeout": true, "confirm": true}))
+        );
+        let evac = ToolSpec::write("node_evacuate", "Evacuate").person_approves();
+        assert!(evac.needs_approval(&json!({"node": "pve01", "confirm": true})));
+        assert!(!evac.destructive_hint());
+        assert!(!ToolSpec::write("vm_start", "Start").needs_approval(&json!({"confirm": true})));
     }
 }

@@ -14,6 +14,7 @@ mod bulk;
 mod call;
 mod catalogue;
 mod cluster;
+mod elicit;
 mod migrate;
 mod portable;
 mod profile;
@@ -64,6 +65,25 @@ proxmox-manager manages one Proxmox VE cluster. Guidance:
 - When a tool fails, its message names the object, the cause and what to try next: follow it rather than retrying blindly.
 - Runbooks (runbook_list, runbook_get) are the cluster's procedures: render one for the plan, show it, then run its calls. The resources hold every runbook and the effective configuration.
 - Multi-node orchestration the fleet's Ansible playbooks cover (provisioning, rolling or fleet-wide changes) is delegated to them: ansible_playbooks, then ansible_run (previewed). Guests ansible_inventory lists are Ansible-managed.";
+
+/// The instructions' line on who approves destructive calls in this server's mode.
+pub fn confirmation_instructions(mode: crate::config::ConfirmMode) -> String {
+    use crate::config::ConfirmMode;
+    let how = match mode {
+        ConfirmMode::Auto => {
+            "if this client supports MCP elicitation, a confirmed destructive call (confirm: true, or an option such as replace, force_after_timeout or stop) opens a confirmation dialog for the person, worded by the server from the tool's preview, and runs only if they approve there; without elicitation, confirm: true approves"
+        }
+        ConfirmMode::Elicit => {
+            "a confirmed destructive call opens a confirmation dialog for the person and runs only if they approve there; clients that cannot show such dialogs (no MCP elicitation) cannot run destructive calls at all, only their previews"
+        }
+        ConfirmMode::Argument => {
+            "confirm: true approves a destructive call; no dialog is shown, so ask the user yourself first"
+        }
+    };
+    format!(
+        "- Confirmations (mode {mode}): {how}. You cannot approve in the person's place: a declined, dismissed or unanswered dialog means nothing was done — say so and do not retry unless they ask again. access_check shows the mode and whether this client can show the dialog."
+    )
+}
 
 /// Arguments of a tool that takes none.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -170,7 +190,10 @@ impl ServerHandler for ProxmoxServer {
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                 .with_title("Proxmox VE manager"),
         )
-        .with_instructions(INSTRUCTIONS)
+        .with_instructions(format!(
+            "{INSTRUCTIONS}\n{}",
+            confirmation_instructions(self.ctx.config.confirmations.mode)
+        ))
     }
 
     async fn list_resources(

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod elicit;
 pub mod external;
 pub mod fake_clis;
 pub mod fake_pve;

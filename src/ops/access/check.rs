@@ -134,6 +134,9 @@ pub struct AccessCheckReport {
     pub toolsets: Vec<ToolsetAccess>,
     /// Operations that use SSH on a node instead of the API, and why.
     pub ssh_fallback: Vec<String>,
+    /// Who approves destructive calls: the mode, whether this client can show the
+    /// confirmation dialog (MCP elicitation), and what that means.
+    pub confirmations: crate::ops::approval::ConfirmationStatus,
     pub message: String,
 }
 
@@ -393,6 +396,7 @@ pub async fn access_check(ctx: &Context, specs: &[&ToolSpec]) -> Result<AccessCh
         pve_version: version,
         toolsets,
         ssh_fallback,
+        confirmations: crate::ops::approval::status(ctx.config.confirmations.mode, None),
         message,
     })
 }

@@ -32,6 +32,9 @@ pub struct VmDeleteReport {
     pub vmid: u32,
     pub node: String,
     pub name: String,
+    /// The VM's description (its notes), to recognise it by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub status: String,
     pub template: bool,
     pub protected: bool,
@@ -115,6 +118,7 @@ pub async fn vm_delete(
         vmid: a.vmid,
         node: node.clone(),
         name: config.name().unwrap_or_default(),
+        description: config.get_str("description").filter(|d| !d.is_empty()),
         status: status.status.clone(),
         template: config.template(),
         protected: config.protection(),

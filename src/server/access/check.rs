@@ -1,7 +1,8 @@
 //! Toolset `access`: the token's privileges per toolset.
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
 
 use crate::ops::{self, AccessCheckReport};
 
@@ -28,15 +29,20 @@ impl ProxmoxServer {
     /// What the configured API token may do, per toolset: each tool ready or not, the
     /// privileges it lacks and on which path, the `pveum role modify ClaudeCodeManager` command
     /// that grants them, and which operations fall back to SSH on a node (image downloads)
-    /// and why. Read this before a write tool PVE might refuse.
+    /// and why; and who approves destructive calls here (the confirmation mode, and whether
+    /// this client can show the person a confirmation dialog). Read this before a write tool
+    /// PVE might refuse.
     #[tool(name = "access_check")]
     async fn access_check(
         &self,
         Parameters(_): Parameters<NoArgs>,
+        rc: RequestContext<RoleServer>,
     ) -> Result<Json<AccessCheckReport>, String> {
-        ops::access_check(&self.ctx, &crate::server::tool_specs())
+        let mut report = ops::access_check(&self.ctx, &crate::server::tool_specs())
             .await
-            .map(Json)
-            .map_err(tool_error)
+            .map_err(tool_error)?;
+        let can = crate::server::elicit::client_can_elicit(&rc.peer);
+        report.confirmations = ops::approval::status(self.ctx.config.confirmations.mode, Some(can));
+        Ok(Json(report))
     }
 }

@@ -33,7 +33,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<RbacBootstrapReport>, String> {
-        self.mutate(&RBAC_BOOTSTRAP, &args, rc, ct, async |run| {
+        self.mutate(&RBAC_BOOTSTRAP, &args, rc, ct, async |run, args| {
             ops::rbac_bootstrap(&self.ctx.config, self.ctx.ssh.as_deref(), run, &args).await
         })
         .await

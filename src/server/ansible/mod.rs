@@ -80,7 +80,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<AnsibleRunReport>, String> {
-        self.mutate(&ANSIBLE_RUN, &args, rc, ct, async |run| {
+        self.mutate(&ANSIBLE_RUN, &args, rc, ct, async |run, args| {
             ansible::ansible_run(&self.ctx, run, &args).await
         })
         .await

@@ -65,7 +65,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<BackupNowReport>, String> {
-        self.mutate(&BACKUP_NOW, &args, rc, ct, async |run| {
+        self.mutate(&BACKUP_NOW, &args, rc, ct, async |run, args| {
             backup::backup_now(&self.ctx, run, &args).await
         })
         .await
@@ -109,7 +109,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<BackupRestoreReport>, String> {
-        self.mutate(&BACKUP_RESTORE, &args, rc, ct, async |run| {
+        self.mutate(&BACKUP_RESTORE, &args, rc, ct, async |run, args| {
             backup::backup_restore(&self.ctx, run, &args).await
         })
         .await

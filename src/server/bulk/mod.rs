@@ -58,7 +58,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<BulkPowerReport>, String> {
-        self.mutate(&BULK_POWER, &args, rc, ct, async |run| {
+        self.mutate(&BULK_POWER, &args, rc, ct, async |run, args| {
             bulk::bulk_power(&self.ctx, run, &args).await
         })
         .await
@@ -77,7 +77,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<BulkSnapshotReport>, String> {
-        self.mutate(&BULK_SNAPSHOT, &args, rc, ct, async |run| {
+        self.mutate(&BULK_SNAPSHOT, &args, rc, ct, async |run, args| {
             bulk::bulk_snapshot(&self.ctx, run, &args).await
         })
         .await

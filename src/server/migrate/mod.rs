@@ -43,6 +43,7 @@ pub(crate) const VM_MIGRATE: ToolSpec = ToolSpec::write("vm_migrate", "Migrate V
     ]);
 pub(crate) const NODE_EVACUATE: ToolSpec = ToolSpec::write("node_evacuate", "Evacuate node")
     .toolset("migrate")
+    .person_approves()
     .calls(planning_reads![
         api::LXC_CONFIG,
         api::QEMU_MIGRATE,
@@ -85,7 +86,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmMigrateReport>, String> {
-        self.mutate(&VM_MIGRATE, &args, rc, ct, async |run| {
+        self.mutate(&VM_MIGRATE, &args, rc, ct, async |run, args| {
             migrate::vm_migrate(&self.ctx, run, &args).await
         })
         .await
@@ -105,7 +106,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<NodeEvacuateReport>, String> {
-        self.mutate(&NODE_EVACUATE, &args, rc, ct, async |run| {
+        self.mutate(&NODE_EVACUATE, &args, rc, ct, async |run, args| {
             migrate::node_evacuate(&self.ctx, run, &args).await
         })
         .await

@@ -161,7 +161,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<ProfileUpReport>, String> {
-        self.mutate(&PROFILE_UP, &args, rc, ct, async |run| {
+        self.mutate(&PROFILE_UP, &args, rc, ct, async |run, args| {
             profile::profile_up(&self.ctx, run, &args).await
         })
         .await
@@ -179,7 +179,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<ProfileDownReport>, String> {
-        self.mutate(&PROFILE_DOWN, &args, rc, ct, async |run| {
+        self.mutate(&PROFILE_DOWN, &args, rc, ct, async |run, args| {
             profile::profile_down(&self.ctx, run, &args).await
         })
         .await
@@ -195,7 +195,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<ProfileRebuildReport>, String> {
-        self.mutate(&PROFILE_REBUILD, &args, rc, ct, async |run| {
+        self.mutate(&PROFILE_REBUILD, &args, rc, ct, async |run, args| {
             profile::profile_rebuild(&self.ctx, run, &args).await
         })
         .await

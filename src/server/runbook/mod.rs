@@ -85,7 +85,7 @@ impl ProxmoxServer {
             "content_bytes": args.content.len(),
             "confirm": args.confirm,
         });
-        self.mutate(&RUNBOOK_SAVE, summary, rc, ct, async |_run| {
+        self.mutate_recorded(&RUNBOOK_SAVE, &args, summary, rc, ct, async |_run, args| {
             let config = std::sync::Arc::clone(&self.ctx.config);
             let catalog = std::sync::Arc::clone(&self.runbook_catalog);
             let owned = args.clone();

@@ -81,7 +81,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<SnapshotCreateReport>, String> {
-        self.mutate(&SNAPSHOT_CREATE, &args, rc, ct, async |run| {
+        self.mutate(&SNAPSHOT_CREATE, &args, rc, ct, async |run, args| {
             snapshot::snapshot_create(&self.ctx, run, &args).await
         })
         .await
@@ -97,7 +97,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<SnapshotChangeReport>, String> {
-        self.mutate(&SNAPSHOT_ROLLBACK, &args, rc, ct, async |run| {
+        self.mutate(&SNAPSHOT_ROLLBACK, &args, rc, ct, async |run, args| {
             snapshot::snapshot_rollback(&self.ctx, run, &args).await
         })
         .await
@@ -113,7 +113,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<SnapshotChangeReport>, String> {
-        self.mutate(&SNAPSHOT_DELETE, &args, rc, ct, async |run| {
+        self.mutate(&SNAPSHOT_DELETE, &args, rc, ct, async |run, args| {
             snapshot::snapshot_delete(&self.ctx, run, &args).await
         })
         .await

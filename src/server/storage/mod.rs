@@ -141,7 +141,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<crate::ops::storage::iso_upload::IsoUploadReport>, String> {
-        self.mutate(&ISO_UPLOAD, &args, rc, ct, async |run| {
+        self.mutate(&ISO_UPLOAD, &args, rc, ct, async |run, args| {
             crate::ops::storage::iso_upload::iso_upload(&self.ctx, run, &args).await
         })
         .await
@@ -171,7 +171,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<DiskOrphansDeleteReport>, String> {
-        self.mutate(&DISK_ORPHANS_DELETE, &args, rc, ct, async |run| {
+        self.mutate(&DISK_ORPHANS_DELETE, &args, rc, ct, async |run, args| {
             orphans::disk_orphans_delete(&self.ctx, run, &args).await
         })
         .await

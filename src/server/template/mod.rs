@@ -135,7 +135,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateConvertReport>, String> {
-        self.mutate(&TEMPLATE_CONVERT, &args, rc, ct, async |run| {
+        self.mutate(&TEMPLATE_CONVERT, &args, rc, ct, async |run, args| {
             ops::template_convert(&self.ctx, run, &args).await
         })
         .await
@@ -150,7 +150,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateDeleteReport>, String> {
-        self.mutate(&TEMPLATE_DELETE, &args, rc, ct, async |run| {
+        self.mutate(&TEMPLATE_DELETE, &args, rc, ct, async |run, args| {
             ops::template_delete(&self.ctx, run, &args).await
         })
         .await
@@ -172,9 +172,13 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateFromImageReport>, String> {
-        self.mutate(&TEMPLATE_FROM_CLOUD_IMAGE, &args, rc, ct, async |run| {
-            ops::template_from_cloud_image(&self.ctx, run, &args).await
-        })
+        self.mutate(
+            &TEMPLATE_FROM_CLOUD_IMAGE,
+            &args,
+            rc,
+            ct,
+            async |run, args| ops::template_from_cloud_image(&self.ctx, run, &args).await,
+        )
         .await
     }
 
@@ -190,7 +194,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateFromImageReport>, String> {
-        self.mutate(&TEMPLATE_IMPORT_DISK, &args, rc, ct, async |run| {
+        self.mutate(&TEMPLATE_IMPORT_DISK, &args, rc, ct, async |run, args| {
             ops::template_import_disk(&self.ctx, run, &args).await
         })
         .await
@@ -210,7 +214,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<TemplateFromIsoReport>, String> {
-        self.mutate(&TEMPLATE_FROM_ISO, &args, rc, ct, async |run| {
+        self.mutate(&TEMPLATE_FROM_ISO, &args, rc, ct, async |run, args| {
             ops::template_from_iso(&self.ctx, run, &args).await
         })
         .await

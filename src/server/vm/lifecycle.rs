@@ -6,6 +6,7 @@ use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::{
@@ -19,17 +20,18 @@ use crate::ops::spec::{Endpoint, ToolSpec};
 use crate::server::ProxmoxServer;
 
 impl ProxmoxServer {
-    /// Runs a power action through the one mutating-call path.
-    async fn power_tool<A: Serialize>(
+    /// Runs a power action through the one mutating-call path; `req` reads the request from
+    /// the arguments (the path may run it twice: as a preview, then confirmed).
+    async fn power_tool<A: Serialize + DeserializeOwned + Clone>(
         &self,
         spec: &ToolSpec,
-        req: PowerRequest<'_>,
         args: &A,
+        req: impl for<'a> Fn(&'a A) -> PowerRequest<'a>,
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        self.mutate(spec, args, rc, ct, async |run| {
-            ops::power(&self.ctx, run, &req).await
+        self.mutate(spec, args, rc, ct, async |run, args| {
+            ops::power(&self.ctx, run, &req(&args)).await
         })
         .await
     }
@@ -156,7 +158,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmCreateReport>, String> {
-        self.mutate(&VM_CREATE, &args, rc, ct, async |run| {
+        self.mutate(&VM_CREATE, &args, rc, ct, async |run, args| {
             ops::vm_create(&self.ctx, run, &args).await
         })
         .await
@@ -171,8 +173,14 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let req = PowerRequest::new(PowerAction::Start, args.vmid, args.allow_outside_ranges);
-        self.power_tool(&VM_START, req, &args, rc, ct).await
+        self.power_tool(
+            &VM_START,
+            &args,
+            |a| PowerRequest::new(PowerAction::Start, a.vmid, a.allow_outside_ranges),
+            rc,
+            ct,
+        )
+        .await
     }
 
     /// Stop a VM hard (like pulling the power cord) and wait for it. Prefer vm_shutdown.
@@ -185,11 +193,13 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let req = PowerRequest {
-            confirmed: args.confirm,
-            ..PowerRequest::new(PowerAction::Stop, args.vmid, args.allow_outside_ranges)
-        };
-        self.power_tool(&VM_STOP, req, &args, rc, ct).await
+        fn req(a: &StopArgs) -> PowerRequest<'_> {
+            PowerRequest {
+                confirmed: a.confirm,
+                ..PowerRequest::new(PowerAction::Stop, a.vmid, a.allow_outside_ranges)
+            }
+        }
+        self.power_tool(&VM_STOP, &args, req, rc, ct).await
     }
 
     /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
@@ -203,13 +213,15 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let req = PowerRequest {
-            shutdown: Some(&args),
-            // Only the forced variant needs confirmation; a graceful shutdown is not destructive.
-            confirmed: args.confirm || !args.force_after_timeout,
-            ..PowerRequest::new(PowerAction::Shutdown, args.vmid, args.allow_outside_ranges)
-        };
-        self.power_tool(&VM_SHUTDOWN, req, &args, rc, ct).await
+        fn req(a: &ShutdownArgs) -> PowerRequest<'_> {
+            PowerRequest {
+                shutdown: Some(a),
+                // Only the forced variant needs confirmation; a graceful shutdown is not destructive.
+                confirmed: a.confirm || !a.force_after_timeout,
+                ..PowerRequest::new(PowerAction::Shutdown, a.vmid, a.allow_outside_ranges)
+            }
+        }
+        self.power_tool(&VM_SHUTDOWN, &args, req, rc, ct).await
     }
 
     /// Reboot a running VM (ACPI reboot) and wait for the task.
@@ -220,8 +232,14 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<PowerReport>, String> {
-        let req = PowerRequest::new(PowerAction::Reboot, args.vmid, args.allow_outside_ranges);
-        self.power_tool(&VM_REBOOT, req, &args, rc, ct).await
+        self.power_tool(
+            &VM_REBOOT,
+            &args,
+            |a| PowerRequest::new(PowerAction::Reboot, a.vmid, a.allow_outside_ranges),
+            rc,
+            ct,
+        )
+        .await
     }
 
     /// Change a VM's cores, sockets, memory (MiB) and/or grow a disk (`+10G` or an absolute
@@ -234,7 +252,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmResizeReport>, String> {
-        self.mutate(&VM_RESIZE, &args, rc, ct, async |run| {
+        self.mutate(&VM_RESIZE, &args, rc, ct, async |run, args| {
             ops::vm_resize(&self.ctx, run, &args).await
         })
         .await
@@ -248,7 +266,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmSetTagsReport>, String> {
-        self.mutate(&VM_SET_TAGS, &args, rc, ct, async |run| {
+        self.mutate(&VM_SET_TAGS, &args, rc, ct, async |run, args| {
             ops::vm_set_tags(&self.ctx, run, &args).await
         })
         .await
@@ -264,7 +282,7 @@ impl ProxmoxServer {
         rc: RequestContext<RoleServer>,
         ct: CancellationToken,
     ) -> Result<Json<VmDeleteReport>, String> {
-        self.mutate(&VM_DELETE, &args, rc, ct, async |run| {
+        self.mutate(&VM_DELETE, &args, rc, ct, async |run, args| {
             ops::vm_delete(&self.ctx, run, &args).await
         })
         .await
