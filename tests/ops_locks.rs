@@ -82,6 +82,7 @@ fn context(server: &common::fake_pve::Server, lock: Duration) -> Context {
         )))),
         ssh: None,
         previews: Default::default(),
+        listings: Default::default(),
     }
 }
 

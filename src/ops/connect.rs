@@ -24,6 +24,8 @@ pub struct Context {
     pub ssh: Option<Arc<NodeShell>>,
     /// Evacuation plans recently previewed, so a stale confirmation can say what changed.
     pub previews: Arc<crate::ops::migrate::Previews>,
+    /// Recent `vm_list` listings, so later pages do not re-read the cluster.
+    pub listings: Arc<crate::ops::vm::listing::ListingCache>,
 }
 
 impl Context {
@@ -43,6 +45,7 @@ impl Context {
             audit,
             ssh: None,
             previews: Arc::default(),
+            listings: Arc::default(),
         })
     }
 }
@@ -60,6 +63,7 @@ impl Context {
             audit,
             ssh: None,
             previews: Arc::default(),
+            listings: Arc::default(),
         }
     }
 }

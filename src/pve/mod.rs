@@ -22,6 +22,7 @@ mod cluster;
 mod envelope;
 mod error;
 mod error_class;
+mod locate;
 pub mod fake;
 mod migrate;
 mod nodes;
