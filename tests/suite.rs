@@ -28,6 +28,7 @@ mod mcp_images;
 mod mcp_lifecycle;
 mod mcp_migrate;
 mod mcp_runbooks;
+mod mcp_scale;
 mod mcp_snapshots;
 mod mcp_stdio;
 mod mcp_template_replace;

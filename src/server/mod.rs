@@ -13,6 +13,7 @@ mod bulk;
 mod call;
 mod catalogue;
 mod cluster;
+pub mod compact;
 mod migrate;
 mod portable;
 mod prompts;
