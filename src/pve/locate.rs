@@ -24,7 +24,9 @@ pub(crate) struct GuestIndex {
 
 impl GuestIndex {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Arc<str>, ResourceKind)>> {
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn get(&self, vmid: u32) -> Option<(Arc<str>, ResourceKind)> {
@@ -49,10 +51,7 @@ impl GuestIndex {
             else {
                 continue;
             };
-            let node = names
-                .entry(node)
-                .or_insert_with(|| Arc::from(node))
-                .clone();
+            let node = names.entry(node).or_insert_with(|| Arc::from(node)).clone();
             fresh.insert(vmid, (node, r.kind.clone()));
         }
         *self.lock() = fresh;
@@ -70,7 +69,10 @@ impl GuestIndex {
 fn look_elsewhere(e: &Error) -> bool {
     matches!(
         e,
-        Error::Api { .. } | Error::Forbidden { .. } | Error::NodeOffline { .. } | Error::Decode { .. }
+        Error::Api { .. }
+            | Error::Forbidden { .. }
+            | Error::NodeOffline { .. }
+            | Error::Decode { .. }
     )
 }
 
@@ -198,7 +200,10 @@ mod tests {
         .expect("node row");
         idx.refresh(&[row(100, "pve01", "qemu"), row(101, "pve02", "lxc"), node]);
         assert_eq!(idx.len(), 2);
-        assert!(idx.get(999).is_none(), "a guest the listing lacks is dropped");
+        assert!(
+            idx.get(999).is_none(),
+            "a guest the listing lacks is dropped"
+        );
         assert_eq!(
             idx.get(101).map(|(n, k)| (n.to_string(), k)),
             Some(("pve02".to_owned(), ResourceKind::Lxc))

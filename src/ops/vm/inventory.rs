@@ -243,7 +243,8 @@ pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, E
         .await?;
     let vms = std::sync::Arc::new(select_vms(&rows, args)?);
     drop(rows);
-    ctx.listings.put(key, generation, std::sync::Arc::clone(&vms));
+    ctx.listings
+        .put(key, generation, std::sync::Arc::clone(&vms));
     page_of(&vms, args)
 }
 
