@@ -28,7 +28,7 @@ fn tools_json_matches_the_code() {
 /// What the catalogue costs a model: names, descriptions and input schemas (what it reads to
 /// pick and call a tool), and the output schemas, in bytes of compact JSON as `tools/list`
 /// sends them. Printed on every run (`cargo test --test suite tools_snapshot -- --nocapture`).
-/// Where the model-facing average stands now (1,193 bytes with 44 tools, from 1,295 before the
+/// Where the model-facing average stands now (1,198 bytes with 44 tools, from 1,295 before the
 /// compaction of issue 20); the goal is 900, reached by shorter descriptions. Lower it as
 /// they shrink; never raise it.
 const MODEL_FACING_CEILING: usize = 1200;
