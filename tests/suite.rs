@@ -37,6 +37,7 @@ mod mcp_templates_ssh;
 mod mcp_vm_guards;
 mod ops_locks;
 mod pve_client;
+mod pve_keepalive;
 mod pve_tls;
 mod pve_write;
 mod python_client;
