@@ -261,8 +261,28 @@ fn init_tracing(default: &str) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Runtime worker threads: the server waits on the network almost all the time, so two workers
+/// serve it as well as one per core would, and the process does not grow with the host.
+const WORKER_THREADS: usize = 2;
+/// Threads for blocking work (credential helpers, file reads): a few at a time is all we need.
+const MAX_BLOCKING_THREADS: usize = 8;
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match &cli.command {
         Command::Serve(_) | Command::Call(_) | Command::Check(_) => "warn",

@@ -187,6 +187,7 @@ async fn node_sizes_and_guest_disks_are_read_where_resources_lack_them() {
         ssh: None,
         previews: Default::default(),
         ansible: Default::default(),
+        listings: Default::default(),
     };
     let mut snap = ClusterSnapshot::read(&ctx).await.expect("snapshot");
     assert_eq!((snap.nodes[0].cpus, snap.nodes[0].maxmem), (16, 64 * GIB));

@@ -83,6 +83,7 @@ fn context(server: &common::fake_pve::Server, lock: Duration) -> Context {
         ssh: None,
         previews: Default::default(),
         ansible: Default::default(),
+        listings: Default::default(),
     }
 }
 

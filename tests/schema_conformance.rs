@@ -169,6 +169,8 @@ async fn every_request_the_client_sends_is_in_the_schema() {
         &ctx,
         &ops::NodeStatusArgs {
             node: "pve01".into(),
+            page: None,
+            page_size: None,
         },
     )
     .await

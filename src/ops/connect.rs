@@ -26,6 +26,8 @@ pub struct Context {
     pub previews: Arc<crate::ops::migrate::Previews>,
     /// The Ansible inventory, read (a subprocess) at most once per TTL.
     pub ansible: Arc<crate::ops::ansible::InventoryCache>,
+    /// Recent `vm_list` listings, so later pages do not re-read the cluster.
+    pub listings: Arc<crate::ops::vm::listing::ListingCache>,
 }
 
 impl Context {
@@ -46,6 +48,7 @@ impl Context {
             ssh: None,
             previews: Arc::default(),
             ansible: Arc::default(),
+            listings: Arc::default(),
         })
     }
 }
@@ -64,6 +67,7 @@ impl Context {
             ssh: None,
             previews: Arc::default(),
             ansible: Arc::default(),
+            listings: Arc::default(),
         }
     }
 }

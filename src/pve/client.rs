@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -22,7 +22,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Connect phase limit, so an unreachable endpoint is a [`Error::Connect`] (never sent) and
 /// failover happens well before the whole request times out.
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
-const POOL_IDLE: Duration = Duration::from_secs(3);
+/// How long an idle keep-alive connection stays in the pool: well beyond the seconds between
+/// the calls of a conversation, so they do not pay a new TCP and TLS handshake each.
+const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// What answers a [`Client::with_transport`] client's requests: a status and a body in PVE's
 /// envelope, as a node would send them.
@@ -79,6 +81,10 @@ struct Inner {
     max_retries: u32,
     /// Index of the endpoint that last answered; tried first next time.
     preferred: AtomicUsize,
+    /// Where each guest lives (see [`super::locate`]).
+    guests: super::locate::GuestIndex,
+    /// Requests other than GET sent so far (see [`Client::write_generation`]).
+    writes: AtomicU64,
 }
 
 impl fmt::Debug for Client {
@@ -126,9 +132,13 @@ impl Client {
         let builder = reqwest::Client::builder()
             .connect_timeout(opts.timeout.min(CONNECT_TIMEOUT_MAX))
             .redirect(reqwest::redirect::Policy::none())
-            // Short, so a keep-alive connection the server has meanwhile closed is rarely picked
-            // for a POST (which we could not safely resend).
+            // A connection the server closed while idle is dropped from the pool as soon as
+            // its close arrives (hyper watches pooled connections), and a request that found
+            // it closed before sending is resent by hyper. What remains is a close racing the
+            // request: a GET is then resent at once on a fresh connection (see `execute`), a
+            // POST/PUT/DELETE never is (it may have been applied).
             .pool_idle_timeout(POOL_IDLE)
+            .tcp_nodelay(true)
             .user_agent(concat!("proxmox-manager/", env!("CARGO_PKG_VERSION")));
         let builder = tls::configure(builder, &opts.tls)?;
         let http = builder
@@ -144,6 +154,8 @@ impl Client {
                 timeout: opts.timeout,
                 max_retries: opts.max_retries,
                 preferred: AtomicUsize::new(0),
+                guests: Default::default(),
+                writes: AtomicU64::new(0),
             }),
         })
     }
@@ -162,8 +174,20 @@ impl Client {
                 timeout: Duration::from_secs(30),
                 max_retries: 3,
                 preferred: AtomicUsize::new(0),
+                guests: Default::default(),
+                writes: AtomicU64::new(0),
             }),
         }
+    }
+
+    pub(crate) fn guest_index(&self) -> &super::locate::GuestIndex {
+        &self.inner.guests
+    }
+
+    /// Counts the POST, PUT and DELETE requests this client has sent (or tried to): a cached
+    /// view of the cluster taken at one value is outdated by our own writes at another.
+    pub fn write_generation(&self) -> u64 {
+        self.inner.writes.load(Ordering::Relaxed)
     }
 
     /// The token id this client authenticates as.
@@ -194,7 +218,7 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<(Vec<T>, Vec<String>), Error> {
         let reply = self.execute(Method::GET, path, query).await?;
-        let (rows, warnings) = envelope::decode_list_lenient("GET", path, reply.data)?;
+        let (rows, warnings) = envelope::decode_list("GET", path, &reply)?;
         for w in &warnings {
             tracing::warn!(warning = %w, "lenient decoding");
         }
@@ -208,7 +232,7 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<(T, Vec<String>), Error> {
         let reply = self.execute(Method::GET, path, query).await?;
-        let (v, warnings) = envelope::decode_one_lenient("GET", path, reply.data)?;
+        let (v, warnings) = envelope::decode_one("GET", path, &reply)?;
         for w in &warnings {
             tracing::warn!(warning = %w, "lenient decoding");
         }
@@ -249,7 +273,7 @@ impl Client {
         params: &[(&str, String)],
     ) -> Result<T, Error> {
         let reply = self.execute(method.clone(), path, params).await?;
-        envelope::decode_data(method.as_str(), path, reply.data)
+        envelope::decode(method.as_str(), path, &reply)
     }
 
     /// Sends with GET retries; returns the whole envelope (for `total`).
@@ -264,6 +288,9 @@ impl Client {
                 "invalid api path {path:?}: it must start with '/' and carry parameters separately"
             )));
         }
+        if method != Method::GET {
+            self.inner.writes.fetch_add(1, Ordering::Relaxed);
+        }
         let mut delay = BACKOFF_START;
         let mut attempt = 0u32;
         loop {
@@ -275,6 +302,11 @@ impl Client {
                 {
                     attempt += 1;
                     tracing::debug!(%method, path, attempt, error = %e, "retrying idempotent request");
+                    if attempt == 1 && matches!(e, Error::Transport { .. }) {
+                        // Most likely a pooled keep-alive connection the server closed as we
+                        // sent: resend at once (on a fresh connection), no backoff needed.
+                        continue;
+                    }
                     tokio::time::sleep(delay).await;
                     delay = next_backoff(delay);
                 }
@@ -401,6 +433,7 @@ impl Client {
             .mime_str("application/octet-stream")
             .map_err(|e| Error::invalid(format!("multipart: {e}")))?;
         form = form.part("filename", part);
+        self.inner.writes.fetch_add(1, Ordering::Relaxed);
         let idx = self.inner.preferred.load(Ordering::Relaxed) % self.inner.endpoints.len();
         let endpoint = &self.inner.endpoints[idx];
         let info = RequestInfo {
@@ -426,7 +459,7 @@ impl Client {
             .await
             .map_err(|e| self.map_send_error(&e, &info))?;
         let reply = envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), &bytes)?;
-        envelope::decode_data("POST", path, reply.data)
+        envelope::decode("POST", path, &reply)
     }
 
     fn map_send_error(&self, err: &reqwest::Error, info: &RequestInfo<'_>) -> Error {

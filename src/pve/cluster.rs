@@ -1,10 +1,10 @@
-//! Cluster-wide reads: version, membership, the resource index, the next free vmid, and
-//! [`Client::find_vm`], the one place a VM's node is resolved (never trusted from a caller).
+//! Cluster-wide reads: version, membership, the resource index and the next free vmid. A VM's
+//! node is resolved in [`super::locate`] (never trusted from a caller).
 
 use super::client::Client;
 use super::error::Error;
 use super::perl;
-use super::types::{ClusterResource, ClusterStatusItem, ResourceKind, ResourceType, Version};
+use super::types::{ClusterResource, ClusterStatusItem, ResourceType, Version};
 
 impl Client {
     /// `GET /version` of the node answering.
@@ -41,7 +41,12 @@ impl Client {
             .map(|k| ("type", k.as_str().to_owned()))
             .into_iter()
             .collect();
-        self.get_list("/cluster/resources", &query).await
+        let (rows, warnings) = self.get_list("/cluster/resources", &query).await?;
+        if matches!(kind, None | Some(ResourceType::Vm)) {
+            // Every guest the token may see: where each lives, for the next per-VM call.
+            self.guest_index().refresh(&rows);
+        }
+        Ok((rows, warnings))
     }
 
     /// `GET /cluster/nextid[?vmid=]`. PVE returns the id as a JSON string; nothing is reserved.
@@ -60,27 +65,5 @@ impl Client {
                 json_path: "data".into(),
                 reason: format!("expected a vmid, got {value}"),
             })
-    }
-
-    /// The guest with this vmid from `GET /cluster/resources?type=vm`; its `node` is where it
-    /// lives now (after migrations).
-    ///
-    /// # Errors
-    /// [`Error::VmNotFound`] ("vm N does not exist in the cluster") when absent or not visible to
-    /// the token (PVE hides guests without VM.Audit).
-    pub async fn find_vm(&self, vmid: u32) -> Result<ClusterResource, Error> {
-        let all = self.get_cluster_resources(Some(ResourceType::Vm)).await?;
-        all.into_iter()
-            .find(|r| {
-                r.vmid == Some(vmid) && matches!(r.kind, ResourceKind::Qemu | ResourceKind::Lxc)
-            })
-            .filter(|r| r.node.is_some())
-            .ok_or(Error::VmNotFound { vmid })
-    }
-
-    /// The node a VM lives on now, from [`Client::find_vm`].
-    pub async fn find_vm_node(&self, vmid: u32) -> Result<String, Error> {
-        let vm = self.find_vm(vmid).await?;
-        vm.node.ok_or(Error::VmNotFound { vmid })
     }
 }

@@ -10,12 +10,55 @@ use serde_json::Value;
 use super::error::Error;
 use super::perl;
 
-/// The decoded success envelope.
+/// A success reply, still as the bytes PVE sent: decoded once, straight into the caller's
+/// type ([`decode`], [`decode_list`]), instead of through an intermediate JSON tree.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
-    pub data: Value,
+    body: Vec<u8>,
+}
+
+/// `{"data": T, ...}`: the fast, one-pass shape (other envelope fields are skipped).
+#[derive(serde::Deserialize)]
+struct Envelope<T> {
+    data: T,
+}
+
+/// `{"total": N, ...}` with `data` skipped unread.
+#[derive(serde::Deserialize)]
+struct TotalOnly {
+    #[serde(default)]
+    total: Option<Value>,
+}
+
+impl Reply {
     /// `total` on task lists and logs.
-    pub total: Option<u64>,
+    pub fn total(&self) -> Option<u64> {
+        serde_json::from_slice::<TotalOnly>(&self.body)
+            .ok()
+            .and_then(|t| t.total)
+            .as_ref()
+            .and_then(perl::value_as_u64)
+    }
+
+    /// `data` as a JSON tree (`null` when absent), for the slow path that names the JSON
+    /// path of a failure.
+    pub fn data_value(&self, method: &str, path: &str) -> Result<Value, Error> {
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(Value::Object(mut obj)) => Ok(obj.remove("data").unwrap_or(Value::Null)),
+            Ok(_) => Err(Error::Decode {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                json_path: ".".to_owned(),
+                reason: "the reply is not a json object".to_owned(),
+            }),
+            Err(e) => Err(Error::Decode {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                json_path: ".".to_owned(),
+                reason: format!("invalid json: {e}"),
+            }),
+        }
+    }
 }
 
 /// What the request was, for error messages.
@@ -26,20 +69,17 @@ pub(crate) struct RequestInfo<'a> {
 }
 
 /// Decodes a complete response. `reason` is the reason phrase as received (hyper's
-/// `ReasonPhrase`) or the canonical one.
+/// `ReasonPhrase`) or the canonical one. A success body is only checked to look like a JSON
+/// object here; it is decoded by [`decode`] or [`decode_list`].
 pub(crate) fn decode_reply(
     req: &RequestInfo<'_>,
     status: u16,
     reason: Option<&str>,
     body: &[u8],
 ) -> Result<Reply, Error> {
-    let json: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice(body).ok()
-    };
     if (200..300).contains(&status) {
-        let Some(Value::Object(mut obj)) = json else {
+        let trimmed = body.trim_ascii();
+        if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
             return Err(Error::Decode {
                 method: req.method.to_owned(),
                 path: req.path.to_owned(),
@@ -49,12 +89,55 @@ pub(crate) fn decode_reply(
                     body.len()
                 ),
             });
-        };
-        let data = obj.remove("data").unwrap_or(Value::Null);
-        let total = obj.get("total").and_then(perl::value_as_u64);
-        return Ok(Reply { data, total });
+        }
+        return Ok(Reply {
+            body: body.to_vec(),
+        });
     }
+    let json: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice(body).ok()
+    };
     Err(error_from(req, status, reason, json.as_ref()))
+}
+
+/// `data` of a reply as `T`: one typed pass over the bytes; only when that fails, the slow
+/// path through a JSON tree that names the JSON path of the failure ([`decode_data`]).
+pub(crate) fn decode<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    reply: &Reply,
+) -> Result<T, Error> {
+    if let Ok(Envelope { data }) = serde_json::from_slice::<Envelope<T>>(&reply.body) {
+        return Ok(data);
+    }
+    decode_data(method, path, reply.data_value(method, path)?)
+}
+
+/// A list reply: one typed pass over the bytes when every row decodes; otherwise the lenient
+/// row-by-row path ([`decode_list_lenient`]) with its warnings.
+pub(crate) fn decode_list<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    reply: &Reply,
+) -> Result<(Vec<T>, Vec<String>), Error> {
+    if let Ok(Envelope { data }) = serde_json::from_slice::<Envelope<Vec<T>>>(&reply.body) {
+        return Ok((data, Vec::new()));
+    }
+    decode_list_lenient(method, path, reply.data_value(method, path)?)
+}
+
+/// One object, like [`decode_list`] decodes a row.
+pub(crate) fn decode_one<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    reply: &Reply,
+) -> Result<(T, Vec<String>), Error> {
+    if let Ok(Envelope { data }) = serde_json::from_slice::<Envelope<T>>(&reply.body) {
+        return Ok((data, Vec::new()));
+    }
+    decode_one_lenient(method, path, reply.data_value(method, path)?)
 }
 
 fn error_from(
@@ -299,12 +382,15 @@ mod tests {
             Some("OK"),
             br#"{"data":[{"n":1,"t":"x"}],"total":"1"}"#,
         )?;
-        assert_eq!(r.total, Some(1));
-        assert_eq!(r.data[0]["t"], "x");
+        assert_eq!(r.total(), Some(1));
+        assert_eq!(r.data_value("GET", "/x")?[0]["t"], "x");
         let r = decode_reply(&REQ, 200, None, br#"{"data":null}"#)?;
-        assert!(r.data.is_null());
-        let unit: () = decode_data("GET", "/x", r.data)?;
+        assert!(r.data_value("GET", "/x")?.is_null());
+        let unit: () = decode("GET", "/x", &r)?;
         assert_eq!(unit, ());
+        let r = decode_reply(&REQ, 200, None, br#"{"success":1}"#)?;
+        let unit: () = decode("GET", "/x", &r)?;
+        assert_eq!(unit, (), "a reply without data decodes as null");
         Ok(())
     }
 

@@ -23,6 +23,7 @@ mod envelope;
 mod error;
 mod error_class;
 pub mod fake;
+mod locate;
 mod migrate;
 mod nodes;
 pub mod perl;

@@ -106,6 +106,4 @@ pub struct StorageContentItem {
     pub protected: Option<bool>,
     #[serde(default)]
     pub verification: Option<Value>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }

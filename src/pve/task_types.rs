@@ -28,8 +28,6 @@ pub struct TaskListItem {
     pub pid: Option<u64>,
     #[serde(default, deserialize_with = "super::perl::opt_u64")]
     pub pstart: Option<u64>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 impl TaskListItem {

@@ -104,10 +104,10 @@ impl Client {
         let path = task_path(upid, "log");
         let query = [("start", start.to_string()), ("limit", limit.to_string())];
         let reply = self.execute(Method::GET, &path, &query).await?;
-        let lines = envelope::decode_data("GET", &path, reply.data)?;
+        let lines = envelope::decode("GET", &path, &reply)?;
         Ok(TaskLogPage {
             lines,
-            total: reply.total,
+            total: reply.total(),
         })
     }
 

@@ -114,7 +114,9 @@ impl From<ResourceKind> for String {
 }
 
 /// One row of `GET /cluster/resources`. Stats come from pvestatd (about 10 s old); a fresh
-/// guest may show `status: "unknown"` and no name.
+/// guest may show `status: "unknown"` and no name. Fields the tools do not use are skipped
+/// while decoding (no catch-all map): the listing is the largest answer PVE sends, 3 MB at
+/// 10,000 guests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterResource {
     /// `qemu/100`, `node/pve01`, `storage/pve01/local`...
@@ -171,8 +173,6 @@ pub struct ClusterResource {
     pub content: Option<String>,
     #[serde(default, deserialize_with = "super::perl::opt_bool")]
     pub shared: Option<bool>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 impl ClusterResource {
@@ -341,8 +341,6 @@ pub struct QemuListItem {
     pub tags: Option<String>,
     #[serde(default)]
     pub lock: Option<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// `GET /nodes/{node}/qemu/{vmid}/status/current`: the authoritative state of one guest.
@@ -411,7 +409,6 @@ mod tests {
         assert_eq!(r.template, Some(false));
         assert_eq!(r.maxmem, Some(4_294_967_296));
         assert_eq!(r.tag_list(), ["prod", "web"]);
-        assert!(r.extra.contains_key("brand-new-field"));
         let s: ClusterResource = serde_json::from_value(serde_json::json!({
             "id": "storage/pve01/local", "type": "storage", "shared": 0, "plugintype": "dir"
         }))?;

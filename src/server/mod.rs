@@ -14,6 +14,7 @@ mod bulk;
 mod call;
 mod catalogue;
 mod cluster;
+pub mod compact;
 mod elicit;
 mod migrate;
 mod portable;

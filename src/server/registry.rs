@@ -124,6 +124,7 @@ pub fn all_routes() -> ToolRouter<ProxmoxServer> {
             route.attr.annotations = Some(annotations(s));
         }
         portable::make_portable(&mut route.attr);
+        super::compact::compact(&mut route.attr);
     }
     router
 }

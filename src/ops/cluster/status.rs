@@ -64,8 +64,11 @@ pub struct ClusterStatusReport {
     pub nodes: Vec<NodeSummary>,
     /// Storage pools; a shared pool is listed once.
     pub storage: Vec<crate::ops::StorageSummary>,
-    /// Things an operator should look at: offline nodes, overcommit, full storage.
+    /// Things an operator should look at: offline nodes, overcommit, full storage (the first
+    /// ten; `node_status` and `storage_list` show the rest).
     pub warnings: Vec<String>,
+    /// All warnings, listed or not.
+    pub warnings_total: u64,
 }
 
 /// `node_status` arguments.
@@ -75,7 +78,22 @@ pub struct NodeStatusArgs {
     /// Node name, e.g. `pve01`.
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: String,
+    /// Page of the guest list, from 1.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub page: Option<u32>,
+    /// Guests per page (default 25).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 200))]
+    pub page_size: Option<u32>,
 }
+
+/// Guests per `node_status` page unless asked otherwise: a page stays a few KB however many
+/// guests the node runs.
+pub const NODE_GUESTS_PAGE: u32 = 25;
+
+/// Warnings `cluster_status` lists; the rest are counted in `warnings_total`.
+pub const TOP_WARNINGS: usize = 10;
 
 /// `node_status` output: one node in detail.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -90,8 +108,13 @@ pub struct NodeStatusReport {
     pub loadavg: Vec<f64>,
     pub swap_used: u64,
     pub swap_total: u64,
-    /// Guests on this node, running first.
+    /// Guests on this node, running first: one page.
     pub guests: Vec<crate::ops::VmSummary>,
+    /// Guests on this node over all pages.
+    pub guests_total: u64,
+    /// The next page of guests, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
     /// Storage pools as this node sees them.
     pub storage: Vec<crate::ops::StorageSummary>,
     pub warnings: Vec<String>,
@@ -238,6 +261,14 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
     crate::ops::storage::pools::storage_warnings(&storage, &mut warnings);
     warnings.extend(status_odd);
     warnings.extend(resources_odd);
+    let warnings_total = warnings.len() as u64;
+    if warnings.len() > TOP_WARNINGS {
+        warnings.truncate(TOP_WARNINGS - 1);
+        warnings.push(format!(
+            "{} more warnings: node_status <node> shows a node's, storage_list the storage ones",
+            warnings_total - (TOP_WARNINGS as u64 - 1)
+        ));
+    }
     Ok(ClusterStatusReport {
         cluster,
         quorate,
@@ -245,6 +276,7 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
         nodes,
         storage,
         warnings,
+        warnings_total,
     })
 }
 
@@ -281,6 +313,16 @@ pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeSta
         .map(crate::ops::vm::inventory::summarize_vm)
         .collect();
     guests.sort_by_key(|g| (g.status != "running", g.vmid));
+    let guests_total = guests.len() as u64;
+    let page = args.page.unwrap_or(1).max(1);
+    let page_size = args.page_size.unwrap_or(NODE_GUESTS_PAGE).clamp(1, 200);
+    let start = (u64::from(page - 1) * u64::from(page_size)).min(guests_total) as usize;
+    let guests: Vec<crate::ops::VmSummary> = guests
+        .into_iter()
+        .skip(start)
+        .take(page_size as usize)
+        .collect();
+    let next_page = (u64::from(page) * u64::from(page_size) < guests_total).then_some(page + 1);
     if summary.status != "online" {
         return Ok(NodeStatusReport {
             summary,
@@ -291,6 +333,8 @@ pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeSta
             swap_used: 0,
             swap_total: 0,
             guests,
+            guests_total,
+            next_page,
             storage: crate::ops::storage::pools::summarize_rows(&resources, Some(&args.node)),
             warnings,
         });
@@ -316,6 +360,8 @@ pub async fn node_status(ctx: &Context, args: &NodeStatusArgs) -> Result<NodeSta
         swap_total: st.swap.as_ref().and_then(|s| s.total).unwrap_or(0),
         summary,
         guests,
+        guests_total,
+        next_page,
         storage,
         warnings,
     })

@@ -142,7 +142,7 @@ pub async fn execute(
             return Err(failed(ctx, m, e).await);
         }
     }
-    let row = ctx.client.find_vm(m.vmid).await?;
+    let row = ctx.client.find_vm_listed(m.vmid).await?;
     let node = row.node.clone().unwrap_or_default();
     if node != m.to {
         return Err(Error::Refused {
@@ -175,7 +175,7 @@ async fn wait_for_ha(ctx: &Context, run: &Run, m: &Move) -> Result<(), Error> {
     let mut delay = t.poll;
     let mut last_state = String::new();
     loop {
-        let row = ctx.client.find_vm(m.vmid).await?;
+        let row = ctx.client.find_vm_listed(m.vmid).await?;
         let node = row.node.clone().unwrap_or_default();
         let state = row.hastate.clone().unwrap_or_default();
         let settled = !matches!(state.as_str(), "migrate" | "relocate" | "request_start");
@@ -218,7 +218,7 @@ async fn wait_for_ha(ctx: &Context, run: &Run, m: &Move) -> Result<(), Error> {
 
 /// `e`, prefixed with the guest and where it is now, so a failure always says what exists.
 async fn failed(ctx: &Context, m: &Move, e: Error) -> Error {
-    let now = match ctx.client.find_vm(m.vmid).await {
+    let now = match ctx.client.find_vm_listed(m.vmid).await {
         Ok(row) => {
             let node = row.node.unwrap_or_default();
             let lock = row

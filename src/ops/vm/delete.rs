@@ -213,5 +213,6 @@ pub(crate) async fn destroy(
         Ok(Some(ctx.client.delete_qemu(node, vmid, &params).await?))
     })
     .await?;
+    ctx.client.forget_vm(vmid);
     Ok(())
 }

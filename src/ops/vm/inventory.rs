@@ -149,6 +149,14 @@ pub struct VmListReport {
 /// # Errors
 /// On an unknown status value or a zero page.
 pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListReport, Error> {
+    page_of(&select_vms(rows, args)?, args)
+}
+
+/// The guests of `rows` the filters match, sorted by vmid; pure.
+///
+/// # Errors
+/// On an unknown status value.
+pub fn select_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<Vec<VmSummary>, Error> {
     let tags: Vec<String> = args
         .tag
         .iter()
@@ -157,11 +165,6 @@ pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListR
         .collect();
     let selector = args.selector(&tags);
     selector.validate()?;
-    let page = args.page.unwrap_or(1);
-    if page == 0 {
-        return Err(Error::invalid("page", "pages start at 1"));
-    }
-    let page_size = args.page_size.unwrap_or(50).clamp(1, MAX_PAGE_SIZE);
     let mut vms: Vec<VmSummary> = rows
         .iter()
         .filter(|r| is_guest(r))
@@ -169,14 +172,28 @@ pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListR
         .filter(|v| selector.matches(v))
         .collect();
     vms.sort_by_key(|v| v.vmid);
+    Ok(vms)
+}
+
+/// One page of an already filtered, sorted listing.
+///
+/// # Errors
+/// On a zero page.
+pub fn page_of(vms: &[VmSummary], args: &VmListArgs) -> Result<VmListReport, Error> {
+    let page = args.page.unwrap_or(1);
+    if page == 0 {
+        return Err(Error::invalid("page", "pages start at 1"));
+    }
+    let page_size = args.page_size.unwrap_or(50).clamp(1, MAX_PAGE_SIZE);
     let total = vms.len() as u32;
-    let start = ((page - 1) * page_size) as usize;
+    let start = (u64::from(page - 1) * u64::from(page_size)).min(vms.len() as u64) as usize;
     let vms: Vec<VmSummary> = vms
-        .into_iter()
+        .iter()
         .skip(start)
         .take(page_size as usize)
+        .cloned()
         .collect();
-    let next_page = ((page * page_size) < total).then_some(page + 1);
+    let next_page = (u64::from(page) * u64::from(page_size) < u64::from(total)).then_some(page + 1);
     Ok(VmListReport {
         vms,
         total,
@@ -201,11 +218,22 @@ impl VmListArgs {
     }
 }
 
-/// Lists guests across the cluster with one `/cluster/resources` call.
+/// Lists guests across the cluster with one `/cluster/resources` call; pages after the first
+/// are cut from the listing page 1 read (see [`super::listing`]).
 ///
 /// # Errors
 /// On invalid filters, or when PVE cannot be reached.
 pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, Error> {
+    if args.page == Some(0) {
+        return Err(Error::invalid("page", "pages start at 1"));
+    }
+    let key = super::listing::key(args);
+    let generation = ctx.client.write_generation();
+    if args.page.unwrap_or(1) > 1
+        && let Some(vms) = ctx.listings.get(&key, generation)
+    {
+        return page_of(&vms, args);
+    }
     if let Some(node) = &args.node {
         crate::ops::require_cluster_node(ctx, node).await?;
     }
@@ -213,7 +241,11 @@ pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, E
         .client
         .get_cluster_resources(Some(ResourceType::Vm))
         .await?;
-    filter_vms(&rows, args)
+    let vms = std::sync::Arc::new(select_vms(&rows, args)?);
+    drop(rows);
+    ctx.listings
+        .put(key, generation, std::sync::Arc::clone(&vms));
+    page_of(&vms, args)
 }
 
 /// `vm_get` arguments.

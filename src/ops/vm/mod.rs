@@ -5,5 +5,6 @@ pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod edit;
 pub(crate) mod inventory;
+pub mod listing;
 pub(crate) mod power;
 pub mod select;

@@ -88,7 +88,7 @@ impl ProxmoxServer {
     }
 
     /// One node in detail: CPU, memory, swap, load, PVE version and kernel, its guests
-    /// (running first), its storage pools and overcommit.
+    /// (running first, paged), its storage pools and overcommit.
     #[tool(name = "node_status")]
     async fn node_status(
         &self,

@@ -23,6 +23,7 @@ macro_rules! planning_reads {
             api::HA_GROUPS,
             api::HA_RULES,
             api::QEMU_CONFIG,
+            api::QEMU_STATUS,
             $($extra),*
         ]
     };

@@ -15,11 +15,12 @@ use crate::server::{ProxmoxServer, tool_error};
 
 pub(crate) const SNAPSHOT_LIST: ToolSpec = ToolSpec::read("snapshot_list", "List snapshots")
     .toolset("snapshot")
-    .calls(&[api::RESOURCES_GUESTS, api::QEMU_SNAPSHOTS]);
+    .calls(&[api::RESOURCES_GUESTS, api::QEMU_SNAPSHOTS, api::QEMU_STATUS]);
 pub(crate) const SNAPSHOT_CREATE: ToolSpec = ToolSpec::write("snapshot_create", "Take a snapshot")
     .toolset("snapshot")
     .calls(&[
         api::RESOURCES_GUESTS,
+        api::QEMU_STATUS,
         api::QEMU_SNAPSHOTS,
         api::QEMU_SNAPSHOT_CREATE,
         api::TASK_WAIT,

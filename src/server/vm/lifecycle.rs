@@ -117,6 +117,7 @@ pub(crate) const VM_SET_TAGS: ToolSpec = ToolSpec::write("vm_set_tags", "Set VM 
         api::TASK_WAIT,
         api::TASK_WAIT_LOG,
         api::RESOURCES_GUESTS,
+        api::QEMU_STATUS,
         api::QEMU_CONFIG,
         api::QEMU_CONFIG_TAGS,
     ]);

@@ -402,7 +402,10 @@ async fn clone_with_vmid(
         // The new VM's config exists once PVE accepted the clone: the reservation can go.
         drop(reservation);
         match started {
-            Ok(_) => return Ok(vmid),
+            Ok(_) => {
+                ctx.client.note_vm_node(vmid, &p.target_node);
+                return Ok(vmid);
+            }
             Err(e) if e.is_vmid_taken() && a.vmid.is_none() => {
                 run.note(format!(
                     "vmid {vmid} was taken meanwhile; trying the next free id"
