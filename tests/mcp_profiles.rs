@@ -81,6 +81,11 @@ impl Env {
 }
 
 async fn env(time_scale: f64, profiles: &[(&str, String)]) -> Env {
+    env_with(time_scale, profiles, None).await
+}
+
+/// [`env`], with an Ansible inventory (INI text) in a fleet-infra directory when given.
+async fn env_with(time_scale: f64, profiles: &[(&str, String)], inventory: Option<&str>) -> Env {
     let sim = sim::start(sim::SimOptions {
         scenario: Scenario::embedded().expect("scenario"),
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -97,6 +102,16 @@ async fn env(time_scale: f64, profiles: &[(&str, String)]) -> Env {
     }
     let mut yaml = common::config_yaml(sim.addr().port(), &sim.fingerprint());
     yaml.push_str(&fakes.paths_yaml(&clusters));
+    if let Some(ini) = inventory {
+        common::external::require("ansible-inventory");
+        let fleet = dir.path().join("fleet-infra");
+        std::fs::create_dir_all(fleet.join("playbooks")).expect("mkdir");
+        std::fs::write(fleet.join("hosts.ini"), ini).expect("inventory");
+        yaml.push_str(&format!(
+            "ansible:\n  fleet_infra: {}\n  inventory: hosts.ini\n",
+            fleet.display()
+        ));
+    }
     let config = dir.path().join("cluster-config.yaml");
     std::fs::write(&config, yaml).expect("config");
     let (client, progress) =
@@ -364,7 +379,9 @@ async fn spin_up_resumes_after_a_failure_tears_down_by_tags_and_rebuilds() {
         "[talos, kubernetes, lab]",
         "clusters/lab",
     );
-    let e = env(0.01, &[("talos-lab", profile)]).await;
+    // The fleet's inventory knows worker-2 by name: the tear-down preview names it.
+    let inventory = "[talos]\ntalos-lab-worker-2\n\n[all:vars]\nansible_connection=local\n";
+    let e = env_with(0.01, &[("talos-lab", profile)], Some(inventory)).await;
     // A decoy with two of the three tags.
     let (err, decoy, text) = call(
         &e.client,
@@ -594,6 +611,24 @@ async fn spin_up_resumes_after_a_failure_tears_down_by_tags_and_rebuilds() {
         .map(|g| g["vmid"].as_u64().expect("v") as u32)
         .collect();
     assert_eq!(listed, members.keys().copied().collect());
+    let managed: Vec<(&str, &str)> = prev["guests"]
+        .as_array()
+        .expect("g")
+        .iter()
+        .filter_map(|g| Some((g["name"].as_str()?, g["ansible_managed"].as_str()?)))
+        .collect();
+    assert_eq!(
+        managed,
+        [("talos-lab-worker-2", "talos-lab-worker-2")],
+        "{prev}"
+    );
+    assert!(
+        prev["message"]
+            .as_str()
+            .expect("message")
+            .contains("Ansible-managed"),
+        "{prev}"
+    );
     assert!(
         prev["partial"]
             .as_array()
