@@ -322,3 +322,72 @@ async fn profile_schema_is_json_schema_of_the_seed_profile_format() {
         "unknown keys are refused"
     );
 }
+
+/// `--sim --config FILE` keeps FILE's `paths.clusters` and `ansible:` (issues 16 and 17): a
+/// user's own profile is planned and the fleet's playbooks are listed against the simulator.
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_with_a_config_uses_its_profiles_and_its_ansible_section() {
+    common::external::require("ansible-inventory");
+    let dir = tempfile::tempdir().expect("tmp");
+    let clusters = dir.path().join("clusters");
+    std::fs::create_dir_all(&clusters).expect("mkdir");
+    let shipped = std::fs::read_to_string(common::clients::repo().join("clusters/k3s-lab.yaml"))
+        .expect("shipped example");
+    std::fs::write(
+        clusters.join("my-lab.yaml"),
+        shipped
+            .replace("name: k3s-lab", "name: my-lab")
+            .replace("tags: [k3s, lab]", "tags: [k3s, mine]"),
+    )
+    .expect("profile");
+    let fleet = dir.path().join("fleet-infra");
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(common::clients::repo().join("tests/fixtures/fleet-infra"))
+        .arg(&fleet)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let config = dir.path().join("cluster-config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "cluster:\n  name: home\n  nodes:\n    - name: pve01\n      host: pve01.example\n\
+             defaults:\n  storage: local-lvm\n  network_bridge: vmbr0\n  bios: ovmf\n  machine: q35\n  cpu: host\n  scsi_controller: virtio-scsi-single\n  efidisk_pre_enrolled_keys: false\n  guest_agent: true\n\
+             vmid_ranges:\n  templates: 100-999\n  vms: 1000-8999\n\
+             credentials:\n  pass_path: home/pve/token\n  ssh_user: root\n\
+             tags:\n  templates: [\"template\"]\n\
+             cloudinit:\n  default_user: bob\n  vendor_snippet_path: /var/lib/vz/snippets/\n\
+             paths:\n  clusters: {}\n\
+             ansible:\n  fleet_infra: {}\n  inventory: playbooks/inventories/lab/hosts.ini\n",
+            clusters.display(),
+            fleet.display()
+        ),
+    )
+    .expect("config");
+    let cfg = config.to_str().expect("utf-8");
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &[
+            "call",
+            "profile_up",
+            r#"{"profile":"my-lab"}"#,
+            "--sim",
+            "--config",
+            cfg,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).expect("structured output");
+    assert_eq!(plan["executed"], false, "{plan}");
+    assert_eq!(plan["guests"].as_array().map(Vec::len), Some(3), "{plan}");
+    assert!(out.contains("my-lab-cp-1"), "{plan}");
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &["call", "ansible_playbooks", "{}", "--sim", "--config", cfg],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("touch.yaml"), "{out}");
+}
