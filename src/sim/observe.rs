@@ -53,6 +53,16 @@ impl SimHandle {
             .collect()
     }
 
+    /// Every node's measured use as `/cluster/resources` and the node status report it:
+    /// memory used (bytes) and CPU (fraction of its threads).
+    pub fn node_usage(&self) -> BTreeMap<String, (u64, f64)> {
+        let st = self.shared.lock();
+        st.nodes
+            .iter()
+            .map(|n| (n.name.clone(), (st.node_mem_used(n), st.node_cpu(n))))
+            .collect()
+    }
+
     /// The tasks running right now: `(node, type, id)` of each, e.g. `("pve01", "qmreboot",
     /// "1003")`.
     pub fn running_tasks(&self) -> Vec<(String, String, String)> {
