@@ -369,9 +369,9 @@ async fn an_evacuation_is_previewed_then_executed_without_overcommitting_any_nod
         .unwrap_or_else(|| panic!("1013 is unplaceable: {plan}"));
     assert_eq!(gpu["reason"], "local_resource", "{gpu}");
     assert!(
-        gpu["keys"]
-            .as_array()
-            .is_some_and(|k| k.iter().any(|k| k.as_str().is_some_and(|k| k.starts_with("hostpci")))),
+        gpu["keys"].as_array().is_some_and(|k| k
+            .iter()
+            .any(|k| k.as_str().is_some_and(|k| k.starts_with("hostpci")))),
         "{gpu}"
     );
     assert!(
@@ -577,7 +577,10 @@ async fn the_balance_report_shows_measured_use_next_to_the_allocation() {
         assert_eq!(u["mem_used"].as_u64(), Some(mem), "{node}: {u}");
         assert_eq!(u["maxmem"].as_u64(), Some(sizes[node]), "{node}: {u}");
         let fraction = u["memory_used"].as_f64().expect("memory_used");
-        assert!((fraction - mem as f64 / sizes[node] as f64).abs() < 1e-9, "{u}");
+        assert!(
+            (fraction - mem as f64 / sizes[node] as f64).abs() < 1e-9,
+            "{u}"
+        );
         let used = u["cpu_used"].as_f64().expect("cpu_used");
         assert!((used - cpu).abs() < 1e-9, "{node}: {used} vs {cpu}");
         // The allocation the planner works on sits beside it, for the same node.

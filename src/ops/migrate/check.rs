@@ -423,7 +423,10 @@ mod tests {
         let HaMeaning::Blocks(why) = ha_meaning(1012, "error") else {
             panic!("error must block");
         };
-        assert!(why.contains("vm:1012") && why.contains("--state disabled"), "{why}");
+        assert!(
+            why.contains("vm:1012") && why.contains("--state disabled"),
+            "{why}"
+        );
         assert!(matches!(ha_meaning(1012, "started"), HaMeaning::Note(_)));
         assert!(matches!(ha_meaning(1012, "disabled"), HaMeaning::Note(_)));
         assert!(matches!(ha_meaning(1012, "ignored"), HaMeaning::Note(_)));
