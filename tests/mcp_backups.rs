@@ -202,3 +202,73 @@ async fn restores_go_to_a_new_vm_with_new_macs_and_never_silently_over_an_existi
     );
     assert_eq!(writes(&e.sim), before, "nothing changed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_goes_to_the_named_node_and_storage_and_keeps_the_macs_when_asked() {
+    let e = env().await;
+    // k8s-cp-01 runs on pve01 with its disk on nfs-shared; back it up to the shared storage.
+    let (err, made, text) = call(
+        &e.client,
+        "backup_now",
+        json!({"vmids": [1003], "storage": "nfs-shared"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    let archive = made["guests"][0]["volid"]
+        .as_str()
+        .expect("archive")
+        .to_string();
+    let args =
+        json!({"archive": archive, "node": "pve02", "storage": "local-lvm", "keep_macs": true});
+    let (err, p, text) = call(&e.client, "backup_restore", args.clone()).await;
+    assert!(!err, "{text}");
+    assert_eq!(p["executed"], false, "{p}");
+    assert_eq!(p["node"], "pve02", "{p}");
+    assert_eq!(p["storage"], "local-lvm", "{p}");
+    assert_eq!(p["new_macs"], false, "{p}");
+    let mut confirmed = args.clone();
+    confirmed["confirm"] = json!(true);
+    let (err, r, text) = call(&e.client, "backup_restore", confirmed).await;
+    assert!(!err, "{text}");
+    assert_eq!(r["executed"], true, "{r}");
+    assert_eq!(r["node"], "pve02", "{r}");
+    let vmid = r["vmid"].as_u64().expect("vmid");
+    let placed = e.sim.guest_placement();
+    assert_eq!(placed[&(vmid as u32)].node, "pve02", "restored on pve02");
+    let sent = e
+        .sim
+        .requests()
+        .into_iter()
+        .find(|q| q.method == "POST" && q.path == "/nodes/pve02/qemu")
+        .expect("the restore POST went to pve02");
+    assert!(
+        sent.params.iter().any(|p| p == "storage"),
+        "{:?}",
+        sent.params
+    );
+    assert!(
+        !sent.params.iter().any(|p| p == "unique"),
+        "keep_macs: no unique=1: {:?}",
+        sent.params
+    );
+    let c = common::client_for(&e.sim, common::MANAGER);
+    let original: Value = c
+        .get("/nodes/pve01/qemu/1003/config", &[])
+        .await
+        .expect("config");
+    let restored: Value = c
+        .get(&format!("/nodes/pve02/qemu/{vmid}/config"), &[])
+        .await
+        .expect("config");
+    assert_eq!(
+        mac(restored["net0"].as_str().unwrap_or("")),
+        mac(original["net0"].as_str().unwrap_or("")),
+        "the MACs are kept: {restored}"
+    );
+    assert!(
+        restored["scsi0"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("local-lvm:")),
+        "the disk is on local-lvm: {restored}"
+    );
+}

@@ -135,11 +135,14 @@ async fn a_live_migration_reports_the_transfer_and_lands_on_the_target() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_offline_migration_copies_local_disks_to_the_target() {
     let e = env().await;
-    // dev-sandbox: stopped, scsi0 on pve02's local-lvm.
-    let (err, s, text) = call(
+    // dev-sandbox: stopped, scsi0 on pve02's local-lvm. Slow enough that the task is polled
+    // while the disk is copied.
+    e.sim.slow_node("pve02", 200.0);
+    let (err, s, text) = call_with(
         &e.client,
         "vm_migrate",
         json!({"vmid": 1007, "target": "pve03"}),
+        true,
     )
     .await;
     assert!(!err, "{text}");
@@ -172,6 +175,14 @@ async fn an_offline_migration_copies_local_disks_to_the_target() {
     assert!(
         !content("pve02").await.contains("vm-1007-disk"),
         "and no longer on pve02"
+    );
+    // The disk copy (dd lines, no total: the plan's size is the total) shows as a percentage.
+    let progress = e.recorder.progress.lock().expect("progress").clone();
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.contains("1007") && p.contains('%')),
+        "the offline copy shows as a percentage: {progress:?}"
     );
 }
 
@@ -348,6 +359,24 @@ async fn an_evacuation_is_previewed_then_executed_without_overcommitting_any_nod
     assert!(
         moves.iter().all(|m| m["to"] != "pve03"),
         "pve03 is full and receives nothing: {plan}"
+    );
+    // The GPU guest cannot leave: listed with its reason and the device that ties it.
+    let stuck = plan["plan"]["unplaceable"].as_array().expect("unplaceable");
+    assert!(!stuck.is_empty(), "{plan}");
+    let gpu = stuck
+        .iter()
+        .find(|g| g["vmid"] == 1013)
+        .unwrap_or_else(|| panic!("1013 is unplaceable: {plan}"));
+    assert_eq!(gpu["reason"], "local_resource", "{gpu}");
+    assert!(
+        gpu["keys"].as_array().is_some_and(|k| k
+            .iter()
+            .any(|k| k.as_str().is_some_and(|k| k.starts_with("hostpci")))),
+        "{gpu}"
+    );
+    assert!(
+        moves.iter().all(|m| m["vmid"] != 1013),
+        "1013 is not moved: {plan}"
     );
     assert!(
         text.contains(&digest),
@@ -533,6 +562,45 @@ async fn the_balance_report_flags_the_overcommitted_node_and_suggests_moves() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_balance_report_shows_measured_use_next_to_the_allocation() {
+    let e = env().await;
+    let (err, s, text) = call(&e.client, "cluster_balance", json!({})).await;
+    assert!(!err, "{text}");
+    let measured = e.sim.node_usage();
+    let sizes = e.sim.node_memory();
+    let usage = s["usage"].as_array().expect("usage");
+    let online: Vec<&Value> = usage.iter().filter(|u| u["online"] == true).collect();
+    assert!(online.len() >= 3, "{s}");
+    for u in online {
+        let node = u["node"].as_str().expect("node");
+        let (mem, cpu) = measured[node];
+        assert_eq!(u["mem_used"].as_u64(), Some(mem), "{node}: {u}");
+        assert_eq!(u["maxmem"].as_u64(), Some(sizes[node]), "{node}: {u}");
+        let fraction = u["memory_used"].as_f64().expect("memory_used");
+        assert!(
+            (fraction - mem as f64 / sizes[node] as f64).abs() < 1e-9,
+            "{u}"
+        );
+        let used = u["cpu_used"].as_f64().expect("cpu_used");
+        assert!((used - cpu).abs() < 1e-9, "{node}: {used} vs {cpu}");
+        // The allocation the planner works on sits beside it, for the same node.
+        let alloc = s["before"]
+            .as_array()
+            .and_then(|b| b.iter().find(|a| a["node"] == node))
+            .unwrap_or_else(|| panic!("{node} in before: {s}"));
+        assert!(alloc["running_memory"].as_u64().is_some(), "{alloc}");
+    }
+    // Measured and configured are different numbers: pve03's guests are allocated more
+    // than the node uses.
+    let pve03 = usage.iter().find(|u| u["node"] == "pve03").expect("pve03");
+    let alloc = s["before"]
+        .as_array()
+        .and_then(|b| b.iter().find(|a| a["node"] == "pve03"))
+        .expect("pve03 allocation");
+    assert_ne!(pve03["mem_used"], alloc["allocated_memory"], "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn configured_ratios_govern_every_plan() {
     // A memory ratio of 0.1 leaves no node room for anything running.
     let e = env_with("\nplacement:\n  memory_ratio: 0.1\n", false).await;
@@ -557,6 +625,31 @@ async fn configured_ratios_govern_every_plan() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ha_managed_vm_moves_through_the_ha_manager() {
     let e = env().await;
+    // The check names the HA resource's state and what it means for the move.
+    let (err, s, text) = call(
+        &e.client,
+        "vm_migrate_check",
+        json!({"vmid": 1012, "target": "pve02"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(s["ha_managed"], true, "{s}");
+    assert_eq!(s["ha_state"], "started", "{s}");
+    assert!(
+        s["notes"]
+            .to_string()
+            .contains("vm:1012, started): the move is a request to the HA manager"),
+        "{s}"
+    );
+    assert_eq!(s["can_migrate"], true, "{s}");
+    // A guest outside HA has no HA state.
+    let (_, s, _) = call(
+        &e.client,
+        "vm_migrate_check",
+        json!({"vmid": 1000, "target": "pve02"}),
+    )
+    .await;
+    assert!(s.get("ha_state").is_none_or(Value::is_null), "{s}");
     let (err, s, text) = call_with(
         &e.client,
         "vm_migrate",

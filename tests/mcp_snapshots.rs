@@ -18,11 +18,16 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(&[]).await
+}
+
+/// The server started with `args` (e.g. `--lock-wait-s 1`).
+async fn env_with(args: &[&str]) -> Env {
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
     let config = common::write_config(dir.path(), &sim);
     let (client, _) =
-        common::mcp::connect(&config, &common::token_env(&sim), dir.path(), &[]).await;
+        common::mcp::connect(&config, &common::token_env(&sim), dir.path(), args).await;
     Env {
         sim,
         _dir: dir,
@@ -143,6 +148,73 @@ async fn snapshots_are_taken_listed_rolled_back_after_a_preview_and_deleted() {
     )
     .await;
     assert!(err && text.contains("not found"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_with_vmstate_of_a_running_vm_saves_its_ram() {
+    let e = env().await;
+    // web-01 runs.
+    let (err, s, text) = call(
+        &e.client,
+        "snapshot_create",
+        json!({"vmid": 1000, "name": "with-ram", "vmstate": true}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(s["with_ram"], true, "{s}");
+    let sent = e
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/qemu/1000/snapshot"))
+        .expect("the snapshot POST");
+    assert!(
+        sent.params.iter().any(|p| p == "vmstate"),
+        "vmstate is sent: {:?}",
+        sent.params
+    );
+    let (_, list, _) = call(&e.client, "snapshot_list", json!({"vmid": 1000})).await;
+    let snap = list["snapshots"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == "with-ram"))
+        .unwrap_or_else(|| panic!("with-ram listed: {list}"));
+    assert_eq!(snap["with_ram"], true, "the snapshot holds the RAM: {snap}");
+    assert!(
+        e.sim.guest_placement()[&1000].running,
+        "the VM keeps running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_waits_out_a_lock_and_names_one_that_stays() {
+    let e = env_with(&["--lock-wait-s", "1"]).await;
+    // A backup holding web-02 for a moment: waited out, then the snapshot is taken.
+    e.sim
+        .hold_lock_for(1001, "backup", std::time::Duration::from_millis(300))
+        .expect("hold lock");
+    let (err, s, text) = call(
+        &e.client,
+        "snapshot_create",
+        json!({"vmid": 1001, "name": "after-backup"}),
+    )
+    .await;
+    assert!(!err, "the lock was waited out: {text}");
+    assert_eq!(s["name"], "after-backup", "{s}");
+    // monitor-01 (1006) holds `lock: backup` for good: the error names the lock and the wait.
+    let (err, _, text) = call(
+        &e.client,
+        "snapshot_create",
+        json!({"vmid": 1006, "name": "blocked"}),
+    )
+    .await;
+    assert!(
+        err && text.contains("vm 1006")
+            && text.contains("locked (backup)")
+            && text.contains("after waiting"),
+        "{text}"
+    );
+    let (_, list, _) = call(&e.client, "snapshot_list", json!({"vmid": 1006})).await;
+    assert!(!names(&list).contains(&"blocked".to_string()), "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

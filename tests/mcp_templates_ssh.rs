@@ -558,3 +558,79 @@ async fn iso_upload_fetches_over_ssh_refuses_an_existing_name_and_previews_a_rep
         "no partial file: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iso_upload_of_a_local_file_goes_through_the_api_and_a_confirmed_replace_swaps_it() {
+    let s = setup().await;
+    let uploads = s.dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).expect("uploads dir");
+    let mut yaml = std::fs::read_to_string(&s.config).expect("config");
+    yaml.push_str(&format!("paths:\n  uploads: [{}]\n", uploads.display()));
+    std::fs::write(&s.config, yaml).expect("config");
+    let iso = uploads.join("tools.iso");
+    let image = |len: usize, label: &[u8]| {
+        let mut b = vec![0u8; 0x8000];
+        b.extend_from_slice(b"\x01CD001 ");
+        b.extend_from_slice(label);
+        b.resize(len, 0);
+        b
+    };
+    let first = image(0x9000, b"tools v1");
+    std::fs::write(&iso, &first).expect("write iso");
+    // The root token may upload (Datastore.AllocateTemplate, Sys.Modify): the API path.
+    let admin = s.admin().await;
+    let args =
+        json!({"source": iso.display().to_string(), "checksum": sha256(&first), "node": "pve01"});
+    let (err, r, text) = call(&admin, "iso_upload", args).await;
+    assert!(!err, "{text}");
+    assert_eq!(r["volid"], "local:iso/tools.iso", "{r}");
+    assert_eq!(r["path"]["path"], "api", "{r}");
+    let uploads_sent = |sim: &SimHandle| {
+        sim.requests()
+            .iter()
+            .filter(|q| q.method == "POST" && q.path == "/nodes/pve01/storage/local/upload")
+            .count()
+    };
+    assert_eq!(uploads_sent(&s.sim), 1);
+    assert!(s.sim.ssh_commands().is_empty(), "nothing over SSH");
+    let c = common::client_for(&s.sim, common::MANAGER);
+    let size = || {
+        let c = c.clone();
+        async move {
+            let v: Value = c
+                .get(
+                    "/nodes/pve01/storage/local/content",
+                    &[("content", "iso".to_string())],
+                )
+                .await
+                .expect("content");
+            v.as_array()
+                .and_then(|a| a.iter().find(|x| x["volid"] == "local:iso/tools.iso"))
+                .and_then(|x| x["size"].as_u64())
+        }
+    };
+    assert_eq!(size().await, Some(first.len() as u64));
+
+    // A new build of the same name: previewed, then replaced with confirm.
+    let second = image(0xA000, b"tools v2");
+    std::fs::write(&iso, &second).expect("write iso");
+    let replace = json!({"source": iso.display().to_string(), "checksum": sha256(&second), "node": "pve01", "replace": true});
+    let (err, p, text) = call(&admin, "iso_upload", replace.clone()).await;
+    assert!(!err, "{text}");
+    assert_eq!(p["preview"], true, "{p}");
+    assert_eq!(p["replaced"], "local:iso/tools.iso", "{p}");
+    assert_eq!(uploads_sent(&s.sim), 1, "a preview sends nothing");
+    assert_eq!(size().await, Some(first.len() as u64));
+    let mut confirmed = replace;
+    confirmed["confirm"] = json!(true);
+    let (err, r, text) = call(&admin, "iso_upload", confirmed).await;
+    assert!(!err, "{text}");
+    assert_eq!(r["preview"], false, "{r}");
+    assert_eq!(r["path"]["path"], "api", "{r}");
+    assert_eq!(uploads_sent(&s.sim), 2);
+    assert_eq!(
+        size().await,
+        Some(second.len() as u64),
+        "the new image replaced the old one"
+    );
+}

@@ -53,6 +53,34 @@ impl SimHandle {
             .collect()
     }
 
+    /// Every node's measured use as `/cluster/resources` and the node status report it:
+    /// memory used (bytes) and CPU (fraction of its threads).
+    pub fn node_usage(&self) -> BTreeMap<String, (u64, f64)> {
+        let st = self.shared.lock();
+        st.nodes
+            .iter()
+            .map(|n| (n.name.clone(), (st.node_mem_used(n), st.node_cpu(n))))
+            .collect()
+    }
+
+    /// Guests whose guest agent answers right now (running, agent enabled, booted, not
+    /// paused), as `agent/network-get-interfaces` would.
+    pub fn agents_answering(&self) -> BTreeMap<u32, bool> {
+        let delay = self
+            .shared
+            .scaled(crate::sim::api::qemu::power::AGENT_DELAY_SECS);
+        let st = self.shared.lock();
+        st.vms
+            .values()
+            .map(|v| {
+                (
+                    v.vmid,
+                    crate::sim::api::qemu::power::agent_answers(v, delay),
+                )
+            })
+            .collect()
+    }
+
     /// The tasks running right now: `(node, type, id)` of each, e.g. `("pve01", "qmreboot",
     /// "1003")`.
     pub fn running_tasks(&self) -> Vec<(String, String, String)> {

@@ -1,7 +1,7 @@
 //! Bulk operations over a selection of guests (tags, node, status, name glob, vmids — the
 //! selector `vm_list` filters with): power actions, snapshots. Each previews exactly the guests
 //! it matched and what would happen to each; `confirm: true` runs them through the one bounded
-//! batch executor and reports every guest. Templates, guests outside the VMID ranges and
+//! batch executor and reports every guest. Templates, guests outside `vmid_ranges.vms` and
 //! protected guests are skipped with the reason.
 
 mod power;

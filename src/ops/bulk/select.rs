@@ -104,7 +104,14 @@ pub(crate) async fn resolve(
             Some("a template".to_string())
         } else if v.kind != "qemu" {
             Some("a container (bulk operations act on QEMU VMs)".to_string())
-        } else if !ranges.vms.contains(v.vmid) && !ranges.templates.contains(v.vmid) {
+        } else if ranges.templates.contains(v.vmid) && !ranges.vms.contains(v.vmid) {
+            // The template range is for templates: a VM there is not one of the guests a bulk
+            // operation manages (a single-VM tool still reaches it).
+            Some(format!(
+                "not a template, but in the template range (vmid_ranges.templates {}); bulk operations act on guests in vmid_ranges.vms {}",
+                ranges.templates, ranges.vms
+            ))
+        } else if !ranges.vms.contains(v.vmid) {
             Some(format!(
                 "outside the managed ranges (vmid_ranges.vms {})",
                 ranges.vms

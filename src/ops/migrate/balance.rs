@@ -29,6 +29,22 @@ pub struct ClusterBalanceArgs {
     pub targets: Option<Vec<String>>,
 }
 
+/// What one node uses right now, as PVE measures it (`/cluster/resources`, else the node's
+/// status). The plan counts configured sizes; this says how busy the node really is.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct NodeUsage {
+    pub node: String,
+    pub online: bool,
+    /// Memory in use, bytes.
+    pub mem_used: u64,
+    /// Physical memory, bytes.
+    pub maxmem: u64,
+    /// `mem_used` / `maxmem` (0 when unknown).
+    pub memory_used: f64,
+    /// CPU in use, fraction of all the node's threads.
+    pub cpu_used: f64,
+}
+
 /// `cluster_balance` output.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ClusterBalanceReport {
@@ -38,6 +54,9 @@ pub struct ClusterBalanceReport {
     pub band: f64,
     #[serde(flatten)]
     pub plan: BalancePlan,
+    /// Measured use per node, next to the allocation in `before` (the moves are planned on
+    /// the allocation: use changes by the minute, configured sizes are what a guest may take).
+    pub usage: Vec<NodeUsage>,
     /// One line per suggested move, for the user.
     pub suggestions: Vec<String>,
     pub message: String,
@@ -119,11 +138,28 @@ pub async fn cluster_balance(
             placement.pin_tag
         ));
     }
+    let usage = snap
+        .nodes
+        .iter()
+        .map(|n| NodeUsage {
+            node: n.name.clone(),
+            online: n.online,
+            mem_used: n.mem_used,
+            maxmem: n.maxmem,
+            memory_used: if n.maxmem == 0 {
+                0.0
+            } else {
+                n.mem_used as f64 / n.maxmem as f64
+            },
+            cpu_used: n.cpu_used,
+        })
+        .collect();
     Ok(ClusterBalanceReport {
         memory_ratio: placement.memory_ratio,
         vcpu_ratio: placement.vcpu_ratio,
         band,
         plan,
+        usage,
         suggestions,
         message,
         warnings,

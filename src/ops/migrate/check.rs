@@ -65,6 +65,10 @@ pub struct MigrateCheckReport {
     /// At the configured migration bandwidth.
     pub estimated_seconds: Option<u64>,
     pub ha_managed: bool,
+    /// The HA manager's state for it (`started`, `stopped`, `error`, `migrate`, `ignored`,
+    /// ...), as PVE reports it; what it means for the move is in `notes` or `reasons`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha_state: Option<String>,
     /// Nodes its HA group or affinity rule allows (none = any node).
     pub ha_allowed_nodes: Option<Vec<String>>,
     /// Why it cannot go now (empty when it can).
@@ -168,6 +172,12 @@ pub(crate) async fn assess(
             g.lock = None;
         }
     }
+    if let Some(state) = &guest.ha_state {
+        match ha_meaning(vmid, state) {
+            HaMeaning::Blocks(why) => reasons.push(why),
+            HaMeaning::Note(what) => notes.push(what),
+        }
+    }
     let placement = &ctx.config.placement;
     let req = MoveRequest {
         ratios: ratios(placement),
@@ -213,6 +223,7 @@ pub(crate) async fn assess(
         transfer_bytes: m.map_or(0, |m| m.transfer_bytes),
         estimated_seconds: m.and_then(|m| m.estimated_seconds),
         ha_managed: guest.ha_managed,
+        ha_state: guest.ha_state.clone(),
         ha_allowed_nodes: guest.allowed_nodes.clone(),
         reasons,
         notes,
@@ -224,6 +235,44 @@ pub(crate) async fn assess(
         report,
         planned: planned.filter(|_| can_migrate),
     })
+}
+
+/// What an HA state means for a move: blocking, or worth knowing.
+#[derive(Debug, PartialEq)]
+enum HaMeaning {
+    Blocks(String),
+    Note(String),
+}
+
+/// The HA manager's service state (`hastate`), in words for the move. Only `started` (live)
+/// and `stopped`/`disabled` (offline) services are moved by the CRM on request; in `error` it
+/// ignores every command until the state is cleared, and while it is fencing, recovering, or
+/// the node is frozen or in maintenance it does not migrate either.
+fn ha_meaning(vmid: u32, state: &str) -> HaMeaning {
+    let sid = format!("vm:{vmid}");
+    match state {
+        "started" => HaMeaning::Note(format!(
+            "HA-managed ({sid}, started): the move is a request to the HA manager, which migrates it live"
+        )),
+        "stopped" | "request_stop" | "disabled" => HaMeaning::Note(format!(
+            "HA-managed ({sid}, {state}): the HA manager moves it offline and keeps it stopped"
+        )),
+        "ignored" => HaMeaning::Note(format!(
+            "HA resource {sid} is ignored by the HA manager: PVE migrates it directly"
+        )),
+        "queued" => HaMeaning::Note(format!(
+            "HA resource {sid} is queued (the HA manager has not taken it over yet): the move waits for it"
+        )),
+        "error" => HaMeaning::Blocks(format!(
+            "HA resource {sid} is in error state: the HA manager ignores migrate requests until it is cleared (`ha-manager set {sid} --state disabled`, fix the cause, then `--state started`)"
+        )),
+        "migrate" | "relocate" => HaMeaning::Blocks(format!(
+            "the HA manager is already moving {sid} ({state}): wait until it is done, then check again"
+        )),
+        other => HaMeaning::Blocks(format!(
+            "HA resource {sid} is in state '{other}' (fencing, recovery, a frozen node or maintenance): the HA manager does not migrate it until that ends — see `ha-manager status`"
+        )),
+    }
 }
 
 fn pve_verdict(p: &MigratePrecondition) -> PveVerdict {
@@ -362,5 +411,26 @@ fn refusal_text(r: &MoveRefusal, pin_tag: &str) -> String {
             *available as f64 / GIB as f64
         ),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HaMeaning, ha_meaning};
+
+    #[test]
+    fn an_ha_error_blocks_the_move_and_says_how_to_clear_it() {
+        let HaMeaning::Blocks(why) = ha_meaning(1012, "error") else {
+            panic!("error must block");
+        };
+        assert!(
+            why.contains("vm:1012") && why.contains("--state disabled"),
+            "{why}"
+        );
+        assert!(matches!(ha_meaning(1012, "started"), HaMeaning::Note(_)));
+        assert!(matches!(ha_meaning(1012, "disabled"), HaMeaning::Note(_)));
+        assert!(matches!(ha_meaning(1012, "ignored"), HaMeaning::Note(_)));
+        assert!(matches!(ha_meaning(1012, "fence"), HaMeaning::Blocks(_)));
+        assert!(matches!(ha_meaning(1012, "freeze"), HaMeaning::Blocks(_)));
     }
 }

@@ -55,7 +55,7 @@ pub struct SnapshotListReport {
 pub struct SnapshotCreateArgs {
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// A letter, then letters, digits, `_` or `-` (2-40 characters), not `current`.
+    /// A letter, then letters, digits, `_` or `-` (2-40 characters), not `current` or `pending`.
     #[schemars(length(max = 40), regex(pattern = SCHEMA_SNAPNAME))]
     pub name: String,
     #[serde(default)]

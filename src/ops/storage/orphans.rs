@@ -1,7 +1,8 @@
 //! Orphaned disks: guest images no configuration needs. `disk_orphans` finds them (volumes
 //! whose owner VMID does not exist, `unusedN` disks, images referenced by no config or
-//! snapshot); `disk_orphans_delete` deletes the ones the user picked, each re-checked right
-//! before it goes.
+//! snapshot); `disk_orphans_delete` deletes the ones the user picked, each re-checked against
+//! a fresh scan made when the call starts (one scan per call, not one per volume: a scan reads
+//! every guest's config).
 //!
 //! A guest whose config (or a snapshot's) cannot be read makes its volumes "referenced": the
 //! scan never calls a disk an orphan without having read everything that could use it.
@@ -360,8 +361,8 @@ pub async fn disk_orphans(
     Ok(report)
 }
 
-/// Previews or deletes orphaned volumes; each is re-checked against a fresh scan before it
-/// goes, and kept (with the reason) when something references it now.
+/// Previews or deletes orphaned volumes; each is re-checked against a fresh scan made when the
+/// call starts, and kept (with the reason) when something references it by then.
 ///
 /// # Errors
 /// PVE unreachable. Per-volume failures and kept volumes are results.

@@ -48,7 +48,7 @@ impl ProxmoxServer {
     /// Start, shut down, stop or reboot every guest a selector matches: tags (all, or any with
     /// tags_match), node, status, name glob, vmids — at least one. Without confirm: true it
     /// lists exactly the guests it matched, what it would do to each, and the ones it skips
-    /// (templates, outside the VMID ranges, protected); nothing changes. Confirmed, it runs at
+    /// (templates, outside vmid_ranges.vms, protected); nothing changes. Confirmed, it runs at
     /// most max_parallel at once, or rolling: true one at a time with each guest back (running,
     /// guest agent answering) before the next, and reports every guest.
     #[tool(name = "bulk_power")]
@@ -67,7 +67,7 @@ impl ProxmoxServer {
     /// Take one snapshot of every guest a selector matches (tags, tags_match, node, status,
     /// name_glob, vmids — at least one), named from a pattern: {date} (YYYYMMDD), {time} (HHMM,
     /// UTC), {vmid}, e.g. pre-upgrade-{date}. Without confirm: true it lists the guests and the
-    /// name each would get, and the ones it skips (templates, outside the ranges, protected);
+    /// name each would get, and the ones it skips (templates, outside vmid_ranges.vms, protected);
     /// nothing changes. Confirmed, it reports every guest; one failure does not stop the
     /// others unless stop_on_error.
     #[tool(name = "bulk_snapshot")]

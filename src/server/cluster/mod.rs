@@ -72,8 +72,8 @@ impl ProxmoxServer {
     }
 
     /// Is the cluster balanced? Per node: running guests' memory and vCPUs against capacity
-    /// under the configured overcommit ratios (templates and stopped guests excluded), the
-    /// imbalance score (most minus least loaded node), overcommitted nodes, and suggested
+    /// under the configured overcommit ratios (templates and stopped guests excluded), measured
+    /// memory and CPU use, the imbalance score (most minus least loaded node), overcommitted nodes, and suggested
     /// moves (from the evacuation planner) that bring every node within the band around the
     /// mean. Read-only: carry a suggestion out with vm_migrate.
     #[tool(name = "cluster_balance")]

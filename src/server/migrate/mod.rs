@@ -61,7 +61,7 @@ impl ProxmoxServer {
     /// Can this VM move to that node now, and how? PVE's own preconditions (running, local
     /// disks, local devices, storages the target lacks) plus ours: memory and vCPUs on the
     /// target after the move against the configured ratios, storage room for local disks, HA
-    /// restrictions, the pin tag, locks. Says online or offline, whether local disks are
+    /// state and restrictions, the pin tag, locks. Says online or offline, whether local disks are
     /// copied and why, the transfer size and time, or every reason it cannot go (and a node
     /// that could take it).
     #[tool(name = "vm_migrate_check")]

@@ -73,7 +73,7 @@ impl ProxmoxServer {
     }
 
     /// Take a snapshot of a VM and wait for it. The name is checked as PVE checks it (a letter,
-    /// then letters, digits, _ or -; 2-40 characters; not `current`; not already used) before
+    /// then letters, digits, _ or -; 2-40 characters; not `current`/`pending`; not already used) before
     /// anything is sent. vmstate: true also saves the RAM of a running VM.
     #[tool(name = "snapshot_create")]
     async fn snapshot_create(

@@ -162,8 +162,8 @@ impl ProxmoxServer {
     }
 
     /// Delete orphaned disks by volume id (from disk_orphans). Without confirm: true it lists
-    /// what would be deleted and the space freed, and changes nothing. Each volume is checked
-    /// again just before deletion: one that something references now is kept.
+    /// what would be deleted and the space freed, and changes nothing. Each volume is re-checked
+    /// by a fresh scan when the confirmed call starts: one referenced by then is kept.
     #[tool(name = "disk_orphans_delete")]
     async fn disk_orphans_delete(
         &self,

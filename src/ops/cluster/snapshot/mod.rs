@@ -47,6 +47,9 @@ pub struct NodeInfo {
     pub maxmem: u64,
     /// Memory in use right now, bytes (informational: planners count configured sizes).
     pub mem_used: u64,
+    /// CPU in use right now, as a fraction of all threads (informational, like `mem_used`).
+    #[serde(default)]
+    pub cpu_used: f64,
     /// Memory kept for the host, bytes; not available to guests.
     pub reserved_memory: u64,
 }
@@ -75,6 +78,10 @@ pub struct GuestInfo {
     pub lock: Option<String>,
     /// Managed by PVE's HA stack (moves go through `hamigrate`).
     pub ha_managed: bool,
+    /// The HA manager's state for it (`hastate`: `started`, `stopped`, `error`, `migrate`,
+    /// `ignored`...), `None` when it is no HA resource.
+    #[serde(default)]
+    pub ha_state: Option<String>,
     /// Disks from the guest's config; `None` until read (see `read_guest_disks`).
     pub disks: Option<Vec<GuestDisk>>,
     /// Config keys that tie the guest to its node (`hostpci0`, `usb1`...).
@@ -118,6 +125,7 @@ impl NodeInfo {
             cpus,
             maxmem,
             mem_used: 0,
+            cpu_used: 0.0,
             reserved_memory: DEFAULT_HOST_RESERVE,
         }
     }
@@ -143,6 +151,7 @@ impl GuestInfo {
             tags: vec![],
             lock: None,
             ha_managed: false,
+            ha_state: None,
             disks: Some(vec![]),
             local_resources: vec![],
             allowed_nodes: None,
@@ -212,6 +221,7 @@ impl GuestInfo {
             lock: r.lock.clone().filter(|l| !l.is_empty()),
             // `hastate` is present only for HA resources.
             ha_managed: r.hastate.as_deref().is_some_and(|s| !s.is_empty()),
+            ha_state: r.hastate.clone().filter(|s| !s.is_empty()),
             disks: None,
             local_resources: vec![],
             allowed_nodes: None,
@@ -290,6 +300,7 @@ fn node_from_row(r: &ClusterResource) -> NodeInfo {
         cpus: r.maxcpu.unwrap_or(0.0).round() as u64,
         maxmem: r.maxmem.unwrap_or(0),
         mem_used: r.mem.unwrap_or(0),
+        cpu_used: r.cpu.unwrap_or(0.0),
         reserved_memory: DEFAULT_HOST_RESERVE,
     }
 }

@@ -45,6 +45,7 @@ impl ClusterSnapshot {
             if let Some(cpus) = st.cpuinfo.as_ref().and_then(|c| c.cpus) {
                 n.cpus = cpus;
             }
+            n.cpu_used = st.cpu.unwrap_or(n.cpu_used);
         }
         Ok(snap)
     }

@@ -27,7 +27,7 @@ const FAIL_FAST_SECS: f64 = super::FAIL_FAST_SECS;
 /// Default `timeout` of shutdown (and of the shutdown half of reboot).
 const SHUTDOWN_TIMEOUT: f64 = 180.0;
 /// Time from start until the guest agent answers.
-const AGENT_DELAY_SECS: f64 = 15.0;
+pub(crate) const AGENT_DELAY_SECS: f64 = 15.0;
 
 fn err(error: impl Into<String>) -> Outcome {
     Outcome::Err {
@@ -463,6 +463,15 @@ pub fn destroy(c: &mut WCtx) -> ApiResult {
         log.push(format!("purging VM {vmid} from related configurations.."));
         ok(log)
     })
+}
+
+/// Whether the guest agent of `vm` answers now: running, not paused, the agent enabled in its
+/// config, and `delay` (the boot) passed since it started.
+pub(crate) fn agent_answers(vm: &crate::sim::state::Vm, delay: std::time::Duration) -> bool {
+    vm.running
+        && !vm.paused
+        && agent_enabled(vm.get("agent"))
+        && vm.started_instant.is_none_or(|t| t.elapsed() >= delay)
 }
 
 /// Whether the config enables the agent (`agent: 1` or `enabled=1`).
