@@ -306,6 +306,7 @@ pub fn restore(c: &mut WCtx) -> ApiResult {
                 vmid,
                 Vm {
                     vmid,
+                    kind: Default::default(),
                     node: node.clone(),
                     running: false,
                     started_at: 0,

@@ -288,6 +288,7 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
         newid,
         Vm {
             vmid: newid,
+            kind: Default::default(),
             node: node.clone(),
             running: false,
             started_at: 0,

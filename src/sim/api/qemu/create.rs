@@ -136,6 +136,7 @@ pub fn create(c: &mut WCtx) -> ApiResult {
         vmid,
         Vm {
             vmid,
+            kind: Default::default(),
             node: node.clone(),
             running: false,
             started_at: 0,
