@@ -26,8 +26,8 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
     let (s, b) = api.get("/cluster/resources?type=vm").await;
     assert_eq!(s, 200);
     let rows = b["data"].as_array().expect("rows");
-    let pihole = rows.iter().find(|r| r["vmid"] == 1100).expect("CT 1100");
-    assert_eq!(pihole["id"], "lxc/1100");
+    let pihole = rows.iter().find(|r| r["vmid"] == 1200).expect("CT 1200");
+    assert_eq!(pihole["id"], "lxc/1200");
     assert_eq!(pihole["type"], "lxc");
     assert_eq!(pihole["name"], "pihole");
     assert_eq!(pihole["status"], "running");
@@ -38,7 +38,7 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
         (Some("lxc"), Some(1))
     );
     // the node's lists keep the kinds apart
-    let (_, b) = api.get("/nodes/pve01/lxc").await;
+    let (_, b) = api.get("/nodes/pve02/lxc").await;
     let ids: Vec<u64> = b["data"]
         .as_array()
         .expect("lxc list")
@@ -46,33 +46,33 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
         .filter_map(|r| r["vmid"].as_u64())
         .collect();
     assert!(
-        ids.contains(&1100) && ids.contains(&1102) && !ids.contains(&1000),
+        ids.contains(&1200) && ids.contains(&1202) && !ids.contains(&1000),
         "{ids:?}"
     );
     let row = b["data"]
         .as_array()
-        .and_then(|a| a.iter().find(|r| r["vmid"] == 1100))
+        .and_then(|a| a.iter().find(|r| r["vmid"] == 1200))
         .expect("row");
     assert_eq!(
         (row["type"].as_str(), row["maxswap"].as_u64()),
         (Some("lxc"), Some(512 << 20))
     );
-    let (_, b) = api.get("/nodes/pve01/qemu").await;
+    let (_, b) = api.get("/nodes/pve02/qemu").await;
     assert!(
         !b["data"]
             .as_array()
             .expect("qemu list")
             .iter()
-            .any(|r| r["vmid"] == 1100),
+            .any(|r| r["vmid"] == 1200),
         "{b}"
     );
     // qemu paths do not see containers, and lxc paths do not see VMs
-    let (s, b) = api.get("/nodes/pve01/qemu/1100/config").await;
+    let (s, b) = api.get("/nodes/pve02/qemu/1200/config").await;
     assert_eq!(
         (s, message(&b).as_str()),
         (
             500,
-            "Configuration file 'nodes/pve01/qemu-server/1100.conf' does not exist"
+            "Configuration file 'nodes/pve02/qemu-server/1200.conf' does not exist"
         )
     );
     let (s, b) = api.get("/nodes/pve01/lxc/1000/config").await;
@@ -84,13 +84,13 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
         )
     );
     // pct's config keys
-    let c = ct_config(&api, "pve01", 1100).await;
+    let c = ct_config(&api, "pve02", 1200).await;
     assert_eq!(c["hostname"], "pihole");
     assert_eq!(
         (c["unprivileged"].as_u64(), c["memory"].as_u64()),
         (Some(1), Some(512))
     );
-    assert_eq!(c["rootfs"], "local-lvm:vm-1100-disk-0,size=8G");
+    assert_eq!(c["rootfs"], "local-lvm:vm-1200-disk-0,size=8G");
     let net = c["net0"].as_str().expect("net0");
     assert!(
         net.starts_with("name=eth0,bridge=vmbr0,firewall=1,gw=10.10.0.1,hwaddr=BC:24:11:")
@@ -98,13 +98,13 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
         "{net}"
     );
     assert!(c["digest"].as_str().is_some_and(|d| d.len() == 40));
-    let privileged = ct_config(&api, "pve01", 1101).await;
+    let privileged = ct_config(&api, "pve02", 1201).await;
     assert!(privileged.get("unprivileged").is_none(), "{privileged}");
-    let tmpl = ct_config(&api, "pve01", 110).await;
+    let tmpl = ct_config(&api, "pve02", 110).await;
     assert_eq!(tmpl["rootfs"], "local-lvm:base-110-disk-0,size=4G");
     // volumes are rootdir content; the vztmpl is listed on local
     let (_, b) = api
-        .get("/nodes/pve01/storage/local-lvm/content?content=rootdir")
+        .get("/nodes/pve02/storage/local-lvm/content?content=rootdir")
         .await;
     let vols: Vec<&str> = b["data"]
         .as_array()
@@ -112,8 +112,8 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
         .iter()
         .filter_map(|v| v["volid"].as_str())
         .collect();
-    assert!(vols.contains(&"local-lvm:vm-1100-disk-0"), "{vols:?}");
-    assert!(!vols.contains(&"local-lvm:vm-1000-disk-0"), "{vols:?}");
+    assert!(vols.contains(&"local-lvm:vm-1200-disk-0"), "{vols:?}");
+    assert!(!vols.contains(&"local-lvm:vm-1006-disk-0"), "{vols:?}");
     let (_, b) = api
         .get("/nodes/pve01/storage/local/content?content=vztmpl")
         .await;
@@ -523,8 +523,8 @@ async fn a_container_lives_from_template_to_purge() {
         .upid(
             CLAUDE,
             "POST",
-            "/nodes/pve01/lxc/1102/migrate",
-            &[("target", "pve02"), ("restart", "1")],
+            "/nodes/pve02/lxc/1202/migrate",
+            &[("target", "pve03"), ("restart", "1")],
         )
         .await;
     assert_eq!(api.wait(&upid).await, "migration aborted");
@@ -535,7 +535,7 @@ async fn a_container_lives_from_template_to_purge() {
         ),
         "bind mount reason in the log"
     );
-    assert_eq!(api.resource(1102).await.expect("row")["node"], "pve01");
+    assert_eq!(api.resource(1202).await.expect("row")["node"], "pve02");
 
     // delete: protection, running, then stop and purge
     let (s, b) = api
@@ -608,13 +608,13 @@ async fn templates_clones_and_the_appliance_index() {
         .upid(
             CLAUDE,
             "POST",
-            "/nodes/pve01/lxc/110/clone",
+            "/nodes/pve02/lxc/110/clone",
             &[("newid", "2200"), ("hostname", "ct-clone")],
         )
         .await;
     assert!(upid.contains(":vzclone:110:"), "{upid}");
     assert_eq!(api.wait(&upid).await, "OK");
-    let c = ct_config(&api, "pve01", 2200).await;
+    let c = ct_config(&api, "pve02", 2200).await;
     assert_eq!(
         c["rootfs"],
         "local-lvm:base-110-disk-0/vm-2200-disk-0,size=4G"
@@ -622,7 +622,7 @@ async fn templates_clones_and_the_appliance_index() {
     assert_eq!(c["hostname"], "ct-clone");
     // template: a running CT is refused, a stopped one converted
     let (s, b) = api
-        .call(CLAUDE, "POST", "/nodes/pve01/lxc/1100/template", &[])
+        .call(CLAUDE, "POST", "/nodes/pve02/lxc/1200/template", &[])
         .await;
     assert_eq!(
         (s, message(&b).as_str()),
@@ -632,23 +632,23 @@ async fn templates_clones_and_the_appliance_index() {
         )
     );
     let (s, b) = api
-        .call(CLAUDE, "POST", "/nodes/pve01/lxc/2200/template", &[])
+        .call(CLAUDE, "POST", "/nodes/pve02/lxc/2200/template", &[])
         .await;
     assert_eq!((s, &b["data"]), (200, &Value::Null), "{b}");
     let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while ct_config(&api, "pve01", 2200).await["template"] != 1 {
+    while ct_config(&api, "pve02", 2200).await["template"] != 1 {
         assert!(std::time::Instant::now() < end, "template never set");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let (s, b) = api
-        .call(CLAUDE, "POST", "/nodes/pve01/lxc/2200/template", &[])
+        .call(CLAUDE, "POST", "/nodes/pve02/lxc/2200/template", &[])
         .await;
     assert_eq!(
         (s, message(&b).as_str()),
         (500, "you can't convert a template to a template")
     );
     let upid = api
-        .upid(CLAUDE, "POST", "/nodes/pve01/lxc/2200/status/start", &[])
+        .upid(CLAUDE, "POST", "/nodes/pve02/lxc/2200/status/start", &[])
         .await;
     assert_eq!(
         api.wait(&upid).await,
@@ -797,33 +797,33 @@ async fn limited_tokens_are_refused_with_pve_wording() {
         .await;
     assert_eq!((s, message(&b).as_str()), (403, "Permission check failed"));
     for (m, p, params) in [
-        ("POST", "/nodes/pve01/lxc/1100/status/stop", vec![]),
+        ("POST", "/nodes/pve02/lxc/1200/status/stop", vec![]),
         (
             "PUT",
-            "/nodes/pve01/lxc/1100/config",
+            "/nodes/pve02/lxc/1200/config",
             vec![("memory", "1024")],
         ),
-        ("DELETE", "/nodes/pve01/lxc/1101", vec![]),
+        ("DELETE", "/nodes/pve02/lxc/1201", vec![]),
         (
             "POST",
-            "/nodes/pve01/lxc/1100/migrate",
+            "/nodes/pve02/lxc/1200/migrate",
             vec![("target", "pve02")],
         ),
         (
             "POST",
-            "/nodes/pve01/lxc/1100/snapshot",
+            "/nodes/pve02/lxc/1200/snapshot",
             vec![("snapname", "x")],
         ),
     ] {
         let (s, b) = api.call(AUDITOR, m, p, &params).await;
         assert_eq!(s, 403, "{m} {p}: {b}");
         assert!(
-            message(&b).starts_with("Permission check failed (/vms/11"),
+            message(&b).starts_with("Permission check failed (/vms/120"),
             "{m} {p}: {b}"
         );
     }
     let (s, b) = api
-        .call(AUDITOR, "GET", "/nodes/pve01/lxc/1100/config", &[])
+        .call(AUDITOR, "GET", "/nodes/pve02/lxc/1200/config", &[])
         .await;
     assert_eq!(s, 200, "auditors read configs: {b}");
     // a storage without rootdir content

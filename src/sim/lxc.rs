@@ -332,9 +332,9 @@ pub fn parse_net(v: &str) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
     for part in v.split(',').filter(|p| !p.is_empty()) {
         let Some((k, val)) = part.split_once('=') else {
-            return fail(format!(
-                "name: value without key, but schema does not define a default key"
-            ));
+            return fail(
+                "name: value without key, but schema does not define a default key".to_string(),
+            );
         };
         if !NET_KEYS.contains(&k) {
             return fail(format!(
@@ -353,13 +353,11 @@ pub fn parse_net(v: &str) -> Result<Vec<(String, String)>, String> {
         };
         if bad {
             let msg = match k {
-                "ip" => format!(
-                    "ip: invalid format - value does not look like a valid IPv4 network configuration"
-                ),
+                "ip" => "ip: invalid format - value does not look like a valid IPv4 network configuration".to_string(),
                 "gw" => {
-                    format!("gw: invalid format - value does not look like a valid IPv4 address")
+                    "gw: invalid format - value does not look like a valid IPv4 address".to_string()
                 }
-                "hwaddr" => format!("hwaddr: value does not match the regex pattern"),
+                "hwaddr" => "hwaddr: value does not match the regex pattern".to_string(),
                 "type" => {
                     format!("type: value '{val}' does not have a value in the enumeration 'veth'")
                 }

@@ -309,8 +309,10 @@ pub fn create(c: &mut WCtx) -> ApiResult {
         if !params.contains_key("rootfs") {
             // storage-only mode: the archive's volumes on `storage`, sizes as they were
             for (k, v) in orig.iter().filter(|(k, _)| is_volume_key(k)) {
-                if let Ok(mut m) = MountPoint::parse(v) {
-                    if m.kind() == MpType::Volume {
+                if let Ok(mut m) = MountPoint::parse(v)
+                    && m.kind() == MpType::Volume
+                {
+                    {
                         let gib = m
                             .opt("size")
                             .and_then(crate::sim::state::parse_size)
@@ -812,11 +814,7 @@ pub fn migrate(c: &mut WCtx) -> ApiResult {
         });
         for k in keys {
             let v = vm.config.get(k).map(String::as_str).unwrap_or("");
-            let m = if k.starts_with("unused") {
-                MountPoint::parse(v).ok()
-            } else {
-                MountPoint::parse(v).ok()
-            };
+            let m = MountPoint::parse(v).ok();
             let Some(m) = m else { continue };
             if m.kind() != MpType::Volume {
                 if m.opt("shared") == Some("1") {
