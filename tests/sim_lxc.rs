@@ -861,3 +861,149 @@ async fn limited_tokens_are_refused_with_pve_wording() {
     );
     assert!(api.resource(2300).await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suspend_resume_shutdown_timeouts_and_pct_over_ssh() {
+    let api = Api::new(SCALE).await;
+    let base = "/nodes/pve02/lxc/1200/status";
+    // resume of a running CT, suspend of a stopped one: refused before the fork
+    let (s, b) = api
+        .call(CLAUDE, "POST", &format!("{base}/resume"), &[])
+        .await;
+    assert_eq!((s, message(&b).as_str()), (500, "CT 1200 already running"));
+    let upid = api
+        .upid(CLAUDE, "POST", &format!("{base}/suspend"), &[])
+        .await;
+    assert!(upid.contains(":vzsuspend:1200:"), "{upid}");
+    assert_eq!(api.wait(&upid).await, "OK");
+    assert_eq!(api.resource(1200).await.expect("row")["status"], "stopped");
+    let (s, b) = api
+        .call(CLAUDE, "POST", &format!("{base}/suspend"), &[])
+        .await;
+    assert_eq!((s, message(&b).as_str()), (500, "CT 1200 not running"));
+    assert_eq!(
+        api.run(CLAUDE, "POST", &format!("{base}/resume"), &[])
+            .await,
+        "OK"
+    );
+    assert_eq!(api.resource(1200).await.expect("row")["status"], "running");
+    // a resume without a checkpoint fails in lxc-checkpoint
+    let upid = api
+        .upid(CLAUDE, "POST", "/nodes/pve02/lxc/110/status/resume", &[])
+        .await;
+    assert_eq!(
+        api.wait(&upid).await,
+        "command 'lxc-checkpoint -n 110 -r --foreground -D /var/lib/vz/dump' failed: exit code 1"
+    );
+    // a container that ignores the shutdown request: "container did not stop" unless forceStop
+    api.h.set_guest_ignores_acpi(1201, true);
+    let upid = api
+        .upid(
+            CLAUDE,
+            "POST",
+            "/nodes/pve02/lxc/1201/status/shutdown",
+            &[("timeout", "5")],
+        )
+        .await;
+    assert_eq!(api.wait(&upid).await, "container did not stop");
+    assert_eq!(api.resource(1201).await.expect("row")["status"], "running");
+    let upid = api
+        .upid(
+            CLAUDE,
+            "POST",
+            "/nodes/pve02/lxc/1201/status/shutdown",
+            &[("timeout", "5"), ("forceStop", "1")],
+        )
+        .await;
+    assert_eq!(api.wait(&upid).await, "OK");
+    assert_eq!(api.resource(1201).await.expect("row")["status"], "stopped");
+
+    // qemu endpoints and VM creation meet the container's vmid as PVE words it
+    let (s, b) = api
+        .call(CLAUDE, "POST", "/nodes/pve02/qemu/1200/status/stop", &[])
+        .await;
+    assert_eq!(
+        (s, message(&b).as_str()),
+        (
+            500,
+            "Configuration file 'nodes/pve02/qemu-server/1200.conf' does not exist"
+        )
+    );
+    let (s, b) = api
+        .call(CLAUDE, "POST", "/nodes/pve01/qemu", &[("vmid", "1200")])
+        .await;
+    assert_eq!(
+        (s, message(&b).as_str()),
+        (
+            500,
+            "unable to create VM 1200 - CT 1200 already exists on node 'pve02'"
+        )
+    );
+    let (s, b) = api
+        .call(
+            CLAUDE,
+            "POST",
+            "/nodes/pve01/lxc",
+            &[
+                ("vmid", "2400"),
+                (
+                    "ostemplate",
+                    "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                ),
+                ("unique", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (s, b["errors"]["restore"].as_str()),
+        (400, Some("missing property required by 'unique'"))
+    );
+
+    // pct over SSH
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pool = support::SimSsh::new(&api, dir.path());
+    let out = pool.run(&api, "pve02", &["pct", "list"]).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["VMID", "Status", "Lock", "Name"]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1200", "running", "pihole"]),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("1004"),
+        "VMs are not containers: {}",
+        out.stdout
+    );
+    let out = pool.run(&api, "pve02", &["pct", "config", "1202"]).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    assert!(
+        out.stdout.lines().any(|l| l == "mp0: /srv/media,mp=/media"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.lines().any(|l| l == "hostname: media-share"),
+        "{}",
+        out.stdout
+    );
+    let out = pool.run(&api, "pve02", &["qm", "list"]).await;
+    assert!(
+        !out.stdout.contains("pihole"),
+        "qm lists no containers: {}",
+        out.stdout
+    );
+    let out = pool.run(&api, "pve01", &["pct", "config", "1202"]).await;
+    assert_eq!(out.status, Some(255), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("Configuration file 'nodes/pve01/lxc/1202.conf' does not exist"),
+        "{out:?}"
+    );
+}

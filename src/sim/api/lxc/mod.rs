@@ -12,6 +12,7 @@
 //! | `PUT resize` | "CT is locked (x)"; "unable to shrink disk size"; "disk is already at specified size" | — |
 //! | `POST status/start` | "CT N already running" | "you can't start a CT if it's a template"; "CT is locked (x)" |
 //! | `POST status/stop`, `shutdown`, `reboot` | "CT N not running" (reboot: "VM N not running") | "CT is locked (x)"; shutdown without `forceStop` past `timeout`: "container did not stop" |
+//! | `POST status/suspend`, `resume` (CRIU `lxc-checkpoint`, experimental in PVE) | "CT N not running" / "CT N already running" | suspend: "CT is locked (x)"; resume without a checkpoint: "command 'lxc-checkpoint -n N -r --foreground -D /var/lib/vz/dump' failed: exit code 1" |
 //! | `POST template` | "CT is locked (x)"; "you can't convert a template to a template"; "you can't convert a CT to template if the CT is running"; "unable to create template, because CT contains snapshots" | — (returns null, a `vztemplate` task runs) |
 //! | `POST migrate` | 400 `target`: "target is local node."; "no such cluster node 'x'"; "can't migrate running container without --online or --restart" | "migration aborted" after `ERROR: migration aborted (duration ..): <reason>`: "lxc live migration is currently not implemented", "cannot migrate local bind mount point 'mpX'", "CT is locked (x)" |
 //! | `DELETE lxc/N` | "can't remove CT N - protection mode enabled"; "CT is locked (x)"; "unable to destroy CT N - container is running" | — |
@@ -288,6 +289,8 @@ pub(super) fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> O
             life::reboot,
             spec![NODE, VMID, opt("timeout", params::UINT)],
         ),
+        ("POST", ["status", "suspend"]) => w(life::suspend, spec![NODE, VMID]),
+        ("POST", ["status", "resume"]) => w(life::resume, spec![NODE, VMID]),
         ("POST", ["snapshot"]) => w(
             write::snapshot,
             spec![NODE, VMID, SNAPNAME, opt("description", STR)],
@@ -333,6 +336,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/lxc/{vmid}/status/stop"),
     ("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown"),
     ("POST", "/nodes/{node}/lxc/{vmid}/status/reboot"),
+    ("POST", "/nodes/{node}/lxc/{vmid}/status/suspend"),
+    ("POST", "/nodes/{node}/lxc/{vmid}/status/resume"),
     ("PUT", "/nodes/{node}/lxc/{vmid}/resize"),
     ("POST", "/nodes/{node}/lxc/{vmid}/template"),
     ("POST", "/nodes/{node}/lxc/{vmid}/clone"),
