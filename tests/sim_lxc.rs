@@ -127,7 +127,9 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
 async fn a_container_lives_from_template_to_purge() {
     let api = Api::new(SCALE).await;
     let tmpl = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
-    // create: rootfs allocated, lock create while the task runs, secrets never in the config
+    // create: rootfs allocated, lock create while the task runs (pve01 slowed down so the
+    // task is still running when the config is read), secrets never in the config
+    api.h.slow_node("pve01", 100.0);
     let upid = api
         .upid(
             CLAUDE,
@@ -157,6 +159,7 @@ async fn a_container_lives_from_template_to_purge() {
     );
     let early = ct_config(&api, "pve01", 2100).await;
     assert_eq!(early["lock"], "create", "{early}");
+    api.h.slow_node("pve01", 1.0);
     assert_eq!(api.wait(&upid).await, "OK");
     let c = ct_config(&api, "pve01", 2100).await;
     assert_eq!(c["rootfs"], "local-lvm:vm-2100-disk-0,size=8G");
@@ -315,7 +318,8 @@ async fn a_container_lives_from_template_to_purge() {
         )
     );
 
-    // snapshot
+    // snapshot (lock checked while the slowed-down task runs)
+    api.h.slow_node("pve01", 100.0);
     let upid = api
         .upid(
             CLAUDE,
@@ -326,6 +330,7 @@ async fn a_container_lives_from_template_to_purge() {
         .await;
     assert!(upid.contains(":vzsnapshot:2100:"), "{upid}");
     assert_eq!(ct_config(&api, "pve01", 2100).await["lock"], "snapshot");
+    api.h.slow_node("pve01", 1.0);
     assert_eq!(api.wait(&upid).await, "OK");
     let (_, b) = api.get("/nodes/pve01/lxc/2100/snapshot").await;
     let names: Vec<&str> = b["data"]
@@ -425,6 +430,42 @@ async fn a_container_lives_from_template_to_purge() {
         ct_config(&api, "pve01", 2100).await["net0"],
         "unique gives a new MAC"
     );
+    // over an existing container: `force`, and PVE's protection check (2101 inherited it)
+    let (s, b) = api
+        .call(
+            CLAUDE,
+            "POST",
+            "/nodes/pve01/lxc",
+            &[
+                ("vmid", "2101"),
+                ("ostemplate", &volid),
+                ("restore", "1"),
+                ("storage", "local-lvm"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (s, message(&b).as_str()),
+        (500, "CT 2101 already exists on node 'pve01'")
+    );
+    let (s, b) = api
+        .call(
+            CLAUDE,
+            "POST",
+            "/nodes/pve01/lxc",
+            &[
+                ("vmid", "2101"),
+                ("ostemplate", &volid),
+                ("restore", "1"),
+                ("storage", "local-lvm"),
+                ("force", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (s, message(&b).as_str()),
+        (500, "unable to restore CT 2101 - protection mode enabled")
+    );
     // restoring from a volume of the wrong content type
     let (s, b) = api
         .call(
@@ -493,6 +534,7 @@ async fn a_container_lives_from_template_to_purge() {
         ),
         "{log:?}"
     );
+    api.h.slow_node("pve01", 100.0);
     let upid = api
         .upid(
             CLAUDE,
@@ -502,6 +544,7 @@ async fn a_container_lives_from_template_to_purge() {
         )
         .await;
     assert_eq!(ct_config(&api, "pve01", 2100).await["lock"], "migrate");
+    api.h.slow_node("pve01", 1.0);
     assert_eq!(api.wait(&upid).await, "OK");
     let log = api.task_log(&upid).await;
     assert!(has(&log, "shutdown CT 2100"), "{log:?}");
@@ -620,6 +663,48 @@ async fn templates_clones_and_the_appliance_index() {
         "local-lvm:base-110-disk-0/vm-2200-disk-0,size=4G"
     );
     assert_eq!(c["hostname"], "ct-clone");
+    // clone refusals, before the fork
+    for (vmid, params, want) in [
+        (
+            1200,
+            vec![("newid", "2210")],
+            "Full clone of a running container is only possible from a snapshot",
+        ),
+        (
+            1200,
+            vec![("newid", "2210"), ("full", "0")],
+            "Linked clone feature for 'local-lvm:vm-1200-disk-0' is not available",
+        ),
+        (
+            1202,
+            vec![("newid", "2210")],
+            "unable to clone mountpoint 'mp0' (type bind)",
+        ),
+        (
+            110,
+            vec![("newid", "2210"), ("target", "pve03")],
+            "can't clone CT to node 'pve03' (CT uses local storage)",
+        ),
+        (
+            110,
+            vec![("newid", "1004")],
+            "VM 1004 already exists on node 'pve02'",
+        ),
+    ] {
+        let (s, b) = api
+            .call(
+                CLAUDE,
+                "POST",
+                &format!("/nodes/pve02/lxc/{vmid}/clone"),
+                &params,
+            )
+            .await;
+        assert_eq!((s, message(&b).as_str()), (500, want), "{vmid} {params:?}");
+    }
+    assert!(
+        ct_config(&api, "pve02", 1200).await.get("lock").is_none(),
+        "no lock left behind"
+    );
     // template: a running CT is refused, a stopped one converted
     let (s, b) = api
         .call(CLAUDE, "POST", "/nodes/pve02/lxc/1200/template", &[])

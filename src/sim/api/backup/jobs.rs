@@ -414,7 +414,7 @@ pub fn not_backed_up(c: &Ctx) -> ApiResult {
         .filter(|v| c.can(&format!("/vms/{}", v.vmid), &["VM.Audit"]))
         .map(|v| {
             let mut m = json!({ "vmid": v.vmid, "type": if v.is_ct() { "lxc" } else { "qemu" } });
-            if let Some(n) = v.get("name") {
+            if let Some(n) = v.get(if v.is_ct() { "hostname" } else { "name" }) {
                 m["name"] = json!(n);
             }
             m

@@ -458,7 +458,8 @@ pub fn create(c: &mut WCtx) -> ApiResult {
     })
 }
 
-/// `POST .../lxc/{vmid}/clone`.
+/// `POST .../lxc/{vmid}/clone` (`LXC.pm clone_vm`): the checks run before the fork, the source
+/// holds `lock: disk` and the new config `lock: create` while the `vzclone` task copies.
 pub fn clone(c: &mut WCtx) -> ApiResult {
     let ro = c.ro();
     let vmid = c.vmid();
@@ -467,12 +468,32 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
     ro.validate()?;
     ro.require(&format!("/vms/{newid}"), &["VM.Allocate"], false)?;
     let node = c.args.node.clone();
-    let target = c.param("target").unwrap_or(&node).to_string();
+    let target = c
+        .param("target")
+        .filter(|t| *t != node && *t != "localhost")
+        .map(str::to_string);
     let snapname = c.param("snapname").map(str::to_string);
     let storage = c.param("storage").map(str::to_string);
     let hostname = c.param("hostname").map(str::to_string);
     let description = c.param("description").map(str::to_string);
+    if let Some(t) = &target
+        && c.st.node(t).is_none()
+    {
+        return Err(ApiError::Server(format!("no such cluster node '{t}'")));
+    }
+    if let Some(sid) = &storage {
+        let Some(s) = c.st.storage(sid) else {
+            return Err(ApiError::Server(format!("storage '{sid}' does not exist")));
+        };
+        if target.is_some() && !s.shared {
+            return Err(ApiError::Server(format!(
+                "can't clone to non-shared storage '{sid}'"
+            )));
+        }
+    }
+    // set_lock($vmid, 'disk') on the source, then create_and_lock_config($newid)
     let src = ct(c.st, &node, &c.args.vmid)?;
+    check_lock(src)?;
     if let Some(v) = c.st.vms.get(&newid) {
         let kind = if v.is_ct() { "CT" } else { "VM" };
         return Err(ApiError::Server(format!(
@@ -480,20 +501,12 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
             v.node
         )));
     }
-    if c.st.node(&target).is_none() {
-        return Err(ApiError::Server(format!("no such cluster node '{target}'")));
-    }
+    let running = src.running;
     let full = c
         .param("full")
         .and_then(crate::sim::params::parse_bool)
         .unwrap_or(!src.is_template());
-    if !full && !src.is_template() {
-        return Err(ApiError::param(
-            "full",
-            "linked clone requires a template (use full=1)",
-        ));
-    }
-    if !full && storage.is_some() {
+    if storage.is_some() && !full {
         return Err(ApiError::Server(
             "parameter 'storage' not allowed for linked clones".into(),
         ));
@@ -503,33 +516,16 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
     {
         return Err(ApiError::Server(format!("snapshot '{s}' does not exist")));
     }
-    if src.running && full && snapname.is_none() {
-        // pve-container snapshots a running source for a consistent copy; the simulator copies
-        // the current config
-    }
-    check_lock(src)?;
     let base = match &snapname {
         Some(s) => src.snapshots.get(s).cloned().unwrap_or_default(),
         None => src.config.clone(),
     };
-    if let Some(sid) = &storage {
-        let ok_storage =
-            c.st.storage(sid)
-                .is_some_and(|s| s.content.iter().any(|x| x == "rootdir"));
-        if !ok_storage {
-            return Err(ApiError::Server(format!(
-                "storage '{sid}' does not support container directories"
-            )));
-        }
-        ro.require(
-            &format!("/storage/{sid}"),
-            &["Datastore.AllocateSpace"],
-            false,
-        )?;
-    }
     let mut reserved = Vec::new();
     let mut config: BTreeMap<String, String> = BTreeMap::new();
-    let mut log = Vec::new();
+    let mut log = vec![format!(
+        "creating a clone of container {vmid} with ID {newid}"
+    )];
+    let mut shared_only = true;
     for (k, v) in &base {
         if matches!(
             k.as_str(),
@@ -538,21 +534,53 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
         {
             continue;
         }
-        if is_volume_key(k)
-            && let Ok(mut m) = MountPoint::parse(v)
-            && m.kind() == MpType::Volume
-        {
+        if is_volume_key(k) {
+            let Ok(mut m) = MountPoint::parse(v) else {
+                continue;
+            };
+            if m.kind() != MpType::Volume {
+                let t = if m.kind() == MpType::Bind {
+                    "bind"
+                } else {
+                    "device"
+                };
+                return Err(ApiError::Server(format!(
+                    "unable to clone mountpoint '{k}' (type {t})"
+                )));
+            }
             let (sid, name) = m.volume.split_once(':').unwrap_or(("", ""));
-            let sid = sid.to_string();
-            let name = name.to_string();
+            let (sid, name) = (sid.to_string(), name.to_string());
+            let to = storage.clone().unwrap_or(sid.clone());
+            let st = c.st.storage(&to);
+            if !st.is_some_and(|s| s.shared) {
+                shared_only = false;
+            }
+            ro.require(
+                &format!("/storage/{to}"),
+                &["Datastore.AllocateSpace"],
+                false,
+            )?;
             if full {
-                let to = storage.clone().unwrap_or(sid.clone());
+                if running && snapname.is_none() {
+                    return Err(ApiError::Server(
+                        "Full clone of a running container is only possible from a snapshot".into(),
+                    ));
+                }
                 let newname = crate::sim::lxc::new_volname(c.st, &to, newid, &mut reserved);
                 log.push(format!(
                     "create full clone of mountpoint {k} ({sid}:{name})"
                 ));
                 m.volume = format!("{to}:{newname}");
             } else {
+                let stype = c.st.storage(&sid).map(|s| s.stype.as_str()).unwrap_or("");
+                let file = name.rsplit('/').next().unwrap_or(&name);
+                let linkable = file.starts_with("base-")
+                    && matches!(stype, "lvmthin" | "zfspool" | "zfs" | "rbd");
+                if !linkable {
+                    return Err(ApiError::Server(format!(
+                        "Linked clone feature for '{sid}:{name}' is not available"
+                    )));
+                }
                 let child = crate::sim::lxc::new_volname(c.st, &sid, newid, &mut reserved);
                 log.push(format!(
                     "create linked clone of mount point {k} ({sid}:{name})"
@@ -563,10 +591,19 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
             continue;
         }
         if crate::sim::api::qemu::sdn::is_net_key(k) {
-            config.insert(k.clone(), complete_net(newid, k, v, true));
+            let net = complete_net(newid, k, v, true);
+            crate::sim::api::qemu::sdn::check_bridge_access(&ro, [(k.as_str(), net.as_str())])?;
+            config.insert(k.clone(), net);
             continue;
         }
         config.insert(k.clone(), v.clone());
+    }
+    if let Some(t) = &target
+        && !shared_only
+    {
+        return Err(ApiError::Server(format!(
+            "can't clone CT to node '{t}' (CT uses local storage)"
+        )));
     }
     if let Some(h) = hostname {
         config.insert("hostname".into(), h);
@@ -574,19 +611,21 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
     if let Some(d) = description {
         config.insert("description".into(), d);
     }
-    // the new config exists (locked) from the start; the source is locked for a full clone
-    let mut placeholder = new_ct(newid, &target, config.clone());
+    let dest = target.unwrap_or_else(|| node.clone());
+    let mut placeholder = new_ct(newid, &node, BTreeMap::new());
     placeholder.config.insert("lock".into(), "create".into());
     c.st.vms.insert(newid, placeholder);
-    if full && let Some(v) = c.st.vms.get_mut(&vmid) {
+    if let Some(v) = c.st.vms.get_mut(&vmid) {
         v.config.insert("lock".into(), "disk".into());
     }
     let id = vmid.to_string();
     task(c, "vzclone", &id, if full { 5.0 } else { 1.5 }, move |st| {
-        if full && let Some(v) = st.vms.get_mut(&vmid) {
+        if let Some(v) = st.vms.get_mut(&vmid)
+            && v.get("lock") == Some("disk")
+        {
             v.config.remove("lock");
         }
-        st.vms.insert(newid, new_ct(newid, &target, config));
+        st.vms.insert(newid, new_ct(newid, &dest, config));
         ok(log)
     })
 }
