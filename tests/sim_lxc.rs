@@ -114,6 +114,43 @@ async fn seeded_containers_are_listed_as_pve_lists_them() {
         .collect();
     assert!(vols.contains(&"local-lvm:vm-1200-disk-0"), "{vols:?}");
     assert!(!vols.contains(&"local-lvm:vm-1006-disk-0"), "{vols:?}");
+    // the seeded container backup, and a restore of it to a new vmid
+    let (_, b) = api
+        .get("/nodes/pve02/storage/local/content?content=backup")
+        .await;
+    let seeded = "local:backup/vzdump-lxc-1200-2026_11_21-01_30_04.tar.zst";
+    let row = b["data"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["volid"] == seeded))
+        .expect("seeded CT backup");
+    assert_eq!(
+        (
+            row["subtype"].as_str(),
+            row["vmid"].as_u64(),
+            row["format"].as_str()
+        ),
+        (Some("lxc"), Some(1200), Some("tar.zst"))
+    );
+    let st = api
+        .run(
+            CLAUDE,
+            "POST",
+            "/nodes/pve02/lxc",
+            &[
+                ("vmid", "2500"),
+                ("ostemplate", seeded),
+                ("restore", "1"),
+                ("storage", "local-lvm"),
+            ],
+        )
+        .await;
+    assert_eq!(st, "OK");
+    let r = ct_config(&api, "pve02", 2500).await;
+    assert_eq!(
+        (r["hostname"].as_str(), r["tags"].as_str()),
+        (Some("pihole"), Some("dns;prod"))
+    );
+    assert_eq!(r["rootfs"], "local-lvm:vm-2500-disk-0,size=8G");
     let (_, b) = api
         .get("/nodes/pve01/storage/local/content?content=vztmpl")
         .await;

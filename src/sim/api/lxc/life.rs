@@ -107,6 +107,38 @@ fn complete_net(vmid: u32, key: &str, v: &str, fresh_mac: bool) -> String {
     render_net(&opts)
 }
 
+/// The config a `vzdump-lxc` archive holds: the one recorded when the simulator made it, else
+/// (a scenario file, an upload) its container's current config, else a minimal container.
+fn ct_archive_config(st: &State, volid: &str) -> BTreeMap<String, String> {
+    if let Some(c) = st.backup.archives.get(volid) {
+        return c.clone();
+    }
+    let owner: Option<u32> = volid
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.strip_prefix("vzdump-lxc-"))
+        .and_then(|r| r.split('-').next())
+        .and_then(|v| v.parse().ok());
+    if let Some(vm) = owner.and_then(|o| st.vms.get(&o)).filter(|v| v.is_ct()) {
+        return crate::sim::backup::script::archived_config(&vm.config);
+    }
+    let id = owner.unwrap_or(0);
+    [
+        ("arch", "amd64".to_string()),
+        ("cores", "1".into()),
+        ("hostname", format!("CT{id}")),
+        ("memory", "512".into()),
+        ("net0", "name=eth0,bridge=vmbr0,ip=dhcp,type=veth".into()),
+        ("ostype", "debian".into()),
+        ("rootfs", format!("local-lvm:vm-{id}-disk-0,size=8G")),
+        ("swap", "512".into()),
+        ("unprivileged", "1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 fn new_ct(vmid: u32, node: &str, config: BTreeMap<String, String>) -> Vm {
     Vm {
         vmid,
@@ -289,7 +321,7 @@ pub fn create(c: &mut WCtx) -> ApiResult {
     let archived = template
         .as_ref()
         .filter(|_| restore)
-        .map(|v| crate::sim::backup::archive_config(c.st, v, None));
+        .map(|v| ct_archive_config(c.st, v));
     // the worker's work, decided now
     let mut reserved = Vec::new();
     let mut config: BTreeMap<String, String> = BTreeMap::new();
