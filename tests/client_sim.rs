@@ -34,7 +34,16 @@ async fn typed_reads_decode_the_simulated_cluster() {
         .get_cluster_resources(Some(ResourceType::Vm))
         .await
         .expect("vm rows");
-    assert!(vms.len() >= 15 && vms.iter().all(|r| matches!(r.kind, ResourceKind::Qemu)));
+    assert!(
+        vms.len() >= 15
+            && vms
+                .iter()
+                .all(|r| matches!(r.kind, ResourceKind::Qemu | ResourceKind::Lxc))
+    );
+    assert!(
+        vms.iter().any(|r| matches!(r.kind, ResourceKind::Lxc)),
+        "containers decode as lxc"
+    );
     assert!(
         vms.iter().any(|r| r.lock.as_deref() == Some("backup")),
         "the locked guest shows its lock"

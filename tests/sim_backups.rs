@@ -935,11 +935,15 @@ async fn backup_jobs_are_created_validated_and_deleted_like_pve_and_not_backed_u
     assert_eq!(
         vmids,
         [
-            100, 101, 102, 1003, 1005, 1006, 1007, 1011, 1012, 1013, 1014
+            100, 101, 102, 110, 1003, 1005, 1006, 1007, 1011, 1012, 1013, 1014, 1200, 1201, 1202
         ]
     );
-    assert_eq!(rows[3]["name"], "k8s-cp-01");
-    assert_eq!(rows[3]["type"], "qemu");
+    assert_eq!(rows[4]["name"], "k8s-cp-01");
+    assert_eq!(rows[4]["type"], "qemu");
+    assert_eq!(
+        (rows[3]["type"].as_str(), rows[12]["type"].as_str()),
+        (Some("lxc"), Some("lxc"))
+    );
     let (s, _) = api
         .call(AUDITOR, "GET", "/cluster/backup-info/not-backed-up", &[])
         .await;

@@ -237,9 +237,21 @@ async fn resources_filter_by_type_and_show_tags_locks_templates() {
     let (s, body) = get(&h, CLAUDE, "/cluster/resources?type=vm").await;
     assert_eq!(s, 200);
     let rows = body["data"].as_array().cloned().unwrap_or_default();
-    // every guest of config/sim.yaml (templates 100-102, guests 1000-1014)
-    assert_eq!(rows.len(), 18);
-    assert!(rows.iter().all(|r| r["type"] == "qemu"));
+    // every guest of config/sim.yaml (templates 100-102, guests 1000-1014, containers 110 and
+    // 1200-1202)
+    assert_eq!(rows.len(), 22);
+    let kind = |r: &Value| {
+        if r["vmid"] == 110
+            || r["vmid"]
+                .as_u64()
+                .is_some_and(|v| (1200..=1202).contains(&v))
+        {
+            "lxc"
+        } else {
+            "qemu"
+        }
+    };
+    assert!(rows.iter().all(|r| r["type"] == kind(r)), "{rows:?}");
     let row = |id: u64| {
         rows.iter()
             .find(|r| r["vmid"] == id)

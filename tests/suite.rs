@@ -54,6 +54,7 @@ mod sim_http;
 mod sim_images;
 mod sim_lifecycle;
 mod sim_locks;
+mod sim_lxc;
 mod sim_migrate;
 mod sim_power;
 mod sim_reads;

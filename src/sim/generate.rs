@@ -471,6 +471,7 @@ impl Scenario {
             storages,
             files,
             vms,
+            cts: Vec::new(),
             roles,
             users,
             acl,

@@ -41,6 +41,7 @@ pub mod generate;
 mod guest;
 mod ha;
 mod http;
+mod lxc;
 mod multipart;
 mod observe;
 mod observe_config;

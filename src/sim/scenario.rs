@@ -25,6 +25,9 @@ pub struct Scenario {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSpec>,
     pub vms: Vec<VmSpec>,
+    /// LXC containers (see `crate::sim::lxc`); they share the vmid space with `vms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cts: Vec<super::lxc::CtSpec>,
     /// Custom roles; built-in roles (Administrator, PVEAuditor, ...) always exist.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub roles: BTreeMap<String, Vec<String>>,

@@ -41,6 +41,7 @@ pub fn file_volume(
     // vzdump-qemu-1000-2026_11_20-02_00_03.vma.zst -> vmid 1000
     let vmid = rest
         .strip_prefix("vzdump-qemu-")
+        .or_else(|| rest.strip_prefix("vzdump-lxc-"))
         .and_then(|r| r.split('-').next())
         .and_then(|v| v.parse().ok());
     let ctime = backup_ctime(rest).unwrap_or(started - 86_400 * 30);

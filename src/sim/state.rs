@@ -202,8 +202,18 @@ pub struct Body {
     pub content: Option<Vec<u8>>,
 }
 
+/// What kind of guest a [`Vm`] is: a QEMU VM (`qemu-server/<vmid>.conf`) or an LXC container
+/// (`lxc/<vmid>.conf`, see `api/lxc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GuestKind {
+    #[default]
+    Qemu,
+    Lxc,
+}
+
 pub struct Vm {
     pub vmid: u32,
+    pub kind: GuestKind,
     pub node: String,
     pub running: bool,
     /// Unix time the guest started (when running).
@@ -342,6 +352,7 @@ impl State {
                 .map_err(|m| bad(format!("vm {}: {m}", v.vmid)))?;
             let vm = Vm {
                 vmid: v.vmid,
+                kind: GuestKind::Qemu,
                 node: v.node.clone(),
                 running: v.running && !v.template,
                 started_at: started - v.uptime as i64,
@@ -359,6 +370,7 @@ impl State {
                 return Err(bad(format!("vmid {} appears twice", v.vmid)));
             }
         }
+        super::lxc::seed(s, &storages, started, &mut vms).map_err(bad)?;
         let mut faults = super::faults::Faults::default();
         faults
             .ignores_acpi
@@ -619,7 +631,16 @@ impl Vm {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.config.get(key).map(String::as_str)
     }
+    pub fn is_ct(&self) -> bool {
+        self.kind == GuestKind::Lxc
+    }
     pub fn name(&self) -> String {
+        if self.is_ct() {
+            return self
+                .get("hostname")
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("CT{}", self.vmid));
+        }
         self.get("name")
             .map(str::to_string)
             .unwrap_or_else(|| format!("VM {}", self.vmid))
@@ -677,13 +698,27 @@ impl Vm {
     }
     /// [`Vm::disks`] borrowed from the config, without allocating.
     pub fn disk_refs(&self) -> impl Iterator<Item = DiskRef<'_>> + '_ {
+        let ct = self.is_ct();
         self.config
             .iter()
-            .filter(|(k, _)| is_drive_key(k))
+            .filter(move |(k, _)| {
+                if ct {
+                    super::lxc::is_volume_key(k)
+                } else {
+                    is_drive_key(k)
+                }
+            })
             .filter_map(|(k, v)| parse_drive(k, v))
     }
     /// Size of the boot disk (the first disk in `boot: order=`, else the first disk).
     pub fn maxdisk(&self) -> u64 {
+        if self.is_ct() {
+            return self
+                .disk_refs()
+                .find(|d| d.key == "rootfs")
+                .map(|d| d.size)
+                .unwrap_or(0);
+        }
         let boot = self
             .get("boot")
             .and_then(|b| b.strip_prefix("order="))

@@ -259,7 +259,7 @@ fn vm_row<'a>(st: &State, vm: &'a Vm, node_online: bool) -> VmRow<'a> {
         diskread: None,
         diskwrite: None,
         hastate: st.ha.hastate(vm.vmid),
-        id: format!("qemu/{}", vm.vmid),
+        id: format!("{}/{}", if vm.is_ct() { "lxc" } else { "qemu" }, vm.vmid),
         lock: vm.get("lock"),
         maxcpu: None,
         maxdisk: None,
@@ -273,7 +273,7 @@ fn vm_row<'a>(st: &State, vm: &'a Vm, node_online: bool) -> VmRow<'a> {
         status: "unknown",
         tags: vm.get("tags"),
         template: u8::from(vm.is_template()),
-        ty: "qemu",
+        ty: if vm.is_ct() { "lxc" } else { "qemu" },
         uptime: None,
         vmid: vm.vmid,
     };

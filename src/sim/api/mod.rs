@@ -10,6 +10,7 @@ pub(crate) mod cluster_info;
 mod generic;
 pub(crate) mod ha;
 pub(crate) mod index;
+pub(crate) mod lxc;
 pub(crate) mod node_info;
 pub(crate) mod nodes;
 pub(crate) mod qemu;
@@ -256,6 +257,7 @@ fn find(method: &str, segs: &[&str], args: &mut PathArgs) -> Option<Route> {
         ["nodes", n, rest @ ..] => {
             args.node = n.to_string();
             node_route(rest, args)
+                .or_else(|| lxc::read_route(rest, args))
                 .or_else(|| reads::node_route(rest, args))
                 .or_else(|| backup::node_route("GET", rest))
                 .or_else(|| generic::route(segs, args))
@@ -415,6 +417,9 @@ fn write_route(method: &str, rest: &[&str], args: &mut PathArgs) -> Option<Route
     if let Some(r) = backup::node_route(method, rest) {
         return Some(r);
     }
+    if let Some(r) = lxc::write_route(method, rest, args) {
+        return Some(r);
+    }
     match (method, rest) {
         ("POST", ["qemu"]) => return w(api_create::create, api_write_spec::CREATE),
         ("POST", ["storage", s, "download-url"]) => {
@@ -545,6 +550,7 @@ pub fn served_endpoints() -> Vec<ServedEndpoint> {
         .copied()
         .chain(reads)
         .chain(backup::ENDPOINTS.iter().copied())
+        .chain(lxc::ENDPOINTS.iter().copied())
         .filter_map(|(method, path)| {
             let concrete = path
                 .replace("{service}", "pveproxy")
@@ -608,6 +614,7 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
         Handler::Read(h) => {
             let st = shared.read();
             proxy_check(&st, &route, &args)?;
+            lxc::qemu_guard(&st, &seg_refs)?;
             h(&Ctx {
                 st: &st,
                 req: &r,
@@ -618,6 +625,7 @@ pub async fn dispatch(shared: &Arc<Shared>, mut r: Req) -> ApiResult {
         Handler::Write(_) => {
             let mut st = shared.lock();
             proxy_check(&st, &route, &args)?;
+            lxc::qemu_guard(&st, &seg_refs)?;
             run(&route, &mut st, shared, &r, &args)
         }
     }
@@ -693,6 +701,7 @@ pub fn run_as_root(
         ApiError::NotImplemented(format!("Method '{method} {path}' not implemented"))
     })?;
     add_path_params(&mut params, &args);
+    lxc::qemu_guard(st, &segs)?;
     let req = Req {
         method: method.to_string(),
         path: path.to_string(),
@@ -712,6 +721,7 @@ mod endpoint_tests {
             crate::sim::ENDPOINTS.len()
                 + super::reads::ENDPOINTS.len()
                 + super::backup::ENDPOINTS.len()
+                + super::lxc::ENDPOINTS.len()
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Node reads beyond status: `dns`, `time`, `services` (list, per-service index and state),
 //! `disks` (index, `list`), `subscription`, `apt` (index, `versions`), `hardware` (index,
-//! `pci`, `usb`), `storage/{storage}` (index, `status`) and `lxc` (the scenario has no
-//! containers). Values follow the schema's return shapes and the scenario's node.
+//! `pci`, `usb`), `storage/{storage}` (index, `status`) (containers are
+//! `api/lxc`). Values follow the schema's return shapes and the scenario's node.
 
 use serde_json::{Value, json};
 
@@ -360,10 +360,4 @@ pub fn storage_status(c: &Ctx) -> ApiResult {
         "type": s.stype, "content": s.content.join(","), "shared": u8::from(s.shared),
         "active": 1, "enabled": 1, "total": s.total, "used": used, "avail": s.total - used,
     })))
-}
-
-/// Containers: the simulator models none, so the list is empty.
-pub fn lxc(c: &Ctx) -> ApiResult {
-    c.validate()?;
-    Ok(Reply::data(json!([])))
 }

@@ -138,7 +138,6 @@ pub(super) fn node_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
             ],
         ),
         ["hardware", "usb"] => r(ni::hardware_usb, spec![NODE]),
-        ["lxc"] => r(ni::lxc, spec![NODE]),
         ["rrddata"] => r(rrd::node, spec![NODE, NODE_TIMEFRAME, rrd::CF]),
         ["qemu", v, "rrddata"] => {
             args.vmid = v.to_string();
@@ -196,7 +195,6 @@ pub const ENDPOINTS: &[&str] = &[
     "/nodes/{node}/hardware",
     "/nodes/{node}/hardware/pci",
     "/nodes/{node}/hardware/usb",
-    "/nodes/{node}/lxc",
     "/nodes/{node}/rrddata",
     "/nodes/{node}/qemu/{vmid}/rrddata",
     "/nodes/{node}/storage/{storage}",

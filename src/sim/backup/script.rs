@@ -544,6 +544,9 @@ pub fn plan_guest(g: &GuestCtx) -> GuestRun {
     let Some(vm) = g.st.vms.get(&vmid).filter(|v| v.node == g.node) else {
         return failed(p, g, &format!("unable to find VM '{vmid}'"), false);
     };
+    if vm.is_ct() {
+        return crate::sim::api::lxc::backup::plan_ct(g, vm);
+    }
     if o.mode == "stop" && g.st.ha.request_state(vmid) == Some("started") {
         return failed(
             p,

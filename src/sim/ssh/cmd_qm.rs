@@ -213,7 +213,7 @@ fn list(ctx: &NodeCtx, io: &mut Io) -> u32 {
         "{:>10} {:<20} {:<10} {:<10} {:>12} {:<10}\n",
         "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID"
     );
-    for vm in st.vms_on(&ctx.node) {
+    for vm in st.vms_on(&ctx.node).filter(|v| !v.is_ct()) {
         let status = match (vm.running, vm.paused) {
             (true, true) => "paused",
             (true, false) => "running",

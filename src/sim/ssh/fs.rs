@@ -264,6 +264,7 @@ pub fn write(st: &mut State, node: &str, path: &str, blob: Blob) -> Result<(), F
                 node: (!s.shared).then(|| node.to_string()),
                 vmid: file
                     .strip_prefix("vzdump-qemu-")
+                    .or_else(|| file.strip_prefix("vzdump-lxc-"))
                     .and_then(|r| r.split('-').next())
                     .and_then(|v| v.parse().ok()),
                 content,

@@ -31,6 +31,7 @@ mod cmd_files;
 mod cmd_ha;
 mod cmd_import;
 mod cmd_ip;
+mod cmd_pct;
 mod cmd_pvesm;
 mod cmd_pveum;
 mod cmd_qemu_img;

@@ -406,19 +406,20 @@ pub fn not_backed_up(c: &Ctx) -> ApiResult {
             .iter()
             .flat_map(|j| included_guests(c.st, &j.opts).into_values().flatten())
             .collect();
-    let rows: Vec<Value> =
-        c.st.vms
-            .values()
-            .filter(|v| !covered.contains(&v.vmid))
-            .filter(|v| c.can(&format!("/vms/{}", v.vmid), &["VM.Audit"]))
-            .map(|v| {
-                let mut m = json!({ "vmid": v.vmid, "type": "qemu" });
-                if let Some(n) = v.get("name") {
-                    m["name"] = json!(n);
-                }
-                m
-            })
-            .collect();
+    let rows: Vec<Value> = c
+        .st
+        .vms
+        .values()
+        .filter(|v| !covered.contains(&v.vmid))
+        .filter(|v| c.can(&format!("/vms/{}", v.vmid), &["VM.Audit"]))
+        .map(|v| {
+            let mut m = json!({ "vmid": v.vmid, "type": if v.is_ct() { "lxc" } else { "qemu" } });
+            if let Some(n) = v.get(if v.is_ct() { "hostname" } else { "name" }) {
+                m["name"] = json!(n);
+            }
+            m
+        })
+        .collect();
     Ok(Reply::data(Value::Array(rows)))
 }
 

@@ -282,9 +282,11 @@ pub fn restore(c: &mut WCtx) -> ApiResult {
         )));
     }
     match c.st.vms.get_mut(&vmid) {
-        Some(other) if !force => {
+        // (a container's vmid is taken whatever `force` says: its config is no qemu-server one)
+        Some(other) if !force || other.is_ct() => {
             return Err(ApiError::Server(format!(
-                "{emsg} VM {vmid} already exists on node '{}'",
+                "{emsg} {} {vmid} already exists on node '{}'",
+                if other.is_ct() { "CT" } else { "VM" },
                 other.node
             )));
         }
@@ -306,6 +308,7 @@ pub fn restore(c: &mut WCtx) -> ApiResult {
                 vmid,
                 Vm {
                     vmid,
+                    kind: Default::default(),
                     node: node.clone(),
                     running: false,
                     started_at: 0,

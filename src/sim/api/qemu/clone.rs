@@ -139,10 +139,11 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
     // the newid check and the creation below happen under one lock: atomic
     if let Some(other) = c.st.vms.get(&newid) {
         let dest = target.as_deref().unwrap_or(&node);
-        return Err(ApiError::Server(if other.node == dest {
+        return Err(ApiError::Server(if other.node == dest && !other.is_ct() {
             format!("unable to create VM {newid}: config file already exists")
         } else {
-            format!("VM {newid} already exists on node '{}'", other.node)
+            let kind = if other.is_ct() { "CT" } else { "VM" };
+            format!("{kind} {newid} already exists on node '{}'", other.node)
         }));
     }
     // the worker takes the source's flock, then the newid's (`lock_config_full(.., 1, ..)`,
@@ -288,6 +289,7 @@ pub fn clone(c: &mut WCtx) -> ApiResult {
         newid,
         Vm {
             vmid: newid,
+            kind: Default::default(),
             node: node.clone(),
             running: false,
             started_at: 0,

@@ -97,7 +97,8 @@ pub fn create(c: &mut WCtx) -> ApiResult {
     // create_and_lock_config: check_vmid_unused
     if let Some(other) = c.st.vms.get(&vmid) {
         return Err(ApiError::Server(format!(
-            "unable to create VM {vmid} - VM {vmid} already exists on node '{}'",
+            "unable to create VM {vmid} - {} {vmid} already exists on node '{}'",
+            if other.is_ct() { "CT" } else { "VM" },
             other.node
         )));
     }
@@ -136,6 +137,7 @@ pub fn create(c: &mut WCtx) -> ApiResult {
         vmid,
         Vm {
             vmid,
+            kind: Default::default(),
             node: node.clone(),
             running: false,
             started_at: 0,

@@ -98,7 +98,7 @@ pub fn list(c: &Ctx) -> ApiResult {
     let mut audit = crate::sim::api::GuestAudit::new(c);
     let out: Vec<Value> =
         c.st.vms_on(node)
-            .filter(|v| audit.visible(v.vmid))
+            .filter(|v| !v.is_ct() && audit.visible(v.vmid))
             .map(|v| Value::Object(summary(v)))
             .collect();
     Ok(Reply::data(Value::Array(out)))

@@ -113,7 +113,8 @@ pub fn content(c: &Ctx) -> ApiResult {
             m["vmid"] = json!(v);
         }
         if f.content == "backup" {
-            m["subtype"] = json!("qemu");
+            let lxc = f.volid.contains("vzdump-lxc-");
+            m["subtype"] = json!(if lxc { "lxc" } else { "qemu" });
             // the plugin sets `protected` only for protected backups (a `.protected` file)
             if f.protected {
                 m["protected"] = json!(1);
@@ -128,7 +129,8 @@ pub fn content(c: &Ctx) -> ApiResult {
         items.push(m);
     }
     // guest images only when they can pass the filters below (the same answer, sooner)
-    let images_wanted = content.is_none_or(|ct| ct == "images");
+    // (a container's volumes are `rootdir` content, a VM's `images`)
+    let images_wanted = content.is_none_or(|ct| ct == "images" || ct == "rootdir");
     for vm in st.vms.values().filter(|v| {
         images_wanted && (s.shared || v.node == *node) && vmid.is_none_or(|id| id == v.vmid)
     }) {
@@ -143,7 +145,8 @@ pub fn content(c: &Ctx) -> ApiResult {
             } else {
                 "raw"
             };
-            let mut item = json!({ "volid": format!("{}:{}", s.id, d.volname), "content": "images", "format": format,
+            let kind = if vm.is_ct() { "rootdir" } else { "images" };
+            let mut item = json!({ "volid": format!("{}:{}", s.id, d.volname), "content": kind, "format": format,
                 "size": d.size, "vmid": vm.vmid, "used": d.size / 3, "ctime": st.started - 86_400 * 90 });
             if let Some(parent) = linked_parent(d.volname) {
                 item["parent"] = json!(parent);

@@ -46,7 +46,8 @@ fn owner(volname: &str) -> Option<u32> {
     let rest = file
         .strip_prefix("vm-")
         .or_else(|| file.strip_prefix("base-"))
-        .or_else(|| file.strip_prefix("vzdump-qemu-"))?;
+        .or_else(|| file.strip_prefix("vzdump-qemu-"))
+        .or_else(|| file.strip_prefix("vzdump-lxc-"))?;
     rest.split('-').next()?.parse().ok()
 }
 
