@@ -755,3 +755,67 @@ async fn a_strict_ha_node_affinity_rule_limits_where_a_guest_may_go() {
         "{plan}"
     );
 }
+
+/// Containers in an evacuation (pve02 holds them in the default scenario): running ones move
+/// with PVE's restart migration through the lxc endpoint, the one with a local bind mount stays
+/// with the mount point named.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_evacuation_moves_containers_with_restart_and_leaves_a_bind_mounted_one() {
+    let e = env().await;
+    let (err, plan, text) = call(&e.client, "node_evacuate", json!({"node": "pve02"})).await;
+    assert!(!err, "{text}");
+    let moves = plan["plan"]["moves"].as_array().expect("moves").clone();
+    for ct in [1200, 1201] {
+        let m = moves
+            .iter()
+            .find(|m| m["vmid"] == ct)
+            .unwrap_or_else(|| panic!("container {ct} is moved: {plan}"));
+        assert_eq!(m["mode"], "restart", "{m}");
+    }
+    let bind = plan["plan"]["unplaceable"]
+        .as_array()
+        .expect("unplaceable")
+        .iter()
+        .find(|g| g["vmid"] == 1202)
+        .unwrap_or_else(|| panic!("1202 (bind mount) stays: {plan}"))
+        .clone();
+    assert_eq!(bind["reason"], "local_resource", "{bind}");
+    assert!(
+        bind["keys"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "mp0")),
+        "{bind}"
+    );
+    let digest = plan["digest"].as_str().expect("digest");
+    let (err, report, text) = call(
+        &e.client,
+        "node_evacuate",
+        json!({"node": "pve02", "confirm": true, "digest": digest}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    for ct in [1200u32, 1201] {
+        let to = moves
+            .iter()
+            .find(|m| m["vmid"] == ct)
+            .map(|m| m["to"].clone())
+            .expect("planned");
+        assert_eq!(node_of(&e.sim, ct), to, "{ct}: {report}");
+        assert!(
+            e.sim.guest_placement()[&ct].running,
+            "{ct} runs again after its restart migration"
+        );
+        assert!(
+            e.sim
+                .requests()
+                .iter()
+                .any(|r| r.method == "POST" && r.path == format!("/nodes/pve02/lxc/{ct}/migrate")),
+            "{ct} went through the lxc endpoint"
+        );
+    }
+    assert_eq!(
+        node_of(&e.sim, 1202),
+        "pve02",
+        "the bind-mounted container stays"
+    );
+}

@@ -70,6 +70,35 @@ pub struct MigrateQemu {
     pub bwlimit: Option<u64>,
 }
 
+/// `POST /nodes/{node}/lxc/{vmid}/migrate` parameters. Containers have no live migration: a
+/// running one moves with `restart` (shut down, moved, started on the target).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrateLxc {
+    pub target: String,
+    /// Restart migration of a running container (PVE refuses a running one without it).
+    pub restart: Option<bool>,
+    /// Storage on the target for local volumes (wire name `target-storage`; one id maps all).
+    pub target_storage: Option<String>,
+    /// KiB/s.
+    pub bwlimit: Option<u64>,
+}
+
+impl MigrateLxc {
+    pub fn to_params(&self) -> Vec<(&'static str, String)> {
+        let mut p = vec![("target", self.target.clone())];
+        if let Some(v) = self.restart {
+            p.push(("restart", u8::from(v).to_string()));
+        }
+        if let Some(s) = &self.target_storage {
+            p.push(("target-storage", s.clone()));
+        }
+        if let Some(b) = self.bwlimit {
+            p.push(("bwlimit", b.to_string()));
+        }
+        p
+    }
+}
+
 impl MigrateQemu {
     pub fn to_params(&self) -> Vec<(&'static str, String)> {
         let mut p = vec![("target", self.target.clone())];
@@ -178,6 +207,13 @@ impl Client {
         p: &MigrateQemu,
     ) -> Result<Upid, Error> {
         let path = format!("/nodes/{}/qemu/{vmid}/migrate", path_segment(node));
+        self.post(&path, &p.to_params()).await
+    }
+
+    /// `POST /nodes/{node}/lxc/{vmid}/migrate`: task `vzmigrate`, or `hamigrate` for an
+    /// HA-managed container.
+    pub async fn migrate_lxc(&self, node: &str, vmid: u32, p: &MigrateLxc) -> Result<Upid, Error> {
+        let path = format!("/nodes/{}/lxc/{vmid}/migrate", path_segment(node));
         self.post(&path, &p.to_params()).await
     }
 

@@ -47,7 +47,8 @@ mod wait;
 pub use client::{Client, ClientOptions, Transport, path_segment};
 pub use error::Error;
 pub use migrate::{
-    HaGroup, HaResource, HaRule, LocalDisk, MigratePrecondition, MigrateQemu, ha_node_names,
+    HaGroup, HaResource, HaRule, LocalDisk, MigrateLxc, MigratePrecondition, MigrateQemu,
+    ha_node_names,
 };
 pub use qemu_config::{DiskEntry, QemuConfig};
 pub use qemu_write::encode_sshkeys;

@@ -278,6 +278,19 @@ pub const QEMU_MIGRATE: Endpoint = Endpoint::post(
         ),
     ],
 );
+/// `POST /nodes/{node}/lxc/{vmid}/migrate`: VM.Migrate (a running container moves with
+/// `restart`; PVE has no live migration for containers).
+pub const LXC_MIGRATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/lxc/{vmid}/migrate",
+    &[
+        all("/vms/{vmid}", &["VM.Migrate"]),
+        optional(
+            "/storage/{storage}",
+            &["Datastore.AllocateSpace"],
+            "local volumes can only go to a storage of the same name (target_storage is refused)",
+        ),
+    ],
+);
 /// What degrades without Sys.Audit on `/` for the HA reads.
 pub const HA_UNSEEN: &str =
     "restricted HA groups and node-affinity rules are not taken into account";

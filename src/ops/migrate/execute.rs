@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::progress::{parse_transfer, render_bytes};
-use crate::ops::plan::{Move, MoveMode};
+use crate::ops::plan::{GuestKind, Move, MoveMode};
 use crate::ops::run::LineFormat;
 use crate::ops::{Context, Error, Run};
-use crate::pve::MigrateQemu;
+use crate::pve::{MigrateLxc, MigrateQemu};
 
 /// Per-call options of a move that the plan does not carry.
 #[derive(Debug, Clone, Default)]
@@ -44,18 +44,39 @@ pub struct MoveDone {
     pub running: bool,
 }
 
-/// The request PVE gets for `m`.
+/// The request PVE gets for `m` when it is a QEMU VM.
 pub fn request(m: &Move, opts: &MoveOptions) -> MigrateQemu {
     let online = m.mode == MoveMode::Online;
+    MigrateQemu {
+        target: m.to.clone(),
+        online: online.then_some(true),
+        with_local_disks: (online && !m.local_disks.is_empty()).then_some(true),
+        targetstorage: target_storage(m),
+        bwlimit: opts.bwlimit_kib,
+    }
+}
+
+/// The request PVE gets for `m` when it is a container: `restart` for a running one.
+pub fn request_lxc(m: &Move, opts: &MoveOptions) -> MigrateLxc {
+    MigrateLxc {
+        target: m.to.clone(),
+        restart: (m.mode == MoveMode::Restart).then_some(true),
+        target_storage: target_storage(m),
+        bwlimit: opts.bwlimit_kib,
+    }
+}
+
+/// The storage mapping for local disks, `None` when every disk keeps its storage id.
+fn target_storage(m: &Move) -> Option<String> {
     // PVE maps each local disk to a storage of the same id unless told otherwise; only a
-    // different target storage needs `targetstorage` (one id when all go to one storage).
+    // different target storage needs a mapping (one id when all go to one storage).
     let pairs: Vec<String> = m
         .local_disks
         .iter()
         .filter(|d| d.from_storage != d.to_storage)
         .map(|d| format!("{}:{}", d.from_storage, d.to_storage))
         .collect();
-    let targetstorage = if pairs.is_empty() {
+    if pairs.is_empty() {
         None
     } else {
         let mut all: Vec<&str> = m
@@ -72,13 +93,6 @@ pub fn request(m: &Move, opts: &MoveOptions) -> MigrateQemu {
             p.dedup();
             p.join(",")
         })
-    };
-    MigrateQemu {
-        target: m.to.clone(),
-        online: online.then_some(true),
-        with_local_disks: (online && !m.local_disks.is_empty()).then_some(true),
-        targetstorage,
-        bwlimit: opts.bwlimit_kib,
     }
 }
 
@@ -111,14 +125,20 @@ pub async fn execute(
 ) -> Result<MoveDone, Error> {
     let started = Instant::now();
     let label = format!("{} {} {} → {}", m.vmid, m.name, m.from, m.to);
-    let req = request(m, opts);
+    let kind = m.kind;
+    let (req, req_lxc) = (request(m, opts), request_lxc(m, opts));
     let result = run
         .task_locked_with(
             ctx,
             &format!("vm {} on {}", m.vmid, m.from),
             &label,
             Some(transfer_format(m.transfer_bytes)),
-            || async { Ok(Some(ctx.client.migrate_qemu(&m.from, m.vmid, &req).await?)) },
+            || async {
+                Ok(Some(match kind {
+                    GuestKind::Qemu => ctx.client.migrate_qemu(&m.from, m.vmid, &req).await?,
+                    GuestKind::Lxc => ctx.client.migrate_lxc(&m.from, m.vmid, &req_lxc).await?,
+                }))
+            },
         )
         .await;
     let (upid, outcome) = match result {

@@ -48,6 +48,7 @@ pub(crate) const NODE_EVACUATE: ToolSpec = ToolSpec::write("node_evacuate", "Eva
     .calls(planning_reads![
         api::LXC_CONFIG,
         api::QEMU_MIGRATE,
+        api::LXC_MIGRATE,
         api::RESOURCES_GUESTS,
         api::TASK_WAIT,
         api::TASK_WAIT_LOG,

@@ -167,8 +167,19 @@ pub fn disks_of_config(
         }
         let mut parts = text.split(',');
         let volume = parts.next().unwrap_or("").trim();
+        // A container's bind or device mount point (`mp0: /srv/media,mp=/media`) ties it to
+        // this node unless marked `shared=1`: PVE refuses to migrate it ("cannot migrate local
+        // bind mount point").
+        if volume.starts_with('/')
+            && !text
+                .split(',')
+                .any(|p| matches!(p.trim(), "shared=1" | "shared=true"))
+        {
+            local.push(key.clone());
+            continue;
+        }
         let Some((storage, _)) = volume.split_once(':') else {
-            continue; // `none`, `cdrom`, or a bind mount path: nothing to move
+            continue; // `none`, `cdrom`, or a shared bind mount: nothing to move
         };
         let mut disk = GuestDisk {
             key: key.clone(),

@@ -34,6 +34,7 @@ fn snapshot_from_resources_and_guest_configs() {
             "ide3": "local-lvm:vm-100-cloudinit,media=cdrom",
             "rootfs": "ceph:subvol-101-disk-0,size=8G",
             "mp0": "/srv/data,mp=/data",
+            "mp1": "/mnt/nfs/media,mp=/media,shared=1",
             "hostpci0": "0000:01:00.0",
             "net0": "virtio=AA:BB:CC:DD:EE:FF,bridge=vmbr0",
             "cores": 2
@@ -53,5 +54,6 @@ fn snapshot_from_resources_and_guest_configs() {
             ("scsi0", "local-lvm", 32 * GIB, false)
         ]
     );
-    assert_eq!(local, ["hostpci0"]);
+    // A container's bind mount ties it to its node unless it is marked shared.
+    assert_eq!(local, ["hostpci0", "mp0"]);
 }
