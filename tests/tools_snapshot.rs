@@ -28,10 +28,11 @@ fn tools_json_matches_the_code() {
 /// What the catalogue costs a model: names, descriptions and input schemas (what it reads to
 /// pick and call a tool), and the output schemas, in bytes of compact JSON as `tools/list`
 /// sends them. Printed on every run (`cargo test --test suite tools_snapshot -- --nocapture`).
-/// Where the model-facing average stands now (1,198 bytes with 44 tools, from 1,295 before the
-/// compaction of issue 20); the goal is 900, reached by shorter descriptions. Lower it as
-/// they shrink; never raise it.
-const MODEL_FACING_CEILING: usize = 1200;
+/// The model-facing average is 875 bytes with 53 tools (from 1,172 before issue 20's goal of
+/// at most 900 was met: descriptions that say only what the schema cannot, no defaults every
+/// client assumes). The ceiling leaves a few bytes per tool so a one-line doc fix does not
+/// fail the build; lower it as descriptions shrink, never raise it.
+const MODEL_FACING_CEILING: usize = 880;
 
 #[test]
 fn the_model_facing_catalogue_does_not_grow_per_tool() {
@@ -47,7 +48,7 @@ fn the_model_facing_catalogue_does_not_grow_per_tool() {
     );
     assert!(
         size.model_facing_per_tool() <= MODEL_FACING_CEILING,
-        "the model-facing catalogue averages {} bytes per tool (ceiling {MODEL_FACING_CEILING}, goal 900): shorten descriptions, say only what the schema cannot",
+        "the model-facing catalogue averages {} bytes per tool (ceiling {MODEL_FACING_CEILING}): shorten descriptions, say only what the schema cannot",
         size.model_facing_per_tool()
     );
 }

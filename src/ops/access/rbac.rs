@@ -64,32 +64,31 @@ const SHORT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RbacBootstrapArgs {
-    /// Node to run `pveum` on, as root over SSH (any node: the access config is cluster-wide).
+    /// Any node (access config is cluster-wide).
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: String,
-    /// Service account (default `claude-code@pve`).
+    /// Default `claude-code@pve`.
     #[serde(default)]
     #[schemars(
         length(max = 128),
         regex(pattern = r"^[^\s:/]+@[A-Za-z][A-Za-z0-9._-]*$")
     )]
     pub user: Option<String>,
-    /// Token name (default `automation`).
+    /// Default `automation`.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z][A-Za-z0-9._-]*$"))]
     pub token_name: Option<String>,
-    /// Role name (default `ClaudeCodeManager`).
+    /// Default `ClaudeCodeManager`.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z0-9_.-]+$"))]
     pub role: Option<String>,
-    /// Replace an existing token with a new one (its old secret stops working).
+    /// Replace an existing token (the old secret stops working).
     #[serde(default)]
     pub rotate: bool,
-    /// Also grant Datastore.AllocateTemplate and Sys.AccessNetwork, so cloud images are
-    /// imported through the API instead of over SSH.
+    /// Also grant Datastore.AllocateTemplate and Sys.AccessNetwork (image imports via API, not
+    /// SSH).
     #[serde(default)]
     pub enable_api_import: bool,
-    /// Perform it. Without it only the inspection runs and the plan is returned.
     #[serde(default)]
     pub confirm: bool,
 }

@@ -20,7 +20,7 @@ use crate::ops::{Context, Error};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnsibleInventoryArgs {
-    /// Only the hosts of this group (exact group name).
+    /// Exact group name.
     #[serde(default)]
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.-]+$"))]
     pub group: Option<String>,

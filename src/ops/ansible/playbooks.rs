@@ -44,7 +44,7 @@ const MAX_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnsiblePlaybooksArgs {
-    /// Only this playbook (a path relative to the playbook directory, e.g. `touch.yaml`).
+    /// Path relative to the playbook directory, e.g. `touch.yaml`.
     #[serde(default)]
     #[schemars(length(min = 1, max = 256))]
     pub playbook: Option<String>,

@@ -45,7 +45,6 @@ const SECRET_WORDS: &[&str] = &[
     "credential",
 ];
 
-/// A value of `extra_vars`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum ExtraVar {
@@ -59,50 +58,43 @@ pub enum ExtraVar {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnsibleRunArgs {
-    /// The playbook: a path relative to the playbook directory, as `ansible_playbooks` lists
-    /// it (e.g. `touch.yaml`). Absolute paths, `..` and symlinks leaving the directory are
-    /// refused.
+    /// Path relative to the playbook directory, as `ansible_playbooks` lists it.
     #[schemars(length(min = 1, max = 256))]
     pub playbook: String,
-    /// `--limit`: a host pattern (e.g. `talos-worker-01` or `talos:!talos-cp-01`).
+    /// `--limit` host pattern, e.g. `talos:!talos-cp-01`.
     #[serde(default)]
     #[schemars(
         length(min = 1, max = 1024),
         regex(pattern = r"^[^@\-\x00-\x1f\x7f][^\x00-\x1f\x7f]*$")
     )]
     pub limit: Option<String>,
-    /// `--tags`: only tasks with these tags.
+    /// `--tags`
     #[serde(default)]
     #[schemars(
         length(max = 32),
         inner(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.:-]+$"))
     )]
     pub tags: Vec<String>,
-    /// `--skip-tags`: leave out tasks with these tags.
+    /// `--skip-tags`
     #[serde(default)]
     #[schemars(
         length(max = 32),
         inner(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.:-]+$"))
     )]
     pub skip_tags: Vec<String>,
-    /// `--extra-vars` (at most 32; names are Ansible variable names; strings at most 4096
-    /// characters). Never secrets: they are shown in the command line and audited — use the
-    /// repository's vault.
+    /// `--extra-vars`, at most 32. Never secrets: they are shown and audited.
     #[serde(default)]
     pub extra_vars: BTreeMap<String, ExtraVar>,
-    /// `--check`: Ansible's check mode (reports what would change, changes nothing — except
-    /// tasks the playbook forces with `check_mode: false`; the preview says which).
+    /// `--check` (tasks with `check_mode: false` still change things; the preview names them).
     #[serde(default)]
     pub check: bool,
-    /// `--diff`: show the changes to files and templates.
+    /// `--diff`
     #[serde(default)]
     pub diff: bool,
-    /// Stop the run after this many seconds (default `ansible.timeout_secs`, one hour).
+    /// Seconds; default `ansible.timeout_secs` (1 h).
     #[serde(default)]
     #[schemars(range(min = 1, max = 86_400))]
     pub timeout_secs: Option<u64>,
-    /// Run it. Without it the tool returns the command line and the targeted hosts, and
-    /// runs nothing.
     #[serde(default)]
     pub confirm: bool,
 }

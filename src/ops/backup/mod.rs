@@ -20,27 +20,25 @@ use crate::pve::{self, ClusterResource, ResourceType};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupNowArgs {
-    /// The guests to back up.
     #[schemars(length(min = 1, max = 100), inner(range(min = 100, max = 999_999_999)))]
     pub vmids: Vec<u32>,
-    /// A storage with content `backup` (default: the first shared one, else the node's).
+    /// Default: the first shared backup storage, else the node's.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// `snapshot` (default: the guest keeps running), `suspend` or `stop` (stops and restarts it).
+    /// Default `snapshot` (guest keeps running); `stop` stops and restarts it.
     #[serde(default)]
     pub mode: Option<BackupMode>,
-    /// `zstd` (default), `lzo`, `gzip` or `none`.
+    /// Default `zstd`.
     #[serde(default)]
     pub compress: Option<Compress>,
-    /// Notes on each archive; `{{guestname}}`, `{{vmid}}`, `{{node}}`, `{{cluster}}` are filled in.
+    /// Fills in `{{guestname}}`, `{{vmid}}`, `{{node}}`, `{{cluster}}`.
     #[serde(default)]
     #[schemars(length(max = 1024), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub notes: Option<String>,
-    /// Protect the archives from pruning and deletion.
+    /// Protect from pruning and deletion.
     #[serde(default)]
     pub protected: bool,
-    /// Allow guests outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
 }
@@ -302,11 +300,9 @@ fn default_storage<'a>(
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupListArgs {
-    /// Only this guest's archives.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
-    /// Only this storage.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: Option<String>,

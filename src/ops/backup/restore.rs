@@ -12,40 +12,34 @@ use crate::pve::ClusterResource;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupRestoreArgs {
-    /// The archive's volume id, from `backup_list`, e.g.
-    /// `nfs-shared:backup/vzdump-qemu-1005-2026_12_01-02_00_03.vma.zst`.
+    /// Volume id from `backup_list`.
     #[schemars(
         length(max = 255),
         regex(pattern = r"^[A-Za-z][-_.A-Za-z0-9]*:backup/[^\s/]+$")
     )]
     pub archive: String,
-    /// The VM to restore into (default: a new one, the lowest free id of `vmid_ranges.vms`).
+    /// Default: a new VM, lowest free id in `vmid_ranges.vms`.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
-    /// Overwrite `vmid` if it exists: its disks and config are replaced by the archive's.
+    /// Overwrite an existing `vmid` (disks and config replaced).
     #[serde(default)]
     pub force: bool,
-    /// The node to restore on (default: the archive's node, or the first online node for a
-    /// shared storage; an existing VM's own node).
+    /// Default: an existing VM's node, else the archive's (any online node for shared storage).
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// The storage for the disks (default: the storages the archive names).
+    /// Storage for the disks; default the archive's.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// Keep the archive's MAC addresses (default false: new ones, so the copy does not clash
-    /// with the original on the network).
+    /// Keep the archive's MACs (else new ones, no clash with the original).
     #[serde(default)]
     pub keep_macs: bool,
-    /// Start the VM when restored.
     #[serde(default)]
     pub start: bool,
-    /// Allow a `vmid` outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
-    /// Restore. Without it the tool says exactly what would happen and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }

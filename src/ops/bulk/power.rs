@@ -14,14 +14,11 @@ use crate::ops::vm::power::{PowerAction, PowerRequest, ShutdownArgs, power};
 use crate::ops::vm::select::{Selector, TagsMatch};
 use crate::ops::{Context, Error, Run};
 
-/// The action of `bulk_power`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkAction {
     Start,
-    /// Graceful (ACPI), waiting up to `timeout_s` per guest.
     Shutdown,
-    /// Hard power-off.
     Stop,
     Reboot,
 }
@@ -57,48 +54,43 @@ impl BulkAction {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkPowerArgs {
-    /// `start`, `shutdown`, `stop` or `reboot`.
+    /// `shutdown` is ACPI (waits `timeout_s`), `stop` a hard power-off.
     pub action: BulkAction,
-    /// Guests carrying these tags (all of them, or any with `tags_match: any`).
     #[serde(default)]
     #[schemars(length(max = 16), inner(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE)))]
     pub tags: Option<Vec<String>>,
-    /// `all` (default) or `any` of `tags`.
+    /// Default `all`.
     #[serde(default)]
     pub tags_match: Option<TagsMatch>,
-    /// Guests on this node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Guests in this state: `running`, `stopped`, `paused` or `unknown`.
+    /// `running`, `stopped`, `paused` or `unknown`.
     #[serde(default)]
     #[schemars(length(max = 16), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub status: Option<String>,
-    /// Name glob, `*` and `?` allowed, e.g. `k8s-worker-*`.
+    /// Glob with `*` and `?`.
     #[serde(default)]
     #[schemars(length(max = 128), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub name: Option<String>,
-    /// Exactly these guests.
     #[serde(default)]
     #[schemars(length(max = 1000), inner(range(min = 100, max = 999_999_999)))]
     pub vmids: Option<Vec<u32>>,
-    /// Actions at once (default `limits.max_parallel`).
+    /// Default `limits.max_parallel`.
     #[serde(default)]
     #[schemars(range(min = 1, max = 32))]
     pub max_parallel: Option<u32>,
-    /// One guest at a time, in vmid order, each back (running, and its guest agent answering
-    /// when it has one) before the next starts. For reboots of a cluster's members.
+    /// One at a time in vmid order, each back up (agent answering) before the next; for cluster
+    /// members.
     #[serde(default)]
     pub rolling: bool,
-    /// Start nothing more after the first failure (default false: the others carry on).
+    /// Start nothing more after a failure.
     #[serde(default)]
     pub stop_on_error: bool,
-    /// Seconds a shutdown may take per guest (default 180).
+    /// Shutdown seconds per guest; default 180.
     #[serde(default)]
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_s: Option<u64>,
-    /// Execute. Without it the tool lists the guests it matched and what it would do to each,
-    /// and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -107,7 +99,7 @@ pub struct BulkPowerArgs {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BulkPowerReport {
     pub action: BulkAction,
-    /// False for the preview: nothing was changed.
+    /// False for a preview.
     pub executed: bool,
     pub rolling: bool,
     pub max_parallel: u32,

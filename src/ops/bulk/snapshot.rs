@@ -14,15 +14,14 @@ use crate::ops::{Context, Error, Run};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkSnapshotArgs {
-    /// The snapshot name; `{date}` becomes YYYYMMDD, `{time}` HHMM (UTC), `{vmid}` the guest's
-    /// id. The result must be a name PVE accepts (a letter first; letters, digits, `_`, `-`;
-    /// 2-40 characters), e.g. `pre-upgrade-{date}`.
+    /// `{date}` → YYYYMMDD, `{time}` → HHMM UTC, `{vmid}`; the result: a letter, then 1-39 of
+    /// `A-Za-z0-9_-`.
     #[schemars(length(max = 40), regex(pattern = r"^[A-Za-z][A-Za-z0-9_{}-]{1,39}$"))]
     pub name: String,
     #[serde(default)]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
-    /// Include the RAM of running guests.
+    /// Include running guests' RAM.
     #[serde(default)]
     pub vmstate: bool,
     #[serde(default)]
@@ -42,14 +41,13 @@ pub struct BulkSnapshotArgs {
     #[serde(default)]
     #[schemars(length(max = 1000), inner(range(min = 100, max = 999_999_999)))]
     pub vmids: Option<Vec<u32>>,
-    /// Snapshots at once (default `limits.max_parallel`).
+    /// Default `limits.max_parallel`.
     #[serde(default)]
     #[schemars(range(min = 1, max = 32))]
     pub max_parallel: Option<u32>,
-    /// Start nothing more after the first failure (default false).
+    /// Start nothing more after a failure.
     #[serde(default)]
     pub stop_on_error: bool,
-    /// Take them. Without it the tool lists the guests and the snapshot each would get.
     #[serde(default)]
     pub confirm: bool,
 }

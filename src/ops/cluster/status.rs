@@ -75,14 +75,13 @@ pub struct ClusterStatusReport {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeStatusArgs {
-    /// Node name, e.g. `pve01`.
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: String,
-    /// Page of the guest list, from 1.
+    /// Of the guest list.
     #[serde(default)]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub page: Option<u32>,
-    /// Guests per page (default 25).
+    /// Default 25.
     #[serde(default)]
     #[schemars(range(min = 1, max = 200))]
     pub page_size: Option<u32>,

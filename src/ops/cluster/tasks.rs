@@ -11,7 +11,6 @@ use crate::ops::{Context, Error};
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskStatusArgs {
-    /// The task's UPID, e.g. `UPID:pve01:0000A1B2:0012C3D4:67A1B2C3:qmclone:100:root@pam:`.
     #[schemars(length(max = 512), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub upid: String,
 }
@@ -83,18 +82,17 @@ pub async fn task_status(ctx: &Context, args: &TaskStatusArgs) -> Result<TaskSta
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskLogArgs {
-    /// The task's UPID.
     #[schemars(length(max = 512), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub upid: String,
-    /// First line to return, from 0 (default 0).
+    /// First line, from 0.
     #[serde(default)]
     #[schemars(range(max = 100_000_000))]
     pub start: Option<u64>,
-    /// Lines to return (default 50, at most 500).
+    /// Default 50, at most 500.
     #[serde(default)]
     #[schemars(range(max = 10_000))]
     pub limit: Option<u64>,
-    /// Return the last `limit` lines instead of reading from `start`.
+    /// The last `limit` lines.
     #[serde(default)]
     pub tail: bool,
 }

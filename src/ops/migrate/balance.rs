@@ -14,16 +14,16 @@ use crate::ops::{Context, Error};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterBalanceArgs {
-    /// Allowed distance of a node's memory load from the cluster mean (default
-    /// `placement.balance_band`, 0.15 = 15 points).
+    /// Allowed memory-load distance from the mean; default `placement.balance_band` (0.15 = 15
+    /// points).
     #[serde(default)]
     #[schemars(range(min = 0.01, max = 1.0))]
     pub band: Option<f64>,
-    /// At most this many suggested moves (default 10).
+    /// Default 10.
     #[serde(default)]
     #[schemars(range(min = 1, max = 100))]
     pub max_moves: Option<u32>,
-    /// Nodes that may receive guests (default: every online node).
+    /// Default: every online node.
     #[serde(default)]
     #[schemars(length(min = 1, max = 64), inner(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE)))]
     pub targets: Option<Vec<String>>,

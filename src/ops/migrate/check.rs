@@ -16,13 +16,11 @@ use crate::pve::MigratePrecondition;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrateCheckArgs {
-    /// The VM's id; its node is looked up.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// The node it would move to, e.g. `pve02`.
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub target: String,
-    /// Storage on the target for local disks (default: a storage of the same name).
+    /// For local disks; default the same-named storage.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub target_storage: Option<String>,

@@ -22,39 +22,35 @@ use crate::ops::{Context, Error, Run};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEvacuateArgs {
-    /// The node to empty, e.g. `pve02`.
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: String,
-    /// Nodes that may receive guests (default: every other online node).
+    /// Default: every other online node.
     #[serde(default)]
     #[schemars(length(min = 1, max = 64), inner(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE)))]
     pub targets: Option<Vec<String>>,
-    /// Move stopped guests and templates too, offline (default true); false leaves them.
+    /// Also move stopped guests and templates, offline (default true).
     #[serde(default)]
     pub include_stopped: Option<bool>,
-    /// Migrations in flight at once (default: `limits.max_parallel` of the config).
+    /// Default `limits.max_parallel`.
     #[serde(default)]
     #[schemars(range(min = 1, max = 16))]
     pub max_parallel: Option<u32>,
-    /// Storage on the targets for local disks (default: the storage of the same name).
+    /// For local disks; default the same-named storage.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub target_storage: Option<String>,
-    /// Bandwidth limit per migration, KiB/s (default: the datacenter's migration limit).
+    /// KiB/s per migration; default the datacenter's.
     #[serde(default)]
     #[schemars(range(min = 1, max = 100_000_000))]
     pub bwlimit_kib: Option<u64>,
-    /// After every guest has left, put the node into HA maintenance (over SSH:
-    /// `ha-manager crm-command node-maintenance enable`), so HA moves nothing back.
+    /// Then put the node into HA maintenance (over SSH) so HA moves nothing back.
     #[serde(default)]
     pub maintenance: bool,
-    /// The `digest` of the plan you showed the user; a confirmed call refuses if the plan is
-    /// no longer the same.
+    /// From the plan shown to the user.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = r"^[0-9a-f]{1,64}$"))]
     pub digest: Option<String>,
-    /// Execute the plan (with `digest`). Without it the tool returns the plan and changes
-    /// nothing.
+    /// Execute; needs `digest`.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -81,7 +77,7 @@ pub struct MoveFailed {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct NodeEvacuateReport {
     pub node: String,
-    /// False for the preview: nothing was changed.
+    /// False for a preview.
     pub executed: bool,
     /// Pass this back with `confirm: true` to execute exactly this plan.
     pub digest: String,

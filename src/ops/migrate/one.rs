@@ -14,31 +14,27 @@ use crate::ops::{Context, Error, Run};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmMigrateArgs {
-    /// The VM's id; its node is looked up.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// The node to move it to, e.g. `pve02`.
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub target: String,
-    /// Live migration (default: when the VM is running). `false` for a running VM is refused:
-    /// shut it down first.
+    /// Default: when running; `false` for a running VM is refused.
     #[serde(default)]
     pub online: Option<bool>,
-    /// Copy local disks along (default: when it has any).
+    /// Default: when it has any.
     #[serde(default)]
     pub with_local_disks: Option<bool>,
-    /// Storage on the target for local disks (default: a storage of the same name).
+    /// For local disks; default the same-named storage.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub target_storage: Option<String>,
-    /// Bandwidth limit, KiB/s (default: the datacenter's migration limit).
+    /// KiB/s; default the datacenter's.
     #[serde(default)]
     #[schemars(range(min = 1, max = 100_000_000))]
     pub bwlimit_kib: Option<u64>,
-    /// Move it even though it carries the `placement.pin_tag` tag (default false).
+    /// Move it despite the `placement.pin_tag` tag.
     #[serde(default)]
     pub allow_pinned: bool,
-    /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
 }

@@ -73,9 +73,8 @@ pub struct EvacuationPlan {
     pub left_stopped: Vec<u32>,
     pub before: Vec<Allocation>,
     pub after: Vec<Allocation>,
-    /// What the plan does, as 16 hex digits ([`EvacuationPlan::digest()`]): the preview shows
-    /// it, the confirm call passes it back, and the confirm refuses when the plan it makes
-    /// then has another digest.
+    /// 16 hex digits identifying the plan: pass it back with `confirm: true`; a changed plan is
+    /// refused.
     #[serde(default)]
     pub digest: String,
 }

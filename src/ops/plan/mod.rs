@@ -80,9 +80,9 @@ impl Default for Ratios {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MoveMode {
-    /// A running VM, live-migrated (`online=1`, `with-local-disks=1` when it has local disks).
+    /// A running VM, live-migrated.
     Online,
-    /// A running container: PVE stops it, moves it and starts it again (`restart=1`).
+    /// A running container: stopped, moved and started again.
     Restart,
     /// A stopped guest or a template.
     Offline,

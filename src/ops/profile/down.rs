@@ -20,15 +20,11 @@ use super::up::{Facts, ProfileUpReport, gather, up_with};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileDownArgs {
-    /// The profile's name, e.g. `talos-staging`.
     #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z][a-z0-9-]*$"))]
     pub profile: String,
-    /// Go ahead although guests carry some but not all of the profile's tags: they are not
-    /// part of the cluster and are left alone (default false: refused until you have checked
-    /// them).
+    /// Proceed although guests carry only some of the tags (left alone); check them first.
     #[serde(default)]
     pub ignore_partial: bool,
-    /// Execute. Without it the tool lists exactly what it would delete and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -57,7 +53,7 @@ pub struct DownGuest {
 pub struct ProfileDownReport {
     pub profile: String,
     pub tags: Vec<String>,
-    /// False for the preview: nothing was changed.
+    /// False for a preview.
     pub executed: bool,
     /// The guests carrying all the tags: deleted (or that would be), disks included.
     pub guests: Vec<DownGuest>,
@@ -288,19 +284,17 @@ fn archive_path(ctx: &Context, name: &str) -> std::path::PathBuf {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileRebuildArgs {
-    /// The profile's name, e.g. `talos-staging`.
     #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z][a-z0-9-]*$"))]
     pub profile: String,
-    /// As profile_down's: go ahead although guests carry only some of the tags.
+    /// As profile_down's.
     #[serde(default)]
     pub ignore_partial: bool,
-    /// Generate new Talos secrets (default false: the archived secrets.yaml is reused).
+    /// New Talos secrets instead of the archived secrets.yaml.
     #[serde(default)]
     pub rotate_secrets: bool,
     #[serde(default)]
     #[schemars(range(min = 1, max = 32))]
     pub max_parallel: Option<u32>,
-    /// Execute. Without it the tool shows both the tear-down and the spin-up and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }

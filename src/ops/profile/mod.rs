@@ -114,7 +114,7 @@ fn count(p: &ClusterProfile, role: crate::config::profile::Role) -> u32 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileValidateArgs {
-    /// Only this profile (default: every profile).
+    /// Default: every profile.
     #[serde(default)]
     #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z][a-z0-9-]*$"))]
     pub profile: Option<String>,

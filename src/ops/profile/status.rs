@@ -21,7 +21,6 @@ use super::up::gather;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileStatusArgs {
-    /// The profile's name, e.g. `talos-staging`.
     #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z][a-z0-9-]*$"))]
     pub profile: String,
 }

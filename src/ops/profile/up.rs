@@ -28,15 +28,13 @@ use super::talos::{PhaseResult, StateFiles, TALOS_PHASES, TalosRun};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpArgs {
-    /// The profile's name, e.g. `talos-staging` (profile_list shows them).
+    /// As `profile_list` shows it.
     #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z][a-z0-9-]*$"))]
     pub profile: String,
-    /// Clones (and moves, starts) at once (default `limits.max_parallel`); at most
-    /// `limits.per_node_parallel` of them on one node.
+    /// Default `limits.max_parallel`; per node at most `limits.per_node_parallel`.
     #[serde(default)]
     #[schemars(range(min = 1, max = 32))]
     pub max_parallel: Option<u32>,
-    /// Execute. Without it the tool returns the plan and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }

@@ -13,13 +13,11 @@ use super::{Error, Requirement, RunbookSource, ToolCatalog};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookGetArgs {
-    /// The runbook's name, as `runbook_list` shows it (e.g. `create-cloudinit-template`).
+    /// As `runbook_list` shows it.
     #[schemars(length(max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
     pub name: String,
-    /// Values for the runbook's parameters, by parameter name: strings or numbers, e.g.
-    /// `{"image_url": "https://...", "name": "ubuntu-noble-tmpl", "vmid": 9001}`. Parameters
-    /// left out take their default (a literal or a value of the cluster configuration); required
-    /// ones left out are reported in `missing`. Names the runbook does not declare are refused.
+    /// By parameter name, e.g. `{"vmid": 9001}`; omitted ones take their default, missing required
+    /// ones are reported; undeclared names are refused.
     #[serde(default)]
     pub parameters: Map<String, Value>,
 }

@@ -17,15 +17,13 @@ use super::{Error, ToolCatalog, user_runbook_dir};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookSaveArgs {
-    /// The complete runbook markdown: YAML frontmatter between `---` lines (name, description,
-    /// image_type, requires), a `# Title`, a `## Parameters` section of `- NAME: MEANING` lines
-    /// (optionally ending in `(default: VALUE)` or `(optional)`), and a `## Steps` section of
-    /// `N. TEXT` lines, each ending in `` — `tool_name` `` unless a person does it. A shipped
-    /// runbook's text is the best model to follow. The frontmatter name becomes the file name.
+    /// Markdown: YAML frontmatter between `---` lines (name, description, image_type, requires;
+    /// name is the file name), `# Title`, `## Parameters` of `- NAME: MEANING` lines (may end
+    /// `(default: VALUE)` or `(optional)`), `## Steps` of `N. TEXT` lines ending `` — `tool_name`
+    /// `` unless a person does it. Follow a shipped runbook.
     #[schemars(length(max = 262_144))]
     pub content: String,
-    /// False (default): validate and show the normalised text and the diff, write nothing.
-    /// True: write it to the user runbook directory.
+    /// Write it; else only validate and show the diff.
     #[serde(default)]
     pub confirm: bool,
 }

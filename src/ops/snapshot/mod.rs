@@ -17,7 +17,6 @@ pub const SCHEMA_SNAPNAME: &str = r"^[A-Za-z][A-Za-z0-9_-]{1,39}$";
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotListArgs {
-    /// The VM's id; its node is looked up.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
 }
@@ -55,16 +54,15 @@ pub struct SnapshotListReport {
 pub struct SnapshotCreateArgs {
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// A letter, then letters, digits, `_` or `-` (2-40 characters), not `current` or `pending`.
+    /// Not `current`, `pending` or one in use.
     #[schemars(length(max = 40), regex(pattern = SCHEMA_SNAPNAME))]
     pub name: String,
     #[serde(default)]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
-    /// Include the RAM of a running VM (a rollback then resumes it where it was).
+    /// Include a running VM's RAM (a rollback resumes it).
     #[serde(default)]
     pub vmstate: bool,
-    /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
 }
@@ -87,15 +85,13 @@ pub struct SnapshotCreateReport {
 pub struct SnapshotRollbackArgs {
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// The snapshot to return to.
     #[schemars(length(max = 40), regex(pattern = SCHEMA_SNAPNAME))]
     pub name: String,
-    /// Start the VM after the rollback (a snapshot with RAM resumes it anyway).
+    /// Start it afterwards (a RAM snapshot resumes anyway).
     #[serde(default)]
     pub start: bool,
     #[serde(default)]
     pub allow_outside_ranges: bool,
-    /// Roll back. Without it the tool says what would be lost and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -108,12 +104,11 @@ pub struct SnapshotDeleteArgs {
     pub vmid: u32,
     #[schemars(length(max = 40), regex(pattern = SCHEMA_SNAPNAME))]
     pub name: String,
-    /// Remove it from the config even if removing a disk snapshot fails (only on request).
+    /// Drop it from the config even if a disk snapshot cannot be removed; only on request.
     #[serde(default)]
     pub force: bool,
     #[serde(default)]
     pub allow_outside_ranges: bool,
-    /// Delete. Without it the tool says what would be removed and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -124,7 +119,7 @@ pub struct SnapshotChangeReport {
     pub vmid: u32,
     pub node: String,
     pub name: String,
-    /// False for the preview: nothing was changed.
+    /// False for a preview.
     pub executed: bool,
     /// What is (or would be) lost or removed.
     pub effects: Vec<String>,

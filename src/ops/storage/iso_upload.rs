@@ -19,27 +19,25 @@ use crate::ops::{Context, Error, Run};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IsoUploadArgs {
-    /// An http(s) URL, or the absolute path of a file on the machine running this server
-    /// (inside `paths.uploads`). The file name must end in `.iso` or `.img`.
+    /// http(s) URL or absolute path of a file here under `paths.uploads`; name ends `.iso`/`.img`.
     #[schemars(length(min = 1, max = 4096), regex(pattern = r"^[^\x00-\x1f]*$"))]
     pub source: String,
-    /// `sha256:HEX` or `sha512:HEX` (a bare hex digest is taken by its length); checked after
-    /// the transfer.
+    /// `sha256:HEX`/`sha512:HEX` (bare hex: by length), checked after transfer.
     #[serde(default)]
     #[schemars(
         length(max = 140),
         regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
     )]
     pub checksum: Option<String>,
-    /// The node whose storage receives it (default: the first online node).
+    /// Default: the first online node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
-    /// A storage with content `iso` (default: the first one on the node).
+    /// Default: the node's first `iso` storage.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// Overwrite an ISO of the same name (destructive: needs `confirm: true`).
+    /// Overwrite a same-named ISO; needs `confirm`.
     #[serde(default)]
     pub replace: bool,
     /// Confirms `replace`.

@@ -53,11 +53,9 @@ pub struct Orphan {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskOrphansArgs {
-    /// Only this node's storages (and the shared ones it sees).
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Only this storage.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: Option<String>,
@@ -78,7 +76,7 @@ pub struct DiskOrphansReport {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskOrphansDeleteArgs {
-    /// Volume ids from `disk_orphans`, e.g. `local-lvm:vm-1099-disk-0`.
+    /// From `disk_orphans`.
     #[schemars(
         length(min = 1, max = 100),
         inner(
@@ -87,7 +85,6 @@ pub struct DiskOrphansDeleteArgs {
         )
     )]
     pub volids: Vec<String>,
-    /// Delete. Without it the tool says what would be deleted and the space freed.
     #[serde(default)]
     pub confirm: bool,
 }

@@ -127,11 +127,11 @@ pub(crate) fn storage_warnings(storage: &[StorageSummary], out: &mut Vec<String>
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorageListArgs {
-    /// Only pools as seen by this node (default: every pool in the cluster, shared ones once).
+    /// As this node sees them.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Only pools that can hold this content type, e.g. `images`, `iso`, `backup`, `snippets`.
+    /// e.g. `images`, `iso`, `backup`.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub content: Option<String>,
@@ -203,18 +203,16 @@ fn require_content_type(c: &str) -> Result<(), Error> {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorageContentArgs {
-    /// Storage id, e.g. `local`, `local-lvm`, `nfs-shared`.
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: String,
-    /// Node to read it on. Optional for shared storage (any online node is used).
+    /// Optional for shared storage.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Only this content type: `images`, `iso`, `vztmpl`, `backup`, `snippets`, `import`, `rootdir`.
+    /// `images`, `iso`, `vztmpl`, `backup`, `snippets`, `import` or `rootdir`.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub content: Option<String>,
-    /// Only volumes owned by this VM.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,

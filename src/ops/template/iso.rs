@@ -26,60 +26,55 @@ use crate::ops::{Context, Error};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateFromIsoArgs {
-    /// The installer: a volume already in storage (`local:iso/debian-12.12.0-amd64-netinst.iso`),
-    /// an http(s) URL of an `.iso` to download, or the absolute path of an `.iso` file on the
-    /// machine running this server, to upload.
+    /// A volume (`local:iso/x.iso`), an http(s) URL to download, or an absolute path of an `.iso`
+    /// on this server's machine to upload.
     #[schemars(length(min = 1, max = 4096), regex(pattern = r"^[^\x00-\x1f]*$"))]
     pub iso: String,
-    /// Expected digest of a downloaded or uploaded ISO: `sha256:HEX` or `sha512:HEX`.
+    /// `sha256:HEX` or `sha512:HEX` of a transferred ISO.
     #[serde(default)]
     #[schemars(
         length(max = 140),
         regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
     )]
     pub checksum: Option<String>,
-    /// Name of the VM (and later the template). A name already in use is refused unless
-    /// `replace` is set.
+    /// In use: refused unless `replace`.
     #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
-    /// VMID; default the lowest free id in `vmid_ranges.templates`.
+    /// Default: lowest free in `vmid_ranges.templates`.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
-    /// Node; default the node holding the ISO (local storage) or the first online node.
+    /// Default: the node holding the ISO, else the first online.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Storage for the boot disk (default `defaults.storage`).
+    /// Default `defaults.storage`.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// Storage to download or upload the ISO to (default: the first with `iso` content).
+    /// For a transferred ISO; default the first `iso` storage.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub iso_storage: Option<String>,
-    /// Boot disk size (default 32G).
+    /// Default 32G.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk_size: Option<String>,
     #[serde(default)]
     #[schemars(range(min = 1, max = 512))]
     pub cores: Option<u32>,
-    /// Memory in MiB (default 2048).
+    /// MiB; default 2048.
     #[serde(default)]
     #[schemars(range(min = 16, max = 16_777_216))]
     pub memory: Option<u64>,
-    /// Start it so the installer runs (default false).
     #[serde(default)]
     pub start: bool,
-    /// Extra tags, merged with the configured `templates` tag group.
+    /// Added to the `templates` tag group.
     #[serde(default)]
     #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
-    /// Replace the template that has this name. The old template is kept until the new one
-    /// exists: it is deleted when `template_convert` turns the installed VM into a template
-    /// (the VM's description records which template it replaces). Destructive: needs
-    /// `confirm: true`, otherwise only the preview is returned.
+    /// The same-named template is deleted when `template_convert` turns this VM into a template;
+    /// needs `confirm`.
     #[serde(default)]
     pub replace: bool,
     /// Confirms `replace`.

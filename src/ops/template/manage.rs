@@ -20,11 +20,9 @@ use crate::ops::{Context, Error, is_storage};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateListArgs {
-    /// Only templates carrying this tag.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub tag: Option<String>,
-    /// Only templates on this node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
@@ -161,7 +159,6 @@ pub async fn template_list(
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateConvertArgs {
-    /// The installed, stopped VM to turn into a template.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
     #[serde(default)]
@@ -292,21 +289,19 @@ async fn finish_replacement(
 pub struct TemplateDeleteArgs {
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// Really delete. Without it the tool returns the preview and changes nothing.
     #[serde(default)]
     pub confirm: bool,
     #[serde(default)]
     pub allow_outside_ranges: bool,
 }
 
-/// `template_delete` output: the preview, and what happened when confirmed.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TemplateDeleteReport {
     pub vmid: u32,
     pub node: String,
     pub name: String,
     pub disks: Vec<VmDisk>,
-    /// VMs that are linked clones of it: while any exists, it cannot be deleted.
+    /// Linked clones: while any exists, it cannot be deleted.
     pub linked_clones: Vec<u32>,
     pub will_remove: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,10 +16,9 @@ use crate::ops::{Context, Error};
 pub struct VmDeleteArgs {
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// Really delete. Without it the tool returns the preview and changes nothing.
     #[serde(default)]
     pub confirm: bool,
-    /// Stop the VM first when it is running (hard stop). Without it a running VM is refused.
+    /// Hard-stop it if running (else refused).
     #[serde(default)]
     pub stop: bool,
     #[serde(default)]

@@ -91,41 +91,37 @@ pub(crate) fn summarize_vm(r: &ClusterResource) -> VmSummary {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmListArgs {
-    /// Only guests carrying this tag (exact, case-insensitive).
+    /// Case-insensitive.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub tag: Option<String>,
-    /// Only guests carrying these tags (all of them, or any with `tags_match: any`).
     #[serde(default)]
     #[schemars(length(max = 16), inner(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_LINE)))]
     pub tags: Option<Vec<String>>,
-    /// `all` (default) or `any` of `tags`.
+    /// Default `all`.
     #[serde(default)]
     pub tags_match: Option<super::select::TagsMatch>,
-    /// Only these guests.
     #[serde(default)]
     #[schemars(length(max = 1000), inner(range(min = 100, max = 999_999_999)))]
     pub vmids: Option<Vec<u32>>,
-    /// Only guests on this node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Only guests in this state: `running`, `stopped`, `paused` or `unknown`.
+    /// `running`, `stopped`, `paused` or `unknown`.
     #[serde(default)]
     #[schemars(length(max = 16), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub status: Option<String>,
-    /// Name glob, `*` and `?` allowed, e.g. `web-*`.
+    /// Glob with `*` and `?`.
     #[serde(default)]
     #[schemars(length(max = 128), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub name: Option<String>,
-    /// Include templates (default false; `template_list` lists only templates).
     #[serde(default)]
     pub include_templates: bool,
-    /// Page number, from 1 (default 1).
+    /// From 1.
     #[serde(default)]
     #[schemars(range(max = 1_000_000))]
     pub page: Option<u32>,
-    /// Items per page (default 50, at most 200).
+    /// Default 50.
     #[serde(default)]
     #[schemars(range(max = 200))]
     pub page_size: Option<u32>,
@@ -252,12 +248,10 @@ pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, E
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmGetArgs {
-    /// The VM's id, e.g. 1001. Its node is looked up in the cluster.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
 }
 
-/// A disk or drive of a VM, parsed from its config.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VmDisk {
     /// Config key, e.g. `scsi0`, `efidisk0`, `ide2`, `unused0`.

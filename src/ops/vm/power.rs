@@ -36,10 +36,8 @@ impl PowerAction {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PowerArgs {
-    /// The VM's id; its node is looked up.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
 }
@@ -48,13 +46,10 @@ pub struct PowerArgs {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopArgs {
-    /// The VM's id; its node is looked up.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
-    /// Really stop it. Without it the tool returns what it would stop and changes nothing.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -63,22 +58,18 @@ pub struct StopArgs {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownArgs {
-    /// The VM's id; its node is looked up.
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// Seconds to wait for the guest to power off (default 180).
+    /// Default 180.
     #[serde(default)]
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_s: Option<u64>,
-    /// Stop the VM hard if it has not shut down within the timeout (default false).
-    /// Destructive: needs `confirm: true`, otherwise the tool only says what it would do.
+    /// Hard-stop it after the timeout; needs `confirm`.
     #[serde(default)]
     pub force_after_timeout: bool,
-    /// Allow a VM outside `vmid_ranges` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
-    /// Confirms `force_after_timeout` (a hard stop when the guest does not power off in time).
-    /// Without it such a call returns what it would do and changes nothing.
+    /// Confirms `force_after_timeout`.
     #[serde(default)]
     pub confirm: bool,
 }
@@ -92,12 +83,11 @@ pub struct PowerReport {
     pub action: PowerAction,
     /// State before the call.
     pub before: String,
-    /// State after the call, read back from the node.
+    /// Read back after the call.
     pub after: String,
-    /// True when the VM already was in the asked state and nothing was sent.
+    /// Already in that state: nothing was sent.
     pub noop: bool,
-    /// True when nothing was sent because the action needs `confirm: true` (vm_stop,
-    /// vm_shutdown with force_after_timeout); the message says what the confirmed call would do.
+    /// Nothing was sent: the action needs `confirm: true`; `message` says what it would do.
     pub preview: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upid: Option<String>,

@@ -7,14 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::inventory::{VmSummary, glob_match};
 use crate::ops::Error;
 
-/// How several `tags` combine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TagsMatch {
-    /// The guest carries every tag (default).
     #[default]
     All,
-    /// The guest carries at least one of them.
     Any,
 }
 

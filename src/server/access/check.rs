@@ -26,12 +26,10 @@ pub(crate) const SPECS: &[ToolSpec] = &[ACCESS_CHECK];
 
 #[tool_router(router = access_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// What the configured API token may do, per toolset: each tool ready or not, the
-    /// privileges it lacks and on which path, the `pveum role modify ClaudeCodeManager` command
-    /// that grants them, and which operations fall back to SSH on a node (image downloads)
-    /// and why; and who approves destructive calls here (the confirmation mode, and whether
-    /// this client can show the person a confirmation dialog). Read this before a write tool
-    /// PVE might refuse.
+    /// What the API token may do, per toolset: each tool ready or not, missing privileges and their
+    /// paths, the `pveum role modify ClaudeCodeManager` command granting them, which operations
+    /// fall back to SSH and why; and who approves destructive calls (confirmation mode, whether
+    /// this client can show a dialog). Read before a write PVE might refuse.
     #[tool(name = "access_check")]
     async fn access_check(
         &self,

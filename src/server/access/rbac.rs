@@ -19,13 +19,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[RBAC_BOOTSTRAP];
 
 #[tool_router(router = rbac_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Bootstrap the least-privilege service account over SSH as root on one node: the user
-    /// claude-code@pve, the ClaudeCodeManager role (the design's privileges for the node's PVE
-    /// version; never Sys.Modify, Sys.PowerMgmt, Permissions.Modify, User.Modify or Realm.*),
-    /// its ACL on /, and the token `automation` whose secret goes straight into the
-    /// configured pass entry (it is never shown). Without confirm: true only inspects and
-    /// returns the plan. An existing token is kept unless rotate: true; enable_api_import adds
-    /// the privileges for API image imports.
+    /// Bootstrap the least-privilege service account over SSH as root on one node: user, role (the
+    /// design's privileges for the node's PVE version; never Sys.Modify, Sys.PowerMgmt,
+    /// Permissions.Modify, User.Modify or Realm.*), its ACL on /, and an API token whose secret
+    /// goes straight into the configured pass entry (never shown). Without confirm: true it only
+    /// inspects and returns the plan. An existing token is kept unless rotate: true.
     #[tool(name = "rbac_bootstrap")]
     async fn rbac_bootstrap(
         &self,

@@ -33,12 +33,10 @@ pub(crate) const SPECS: &[ToolSpec] = &[ANSIBLE_PLAYBOOKS, ANSIBLE_INVENTORY, AN
 
 #[tool_router(router = ansible_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// The fleet-infra playbooks (ansible.playbook_dir of cluster-config.yaml): for each, the
-    /// path ansible_run takes, a one-line purpose (its leading comment), its plays with their
-    /// `hosts` patterns and tags, the variables it expects (vars_prompt and the ones its
-    /// comment documents), and what check mode would not show. Runs nothing. Multi-node
-    /// orchestration (cluster provisioning, rolling operations, fleet-wide config) belongs to
-    /// these playbooks, not to direct tool calls.
+    /// The fleet-infra playbooks (`ansible.playbook_dir`): path for ansible_run, purpose, plays
+    /// with hosts patterns and tags, expected variables, what check mode would not show. Runs
+    /// nothing. Multi-node orchestration (provisioning, rolling operations, fleet-wide config)
+    /// belongs to these playbooks, not to direct tool calls.
     #[tool(name = "ansible_playbooks")]
     async fn ansible_playbooks(
         &self,
@@ -50,11 +48,10 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// The Ansible inventory as Ansible itself resolves it (`ansible-inventory --list` in
-    /// the repository): groups, hosts and their Proxmox variables (VMID, node, address, tags),
-    /// each host matched to a guest of the cluster (by VMID, else by name) with any
-    /// disagreement named, and the VMIDs the inventory reserves for guests not created yet.
-    /// Guests listed here are Ansible-managed: change them through the playbooks.
+    /// The Ansible inventory as `ansible-inventory --list` resolves it: groups, hosts, their
+    /// Proxmox variables, each host matched to a guest (by VMID, else name) with disagreements
+    /// named, and the VMIDs reserved for guests not yet created. Listed guests are Ansible-managed:
+    /// change them through the playbooks.
     #[tool(name = "ansible_inventory")]
     async fn ansible_inventory(
         &self,
@@ -66,13 +63,11 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Run a fleet-infra playbook with ansible-playbook (optional limit, tags, skip_tags,
-    /// extra_vars, check mode, diff). Without confirm: true it returns the exact command line,
-    /// the hosts each play targets (--list-hosts) and a note when check mode would not show
-    /// everything; show it to the user. Confirmed, it runs in the repository (its ansible.cfg
-    /// applies), streams the output as progress, stops the whole run on cancellation or
-    /// timeout, and returns the PLAY RECAP per host, the failed tasks with their messages and
-    /// the log's tail. Never pass secrets in extra_vars: they belong in the repository's vault.
+    /// Run a fleet-infra playbook with ansible-playbook. Without confirm: true it returns the exact
+    /// command line, the hosts each play targets and what check mode would not show; show it to the
+    /// user. Confirmed, it runs in the repository, streams output as progress, stops on
+    /// cancellation or timeout, and returns the PLAY RECAP per host, failed tasks and the log's
+    /// tail. Secrets belong in the vault, never in extra_vars.
     #[tool(name = "ansible_run")]
     async fn ansible_run(
         &self,

@@ -54,10 +54,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[BACKUP_NOW, BACKUP_LIST, BACKUP_JOBS, BA
 
 #[tool_router(router = backup_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Back up guests now (vzdump) and wait: one task per node, mode snapshot (default),
-    /// suspend or stop, zstd by default, optional notes and protection. Reports every guest:
-    /// its archive (volid, size) or why its backup failed — a job can succeed for some guests
-    /// and fail for others.
+    /// Back up guests now (vzdump, one task per node) and wait. Reports each guest's archive
+    /// (volid, size) or why its backup failed: a job can partly succeed.
     #[tool(name = "backup_now")]
     async fn backup_now(
         &self,
@@ -71,8 +69,8 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Backup archives across the backup storages (a shared one once), newest first,
-    /// optionally for one vmid or storage: volid, time, size, notes, protected, verification.
+    /// Backup archives across backup storages, newest first: volid, time, size, notes, protected,
+    /// verification.
     #[tool(name = "backup_list")]
     async fn backup_list(
         &self,
@@ -84,9 +82,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// The scheduled backup jobs: schedule, next run, selection, storage, enabled — and how
-    /// each job's last run went (status, guests that failed and why, guests backed up), plus
-    /// the guests no enabled job covers.
+    /// Scheduled backup jobs: schedule, next run, selection, storage, enabled, how the last run
+    /// went (failed guests and why), and the guests no enabled job covers.
     #[tool(name = "backup_jobs")]
     async fn backup_jobs(
         &self,
@@ -98,10 +95,9 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Restore a backup archive. By default as a new VM (lowest free id of vmid_ranges.vms)
-    /// with new MAC addresses; into an existing vmid only with force: true, which replaces that
-    /// VM's disks and config. Without confirm: true it says exactly what would happen (and what
-    /// would be overwritten) and changes nothing.
+    /// Restore a backup archive, by default as a new VM with new MACs; into an existing vmid only
+    /// with force: true, replacing its disks and config. Without confirm: true it says exactly what
+    /// would happen (and be overwritten) and changes nothing.
     #[tool(name = "backup_restore")]
     async fn backup_restore(
         &self,

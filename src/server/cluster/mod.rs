@@ -57,9 +57,9 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = cluster_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Cluster overview: quorum, every node's CPU, memory and root disk use, guest counts,
-    /// allocation against physical capacity (overcommit flags), storage pools, and warnings
-    /// (offline nodes, overcommitted nodes, storage over 85% full).
+    /// Cluster overview: quorum, each node's CPU, memory and root disk use, guest counts,
+    /// allocation against capacity (overcommit), storage pools, and warnings (offline or
+    /// overcommitted nodes, storage over 85% full).
     #[tool(name = "cluster_status")]
     async fn cluster_status(
         &self,
@@ -87,8 +87,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// One node in detail: CPU, memory, swap, load, PVE version and kernel, its guests
-    /// (running first, paged), its storage pools and overcommit.
+    /// One node in detail: CPU, memory, swap, load, PVE version, kernel, its guests (running first,
+    /// paged), storage pools and overcommit.
     #[tool(name = "node_status")]
     async fn node_status(
         &self,

@@ -76,11 +76,10 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Migrate a VM to another node and verify it arrived. Runs the same checks as
-    /// vm_migrate_check first and refuses (sending nothing) when the move is not possible or
-    /// would overcommit the target. A running VM moves live, a stopped one offline; local
-    /// disks are copied along (to target_storage, or a storage of the same name). Progress
-    /// follows the transfer; HA-managed VMs are moved through the HA manager.
+    /// Migrate a VM to another node and verify it arrived. Runs vm_migrate_check's checks first and
+    /// refuses (sending nothing) when the move is impossible or would overcommit the target. A
+    /// running VM moves live, a stopped one offline; local disks are copied along; HA-managed VMs
+    /// move through the HA manager.
     #[tool(name = "vm_migrate")]
     async fn vm_migrate(
         &self,
@@ -94,13 +93,12 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Empty a node for maintenance. Without confirm: true it returns the plan and changes
-    /// nothing: ordered moves (guest, target, live or offline, local disks, transfer size and
-    /// time), the guests that cannot move and why, every node's load before and after, and a
-    /// digest. Show the plan, then call again with confirm: true and that digest: the cluster
-    /// is re-read and re-planned, a changed plan is refused with the difference, and the moves
-    /// run (max_parallel at once), each verified, stopping at the first failure. Run it again
-    /// to continue. maintenance: true puts the node into HA maintenance afterwards.
+    /// Empty a node for maintenance. Without confirm: true it returns the plan and changes nothing:
+    /// ordered moves (guest, target, live or offline, local disks, transfer size and time), guests
+    /// that cannot move and why, each node's load before and after, and a digest. Show the plan,
+    /// then call with confirm: true and that digest: the cluster is re-planned, a changed plan is
+    /// refused with the difference, and the moves run, each verified, stopping at the first
+    /// failure. Run again to continue.
     #[tool(name = "node_evacuate")]
     async fn node_evacuate(
         &self,

@@ -103,9 +103,9 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = profile_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// List the cluster profiles (clusters defined once: type talos or vms, node counts,
-    /// template, tags, Flux): the user's files in the clusters directory and the shipped
-    /// examples. A file that does not parse is listed with its problems as FILE:LINE: REASON.
+    /// The cluster profiles (type talos or vms, node counts, template, tags, Flux): user files in
+    /// the clusters directory and the shipped examples. A file that does not parse is listed with
+    /// its problems as FILE:LINE: REASON.
     #[tool(name = "profile_list")]
     async fn profile_list(
         &self,
@@ -114,11 +114,10 @@ impl ProxmoxServer {
         Ok(Json(profile::profile_list(&self.ctx)))
     }
 
-    /// Check cluster profiles (one, or all): the file; the isolation rules across all user
-    /// profiles (pod, service and node CIDRs overlap no other profile's, the tag set identifies
-    /// exactly one profile, Flux paths distinct); and the cluster (the template exists, is a
-    /// template and suits the type, the VMID range has room, the nodes have the capacity for
-    /// placement: spread). Every problem as FILE:LINE: REASON.
+    /// Check cluster profiles (one or all): the file; isolation across user profiles (pod, service
+    /// and node CIDRs disjoint, tag sets unique, Flux paths distinct); the cluster (template exists
+    /// and suits the type, VMID range has room, nodes can hold placement: spread). Every problem as
+    /// FILE:LINE: REASON.
     #[tool(name = "profile_validate")]
     async fn profile_validate(
         &self,
@@ -131,9 +130,9 @@ impl ProxmoxServer {
     }
 
     /// A profile's cluster now: its guests found by tags (state, node, role, address), guests
-    /// carrying only some of its tags (flagged, not part of it), and — when talosctl/kubectl
-    /// are installed and this server bootstrapped it — Talos health, Kubernetes nodes Ready and
-    /// Flux's Kustomizations reconciled.
+    /// carrying only some of its tags (flagged), and, when talosctl/kubectl are installed and this
+    /// server bootstrapped it, Talos health, Kubernetes nodes Ready and Flux Kustomizations
+    /// reconciled.
     #[tool(name = "profile_status")]
     async fn profile_status(
         &self,
@@ -147,13 +146,11 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Spin up a profile's cluster. Without confirm: true it returns the plan (VMIDs, names such
-    /// as talos-staging-cp-1, node of each guest, addresses, every phase, missing programs) and
-    /// changes nothing. Confirmed: clone the template in parallel (bounded globally and per
-    /// node), configure, start, find addresses, then for type talos generate secrets and
-    /// configs, apply them, bootstrap, wait for health, fetch the kubeconfig, and bootstrap
-    /// Flux. Resumable: calling it again keeps the guests that exist (found by tags) and
-    /// continues at the first unfinished phase.
+    /// Spin up a profile's cluster. Without confirm: true it returns the plan (VMIDs, names, node
+    /// and address of each guest, phases, missing programs) and changes nothing. Confirmed: clone,
+    /// configure, start, find addresses; for talos also generate and apply configs, bootstrap, wait
+    /// for health, fetch the kubeconfig, bootstrap Flux. Resumable: calling again keeps existing
+    /// guests (found by tags) and continues at the first unfinished phase.
     #[tool(name = "profile_up")]
     async fn profile_up(
         &self,
@@ -167,11 +164,10 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Tear down a profile's cluster: without confirm: true it lists exactly the guests carrying
-    /// ALL the profile's tags, flags guests carrying only some (never touched; they block the
-    /// tear-down until ignore_partial: true), and refuses protected or out-of-range members.
-    /// Confirmed, it stops and deletes the members with their disks in parallel and archives
-    /// the local Talos/kube state.
+    /// Tear down a profile's cluster. Without confirm: true it lists the guests carrying ALL the
+    /// profile's tags, flags those carrying only some (never touched; they block until
+    /// ignore_partial: true), and refuses protected or out-of-range members. Confirmed, it stops
+    /// and deletes the members and their disks and archives the local Talos/kube state.
     #[tool(name = "profile_down")]
     async fn profile_down(
         &self,
@@ -185,9 +181,8 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Rebuild a profile's cluster: profile_down then profile_up. Without confirm: true one
-    /// preview covers both (what is deleted, what is created). The Talos secrets are reused
-    /// unless rotate_secrets: true.
+    /// Rebuild a profile's cluster: profile_down then profile_up. Without confirm: true one preview
+    /// covers both. The Talos secrets are reused unless rotate_secrets: true.
     #[tool(name = "profile_rebuild")]
     async fn profile_rebuild(
         &self,

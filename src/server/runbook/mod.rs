@@ -30,9 +30,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[RUNBOOK_LIST, RUNBOOK_GET, RUNBOOK_SAVE]
 
 #[tool_router(router = runbook_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// List the runbooks (operational procedures as markdown files): name, description, image
-    /// type, requirements (ssh, api), and whether each is shipped with the server or a user
-    /// runbook (a user runbook of the same name overrides the shipped one). Invalid user
+    /// The runbooks (procedures in markdown): name, description, image type, requirements (ssh,
+    /// api), shipped or user (a user runbook overrides a shipped one of that name). Invalid user
     /// runbooks are listed with their problems.
     #[tool(name = "runbook_list")]
     async fn runbook_list(
@@ -49,10 +48,9 @@ impl ProxmoxServer {
         .map_err(tool_error)
     }
 
-    /// A runbook rendered for this cluster: its parameters filled from `parameters` and from
-    /// cluster-config.yaml (storage, bridge, ranges, cloud-init user, snippet path), the
-    /// required ones still missing, and every step with the concrete tool call that performs
-    /// it. Changes nothing: run the calls yourself, after showing the plan to the user.
+    /// A runbook rendered for this cluster: parameters filled from `parameters` and
+    /// cluster-config.yaml, required ones still missing, each step with the tool call that performs
+    /// it. Changes nothing: show the plan to the user, then make the calls yourself.
     #[tool(name = "runbook_get")]
     async fn runbook_get(
         &self,
@@ -67,11 +65,10 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Save a runbook (markdown in the runbook format; adapt a source to the cluster's
-    /// conventions first — see the resource runbook://_template for the format) into the user runbook directory.
-    /// Validates it and returns the normalised file and a diff against an existing user
-    /// runbook of that name; writes only with confirm: true. Never overwrites a shipped
-    /// runbook and never writes outside the user runbook directory.
+    /// Save a runbook into the user runbook directory (format: resource runbook://_template; adapt
+    /// a source to the cluster's conventions first). Validates it and returns the normalised file
+    /// and a diff against an existing user runbook; writes only with confirm: true. Never
+    /// overwrites a shipped runbook.
     #[tool(name = "runbook_save")]
     async fn runbook_save(
         &self,

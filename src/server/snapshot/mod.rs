@@ -59,8 +59,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = snapshot_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// A VM's snapshots, oldest first: name, parent, time, description, whether it holds the
-    /// RAM, and which one the present state derives from (`current`).
+    /// A VM's snapshots, oldest first: name, parent, time, description, whether it holds RAM, and
+    /// which one the current state derives from.
     #[tool(name = "snapshot_list")]
     async fn snapshot_list(
         &self,
@@ -72,9 +72,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Take a snapshot of a VM and wait for it. The name is checked as PVE checks it (a letter,
-    /// then letters, digits, _ or -; 2-40 characters; not `current`/`pending`; not already used) before
-    /// anything is sent. vmstate: true also saves the RAM of a running VM.
+    /// Take a snapshot of a VM and wait for it. The name is checked as PVE checks it before
+    /// anything is sent.
     #[tool(name = "snapshot_create")]
     async fn snapshot_create(
         &self,
@@ -88,9 +87,8 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Roll a VM back to a snapshot. Without confirm: true it says what would be lost (every
-    /// change since the snapshot; a running VM is stopped unless the snapshot holds its RAM)
-    /// and changes nothing. start: true starts the VM afterwards.
+    /// Roll a VM back to a snapshot. Without confirm: true it says what would be lost (every change
+    /// since; a running VM is stopped unless the snapshot holds its RAM) and changes nothing.
     #[tool(name = "snapshot_rollback")]
     async fn snapshot_rollback(
         &self,
@@ -104,9 +102,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Delete a snapshot. Without confirm: true it says what would be removed and changes
-    /// nothing. force: true (only when the user asks) removes it from the config even if a
-    /// disk snapshot cannot be deleted.
+    /// Delete a snapshot. Without confirm: true it says what would be removed and changes nothing.
     #[tool(name = "snapshot_delete")]
     async fn snapshot_delete(
         &self,

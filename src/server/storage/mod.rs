@@ -102,9 +102,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = storage_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Storage pools with type, content types, shared flag, used / total / free space, and
-    /// warnings for pools over 85% full. Cluster-wide by default (shared pools once), or as
-    /// one node sees them.
+    /// Storage pools: type, content types, shared, used/total/free, warnings over 85% full.
+    /// Cluster-wide (shared pools once) or as one node sees them.
     #[tool(name = "storage_list")]
     async fn storage_list(
         &self,
@@ -116,8 +115,7 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Volumes on one storage (disk images, ISOs, container templates, backups, snippets,
-    /// import images), optionally filtered by content type or owning vmid.
+    /// Volumes on one storage (images, ISOs, container templates, backups, snippets, imports).
     #[tool(name = "storage_content")]
     async fn storage_content(
         &self,
@@ -129,11 +127,10 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Put an installer ISO into a storage: a URL (PVE downloads it, or wget on the node over
-    /// SSH) or a file on the machine running this server inside paths.uploads (uploaded
-    /// through the API, or over SFTP), with an optional checksum checked afterwards. An ISO of
-    /// that name is refused unless replace: true, which needs confirm: true (without it the
-    /// tool says what would be replaced); an ISO in a VM's CD drive is never replaced.
+    /// Put an installer ISO into a storage from a URL (PVE downloads it, or wget on the node over
+    /// SSH) or a file on this server's machine (API upload or SFTP), checksum checked after. A
+    /// same-named ISO is refused unless replace: true with confirm: true (else a preview); an ISO
+    /// in a VM's CD drive is never replaced.
     #[tool(name = "iso_upload")]
     async fn iso_upload(
         &self,
@@ -147,9 +144,9 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Orphaned disks: guest images whose owner VMID does not exist, `unusedN` disks, and
-    /// images no config or snapshot references — each with node, storage, size and the
-    /// reason. A guest whose configs cannot be read keeps its volumes out of the list.
+    /// Orphaned disks: images whose owner VMID does not exist, `unusedN` disks, and images no
+    /// config or snapshot references, each with node, storage, size and reason. Volumes of a guest
+    /// whose config cannot be read are left out.
     #[tool(name = "disk_orphans")]
     async fn disk_orphans(
         &self,

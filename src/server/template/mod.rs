@@ -112,9 +112,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = template_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// List VM templates cluster-wide: vmid, name, node, tags, OS type, disk size, storages,
-    /// whether they can be cloned to any node (all disks on shared storage), and the linked
-    /// clones that depend on each.
+    /// VM templates cluster-wide: vmid, name, node, tags, OS type, disk size, storages, whether
+    /// clonable to any node (all disks shared), and dependent linked clones.
     #[tool(name = "template_list")]
     async fn template_list(
         &self,
@@ -126,8 +125,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Turn an installed, stopped VM into a template (disks become read-only base images).
-    /// Running VMs are refused; PVE also refuses VMs with snapshots, with its reason.
+    /// Turn an installed, stopped VM into a template (disks become read-only base images). PVE
+    /// refuses one with snapshots.
     #[tool(name = "template_convert")]
     async fn template_convert(
         &self,
@@ -141,8 +140,8 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Delete a template and its disks. Without confirm: true it only returns the preview
-    /// (disks, linked clones). Refused while linked clones depend on it.
+    /// Delete a template and its disks. Without confirm: true it returns the preview (disks, linked
+    /// clones). Refused while linked clones depend on it.
     #[tool(name = "template_delete")]
     async fn template_delete(
         &self,
@@ -157,14 +156,11 @@ impl ProxmoxServer {
     }
 
     /// Build a cloud-init template from a cloud image URL in one call: download (checksum
-    /// verified), grow to disk_size (32G), create the VM with the cluster defaults (bios,
-    /// machine, cpu, SCSI controller, EFI disk, agent, bridge), import the image as the boot
-    /// disk, cloud-init drive, serial console, user and SSH keys, vendor snippet (guest agent)
-    /// via cicustom, tags, convert to a template, remove the download. Uses the PVE API when
-    /// the node runs 8.4+ and the token holds Datastore.AllocateTemplate and
-    /// Sys.AccessNetwork, otherwise SSH (wget, qemu-img, qm disk import); the result says
-    /// which path ran and why. A name in use is refused; replace: true (with confirm: true,
-    /// else a preview) builds the new template and then deletes the old one.
+    /// verified), grow, create the VM with the cluster defaults, import the image as boot disk,
+    /// cloud-init (user, SSH keys, guest-agent vendor snippet), tags, convert, clean up. Uses the
+    /// PVE API when the node runs 8.4+ and the token may, else SSH; the result says which and why.
+    /// A name in use is refused; replace: true (with confirm: true, else a preview) builds the new
+    /// template, then deletes the old.
     #[tool(name = "template_from_cloud_image")]
     async fn template_from_cloud_image(
         &self,
@@ -182,11 +178,10 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Import a pre-built qcow2/raw/vmdk disk image — from a URL (downloaded, checksum
-    /// verified) or a path already on the node — as the boot disk of a new template (no
-    /// cloud-init): create the VM with the cluster defaults, import, optionally grow, convert,
-    /// remove the download. API or SSH path as for template_from_cloud_image (a node path
-    /// always goes over SSH); replace: true with confirm: true replaces a same-named template.
+    /// Import a pre-built disk image (URL, checksum verified, or a path on the node) as the boot
+    /// disk of a new template without cloud-init: create the VM with the cluster defaults, import,
+    /// optionally grow, convert, clean up. API or SSH as for template_from_cloud_image (a node path
+    /// always SSH); replace: true with confirm: true replaces a same-named template.
     #[tool(name = "template_import_disk")]
     async fn template_import_disk(
         &self,
@@ -200,13 +195,10 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Prepare a template from an installer ISO: a VM with the cluster defaults, an empty boot
-    /// disk (disk_size, 32G) and the ISO attached — a volume in storage, a URL (downloaded
-    /// through the API, or with wget over SSH when the token may not) or a local file on the
-    /// server's machine (uploaded through the API, or over SFTP) — optionally started; the
-    /// result says how to reach the console. Install the OS, shut the VM down, then run
-    /// template_convert. replace: true with confirm: true deletes a same-named template once
-    /// the new VM exists.
+    /// Prepare a template from an installer ISO: a VM with the cluster defaults, an empty boot disk
+    /// and the ISO attached, optionally started; the result says how to reach the console. Install
+    /// the OS, shut the VM down, then run template_convert. replace: true with confirm: true
+    /// deletes a same-named template once the new VM exists.
     #[tool(name = "template_from_iso")]
     async fn template_from_iso(
         &self,

@@ -147,11 +147,9 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = lifecycle_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Create a VM by cloning a template (by vmid or name), with the cluster defaults for
-    /// everything not given: lowest free VMID in vmid_ranges.vms, full clone on
-    /// defaults.storage, net0 on defaults.network_bridge, cloud-init user, SSH keys and
-    /// ipconfig0 applied in the same call, tags merged, optional disk growth, start and wait
-    /// for the guest agent's IP. Every PVE task is waited for.
+    /// Create a VM by cloning a template, with the cluster defaults for everything not given;
+    /// cloud-init user, SSH keys and network applied in the same call; optionally grow the disk,
+    /// start, and wait for the guest agent's IP. Every PVE task is waited for.
     #[tool(name = "vm_create")]
     async fn vm_create(
         &self,
@@ -165,8 +163,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Start a VM and wait until its start task finished. Already running is a reported
-    /// no-op; templates cannot be started.
+    /// Start a VM and wait for its task. Already running is a no-op; templates cannot be started.
     #[tool(name = "vm_start")]
     async fn vm_start(
         &self,
@@ -184,9 +181,8 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Stop a VM hard (like pulling the power cord) and wait for it. Prefer vm_shutdown.
-    /// Destructive: without confirm: true it returns what it would stop and changes nothing.
-    /// Already stopped is a reported no-op.
+    /// Stop a VM hard (like pulling the power cord) and wait. Prefer vm_shutdown. Without confirm:
+    /// true it returns what it would stop and changes nothing. Already stopped is a no-op.
     #[tool(name = "vm_stop")]
     async fn vm_stop(
         &self,
@@ -203,10 +199,9 @@ impl ProxmoxServer {
         self.power_tool(&VM_STOP, &args, req, rc, ct).await
     }
 
-    /// Shut a VM down gracefully (ACPI) and wait, up to timeout_s (default 180); with
-    /// force_after_timeout it is stopped hard if the guest does not power off in time — that
-    /// is destructive: it needs confirm: true, otherwise the tool returns what it would do and
-    /// changes nothing. Already stopped is a reported no-op.
+    /// Shut a VM down gracefully (ACPI) and wait. force_after_timeout stops it hard if it does not
+    /// power off in time: destructive, it needs confirm: true, else the tool returns what it would
+    /// do. Already stopped is a no-op.
     #[tool(name = "vm_shutdown")]
     async fn vm_shutdown(
         &self,
@@ -243,9 +238,9 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Change a VM's cores, sockets, memory (MiB) and/or grow a disk (`+10G` or an absolute
-    /// size; shrinking is refused before anything is changed). On a running VM the result
-    /// lists the changes pending until it is stopped and started.
+    /// Change a VM's cores, sockets, memory and/or grow a disk; shrinking is refused before
+    /// anything changes. On a running VM the result lists changes pending until it is stopped and
+    /// started.
     #[tool(name = "vm_resize")]
     async fn vm_resize(
         &self,
@@ -273,9 +268,9 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Delete a VM and its disks (purged from backup jobs and HA). Without confirm: true it
-    /// only returns the preview: the VM, its node, state, disks and everything that would be
-    /// removed. Protected VMs are refused; a running VM needs stop: true.
+    /// Delete a VM and its disks (also from backup jobs and HA). Without confirm: true it returns
+    /// the preview (node, state, disks, all that would be removed) and changes nothing. Protected
+    /// VMs are refused; a running VM needs stop: true.
     #[tool(name = "vm_delete")]
     async fn vm_delete(
         &self,

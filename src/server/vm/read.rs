@@ -24,9 +24,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[VM_LIST, VM_GET];
 
 #[tool_router(router = vm_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// List guests across the cluster, filtered by tag, node, status and name glob (all
-    /// combine), sorted by vmid, paged (50 per page by default). Templates only with
-    /// `include_templates`.
+    /// Guests across the cluster, filters combined, sorted by vmid, paged. Templates only with
+    /// include_templates (template_list lists only templates).
     #[tool(name = "vm_list")]
     async fn vm_list(
         &self,
@@ -38,8 +37,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// One VM in detail by vmid (its node is looked up): live state, lock, protection, tags,
-    /// CPU and memory, disks, network interfaces, cloud-init settings and the raw config.
+    /// One VM in detail: live state, lock, protection, tags, CPU, memory, disks, NICs, cloud-init
+    /// settings and raw config.
     #[tool(name = "vm_get")]
     async fn vm_get(
         &self,

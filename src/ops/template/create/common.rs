@@ -16,7 +16,6 @@ use crate::ops::template::replace::{NameUse, check_name};
 use crate::ops::validate::{self};
 use crate::ops::{Context, Error};
 
-/// Why the API path may or may not be used on a node.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PathChoice {
     /// `api` or `ssh`.

@@ -34,42 +34,40 @@ pub(crate) use common::{
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateFromCloudImageArgs {
-    /// http(s) URL of the cloud image (qcow2 or raw, e.g. an Ubuntu `...-cloudimg-amd64.img`).
+    /// qcow2 or raw image.
     #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub image_url: String,
-    /// Expected digest: `sha256:HEX` or `sha512:HEX` (bare hex means sha256).
+    /// `sha256:HEX` or `sha512:HEX` (bare hex: sha256).
     #[serde(default)]
     #[schemars(
         length(max = 140),
         regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
     )]
     pub checksum: Option<String>,
-    /// Template name, e.g. `ubuntu-noble-tmpl`. A name already in use is refused unless
-    /// `replace` is set.
+    /// In use: refused unless `replace`.
     #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
-    /// VMID; default the lowest free id in `vmid_ranges.templates`.
+    /// Default: lowest free in `vmid_ranges.templates`.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
-    /// Node to build it on; default the first online node.
+    /// Default: the first online node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Boot disk size (default 32G).
+    /// Default 32G.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk_size: Option<String>,
-    /// Storage for the template's disks (default `defaults.storage`).
+    /// Default `defaults.storage`.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// Extra tags, merged with the configured `templates` and `cloudinit` tag groups.
+    /// Added to the `templates` and `cloudinit` tag groups.
     #[serde(default)]
     #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
-    /// Replace the template that has this name: the new one is built first, then the old one
-    /// is deleted. Destructive: needs `confirm: true`, otherwise only the preview is returned.
+    /// Build the new template, then delete the same-named one; needs `confirm`.
     #[serde(default)]
     pub replace: bool,
     /// Confirms `replace`.
@@ -160,47 +158,45 @@ pub async fn template_from_cloud_image(
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateImportDiskArgs {
-    /// http(s) URL of a pre-built disk image (`.qcow2`, `.raw`, `.vmdk`). Give this or
-    /// `image_path`.
+    /// `.qcow2`, `.raw` or `.vmdk`; or `image_path`.
     #[serde(default)]
     #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub image_url: Option<String>,
-    /// Absolute path of an image file already on the node (imported over SSH, left in place).
+    /// Image file on the node (over SSH, left in place); or `image_url`.
     #[serde(default)]
     #[schemars(length(max = 4096), regex(pattern = r"^/[^\x00-\x1f]*$"))]
     pub image_path: Option<String>,
-    /// Expected digest of a downloaded image: `sha256:HEX` or `sha512:HEX`.
+    /// `sha256:HEX` or `sha512:HEX` of a downloaded image.
     #[serde(default)]
     #[schemars(
         length(max = 140),
         regex(pattern = r"^((sha256|sha512):)?[0-9A-Fa-f]+$")
     )]
     pub checksum: Option<String>,
-    /// Template name. A name already in use is refused unless `replace` is set.
+    /// In use: refused unless `replace`.
     #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
-    /// VMID; default the lowest free id in `vmid_ranges.templates`.
+    /// Default: lowest free in `vmid_ranges.templates`.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
-    /// Node to build it on; default the first online node (required with `image_path`).
+    /// Default: the first online node; required with `image_path`.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Grow the imported disk to this size (default: keep the image's size).
+    /// Grow to this size; default the image's.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk_size: Option<String>,
-    /// Storage for the template's disks (default `defaults.storage`).
+    /// Default `defaults.storage`.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// Extra tags, merged with the configured `templates` tag group.
+    /// Added to the `templates` tag group.
     #[serde(default)]
     #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
-    /// Replace the template that has this name (built first, then the old one deleted).
-    /// Destructive: needs `confirm: true`, otherwise only the preview is returned.
+    /// Build the new template, then delete the same-named one; needs `confirm`.
     #[serde(default)]
     pub replace: bool,
     /// Confirms `replace`.

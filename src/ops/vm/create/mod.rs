@@ -45,104 +45,92 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmCreateArgs {
-    /// Template to clone: its vmid (`"100"`) or its exact name.
+    /// vmid (`"100"`) or exact name.
     #[serde(deserialize_with = "string_or_number")]
     #[schemars(length(min = 1, max = 128))]
     pub template: String,
-    /// Name of the new VM (a DNS name: letters, digits, `-` and `.`). A name another guest
-    /// already has is refused unless `allow_duplicate_name` is set.
+    /// In use: refused unless `allow_duplicate_name`.
     #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
     pub name: String,
-    /// VMID for the new VM; default the lowest free id in `vmid_ranges.vms`.
+    /// Default: lowest free in `vmid_ranges.vms`.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
-    /// Node for the new VM; default the template's node. Another node needs the template's
-    /// disks on shared storage.
+    /// Default the template's node; another needs its disks on shared storage.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Full clone (independent copy; default true) or linked clone (`false`: fast, shares the
-    /// template's base disk, only on storage that supports it, same storage as the template).
+    /// Default true; `false`: linked clone on the template's storage, if it supports one.
     #[serde(default)]
     pub full: Option<bool>,
-    /// Storage for a full clone's disks; default `defaults.storage` (a shared one when `node`
-    /// differs from the template's node).
+    /// Full clone's disks; default `defaults.storage` (shared when `node` differs).
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// Cores per socket (default: the template's; at most the node's CPU count).
+    /// Per socket; default the template's, at most the node's CPUs.
     #[serde(default)]
     #[schemars(range(min = 1, max = 512))]
     pub cores: Option<u32>,
     #[serde(default)]
     #[schemars(range(min = 1, max = 16))]
     pub sockets: Option<u32>,
-    /// Memory in MiB (default: the template's; at most the node's memory).
+    /// MiB; default the template's, at most the node's.
     #[serde(default)]
     #[schemars(range(min = 16, max = 16_777_216))]
     pub memory: Option<u64>,
-    /// Grow the boot disk: `+10G` or an absolute size such as `40G`.
+    /// Grow the boot disk: `+10G` or `40G`.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = SCHEMA_SIZE))]
     pub disk: Option<String>,
-    /// Bridge of net0 (default `defaults.network_bridge`); must exist on the node (a Linux or
-    /// OVS bridge, or an SDN vnet). The clone keeps its own MAC address.
+    /// net0 bridge or SDN vnet on the node; default `defaults.network_bridge`.
     #[serde(default)]
     #[schemars(length(max = 15), regex(pattern = SCHEMA_BRIDGE))]
     pub bridge: Option<String>,
-    /// VLAN tag of net0.
     #[serde(default)]
     #[schemars(range(min = 1, max = 4094))]
     pub vlan: Option<u16>,
-    /// Cloud-init user (default `cloudinit.default_user`).
+    /// Default `cloudinit.default_user`.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = SCHEMA_USER))]
     pub ci_user: Option<String>,
-    /// Public SSH keys in OpenSSH format, one per line (default: the file
-    /// `cloudinit.ssh_keys_source`).
+    /// OpenSSH public keys, one per line; default the file `cloudinit.ssh_keys_source`.
     #[serde(default)]
     #[schemars(length(max = MAX_SSH_KEYS))]
     pub ssh_keys: Option<String>,
-    /// `dhcp` (default) or a static address such as `ip=10.0.10.5/24,gw=10.0.10.1`
-    /// (keys ip, gw, ip6, gw6).
+    /// Default `dhcp`; static: `ip=10.0.10.5/24,gw=10.0.10.1` (also ip6, gw6).
     #[serde(default)]
     #[schemars(length(max = MAX_LINE), regex(pattern = SCHEMA_LINE))]
     pub ipconfig0: Option<String>,
-    /// DNS servers: IP addresses separated by spaces.
+    /// DNS server IPs, space-separated.
     #[serde(default)]
     #[schemars(length(max = MAX_LINE), regex(pattern = SCHEMA_LINE))]
     pub nameserver: Option<String>,
-    /// DNS search domains separated by spaces.
+    /// Space-separated.
     #[serde(default)]
     #[schemars(length(max = MAX_LINE), regex(pattern = SCHEMA_LINE))]
     pub searchdomain: Option<String>,
-    /// Tags for the VM, merged with the configured `tags.vms` group and any `tag_groups`
-    /// (without any: the template's tags). The tags that mark templates are never copied.
+    /// Merged with `tags.vms` and `tag_groups`; with none, the template's tags minus its template
+    /// markers.
     #[serde(default)]
     #[schemars(length(max = 64), inner(length(max = 128)))]
     pub tags: Vec<String>,
-    /// Tag groups from `cluster-config.yaml` to add, e.g. `["talos"]`.
+    /// From `cluster-config.yaml`, e.g. `["talos"]`.
     #[serde(default)]
     #[schemars(length(max = 32), inner(length(max = 64)))]
     pub tag_groups: Vec<String>,
     #[serde(default)]
     #[schemars(length(max = MAX_DESCRIPTION))]
     pub description: Option<String>,
-    /// Start the VM once configured (default false).
     #[serde(default)]
     pub start: bool,
-    /// After starting, wait until the guest agent reports an IP address (default false).
+    /// After starting, wait for the agent's IP.
     #[serde(default)]
     pub wait_for_ip: bool,
-    /// Allow an explicit `vmid` outside `vmid_ranges.vms` (default false).
     #[serde(default)]
     pub allow_outside_ranges: bool,
-    /// Allow a name another guest already has (default false: refused).
     #[serde(default)]
     pub allow_duplicate_name: bool,
-    /// Create even though the Ansible inventory assigns this name, VMID or static address to
-    /// another host (default false: refused, naming the inventory entry).
+    /// Create although the Ansible inventory gives this name, VMID or address to another host.
     #[serde(default)]
     pub allow_inventory_conflict: bool,
 }

@@ -18,25 +18,25 @@ use super::size::{DiskChange, boot_disk, format_size, parse_size, plan_disk_chan
 pub struct VmResizeArgs {
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// Cores per socket (at most the node's CPU count).
+    /// Per socket; at most the node's CPUs.
     #[serde(default)]
     #[schemars(range(min = 1, max = 512))]
     pub cores: Option<u32>,
     #[serde(default)]
     #[schemars(range(min = 1, max = 16))]
     pub sockets: Option<u32>,
-    /// Memory in MiB (at most the node's memory).
+    /// MiB; at most the node's.
     #[serde(default)]
     #[schemars(range(min = 16, max = 16_777_216))]
     pub memory: Option<u64>,
-    /// Disk size: `+10G` grows by 10 GiB, `50G` sets 50 GiB. Shrinking is refused.
+    /// `+10G` grows by 10 GiB, `50G` sets 50 GiB.
     #[serde(default)]
     #[schemars(
         length(max = 32),
         regex(pattern = r"^\+?[0-9]+(\.[0-9]+)?[KMGTkmgt]?$")
     )]
     pub disk: Option<String>,
-    /// Which disk (`scsi0`, `virtio1`...); default the boot disk.
+    /// e.g. `virtio1`; default the boot disk.
     #[serde(default)]
     #[schemars(
         length(max = 16),

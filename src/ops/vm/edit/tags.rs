@@ -13,7 +13,7 @@ use crate::ops::{Context, Error};
 pub struct VmSetTagsArgs {
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: u32,
-    /// Replace all tags with these.
+    /// Replace all tags.
     #[serde(default)]
     #[schemars(
         length(max = 64),
@@ -23,7 +23,6 @@ pub struct VmSetTagsArgs {
         )
     )]
     pub set: Option<Vec<String>>,
-    /// Tags to add.
     #[serde(default)]
     #[schemars(
         length(max = 64),
@@ -33,7 +32,6 @@ pub struct VmSetTagsArgs {
         )
     )]
     pub add: Vec<String>,
-    /// Tags to remove.
     #[serde(default)]
     #[schemars(
         length(max = 64),
