@@ -10,10 +10,9 @@ use rmcp::model::{
     Implementation,
 };
 use rmcp::service::{RequestContext, RunningService};
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+
 use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::Value;
-use tokio::process::Command;
 
 /// How the person answers.
 #[derive(Clone, Debug)]
@@ -100,22 +99,7 @@ pub async fn connect(
     extra: &[&str],
     person: Person,
 ) -> Client {
-    let config = config.to_path_buf();
-    let token = token.to_string();
-    let state = state_dir.to_path_buf();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let transport = TokioChildProcess::new(Command::new(super::binary()).configure(move |c| {
-        c.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .args(["--task-poll-ms", "5"])
-            .args(&extra);
-        c.env("PROXMOX_MANAGER_TOKEN", &token)
-            .env("XDG_STATE_HOME", &state)
-            .env_remove("PROXMOX_MANAGER_CONFIG")
-            .env_remove("SSH_AUTH_SOCK");
-    }))
-    .expect("spawn server");
+    let transport = super::mcp::spawn_server(config, token, state_dir, extra);
     person.serve(transport).await.expect("MCP handshake")
 }
 

@@ -35,19 +35,19 @@ impl ClientHandler for Recorder {
 
 pub type Client = RunningService<RoleClient, Recorder>;
 
-/// Spawns `serve --config CONFIG` with the token in the environment and a private audit-log
-/// location (`state_dir`).
-pub async fn connect(
+/// `serve --config CONFIG` as a child process with the token in the environment and a private
+/// audit-log location (`state_dir`), for any MCP client handler to serve.
+pub fn spawn_server(
     config: &Path,
     token: &str,
     state_dir: &Path,
     extra: &[&str],
-) -> (Client, Recorder) {
+) -> TokioChildProcess {
     let config = config.to_path_buf();
     let token = token.to_string();
     let state = state_dir.to_path_buf();
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let transport = TokioChildProcess::new(Command::new(super::binary()).configure(move |c| {
+    TokioChildProcess::new(Command::new(super::binary()).configure(move |c| {
         c.arg("serve")
             .arg("--config")
             .arg(&config)
@@ -59,7 +59,17 @@ pub async fn connect(
             // Hermetic: a developer's ssh-agent must not become the server's SSH identity.
             .env_remove("SSH_AUTH_SOCK");
     }))
-    .expect("spawn server");
+    .expect("spawn server")
+}
+
+/// Spawns the server ([`spawn_server`]) and connects a recording client.
+pub async fn connect(
+    config: &Path,
+    token: &str,
+    state_dir: &Path,
+    extra: &[&str],
+) -> (Client, Recorder) {
+    let transport = spawn_server(config, token, state_dir, extra);
     let recorder = Recorder::default();
     let client = recorder
         .clone()

@@ -1,9 +1,7 @@
 //! `pct` on a node: `list` and `config <vmid>` (the API's own handlers, run in-process as
 //! `root@pam`, printed as pct prints them); other subcommands exit like an unknown command.
 
-use serde_json::Value;
-
-use super::cmd_qm::{api_error, parse, vmid};
+use super::cmd_qm::{api_error, parse, print_config, vmid};
 use super::exec::{Io, NodeCtx};
 use crate::sim::api::run_as_root;
 
@@ -61,18 +59,5 @@ fn config(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
         Ok(r) => r.data,
         Err(e) => return api_error(io, e, usage),
     };
-    let Value::Object(map) = data else {
-        return 0;
-    };
-    let mut keys: Vec<&String> = map.keys().filter(|k| *k != "digest").collect();
-    keys.sort();
-    for k in keys {
-        let v = match &map[k] {
-            Value::String(s) if k == "description" => s.replace('\n', "%0A"),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        io.out(&format!("{k}: {v}\n"));
-    }
-    0
+    print_config(io, &data)
 }

@@ -190,6 +190,12 @@ fn config(ctx: &NodeCtx, args: &[String], io: &mut Io) -> u32 {
         Ok(r) => r.data,
         Err(e) => return api_error(io, e, usage),
     };
+    print_config(io, &data)
+}
+
+/// A config as `qm config` and `pct config` print it: `key: value` lines sorted by key,
+/// without the digest, a description's newlines as `%0A`.
+pub fn print_config(io: &mut Io, data: &Value) -> u32 {
     let Value::Object(map) = data else {
         return 0;
     };

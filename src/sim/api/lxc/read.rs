@@ -168,25 +168,7 @@ pub fn config(c: &Ctx) -> ApiResult {
         ));
     }
     let vm = ct(c.st, &c.args.node, &c.args.vmid)?;
-    if let Some(s) = snapshot {
-        let snap = vm
-            .snapshots
-            .get(s)
-            .ok_or_else(|| ApiError::Server(format!("snapshot '{s}' does not exist")))?;
-        let mut m = typed(snap);
-        m.insert("digest".into(), json!(vm.digest()));
-        return Ok(Reply::data(Value::Object(m)));
-    }
-    let mut view = vm.config.clone();
-    if !c.flag("current") {
-        for k in &vm.pending_delete {
-            view.remove(k);
-        }
-        view.extend(vm.pending.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    let mut m = typed(&view);
-    m.insert("digest".into(), json!(vm.digest()));
-    Ok(Reply::data(Value::Object(m)))
+    crate::sim::api::qemu::read::config_reply(vm, snapshot, c.flag("current"), typed)
 }
 
 pub fn pending(c: &Ctx) -> ApiResult {

@@ -117,8 +117,20 @@ pub fn config(c: &Ctx) -> ApiResult {
         ));
     }
     let vm = lookup(c, &c.args.node, &c.args.vmid)?;
-    // `load_snapshot_config`: the section, with the file's digest
-    if let Some(s) = c.param("snapshot").filter(|s| !s.is_empty()) {
+    let snapshot = c.param("snapshot").filter(|s| !s.is_empty());
+    config_reply(vm, snapshot, c.flag("current"), typed)
+}
+
+/// A guest's `GET .../config` answer, qemu or lxc (`typed` gives each its value types): a
+/// snapshot's section (`load_snapshot_config`), else the config with pending values applied
+/// unless `current=1` (qemu-server `vm_config`, pve-container's the same), with the digest.
+pub fn config_reply(
+    vm: &crate::sim::state::Vm,
+    snapshot: Option<&str>,
+    current: bool,
+    typed: fn(&std::collections::BTreeMap<String, String>) -> Map<String, Value>,
+) -> ApiResult {
+    if let Some(s) = snapshot {
         let snap = vm
             .snapshots
             .get(s)
@@ -127,9 +139,8 @@ pub fn config(c: &Ctx) -> ApiResult {
         m.insert("digest".into(), json!(vm.digest()));
         return Ok(Reply::data(Value::Object(m)));
     }
-    // pending values applied unless `current=1` (qemu-server `vm_config`)
     let mut view = vm.config.clone();
-    if !c.flag("current") {
+    if !current {
         for k in &vm.pending_delete {
             view.remove(k);
         }
