@@ -175,6 +175,10 @@ pub(crate) async fn assess(
             HaMeaning::Blocks(why) => reasons.push(why),
             HaMeaning::Note(what) => notes.push(what),
         }
+        // Said above in full: the planner's own HA refusal would repeat it.
+        if let Some(g) = snap.guests.iter_mut().find(|g| g.vmid == vmid) {
+            g.ha_state = None;
+        }
     }
     let placement = &ctx.config.placement;
     let req = MoveRequest {
@@ -430,5 +434,27 @@ mod tests {
         assert!(matches!(ha_meaning(1012, "ignored"), HaMeaning::Note(_)));
         assert!(matches!(ha_meaning(1012, "fence"), HaMeaning::Blocks(_)));
         assert!(matches!(ha_meaning(1012, "freeze"), HaMeaning::Blocks(_)));
+        // The evacuation planner refuses exactly the states the check refuses.
+        for state in [
+            "started",
+            "stopped",
+            "request_stop",
+            "disabled",
+            "ignored",
+            "queued",
+            "error",
+            "migrate",
+            "relocate",
+            "fence",
+            "freeze",
+            "recovery",
+            "request_start",
+        ] {
+            assert_eq!(
+                crate::ops::plan::ha_state_blocks(state),
+                matches!(ha_meaning(1012, state), HaMeaning::Blocks(_)),
+                "{state}"
+            );
+        }
     }
 }

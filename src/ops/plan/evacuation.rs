@@ -257,6 +257,7 @@ fn reason_key(why: &Unplaceable) -> String {
         Unplaceable::Pinned { tag } => format!("pinned {tag}"),
         Unplaceable::Locked { lock } => format!("locked {lock}"),
         Unplaceable::LocalResource { keys } => format!("local_resource {}", keys.join(",")),
+        Unplaceable::HaState { state } => format!("ha_state {state}"),
         Unplaceable::DisksUnknown => "disks_unknown".into(),
         Unplaceable::LocalCdrom { storage } => format!("local_cdrom {storage}"),
         Unplaceable::NoTarget { .. } => "no_target".into(),

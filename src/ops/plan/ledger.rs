@@ -378,6 +378,15 @@ pub(super) fn move_demand(
     if let Some(lock) = &guest.lock {
         return Err(Unplaceable::Locked { lock: lock.clone() });
     }
+    if let Some(state) = guest
+        .ha_state
+        .as_deref()
+        .filter(|s| super::ha_state_blocks(s))
+    {
+        return Err(Unplaceable::HaState {
+            state: state.to_string(),
+        });
+    }
     if !guest.local_resources.is_empty() {
         return Err(Unplaceable::LocalResource {
             keys: guest.local_resources.clone(),

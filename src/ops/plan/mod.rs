@@ -157,6 +157,16 @@ pub struct NodeRejection {
     pub rejection: Rejection,
 }
 
+/// Whether the HA manager refuses to move a resource in `state` (the `hastate` of
+/// `/cluster/resources`): anything but a settled started/stopped/disabled/ignored/queued
+/// service — `error` until cleared, fence, freeze, recovery, a migration already running.
+pub fn ha_state_blocks(state: &str) -> bool {
+    !matches!(
+        state,
+        "started" | "stopped" | "request_stop" | "disabled" | "ignored" | "queued"
+    )
+}
+
 /// Why a guest stays where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -167,6 +177,9 @@ pub enum Unplaceable {
     Locked { lock: String },
     /// Passthrough devices tie it to its node.
     LocalResource { keys: Vec<String> },
+    /// Its HA resource is in a state in which the HA manager moves nothing (error, fence,
+    /// freeze, recovery, a move already running): see [`ha_state_blocks`].
+    HaState { state: String },
     /// Its disks were not read; moving it blind could strand a local disk.
     DisksUnknown,
     /// A local CD-ROM image cannot follow it.
@@ -243,6 +256,10 @@ impl std::fmt::Display for Unplaceable {
             Unplaceable::LocalResource { keys } => {
                 write!(f, "tied to its node by {}", keys.join(", "))
             }
+            Unplaceable::HaState { state } => write!(
+                f,
+                "its HA resource is in state '{state}', in which the HA manager moves nothing (see `ha-manager status`)"
+            ),
             Unplaceable::DisksUnknown => f.write_str("its disks were not read"),
             Unplaceable::LocalCdrom { storage } => {
                 write!(f, "a CD-ROM image on local storage {storage}")

@@ -203,6 +203,10 @@ fn evacuation_spreads_by_free_capacity_and_never_overcommits_a_target() {
 
 #[test]
 fn evacuation_says_why_each_guest_stays() {
+    let mut ha_error = GuestInfo::qemu(106, "pve1", 1, GIB);
+    ha_error.ha_state = Some("error".into());
+    let mut ha_started = GuestInfo::qemu(107, "pve1", 1, GIB);
+    ha_started.ha_state = Some("started".into());
     let mut locked = GuestInfo::qemu(101, "pve1", 1, GIB);
     locked.lock = Some("backup".into());
     let mut passthrough = GuestInfo::qemu(102, "pve1", 1, GIB);
@@ -223,11 +227,20 @@ fn evacuation_says_why_each_guest_stays() {
         blind,
         iso,
         GuestInfo::qemu(105, "pve1", 1, GIB).stopped(),
+        ha_error,
+        ha_started,
     ]);
     let mut req = EvacuationRequest::new("pve1");
     req.pin_tag = Some("pinned".into());
     let plan = evacuate(&snap, &req);
-    assert!(plan.moves.is_empty());
+    let moved: Vec<u32> = plan.moves.iter().map(|m| m.vmid).collect();
+    assert_eq!(moved, [107], "only the HA-started guest moves");
+    assert_eq!(
+        reason_of(&plan, 106),
+        &Unplaceable::HaState {
+            state: "error".into()
+        }
+    );
     assert_eq!(
         reason_of(&plan, 100),
         &Unplaceable::Pinned {
