@@ -477,13 +477,23 @@ async fn replace_previews_without_confirm_and_replaces_only_a_free_template() {
     assert_eq!(named[0]["vmid"], new);
 
     // A linked clone depends on the template now: replacing it is refused before any change.
-    let (err, _, text) = call(
+    let (err, linked, text) = call(
         &c,
         "vm_create",
         json!({"template": new, "name": "linked-01", "full": false}),
     )
     .await;
     assert!(!err, "{text}");
+    // template_list finds it from the storage listings it reads once per storage.
+    let (_, t, _) = call(&c, "template_list", json!({})).await;
+    let listed = t["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|x| x["vmid"] == new)
+        .cloned()
+        .expect("the template is listed");
+    assert_eq!(listed["linked_clones"], json!([linked["vmid"]]), "{listed}");
     let (err, _, text) = call(&c, "template_import_disk", confirmed).await;
     assert!(err && text.contains("linked clones"), "{text}");
 

@@ -2,7 +2,9 @@
 //! each), converting an installed VM into a template, and deleting a template (destructive:
 //! preview without `confirm`, refused while linked clones depend on it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, stream};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,7 @@ use crate::ops::vm::inventory::{
     MAX_PAGE_SIZE, VmDisk, VmListArgs, VmSummary, filter_vms, vm_disk,
 };
 use crate::ops::{Context, Error, is_storage};
+use crate::pve::{QemuConfig, StorageContentItem};
 
 /// `template_list` arguments.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -63,45 +66,70 @@ async fn linked_clones(
     node: &str,
     storages: &BTreeSet<String>,
 ) -> Result<Vec<u32>, Error> {
-    let base = format!("base-{vmid}-disk-");
-    let mut out = BTreeSet::new();
+    let mut items = Vec::new();
     for s in storages {
-        for item in ctx
-            .client
-            .list_storage_content(node, s, Some("images"))
-            .await?
-        {
-            let based = item.volid.contains(&base)
-                || item.parent.as_deref().is_some_and(|p| p.contains(&base));
-            if let (true, Some(owner)) = (based, item.vmid.filter(|o| *o != vmid)) {
-                out.insert(owner);
-            }
-        }
+        items.extend(
+            ctx.client
+                .list_storage_content(node, s, Some("images"))
+                .await?,
+        );
     }
-    Ok(out.into_iter().collect())
+    Ok(clones_in(&items, vmid))
 }
 
-async fn summarize(ctx: &Context, t: VmSummary, shared: &BTreeSet<String>) -> TemplateSummary {
-    let cfg = ctx.client.get_qemu_config(&t.node, t.vmid).await;
-    let storages: BTreeSet<String> = match &cfg {
-        Ok(cfg) => cfg
-            .disks()
-            .into_iter()
-            .map(vm_disk)
-            .filter(|d| d.media != "cdrom" && d.media != "cloudinit")
-            .filter_map(|d| d.storage)
-            .collect(),
-        Err(_) => BTreeSet::new(),
-    };
-    let clones = linked_clones(ctx, t.vmid, &t.node, &storages)
-        .await
-        .unwrap_or_default();
+/// The guests whose disks are linked clones of template `vmid`'s base volumes, from storage
+/// listings (a volume named after the base, or a parent that is).
+fn clones_in<'a>(items: impl IntoIterator<Item = &'a StorageContentItem>, vmid: u32) -> Vec<u32> {
+    let base = format!("base-{vmid}-disk-");
+    let mut out = BTreeSet::new();
+    for item in items {
+        let based =
+            item.volid.contains(&base) || item.parent.as_deref().is_some_and(|p| p.contains(&base));
+        if let (true, Some(owner)) = (based, item.vmid.filter(|o| *o != vmid)) {
+            out.insert(owner);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// A template's disk storages (not CD-ROMs or cloud-init drives), from its config.
+fn disk_storages(cfg: &QemuConfig) -> BTreeSet<String> {
+    cfg.disks()
+        .into_iter()
+        .map(vm_disk)
+        .filter(|d| d.media != "cdrom" && d.media != "cloudinit")
+        .filter_map(|d| d.storage)
+        .collect()
+}
+
+/// Where a storage's listing is read: a shared storage once for the cluster, a local one per
+/// node.
+fn listing_key(node: &str, storage: &str, shared: &BTreeSet<String>) -> (String, String) {
+    let node = if shared.contains(storage) { "" } else { node };
+    (node.to_string(), storage.to_string())
+}
+
+fn summarize(
+    ctx: &Context,
+    t: VmSummary,
+    cfg: Option<&QemuConfig>,
+    shared: &BTreeSet<String>,
+    listings: &BTreeMap<(String, String), Vec<StorageContentItem>>,
+) -> TemplateSummary {
+    let storages = cfg.map(disk_storages).unwrap_or_default();
+    let clones = clones_in(
+        storages
+            .iter()
+            .filter_map(|s| listings.get(&listing_key(&t.node, s, shared)))
+            .flatten(),
+        t.vmid,
+    );
     TemplateSummary {
-        clonable_to_any_node: cfg.is_ok()
+        clonable_to_any_node: cfg.is_some()
             && !storages.is_empty()
             && storages.iter().all(|s| shared.contains(s)),
         in_template_range: ctx.config.vmid_ranges.templates.contains(t.vmid),
-        ostype: cfg.as_ref().ok().and_then(|c| c.get_str("ostype")),
+        ostype: cfg.and_then(|c| c.get_str("ostype")),
         storages: storages.into_iter().collect(),
         linked_clones: clones,
         vmid: t.vmid,
@@ -112,8 +140,8 @@ async fn summarize(ctx: &Context, t: VmSummary, shared: &BTreeSet<String>) -> Te
     }
 }
 
-/// Lists templates cluster-wide (one config and a storage listing per template, in parallel:
-/// clusters hold few templates).
+/// Lists templates cluster-wide: one config per template and one listing per storage their
+/// disks use (a shared storage once), in parallel up to `limits.max_parallel`.
 ///
 /// # Errors
 /// When PVE cannot be reached.
@@ -139,18 +167,41 @@ pub async fn template_list(
         .into_iter()
         .filter(|v| v.template && v.kind == "qemu")
         .collect();
-    let mut set = tokio::task::JoinSet::new();
-    for t in templates {
-        let ctx = ctx.clone();
-        let shared = shared.clone();
-        set.spawn(async move { summarize(&ctx, t, &shared).await });
-    }
-    let mut out = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(t) = joined {
-            out.push(t);
+    // Every template's config, then every storage listing the linked-clone search needs, once
+    // (a shared storage once for the cluster, not once per template): both bounded by
+    // `limits.max_parallel`.
+    let parallel = ctx.config.limits.max_parallel.max(1) as usize;
+    let ids: Vec<(String, u32)> = templates.iter().map(|t| (t.node.clone(), t.vmid)).collect();
+    let configs: Vec<Option<QemuConfig>> = stream::iter(ids)
+        .map(|(node, vmid)| async move { ctx.client.get_qemu_config(&node, vmid).await.ok() })
+        .buffered(parallel)
+        .collect()
+        .await;
+    let mut wanted: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (t, cfg) in templates.iter().zip(&configs) {
+        for s in cfg.as_ref().map(disk_storages).unwrap_or_default() {
+            wanted
+                .entry(listing_key(&t.node, &s, &shared))
+                .or_insert_with(|| t.node.clone());
         }
     }
+    let listings: BTreeMap<(String, String), Vec<StorageContentItem>> = stream::iter(wanted)
+        .map(|(key, node)| async move {
+            let items = ctx
+                .client
+                .list_storage_content(&node, &key.1, Some("images"))
+                .await
+                .unwrap_or_default();
+            (key, items)
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let mut out: Vec<TemplateSummary> = templates
+        .into_iter()
+        .zip(&configs)
+        .map(|(t, cfg)| summarize(ctx, t, cfg.as_ref(), &shared, &listings))
+        .collect();
     out.sort_by_key(|t| t.vmid);
     Ok(TemplateListReport { templates: out })
 }
