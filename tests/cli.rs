@@ -216,6 +216,20 @@ async fn a_scenario_with_other_node_names_works_end_to_end() {
     assert!(ok, "{out}{err}");
 }
 
+/// A user's `cluster-config.yaml` for a cluster `home` the simulator replaces: the given
+/// `vmid_ranges` body and `extra` top-level keys after the required sections.
+fn home_config(vmid_ranges: &str, extra: &str) -> String {
+    format!(
+        "cluster:\n  name: home\n  nodes:\n    - name: pve01\n      host: pve01.example\n\
+         defaults:\n  storage: local-lvm\n  network_bridge: vmbr0\n  bios: ovmf\n  machine: q35\n  cpu: host\n  scsi_controller: virtio-scsi-single\n  efidisk_pre_enrolled_keys: false\n  guest_agent: true\n\
+         vmid_ranges:\n  {vmid_ranges}\n\
+         credentials:\n  pass_path: home/pve/token\n  ssh_user: root\n\
+         tags:\n  templates: [\"template\"]\n\
+         cloudinit:\n  default_user: bob\n  vendor_snippet_path: /var/lib/vz/snippets/\n\
+         {extra}"
+    )
+}
+
 /// `--sim --config FILE` applies the file's ranges and defaults against the simulator, and the
 /// session writes its own audit log (marked simulated), never the configured or default one.
 #[tokio::test(flavor = "multi_thread")]
@@ -225,15 +239,9 @@ async fn sim_with_a_config_applies_its_settings_and_keeps_the_real_audit_log_unt
     let config = dir.path().join("cluster-config.yaml");
     std::fs::write(
         &config,
-        format!(
-            "cluster:\n  name: home\n  nodes:\n    - name: pve01\n      host: pve01.example\n\
-             defaults:\n  storage: local-lvm\n  network_bridge: vmbr0\n  bios: ovmf\n  machine: q35\n  cpu: host\n  scsi_controller: virtio-scsi-single\n  efidisk_pre_enrolled_keys: false\n  guest_agent: true\n\
-             vmid_ranges:\n  templates: 200-299\n  vms: 5000-5999\n\
-             credentials:\n  pass_path: home/pve/token\n  ssh_user: root\n\
-             tags:\n  templates: [\"template\"]\n\
-             cloudinit:\n  default_user: bob\n  vendor_snippet_path: /var/lib/vz/snippets/\n\
-             audit_log: {}\n",
-            real_audit.display()
+        home_config(
+            "templates: 200-299\n  vms: 5000-5999",
+            &format!("audit_log: {}\n", real_audit.display()),
         ),
     )
     .expect("write config");
@@ -340,28 +348,17 @@ async fn sim_with_a_config_uses_its_profiles_and_its_ansible_section() {
             .replace("tags: [k3s, lab]", "tags: [k3s, mine]"),
     )
     .expect("profile");
-    let fleet = dir.path().join("fleet-infra");
-    let copied = std::process::Command::new("cp")
-        .arg("-R")
-        .arg(common::clients::repo().join("tests/fixtures/fleet-infra"))
-        .arg(&fleet)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
+    let fleet = common::copy_fleet_infra(dir.path());
     let config = dir.path().join("cluster-config.yaml");
     std::fs::write(
         &config,
-        format!(
-            "cluster:\n  name: home\n  nodes:\n    - name: pve01\n      host: pve01.example\n\
-             defaults:\n  storage: local-lvm\n  network_bridge: vmbr0\n  bios: ovmf\n  machine: q35\n  cpu: host\n  scsi_controller: virtio-scsi-single\n  efidisk_pre_enrolled_keys: false\n  guest_agent: true\n\
-             vmid_ranges:\n  templates: 100-999\n  vms: 1000-8999\n\
-             credentials:\n  pass_path: home/pve/token\n  ssh_user: root\n\
-             tags:\n  templates: [\"template\"]\n\
-             cloudinit:\n  default_user: bob\n  vendor_snippet_path: /var/lib/vz/snippets/\n\
-             paths:\n  clusters: {}\n\
-             ansible:\n  fleet_infra: {}\n  inventory: playbooks/inventories/lab/hosts.ini\n",
-            clusters.display(),
-            fleet.display()
+        home_config(
+            "templates: 100-999\n  vms: 1000-8999",
+            &format!(
+                "paths:\n  clusters: {}\nansible:\n  fleet_infra: {}\n  inventory: playbooks/inventories/lab/hosts.ini\n",
+                clusters.display(),
+                fleet.display()
+            ),
         ),
     )
     .expect("config");

@@ -45,19 +45,6 @@ impl Setup {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read fixture") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// The simulator, a private copy of the fixture repository, and a config whose `ansible:`
 /// section points at it with both inventories.
 async fn setup() -> Setup {
@@ -65,11 +52,7 @@ async fn setup() -> Setup {
     common::external::require("ansible-inventory");
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
-    let repo = dir.path().join("fleet-infra");
-    copy_dir(
-        &common::clients::repo().join("tests/fixtures/fleet-infra"),
-        &repo,
-    );
+    let repo = common::copy_fleet_infra(dir.path());
     std::fs::create_dir_all(dir.path().join("out")).expect("out dir");
     let yaml = format!(
         "{}\nansible:\n  fleet_infra: {}\n  inventory:\n    - playbooks/inventories/annarchy.net/hosts.yaml\n    - playbooks/inventories/lab/hosts.ini\n  timeout_secs: 600\n",

@@ -406,14 +406,7 @@ async fn every_destructive_tool_asks_before_acting() {
     let (sim, dir) = start().await;
     let config = write_config(dir.path(), &sim, "auto");
     // The fleet's playbooks, so that ansible_run is among the tools asked about.
-    let repo = dir.path().join("fleet-infra");
-    let copied = std::process::Command::new("cp")
-        .arg("-R")
-        .arg(common::clients::repo().join("tests/fixtures/fleet-infra"))
-        .arg(&repo)
-        .status()
-        .expect("cp");
-    assert!(copied.success(), "copy the fleet-infra fixture");
+    let repo = common::copy_fleet_infra(dir.path());
     let mut yaml = std::fs::read_to_string(&config).expect("config");
     yaml.push_str(&format!(
         "ansible:\n  fleet_infra: {}\n  inventory:\n    - playbooks/inventories/lab/hosts.ini\n",

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::http::ApiError;
-use super::scenario::{Scenario, is_false, is_zero_f64, is_zero_u64};
+use super::scenario::{Scenario, default_true, is_false, is_true, is_zero_f64, is_zero_u64};
 use super::state::{GIB, GuestKind, State, Storage, Vm};
 
 /// A container of the scenario; the simulator expands it into a pct config.
@@ -29,7 +29,7 @@ pub struct CtSpec {
     #[serde(default, skip_serializing_if = "is_false")]
     pub protection: bool,
     /// `unprivileged: 1` (the default of `pct create`); `false` writes no key (privileged).
-    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub unprivileged: bool,
     pub cores: u32,
     /// MiB.
@@ -61,12 +61,6 @@ pub struct CtSpec {
     pub config: BTreeMap<String, String>,
 }
 
-fn yes() -> bool {
-    true
-}
-fn is_yes(b: &bool) -> bool {
-    *b
-}
 fn swap_default() -> u64 {
     512
 }

@@ -342,7 +342,7 @@ pub struct TaskSpec {
     pub log: Vec<String>,
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 

@@ -136,6 +136,26 @@ pub fn write_ssh_config_with(
     path
 }
 
+/// A private copy of the fixture fleet-infra repository (`tests/fixtures/fleet-infra`) at
+/// `dir/fleet-infra`, so a test's Ansible runs never write inside the checkout.
+pub fn copy_fleet_infra(dir: &Path) -> PathBuf {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read fixture") {
+            let e = e.expect("entry");
+            let target = to.join(e.file_name());
+            if e.file_type().expect("type").is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), &target).expect("copy");
+            }
+        }
+    }
+    let repo = dir.join("fleet-infra");
+    copy_dir(&clients::repo().join("tests/fixtures/fleet-infra"), &repo);
+    repo
+}
+
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_proxmox-manager"))
 }

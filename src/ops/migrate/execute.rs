@@ -32,7 +32,8 @@ pub struct MoveDone {
     pub mode: MoveMode,
     /// Moved by PVE's HA manager (the request only queued a `hamigrate`).
     pub ha_managed: bool,
-    /// The migration task (`qmigrate`), or the HA request (`hamigrate`).
+    /// The migration task (`qmigrate`, `vzmigrate` for a container), or the HA request
+    /// (`hamigrate`).
     pub upid: String,
     /// `OK` or `WARNINGS: N`.
     pub exitstatus: String,
@@ -125,8 +126,6 @@ pub async fn execute(
 ) -> Result<MoveDone, Error> {
     let started = Instant::now();
     let label = format!("{} {} {} → {}", m.vmid, m.name, m.from, m.to);
-    let kind = m.kind;
-    let (req, req_lxc) = (request(m, opts), request_lxc(m, opts));
     let result = run
         .task_locked_with(
             ctx,
@@ -134,9 +133,15 @@ pub async fn execute(
             &label,
             Some(transfer_format(m.transfer_bytes)),
             || async {
-                Ok(Some(match kind {
-                    GuestKind::Qemu => ctx.client.migrate_qemu(&m.from, m.vmid, &req).await?,
-                    GuestKind::Lxc => ctx.client.migrate_lxc(&m.from, m.vmid, &req_lxc).await?,
+                Ok(Some(match m.kind {
+                    GuestKind::Qemu => {
+                        let req = request(m, opts);
+                        ctx.client.migrate_qemu(&m.from, m.vmid, &req).await?
+                    }
+                    GuestKind::Lxc => {
+                        let req = request_lxc(m, opts);
+                        ctx.client.migrate_lxc(&m.from, m.vmid, &req).await?
+                    }
                 }))
             },
         )

@@ -46,7 +46,10 @@ pub struct BackupJobSpec {
     pub mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress: Option<String>,
-    #[serde(default = "yes", skip_serializing_if = "crate::sim::scenario::is_true")]
+    #[serde(
+        default = "crate::sim::scenario::default_true",
+        skip_serializing_if = "crate::sim::scenario::is_true"
+    )]
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes_template: Option<String>,
@@ -61,10 +64,6 @@ pub struct BackupJobSpec {
     /// succeeded).
     #[serde(default, rename = "last_run", skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRunSpec>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// The last scheduled run of a job: started at the schedule's latest event that lets it end

@@ -65,18 +65,7 @@ pub fn summary(vm: &Vm) -> Map<String, Value> {
     m.insert("netout".into(), json!(net / 2));
     m.insert("diskread".into(), json!(io));
     m.insert("diskwrite".into(), json!(io / 3));
-    if running {
-        m.insert("pid".into(), json!(vm.pid));
-    }
-    if vm.is_template() {
-        m.insert("template".into(), json!(1));
-    }
-    if let Some(t) = vm.get("tags") {
-        m.insert("tags".into(), json!(t));
-    }
-    if let Some(l) = vm.get("lock") {
-        m.insert("lock".into(), json!(l));
-    }
+    crate::sim::api::qemu::read::status_marks(&mut m, vm, running);
     m
 }
 

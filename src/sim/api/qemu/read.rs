@@ -74,18 +74,7 @@ fn summary(vm: &Vm) -> Map<String, Value> {
     m.insert("netout".into(), json!(net / 3));
     m.insert("diskread".into(), json!(io));
     m.insert("diskwrite".into(), json!(io / 2));
-    if running {
-        m.insert("pid".into(), json!(vm.pid));
-    }
-    if vm.is_template() {
-        m.insert("template".into(), json!(1));
-    }
-    if let Some(t) = vm.get("tags") {
-        m.insert("tags".into(), json!(t));
-    }
-    if let Some(l) = vm.get("lock") {
-        m.insert("lock".into(), json!(l));
-    }
+    status_marks(&mut m, vm, running);
     if vm.get("serial0").is_some() {
         m.insert("serial".into(), json!(1));
     }
@@ -119,6 +108,23 @@ pub fn config(c: &Ctx) -> ApiResult {
     let vm = lookup(c, &c.args.node, &c.args.vmid)?;
     let snapshot = c.param("snapshot").filter(|s| !s.is_empty());
     config_reply(vm, snapshot, c.flag("current"), typed)
+}
+
+/// The fields a guest's status row carries only when they apply, qemu or lxc alike: `pid`
+/// while running, `template`, `tags`, `lock`.
+pub fn status_marks(m: &mut Map<String, Value>, vm: &crate::sim::state::Vm, running: bool) {
+    if running {
+        m.insert("pid".into(), json!(vm.pid));
+    }
+    if vm.is_template() {
+        m.insert("template".into(), json!(1));
+    }
+    if let Some(t) = vm.get("tags") {
+        m.insert("tags".into(), json!(t));
+    }
+    if let Some(l) = vm.get("lock") {
+        m.insert("lock".into(), json!(l));
+    }
 }
 
 /// A guest's `GET .../config` answer, qemu or lxc (`typed` gives each its value types): a
