@@ -120,6 +120,11 @@ pub enum CredentialError {
     PassphraseEmpty { entry: String },
 
     #[error(
+        "pass entry `{entry}` (credentials.ct_password_pass_path) has a first line of fewer than 5 characters, which PVE refuses as a root password — put the password on line 1 with `pass edit {entry}`"
+    )]
+    CtPasswordTooShort { entry: String },
+
+    #[error(
         "`pass show {entry}` failed ({status}): {stderr} — run it yourself to see why, or set {TOKEN_ENV}"
     )]
     PassFailed {
@@ -353,6 +358,30 @@ pub fn ssh_passphrase(cfg: &Config, env: Env<'_>) -> Result<Option<SecretString>
     let first = stdout.expose_secret().lines().next().unwrap_or("");
     if first.is_empty() {
         return Err(CredentialError::PassphraseEmpty {
+            entry: entry.clone(),
+        });
+    }
+    Ok(Some(SecretString::from(first.to_string())))
+}
+
+/// The root password for new containers from `pass show <credentials.ct_password_pass_path>`
+/// (its first line), or `None` when no entry is configured. Blocks: call it from
+/// `spawn_blocking` in async code.
+///
+/// # Errors
+/// As for the token's `pass` entry; a first line shorter than PVE's minimum (5) is
+/// [`CredentialError::CtPasswordTooShort`].
+pub fn ct_root_password(
+    cfg: &Config,
+    env: Env<'_>,
+) -> Result<Option<SecretString>, CredentialError> {
+    let Some(entry) = &cfg.credentials.ct_password_pass_path else {
+        return Ok(None);
+    };
+    let stdout = pass_show_raw(entry, env, PASS_TIMEOUT)?;
+    let first = stdout.expose_secret().lines().next().unwrap_or("");
+    if first.chars().count() < 5 {
+        return Err(CredentialError::CtPasswordTooShort {
             entry: entry.clone(),
         });
     }

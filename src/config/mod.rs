@@ -107,6 +107,7 @@ pub fn sim_config(api_port: u16, fingerprint: [u8; 32]) -> Config {
             pass_path: None,
             token_file: None,
             ssh_user: "root".to_string(),
+            ct_password_pass_path: None,
         },
         tags: [
             ("templates", vec!["template"]),
@@ -179,6 +180,7 @@ pub fn redacted_json(cfg: &Config) -> serde_json::Value {
             "pass_path": cfg.credentials.pass_path,
             "token_file": path(&cfg.credentials.token_file),
             "ssh_user": cfg.credentials.ssh_user,
+            "ct_password_pass_path": cfg.credentials.ct_password_pass_path,
         },
         "tags": cfg.tags,
         "cloudinit": {

@@ -224,6 +224,8 @@ pub struct Credentials {
     pub token_file: Option<PathBuf>,
     /// SSH user (default `root`).
     pub ssh_user: String,
+    /// `pass` entry whose first line is the root password `ct_create` gives new containers.
+    pub ct_password_pass_path: Option<String>,
 }
 
 /// `cloudinit:`

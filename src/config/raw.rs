@@ -137,6 +137,10 @@ pub struct RawCredentials {
     /// User for SSH to the nodes.
     #[serde(default = "default_ssh_user")]
     pub ssh_user: String,
+    /// `pass` entry whose first line is the root password of containers `ct_create` makes
+    /// (read with `pass show`, sent only in the create request, never shown or logged).
+    #[serde(default)]
+    pub ct_password_pass_path: Option<String>,
 }
 
 impl Default for RawCredentials {
@@ -145,6 +149,7 @@ impl Default for RawCredentials {
             pass_path: None,
             token_file: None,
             ssh_user: default_ssh_user(),
+            ct_password_pass_path: None,
         }
     }
 }

@@ -56,6 +56,11 @@ pub fn validate(raw: RawConfig, origin: &Path, env: Env<'_>) -> Result<Config, C
             raw.credentials.token_file.as_deref(),
         ),
         ssh_user: v.ssh_user(&raw.credentials.ssh_user),
+        ct_password_pass_path: raw
+            .credentials
+            .ct_password_pass_path
+            .as_deref()
+            .and_then(|p| v.pass_path("credentials.ct_password_pass_path", p)),
     };
     v.tags(&raw);
     let cloudinit = v.cloudinit(&raw);

@@ -18,6 +18,7 @@ pub mod batch;
 pub mod bulk;
 pub mod cluster;
 mod connect;
+pub mod ct;
 mod doctor;
 mod error;
 mod guard;

@@ -24,6 +24,8 @@ mod error;
 mod error_class;
 pub mod fake;
 mod locate;
+mod lxc_create;
+pub use lxc_create::{Appliance, CloneLxc, CreateLxc, CtInterface};
 mod migrate;
 mod nodes;
 pub mod perl;

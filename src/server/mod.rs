@@ -15,6 +15,7 @@ mod call;
 mod catalogue;
 mod cluster;
 pub mod compact;
+mod ct;
 mod elicit;
 mod migrate;
 mod portable;

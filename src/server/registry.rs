@@ -6,6 +6,7 @@ use rmcp::model::ToolAnnotations;
 
 use crate::ops::spec::ToolSpec;
 
+use super::ct;
 use super::profile;
 use super::{
     ProxmoxServer, TOOLSETS, access, ansible, backup, bulk, cluster, migrate, portable, runbook,
@@ -76,6 +77,10 @@ const DOMAINS: &[Domain] = &[
     Domain {
         router: ProxmoxServer::ansible_router,
         specs: ansible::SPECS,
+    },
+    Domain {
+        router: ProxmoxServer::ct_router,
+        specs: ct::SPECS,
     },
 ];
 

@@ -399,3 +399,110 @@ pub const QEMU_CONFIG_UNUSED: Endpoint = Endpoint::put(
     "/nodes/{node}/qemu/{vmid}/config",
     &[all("/vms/{vmid}", &["VM.Config.Disk"])],
 );
+
+/// `POST /nodes/{node}/lxc` (create from a `vztmpl`, LXC.pm `create_vm`): VM.Allocate on the
+/// new vmid, Datastore.AllocateSpace on the root disk's storage (and AllocateSpace or Audit on
+/// the template's, `check_volume_access`), the config privilege of each option given
+/// (`check_ct_modify_config_perm`), SDN.Use on net0's bridge; Sys.Modify on `/` only for a
+/// privileged container.
+pub const LXC_CREATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/lxc",
+    &[
+        all("/vms/{vmid}", &["VM.Allocate"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+        all(
+            "/vms/{vmid}",
+            &[
+                "VM.Config.Disk",
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.Options",
+            ],
+        ),
+        USE_BRIDGE,
+        optional(
+            "/",
+            &["Sys.Modify"],
+            "privileged containers (unprivileged: false) are refused",
+        ),
+    ],
+);
+/// `POST /nodes/{node}/lxc` with `restore=1`: VM.Allocate on the vmid (or VM.Backup when it
+/// overwrites an existing container), Datastore.AllocateSpace on the target storage; Sys.Modify
+/// on `/` to restore a privileged container's archive.
+pub const LXC_RESTORE: Endpoint = Endpoint::post(
+    "/nodes/{node}/lxc",
+    &[
+        any("/vms/{vmid}", &["VM.Allocate", "VM.Backup"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+        optional(
+            "/",
+            &["Sys.Modify"],
+            "archives of privileged containers cannot be restored",
+        ),
+    ],
+);
+/// `POST /nodes/{node}/lxc/{vmid}/clone`: VM.Clone on the template, VM.Allocate on the new id,
+/// Datastore.AllocateSpace on the target storage of a full clone.
+pub const LXC_CLONE: Endpoint = Endpoint::post(
+    "/nodes/{node}/lxc/{vmid}/clone",
+    &[
+        all("/vms/{vmid}", &["VM.Clone"]),
+        all("/vms/{newid}", &["VM.Allocate"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+        USE_BRIDGE,
+    ],
+);
+/// `PUT /nodes/{node}/lxc/{vmid}/config` after a clone: cores, memory, swap, net0, tags,
+/// features.
+pub const LXC_CONFIG_CREATE: Endpoint = Endpoint::put(
+    "/nodes/{node}/lxc/{vmid}/config",
+    &[
+        all(
+            "/vms/{vmid}",
+            &[
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.Options",
+            ],
+        ),
+        USE_BRIDGE,
+    ],
+);
+/// `PUT /nodes/{node}/lxc/{vmid}/resize` of the rootfs.
+pub const LXC_RESIZE: Endpoint = Endpoint::put(
+    "/nodes/{node}/lxc/{vmid}/resize",
+    &[
+        all("/vms/{vmid}", &["VM.Config.Disk"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+    ],
+);
+/// `POST /nodes/{node}/lxc/{vmid}/status/start` of a new container.
+pub const LXC_START_NEW: Endpoint = Endpoint::post(
+    "/nodes/{node}/lxc/{vmid}/status/start",
+    &[all("/vms/{vmid}", &["VM.PowerMgmt"])],
+);
+/// `GET /nodes/{node}/lxc/{vmid}/interfaces`: the container's addresses.
+pub const LXC_INTERFACES: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/interfaces",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/lxc/{vmid}/status/current`: a restored container's state.
+pub const LXC_STATUS_NEW: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/status/current",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/aplinfo` (user: all): the appliance index.
+pub const APLINFO: Endpoint = Endpoint::get("/nodes/{node}/aplinfo", &[]);
+/// `POST /nodes/{node}/aplinfo`: Datastore.AllocateTemplate on the storage; without it the
+/// download runs as `pveam download` over SSH.
+pub const APLINFO_DOWNLOAD: Endpoint = Endpoint::post(
+    "/nodes/{node}/aplinfo",
+    &[optional(
+        "/storage/{storage}",
+        &["Datastore.AllocateTemplate"],
+        VIA_SSH,
+    )],
+);

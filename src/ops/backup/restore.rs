@@ -1,6 +1,9 @@
 //! `backup_restore`: an archive back into a VM — by default a new VM with the lowest free id
 //! of `vmid_ranges.vms` and new MACs; over an existing VM only with `force`, the preview naming
-//! what is overwritten. Always previewed until `confirm: true`.
+//! what is overwritten. Always previewed until `confirm: true`. A container archive
+//! (`vzdump-lxc-*`) restores through `POST /nodes/{node}/lxc` (`ostemplate` = the archive,
+//! `restore=1`) onto a storage with `rootdir` content; a container it overwrites must be
+//! stopped.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -29,7 +32,7 @@ pub struct BackupRestoreArgs {
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Storage for the disks; default the archive's.
+    /// Storage for the disks; default the archive's (a container's: `defaults.storage`).
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: Option<String>,
@@ -48,6 +51,8 @@ pub struct BackupRestoreArgs {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BackupRestoreReport {
     pub archive: String,
+    /// `qemu` or `lxc`, from the archive's name.
+    pub guest_type: String,
     /// The guest the archive was taken of.
     pub source_vmid: Option<u32>,
     pub vmid: u32,
@@ -85,6 +90,27 @@ pub async fn backup_restore(
             .find(|r| crate::ops::is_guest(r) && r.vmid == Some(v))
             .cloned()
     });
+    let is_ct = is_ct_archive(&a.archive);
+    let kind = if is_ct { "container" } else { "VM" };
+    if let Some(r) = &existing {
+        let ct_there = r.kind == crate::pve::ResourceKind::Lxc;
+        if ct_there != is_ct {
+            return Err(Error::refused(format!(
+                "{} {} is a {}, and {} holds a {kind}: a restore only overwrites a guest of the archive's type; pick another vmid or leave it out",
+                if ct_there { "container" } else { "vm" },
+                r.vmid.unwrap_or(0),
+                if ct_there { "container" } else { "VM" },
+                a.archive
+            )));
+        }
+        if is_ct && a.force && r.status.as_deref() == Some("running") {
+            return Err(Error::refused(format!(
+                "container {} ({}) is running; PVE can't overwrite a running container: stop it first (vm_shutdown), then restore",
+                r.vmid.unwrap_or(0),
+                r.name.clone().unwrap_or_default()
+            )));
+        }
+    }
     if let Some(v) = a.vmid {
         crate::ops::guard::check_range(ctx, v, a.allow_outside_ranges)?;
     }
@@ -122,16 +148,29 @@ pub async fn backup_restore(
         (None, None, Some(n)) => n,
         (None, None, None) => crate::ops::template::create::first_online_node(ctx).await?,
     };
-    if let Some(s) = &a.storage {
-        let pools = ctx.client.list_node_storage(&node).await?;
-        crate::ops::validate::vm_storage(&pools, s, &node)?;
-    }
+    let storage = if is_ct {
+        // PVE's default is `local`, which often cannot hold container disks: pick one that can.
+        let s = a
+            .storage
+            .clone()
+            .unwrap_or_else(|| ctx.config.defaults.storage.clone());
+        let stores = crate::ops::ct::storage_rows(&rows);
+        crate::ops::ct::require_storage(&stores, &node, &s, "rootdir", "container disks")?;
+        Some(s)
+    } else {
+        if let Some(s) = &a.storage {
+            let pools = ctx.client.list_node_storage(&node).await?;
+            crate::ops::validate::vm_storage(&pools, s, &node)?;
+        }
+        a.storage.clone()
+    };
     let mut report = BackupRestoreReport {
         archive: a.archive.clone(),
+        guest_type: if is_ct { "lxc" } else { "qemu" }.into(),
         source_vmid,
         vmid: 0,
         node: node.clone(),
-        storage: a.storage.clone(),
+        storage: storage.clone(),
         new_macs: !a.keep_macs,
         overwrites: overwrites.clone(),
         executed: false,
@@ -146,16 +185,20 @@ pub async fn backup_restore(
             None => preview_vm_id(&rows, ctx)?,
         };
         report.message = format!(
-            "preview, nothing changed: would restore {} as vm {} on {node}{}{}, with {} MAC addresses{}. Call again with confirm: true after the user agreed",
+            "preview, nothing changed: would restore {} as {} {} on {node}{}{}, with {} MAC addresses{}. Call again with confirm: true after the user agreed",
             a.archive,
+            if is_ct { "container" } else { "vm" },
             report.vmid,
-            a.storage
+            storage
                 .as_ref()
                 .map(|s| format!(", disks on {s}"))
                 .unwrap_or_default(),
             overwrites
                 .as_ref()
-                .map(|o| format!(", OVERWRITING vm {o}: its disks and config are replaced"))
+                .map(|o| {
+                    let what = if is_ct { "container" } else { "vm" };
+                    format!(", OVERWRITING {what} {o}: its disks and config are replaced")
+                })
                 .unwrap_or_default(),
             if a.keep_macs { "the archive's" } else { "new" },
             if a.start { ", then start it" } else { "" }
@@ -177,6 +220,18 @@ pub async fn backup_restore(
             v
         }
     };
+    if is_ct {
+        return restore_ct(
+            ctx,
+            run,
+            a,
+            report,
+            storage,
+            existing.is_some(),
+            reservation,
+        )
+        .await;
+    }
     let mut params: Vec<(String, String)> = vec![("archive".into(), a.archive.clone())];
     if let Some(s) = &a.storage {
         params.push(("storage".into(), s.clone()));
@@ -212,6 +267,65 @@ pub async fn backup_restore(
         .map(|s| s.status);
     report.message = format!(
         "{what} finished ({}); the VM is {}",
+        outcome.exitstatus,
+        report.status_after.as_deref().unwrap_or("unknown")
+    );
+    Ok(report)
+}
+
+/// Whether an archive is a container's (`vzdump-lxc-*`).
+fn is_ct_archive(volid: &str) -> bool {
+    volid
+        .rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("vzdump-lxc-"))
+}
+
+/// The container half of [`backup_restore`], once confirmed: `POST /nodes/{node}/lxc` with the
+/// archive as `ostemplate`, `restore=1`, the storage, `force` over an existing container,
+/// `unique` for new MACs.
+async fn restore_ct(
+    ctx: &Context,
+    run: &Run,
+    a: &BackupRestoreArgs,
+    mut report: BackupRestoreReport,
+    storage: Option<String>,
+    overwrite: bool,
+    reservation: Option<crate::ops::Reservation>,
+) -> Result<BackupRestoreReport, Error> {
+    let node = report.node.clone();
+    let vmid = report.vmid;
+    let params = crate::pve::CreateLxc {
+        vmid,
+        ostemplate: a.archive.clone(),
+        storage,
+        restore: true,
+        force: overwrite,
+        unique: (!a.keep_macs).then_some(true),
+        start: a.start,
+        ..Default::default()
+    };
+    let object = format!("container {vmid} on {node}");
+    let what = format!("restore of {} into {object}", a.archive);
+    let done = run
+        .task_locked(ctx, &object, &what, || async {
+            Ok(Some(ctx.client.create_lxc(&node, &params).await?))
+        })
+        .await?;
+    drop(reservation);
+    let Some((upid, outcome)) = done else {
+        return Err(Error::Setup(format!("{what}: PVE answered without a task")));
+    };
+    report.executed = true;
+    report.upid = Some(upid.to_string());
+    report.status_after = ctx
+        .client
+        .get_ct_status_after(&node, vmid)
+        .await
+        .ok()
+        .map(|s| s.status);
+    report.message = format!(
+        "{what} finished ({}); the container is {}",
         outcome.exitstatus,
         report.status_after.as_deref().unwrap_or("unknown")
     );

@@ -47,6 +47,8 @@ pub(crate) const BACKUP_RESTORE: ToolSpec =
             api::QEMU_STATUS,
             api::TASK_WAIT,
             api::TASK_WAIT_LOG,
+            api::LXC_RESTORE,
+            api::LXC_STATUS_NEW,
         ]);
 
 /// This file's tools, in catalogue order.
@@ -95,8 +97,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Restore a backup archive, by default as a new VM with new MACs; into an existing vmid only
-    /// with force: true, replacing its disks and config. Without confirm: true it says exactly what
+    /// Restore a backup archive (VM or container), by default as a new guest with new MACs; into
+    /// an existing vmid only with force: true, replacing its disks and config. Without confirm: true it says exactly what
     /// would happen (and be overwritten) and changes nothing.
     #[tool(name = "backup_restore")]
     async fn backup_restore(

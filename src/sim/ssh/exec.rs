@@ -160,6 +160,7 @@ async fn dispatch(ctx: &NodeCtx, argv: &[String], wrapped: bool, io: &mut Io) ->
         "qemu-img" => super::cmd_qemu_img::run(ctx, args, io),
         "qm" => super::cmd_qm::run(ctx, args, io).await,
         "pct" => super::cmd_pct::run(ctx, args, io),
+        "pveam" => super::cmd_pveam::run(ctx, args, io).await,
         "pvesm" => super::cmd_pvesm::run(ctx, args, io),
         "pveum" => super::cmd_pveum::run(ctx, args, io),
         "ha-manager" => super::cmd_ha::run(ctx, args, io),

@@ -32,6 +32,7 @@ mod cmd_ha;
 mod cmd_import;
 mod cmd_ip;
 mod cmd_pct;
+mod cmd_pveam;
 mod cmd_pvesm;
 mod cmd_pveum;
 mod cmd_qemu_img;
