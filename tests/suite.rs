@@ -50,6 +50,7 @@ mod registry;
 mod schema_conformance;
 mod secret_hygiene;
 mod sim_backups;
+mod sim_ct_tools;
 mod sim_generate;
 mod sim_http;
 mod sim_images;

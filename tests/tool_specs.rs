@@ -152,6 +152,12 @@ const NOT_APPLICABLE: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "POST",
+        "/nodes/{node}/lxc",
+        "VM.Backup",
+        "restore over an existing container: backup_restore declares it (LXC_RESTORE); ct_create passes no archive",
+    ),
+    (
+        "POST",
         "/nodes/{node}/vzdump",
         "Datastore.Allocate",
         "prune-backups: backup_now never sets it",
@@ -347,6 +353,19 @@ async fn every_request_a_tool_sends_is_declared_in_its_spec() {
         ("template_convert", json!({"vmid": vm})),
         ("template_delete", json!({"vmid": vm, "confirm": true})),
         ("vm_delete", json!({"vmid": 1007, "confirm": true})),
+        ("ct_templates", json!({})),
+        (
+            "ct_create",
+            json!({"template": 110, "hostname": "spec-ct", "disk": 6, "start": true}),
+        ),
+        (
+            "ct_create",
+            json!({"template": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", "hostname": "spec-ct2", "start": true}),
+        ),
+        (
+            "backup_restore",
+            json!({"archive": "local:backup/vzdump-lxc-1200-2026_11_21-01_30_04.tar.zst", "confirm": true}),
+        ),
     ];
     let mut problems = BTreeSet::new();
     let mut seen = 0;

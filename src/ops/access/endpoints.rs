@@ -506,3 +506,13 @@ pub const APLINFO_DOWNLOAD: Endpoint = Endpoint::post(
         VIA_SSH,
     )],
 );
+/// `GET /cluster/sdn/vnets` (user: all, filtered): the vnets a NIC may name besides the node's
+/// bridges; without SDN.Audit the list is empty and only bridges are offered.
+pub const SDN_VNETS: Endpoint = Endpoint::get(
+    "/cluster/sdn/vnets",
+    &[optional(
+        "/sdn/zones/{zone}/{vnet}",
+        &["SDN.Audit", "SDN.Allocate"],
+        "SDN vnets are not offered as bridges",
+    )],
+);

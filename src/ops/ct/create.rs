@@ -19,7 +19,7 @@ use crate::pve::{CloneLxc, ClusterResource, CreateLxc, ResourceKind};
 use crate::ops::error::quote;
 use crate::ops::guard::{check_range, normalize_tags};
 use crate::ops::run::Run;
-use crate::ops::validate::{self, SCHEMA_BRIDGE, SCHEMA_DNS_NAME, SCHEMA_NODE, SCHEMA_STORAGE};
+use crate::ops::validate::{self, SCHEMA_BRIDGE, SCHEMA_NODE, SCHEMA_STORAGE};
 use crate::ops::{Context, Error};
 
 use super::templates::{downloaded, file_of, resolve_appliance};
@@ -29,10 +29,12 @@ use super::{StoreRow, online_nodes, require_online, require_storage, storage_row
 const MAX_VMID_ATTEMPTS: usize = 8;
 /// Root disk of a new container when `disk` is not given (GiB), as PVE's GUI proposes.
 const DEFAULT_DISK_GIB: u32 = 8;
-/// `vztmpl` volid.
-pub const SCHEMA_TEMPLATE: &str = r"^([0-9]{3,9}|[A-Za-z0-9][A-Za-z0-9._+-]{0,254}|[A-Za-z][-_.A-Za-z0-9]*:vztmpl/[A-Za-z0-9._+-]+)$";
+/// A vmid, an appliance name, or a `vztmpl` volid (checked in full by `check_formats`).
+pub const SCHEMA_TEMPLATE: &str = r"^[\w.+:/-]+$";
+/// A `dns-name` (labels checked in full by `check_formats`).
+pub const SCHEMA_HOSTNAME: &str = r"^[A-Za-z0-9][A-Za-z0-9.-]*$";
 /// `dhcp`, or `ip=CIDR[,gw=IP]` (also ip6/gw6).
-pub const SCHEMA_CT_IP: &str = r"^[A-Za-z0-9.:/=,]{1,200}$";
+pub const SCHEMA_CT_IP: &str = r"^[\w.:/=,]+$";
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
@@ -51,41 +53,37 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CtCreateArgs {
-    /// vztmpl volid, appliance name (or unique start) downloaded on the node, or a container
-    /// template's vmid.
+    /// vztmpl volid, appliance name (or start), or CT template vmid.
     #[serde(deserialize_with = "string_or_number")]
     #[schemars(length(min = 1, max = 255), regex(pattern = SCHEMA_TEMPLATE))]
     pub template: String,
-    #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_DNS_NAME))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SCHEMA_HOSTNAME))]
     pub hostname: String,
-    /// Default: lowest free in `vmid_ranges.vms`.
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
-    /// Default the template's node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Root disk storage (content `rootdir`); default `defaults.storage`.
+    /// Content `rootdir`.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
     #[serde(default)]
     #[schemars(range(min = 1, max = 8192))]
     pub cores: Option<u32>,
-    /// MiB, default 512.
+    /// MiB
     #[serde(default)]
-    #[schemars(range(min = 16, max = 16_777_216))]
+    #[schemars(range(min = 16, max = 4_194_304))]
     pub memory: Option<u64>,
-    /// MiB, default 512.
+    /// MiB
     #[serde(default)]
-    #[schemars(range(max = 16_777_216))]
+    #[schemars(range(max = 4_194_304))]
     pub swap: Option<u64>,
-    /// Root disk GiB, default 8 (a clone's only grows).
+    /// GiB (default 8)
     #[serde(default)]
-    #[schemars(range(min = 1, max = 131_072))]
+    #[schemars(range(min = 1, max = 65536))]
     pub disk: Option<u32>,
-    /// Default `defaults.network_bridge`.
     #[serde(default)]
     #[schemars(length(max = 15), regex(pattern = SCHEMA_BRIDGE))]
     pub bridge: Option<String>,
@@ -101,7 +99,7 @@ pub struct CtCreateArgs {
     /// Default true.
     #[serde(default)]
     pub unprivileged: Option<bool>,
-    /// features nesting=1; default true when unprivileged.
+    /// Default: unprivileged.
     #[serde(default)]
     pub nesting: Option<bool>,
     #[serde(default)]

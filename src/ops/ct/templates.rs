@@ -19,11 +19,13 @@ use super::{StoreRow, online_nodes, require_online, require_storage, storage_row
 
 /// An appliance file name or the start of one: `debian-12-standard_12.7-1_amd64.tar.zst`,
 /// `debian-12-standard`.
-pub const SCHEMA_APPLIANCE: &str = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$";
+pub const SCHEMA_APPLIANCE: &str = r"^[\w.+-]+$";
 /// Longest `pveam download` may take on the node.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Downloaded templates listed at most (the rest counted).
 const MAX_DOWNLOADED: usize = 40;
+/// Index entries per page.
+const PAGE_SIZE: u32 = 20;
 /// Characters of an appliance description kept.
 const DESCRIPTION_CHARS: usize = 90;
 
@@ -31,26 +33,21 @@ const DESCRIPTION_CHARS: usize = 90;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CtTemplatesArgs {
-    /// Node whose appliance index is listed; default the first online node.
+    /// Default the first online node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,
-    /// Index section, e.g. `system`, `turnkeylinux`.
     #[serde(default)]
-    #[schemars(length(max = 32), regex(pattern = r"^[a-z0-9_-]+$"))]
+    #[schemars(length(max = 32))]
     pub section: Option<String>,
-    /// Substring of the template name (both lists).
+    /// Substring of the name.
     #[serde(default)]
-    #[schemars(length(max = 128), regex(pattern = r"^[A-Za-z0-9._+-]*$"))]
+    #[schemars(length(max = 128))]
     pub name: Option<String>,
-    /// Page of the index, from 1.
+    /// Of 20, from 1.
     #[serde(default)]
     #[schemars(range(min = 1, max = 10_000))]
     pub page: Option<u32>,
-    /// Default 20.
-    #[serde(default)]
-    #[schemars(range(min = 1, max = 40))]
-    pub page_size: Option<u32>,
 }
 
 /// A downloaded OS template.
@@ -206,7 +203,7 @@ pub async fn ct_templates(ctx: &Context, a: &CtTemplatesArgs) -> Result<CtTempla
         })
         .filter(|x| x.template.to_lowercase().contains(&name))
         .collect();
-    let page_size = a.page_size.unwrap_or(20).clamp(1, 40);
+    let page_size = PAGE_SIZE;
     let page = a.page.unwrap_or(1).max(1);
     let start = ((page - 1) * page_size) as usize;
     let total = matching.len() as u32;
@@ -246,14 +243,13 @@ pub async fn ct_templates(ctx: &Context, a: &CtTemplatesArgs) -> Result<CtTempla
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CtTemplateDownloadArgs {
-    /// Appliance name from ct_templates, or a unique start of one (`debian-12-standard`).
+    /// Name from ct_templates, or its unique start.
     #[schemars(length(min = 1, max = 255), regex(pattern = SCHEMA_APPLIANCE))]
     pub template: String,
-    /// Storage with `vztmpl` content; default `local` if it has it, else the first that does.
+    /// Content `vztmpl`.
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = SCHEMA_STORAGE))]
     pub storage: Option<String>,
-    /// Default the first online node.
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = SCHEMA_NODE))]
     pub node: Option<String>,

@@ -22,6 +22,7 @@ pub(crate) const CT_CREATE: ToolSpec = ToolSpec::write("ct_create", "Create cont
         api::STORAGE_CONTENT,
         api::APLINFO,
         api::NODE_NETWORK,
+        api::SDN_VNETS,
         api::LXC_CREATE,
         api::LXC_CLONE,
         api::LXC_CONFIG,
@@ -52,9 +53,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[CT_CREATE, CT_TEMPLATES, CT_TEMPLATE_DOW
 
 #[tool_router(router = ct_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Create a container from an OS template (vztmpl volid or downloaded appliance name) or by
-    /// cloning a container template (vmid), with the cluster defaults; root password from pass,
-    /// SSH keys from the config. Optionally start it and report its address.
+    /// Create a container from an OS template or a container template, with the cluster
+    /// defaults and the config's root password and SSH keys; start: reports its address.
     #[tool(name = "ct_create")]
     async fn ct_create(
         &self,
@@ -68,8 +68,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Container OS templates: downloaded vztmpl volumes, and a node's appliance index
-    /// (filtered, paged).
+    /// Container OS templates: downloaded ones, and a node's appliance index (paged).
     #[tool(name = "ct_templates")]
     async fn ct_templates(
         &self,
@@ -81,8 +80,7 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Download an appliance of the index to a vztmpl storage and wait (pveam over SSH when the
-    /// token may not). Already there: nothing to do.
+    /// Download an appliance-index template for containers (over SSH if the token may not).
     #[tool(name = "ct_template_download")]
     async fn ct_template_download(
         &self,
