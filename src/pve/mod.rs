@@ -24,6 +24,8 @@ mod error;
 mod error_class;
 pub mod fake;
 mod locate;
+mod lxc;
+pub use lxc::{GuestType, LxcInterface, guest_path};
 mod migrate;
 mod nodes;
 pub mod perl;
