@@ -1,8 +1,9 @@
 //! Guards every mutating tool applies before it sends anything: the VMID must be inside the
-//! configured ranges (unless the caller explicitly overrides), the guest must be a QEMU VM,
-//! and its node is looked up in the cluster, never taken from the caller.
+//! configured ranges (unless the caller explicitly overrides), its type (VM or container)
+//! and node are looked up in the cluster, never taken from the caller, and a VM-only tool
+//! refuses a container saying why.
 
-use crate::pve::{ClusterResource, ResourceKind};
+use crate::pve::{ClusterResource, GuestType};
 
 use super::{Context, Error};
 
@@ -23,29 +24,76 @@ pub fn check_range(ctx: &Context, vmid: u32, allow_outside_ranges: bool) -> Resu
     )))
 }
 
-/// A QEMU guest found in the cluster inventory, after the range guard.
+/// A guest (VM or container) found in the cluster inventory, after the range guard. Its
+/// type is the inventory's, read with [`guest_type`].
 ///
 /// # Errors
-/// Range refusal, VM not found, or a container.
-pub async fn resolve_vm(
+/// Range refusal, guest not found, or a row without a node.
+pub async fn resolve_guest(
     ctx: &Context,
     vmid: u32,
     allow_outside_ranges: bool,
 ) -> Result<ClusterResource, Error> {
     check_range(ctx, vmid, allow_outside_ranges)?;
     let row = ctx.client.find_vm(vmid).await?;
-    if !matches!(row.kind, ResourceKind::Qemu) {
-        return Err(Error::invalid(
-            "vmid",
-            format!("guest {vmid} is a container, not a QEMU VM"),
-        ));
-    }
     if row.node.is_none() {
         return Err(Error::Setup(format!(
-            "the cluster inventory lists vm {vmid} without a node; try again in a few seconds"
+            "the cluster inventory lists guest {vmid} without a node; try again in a few seconds"
         )));
     }
     Ok(row)
+}
+
+/// A QEMU guest found in the cluster inventory, after the range guard, for the tools that
+/// only VMs have (`tool` names the one asking, for the refusal of a container).
+///
+/// # Errors
+/// Range refusal, VM not found, or a container (naming `tool` and why).
+pub async fn resolve_vm(
+    ctx: &Context,
+    vmid: u32,
+    allow_outside_ranges: bool,
+    tool: &str,
+) -> Result<ClusterResource, Error> {
+    let row = resolve_guest(ctx, vmid, allow_outside_ranges).await?;
+    refuse_container(&row, tool)?;
+    Ok(row)
+}
+
+/// Refuses a container in a tool that works on QEMU VMs only, saying why.
+///
+/// # Errors
+/// `InvalidInput` on `vmid` naming the guest, the tool and the reason.
+pub fn refuse_container(row: &ClusterResource, tool: &str) -> Result<(), Error> {
+    if guest_type(row) == GuestType::Qemu {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "vmid",
+        format!(
+            "guest {} ({}) on {} is a container; {tool} works on QEMU VMs only ({})",
+            row.vmid.unwrap_or(0),
+            row.name.as_deref().unwrap_or("unnamed"),
+            row.node.as_deref().unwrap_or("?"),
+            vm_only_reason(tool)
+        ),
+    ))
+}
+
+/// Why a VM-only tool cannot take a container, and what to use instead.
+fn vm_only_reason(tool: &str) -> &'static str {
+    match tool {
+        "template_convert" | "template_delete" => {
+            "VM templates with cloud-init; a container is made from an OS template or a container template with ct_create"
+        }
+        "vm_create" => "it clones a VM template; create containers with ct_create",
+        _ => "containers have no QEMU disks, cloud-init or guest agent",
+    }
+}
+
+/// The type of a guest row (`qemu` unless the inventory says `lxc`).
+pub fn guest_type(row: &ClusterResource) -> GuestType {
+    GuestType::of(&row.kind).unwrap_or(GuestType::Qemu)
 }
 
 /// Refuses a template in a VM tool that has a template counterpart (`template_delete`, ...):
@@ -59,8 +107,9 @@ pub fn refuse_template(row: &ClusterResource, tool: &str, instead: &str) -> Resu
     if !row.is_template() {
         return Ok(());
     }
+    let noun = guest_type(row).noun();
     Err(Error::refused(format!(
-        "vm {} ({}) is a template; {tool} works on VMs only — {instead}",
+        "{noun} {} ({}) is a template; {tool} works on {noun}s only — {instead}",
         row.vmid.unwrap_or(0),
         row.name.clone().unwrap_or_default()
     )))

@@ -1,14 +1,12 @@
 //! Container creation: `POST /nodes/{node}/lxc` (from a `vztmpl`, or a restore of a
 //! `vzdump-lxc-*` archive), clone of a container template, the node's appliance index
-//! (`GET /nodes/{node}/aplinfo`) and its download (`POST /nodes/{node}/aplinfo`), plus the
-//! few container calls around a create (config write after a clone, rootfs resize, start,
-//! interfaces).
+//! (`GET /nodes/{node}/aplinfo`) and its download (`POST /nodes/{node}/aplinfo`). The other
+//! container calls (config, status, start, resize, interfaces) are in [`super::lxc`].
 //!
 //! The root password travels only in the form body of the create, never in a path, a query,
 //! a log line or Debug output.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Client, path_segment};
@@ -16,7 +14,7 @@ use super::error::Error;
 use super::upid::Upid;
 
 fn ct_path(node: &str, vmid: u32, suffix: &str) -> String {
-    format!("/nodes/{}/lxc/{vmid}{suffix}", path_segment(node))
+    super::guest_path(super::GuestType::Lxc, node, vmid, suffix)
 }
 
 /// `POST /nodes/{node}/lxc` parameters. `options` are config keys as `pct set` names them
@@ -128,18 +126,6 @@ pub struct Appliance {
     pub architecture: Option<String>,
 }
 
-/// One row of `GET /nodes/{node}/lxc/{vmid}/interfaces`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CtInterface {
-    pub name: Option<String>,
-    #[serde(default)]
-    pub hwaddr: Option<String>,
-    #[serde(default)]
-    pub inet: Option<String>,
-    #[serde(default)]
-    pub inet6: Option<String>,
-}
-
 impl Client {
     /// `POST /nodes/{node}/lxc` (task `vzcreate`, or `vzrestore` with `restore`).
     pub async fn create_lxc(&self, node: &str, p: &CreateLxc) -> Result<Upid, Error> {
@@ -166,66 +152,6 @@ impl Client {
             form.push(("storage", s.clone()));
         }
         self.post(&ct_path(node, vmid, "/clone"), &form).await
-    }
-
-    /// `PUT /nodes/{node}/lxc/{vmid}/config` (synchronous; answers null).
-    pub async fn set_lxc_options(
-        &self,
-        node: &str,
-        vmid: u32,
-        options: &[(String, String)],
-    ) -> Result<(), Error> {
-        let form: Vec<(&str, String)> = options
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        let _: IgnoredAny = self.put(&ct_path(node, vmid, "/config"), &form).await?;
-        Ok(())
-    }
-
-    /// `PUT /nodes/{node}/lxc/{vmid}/resize` of one volume (`rootfs`, `mpN`); a task.
-    pub async fn resize_lxc_volume(
-        &self,
-        node: &str,
-        vmid: u32,
-        disk: &str,
-        size: &str,
-    ) -> Result<Option<Upid>, Error> {
-        let form = [("disk", disk.to_string()), ("size", size.to_string())];
-        self.put(&ct_path(node, vmid, "/resize"), &form).await
-    }
-
-    /// `POST /nodes/{node}/lxc/{vmid}/status/start` (task `vzstart`).
-    pub async fn start_lxc_created(&self, node: &str, vmid: u32) -> Result<Upid, Error> {
-        self.post(&ct_path(node, vmid, "/status/start"), &[]).await
-    }
-
-    /// `GET /nodes/{node}/lxc/{vmid}/interfaces`: `None` (PVE answers null) while the
-    /// container does not run.
-    pub async fn list_ct_interfaces(
-        &self,
-        node: &str,
-        vmid: u32,
-    ) -> Result<Option<Vec<CtInterface>>, Error> {
-        self.get(&ct_path(node, vmid, "/interfaces"), &[]).await
-    }
-
-    /// `GET /nodes/{node}/lxc/{vmid}/config` as key/value pairs.
-    pub async fn get_ct_config_map(
-        &self,
-        node: &str,
-        vmid: u32,
-    ) -> Result<super::QemuConfig, Error> {
-        self.get(&ct_path(node, vmid, "/config"), &[]).await
-    }
-
-    /// `GET /nodes/{node}/lxc/{vmid}/status/current` of a container just created or restored.
-    pub async fn get_ct_status_after(
-        &self,
-        node: &str,
-        vmid: u32,
-    ) -> Result<super::QemuStatus, Error> {
-        self.get(&ct_path(node, vmid, "/status/current"), &[]).await
     }
 
     /// `GET /nodes/{node}/aplinfo`: the appliance index `pveam update` fetched on the node.

@@ -14,7 +14,8 @@ use super::types::split_tags;
 #[serde(transparent)]
 pub struct QemuConfig(pub BTreeMap<String, Value>);
 
-/// One disk-like entry of the config (`scsi0`, `virtio1`, `efidisk0`, `unused0`...).
+/// One disk-like entry of the config (`scsi0`, `virtio1`, `efidisk0`, `unused0`..., and a
+/// container's `rootfs` and `mpN`; a bind mount's volume is a host path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskEntry {
     /// The config key, e.g. `scsi0`.
@@ -30,8 +31,8 @@ pub struct DiskEntry {
     pub is_unused: bool,
 }
 
-const DISK_PREFIXES: [&str; 7] = [
-    "ide", "sata", "scsi", "virtio", "efidisk", "tpmstate", "unused",
+const DISK_PREFIXES: [&str; 8] = [
+    "ide", "sata", "scsi", "virtio", "efidisk", "tpmstate", "unused", "mp",
 ];
 
 impl QemuConfig {
@@ -48,8 +49,17 @@ impl QemuConfig {
     fn get_bool(&self, key: &str) -> bool {
         self.get_u64(key).is_some_and(|v| v != 0)
     }
+    /// `name`, or a container's `hostname`.
     pub fn name(&self) -> Option<String> {
-        self.get_str("name")
+        self.get_str("name").or_else(|| self.get_str("hostname"))
+    }
+    /// A number (`swap`, `cores`...), when set.
+    pub fn get_number(&self, key: &str) -> Option<u64> {
+        self.get_u64(key)
+    }
+    /// A flag such as `unprivileged` (`1`/`0`), when set.
+    pub fn get_flag(&self, key: &str) -> Option<bool> {
+        self.get_u64(key).map(|v| v != 0)
     }
     pub fn tags(&self) -> Vec<String> {
         split_tags(&self.get_str("tags").unwrap_or_default())
@@ -122,10 +132,11 @@ impl QemuConfig {
 }
 
 fn is_disk_key(key: &str) -> bool {
-    DISK_PREFIXES.iter().any(|p| {
-        key.strip_prefix(p)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    })
+    key == "rootfs"
+        || DISK_PREFIXES.iter().any(|p| {
+            key.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 #[cfg(test)]

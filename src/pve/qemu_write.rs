@@ -38,7 +38,7 @@ pub fn encode_sshkeys(keys: &str) -> String {
 }
 
 /// `size` of a resize: `\+?\d+(\.\d+)?[KMGT]?`, as PVE's schema pattern.
-fn valid_resize_size(size: &str) -> bool {
+pub(super) fn valid_resize_size(size: &str) -> bool {
     let rest = size.strip_prefix('+').unwrap_or(size);
     let rest = rest.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(rest);
     let (int, frac) = match rest.split_once('.') {
@@ -52,7 +52,7 @@ fn valid_resize_size(size: &str) -> bool {
 /// Builds the form of a config change: `delete` entries merged into one comma-joined `delete`
 /// (PVE turns repeated keys into an array and rejects it), `digest` appended, duplicates and
 /// empty changes refused. Values are never echoed in errors (they may hold `cipassword`).
-fn config_form<'a>(
+pub(super) fn config_form<'a>(
     vmid: u32,
     params: &'a [(String, String)],
     digest: Option<&str>,

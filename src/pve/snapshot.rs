@@ -1,11 +1,13 @@
-//! QEMU snapshots: list, create, roll back, delete. The writes answer a UPID (`qmsnapshot`,
-//! `qmrollback`, `qmdelsnapshot`); the guest holds `lock: snapshot`, `rollback` or
+//! Snapshots of a VM or a container: list, create, roll back, delete. The writes answer a UPID
+//! (`qmsnapshot`, `qmrollback`, `qmdelsnapshot`; `vzsnapshot`, `vzrollback`, `vzdelsnapshot`
+//! for a container); the guest holds `lock: snapshot`, `rollback` or
 //! `snapshot-delete` while the task runs.
 
 use serde::Deserialize;
 
 use super::client::{Client, path_segment};
 use super::error::Error;
+use super::lxc::{GuestType, guest_path};
 use super::upid::Upid;
 
 /// One entry of `GET .../snapshot`; the pseudo-entry `current` is the VM's present state,
@@ -28,23 +30,25 @@ pub struct SnapshotItem {
     pub running: Option<String>,
 }
 
-fn snap_path(node: &str, vmid: u32, rest: &str) -> String {
-    format!("/nodes/{}/qemu/{vmid}/snapshot{rest}", path_segment(node))
+fn snap_path(t: GuestType, node: &str, vmid: u32, rest: &str) -> String {
+    guest_path(t, node, vmid, &format!("/snapshot{rest}"))
 }
 
 impl Client {
-    /// `GET /nodes/{node}/qemu/{vmid}/snapshot`.
-    pub async fn list_qemu_snapshots(
+    /// `GET /nodes/{node}/{qemu|lxc}/{vmid}/snapshot`.
+    pub async fn list_snapshots(
         &self,
+        t: GuestType,
         node: &str,
         vmid: u32,
     ) -> Result<(Vec<SnapshotItem>, Vec<String>), Error> {
-        self.get_list(&snap_path(node, vmid, ""), &[]).await
+        self.get_list(&snap_path(t, node, vmid, ""), &[]).await
     }
 
-    /// `POST /nodes/{node}/qemu/{vmid}/snapshot` (task `qmsnapshot`).
-    pub async fn create_qemu_snapshot(
+    /// `POST /nodes/{node}/{qemu|lxc}/{vmid}/snapshot` (task `qmsnapshot`).
+    pub async fn create_snapshot(
         &self,
+        t: GuestType,
         node: &str,
         vmid: u32,
         name: &str,
@@ -58,18 +62,19 @@ impl Client {
         if vmstate {
             form.push(("vmstate", "1".to_string()));
         }
-        self.post(&snap_path(node, vmid, ""), &form).await
+        self.post(&snap_path(t, node, vmid, ""), &form).await
     }
 
-    /// `POST /nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback` (task `qmrollback`).
-    pub async fn rollback_qemu_snapshot(
+    /// `POST /nodes/{node}/{qemu|lxc}/{vmid}/snapshot/{snapname}/rollback` (task `qmrollback`).
+    pub async fn rollback_snapshot(
         &self,
+        t: GuestType,
         node: &str,
         vmid: u32,
         name: &str,
         start: bool,
     ) -> Result<Upid, Error> {
-        let path = snap_path(node, vmid, &format!("/{}/rollback", path_segment(name)));
+        let path = snap_path(t, node, vmid, &format!("/{}/rollback", path_segment(name)));
         let form: Vec<(&str, String)> = if start {
             vec![("start", "1".to_string())]
         } else {
@@ -78,15 +83,16 @@ impl Client {
         self.post(&path, &form).await
     }
 
-    /// `DELETE /nodes/{node}/qemu/{vmid}/snapshot/{snapname}` (task `qmdelsnapshot`).
-    pub async fn delete_qemu_snapshot(
+    /// `DELETE /nodes/{node}/{qemu|lxc}/{vmid}/snapshot/{snapname}` (task `qmdelsnapshot`).
+    pub async fn delete_snapshot(
         &self,
+        t: GuestType,
         node: &str,
         vmid: u32,
         name: &str,
         force: bool,
     ) -> Result<Upid, Error> {
-        let path = snap_path(node, vmid, &format!("/{}", path_segment(name)));
+        let path = snap_path(t, node, vmid, &format!("/{}", path_segment(name)));
         let query: Vec<(&str, String)> = if force {
             vec![("force", "1".to_string())]
         } else {

@@ -320,7 +320,7 @@ async fn restore_ct(
     report.upid = Some(upid.to_string());
     report.status_after = ctx
         .client
-        .get_ct_status_after(&node, vmid)
+        .get_guest_status(crate::pve::GuestType::Lxc, &node, vmid)
         .await
         .ok()
         .map(|s| s.status);

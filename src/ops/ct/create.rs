@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::pve::{CloneLxc, ClusterResource, CreateLxc, ResourceKind};
+use crate::pve::{CloneLxc, ClusterResource, CreateLxc, GuestType, ResourceKind};
 
 use crate::ops::error::quote;
 use crate::ops::guard::{check_range, normalize_tags};
@@ -625,7 +625,7 @@ pub async fn ct_create(
     {
         // The clone carries the template's resources and net0: apply the asked ones.
         ctx.client
-            .set_lxc_options(&node, vmid, &options)
+            .set_lxc_config(&node, vmid, &options, None)
             .await
             .map_err(|e| {
                 partial(
@@ -649,7 +649,9 @@ pub async fn ct_create(
     let mut ips = Vec::new();
     if a.start {
         run.task_locked(ctx, &object, &format!("start {object}"), || async {
-            Ok(Some(ctx.client.start_lxc_created(&node, vmid).await?))
+            Ok(Some(
+                ctx.client.start_guest(GuestType::Lxc, &node, vmid).await?,
+            ))
         })
         .await
         .map_err(|e| partial("stopped", "starting it", e))?;
@@ -695,7 +697,7 @@ pub async fn ct_create(
 /// The storage of a container template's rootfs (a linked clone stays there).
 async fn template_storage_of(ctx: &Context, node: &str, vmid: u32) -> String {
     ctx.client
-        .get_ct_config_map(node, vmid)
+        .get_guest_config(GuestType::Lxc, node, vmid)
         .await
         .ok()
         .and_then(|c| c.get_str("rootfs"))
@@ -712,7 +714,10 @@ async fn grow_rootfs(
     gib: u32,
     object: &str,
 ) -> Result<(), Error> {
-    let cfg = ctx.client.get_ct_config_map(node, vmid).await?;
+    let cfg = ctx
+        .client
+        .get_guest_config(GuestType::Lxc, node, vmid)
+        .await?;
     let current = cfg
         .get_str("rootfs")
         .and_then(|r| {
@@ -741,7 +746,7 @@ async fn grow_rootfs(
         || async {
             Ok(ctx
                 .client
-                .resize_lxc_volume(node, vmid, "rootfs", &format!("{gib}G"))
+                .resize_lxc_disk(node, vmid, "rootfs", &format!("{gib}G"), None)
                 .await?)
         },
     )
@@ -759,11 +764,12 @@ async fn wait_for_address(
     let start = Instant::now();
     let mut delay = ctx.timeouts.poll;
     loop {
-        let ifaces = ctx
-            .client
-            .list_ct_interfaces(node, vmid)
-            .await?
-            .unwrap_or_default();
+        // PVE answers null until the container runs (no list to decode): no address yet.
+        let ifaces = match ctx.client.get_lxc_interfaces(node, vmid).await {
+            Ok(v) => v,
+            Err(crate::pve::Error::Decode { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         let found: Vec<String> = ifaces
             .iter()
             .filter(|i| i.name.as_deref() == Some("eth0"))

@@ -1,13 +1,13 @@
-//! Snapshots of a VM: the tree, create, roll back (destructive: the state since the snapshot
+//! Snapshots of a VM or a container: the tree, create, roll back (destructive: the state since the snapshot
 //! is lost), delete (destructive). Names are checked as PVE checks them before anything is
 //! sent; locks (`snapshot`, `rollback`, `backup`) are waited out like every other write.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ops::guard::{node_of, resolve_vm};
+use crate::ops::guard::{guest_type, node_of, resolve_guest};
 use crate::ops::{Context, Error, Run};
-use crate::pve::SnapshotItem;
+use crate::pve::{GuestType, SnapshotItem};
 
 /// PVE's `pve-configid` (a snapshot name): a letter, then letters, digits, `_` or `-`; at
 /// most 40 characters; `current` and `pending` are reserved.
@@ -197,9 +197,12 @@ pub async fn snapshot_list(
     ctx: &Context,
     args: &SnapshotListArgs,
 ) -> Result<SnapshotListReport, Error> {
-    let row = resolve_vm(ctx, args.vmid, true).await?;
+    let row = resolve_guest(ctx, args.vmid, true).await?;
     let node = node_of(&row);
-    let (items, _) = ctx.client.list_qemu_snapshots(&node, args.vmid).await?;
+    let (items, _) = ctx
+        .client
+        .list_snapshots(guest_type(&row), &node, args.vmid)
+        .await?;
     let (snapshots, current_parent) = tree(&items);
     Ok(SnapshotListReport {
         vmid: args.vmid,
@@ -221,33 +224,45 @@ pub async fn snapshot_create(
     args: &SnapshotCreateArgs,
 ) -> Result<SnapshotCreateReport, Error> {
     check_name(&args.name)?;
-    let row = resolve_vm(ctx, args.vmid, args.allow_outside_ranges).await?;
+    let row = resolve_guest(ctx, args.vmid, args.allow_outside_ranges).await?;
     let node = node_of(&row);
+    let t = guest_type(&row);
+    let vm = t.word();
     if row.is_template() {
         return Err(Error::refused(format!(
-            "vm {} is a template; snapshot the VMs cloned from it instead",
+            "{vm} {} is a template; snapshot the guests cloned from it instead",
             args.vmid
         )));
     }
-    let (items, _) = ctx.client.list_qemu_snapshots(&node, args.vmid).await?;
+    if args.vmstate && t == GuestType::Lxc {
+        return Err(Error::invalid(
+            "vmstate",
+            format!(
+                "container {} has no RAM state to save (PVE snapshots a container's volumes only); call again without vmstate",
+                args.vmid
+            ),
+        ));
+    }
+    let (items, _) = ctx.client.list_snapshots(t, &node, args.vmid).await?;
     if items.iter().any(|s| s.name == args.name) {
         return Err(Error::invalid(
             "name",
             format!(
-                "vm {} already has a snapshot named {}; pick another name or delete the old one",
+                "{vm} {} already has a snapshot named {}; pick another name or delete the old one",
                 args.vmid, args.name
             ),
         ));
     }
     let running = row.status.as_deref() == Some("running");
     let with_ram = args.vmstate && running;
-    let object = format!("vm {} on {node}", args.vmid);
+    let object = format!("{vm} {} on {node}", args.vmid);
     let what = format!("snapshot {} of {object}", args.name);
     let done = run
         .task_locked(ctx, &object, &what, || async {
             Ok(Some(
                 ctx.client
-                    .create_qemu_snapshot(
+                    .create_snapshot(
+                        t,
                         &node,
                         args.vmid,
                         &args.name,
@@ -284,16 +299,19 @@ async fn find(
     allow_outside_ranges: bool,
 ) -> Result<(crate::pve::ClusterResource, String, Vec<Snapshot>, Snapshot), Error> {
     check_name(name)?;
-    let row = resolve_vm(ctx, vmid, allow_outside_ranges).await?;
+    let row = resolve_guest(ctx, vmid, allow_outside_ranges).await?;
     let node = node_of(&row);
-    let (items, _) = ctx.client.list_qemu_snapshots(&node, vmid).await?;
+    let (items, _) = ctx
+        .client
+        .list_snapshots(guest_type(&row), &node, vmid)
+        .await?;
     let (snaps, _) = tree(&items);
     let Some(snap) = snaps.iter().find(|s| s.name == name).cloned() else {
         let names: Vec<&str> = snaps.iter().map(|s| s.name.as_str()).collect();
         return Err(Error::NotFound {
-            what: format!("snapshot {name} of vm {vmid}"),
+            what: format!("snapshot {name} of {} {vmid}", guest_type(&row).word()),
             hint: if names.is_empty() {
-                "the VM has no snapshots".into()
+                format!("the {} has no snapshots", guest_type(&row).noun())
             } else {
                 format!("its snapshots are {}", names.join(", "))
             },
@@ -314,18 +332,22 @@ pub async fn snapshot_rollback(
     let (row, node, snaps, snap) =
         find(ctx, args.vmid, &args.name, args.allow_outside_ranges).await?;
     let running = row.status.as_deref() == Some("running");
+    let t = guest_type(&row);
+    let vm = t.word();
     let mut effects = vec![format!(
-        "every change to the VM's disks and configuration since snapshot {} ({}) is lost",
+        "every change to the {}'s disks and configuration since snapshot {} ({}) is lost",
         snap.name,
         snap.time
             .map(|t| format!("taken at unix time {t}"))
-            .unwrap_or_else(|| "time unknown".into())
+            .unwrap_or_else(|| "time unknown".into()),
+        t.noun()
     )];
     if snap.with_ram {
         effects.push("the VM resumes from the RAM saved in the snapshot".into());
     } else if running {
         effects.push(format!(
-            "the VM is running and is stopped hard first (the snapshot has no RAM){}",
+            "the {} is running and is stopped hard first (the snapshot has no RAM){}",
+            t.noun(),
             if args.start {
                 "; it is started again afterwards"
             } else {
@@ -357,23 +379,23 @@ pub async fn snapshot_rollback(
     };
     if !args.confirm {
         report.message = format!(
-            "preview, nothing changed: rolling vm {} back to {} would do what `effects` lists; call again with confirm: true after the user agreed",
+            "preview, nothing changed: rolling {vm} {} back to {} would do what `effects` lists; call again with confirm: true after the user agreed",
             args.vmid, args.name
         );
         return Ok(report);
     }
-    let object = format!("vm {} on {node}", args.vmid);
+    let object = format!("{vm} {} on {node}", args.vmid);
     let what = format!("rollback of {object} to {}", args.name);
     let done = run
         .task_locked(ctx, &object, &what, || async {
             Ok(Some(
                 ctx.client
-                    .rollback_qemu_snapshot(&node, args.vmid, &args.name, args.start)
+                    .rollback_snapshot(t, &node, args.vmid, &args.name, args.start)
                     .await?,
             ))
         })
         .await?;
-    finish(ctx, report, done, &what).await
+    finish(ctx, t, report, done, &what).await
 }
 
 /// Previews or deletes a snapshot.
@@ -385,16 +407,19 @@ pub async fn snapshot_delete(
     run: &Run,
     args: &SnapshotDeleteArgs,
 ) -> Result<SnapshotChangeReport, Error> {
-    let (_, node, snaps, snap) =
+    let (row, node, snaps, snap) =
         find(ctx, args.vmid, &args.name, args.allow_outside_ranges).await?;
+    let t = guest_type(&row);
+    let vm = t.word();
     let mut effects = vec![format!(
-        "snapshot {} is removed: its disk snapshots{} are deleted and the VM can no longer return to it",
+        "snapshot {} is removed: its disk snapshots{} are deleted and the {} can no longer return to it",
         snap.name,
         if snap.with_ram {
             " and its saved RAM"
         } else {
             ""
-        }
+        },
+        t.noun()
     )];
     let children: Vec<&str> = snaps
         .iter()
@@ -428,28 +453,29 @@ pub async fn snapshot_delete(
     if !args.confirm {
         return Ok(SnapshotChangeReport {
             message: format!(
-                "preview, nothing changed: deleting snapshot {} of vm {} would do what `effects` lists; call again with confirm: true after the user agreed",
+                "preview, nothing changed: deleting snapshot {} of {vm} {} would do what `effects` lists; call again with confirm: true after the user agreed",
                 args.name, args.vmid
             ),
             ..report
         });
     }
-    let object = format!("vm {} on {node}", args.vmid);
+    let object = format!("{vm} {} on {node}", args.vmid);
     let what = format!("deletion of snapshot {} of {object}", args.name);
     let done = run
         .task_locked(ctx, &object, &what, || async {
             Ok(Some(
                 ctx.client
-                    .delete_qemu_snapshot(&node, args.vmid, &args.name, args.force)
+                    .delete_snapshot(t, &node, args.vmid, &args.name, args.force)
                     .await?,
             ))
         })
         .await?;
-    finish(ctx, report, done, &what).await
+    finish(ctx, t, report, done, &what).await
 }
 
 async fn finish(
     ctx: &Context,
+    t: GuestType,
     mut report: SnapshotChangeReport,
     done: Option<(crate::pve::Upid, crate::pve::TaskOutcome)>,
     what: &str,
@@ -461,7 +487,7 @@ async fn finish(
     report.upid = Some(upid.to_string());
     report.status_after = ctx
         .client
-        .get_qemu_status(&report.node, report.vmid)
+        .get_guest_status(t, &report.node, report.vmid)
         .await
         .ok()
         .map(|s| s.status);

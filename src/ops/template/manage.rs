@@ -242,7 +242,7 @@ pub async fn template_convert(
     run: &Run,
     a: &TemplateConvertArgs,
 ) -> Result<TemplateConvertReport, Error> {
-    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges, "template_convert").await?;
     let node = node_of(&row);
     let status = ctx.client.get_qemu_status(&node, a.vmid).await?;
     let name = status.name.clone().unwrap_or_default();
@@ -371,7 +371,7 @@ pub async fn template_delete(
     run: &Run,
     a: &TemplateDeleteArgs,
 ) -> Result<TemplateDeleteReport, Error> {
-    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges, "template_delete").await?;
     let node = node_of(&row);
     let config = ctx.client.get_qemu_config(&node, a.vmid).await?;
     if !config.template() {
@@ -445,7 +445,15 @@ pub async fn template_delete(
         return Err(Error::refused(b));
     }
     let object = format!("template {} on {node}", a.vmid);
-    destroy(ctx, run, &node, a.vmid, &object).await?;
+    destroy(
+        ctx,
+        run,
+        crate::pve::GuestType::Qemu,
+        &node,
+        a.vmid,
+        &object,
+    )
+    .await?;
     report.executed = true;
     report.upids = run.upids();
     report.message = format!("{object} and its disks were deleted");

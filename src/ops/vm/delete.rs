@@ -1,11 +1,12 @@
-//! `vm_delete`: destructive, so without `confirm: true` it only says exactly what would go.
+//! `vm_delete` of a VM or a container: destructive, so without `confirm: true` it only says
+//! exactly what would go.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pve::{DeleteQemu, StopQemu};
+use crate::pve::{DeleteQemu, GuestType, StopQemu};
 
-use crate::ops::guard::{node_of, refuse_template, resolve_vm};
+use crate::ops::guard::{guest_type, node_of, refuse_template, resolve_guest};
 use crate::ops::run::Run;
 use crate::ops::vm::inventory::{VmDisk, vm_disk};
 use crate::ops::{Context, Error};
@@ -61,7 +62,9 @@ pub async fn vm_delete(
     run: &Run,
     a: &VmDeleteArgs,
 ) -> Result<VmDeleteReport, Error> {
-    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let row = resolve_guest(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let t = guest_type(&row);
+    let vm = t.word();
     refuse_template(
         &row,
         "vm_delete",
@@ -69,8 +72,8 @@ pub async fn vm_delete(
     )?;
     let node = node_of(&row);
     let (config, status) = tokio::try_join!(
-        ctx.client.get_qemu_config(&node, a.vmid),
-        ctx.client.get_qemu_status(&node, a.vmid)
+        ctx.client.get_guest_config(t, &node, a.vmid),
+        ctx.client.get_guest_status(t, &node, a.vmid)
     )?;
     let disks: Vec<VmDisk> = config
         .disks()
@@ -78,13 +81,15 @@ pub async fn vm_delete(
         .map(vm_disk)
         .filter(|d| d.media != "cdrom" && d.volume != "none")
         .collect();
+    // A bind mount's source is a host directory PVE leaves alone.
+    let kept: Vec<&VmDisk> = disks.iter().filter(|d| d.media == "bind").collect();
     let running = status.status == "running";
     let mut will_remove = vec![format!(
-        "the configuration of vm {} ({}) on {node}",
+        "the configuration of {vm} {} ({}) on {node}",
         a.vmid,
         config.name().unwrap_or_default()
     )];
-    for d in &disks {
+    for d in disks.iter().filter(|d| d.media != "bind") {
         will_remove.push(format!(
             "{} volume {} ({})",
             d.media,
@@ -93,21 +98,27 @@ pub async fn vm_delete(
         ));
     }
     will_remove.push(format!(
-        "any unreferenced volumes of vm {} on the node's storages",
+        "any unreferenced volumes of {vm} {} on the node's storages",
         a.vmid
     ));
     will_remove.push(format!(
-        "vm {} from backup jobs, replication and HA (purge)",
+        "{vm} {} from backup jobs, replication and HA (purge)",
         a.vmid
     ));
+    for d in kept {
+        will_remove.push(format!(
+            "not the bind-mounted host directory {} ({}): PVE leaves it in place",
+            d.volume, d.key
+        ));
+    }
     let blocked_by = if config.protection() {
         Some(format!(
-            "vm {} has protection enabled; PVE refuses to delete it until protection is turned off (set protection: 0 in PVE if you really mean it)",
+            "{vm} {} has protection enabled; PVE refuses to delete it until protection is turned off (set protection: 0 in PVE if you really mean it)",
             a.vmid
         ))
     } else if running && !a.stop {
         Some(format!(
-            "vm {} is running; pass stop: true to stop it hard first, or shut it down with vm_shutdown",
+            "{vm} {} is running; pass stop: true to stop it hard first, or shut it down with vm_shutdown",
             a.vmid
         ))
     } else {
@@ -136,7 +147,7 @@ pub async fn vm_delete(
     };
     if !a.confirm {
         let extra = if running {
-            " (the VM will be stopped hard first)"
+            " (it will be stopped hard first)"
         } else {
             ""
         };
@@ -149,18 +160,21 @@ pub async fn vm_delete(
     if let Some(b) = blocked_by {
         return Err(Error::refused(b));
     }
-    let object = format!("vm {} on {node}", a.vmid);
+    let object = format!("{vm} {} on {node}", a.vmid);
     if running {
         run.task_locked(ctx, &object, &format!("stop {object}"), || async {
-            Ok(Some(
-                ctx.client
-                    .stop_qemu(&node, a.vmid, &StopQemu::default())
-                    .await?,
-            ))
+            Ok(Some(match t {
+                GuestType::Qemu => {
+                    ctx.client
+                        .stop_qemu(&node, a.vmid, &StopQemu::default())
+                        .await?
+                }
+                GuestType::Lxc => ctx.client.stop_lxc(&node, a.vmid, false).await?,
+            }))
         })
         .await?;
     }
-    destroy(ctx, run, &node, a.vmid, &object)
+    destroy(ctx, run, t, &node, a.vmid, &object)
         .await
         .map_err(|e| stopped_then(running, &object, e))?;
     report.executed = true;
@@ -195,10 +209,11 @@ pub(crate) fn preview_message(blocked_by: Option<&str>, extra: &str) -> String {
 }
 
 /// Destroys a guest with everything PVE can remove with it (purged from jobs and HA,
-/// unreferenced disks destroyed), waiting out locks and the `qmdestroy` task.
+/// unreferenced disks destroyed), waiting out locks and the `qmdestroy`/`vzdestroy` task.
 pub(crate) async fn destroy(
     ctx: &Context,
     run: &Run,
+    t: GuestType,
     node: &str,
     vmid: u32,
     object: &str,
@@ -209,7 +224,10 @@ pub(crate) async fn destroy(
         ..Default::default()
     };
     run.task_locked(ctx, object, &format!("delete {object}"), || async {
-        Ok(Some(ctx.client.delete_qemu(node, vmid, &params).await?))
+        Ok(Some(match t {
+            GuestType::Qemu => ctx.client.delete_qemu(node, vmid, &params).await?,
+            GuestType::Lxc => ctx.client.delete_lxc(node, vmid, true, true).await?,
+        }))
     })
     .await?;
     ctx.client.forget_vm(vmid);

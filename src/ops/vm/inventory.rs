@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::pve::{ClusterResource, DiskEntry, QemuConfig, ResourceKind, ResourceType};
+use crate::pve::{ClusterResource, DiskEntry, GuestType, QemuConfig, ResourceType};
 
 use crate::ops::{Context, Error, GIB, MIB, is_guest};
 
@@ -271,16 +271,25 @@ pub struct VmDisk {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VmNic {
     pub key: String,
+    /// `virtio`, `e1000`...; `veth` for a container.
     pub model: String,
     pub mac: Option<String>,
     pub bridge: Option<String>,
     pub vlan: Option<u32>,
+    /// A container's interface name and `ip=` setting (`dhcp` or a CIDR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 /// `vm_get` output.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VmDetail {
     pub vmid: u32,
+    /// `qemu` (a VM) or `lxc` (a container), from the cluster inventory.
+    #[serde(rename = "type")]
+    pub guest_type: String,
     pub name: String,
     /// Node resolved from the cluster inventory.
     pub node: String,
@@ -308,16 +317,38 @@ pub struct VmDetail {
     pub ip_addresses: Vec<String>,
     /// Guest agent: `running`, `not running`, `disabled`, `vm not running`, or why it is unavailable.
     pub guest_agent: String,
+    /// A container's own settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Every config key as PVE returned it, for anything not summarised above.
     pub config: BTreeMap<String, Value>,
 }
 
+/// What only a container has.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerInfo {
+    /// Root in the container is an unprivileged user on the host.
+    pub unprivileged: bool,
+    /// `features` as set, e.g. `nesting=1,keyctl=1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<String>,
+    pub swap_mib: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ostype: Option<String>,
+}
+
 /// A disk entry of the config as the tools report it.
 pub(crate) fn vm_disk(d: DiskEntry) -> VmDisk {
     let media = if d.is_unused {
         "unused"
+    } else if d.key == "rootfs" {
+        "rootfs"
+    } else if d.key.starts_with("mp") && d.volume.starts_with('/') {
+        "bind"
+    } else if d.key.starts_with("mp") {
+        "mountpoint"
     } else if d.key.starts_with("efidisk") {
         "efidisk"
     } else if d.key.starts_with("tpmstate") {
@@ -352,6 +383,8 @@ pub fn parse_nics(config: &QemuConfig) -> Vec<VmNic> {
         let mut mac = None;
         let mut bridge = None;
         let mut vlan = None;
+        let mut name = None;
+        let mut ip = None;
         for part in s.split(',') {
             let Some((k, val)) = part.split_once('=') else {
                 continue;
@@ -359,7 +392,10 @@ pub fn parse_nics(config: &QemuConfig) -> Vec<VmNic> {
             match k {
                 "bridge" => bridge = Some(val.to_string()),
                 "tag" => vlan = val.parse().ok(),
-                "macaddr" => mac = Some(val.to_string()),
+                "macaddr" | "hwaddr" => mac = Some(val.to_string()),
+                "type" => model = val.to_string(),
+                "name" => name = Some(val.to_string()),
+                "ip" => ip = Some(val.to_string()),
                 _ if model.is_empty()
                     && ["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"].contains(&k) =>
                 {
@@ -375,6 +411,8 @@ pub fn parse_nics(config: &QemuConfig) -> Vec<VmNic> {
             mac,
             bridge,
             vlan,
+            name,
+            ip,
         });
     }
     out
@@ -387,18 +425,10 @@ pub fn parse_nics(config: &QemuConfig) -> Vec<VmNic> {
 pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> {
     let row = ctx.client.find_vm(args.vmid).await?;
     let node = row.node.clone().unwrap_or_default();
-    if !matches!(row.kind, ResourceKind::Qemu) {
-        return Err(Error::invalid(
-            "vmid",
-            format!(
-                "guest {} on {node} is a container, not a QEMU VM; container tools are not available",
-                args.vmid
-            ),
-        ));
-    }
+    let t = crate::ops::guard::guest_type(&row);
     let (config, status) = tokio::try_join!(
-        ctx.client.get_qemu_config(&node, args.vmid),
-        ctx.client.get_qemu_status(&node, args.vmid)
+        ctx.client.get_guest_config(t, &node, args.vmid),
+        ctx.client.get_guest_status(t, &node, args.vmid)
     )?;
     let mut cloudinit = BTreeMap::new();
     for k in [
@@ -432,7 +462,12 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
             .and_then(|m| m.split_once('='))
             .map(|(_, mac)| mac.to_string())
     });
-    let (ip_addresses, guest_agent) = if status.status != "running" {
+    let (ip_addresses, guest_agent) = if t == GuestType::Lxc {
+        (
+            container_addresses(ctx, &node, args.vmid, status.is_running()).await,
+            "none: containers have no guest agent (addresses from PVE's interface list)".into(),
+        )
+    } else if status.status != "running" {
         (vec![], "vm not running".to_string())
     } else if !agent_enabled {
         (vec![], "disabled (agent: 0 in the VM config)".to_string())
@@ -446,8 +481,15 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
             Err(e) => (vec![], format!("unavailable: {e}")),
         }
     };
+    let container = (t == GuestType::Lxc).then(|| ContainerInfo {
+        unprivileged: config.get_flag("unprivileged").unwrap_or(false),
+        features: config.get_str("features"),
+        swap_mib: config.get_number("swap").unwrap_or(512),
+        ostype: config.get_str("ostype"),
+    });
     Ok(VmDetail {
         vmid: args.vmid,
+        guest_type: t.as_str().into(),
         name: config.name().unwrap_or_default(),
         node,
         status: status.status.clone(),
@@ -468,9 +510,33 @@ pub async fn vm_get(ctx: &Context, args: &VmGetArgs) -> Result<VmDetail, Error> 
         uptime_s: status.uptime.unwrap_or(0),
         ip_addresses,
         guest_agent,
+        container,
         description: config.get_str("description"),
         config: config.0,
     })
+}
+
+/// A running container's addresses from `GET .../lxc/{vmid}/interfaces` (IPv4 first, no
+/// loopback); none when it is stopped or PVE cannot read them.
+async fn container_addresses(ctx: &Context, node: &str, vmid: u32, running: bool) -> Vec<String> {
+    if !running {
+        return vec![];
+    }
+    let Ok(ifaces) = ctx.client.get_lxc_interfaces(node, vmid).await else {
+        return vec![];
+    };
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for i in ifaces.iter().filter(|i| i.name.as_deref() != Some("lo")) {
+        v4.extend(i.inet.iter().map(|a| strip_prefix_len(a)));
+        v6.extend(i.inet6.iter().map(|a| strip_prefix_len(a)));
+    }
+    v4.extend(v6);
+    v4
+}
+
+fn strip_prefix_len(addr: &str) -> String {
+    addr.split('/').next().unwrap_or(addr).to_string()
 }
 
 #[cfg(test)]

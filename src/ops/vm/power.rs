@@ -1,13 +1,14 @@
-//! Power: start, stop (hard), shutdown (ACPI, with timeout and optional force), reboot.
-//! A VM already in the asked state is a reported no-op; templates cannot be started. A hard stop
+//! Power of a VM or a container: start, stop (hard), shutdown (ACPI or the container's init,
+//! with timeout and optional force), reboot. The type comes from the cluster inventory.
+//! A guest already in the asked state is a reported no-op; templates cannot be started. A hard stop
 //! is destructive (the guest loses what it has not written): without `confirm` it is previewed.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pve::{ShutdownQemu, StartQemu, StopQemu, Upid};
+use crate::pve::{GuestType, ShutdownQemu, StartQemu, StopQemu, Upid};
 
-use crate::ops::guard::{node_of, resolve_vm};
+use crate::ops::guard::{guest_type, node_of, resolve_guest};
 use crate::ops::run::Run;
 use crate::ops::{Context, Error};
 
@@ -134,9 +135,11 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
         shutdown,
         confirmed,
     } = req;
-    let row = resolve_vm(ctx, vmid, allow_outside_ranges).await?;
+    let row = resolve_guest(ctx, vmid, allow_outside_ranges).await?;
     let node = node_of(&row);
-    let status = ctx.client.get_qemu_status(&node, vmid).await?;
+    let t = guest_type(&row);
+    let vm = t.word();
+    let status = ctx.client.get_guest_status(t, &node, vmid).await?;
     let name = status.name.clone().or(row.name.clone()).unwrap_or_default();
     let before = status.status.clone();
     let template = status.template.unwrap_or(false) || row.is_template();
@@ -156,18 +159,24 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
     let running = before == "running";
     if template && matches!(action, PowerAction::Start | PowerAction::Reboot) {
         return Err(Error::refused(format!(
-            "vm {vmid} is a template and templates cannot be started; clone it with vm_create and start the clone"
+            "{vm} {vmid} is a template and templates cannot be started; clone it ({}) and start the clone",
+            if t == GuestType::Lxc {
+                "ct_create with template: {vmid}"
+            } else {
+                "vm_create"
+            }
         )));
     }
     match (action, running) {
         (PowerAction::Start, true) | (PowerAction::Stop | PowerAction::Shutdown, false) => {
             report.noop = true;
-            report.message = format!("vm {vmid} on {node} is already {before}; nothing to do");
+            report.message = format!("{vm} {vmid} on {node} is already {before}; nothing to do");
             return Ok(report);
         }
         (PowerAction::Reboot, false) => {
             return Err(Error::refused(format!(
-                "vm {vmid} on {node} is {before}; a reboot needs a running VM — use vm_start"
+                "{vm} {vmid} on {node} is {before}; a reboot needs a running {} — use vm_start",
+                t.noun()
             )));
         }
         _ => {}
@@ -177,7 +186,7 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
         let timeout = shutdown.and_then(|a| a.timeout_s).unwrap_or(180);
         report.preview = true;
         report.message = format!(
-            "would shut down vm {vmid} ({}) on {node} and, if the guest has not powered off after \
+            "would shut down {vm} {vmid} ({}) on {node} and, if the guest has not powered off after \
              {timeout} s, stop it hard (the guest loses what it has not written). Nothing was \
              done: call vm_shutdown again with confirm: true, or without force_after_timeout \
              for a graceful shutdown only",
@@ -188,30 +197,40 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
     if action == PowerAction::Stop && !confirmed {
         report.preview = true;
         report.message = format!(
-            "would stop vm {vmid} ({}) on {node} hard, like pulling the power cord: the guest \
+            "would stop {vm} {vmid} ({}) on {node} hard, like pulling the power cord: the guest \
              gets no chance to flush its disks or close its services. Nothing was done: call \
              vm_stop again with confirm: true, or shut it down gracefully with vm_shutdown",
             report.name
         );
         return Ok(report);
     }
-    let object = format!("vm {vmid} on {node}");
+    let object = format!("{vm} {vmid} on {node}");
     let what = format!("{} {object}", action.verb());
     let done = run
         .task_locked(ctx, &object, &what, || async {
             let c = &ctx.client;
-            let upid: Upid = match action {
-                PowerAction::Start => c.start_qemu(&node, vmid, &StartQemu::default()).await?,
-                PowerAction::Stop => c.stop_qemu(&node, vmid, &StopQemu::default()).await?,
-                PowerAction::Reboot => c.reboot_qemu(&node, vmid, None).await?,
-                PowerAction::Shutdown => {
-                    let a = shutdown;
+            let timeout = shutdown.and_then(|a| a.timeout_s).unwrap_or(180);
+            let upid: Upid = match (action, t) {
+                (PowerAction::Start, GuestType::Qemu) => {
+                    c.start_qemu(&node, vmid, &StartQemu::default()).await?
+                }
+                (PowerAction::Start, GuestType::Lxc) => c.start_guest(t, &node, vmid).await?,
+                (PowerAction::Stop, GuestType::Qemu) => {
+                    c.stop_qemu(&node, vmid, &StopQemu::default()).await?
+                }
+                (PowerAction::Stop, GuestType::Lxc) => c.stop_lxc(&node, vmid, false).await?,
+                (PowerAction::Reboot, GuestType::Qemu) => c.reboot_qemu(&node, vmid, None).await?,
+                (PowerAction::Reboot, GuestType::Lxc) => c.reboot_lxc(&node, vmid, None).await?,
+                (PowerAction::Shutdown, GuestType::Qemu) => {
                     let p = ShutdownQemu {
-                        timeout: Some(a.and_then(|a| a.timeout_s).unwrap_or(180)),
+                        timeout: Some(timeout),
                         force_stop: Some(forced),
                         ..Default::default()
                     };
                     c.shutdown_qemu(&node, vmid, &p).await?
+                }
+                (PowerAction::Shutdown, GuestType::Lxc) => {
+                    c.shutdown_lxc(&node, vmid, Some(timeout), forced).await?
                 }
             };
             Ok(Some(upid))
@@ -221,7 +240,8 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
         Ok(Some(d)) => d,
         Ok(None) => {
             return Err(Error::Setup(format!(
-                "{what}: PVE answered without a task; check the VM with vm_get"
+                "{what}: PVE answered without a task; check the {} with vm_get",
+                t.noun()
             )));
         }
         // A lock is reported as a lock (waited out above); anything else that stops a
@@ -232,8 +252,13 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
             upid,
         })) if action == PowerAction::Shutdown => {
             return Err(Error::refused(format!(
-                "vm {vmid} on {node} did not shut down ({exitstatus}; task {upid}; last log: {}). The guest may ignore ACPI or lack the guest agent: retry with force_after_timeout: true and confirm: true, or use vm_stop",
-                log_tail.last().cloned().unwrap_or_default()
+                "{vm} {vmid} on {node} did not shut down ({exitstatus}; task {upid}; last log: {}). {}: retry with force_after_timeout: true and confirm: true, or use vm_stop",
+                log_tail.last().cloned().unwrap_or_default(),
+                if t == GuestType::Lxc {
+                    "The container's init did not stop its services in time"
+                } else {
+                    "The guest may ignore ACPI or lack the guest agent"
+                }
             )));
         }
         Err(e) => return Err(e),
@@ -242,12 +267,12 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
     report.exitstatus = Some(outcome.exitstatus.clone());
     report.after = ctx
         .client
-        .get_qemu_status(&node, vmid)
+        .get_guest_status(t, &node, vmid)
         .await
         .map(|s| s.status)
         .unwrap_or_else(|_| "unknown".into());
     report.message = format!(
-        "{} of vm {vmid} on {node} finished: {}, now {}",
+        "{} of {vm} {vmid} on {node} finished: {}, now {}",
         action.verb(),
         outcome.exitstatus,
         report.after

@@ -1,4 +1,5 @@
-//! `vm_resize`: CPU, memory and disk size, checked against the node and read back after.
+//! `vm_resize` of a VM or a container: CPU, memory (and a container's swap) and disk size,
+//! checked against the node and read back after. Disks only grow.
 
 use std::collections::BTreeMap;
 
@@ -6,13 +7,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::error::quote;
-use crate::ops::guard::{node_of, refuse_template, resolve_vm};
+use crate::ops::guard::{guest_type, node_of, refuse_template, resolve_guest};
 use crate::ops::run::Run;
 use crate::ops::{Context, Error};
+use crate::pve::GuestType;
 
 use super::size::{DiskChange, boot_disk, format_size, parse_size, plan_disk_change};
 
-/// `vm_resize` arguments; give at least one of cores, sockets, memory, disk.
+/// `vm_resize` arguments; give at least one of cores, sockets, memory, swap, disk.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmResizeArgs {
@@ -29,6 +31,10 @@ pub struct VmResizeArgs {
     #[serde(default)]
     #[schemars(range(min = 16, max = 16_777_216))]
     pub memory: Option<u64>,
+    /// MiB; containers only.
+    #[serde(default)]
+    #[schemars(range(max = 16_777_216))]
+    pub swap: Option<u64>,
     /// `+10G` grows by 10 GiB, `50G` sets 50 GiB.
     #[serde(default)]
     #[schemars(
@@ -36,11 +42,13 @@ pub struct VmResizeArgs {
         regex(pattern = r"^\+?[0-9]+(\.[0-9]+)?[KMGTkmgt]?$")
     )]
     pub disk: Option<String>,
-    /// e.g. `virtio1`; default the boot disk.
+    /// e.g. `virtio1`, a container's `mp0`; default the boot disk or `rootfs`.
     #[serde(default)]
     #[schemars(
         length(max = 16),
-        regex(pattern = r"^(scsi|virtio|sata|ide|efidisk|tpmstate)[0-9]{1,2}$")
+        regex(
+            pattern = r"^((scsi|virtio|sata|ide|efidisk|tpmstate)[0-9]{1,2}|rootfs|mp[0-9]{1,3})$"
+        )
     )]
     pub disk_key: Option<String>,
     #[serde(default)]
@@ -82,10 +90,15 @@ pub async fn vm_resize(
     run: &Run,
     a: &VmResizeArgs,
 ) -> Result<VmResizeReport, Error> {
-    if a.cores.is_none() && a.sockets.is_none() && a.memory.is_none() && a.disk.is_none() {
+    if a.cores.is_none()
+        && a.sockets.is_none()
+        && a.memory.is_none()
+        && a.swap.is_none()
+        && a.disk.is_none()
+    {
         return Err(Error::invalid(
             "cores",
-            "give at least one of cores, sockets, memory or disk",
+            "give at least one of cores, sockets, memory, swap or disk",
         ));
     }
     if a.cores == Some(0) || a.sockets == Some(0) || a.memory.is_some_and(|m| m < 16) {
@@ -94,16 +107,18 @@ pub async fn vm_resize(
             "cores and sockets must be at least 1, memory at least 16 MiB",
         ));
     }
-    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let row = resolve_guest(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let t = guest_type(&row);
     refuse_template(
         &row,
         "vm_resize",
         "a template's size is what its clones start with: clone it with vm_create and give cores, memory or disk there, or rebuild the template",
     )?;
     let node = node_of(&row);
-    let object = format!("vm {} on {node}", a.vmid);
+    let object = format!("{} {} on {node}", t.word(), a.vmid);
+    refuse_other_type(t, a, &object)?;
     fits_node(ctx, &node, a.cores, a.sockets, a.memory).await?;
-    let config = ctx.client.get_qemu_config(&node, a.vmid).await?;
+    let config = ctx.client.get_guest_config(t, &node, a.vmid).await?;
     // Plan the disk first: a shrink is refused before anything is changed.
     let disk_plan = match &a.disk {
         None => None,
@@ -125,6 +140,16 @@ pub async fn vm_resize(
                                 .join(", ")
                         ),
                     })?,
+                None if t == GuestType::Lxc => config
+                    .disks()
+                    .into_iter()
+                    .find(|d| d.key == "rootfs")
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "disk_key",
+                            format!("{object} has no rootfs; name a mount point with disk_key"),
+                        )
+                    })?,
                 None => boot_disk(&config).ok_or_else(|| {
                     Error::invalid(
                         "disk_key",
@@ -136,6 +161,15 @@ pub async fn vm_resize(
                 return Err(Error::invalid(
                     "disk_key",
                     format!("{} of {object} is a CD-ROM and cannot be resized", disk.key),
+                ));
+            }
+            if disk.volume.starts_with('/') {
+                return Err(Error::invalid(
+                    "disk_key",
+                    format!(
+                        "{} of {object} bind-mounts the host directory {}; it has no size to change (grow the host's file system instead)",
+                        disk.key, disk.volume
+                    ),
                 ));
             }
             let current = disk.size.as_deref().and_then(parse_size).unwrap_or(0);
@@ -156,6 +190,9 @@ pub async fn vm_resize(
     if let Some(m) = a.memory {
         params.push(("memory".into(), m.to_string()));
     }
+    if let Some(m) = a.swap {
+        params.push(("swap".into(), m.to_string()));
+    }
     let mut report = VmResizeReport {
         vmid: a.vmid,
         node: node.clone(),
@@ -168,17 +205,24 @@ pub async fn vm_resize(
     };
     if !params.is_empty() {
         run.task_locked(ctx, &object, &format!("update {object}"), || async {
-            let digest = ctx.client.get_qemu_config(&node, a.vmid).await?.digest();
-            Ok(ctx
-                .client
-                .update_qemu_config(&node, a.vmid, &params, digest.as_deref())
-                .await?)
+            let c = &ctx.client;
+            let digest = c.get_guest_config(t, &node, a.vmid).await?.digest();
+            match t {
+                GuestType::Qemu => Ok(c
+                    .update_qemu_config(&node, a.vmid, &params, digest.as_deref())
+                    .await?),
+                GuestType::Lxc => {
+                    c.set_lxc_config(&node, a.vmid, &params, digest.as_deref())
+                        .await?;
+                    Ok(None)
+                }
+            }
         })
         .await?;
         report.changed = params.iter().map(|(k, _)| k.clone()).collect();
         // What PVE has now, not what was asked: the pending value when it waits for a restart.
-        let status = ctx.client.get_qemu_status(&node, a.vmid).await?;
-        let pending = ctx.client.get_qemu_pending(&node, a.vmid).await?;
+        let status = ctx.client.get_guest_status(t, &node, a.vmid).await?;
+        let pending = ctx.client.get_guest_pending(t, &node, a.vmid).await?;
         for p in pending.iter().filter(|p| report.changed.contains(&p.key)) {
             if let Some(v) = p.pending.clone().or_else(|| p.value.clone()) {
                 report.config_now.insert(p.key.clone(), v);
@@ -203,10 +247,15 @@ pub async fn vm_resize(
                     &object,
                     &format!("resize {key} of {object}"),
                     || async {
-                        Ok(ctx
-                            .client
-                            .resize_qemu_disk(&node, a.vmid, &key, &wire, None)
-                            .await?)
+                        let c = &ctx.client;
+                        Ok(match t {
+                            GuestType::Qemu => {
+                                c.resize_qemu_disk(&node, a.vmid, &key, &wire, None).await?
+                            }
+                            GuestType::Lxc => {
+                                c.resize_lxc_disk(&node, a.vmid, &key, &wire, None).await?
+                            }
+                        })
                     },
                 )
                 .await
@@ -214,7 +263,7 @@ pub async fn vm_resize(
                 // The size PVE now records (it may round), not the one asked for.
                 let after = ctx
                     .client
-                    .get_qemu_config(&node, a.vmid)
+                    .get_guest_config(t, &node, a.vmid)
                     .await
                     .ok()
                     .and_then(|c| c.disks().into_iter().find(|d| d.key == key))
@@ -234,11 +283,44 @@ pub async fn vm_resize(
         format!("{object} updated")
     } else {
         format!(
-            "{object} updated; {} take effect after the VM is stopped and started again (a reboot from inside the guest is not enough)",
-            report.pending_until_reboot.join(", ")
+            "{object} updated; {} take effect after the {} is stopped and started again (a reboot from inside the guest is not enough)",
+            report.pending_until_reboot.join(", "),
+            t.noun()
         )
     };
     Ok(report)
+}
+
+/// Refuses what the guest's type does not have: a container's sockets or a VM's swap and
+/// `rootfs`/`mpN` disks (and a container's QEMU disk keys).
+fn refuse_other_type(t: GuestType, a: &VmResizeArgs, object: &str) -> Result<(), Error> {
+    let ct_disk = a
+        .disk_key
+        .as_deref()
+        .is_some_and(|k| k == "rootfs" || k.starts_with("mp"));
+    match t {
+        GuestType::Lxc if a.sockets.is_some() => Err(Error::invalid(
+            "sockets",
+            format!("{object} is a container: it has no sockets, give cores instead"),
+        )),
+        GuestType::Lxc if a.disk_key.is_some() && !ct_disk => Err(Error::invalid(
+            "disk_key",
+            format!("{object} is a container: its disks are rootfs and mp0, mp1, ..."),
+        )),
+        GuestType::Qemu if a.swap.is_some() => Err(Error::invalid(
+            "swap",
+            format!(
+                "{object} is a VM: swap is a container setting (a VM's swap lives inside the guest)"
+            ),
+        )),
+        GuestType::Qemu if ct_disk => Err(Error::invalid(
+            "disk_key",
+            format!(
+                "{object} is a VM: rootfs and mpN are a container's disks; name one of its own such as scsi0"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses CPU or memory beyond what `node` has (PVE would accept the config and then fail to
@@ -312,7 +394,7 @@ fn partial(report: &VmResizeReport, step: &str, e: Error) -> Error {
     }
     Error::Partial {
         done: format!(
-            "vm {} on {}: {} already changed",
+            "guest {} on {}: {} already changed",
             report.vmid,
             report.node,
             report.changed.join(", ")

@@ -3,9 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ops::guard::{node_of, normalize_tags, refuse_template, resolve_vm};
+use crate::ops::guard::{guest_type, node_of, normalize_tags, refuse_template, resolve_guest};
 use crate::ops::run::Run;
 use crate::ops::{Context, Error};
+use crate::pve::GuestType;
 
 /// `vm_set_tags` arguments: replace the tags with `set`, or `add` / `remove` some.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -71,14 +72,15 @@ pub async fn vm_set_tags(
     let add = normalize_tags(a.add.clone())?;
     let remove = normalize_tags(a.remove.clone())?;
     let set = a.set.clone().map(normalize_tags).transpose()?;
-    let row = resolve_vm(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let row = resolve_guest(ctx, a.vmid, a.allow_outside_ranges).await?;
+    let t = guest_type(&row);
     refuse_template(
         &row,
         "vm_set_tags",
         "a template's tags come from the template tools (the `templates` tag group and the tags given to template_from_cloud_image / template_import_disk / template_from_iso); rebuild it with replace: true to change them",
     )?;
     let node = node_of(&row);
-    let object = format!("vm {} on {node}", a.vmid);
+    let object = format!("{} {} on {node}", t.word(), a.vmid);
     // Computed from the config read inside the retry, so a concurrent change is never lost:
     // the digest makes PVE refuse a write based on a stale read, and the retry re-reads.
     let new_tags = |current: Vec<String>| -> Result<Vec<String>, Error> {
@@ -87,7 +89,7 @@ pub async fn vm_set_tags(
         after.retain(|t| !remove.contains(t));
         normalize_tags(after)
     };
-    let before = normalize_tags(ctx.client.get_qemu_config(&node, a.vmid).await?.tags())?;
+    let before = normalize_tags(ctx.client.get_guest_config(t, &node, a.vmid).await?.tags())?;
     if new_tags(before.clone())? == before {
         return Ok(VmSetTagsReport {
             vmid: a.vmid,
@@ -98,20 +100,29 @@ pub async fn vm_set_tags(
         });
     }
     run.retry_locked(ctx, &object, || async {
-        let config = ctx.client.get_qemu_config(&node, a.vmid).await?;
+        let config = ctx.client.get_guest_config(t, &node, a.vmid).await?;
         let after = new_tags(normalize_tags(config.tags())?)?;
         let params: Vec<(String, String)> = if after.is_empty() {
             vec![("delete".into(), "tags".into())]
         } else {
             vec![("tags".into(), after.join(";"))]
         };
-        Ok(ctx
-            .client
-            .set_qemu_config_sync(&node, a.vmid, &params, config.digest().as_deref())
-            .await?)
+        let digest = config.digest();
+        Ok(match t {
+            GuestType::Qemu => {
+                ctx.client
+                    .set_qemu_config_sync(&node, a.vmid, &params, digest.as_deref())
+                    .await?
+            }
+            GuestType::Lxc => {
+                ctx.client
+                    .set_lxc_config(&node, a.vmid, &params, digest.as_deref())
+                    .await?
+            }
+        })
     })
     .await?;
-    let now = ctx.client.get_qemu_config(&node, a.vmid).await?;
+    let now = ctx.client.get_guest_config(t, &node, a.vmid).await?;
     Ok(VmSetTagsReport {
         vmid: a.vmid,
         node,
