@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::pve::{CloneLxc, ClusterResource, CreateLxc, GuestType, ResourceKind};
 
 use crate::ops::error::quote;
-use crate::ops::guard::{check_range, normalize_tags};
+use crate::ops::guard::normalize_tags;
 use crate::ops::run::Run;
 use crate::ops::validate::{self, SCHEMA_BRIDGE, SCHEMA_NODE, SCHEMA_STORAGE};
 use crate::ops::{Context, Error};
@@ -102,8 +102,6 @@ pub struct CtCreateArgs {
     /// Default: unprivileged.
     #[serde(default)]
     pub nesting: Option<bool>,
-    #[serde(default)]
-    pub allow_outside_ranges: bool,
 }
 
 /// `ct_create` output.
@@ -491,13 +489,12 @@ pub async fn ct_create(
     crate::ops::vm::create::plan::require_bridge(ctx, &node, &bridge).await?;
     let (net0, static_ip) = net0(&bridge, a.ipconfig.as_deref().unwrap_or("dhcp"))?;
     if let Some(v) = a.vmid {
-        if !a.allow_outside_ranges && !ctx.config.vmid_ranges.vms.contains(v) {
+        if !ctx.config.vmid_ranges.vms.contains(v) {
             return Err(Error::refused(format!(
-                "vmid {v} is outside vmid_ranges.vms ({}); pick one inside it, leave vmid out to get the lowest free one, or pass allow_outside_ranges: true",
+                "vmid {v} is outside vmid_ranges.vms ({}); pick one inside it, or leave vmid out to get the lowest free one",
                 ctx.config.vmid_ranges.vms
             )));
         }
-        check_range(ctx, v, true)?;
         if let Some(r) = rows.iter().find(|r| r.vmid == Some(v)) {
             return Err(Error::refused(format!(
                 "vmid {v} is already in use ({} on {}); leave vmid out to get the lowest free one in vmid_ranges.vms",

@@ -40,11 +40,10 @@ pub struct CtTemplatesArgs {
     #[serde(default)]
     #[schemars(length(max = 32))]
     pub section: Option<String>,
-    /// Substring of the name.
+    /// Name substring.
     #[serde(default)]
     #[schemars(length(max = 128))]
     pub name: Option<String>,
-    /// Of 20, from 1.
     #[serde(default)]
     #[schemars(range(min = 1, max = 10_000))]
     pub page: Option<u32>,

@@ -97,9 +97,9 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Restore a backup archive (VM or container), by default as a new guest with new MACs; into
-    /// an existing vmid only with force: true, replacing its disks and config. Without confirm: true it says exactly what
-    /// would happen (and be overwritten) and changes nothing.
+    /// Restore a VM or container backup, by default as a new guest with new MACs; over an
+    /// existing vmid only with force: true. Without confirm: true it says exactly what would
+    /// happen (and be overwritten) and changes nothing.
     #[tool(name = "backup_restore")]
     async fn backup_restore(
         &self,

@@ -53,8 +53,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[CT_CREATE, CT_TEMPLATES, CT_TEMPLATE_DOW
 
 #[tool_router(router = ct_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Create a container from an OS template or a container template, with the cluster
-    /// defaults and the config's root password and SSH keys; start: reports its address.
+    /// Create a container from an OS template or a CT template (cluster defaults; root password
+    /// and SSH keys from the config); start reports its address.
     #[tool(name = "ct_create")]
     async fn ct_create(
         &self,
