@@ -515,6 +515,17 @@ async fn a_container_archive_restores_as_a_container() {
     )
     .await;
     assert!(err && text.contains("type"), "{text}");
+    // Over an existing container without force: refused, naming it.
+    let (err, _, text) = call(
+        &client,
+        "backup_restore",
+        json!({"archive": archive, "vmid": new}),
+    )
+    .await;
+    assert!(
+        err && text.contains(&format!("container {new}")) && text.contains("force"),
+        "{text}"
+    );
     assert_eq!(e.writes(), before);
     // Over the stopped restored container: previewed, then done.
     let (err, r, text) = call(

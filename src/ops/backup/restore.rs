@@ -124,9 +124,11 @@ pub async fn backup_restore(
     });
     if let (Some(r), false) = (&existing, a.force) {
         return Err(Error::refused(format!(
-            "vm {} ({}) exists: restoring into it replaces its disks and config with the archive's; pass force: true (and confirm after the user agreed) to overwrite it, or leave vmid unset to restore as a new VM",
+            "{} {} ({}) exists: restoring into it replaces its disks and config with the archive's; pass force: true (and confirm after the user agreed) to overwrite it, or leave vmid unset to restore as a new {}",
+            if is_ct { "container" } else { "vm" },
             r.vmid.unwrap_or(0),
-            r.name.clone().unwrap_or_default()
+            r.name.clone().unwrap_or_default(),
+            if is_ct { "container" } else { "VM" }
         )));
     }
     let node = match (&existing, &a.node, archive_node) {
