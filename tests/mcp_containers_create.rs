@@ -553,3 +553,42 @@ async fn a_container_archive_restores_as_a_container() {
     assert_eq!(r["new_macs"], false);
     client.cancel().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_after_the_create_names_the_container_that_exists() {
+    let e = env(false).await;
+    let client = e.manager().await;
+    e.sim
+        .fail_next_task("pve01", "vzstart", "startup for container '2000' failed");
+    let (err, _, text) = call(
+        &client,
+        "ct_create",
+        json!({"template": VOLID, "hostname": "half-made", "start": true}),
+    )
+    .await;
+    assert!(err, "{text}");
+    assert!(
+        text.contains("(half-made) on pve01 was created")
+            && text.contains("starting it")
+            && text.contains("vm_delete"),
+        "a partial result naming the container: {text}"
+    );
+    let (_, r, _) = call(&client, "vm_list", json!({"name": "half-made"})).await;
+    assert_eq!(r["vms"][0]["status"], "stopped", "{r}");
+    // A create task that fails leaves nothing behind: a plain error.
+    e.sim
+        .fail_next_task("pve01", "vzcreate", "unable to create CT - disk full");
+    let (err, _, text) = call(
+        &client,
+        "ct_create",
+        json!({"template": VOLID, "hostname": "never-made"}),
+    )
+    .await;
+    assert!(
+        err && text.contains("disk full") && !text.contains("was created"),
+        "{text}"
+    );
+    let (_, r, _) = call(&client, "vm_list", json!({"name": "never-made"})).await;
+    assert_eq!(r["vms"], json!([]), "{r}");
+    client.cancel().await.ok();
+}
