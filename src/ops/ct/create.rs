@@ -853,6 +853,11 @@ where
                     ),
                 });
             }
+            Err(e) if e.to_string().contains("Linked clone feature") => {
+                return Err(Error::refused(format!(
+                    "{e} — the template's storage cannot make linked clones: pass storage (a full clone onto it)"
+                )));
+            }
             Err(e) => return Err(e),
         }
     }
