@@ -21,6 +21,9 @@ use crate::ops::plan::{ClusterSnapshot, GuestInfo, GuestSpec, NodeRejection, Rat
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Member {
     pub vmid: u32,
+    /// `qemu` (a VM) or `lxc` (a container).
+    #[serde(rename = "type")]
+    pub guest_type: String,
     pub name: String,
     pub node: String,
     pub status: String,
@@ -339,6 +342,7 @@ mod tests {
         let t = template(true);
         let members = vec![Member {
             vmid: 1500,
+            guest_type: "qemu".into(),
             name: "t-cp-2".into(),
             node: "pve03".into(),
             status: "running".into(),

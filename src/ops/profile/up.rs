@@ -199,6 +199,11 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
         let have = p.tags.iter().filter(|t| g.tags.contains(t)).count();
         let m = Member {
             vmid: g.vmid,
+            guest_type: match g.kind {
+                crate::ops::plan::GuestKind::Lxc => "lxc",
+                _ => "qemu",
+            }
+            .into(),
             name: g.name.clone(),
             node: g.node.clone(),
             status: g.status.clone(),
