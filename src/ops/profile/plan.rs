@@ -41,6 +41,9 @@ pub struct TemplateFacts {
     pub shared: bool,
     /// Whether its config enables the guest agent.
     pub agent: bool,
+    /// A container template: profiles build VMs, so it is refused by name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container: bool,
     pub tags: Vec<String>,
 }
 
@@ -295,6 +298,7 @@ mod tests {
             shared,
             agent: false,
             tags: vec!["talos".into()],
+            container: false,
         }
     }
 
