@@ -846,3 +846,39 @@ async fn a_per_node_template_copy_is_cloned_on_its_node_without_a_move() {
         assert_eq!(placement[&(vmid as u32)].node, "pve02");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_of_containers_is_shown_and_torn_down_but_not_built_from_a_container_template() {
+    // pihole (1200) is a container carrying the profile's tags [dns, prod].
+    let dns = "name: dns\ntype: vms\nnetwork:\n  pod_cidr: 10.63.0.0/16\nnodes:\n  controlplane:\n    count: 1\n    cores: 1\n    memory: 512\n    disk: 8G\ntemplate: 110\ntags: [dns, prod]\n".to_string();
+    let e = env(common::TIME_SCALE, &[("dns", dns)]).await;
+    let (err, s, text) = call(&e.client, "profile_status", json!({"profile": "dns"})).await;
+    assert!(!err, "{text}");
+    let g = &s["guests"][0];
+    assert_eq!(
+        (g["vmid"].as_u64(), g["address"].as_str()),
+        (Some(1200), Some("10.10.0.53")),
+        "{s}"
+    );
+    let (err, _, text) = call(&e.client, "profile_up", json!({"profile": "dns"})).await;
+    assert!(
+        err && text.contains("110 (debian-12-ct-tmpl) is a container template"),
+        "{text}"
+    );
+    let (err, p, text) = call(&e.client, "profile_down", json!({"profile": "dns"})).await;
+    assert!(!err, "{text}");
+    assert_eq!(p["guests"][0]["vmid"], 1200, "{p}");
+    assert!(
+        p["guests"][0]["refused"].is_null(),
+        "its config is read as a container's: {p}"
+    );
+    let (err, r, text) = call(
+        &e.client,
+        "profile_down",
+        json!({"profile": "dns", "confirm": true, "ignore_partial": true}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(r["guests"][0]["outcome"], "deleted", "{r}");
+    assert!(!e.sim.guest_placement().contains_key(&1200), "1200 is gone");
+}

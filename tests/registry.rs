@@ -445,7 +445,7 @@ fn the_skill_routes_to_its_reference_files_and_advertises_only_what_works_today(
     // The description decides when the skill loads: it names what this version does, cluster
     // profiles (spin up, tear down, Talos, Flux) and Ansible delegation included.
     let description = frontmatter_value(&skill, "description").to_lowercase();
-    for area in ["profile", "ansible", "snapshot", "migrat"] {
+    for area in ["profile", "ansible", "snapshot", "migrat", "container"] {
         assert!(
             description.contains(area),
             "the skill's description does not name `{area}`, so the skill would not load for it"

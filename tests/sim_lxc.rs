@@ -1129,3 +1129,30 @@ async fn suspend_resume_shutdown_timeouts_and_pct_over_ssh() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interfaces_read_the_running_containers_addresses() {
+    let api = Api::new(SCALE).await;
+    let (s, b) = api.get("/nodes/pve02/lxc/1200/interfaces").await;
+    assert_eq!(s, 200, "{b}");
+    let list = b["data"].as_array().expect("a list for a running CT");
+    assert_eq!(list[0]["name"], "lo");
+    assert_eq!(list[0]["inet"], "127.0.0.1/8");
+    let eth0 = list.iter().find(|i| i["name"] == "eth0").expect("eth0");
+    assert_eq!(eth0["inet"], "10.10.0.53/24", "net0's static ip: {b}");
+    assert_eq!(
+        eth0["hwaddr"], "bc:24:11:40:aa:fc",
+        "net0's hwaddr, lower case: {b}"
+    );
+    assert!(
+        eth0["inet6"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("fe80::") && a.ends_with("/64")),
+        "{b}"
+    );
+    // the template is not running: PVE finds no pid and answers no data
+    let (s, b) = api.get("/nodes/pve02/lxc/110/interfaces").await;
+    assert_eq!((s, b["data"].clone()), (200, Value::Null), "{b}");
+    let (s, b) = api.get("/nodes/pve01/lxc/1200/interfaces").await;
+    assert_eq!(s, 500, "CT 1200 is not on pve01: {b}");
+}

@@ -25,6 +25,7 @@ mod mcp_ansible;
 mod mcp_backups;
 mod mcp_bulk;
 mod mcp_clients;
+mod mcp_containers;
 mod mcp_containers_create;
 mod mcp_elicitation;
 mod mcp_images;

@@ -83,9 +83,10 @@ pub fn refuse_container(row: &ClusterResource, tool: &str) -> Result<(), Error> 
 /// Why a VM-only tool cannot take a container, and what to use instead.
 fn vm_only_reason(tool: &str) -> &'static str {
     match tool {
-        "template_convert" | "template_delete" => {
-            "VM templates with cloud-init; a container is made from an OS template or a container template with ct_create"
+        "template_convert" => {
+            "VM templates with cloud-init; ct_create makes a container from an OS template or a container template"
         }
+        "template_delete" => "delete a container template with vm_delete",
         "vm_create" => "it clones a VM template; create containers with ct_create",
         _ => "containers have no QEMU disks, cloud-init or guest agent",
     }

@@ -247,13 +247,16 @@ impl Client {
         self.put(&ct_path(node, vmid, "/resize"), &params).await
     }
 
-    /// `GET /nodes/{node}/lxc/{vmid}/interfaces`: the running container's addresses.
+    /// `GET /nodes/{node}/lxc/{vmid}/interfaces`: the running container's addresses (PVE
+    /// answers no data for a stopped one: an empty list here).
     pub async fn get_lxc_interfaces(
         &self,
         node: &str,
         vmid: u32,
     ) -> Result<Vec<LxcInterface>, Error> {
-        self.get(&ct_path(node, vmid, "/interfaces"), &[]).await
+        let list: Option<Vec<LxcInterface>> =
+            self.get(&ct_path(node, vmid, "/interfaces"), &[]).await?;
+        Ok(list.unwrap_or_default())
     }
 }
 

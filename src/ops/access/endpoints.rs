@@ -352,6 +352,62 @@ pub const LXC_SNAPSHOT_CONFIG: Endpoint = Endpoint::get(
     )],
 );
 
+/// `GET /nodes/{node}/lxc/{vmid}/status/current`.
+pub const LXC_STATUS: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/status/current",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/lxc/{vmid}/pending`.
+pub const LXC_PENDING: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/pending",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+/// `GET /nodes/{node}/lxc/{vmid}/interfaces`: a running container's addresses.
+pub const LXC_INTERFACES: Endpoint = Endpoint::get(
+    "/nodes/{node}/lxc/{vmid}/interfaces",
+    &[all("/vms/{vmid}", &["VM.Audit"])],
+);
+pub const LXC_START: Endpoint = Endpoint::post("/nodes/{node}/lxc/{vmid}/status/start", POWER);
+pub const LXC_STOP: Endpoint = Endpoint::post("/nodes/{node}/lxc/{vmid}/status/stop", POWER);
+pub const LXC_SHUTDOWN: Endpoint =
+    Endpoint::post("/nodes/{node}/lxc/{vmid}/status/shutdown", POWER);
+pub const LXC_REBOOT: Endpoint = Endpoint::post("/nodes/{node}/lxc/{vmid}/status/reboot", POWER);
+/// `PUT /nodes/{node}/lxc/{vmid}/config` for cores, memory and swap.
+pub const LXC_CONFIG_SIZE: Endpoint = Endpoint::put(
+    "/nodes/{node}/lxc/{vmid}/config",
+    &[all("/vms/{vmid}", &["VM.Config.CPU", "VM.Config.Memory"])],
+);
+/// `PUT /nodes/{node}/lxc/{vmid}/config` for tags.
+pub const LXC_CONFIG_TAGS: Endpoint = Endpoint::put(
+    "/nodes/{node}/lxc/{vmid}/config",
+    &[all("/vms/{vmid}", &["VM.Config.Options"])],
+);
+/// `PUT /nodes/{node}/lxc/{vmid}/resize` of rootfs or a mount point: VM.Config.Disk.
+pub const LXC_RESIZE: Endpoint = Endpoint::put(
+    "/nodes/{node}/lxc/{vmid}/resize",
+    &[all("/vms/{vmid}", &["VM.Config.Disk"])],
+);
+/// `DELETE /nodes/{node}/lxc/{vmid}`: VM.Allocate.
+pub const LXC_DELETE: Endpoint = Endpoint::delete(
+    "/nodes/{node}/lxc/{vmid}",
+    &[all("/vms/{vmid}", &["VM.Allocate"])],
+);
+/// `POST /nodes/{node}/lxc/{vmid}/snapshot`.
+pub const LXC_SNAPSHOT_CREATE: Endpoint = Endpoint::post(
+    "/nodes/{node}/lxc/{vmid}/snapshot",
+    &[all("/vms/{vmid}", &["VM.Snapshot"])],
+);
+/// `POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback`.
+pub const LXC_SNAPSHOT_ROLLBACK: Endpoint = Endpoint::post(
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback",
+    &[any("/vms/{vmid}", &["VM.Snapshot", "VM.Snapshot.Rollback"])],
+);
+/// `DELETE /nodes/{node}/lxc/{vmid}/snapshot/{snapname}`.
+pub const LXC_SNAPSHOT_DELETE: Endpoint = Endpoint::delete(
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}",
+    &[all("/vms/{vmid}", &["VM.Snapshot"])],
+);
+
 /// `POST /nodes/{node}/vzdump`: VM.Backup on each guest, Datastore.AllocateSpace on the
 /// backup storage (checked in code).
 pub const VZDUMP: Endpoint = Endpoint::post(
@@ -470,29 +526,6 @@ pub const LXC_CONFIG_CREATE: Endpoint = Endpoint::put(
         ),
         USE_BRIDGE,
     ],
-);
-/// `PUT /nodes/{node}/lxc/{vmid}/resize` of the rootfs.
-pub const LXC_RESIZE: Endpoint = Endpoint::put(
-    "/nodes/{node}/lxc/{vmid}/resize",
-    &[
-        all("/vms/{vmid}", &["VM.Config.Disk"]),
-        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
-    ],
-);
-/// `POST /nodes/{node}/lxc/{vmid}/status/start` of a new container.
-pub const LXC_START_NEW: Endpoint = Endpoint::post(
-    "/nodes/{node}/lxc/{vmid}/status/start",
-    &[all("/vms/{vmid}", &["VM.PowerMgmt"])],
-);
-/// `GET /nodes/{node}/lxc/{vmid}/interfaces`: the container's addresses.
-pub const LXC_INTERFACES: Endpoint = Endpoint::get(
-    "/nodes/{node}/lxc/{vmid}/interfaces",
-    &[all("/vms/{vmid}", &["VM.Audit"])],
-);
-/// `GET /nodes/{node}/lxc/{vmid}/status/current`: a restored container's state.
-pub const LXC_STATUS_NEW: Endpoint = Endpoint::get(
-    "/nodes/{node}/lxc/{vmid}/status/current",
-    &[all("/vms/{vmid}", &["VM.Audit"])],
 );
 /// `GET /nodes/{node}/aplinfo` (user: all): the appliance index.
 pub const APLINFO: Endpoint = Endpoint::get("/nodes/{node}/aplinfo", &[]);

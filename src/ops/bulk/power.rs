@@ -13,6 +13,7 @@ use crate::ops::vm::inventory::VmSummary;
 use crate::ops::vm::power::{PowerAction, PowerRequest, ShutdownArgs, power};
 use crate::ops::vm::select::{Selector, TagsMatch};
 use crate::ops::{Context, Error, Run};
+use crate::pve::GuestType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -145,6 +146,7 @@ pub async fn bulk_power(
         .iter()
         .map(|v| BulkGuest {
             vmid: v.vmid,
+            guest_type: v.kind.clone(),
             name: v.name.clone(),
             node: v.node.clone(),
             status: v.status.clone(),
@@ -241,7 +243,7 @@ async fn act(
     }
     let r = power(ctx, run, &req).await?;
     if rolling && matches!(action, BulkAction::Start | BulkAction::Reboot) && !r.noop {
-        back_up(ctx, run, &r.node, v.vmid).await?;
+        back_up(ctx, run, &r.node, v).await?;
     }
     let outcome = if r.noop { "nothing_to_do" } else { "done" };
     Ok(result(v, outcome, r.message, r.upid))
@@ -260,20 +262,23 @@ fn result(v: &VmSummary, outcome: &str, message: String, upid: Option<String>) -
 
 /// Waits until the guest runs and, when its config enables the guest agent, the agent
 /// answers — up to the agent deadline.
-async fn back_up(ctx: &Context, run: &Run, node: &str, vmid: u32) -> Result<(), Error> {
-    let has_agent = ctx
-        .client
-        .get_qemu_config(node, vmid)
-        .await
-        .ok()
-        .and_then(|c| c.get_str("agent").map(|a| agent_enabled(&a)))
-        .unwrap_or(false);
+async fn back_up(ctx: &Context, run: &Run, node: &str, v: &VmSummary) -> Result<(), Error> {
+    let vmid = v.vmid;
+    let t = super::select::guest_type_of(&v.kind);
+    let has_agent = t == GuestType::Qemu
+        && ctx
+            .client
+            .get_qemu_config(node, vmid)
+            .await
+            .ok()
+            .and_then(|c| c.get_str("agent").map(|a| agent_enabled(&a)))
+            .unwrap_or(false);
     let start = Instant::now();
     let mut delay = ctx.timeouts.poll;
     loop {
         let running = ctx
             .client
-            .get_qemu_status(node, vmid)
+            .get_guest_status(t, node, vmid)
             .await
             .is_ok_and(|s| s.status == "running");
         let answering = !has_agent
@@ -282,14 +287,16 @@ async fn back_up(ctx: &Context, run: &Run, node: &str, vmid: u32) -> Result<(), 
                 .is_ok_and(|a| a.is_some());
         if running && answering {
             run.note(format!(
-                "vm {vmid}: back (running{})",
+                "{} {vmid}: back (running{})",
+                t.word(),
                 if has_agent { ", agent answering" } else { "" }
             ));
             return Ok(());
         }
         if start.elapsed() >= ctx.timeouts.agent {
             return Err(Error::refused(format!(
-                "vm {vmid} on {node} is not back after {:.0} s ({}); the rolling run stops here — check the guest's console",
+                "{} {vmid} on {node} is not back after {:.0} s ({}); the rolling run stops here — check the guest's console",
+                t.word(),
                 ctx.timeouts.agent.as_secs_f64(),
                 if running {
                     "running, but its guest agent does not answer"

@@ -11,12 +11,15 @@ use crate::ops::batch::{BatchReport, Outcome};
 use crate::ops::vm::inventory::{VmSummary, summarize_vm};
 use crate::ops::vm::select::Selector;
 use crate::ops::{Context, Error, is_guest};
-use crate::pve::ResourceType;
+use crate::pve::{GuestType, ResourceType};
 
 /// A guest a bulk operation acts on.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BulkGuest {
     pub vmid: u32,
+    /// `qemu` (a VM) or `lxc` (a container).
+    #[serde(rename = "type")]
+    pub guest_type: String,
     pub name: String,
     pub node: String,
     pub status: String,
@@ -102,8 +105,6 @@ pub(crate) async fn resolve(
     for v in matched {
         let reason = if v.template {
             Some("a template".to_string())
-        } else if v.kind != "qemu" {
-            Some("a container (bulk operations act on QEMU VMs)".to_string())
         } else if ranges.templates.contains(v.vmid) && !ranges.vms.contains(v.vmid) {
             // The template range is for templates: a VM there is not one of the guests a bulk
             // operation manages (a single-VM tool still reaches it).
@@ -136,15 +137,15 @@ pub(crate) async fn resolve(
 /// `protection` of each guest, read from its config (at most `limits.max_parallel` at once). A
 /// config that cannot be read counts as protected: the guest is skipped, never acted on blind.
 async fn protection(ctx: &Context, guests: &[VmSummary]) -> BTreeMap<u32, bool> {
-    let wanted: Vec<(String, u32)> = guests
+    let wanted: Vec<(String, u32, GuestType)> = guests
         .iter()
-        .filter(|v| !v.template && v.kind == "qemu")
-        .map(|v| (v.node.clone(), v.vmid))
+        .filter(|v| !v.template)
+        .map(|v| (v.node.clone(), v.vmid, guest_type_of(&v.kind)))
         .collect();
-    let reads = wanted.into_iter().map(|(node, vmid)| {
+    let reads = wanted.into_iter().map(|(node, vmid, t)| {
         let ctx = ctx.clone();
         async move {
-            let protected = match ctx.client.get_qemu_config(&node, vmid).await {
+            let protected = match ctx.client.get_guest_config(t, &node, vmid).await {
                 Ok(c) => c.protection(),
                 Err(_) => true,
             };
@@ -155,6 +156,15 @@ async fn protection(ctx: &Context, guests: &[VmSummary]) -> BTreeMap<u32, bool> 
         .buffer_unordered(ctx.config.limits.max_parallel.max(1) as usize)
         .collect()
         .await
+}
+
+/// The guest type of a summary's `kind` (`lxc`, else a VM).
+pub fn guest_type_of(kind: &str) -> GuestType {
+    if kind == "lxc" {
+        GuestType::Lxc
+    } else {
+        GuestType::Qemu
+    }
 }
 
 /// One result per guest, in `guests` order, from a batch run over them: a step's own result,

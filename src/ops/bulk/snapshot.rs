@@ -118,6 +118,7 @@ pub async fn bulk_snapshot(
         .iter()
         .map(|v| BulkGuest {
             vmid: v.vmid,
+            guest_type: v.kind.clone(),
             name: v.name.clone(),
             node: v.node.clone(),
             status: v.status.clone(),
@@ -157,7 +158,8 @@ pub async fn bulk_snapshot(
                 vmid: g.vmid,
                 name: g.action.clone(),
                 description: args.description.clone(),
-                vmstate: args.vmstate,
+                // A container has no RAM state: its snapshot is of its volumes only.
+                vmstate: args.vmstate && g.guest_type != "lxc",
                 allow_outside_ranges: false,
             };
             Step::new(

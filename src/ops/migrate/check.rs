@@ -51,7 +51,11 @@ pub struct MigrateCheckReport {
     pub running: bool,
     /// Whether `vm_migrate` would go ahead now.
     pub can_migrate: bool,
-    /// `online` (live) for a running VM, `offline` for a stopped one or a template.
+    /// `qemu` (a VM) or `lxc` (a container).
+    #[serde(rename = "type")]
+    pub guest_type: String,
+    /// `online` (live) for a running VM, `restart` for a running container (shut down, moved,
+    /// started again: never live), `offline` for a stopped guest or a template.
     pub mode: Option<MoveMode>,
     /// Local disks are copied along (always for an offline move; a live move needs
     /// `with-local-disks`, which vm_migrate sets).
@@ -128,18 +132,16 @@ pub(crate) async fn assess(
     }
     let mut reasons = Vec::new();
     let mut notes = warnings;
-    if guest.kind != plan::GuestKind::Qemu {
-        reasons.push(format!(
-            "guest {vmid} is a container; vm_migrate moves QEMU VMs"
-        ));
-    }
+    let container = guest.kind == plan::GuestKind::Lxc;
     if let Err(e) = snap.read_guest_config(ctx, vmid).await {
         reasons.push(format!(
             "its config could not be read ({e}); moving it without knowing its disks could strand one"
         ));
     }
     let running = guest.is_running();
-    let pve = if guest.node == target {
+    // PVE 9's container precondition reports only HA affinity (PVE 8 has none); the
+    // planner reads a container's mount points itself.
+    let pve = if guest.node == target || container {
         None
     } else {
         match ctx
@@ -158,7 +160,11 @@ pub(crate) async fn assess(
     };
     let verdict = pve.as_ref().map(pve_verdict).unwrap_or_default();
     pve_reasons(&verdict, target, &guest.node, &mut reasons, &mut notes);
-    wish_reasons(wishes, running, &snap, vmid, &mut reasons, &mut notes);
+    if container {
+        container_wishes(wishes, running, &mut reasons, &mut notes);
+    } else {
+        wish_reasons(wishes, running, &snap, vmid, &mut reasons, &mut notes);
+    }
     // A lock is waited out by vm_migrate (up to the lock deadline), so it does not block
     // the verdict; the planner sees the guest unlocked and the note says what will happen.
     if let Some(lock) = &guest.lock {
@@ -219,6 +225,7 @@ pub(crate) async fn assess(
         target: target.to_string(),
         running,
         can_migrate,
+        guest_type: if container { "lxc" } else { "qemu" }.into(),
         mode: m.map(|m| m.mode),
         with_local_disks: m.is_some_and(|m| !m.local_disks.is_empty()),
         local_disks: m.map(|m| m.local_disks.clone()).unwrap_or_default(),
@@ -396,6 +403,34 @@ fn wish_reasons(
         );
     }
 }
+
+/// A container never moves live: running, PVE's restart migration shuts it down, moves it
+/// and starts it on the target; its local volumes always go along.
+fn container_wishes(
+    w: &Wishes<'_>,
+    running: bool,
+    reasons: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    if running && w.online == Some(true) {
+        reasons.push(
+            "it is a running container: PVE cannot move a container live; leave `online` unset for a restart migration (shut down, moved, started on the target)"
+                .into(),
+        );
+    } else if running {
+        notes.push(format!(
+            "a running container moves in restart mode: it is shut down (up to {RESTART_TIMEOUT_S} s), moved and started on the target; its services are down meanwhile"
+        ));
+    }
+    if w.with_local_disks == Some(false) {
+        notes.push(
+            "a container's local volumes always move with it (with_local_disks is ignored)".into(),
+        );
+    }
+}
+
+/// The shutdown timeout of a restart migration (PVE's default for `restart`).
+const RESTART_TIMEOUT_S: u64 = 180;
 
 fn refusal_text(r: &MoveRefusal, pin_tag: &str) -> String {
     match r {

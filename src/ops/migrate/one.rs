@@ -1,4 +1,4 @@
-//! `vm_migrate`: the assessment of `vm_migrate_check`, refused in words when the move is not
+//! `vm_migrate` of a VM or a container: the assessment of `vm_migrate_check`, refused in words when the move is not
 //! possible, else the move executed and verified.
 
 use schemars::JsonSchema;
@@ -75,8 +75,12 @@ pub async fn vm_migrate(
             why += &format!(" — {t} could take it");
         }
         return Err(Error::refused(format!(
-            "vm {} ({}) cannot move from {} to {} now: {why}; nothing was sent",
-            a.report.vmid, a.report.name, a.report.from, args.target
+            "{} {} ({}) cannot move from {} to {} now: {why}; nothing was sent",
+            word(&a.report.guest_type),
+            a.report.vmid,
+            a.report.name,
+            a.report.from,
+            args.target
         )));
     };
     run.note(format!(
@@ -97,7 +101,8 @@ pub async fn vm_migrate(
     };
     let done = execute(ctx, run, &planned, &opts).await?;
     let message = format!(
-        "vm {} ({}) now runs on {} ({} migration in {:.1} s{}); verified in /cluster/resources",
+        "{} {} ({}) now runs on {} ({} migration in {:.1} s{}); verified in /cluster/resources",
+        word(&a.report.guest_type),
         done.vmid,
         done.name,
         done.verified_node,
@@ -116,6 +121,14 @@ pub async fn vm_migrate(
         message,
         notes: a.report.notes,
     })
+}
+
+fn word(guest_type: &str) -> &'static str {
+    if guest_type == "lxc" {
+        "container"
+    } else {
+        "vm"
+    }
 }
 
 fn mode_word(m: &crate::ops::plan::Move) -> &'static str {

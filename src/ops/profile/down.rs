@@ -98,7 +98,11 @@ async fn down_with(
                 ctx.config.vmid_ranges.vms
             ))
         } else {
-            match ctx.client.get_qemu_config(&m.node, m.vmid).await {
+            match ctx
+                .client
+                .get_guest_config(crate::ops::bulk::guest_type_of(&m.guest_type), &m.node, m.vmid)
+                .await
+            {
                 Ok(c) if c.protection() => Some("protected (protection: 1); remove the protection in PVE first if it really belongs to this cluster".to_string()),
                 Ok(_) => None,
                 Err(e) => Some(format!("its config cannot be read: {e}")),

@@ -21,6 +21,9 @@ use crate::ops::plan::{ClusterSnapshot, GuestInfo, GuestSpec, NodeRejection, Rat
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Member {
     pub vmid: u32,
+    /// `qemu` (a VM) or `lxc` (a container).
+    #[serde(rename = "type")]
+    pub guest_type: String,
     pub name: String,
     pub node: String,
     pub status: String,
@@ -38,6 +41,9 @@ pub struct TemplateFacts {
     pub shared: bool,
     /// Whether its config enables the guest agent.
     pub agent: bool,
+    /// A container template: profiles build VMs, so it is refused by name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container: bool,
     pub tags: Vec<String>,
 }
 
@@ -292,6 +298,7 @@ mod tests {
             shared,
             agent: false,
             tags: vec!["talos".into()],
+            container: false,
         }
     }
 
@@ -339,6 +346,7 @@ mod tests {
         let t = template(true);
         let members = vec![Member {
             vmid: 1500,
+            guest_type: "qemu".into(),
             name: "t-cp-2".into(),
             node: "pve03".into(),
             status: "running".into(),

@@ -89,15 +89,28 @@ pub async fn profile_status(
     for m in &f.members {
         let mut address = state.addresses.get(&m.vmid).cloned();
         if address.is_none()
-            && let Ok(cfg) = ctx.client.get_qemu_config(&m.node, m.vmid).await
+            && let Ok(cfg) = ctx
+                .client
+                .get_guest_config(
+                    crate::ops::bulk::guest_type_of(&m.guest_type),
+                    &m.node,
+                    m.vmid,
+                )
+                .await
         {
-            address = cfg.get_str("ipconfig0").and_then(|c| {
+            // A VM's static address is in `ipconfig0`, a container's in net0's `ip=`.
+            let key = if m.guest_type == "lxc" {
+                "net0"
+            } else {
+                "ipconfig0"
+            };
+            address = cfg.get_str(key).and_then(|c| {
                 c.split(',')
                     .find_map(|x| x.strip_prefix("ip="))
                     .filter(|ip| *ip != "dhcp")
                     .map(|ip| ip.split('/').next().unwrap_or(ip).to_string())
             });
-            if address.is_none() && m.status == "running" {
+            if address.is_none() && m.status == "running" && m.guest_type != "lxc" {
                 let mac = cfg.get_str("net0").and_then(|n| {
                     n.split(',')
                         .next()

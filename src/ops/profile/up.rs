@@ -145,16 +145,18 @@ async fn template_facts(
         .min_by_key(|d| (!d.key.starts_with("scsi"), d.key.clone()));
     let storage = disk.map(|d| d.storage).unwrap_or_default();
     let shared = snap.storages.iter().any(|s| s.id == storage && s.shared);
-    let agent = ctx
-        .client
-        .get_qemu_config(&t.node, t.vmid)
-        .await
-        .ok()
-        .and_then(|c| c.get_str("agent"))
-        .is_some_and(|a| {
-            let first = a.split(',').next().unwrap_or("");
-            first == "1" || first == "enabled=1" || a.split(',').any(|x| x == "enabled=1")
-        });
+    let container = t.kind == crate::ops::plan::GuestKind::Lxc;
+    let agent = !container
+        && ctx
+            .client
+            .get_qemu_config(&t.node, t.vmid)
+            .await
+            .ok()
+            .and_then(|c| c.get_str("agent"))
+            .is_some_and(|a| {
+                let first = a.split(',').next().unwrap_or("");
+                first == "1" || first == "enabled=1" || a.split(',').any(|x| x == "enabled=1")
+            });
     Ok(TemplateFacts {
         vmid: t.vmid,
         name: t.name.clone(),
@@ -163,6 +165,7 @@ async fn template_facts(
         shared,
         agent,
         tags: t.tags.clone(),
+        container,
     })
 }
 
@@ -199,6 +202,11 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
         let have = p.tags.iter().filter(|t| g.tags.contains(t)).count();
         let m = Member {
             vmid: g.vmid,
+            guest_type: match g.kind {
+                crate::ops::plan::GuestKind::Lxc => "lxc",
+                _ => "qemu",
+            }
+            .into(),
             name: g.name.clone(),
             node: g.node.clone(),
             status: g.status.clone(),

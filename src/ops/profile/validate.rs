@@ -56,6 +56,12 @@ pub fn isolation(p: &ClusterProfile, others: &[&ClusterProfile]) -> Vec<ProfileP
 /// Whether a template suits the profile's type: a Talos profile needs a Talos image (a
 /// template tagged or named `talos`), a `vms` profile a cloud-init one (not Talos).
 pub fn template_problem(p: &ClusterProfile, t: &TemplateFacts) -> Option<String> {
+    if t.container {
+        return Some(format!(
+            "{} ({}) is a container template; a profile's guests are cloned from a VM template (cloud-init or Talos), containers are made one by one with ct_create",
+            t.vmid, t.name
+        ));
+    }
     let talos = t.tags.iter().any(|x| x == "talos") || t.name.to_lowercase().contains("talos");
     match (p.kind, talos) {
         (ProfileKind::Talos, false) => Some(format!(

@@ -65,11 +65,15 @@ pub async fn vm_delete(
     let row = resolve_guest(ctx, a.vmid, a.allow_outside_ranges).await?;
     let t = guest_type(&row);
     let vm = t.word();
-    refuse_template(
-        &row,
-        "vm_delete",
-        "use template_delete, which also checks for linked clones",
-    )?;
+    // A container template has no template tool: vm_delete deletes it (PVE refuses while
+    // a linked clone uses its base volume).
+    if t == GuestType::Qemu {
+        refuse_template(
+            &row,
+            "vm_delete",
+            "use template_delete, which also checks for linked clones",
+        )?;
+    }
     let node = node_of(&row);
     let (config, status) = tokio::try_join!(
         ctx.client.get_guest_config(t, &node, a.vmid),

@@ -48,7 +48,7 @@ pub(crate) const BACKUP_RESTORE: ToolSpec =
             api::TASK_WAIT,
             api::TASK_WAIT_LOG,
             api::LXC_RESTORE,
-            api::LXC_STATUS_NEW,
+            api::LXC_STATUS,
         ]);
 
 /// This file's tools, in catalogue order.

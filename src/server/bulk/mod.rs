@@ -23,6 +23,12 @@ pub(crate) const BULK_POWER: ToolSpec = ToolSpec::destructive("bulk_power", "Bul
         api::QEMU_STOP,
         api::QEMU_SHUTDOWN,
         api::QEMU_REBOOT,
+        api::LXC_CONFIG,
+        api::LXC_STATUS,
+        api::LXC_START,
+        api::LXC_STOP,
+        api::LXC_SHUTDOWN,
+        api::LXC_REBOOT,
         api::AGENT_INTERFACES_WAIT,
         api::TASK_WAIT,
         api::TASK_WAIT_LOG,
@@ -36,6 +42,9 @@ pub(crate) const BULK_SNAPSHOT: ToolSpec = ToolSpec::write("bulk_snapshot", "Bul
         api::QEMU_CONFIG,
         api::QEMU_SNAPSHOTS,
         api::QEMU_SNAPSHOT_CREATE,
+        api::LXC_CONFIG,
+        api::LXC_SNAPSHOTS,
+        api::LXC_SNAPSHOT_CREATE,
         api::TASK_WAIT,
         api::TASK_WAIT_LOG,
     ]);
@@ -45,12 +54,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[BULK_POWER, BULK_SNAPSHOT];
 
 #[tool_router(router = bulk_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Start, shut down, stop or reboot every guest a selector matches: tags (all, or any with
-    /// tags_match), node, status, name glob, vmids — at least one. Without confirm: true it
-    /// lists exactly the guests it matched, what it would do to each, and the ones it skips
-    /// (templates, outside vmid_ranges.vms, protected); nothing changes. Confirmed, it runs at
-    /// most max_parallel at once, or rolling: true one at a time with each guest back (running,
-    /// guest agent answering) before the next, and reports every guest.
+    /// Start, shut down, stop or reboot every VM and container a selector matches (at least one
+    /// of tags, node, status, name, vmids). Without confirm: true it lists the guests matched,
+    /// what it would do to each, and the ones it skips (templates, outside vmid_ranges.vms,
+    /// protected); nothing changes. Confirmed: at most max_parallel at once, or rolling: true
+    /// one at a time, each back (running, agent answering) before the next.
     #[tool(name = "bulk_power")]
     async fn bulk_power(
         &self,
@@ -64,12 +72,11 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Take one snapshot of every guest a selector matches (tags, tags_match, node, status,
-    /// name_glob, vmids — at least one), named from a pattern: {date} (YYYYMMDD), {time} (HHMM,
-    /// UTC), {vmid}, e.g. pre-upgrade-{date}. Without confirm: true it lists the guests and the
-    /// name each would get, and the ones it skips (templates, outside vmid_ranges.vms, protected);
-    /// nothing changes. Confirmed, it reports every guest; one failure does not stop the
-    /// others unless stop_on_error.
+    /// Snapshot every VM and container a selector matches (at least one of tags, node, status,
+    /// name_glob, vmids), named from a pattern: {date} (YYYYMMDD), {time} (HHMM, UTC), {vmid},
+    /// e.g. pre-upgrade-{date}. Without confirm: true it lists the guests, each one's name and
+    /// the ones skipped (templates, outside vmid_ranges.vms, protected); nothing changes. One
+    /// failure does not stop the others unless stop_on_error.
     #[tool(name = "bulk_snapshot")]
     async fn bulk_snapshot(
         &self,

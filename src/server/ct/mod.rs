@@ -28,7 +28,7 @@ pub(crate) const CT_CREATE: ToolSpec = ToolSpec::write("ct_create", "Create cont
         api::LXC_CONFIG,
         api::LXC_CONFIG_CREATE,
         api::LXC_RESIZE,
-        api::LXC_START_NEW,
+        api::LXC_START,
         api::LXC_INTERFACES,
     ]);
 pub(crate) const CT_TEMPLATES: ToolSpec = ToolSpec::read("ct_templates", "Container OS templates")

@@ -32,12 +32,14 @@ macro_rules! planning_reads {
 pub(crate) const VM_MIGRATE_CHECK: ToolSpec =
     ToolSpec::read("vm_migrate_check", "Check a VM migration")
         .toolset("migrate")
-        .calls(planning_reads![api::QEMU_MIGRATE_CHECK]);
+        .calls(planning_reads![api::QEMU_MIGRATE_CHECK, api::LXC_CONFIG]);
 pub(crate) const VM_MIGRATE: ToolSpec = ToolSpec::write("vm_migrate", "Migrate VM")
     .toolset("migrate")
     .calls(planning_reads![
         api::QEMU_MIGRATE_CHECK,
         api::QEMU_MIGRATE,
+        api::LXC_CONFIG,
+        api::LXC_MIGRATE,
         api::RESOURCES_GUESTS,
         api::TASK_WAIT,
         api::TASK_WAIT_LOG,
@@ -59,12 +61,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[VM_MIGRATE_CHECK, VM_MIGRATE, NODE_EVACU
 
 #[tool_router(router = migrate_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Can this VM move to that node now, and how? PVE's own preconditions (running, local
-    /// disks, local devices, storages the target lacks) plus ours: memory and vCPUs on the
-    /// target after the move against the configured ratios, storage room for local disks, HA
-    /// state and restrictions, the pin tag, locks. Says online or offline, whether local disks are
-    /// copied and why, the transfer size and time, or every reason it cannot go (and a node
-    /// that could take it).
+    /// Can this VM or container move to that node now, and how? PVE's preconditions (local disks
+    /// and devices, storages the target lacks) plus ours: the target's memory and vCPUs under
+    /// the configured ratios, storage room, HA, the pin tag, locks. Says live, restart
+    /// (containers) or offline, which disks are copied, transfer size and time, or every reason
+    /// it cannot go (and a node that could take it).
     #[tool(name = "vm_migrate_check")]
     async fn vm_migrate_check(
         &self,
@@ -76,10 +77,10 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Migrate a VM to another node and verify it arrived. Runs vm_migrate_check's checks first and
-    /// refuses (sending nothing) when the move is impossible or would overcommit the target. A
-    /// running VM moves live, a stopped one offline; local disks are copied along; HA-managed VMs
-    /// move through the HA manager.
+    /// Migrate a VM or container to another node and verify it arrived. Refused, sending
+    /// nothing, when vm_migrate_check finds the move impossible or overcommitting. A running VM
+    /// moves live, a running container in restart mode, a stopped guest offline; local disks
+    /// are copied; HA-managed guests move through the HA manager.
     #[tool(name = "vm_migrate")]
     async fn vm_migrate(
         &self,
@@ -94,11 +95,10 @@ impl ProxmoxServer {
     }
 
     /// Empty a node for maintenance. Without confirm: true it returns the plan and changes nothing:
-    /// ordered moves (guest, target, live or offline, local disks, transfer size and time), guests
-    /// that cannot move and why, each node's load before and after, and a digest. Show the plan,
-    /// then call with confirm: true and that digest: the cluster is re-planned, a changed plan is
-    /// refused with the difference, and the moves run, each verified, stopping at the first
-    /// failure. Run again to continue.
+    /// ordered moves (guest, target, mode, local disks, transfer), guests that cannot move and
+    /// why, each node's load before and after, and a digest. Confirm with that digest: the
+    /// cluster is re-planned, a changed plan refused with the difference, the moves run and are
+    /// verified, stopping at the first failure. Run again to continue.
     #[tool(name = "node_evacuate")]
     async fn node_evacuate(
         &self,

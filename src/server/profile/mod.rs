@@ -41,7 +41,7 @@ pub(crate) const PROFILE_VALIDATE: ToolSpec =
 pub(crate) const PROFILE_STATUS: ToolSpec =
     ToolSpec::read("profile_status", "Cluster profile status")
         .toolset("profile")
-        .calls(profile_reads![api::AGENT_INTERFACES]);
+        .calls(profile_reads![api::AGENT_INTERFACES, api::LXC_CONFIG]);
 pub(crate) const PROFILE_UP: ToolSpec = ToolSpec::write("profile_up", "Spin up cluster")
     .toolset("profile")
     .idempotent(true)
@@ -70,6 +70,10 @@ pub(crate) const PROFILE_DOWN: ToolSpec =
             api::QEMU_STATUS,
             api::QEMU_STOP,
             api::QEMU_DELETE,
+            api::LXC_CONFIG,
+            api::LXC_STATUS,
+            api::LXC_STOP,
+            api::LXC_DELETE,
         ]);
 pub(crate) const PROFILE_REBUILD: ToolSpec =
     ToolSpec::destructive("profile_rebuild", "Rebuild cluster")
@@ -81,6 +85,10 @@ pub(crate) const PROFILE_REBUILD: ToolSpec =
             api::QEMU_STATUS,
             api::QEMU_STOP,
             api::QEMU_DELETE,
+            api::LXC_CONFIG,
+            api::LXC_STATUS,
+            api::LXC_STOP,
+            api::LXC_DELETE,
             api::NEXTID,
             api::QEMU_CLONE,
             api::QEMU_CONFIG_CREATE,

@@ -1,4 +1,4 @@
-//! Toolset `snapshot`: a VM's snapshot tree, take one, roll back to one, delete one.
+//! Toolset `snapshot`: a VM's or a container's snapshot tree, take one, roll back to one, delete one.
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::service::RequestContext;
@@ -15,7 +15,12 @@ use crate::server::{ProxmoxServer, tool_error};
 
 pub(crate) const SNAPSHOT_LIST: ToolSpec = ToolSpec::read("snapshot_list", "List snapshots")
     .toolset("snapshot")
-    .calls(&[api::RESOURCES_GUESTS, api::QEMU_SNAPSHOTS, api::QEMU_STATUS]);
+    .calls(&[
+        api::RESOURCES_GUESTS,
+        api::QEMU_SNAPSHOTS,
+        api::QEMU_STATUS,
+        api::LXC_SNAPSHOTS,
+    ]);
 pub(crate) const SNAPSHOT_CREATE: ToolSpec = ToolSpec::write("snapshot_create", "Take a snapshot")
     .toolset("snapshot")
     .calls(&[
@@ -23,6 +28,8 @@ pub(crate) const SNAPSHOT_CREATE: ToolSpec = ToolSpec::write("snapshot_create", 
         api::QEMU_STATUS,
         api::QEMU_SNAPSHOTS,
         api::QEMU_SNAPSHOT_CREATE,
+        api::LXC_SNAPSHOTS,
+        api::LXC_SNAPSHOT_CREATE,
         api::TASK_WAIT,
         api::TASK_WAIT_LOG,
     ]);
@@ -34,6 +41,9 @@ pub(crate) const SNAPSHOT_ROLLBACK: ToolSpec =
             api::QEMU_SNAPSHOTS,
             api::QEMU_SNAPSHOT_ROLLBACK,
             api::QEMU_STATUS,
+            api::LXC_SNAPSHOTS,
+            api::LXC_SNAPSHOT_ROLLBACK,
+            api::LXC_STATUS,
             api::TASK_WAIT,
             api::TASK_WAIT_LOG,
         ]);
@@ -45,6 +55,9 @@ pub(crate) const SNAPSHOT_DELETE: ToolSpec =
             api::QEMU_SNAPSHOTS,
             api::QEMU_SNAPSHOT_DELETE,
             api::QEMU_STATUS,
+            api::LXC_SNAPSHOTS,
+            api::LXC_SNAPSHOT_DELETE,
+            api::LXC_STATUS,
             api::TASK_WAIT,
             api::TASK_WAIT_LOG,
         ]);
@@ -59,7 +72,7 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = snapshot_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// A VM's snapshots, oldest first: name, parent, time, description, whether it holds RAM, and
+    /// A VM's or container's snapshots, oldest first: name, parent, time, description, whether it holds RAM, and
     /// which one the current state derives from.
     #[tool(name = "snapshot_list")]
     async fn snapshot_list(
@@ -72,7 +85,7 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Take a snapshot of a VM and wait for it. The name is checked as PVE checks it before
+    /// Take a snapshot of a VM or container and wait for it. The name is checked as PVE checks it before
     /// anything is sent.
     #[tool(name = "snapshot_create")]
     async fn snapshot_create(
@@ -87,7 +100,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Roll a VM back to a snapshot. Without confirm: true it says what would be lost (every change
+    /// Roll a VM or container back to a snapshot. Without confirm: true it says what would be lost (every change
     /// since; a running VM is stopped unless the snapshot holds its RAM) and changes nothing.
     #[tool(name = "snapshot_rollback")]
     async fn snapshot_rollback(

@@ -52,7 +52,12 @@ pub(crate) const VM_CREATE: ToolSpec = ToolSpec::write("vm_create", "Create VM f
         api::AGENT_INTERFACES_WAIT,
     ]);
 /// What every power tool reads and calls.
-const POWER_READS: [Endpoint; 3] = [api::RESOURCES_GUESTS, api::QEMU_CONFIG, api::QEMU_STATUS];
+const POWER_READS: [Endpoint; 4] = [
+    api::RESOURCES_GUESTS,
+    api::QEMU_CONFIG,
+    api::QEMU_STATUS,
+    api::LXC_STATUS,
+];
 pub(crate) const VM_START: ToolSpec = ToolSpec::write("vm_start", "Start VM")
     .toolset("vm")
     .idempotent(true)
@@ -62,7 +67,9 @@ pub(crate) const VM_START: ToolSpec = ToolSpec::write("vm_start", "Start VM")
         POWER_READS[0],
         POWER_READS[1],
         POWER_READS[2],
+        POWER_READS[3],
         api::QEMU_START,
+        api::LXC_START,
     ]);
 pub(crate) const VM_STOP: ToolSpec = ToolSpec::destructive("vm_stop", "Stop VM (hard)")
     .toolset("vm")
@@ -73,7 +80,9 @@ pub(crate) const VM_STOP: ToolSpec = ToolSpec::destructive("vm_stop", "Stop VM (
         POWER_READS[0],
         POWER_READS[1],
         POWER_READS[2],
+        POWER_READS[3],
         api::QEMU_STOP,
+        api::LXC_STOP,
     ]);
 pub(crate) const VM_SHUTDOWN: ToolSpec = ToolSpec::write("vm_shutdown", "Shut down VM")
     .toolset("vm")
@@ -85,8 +94,10 @@ pub(crate) const VM_SHUTDOWN: ToolSpec = ToolSpec::write("vm_shutdown", "Shut do
         POWER_READS[0],
         POWER_READS[1],
         POWER_READS[2],
+        POWER_READS[3],
         api::QEMU_SHUTDOWN,
         api::QEMU_STOP,
+        api::LXC_SHUTDOWN,
     ]);
 pub(crate) const VM_REBOOT: ToolSpec = ToolSpec::write("vm_reboot", "Reboot VM")
     .toolset("vm")
@@ -96,7 +107,9 @@ pub(crate) const VM_REBOOT: ToolSpec = ToolSpec::write("vm_reboot", "Reboot VM")
         POWER_READS[0],
         POWER_READS[1],
         POWER_READS[2],
+        POWER_READS[3],
         api::QEMU_REBOOT,
+        api::LXC_REBOOT,
     ]);
 pub(crate) const VM_RESIZE: ToolSpec = ToolSpec::write("vm_resize", "Resize VM")
     .toolset("vm")
@@ -109,6 +122,11 @@ pub(crate) const VM_RESIZE: ToolSpec = ToolSpec::write("vm_resize", "Resize VM")
         api::QEMU_PENDING,
         api::QEMU_CONFIG_SIZE,
         api::QEMU_RESIZE,
+        api::LXC_CONFIG,
+        api::LXC_STATUS,
+        api::LXC_PENDING,
+        api::LXC_CONFIG_SIZE,
+        api::LXC_RESIZE,
     ]);
 pub(crate) const VM_SET_TAGS: ToolSpec = ToolSpec::write("vm_set_tags", "Set VM tags")
     .toolset("vm")
@@ -120,6 +138,8 @@ pub(crate) const VM_SET_TAGS: ToolSpec = ToolSpec::write("vm_set_tags", "Set VM 
         api::QEMU_STATUS,
         api::QEMU_CONFIG,
         api::QEMU_CONFIG_TAGS,
+        api::LXC_CONFIG,
+        api::LXC_CONFIG_TAGS,
     ]);
 pub(crate) const VM_DELETE: ToolSpec = ToolSpec::destructive("vm_delete", "Delete VM")
     .toolset("vm")
@@ -131,6 +151,10 @@ pub(crate) const VM_DELETE: ToolSpec = ToolSpec::destructive("vm_delete", "Delet
         api::QEMU_STATUS,
         api::QEMU_STOP,
         api::QEMU_DELETE,
+        api::LXC_CONFIG,
+        api::LXC_STATUS,
+        api::LXC_STOP,
+        api::LXC_DELETE,
     ]);
 
 /// This file's tools, in catalogue order.
@@ -163,7 +187,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Start a VM and wait for its task. Already running is a no-op; templates cannot be started.
+    /// Start a VM or container and wait for its task. Already running is a no-op; templates cannot be started.
     #[tool(name = "vm_start")]
     async fn vm_start(
         &self,
@@ -181,7 +205,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Stop a VM hard (like pulling the power cord) and wait. Prefer vm_shutdown. Without confirm:
+    /// Stop a VM or container hard (like pulling the power cord) and wait. Prefer vm_shutdown. Without confirm:
     /// true it returns what it would stop and changes nothing. Already stopped is a no-op.
     #[tool(name = "vm_stop")]
     async fn vm_stop(
@@ -199,7 +223,7 @@ impl ProxmoxServer {
         self.power_tool(&VM_STOP, &args, req, rc, ct).await
     }
 
-    /// Shut a VM down gracefully (ACPI) and wait. force_after_timeout stops it hard if it does not
+    /// Shut a VM or container down gracefully and wait. force_after_timeout stops it hard if it does not
     /// power off in time: destructive, it needs confirm: true, else the tool returns what it would
     /// do. Already stopped is a no-op.
     #[tool(name = "vm_shutdown")]
@@ -220,7 +244,7 @@ impl ProxmoxServer {
         self.power_tool(&VM_SHUTDOWN, &args, req, rc, ct).await
     }
 
-    /// Reboot a running VM (ACPI reboot) and wait for the task.
+    /// Reboot a running VM or container and wait for the task.
     #[tool(name = "vm_reboot")]
     async fn vm_reboot(
         &self,
@@ -238,8 +262,8 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Change a VM's cores, sockets, memory and/or grow a disk; shrinking is refused before
-    /// anything changes. On a running VM the result lists changes pending until it is stopped and
+    /// Change a VM's or container's cores, sockets, memory, swap (containers) and/or grow a
+    /// disk (rootfs/mpN for containers); shrinking is refused before anything changes. On a running VM the result lists changes pending until it is stopped and
     /// started.
     #[tool(name = "vm_resize")]
     async fn vm_resize(
@@ -254,7 +278,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Set, add or remove a VM's tags (normalised as PVE does: lowercase, deduplicated, sorted).
+    /// Set, add or remove a VM's or container's tags (normalised as PVE does: lowercase, deduplicated, sorted).
     #[tool(name = "vm_set_tags")]
     async fn vm_set_tags(
         &self,
@@ -268,7 +292,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Delete a VM and its disks (also from backup jobs and HA). Without confirm: true it returns
+    /// Delete a VM or container and its disks (also from backup jobs and HA). Without confirm: true it returns
     /// the preview (node, state, disks, all that would be removed) and changes nothing. Protected
     /// VMs are refused; a running VM needs stop: true.
     #[tool(name = "vm_delete")]

@@ -17,6 +17,9 @@ pub(crate) const VM_GET: ToolSpec = ToolSpec::read("vm_get", "Get VM").toolset("
     api::QEMU_CONFIG,
     api::QEMU_STATUS,
     api::AGENT_INTERFACES,
+    api::LXC_CONFIG,
+    api::LXC_STATUS,
+    api::LXC_INTERFACES,
 ]);
 
 /// This file's tools, in catalogue order.
@@ -37,8 +40,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// One VM in detail: live state, lock, protection, tags, CPU, memory, disks, NICs, cloud-init
-    /// settings and raw config.
+    /// One VM or container in detail: live state, lock, protection, tags, CPU, memory, disks or
+    /// mount points, NICs, cloud-init or container settings, raw config.
     #[tool(name = "vm_get")]
     async fn vm_get(
         &self,

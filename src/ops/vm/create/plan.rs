@@ -139,7 +139,7 @@ pub(super) fn find_template<'a>(
         .collect();
     let templates: Vec<String> = rows
         .iter()
-        .filter(|r| r.is_template())
+        .filter(|r| r.is_template() && r.kind == crate::pve::ResourceKind::Qemu)
         .map(|r| {
             format!(
                 "{} ({})",
@@ -149,6 +149,17 @@ pub(super) fn find_template<'a>(
         })
         .collect();
     match matches.as_slice() {
+        [one] if one.kind == crate::pve::ResourceKind::Lxc => Err(Error::invalid(
+            "template",
+            format!(
+                "{} ({}) is a container{}; vm_create clones VM templates — create a container with ct_create (template: {}), or pick one of: {}",
+                one.vmid.unwrap_or(0),
+                one.name.clone().unwrap_or_default(),
+                if one.is_template() { " template" } else { "" },
+                one.vmid.unwrap_or(0),
+                templates.join(", ")
+            ),
+        )),
         [one] if one.is_template() => Ok(one),
         [one] => Err(Error::invalid(
             "template",

@@ -74,11 +74,14 @@ pub async fn vm_set_tags(
     let set = a.set.clone().map(normalize_tags).transpose()?;
     let row = resolve_guest(ctx, a.vmid, a.allow_outside_ranges).await?;
     let t = guest_type(&row);
-    refuse_template(
-        &row,
-        "vm_set_tags",
-        "a template's tags come from the template tools (the `templates` tag group and the tags given to template_from_cloud_image / template_import_disk / template_from_iso); rebuild it with replace: true to change them",
-    )?;
+    // A container template's tags are its own; a VM template's come from the template tools.
+    if t == GuestType::Qemu {
+        refuse_template(
+            &row,
+            "vm_set_tags",
+            "a template's tags come from the template tools (the `templates` tag group and the tags given to template_from_cloud_image / template_import_disk / template_from_iso); rebuild it with replace: true to change them",
+        )?;
+    }
     let node = node_of(&row);
     let object = format!("{} {} on {node}", t.word(), a.vmid);
     // Computed from the config read inside the retry, so a concurrent change is never lost:
@@ -108,18 +111,19 @@ pub async fn vm_set_tags(
             vec![("tags".into(), after.join(";"))]
         };
         let digest = config.digest();
-        Ok(match t {
+        match t {
             GuestType::Qemu => {
                 ctx.client
                     .set_qemu_config_sync(&node, a.vmid, &params, digest.as_deref())
-                    .await?
+                    .await?;
             }
             GuestType::Lxc => {
                 ctx.client
                     .set_lxc_config(&node, a.vmid, &params, digest.as_deref())
-                    .await?
+                    .await?;
             }
-        })
+        }
+        Ok(())
     })
     .await?;
     let now = ctx.client.get_guest_config(t, &node, a.vmid).await?;

@@ -19,7 +19,6 @@
 
 pub(crate) mod backup;
 mod life;
-mod net;
 mod read;
 mod write;
 
@@ -169,7 +168,7 @@ pub(super) fn read_route(rest: &[&str], args: &mut PathArgs) -> Option<Route> {
                     true,
                 ),
                 ["pending"] => r(read::pending, spec![NODE, VMID], true),
-                ["interfaces"] => r(net::interfaces, spec![NODE, VMID], true),
+                ["interfaces"] => r(read::interfaces, spec![NODE, VMID], true),
                 ["status"] => r(read::status_index, spec![NODE, VMID], true),
                 ["status", "current"] => r(read::status_current, spec![NODE, VMID], true),
                 ["snapshot"] => r(read::snapshots, spec![NODE, VMID], true),

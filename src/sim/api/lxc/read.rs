@@ -1,5 +1,6 @@
 //! Container reads: the node's list, a container's index, config (current, pending applied,
-//! or a snapshot's), pending, status/current, snapshots, and the appliance index (`aplinfo`).
+//! or a snapshot's), pending, status/current, interfaces, snapshots, and the appliance index
+//! (`aplinfo`).
 
 use std::collections::BTreeMap;
 
@@ -206,6 +207,57 @@ pub fn status_current(c: &Ctx) -> ApiResult {
     };
     m.insert("ha".into(), ha);
     Ok(Reply::data(Value::Object(m)))
+}
+
+/// `GET .../lxc/{vmid}/interfaces` (`LXC.pm ip`): `ip --json a` inside the container's network
+/// namespace, one entry per interface with its last address of each family as `ADDR/PREFIX`;
+/// no data (`null`) when the container is not running (pve-container `get_interfaces` finds
+/// no pid and returns nothing).
+pub fn interfaces(c: &Ctx) -> ApiResult {
+    c.require(&vm_path(c), &["VM.Audit"], false)?;
+    c.validate()?;
+    let vm = ct(c.st, &c.args.node, &c.args.vmid)?;
+    if !vm.running {
+        return Ok(Reply::data(Value::Null));
+    }
+    let mut out = vec![json!({
+        "name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8", "inet6": "::1/128"
+    })];
+    let nets: BTreeMap<u32, &String> = vm
+        .config
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("net")?.parse().ok()?, v)))
+        .collect();
+    for (i, net) in nets {
+        let field = |name: &str| {
+            net.split(',')
+                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        let mac = field("hwaddr").unwrap_or_default().to_lowercase();
+        let ifname = field("name").unwrap_or_else(|| format!("eth{i}"));
+        let mut m = Map::new();
+        m.insert("name".into(), json!(ifname));
+        m.insert("hwaddr".into(), json!(mac));
+        // `ip=dhcp` leases an address like a VM's DHCP; `manual` or none configures nothing.
+        let ip = field("ip");
+        if ip.as_deref().is_some_and(|ip| ip != "manual") {
+            let (addr, prefix) = crate::sim::api::qemu::power::guest_ipv4(
+                vm.vmid + i,
+                ip.map(|ip| format!("ip={ip}")).as_deref(),
+            );
+            m.insert("inet".into(), json!(format!("{addr}/{prefix}")));
+        }
+        m.insert(
+            "inet6".into(),
+            json!(format!(
+                "{}/64",
+                crate::sim::api::qemu::power::link_local(&mac)
+            )),
+        );
+        out.push(Value::Object(m));
+    }
+    Ok(Reply::data(Value::Array(out)))
 }
 
 pub fn snapshots(c: &Ctx) -> ApiResult {

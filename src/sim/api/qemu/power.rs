@@ -499,7 +499,7 @@ pub(crate) fn guest_ipv4(vmid: u32, ipconfig: Option<&str>) -> (String, u32) {
 }
 
 /// EUI-64 link-local address from a MAC.
-fn link_local(mac: &str) -> String {
+pub(crate) fn link_local(mac: &str) -> String {
     let b: Vec<u8> = mac
         .split(':')
         .filter_map(|x| u8::from_str_radix(x, 16).ok())
