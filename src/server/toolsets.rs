@@ -33,7 +33,7 @@ pub const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "vm",
-        description: "Guests: list, inspect, create from a template, power, resize, tag, delete",
+        description: "Guests: list, inspect, create from a template (VMs; containers also from OS templates), power, resize, tag, delete",
     },
     Toolset {
         name: "migrate",

@@ -23,7 +23,7 @@ pub const SCHEMA_APPLIANCE: &str = r"^[\w.+-]+$";
 /// Longest `pveam download` may take on the node.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Downloaded templates listed at most (the rest counted).
-const MAX_DOWNLOADED: usize = 40;
+const MAX_DOWNLOADED: usize = 20;
 /// Index entries per page.
 const PAGE_SIZE: u32 = 20;
 /// Characters of an appliance description kept.
