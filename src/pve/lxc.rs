@@ -235,15 +235,7 @@ impl Client {
                 "cannot resize {disk:?} of container {vmid}: a container's disks are rootfs and mp0, mp1, ...; name one of those"
             )));
         }
-        if !super::qemu_write::valid_resize_size(size) {
-            return Err(Error::invalid(format!(
-                "cannot resize {disk} of container {vmid}: size {size:?} is not valid; use +10G to grow by 10 GiB or 40G for an absolute size"
-            )));
-        }
-        let mut params = vec![("disk", disk.to_owned()), ("size", size.to_owned())];
-        if let Some(d) = digest {
-            params.push(("digest", d.to_owned()));
-        }
+        let params = super::qemu_write::resize_form("container", vmid, disk, size, digest)?;
         self.put(&ct_path(node, vmid, "/resize"), &params).await
     }
 

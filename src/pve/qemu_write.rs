@@ -38,7 +38,7 @@ pub fn encode_sshkeys(keys: &str) -> String {
 }
 
 /// `size` of a resize: `\+?\d+(\.\d+)?[KMGT]?`, as PVE's schema pattern.
-pub(super) fn valid_resize_size(size: &str) -> bool {
+fn valid_resize_size(size: &str) -> bool {
     let rest = size.strip_prefix('+').unwrap_or(size);
     let rest = rest.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(rest);
     let (int, frac) = match rest.split_once('.') {
@@ -47,6 +47,27 @@ pub(super) fn valid_resize_size(size: &str) -> bool {
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     digits(int) && frac.is_none_or(digits)
+}
+
+/// The form of a `resize` (`disk`, `size`, optional `digest`) once `size` matches PVE's
+/// pattern; `noun` (`vm`, `container`) names the guest in the refusal.
+pub(super) fn resize_form(
+    noun: &str,
+    vmid: u32,
+    disk: &str,
+    size: &str,
+    digest: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, Error> {
+    if !valid_resize_size(size) {
+        return Err(Error::invalid(format!(
+            "cannot resize {disk} of {noun} {vmid}: size {size:?} is not valid; use +10G to grow by 10 GiB or 40G for an absolute size"
+        )));
+    }
+    let mut params = vec![("disk", disk.to_owned()), ("size", size.to_owned())];
+    if let Some(d) = digest {
+        params.push(("digest", d.to_owned()));
+    }
+    Ok(params)
 }
 
 /// Builds the form of a config change: `delete` entries merged into one comma-joined `delete`
@@ -236,15 +257,7 @@ impl Client {
                 "cannot resize a disk of vm {vmid}: no disk given; name one such as scsi0"
             )));
         }
-        if !valid_resize_size(size) {
-            return Err(Error::invalid(format!(
-                "cannot resize {disk} of vm {vmid}: size {size:?} is not valid; use +10G to grow by 10 GiB or 40G for an absolute size"
-            )));
-        }
-        let mut params = vec![("disk", disk.to_owned()), ("size", size.to_owned())];
-        if let Some(d) = digest {
-            params.push(("digest", d.to_owned()));
-        }
+        let params = resize_form("vm", vmid, disk, size, digest)?;
         self.put(&vm_path(node, vmid, "/resize"), &params).await
     }
 
