@@ -228,9 +228,13 @@ pub const QEMU_CONFIG_BUILD: Endpoint = Endpoint::post(
     )],
 );
 /// `PUT /nodes/{node}/qemu/{vmid}/resize`: VM.Config.Disk.
+/// PVE also checks Datastore.AllocateSpace on the disk's storage in code.
 pub const QEMU_RESIZE: Endpoint = Endpoint::put(
     "/nodes/{node}/qemu/{vmid}/resize",
-    &[all("/vms/{vmid}", &["VM.Config.Disk"])],
+    &[
+        all("/vms/{vmid}", &["VM.Config.Disk"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+    ],
 );
 /// `POST /nodes/{node}/qemu/{vmid}/template`: VM.Allocate.
 pub const QEMU_TEMPLATE: Endpoint = Endpoint::post(
@@ -385,7 +389,10 @@ pub const LXC_CONFIG_TAGS: Endpoint = Endpoint::put(
 /// `PUT /nodes/{node}/lxc/{vmid}/resize` of rootfs or a mount point: VM.Config.Disk.
 pub const LXC_RESIZE: Endpoint = Endpoint::put(
     "/nodes/{node}/lxc/{vmid}/resize",
-    &[all("/vms/{vmid}", &["VM.Config.Disk"])],
+    &[
+        all("/vms/{vmid}", &["VM.Config.Disk"]),
+        all("/storage/{storage}", &["Datastore.AllocateSpace"]),
+    ],
 );
 /// `DELETE /nodes/{node}/lxc/{vmid}`: VM.Allocate.
 pub const LXC_DELETE: Endpoint = Endpoint::delete(

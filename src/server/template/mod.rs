@@ -65,6 +65,8 @@ const IMAGE_BUILD: &[Endpoint] = &[
     api::STORAGE_DELETE_VOLUME,
     api::QEMU_STATUS,
     api::QEMU_DELETE,
+    api::NODE_NETWORK,
+    api::SDN_VNETS,
 ];
 pub(crate) const TEMPLATE_FROM_CLOUD_IMAGE: ToolSpec =
     ToolSpec::write("template_from_cloud_image", "Template from cloud image")
@@ -98,6 +100,8 @@ pub(crate) const TEMPLATE_FROM_ISO: ToolSpec =
             api::QEMU_START,
             api::QEMU_STATUS,
             api::QEMU_DELETE,
+            api::NODE_NETWORK,
+            api::SDN_VNETS,
         ]);
 
 /// This file's tools, in catalogue order.

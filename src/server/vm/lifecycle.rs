@@ -50,6 +50,8 @@ pub(crate) const VM_CREATE: ToolSpec = ToolSpec::write("vm_create", "Create VM f
         api::QEMU_RESIZE,
         api::QEMU_START,
         api::AGENT_INTERFACES_WAIT,
+        api::NODE_NETWORK,
+        api::SDN_VNETS,
     ]);
 /// What every power tool reads and calls.
 const POWER_READS: [Endpoint; 4] = [
