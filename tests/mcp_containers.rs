@@ -428,3 +428,76 @@ async fn bulk_operations_act_on_vms_and_containers_alike() {
     let l = ok(c, "snapshot_list", json!({"vmid": 1200})).await;
     assert_eq!(l["snapshots"][0]["name"], "mixed-1200", "{l}");
 }
+
+/// One container from its creation to its deletion, every step through the guest tools.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_created_container_lives_through_the_guest_tools_to_its_deletion() {
+    let e = env().await;
+    let c = &e.client;
+    let r = ok(
+        c,
+        "ct_create",
+        json!({"template": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+               "hostname": "life-01", "start": true, "disk": 4}),
+    )
+    .await;
+    let vmid = r["vmid"].as_u64().expect("vmid");
+    let node = r["node"].as_str().expect("node").to_string();
+    assert_eq!(sim_status(&e.sim, vmid as u32), Some("running"), "{r}");
+    let r = ok(
+        c,
+        "vm_resize",
+        json!({"vmid": vmid, "memory": 768, "disk": "+1G"}),
+    )
+    .await;
+    assert_eq!(
+        (r["disk"]["before"].as_str(), r["disk"]["after"].as_str()),
+        (Some("4G"), Some("5G")),
+        "{r}"
+    );
+    ok(c, "snapshot_create", json!({"vmid": vmid, "name": "fresh"})).await;
+    let b = ok(
+        c,
+        "backup_now",
+        json!({"vmids": [vmid], "storage": "nfs-shared"}),
+    )
+    .await;
+    let archive = b["guests"][0]["volid"]
+        .as_str()
+        .expect("archive")
+        .to_string();
+    assert!(archive.contains(&format!("vzdump-lxc-{vmid}-")), "{b}");
+    let r = ok(
+        c,
+        "backup_restore",
+        json!({"archive": archive, "confirm": true}),
+    )
+    .await;
+    let restored = r["vmid"].as_u64().expect("restored vmid");
+    assert_ne!(restored, vmid, "a new container by default: {r}");
+    let d = ok(c, "vm_get", json!({"vmid": restored})).await;
+    assert_eq!(
+        (d["type"].as_str(), d["memory_mib"].as_u64()),
+        (Some("lxc"), Some(768)),
+        "{d}"
+    );
+    let target = if node == "pve01" { "pve02" } else { "pve01" };
+    let m = ok(c, "vm_migrate", json!({"vmid": vmid, "target": target})).await;
+    assert_eq!(m["verified_node"], target, "{m}");
+    assert_eq!(sim_node(&e.sim, vmid as u32).as_deref(), Some(target));
+    assert_eq!(
+        sim_status(&e.sim, vmid as u32),
+        Some("running"),
+        "restarted on {target}"
+    );
+    for id in [vmid, restored] {
+        let r = ok(
+            c,
+            "vm_delete",
+            json!({"vmid": id, "stop": true, "confirm": true}),
+        )
+        .await;
+        assert_eq!(r["executed"], true, "{r}");
+        assert!(sim_node(&e.sim, id as u32).is_none(), "{id} is gone");
+    }
+}
