@@ -29,6 +29,7 @@ mod mcp_elicitation;
 mod mcp_images;
 mod mcp_lifecycle;
 mod mcp_migrate;
+mod mcp_paging;
 mod mcp_profiles;
 mod mcp_runbooks;
 mod mcp_scale;

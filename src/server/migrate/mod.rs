@@ -94,8 +94,8 @@ impl ProxmoxServer {
     }
 
     /// Empty a node for maintenance. Without confirm: true it returns the plan and changes nothing:
-    /// ordered moves (guest, target, live or offline, local disks, transfer size and time), guests
-    /// that cannot move and why, each node's load before and after, and a digest. Show the plan,
+    /// ordered moves (target, live or offline, local disks, time), guests that cannot move and
+    /// why, node loads before and after, and a digest of the whole plan. Show the plan,
     /// then call with confirm: true and that digest: the cluster is re-planned, a changed plan is
     /// refused with the difference, and the moves run, each verified, stopping at the first
     /// failure. Run again to continue.

@@ -112,8 +112,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = template_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// VM templates cluster-wide: vmid, name, node, tags, OS type, disk size, storages, whether
-    /// clonable to any node (all disks shared), and dependent linked clones.
+    /// VM templates: OS type, disk size, storages, whether clonable to any node (all disks
+    /// shared), dependent linked clones.
     #[tool(name = "template_list")]
     async fn template_list(
         &self,
