@@ -54,6 +54,7 @@ mod sim_generate;
 mod sim_http;
 mod sim_images;
 mod sim_lifecycle;
+mod sim_listing;
 mod sim_locks;
 mod sim_lxc;
 mod sim_migrate;
