@@ -164,7 +164,9 @@ async fn every_request_the_client_sends_is_in_the_schema() {
         source: config::credentials::CredentialSource::Simulator,
     };
     let ctx = ops::Context::new(cfg.clone(), cred).expect("context");
-    ops::cluster_status(&ctx).await.expect("cluster_status");
+    ops::cluster_status(&ctx, &ops::ClusterStatusArgs::default())
+        .await
+        .expect("cluster_status");
     ops::node_status(
         &ctx,
         &ops::NodeStatusArgs {
@@ -188,7 +190,7 @@ async fn every_request_the_client_sends_is_in_the_schema() {
         &ctx,
         &ops::StorageListArgs {
             node: Some("pve01".into()),
-            content: None,
+            ..Default::default()
         },
     )
     .await
@@ -200,6 +202,8 @@ async fn every_request_the_client_sends_is_in_the_schema() {
             node: Some("pve01".into()),
             content: Some("iso".into()),
             vmid: None,
+            page: None,
+            page_size: None,
         },
     )
     .await

@@ -24,6 +24,7 @@ mod error;
 mod guard;
 pub mod migrate;
 mod node_ssh;
+pub mod paging;
 pub mod plan;
 pub mod profile;
 mod run;
@@ -46,8 +47,8 @@ pub use allocate::{Allocator, Reservation, lowest_free};
 pub use batch::{BatchLimits, BatchReport, Outcome, Policy, Step, StepResult, run_batch};
 pub use cluster::snapshot::ClusterSnapshot;
 pub use cluster::status::{
-    ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary, Overcommit, cluster_status,
-    node_status,
+    ClusterStatusArgs, ClusterStatusReport, NodeStatusArgs, NodeStatusReport, NodeSummary,
+    Overcommit, cluster_status, node_status,
 };
 pub use cluster::tasks::{
     TaskLogArgs, TaskLogReport, TaskStatusArgs, TaskStatusReport, task_log, task_status,

@@ -76,13 +76,39 @@ impl Shared {
     /// Locks the state for writing (alone). A poisoned lock (a panicking holder) still yields
     /// the data: the simulator prefers serving a possibly half-updated state to failing every
     /// request.
-    pub fn lock(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> StateWrite<'_> {
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        st.writing = true;
+        StateWrite(st)
     }
 
     /// Locks the state for reading, shared with other readers (poisoning as [`Shared::lock`]).
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The state locked for writing. Whoever holds it may change anything, so letting go of it
+/// starts a new generation: a listing rendered before, or meanwhile, is not served again.
+pub struct StateWrite<'a>(RwLockWriteGuard<'a, State>);
+
+impl std::ops::Deref for StateWrite<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StateWrite<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.0
+    }
+}
+
+impl Drop for StateWrite<'_> {
+    fn drop(&mut self) {
+        self.0.writing = false;
+        self.0.generation = self.0.generation.wrapping_add(1);
     }
 }
 
@@ -112,6 +138,15 @@ pub struct State {
     pub ha: super::ha::HaState,
     /// Backup jobs, archived guest configs, backup faults (see `backup/`).
     pub backup: super::backup::BackupState,
+    /// Bumped by every write lock ([`Shared::lock`]): what a rendered listing was made of.
+    pub generation: u64,
+    /// Locked for writing: the state may change under a reader (a handler run as root inside
+    /// a write), so nothing is served from or kept in the caches meanwhile.
+    pub writing: bool,
+    /// Big listings of the current generation (see `api/listing.rs`).
+    pub listings: super::api::listing::ListingCache,
+    /// [`State::usage`] of the current generation.
+    usage_cache: Mutex<Option<(u64, std::sync::Arc<Usage>)>>,
 }
 
 pub struct Node {
@@ -398,6 +433,10 @@ impl State {
             faults,
             ha,
             backup: Default::default(),
+            generation: 0,
+            writing: false,
+            listings: Default::default(),
+            usage_cache: Mutex::new(None),
         };
         super::ha::init(&mut state);
         super::backup::seed(&mut state, &s.backup_jobs).map_err(bad)?;
@@ -484,6 +523,24 @@ impl State {
             .map(|d| written(st, d.volname, d.size))
             .sum();
         (st.base_used + files + disks).min(st.total)
+    }
+
+    /// [`State::usage`], computed once per state generation (a write lock starts a new one):
+    /// every `/nodes` and `/nodes/{node}/storage` needs it, and at 10,000 guests the pass is
+    /// tens of milliseconds.
+    pub fn usage_now(&self) -> std::sync::Arc<Usage> {
+        if self.writing {
+            return std::sync::Arc::new(self.usage());
+        }
+        let mut c = self.usage_cache.lock().unwrap_or_else(|e| e.into_inner());
+        match c.as_ref() {
+            Some((g, u)) if *g == self.generation => std::sync::Arc::clone(u),
+            _ => {
+                let u = std::sync::Arc::new(self.usage());
+                *c = Some((self.generation, std::sync::Arc::clone(&u)));
+                u
+            }
+        }
     }
 
     /// Every node's guest load and every storage's usage in one pass over the guests and the

@@ -7,6 +7,7 @@
 //! prints; runs of one job start together on every node, so the newest run is the tasks of
 //! that job within an hour of its newest task.
 
+use futures::{StreamExt, stream};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -19,22 +20,30 @@ use crate::pve::{ResourceType, TaskFilter, Upid};
 #[serde(deny_unknown_fields)]
 pub struct BackupJobsArgs {}
 
+/// Lists in a `backup_jobs` answer show this many items; the totals count them all.
+pub const SHOWN: usize = 10;
+
 /// How a job's last run went (a job runs one vzdump task per node holding its guests).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LastRun {
-    /// The run's tasks, one per node.
+    /// The run's tasks, one per node (the first few, unfinished or failed ones first).
     pub upids: Vec<String>,
+    /// Their nodes, in the same order.
     pub nodes: Vec<String>,
+    /// Tasks in the run.
+    pub tasks_total: u64,
     /// Unix times.
     pub started: i64,
     pub ended: Option<i64>,
     /// `OK`, `WARNINGS: N`, `job errors`..., or `running`.
     pub status: String,
     pub ok: bool,
-    /// Guests whose backup failed in that run, with the reason.
+    /// Guests whose backup failed in that run, with the reason (the first few).
     pub failed_guests: Vec<String>,
-    /// Guests backed up in that run.
+    pub failed_total: u64,
+    /// Guests backed up in that run (the lowest vmids).
     pub backed_up: Vec<u32>,
+    pub backed_up_total: u64,
 }
 
 /// One scheduled job.
@@ -58,8 +67,9 @@ pub struct JobSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BackupJobsReport {
     pub jobs: Vec<JobSummary>,
-    /// Guests no enabled job backs up: `vmid name`.
+    /// Guests no enabled job backs up: `vmid name` (the first few).
     pub not_covered: Vec<String>,
+    pub not_covered_total: u64,
     pub warnings: Vec<String>,
 }
 
@@ -71,7 +81,7 @@ pub async fn backup_jobs(ctx: &Context, _: &BackupJobsArgs) -> Result<BackupJobs
     let (jobs, _) = ctx.client.list_backup_jobs().await?;
     let mut warnings = Vec::new();
     let runs = last_runs(ctx, &jobs, &mut warnings).await;
-    let not_covered = match ctx.client.not_backed_up().await {
+    let mut not_covered: Vec<String> = match ctx.client.not_backed_up().await {
         Ok((rows, _)) => rows
             .iter()
             .map(|r| {
@@ -124,9 +134,12 @@ pub async fn backup_jobs(ctx: &Context, _: &BackupJobsArgs) -> Result<BackupJobs
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
+    let not_covered_total = not_covered.len() as u64;
+    not_covered.truncate(SHOWN);
     Ok(BackupJobsReport {
         jobs: out,
         not_covered,
+        not_covered_total,
         warnings,
     })
 }
@@ -152,26 +165,45 @@ async fn last_runs(
             return vec![];
         }
     };
+    // Each node's task list, then every task's log: independent reads, up to
+    // `limits.max_parallel` at a time, kept in order.
+    let parallel = ctx.config.limits.max_parallel.max(1) as usize;
+    let lists: Vec<_> = stream::iter(nodes)
+        .map(|node: String| async move {
+            let filter = TaskFilter {
+                typefilter: Some("vzdump".into()),
+                limit: Some(50),
+                ..TaskFilter::default()
+            };
+            let list = ctx.client.list_tasks(&node, filter).await;
+            (node, list)
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
     let mut tasks = Vec::new();
-    for node in &nodes {
-        let filter = TaskFilter {
-            typefilter: Some("vzdump".into()),
-            limit: Some(50),
-            ..TaskFilter::default()
-        };
-        match ctx.client.list_tasks(node, filter).await {
+    for (node, list) in lists {
+        match list {
             Ok(t) => tasks.extend(t),
             Err(e) => warnings.push(format!("vzdump tasks of {node} could not be read: {e}")),
         }
     }
     tasks.sort_by_key(|t| std::cmp::Reverse(t.starttime));
+    let logs: Vec<_> = stream::iter(tasks)
+        .map(|t| async move {
+            let lines = match t.upid.parse::<Upid>() {
+                Ok(upid) => ctx.client.get_task_log(&upid, 0, 50_000).await.ok(),
+                Err(_) => None,
+            };
+            (t, lines)
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
     // (job id, task, what its log says), newest first.
     let mut seen = Vec::new();
-    for t in tasks {
-        let Ok(upid) = t.upid.parse::<Upid>() else {
-            continue;
-        };
-        let Ok(lines) = ctx.client.get_task_log(&upid, 0, 50_000).await else {
+    for (t, lines) in logs {
+        let Some(lines) = lines else {
             continue;
         };
         let lines: Vec<String> = lines.into_iter().map(|l| l.t).collect();
@@ -193,7 +225,7 @@ async fn last_runs(
             continue;
         }
         // The tasks of one run start together on every node; an hour apart is another run.
-        let run: Vec<_> = seen
+        let mut run: Vec<_> = seen
             .iter()
             .filter(|(i, t, _)| i == id && t.starttime >= newest.starttime - 3600)
             .collect();
@@ -219,21 +251,45 @@ async fn last_runs(
         let mut status: Vec<String> = statuses.clone();
         status.sort();
         status.dedup();
+        let started = run.iter().map(|(_, t, _)| t.starttime).min().unwrap_or(0);
+        let ended = run
+            .iter()
+            .map(|(_, t, _)| t.endtime)
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|e| e.into_iter().max());
+        // The tasks worth a look first (unfinished or failed), then by node.
+        run.sort_by_key(|(_, t, _)| {
+            let fine = t
+                .status
+                .as_deref()
+                .is_some_and(|s| s == "OK" || s.starts_with("WARNINGS"));
+            (fine, t.node.clone())
+        });
+        let (failed_total, backed_up_total) = (failed_guests.len(), backed_up.len());
+        failed_guests.truncate(SHOWN);
+        backed_up.truncate(SHOWN);
         out.push((
             id.clone(),
             LastRun {
-                upids: run.iter().map(|(_, t, _)| t.upid.clone()).collect(),
-                nodes: run.iter().map(|(_, t, _)| t.node.clone()).collect(),
-                started: run.iter().map(|(_, t, _)| t.starttime).min().unwrap_or(0),
-                ended: run
+                upids: run
                     .iter()
-                    .map(|(_, t, _)| t.endtime)
-                    .collect::<Option<Vec<i64>>>()
-                    .and_then(|e| e.into_iter().max()),
+                    .take(SHOWN)
+                    .map(|(_, t, _)| t.upid.clone())
+                    .collect(),
+                nodes: run
+                    .iter()
+                    .take(SHOWN)
+                    .map(|(_, t, _)| t.node.clone())
+                    .collect(),
+                tasks_total: run.len() as u64,
+                started,
+                ended,
                 status: status.join(", "),
                 ok,
                 failed_guests,
+                failed_total: failed_total as u64,
                 backed_up,
+                backed_up_total: backed_up_total as u64,
             },
         ));
     }

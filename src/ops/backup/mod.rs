@@ -306,7 +306,16 @@ pub struct BackupListArgs {
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 200))]
+    pub page_size: Option<u32>,
 }
+
+/// Archives per `backup_list` page unless asked otherwise.
+pub const ARCHIVES_PAGE: u32 = 15;
 
 /// One archive.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -329,8 +338,14 @@ pub struct Archive {
 /// `backup_list` output.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BackupListReport {
-    /// Newest first.
+    /// One page, newest first.
     pub archives: Vec<Archive>,
+    /// Archives over all pages.
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
+    /// Bytes, over all pages.
+    pub total_size: u64,
     pub warnings: Vec<String>,
 }
 
@@ -339,13 +354,14 @@ pub struct BackupListReport {
 /// # Errors
 /// PVE unreachable; an unlistable storage is a warning.
 pub async fn backup_list(ctx: &Context, a: &BackupListArgs) -> Result<BackupListReport, Error> {
+    use futures::{StreamExt, stream};
+    let page = crate::ops::paging::Page::new(a.page, a.page_size, ARCHIVES_PAGE, 200)?;
     let rows = ctx
         .client
         .get_cluster_resources(Some(ResourceType::Storage))
         .await?;
     let mut seen = std::collections::BTreeSet::new();
-    let mut archives = Vec::new();
-    let mut warnings = Vec::new();
+    let mut to_list = Vec::new();
     for r in rows.iter().filter(|r| holds_backups(r)) {
         let (Some(node), Some(storage)) = (r.node.clone(), r.storage.clone()) else {
             continue;
@@ -356,11 +372,25 @@ pub async fn backup_list(ctx: &Context, a: &BackupListArgs) -> Result<BackupList
         {
             continue;
         }
-        let items = match ctx
-            .client
-            .list_storage_content(&node, &storage, Some("backup"))
-            .await
-        {
+        to_list.push((node, storage, shared));
+    }
+    // One listing per storage (a shared one once), up to `limits.max_parallel` at a time, kept
+    // in the order of the rows.
+    let listings: Vec<_> = stream::iter(to_list)
+        .map(|(node, storage, shared)| async move {
+            let items = ctx
+                .client
+                .list_storage_content(&node, &storage, Some("backup"))
+                .await;
+            (node, storage, shared, items)
+        })
+        .buffered(ctx.config.limits.max_parallel.max(1) as usize)
+        .collect()
+        .await;
+    let mut archives = Vec::new();
+    let mut warnings = Vec::new();
+    for (node, storage, shared, items) in listings {
+        let items = match items {
             Ok(i) => i,
             Err(e) => {
                 warnings.push(format!("{storage} on {node} could not be listed: {e}"));
@@ -391,5 +421,13 @@ pub async fn backup_list(ctx: &Context, a: &BackupListArgs) -> Result<BackupList
         }
     }
     archives.sort_by(|x, y| (y.time, &y.volid).cmp(&(x.time, &x.volid)));
-    Ok(BackupListReport { archives, warnings })
+    let total_size = archives.iter().filter_map(|x| x.size).sum();
+    let (archives, total, next_page) = page.cut(archives);
+    Ok(BackupListReport {
+        archives,
+        total,
+        next_page,
+        total_size,
+        warnings,
+    })
 }

@@ -61,15 +61,33 @@ pub struct ClusterStatusReport {
     pub cluster: String,
     pub quorate: bool,
     pub nodes_online: u64,
+    pub nodes_total: u64,
+    /// One page of nodes, by name.
     pub nodes: Vec<NodeSummary>,
-    /// Storage pools; a shared pool is listed once.
+    /// The next page of nodes, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
+    /// Shared pools (once), then this page's nodes' own pools.
     pub storage: Vec<crate::ops::StorageSummary>,
     /// Things an operator should look at: offline nodes, overcommit, full storage (the first
-    /// ten; `node_status` and `storage_list` show the rest).
+    /// few; `node_status` and `storage_list` show the rest).
     pub warnings: Vec<String>,
     /// All warnings, listed or not.
     pub warnings_total: u64,
 }
+
+/// `cluster_status` arguments.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStatusArgs {
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
+}
+
+/// Nodes per `cluster_status` page: a small cluster whole, a big one a
+/// few KB a page.
+pub const CLUSTER_NODES_PAGE: u32 = 4;
 
 /// `node_status` arguments.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -79,7 +97,7 @@ pub struct NodeStatusArgs {
     pub node: String,
     /// Of the guest list.
     #[serde(default)]
-    #[schemars(range(min = 1, max = 1_000_000))]
+    #[schemars(range(min = 1, max = 9999))]
     pub page: Option<u32>,
     /// Default 25.
     #[serde(default)]
@@ -92,7 +110,7 @@ pub struct NodeStatusArgs {
 pub const NODE_GUESTS_PAGE: u32 = 25;
 
 /// Warnings `cluster_status` lists; the rest are counted in `warnings_total`.
-pub const TOP_WARNINGS: usize = 10;
+pub const TOP_WARNINGS: usize = 6;
 
 /// `node_status` output: one node in detail.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -227,7 +245,12 @@ fn node_warnings(n: &NodeSummary, rules: &Placement, out: &mut Vec<String>) {
 ///
 /// # Errors
 /// When PVE cannot be reached or refuses the token (`Sys.Audit` is needed for node rows).
-pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error> {
+pub async fn cluster_status(
+    ctx: &Context,
+    args: &ClusterStatusArgs,
+) -> Result<ClusterStatusReport, Error> {
+    let page =
+        crate::ops::paging::Page::new(args.page, None, CLUSTER_NODES_PAGE, CLUSTER_NODES_PAGE)?;
     // Lenient: an odd optional field in a row is reported in `warnings`, not a failure.
     let ((status, status_odd), (resources, resources_odd)) = tokio::try_join!(
         ctx.client.get_cluster_status_reporting(),
@@ -247,7 +270,8 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
         .map(|r| summarize_node(r, &resources, &ctx.config.placement))
         .collect();
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
-    let storage = crate::ops::storage::pools::summarize_rows(&resources, None);
+    let nodes_online = nodes.iter().filter(|n| n.status == "online").count() as u64;
+    let all_storage = crate::ops::storage::pools::summarize_rows(&resources, None);
     let mut warnings = Vec::new();
     if !quorate {
         warnings.push(
@@ -257,7 +281,7 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
     for n in &nodes {
         node_warnings(n, &ctx.config.placement, &mut warnings);
     }
-    crate::ops::storage::pools::storage_warnings(&storage, &mut warnings);
+    crate::ops::storage::pools::storage_warnings(&all_storage, &mut warnings);
     warnings.extend(status_odd);
     warnings.extend(resources_odd);
     let warnings_total = warnings.len() as u64;
@@ -268,11 +292,19 @@ pub async fn cluster_status(ctx: &Context) -> Result<ClusterStatusReport, Error>
             warnings_total - (TOP_WARNINGS as u64 - 1)
         ));
     }
+    let (nodes, nodes_total, next_page) = page.cut(nodes);
+    // Shared pools on every page (they are the cluster's), each node's own with its node.
+    let storage = all_storage
+        .into_iter()
+        .filter(|s| s.shared || nodes.iter().any(|n| n.node == s.node))
+        .collect();
     Ok(ClusterStatusReport {
         cluster,
         quorate,
-        nodes_online: nodes.iter().filter(|n| n.status == "online").count() as u64,
+        nodes_online,
+        nodes_total,
         nodes,
+        next_page,
         storage,
         warnings,
         warnings_total,

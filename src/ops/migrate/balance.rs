@@ -27,7 +27,13 @@ pub struct ClusterBalanceArgs {
     #[serde(default)]
     #[schemars(length(min = 1, max = 64), inner(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE)))]
     pub targets: Option<Vec<String>>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
 }
+
+/// Nodes per `cluster_balance` page.
+pub const BALANCE_NODES_PAGE: u32 = 5;
 
 /// What one node uses right now, as PVE measures it (`/cluster/resources`, else the node's
 /// status). The plan counts configured sizes; this says how busy the node really is.
@@ -52,11 +58,17 @@ pub struct ClusterBalanceReport {
     pub memory_ratio: f64,
     pub vcpu_ratio: f64,
     pub band: f64,
+    /// `before`, `after` and `usage` hold one page of nodes, most loaded first; `mean_load`,
+    /// the imbalance, `overcommitted` and the moves are the whole cluster's.
     #[serde(flatten)]
     pub plan: BalancePlan,
     /// Measured use per node, next to the allocation in `before` (the moves are planned on
     /// the allocation: use changes by the minute, configured sizes are what a guest may take).
     pub usage: Vec<NodeUsage>,
+    pub nodes_total: u64,
+    /// The next page of nodes, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
     /// One line per suggested move, for the user.
     pub suggestions: Vec<String>,
     pub message: String,
@@ -72,6 +84,8 @@ pub async fn cluster_balance(
     args: &ClusterBalanceArgs,
 ) -> Result<ClusterBalanceReport, Error> {
     let placement = &ctx.config.placement;
+    let page =
+        crate::ops::paging::Page::new(args.page, None, BALANCE_NODES_PAGE, BALANCE_NODES_PAGE)?;
     let (mut snap, mut warnings) = read_snapshot(ctx, &[]).await?;
     for t in args.targets.iter().flatten() {
         known_node(&snap, "targets", t)?;
@@ -138,7 +152,7 @@ pub async fn cluster_balance(
             placement.pin_tag
         ));
     }
-    let usage = snap
+    let usage: Vec<NodeUsage> = snap
         .nodes
         .iter()
         .map(|n| NodeUsage {
@@ -154,14 +168,57 @@ pub async fn cluster_balance(
             cpu_used: n.cpu_used,
         })
         .collect();
+    let (plan, usage, nodes_total, next_page) = nodes_page(plan, usage, page);
     Ok(ClusterBalanceReport {
         memory_ratio: placement.memory_ratio,
         vcpu_ratio: placement.vcpu_ratio,
         band,
         plan,
         usage,
+        nodes_total,
+        next_page,
         suggestions,
         message,
         warnings,
     })
+}
+
+/// One page of the per-node rows (`before`, `after`, `usage`): the nodes ordered most loaded
+/// first (memory load before the moves, then name), so the first page shows where the pressure
+/// is; the totals, the moves and the lists of names stay whole.
+fn nodes_page(
+    mut plan: BalancePlan,
+    usage: Vec<NodeUsage>,
+    page: crate::ops::paging::Page,
+) -> (BalancePlan, Vec<NodeUsage>, u64, Option<u32>) {
+    let mut order: Vec<(f64, String)> = plan
+        .before
+        .iter()
+        .map(|a| (a.memory_load, a.node.clone()))
+        .collect();
+    for u in &usage {
+        if !order.iter().any(|(_, n)| *n == u.node) {
+            order.push((0.0, u.node.clone()));
+        }
+    }
+    order.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let names: Vec<String> = order.into_iter().map(|(_, n)| n).collect();
+    let (shown, total, next) = page.cut(names);
+    let rank = |n: &str| shown.iter().position(|s| s == n);
+    let keep = |rows: Vec<crate::ops::plan::Allocation>| {
+        let mut rows: Vec<_> = rows
+            .into_iter()
+            .filter(|a| rank(&a.node).is_some())
+            .collect();
+        rows.sort_by_key(|a| rank(&a.node));
+        rows
+    };
+    plan.before = keep(std::mem::take(&mut plan.before));
+    plan.after = keep(std::mem::take(&mut plan.after));
+    let mut usage: Vec<NodeUsage> = usage
+        .into_iter()
+        .filter(|u| rank(&u.node).is_some())
+        .collect();
+    usage.sort_by_key(|u| rank(&u.node));
+    (plan, usage, total, next)
 }

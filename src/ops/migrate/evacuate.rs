@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::execute::{MoveDone, MoveOptions, execute};
 use super::{known_node, known_storage, ratios, read_snapshot};
 use crate::ops::batch::{BatchLimits, Outcome, Policy, Step, run_batch};
+use crate::ops::paging::Page;
 use crate::ops::plan::{self, EvacuationPlan, EvacuationRequest, MoveMode};
 use crate::ops::{Context, Error, Run};
 
@@ -53,7 +54,16 @@ pub struct NodeEvacuateArgs {
     /// Execute; needs `digest`.
     #[serde(default)]
     pub confirm: bool,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub page_size: Option<u32>,
 }
+
+/// Moves (and unplaceable guests) per page of a plan unless asked otherwise.
+pub const PLAN_PAGE: u32 = 10;
 
 /// A planned move, as short as the report needs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -81,7 +91,15 @@ pub struct NodeEvacuateReport {
     pub executed: bool,
     /// Pass this back with `confirm: true` to execute exactly this plan.
     pub digest: String,
+    /// One page of the plan: its moves and unplaceable guests, and before/after of the node
+    /// and of this page's targets.
     pub plan: EvacuationPlan,
+    /// Over the whole plan.
+    pub moves_total: u64,
+    pub unplaceable_total: u64,
+    /// The next page of the plan, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
     /// Moves done and verified.
     pub moved: Vec<MoveDone>,
     pub failed: Vec<MoveFailed>,
@@ -141,11 +159,12 @@ pub async fn node_evacuate(
             crate::ops::ssh_unavailable_reason(&ctx.config)
         )));
     }
+    let page = crate::ops::paging::Page::new(args.page, args.page_size, PLAN_PAGE, 100)?;
     let (plan, warnings) = make_plan(ctx, args).await?;
     let digest = plan.digest.clone();
     if !args.confirm {
         ctx.previews.remember(&digest, &plan);
-        let message = preview_message(&plan, &digest, args);
+        let message = preview_message(&plan, &digest, args, page);
         return Ok(report(args, digest, plan, false, message, warnings));
     }
     match args.digest.as_deref() {
@@ -378,6 +397,40 @@ async fn maintenance(ctx: &Context, run: &Run, node: &str, left: usize) -> Strin
     }
 }
 
+/// One page of `plan`: its moves and unplaceable guests, and the allocations before and after
+/// of the evacuated node and of the nodes this page's moves go to (so an answer stays a few KB
+/// on a big cluster; the digest and the totals are the whole plan's).
+fn plan_page(plan: EvacuationPlan, page: Page) -> (EvacuationPlan, u64, u64, Option<u32>) {
+    let EvacuationPlan {
+        source,
+        moves,
+        unplaceable,
+        left_stopped,
+        before,
+        after,
+        digest,
+    } = plan;
+    let (moves, moves_total, next_moves) = page.cut(moves);
+    let (unplaceable, unplaceable_total, next_stuck) = page.cut(unplaceable);
+    let shown = |n: &str| n == source || moves.iter().any(|m| m.to == n);
+    let before = before.into_iter().filter(|a| shown(&a.node)).collect();
+    let after = after.into_iter().filter(|a| shown(&a.node)).collect();
+    (
+        EvacuationPlan {
+            source,
+            moves,
+            unplaceable,
+            left_stopped,
+            before,
+            after,
+            digest,
+        },
+        moves_total,
+        unplaceable_total,
+        next_moves.max(next_stuck),
+    )
+}
+
 fn report(
     args: &NodeEvacuateArgs,
     digest: String,
@@ -386,11 +439,20 @@ fn report(
     message: String,
     warnings: Vec<String>,
 ) -> NodeEvacuateReport {
+    // The arguments were checked when the plan was made: a bad page never gets here.
+    let page = Page::new(args.page, args.page_size, PLAN_PAGE, 100).unwrap_or(Page {
+        page: 1,
+        size: PLAN_PAGE,
+    });
+    let (plan, moves_total, unplaceable_total, next_page) = plan_page(plan, page);
     NodeEvacuateReport {
         node: args.node.clone(),
         executed,
         digest,
         plan,
+        moves_total,
+        unplaceable_total,
+        next_page,
         moved: vec![],
         failed: vec![],
         not_started: vec![],
@@ -401,7 +463,12 @@ fn report(
     }
 }
 
-fn preview_message(plan: &EvacuationPlan, digest: &str, args: &NodeEvacuateArgs) -> String {
+fn preview_message(
+    plan: &EvacuationPlan,
+    digest: &str,
+    args: &NodeEvacuateArgs,
+    page: Page,
+) -> String {
     let online = plan
         .moves
         .iter()
@@ -425,6 +492,18 @@ fn preview_message(plan: &EvacuationPlan, digest: &str, args: &NodeEvacuateArgs)
         msg += &format!(
             "; {} stopped guest(s) left in place",
             plan.left_stopped.len()
+        );
+    }
+    let listed = plan.moves.len().max(plan.unplaceable.len());
+    if listed > page.size as usize {
+        msg += &format!(
+            "; shown: page {} of {} ({} per page, with before/after of the nodes its moves go to){}",
+            page.page,
+            listed.div_ceil(page.size as usize),
+            page.size,
+            page.next(listed)
+                .map(|n| format!(", page: {n} shows more"))
+                .unwrap_or_default()
         );
     }
     msg += &format!(

@@ -135,12 +135,30 @@ pub struct StorageListArgs {
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub content: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 200))]
+    pub page_size: Option<u32>,
 }
+
+/// Pools per `storage_list` page unless asked otherwise.
+pub const STORAGE_PAGE: u32 = 12;
+
+/// Warnings a listing shows; the rest are counted.
+pub const TOP_WARNINGS: usize = 5;
 
 /// `storage_list` output.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StorageListReport {
+    /// One page, by storage then node.
     pub storage: Vec<StorageSummary>,
+    /// Pools over all pages.
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
+    /// Pools over 85% full on any page (the first few), and odd answers.
     pub warnings: Vec<String>,
 }
 
@@ -155,6 +173,7 @@ pub async fn storage_list(
     if let Some(c) = &args.content {
         require_content_type(c)?;
     }
+    let page = crate::ops::paging::Page::new(args.page, args.page_size, STORAGE_PAGE, 200)?;
     // Lenient decoding: an odd optional field of a pool is a warning, not a failure.
     let (mut storage, odd) = match &args.node {
         Some(node) => {
@@ -176,7 +195,18 @@ pub async fn storage_list(
     let mut warnings = Vec::new();
     storage_warnings(&storage, &mut warnings);
     warnings.extend(odd);
-    Ok(StorageListReport { storage, warnings })
+    crate::ops::paging::cap_lines(
+        &mut warnings,
+        TOP_WARNINGS,
+        "each pool's used_pct shows the rest",
+    );
+    let (storage, total, next_page) = page.cut(storage);
+    Ok(StorageListReport {
+        storage,
+        total,
+        next_page,
+        warnings,
+    })
 }
 
 /// PVE's storage content types.
@@ -209,14 +239,23 @@ pub struct StorageContentArgs {
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
-    /// `images`, `iso`, `vztmpl`, `backup`, `snippets`, `import` or `rootdir`.
+    /// e.g. `iso`, `backup`, `images`.
     #[serde(default)]
     #[schemars(length(max = 32), regex(pattern = crate::ops::validate::SCHEMA_LINE))]
     pub content: Option<String>,
     #[serde(default)]
     #[schemars(range(min = 100, max = 999_999_999))]
     pub vmid: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 200))]
+    pub page_size: Option<u32>,
 }
+
+/// Volumes per `storage_content` page unless asked otherwise.
+pub const CONTENT_PAGE: u32 = 25;
 
 /// One volume.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -244,8 +283,24 @@ pub struct StorageContentItem {
 pub struct StorageContentReport {
     pub storage: String,
     pub node: String,
+    /// One page, by volid.
     pub items: Vec<StorageContentItem>,
+    /// Volumes over all pages.
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
+    /// Bytes, over all pages.
     pub total_size: u64,
+    /// Volumes and bytes per content type, over all pages.
+    pub by_content: Vec<ContentCount>,
+}
+
+/// Volumes of one content type.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ContentCount {
+    pub content: String,
+    pub count: u64,
+    pub size: u64,
 }
 
 /// Lists the volumes on one storage.
@@ -259,6 +314,7 @@ pub async fn storage_content(
     if let Some(c) = &args.content {
         require_content_type(c)?;
     }
+    let page = crate::ops::paging::Page::new(args.page, args.page_size, CONTENT_PAGE, 200)?;
     let node = match &args.node {
         Some(n) => {
             crate::ops::require_cluster_node(ctx, n).await?;
@@ -339,10 +395,29 @@ pub async fn storage_content(
         .collect();
     items.sort_by(|a, b| a.volid.cmp(&b.volid));
     let total_size = items.iter().map(|i| i.size).sum();
+    let mut by_content: Vec<ContentCount> = Vec::new();
+    for i in &items {
+        match by_content.iter_mut().find(|c| c.content == i.content) {
+            Some(c) => {
+                c.count += 1;
+                c.size += i.size;
+            }
+            None => by_content.push(ContentCount {
+                content: i.content.clone(),
+                count: 1,
+                size: i.size,
+            }),
+        }
+    }
+    by_content.sort_by(|a, b| a.content.cmp(&b.content));
+    let (items, total, next_page) = page.cut(items);
     Ok(StorageContentReport {
         storage: args.storage.clone(),
         node,
         items,
+        total,
+        next_page,
         total_size,
+        by_content,
     })
 }

@@ -13,9 +13,7 @@ use crate::ops::guard::{node_of, resolve_vm};
 use crate::ops::run::Run;
 use crate::ops::template::replace::{delete_replaced, replaced_by_description};
 use crate::ops::vm::delete::{destroy, preview_message};
-use crate::ops::vm::inventory::{
-    MAX_PAGE_SIZE, VmDisk, VmListArgs, VmSummary, filter_vms, vm_disk,
-};
+use crate::ops::vm::inventory::{VmDisk, VmListArgs, VmSummary, select_vms, vm_disk};
 use crate::ops::{Context, Error, is_storage};
 use crate::pve::{QemuConfig, StorageContentItem};
 
@@ -29,7 +27,16 @@ pub struct TemplateListArgs {
     #[serde(default)]
     #[schemars(length(max = 63), regex(pattern = crate::ops::validate::SCHEMA_NODE))]
     pub node: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub page_size: Option<u32>,
 }
+
+/// Templates per `template_list` page unless asked otherwise.
+pub const TEMPLATES_PAGE: u32 = 10;
 
 /// A template, where it can be cloned, and what depends on it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -55,7 +62,12 @@ pub struct TemplateSummary {
 /// `template_list` output.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TemplateListReport {
+    /// One page, by vmid.
     pub templates: Vec<TemplateSummary>,
+    /// Templates over all pages.
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
 }
 
 /// VMs with volumes based on template `vmid`'s base disks (`base-VMID-disk-N/...`), read from
@@ -140,8 +152,9 @@ fn summarize(
     }
 }
 
-/// Lists templates cluster-wide: one config per template and one listing per storage their
-/// disks use (a shared storage once), in parallel up to `limits.max_parallel`.
+/// Lists templates cluster-wide, a page at a time: one config per template of the page and one
+/// listing per storage their disks use (a shared storage once), in parallel up to
+/// `limits.max_parallel`.
 ///
 /// # Errors
 /// When PVE cannot be reached.
@@ -149,6 +162,7 @@ pub async fn template_list(
     ctx: &Context,
     args: &TemplateListArgs,
 ) -> Result<TemplateListReport, Error> {
+    let page = crate::ops::paging::Page::new(args.page, args.page_size, TEMPLATES_PAGE, 100)?;
     let rows = ctx.client.get_cluster_resources(None).await?;
     let shared: BTreeSet<String> = rows
         .iter()
@@ -159,14 +173,14 @@ pub async fn template_list(
         tag: args.tag.clone(),
         node: args.node.clone(),
         include_templates: true,
-        page_size: Some(MAX_PAGE_SIZE),
         ..Default::default()
     };
-    let templates: Vec<VmSummary> = filter_vms(&rows, &filter)?
-        .vms
+    let templates: Vec<VmSummary> = select_vms(&rows, &filter)?
         .into_iter()
         .filter(|v| v.template && v.kind == "qemu")
         .collect();
+    drop(rows);
+    let (templates, total, next_page) = page.cut(templates);
     // Every template's config, then every storage listing the linked-clone search needs, once
     // (a shared storage once for the cluster, not once per template): both bounded by
     // `limits.max_parallel`.
@@ -203,7 +217,11 @@ pub async fn template_list(
         .map(|(t, cfg)| summarize(ctx, t, cfg.as_ref(), &shared, &listings))
         .collect();
     out.sort_by_key(|t| t.vmid);
-    Ok(TemplateListReport { templates: out })
+    Ok(TemplateListReport {
+        templates: out,
+        total,
+        next_page,
+    })
 }
 
 /// `template_convert` arguments.

@@ -140,14 +140,6 @@ pub struct VmListReport {
     pub next_page: Option<u32>,
 }
 
-/// Applies `vm_list` filters and paging to inventory rows; pure.
-///
-/// # Errors
-/// On an unknown status value or a zero page.
-pub fn filter_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<VmListReport, Error> {
-    page_of(&select_vms(rows, args)?, args)
-}
-
 /// The guests of `rows` the filters match, sorted by vmid; pure.
 ///
 /// # Errors

@@ -20,10 +20,10 @@ pub(crate) const SPECS: &[ToolSpec] = &[RBAC_BOOTSTRAP];
 #[tool_router(router = rbac_router, vis = "pub(crate)")]
 impl ProxmoxServer {
     /// Bootstrap the least-privilege service account over SSH as root on one node: user, role (the
-    /// design's privileges for the node's PVE version; never Sys.Modify, Sys.PowerMgmt,
-    /// Permissions.Modify, User.Modify or Realm.*), its ACL on /, and an API token whose secret
-    /// goes straight into the configured pass entry (never shown). Without confirm: true it only
-    /// inspects and returns the plan. An existing token is kept unless rotate: true.
+    /// design's privileges for the node's PVE version, never Sys.Modify, Permissions.Modify or
+    /// User.Modify), its ACL on /, and an API token whose secret goes straight into the pass
+    /// entry (never shown). Without confirm: true it only returns the plan. An existing token is
+    /// kept unless rotate: true.
     #[tool(name = "rbac_bootstrap")]
     async fn rbac_bootstrap(
         &self,

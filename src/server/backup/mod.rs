@@ -71,8 +71,7 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Backup archives across backup storages, newest first: volid, time, size, notes, protected,
-    /// verification.
+    /// Backup archives across backup storages, newest first.
     #[tool(name = "backup_list")]
     async fn backup_list(
         &self,
@@ -84,8 +83,8 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Scheduled backup jobs: schedule, next run, selection, storage, enabled, how the last run
-    /// went (failed guests and why), and the guests no enabled job covers.
+    /// Scheduled backup jobs, how each one's last run went (failed guests and why), and the
+    /// guests no enabled job covers.
     #[tool(name = "backup_jobs")]
     async fn backup_jobs(
         &self,

@@ -4,13 +4,13 @@ use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::{tool, tool_router};
 
 use crate::ops::{
-    self, ClusterStatusReport, NodeStatusArgs, NodeStatusReport, TaskLogArgs, TaskLogReport,
-    TaskStatusArgs, TaskStatusReport,
+    self, ClusterStatusArgs, ClusterStatusReport, NodeStatusArgs, NodeStatusReport, TaskLogArgs,
+    TaskLogReport, TaskStatusArgs, TaskStatusReport,
 };
 
 use crate::ops::access::endpoints as api;
 use crate::ops::spec::ToolSpec;
-use crate::server::{NoArgs, ProxmoxServer, tool_error};
+use crate::server::{ProxmoxServer, tool_error};
 
 pub(crate) const CLUSTER_STATUS: ToolSpec = ToolSpec::read("cluster_status", "Cluster status")
     .toolset("cluster")
@@ -58,24 +58,22 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 #[tool_router(router = cluster_router, vis = "pub(crate)")]
 impl ProxmoxServer {
     /// Cluster overview: quorum, each node's CPU, memory and root disk use, guest counts,
-    /// allocation against capacity (overcommit), storage pools, and warnings (offline or
-    /// overcommitted nodes, storage over 85% full).
+    /// allocation against capacity (overcommit), storage pools, and warnings.
     #[tool(name = "cluster_status")]
     async fn cluster_status(
         &self,
-        Parameters(_): Parameters<NoArgs>,
+        Parameters(args): Parameters<ClusterStatusArgs>,
     ) -> Result<Json<ClusterStatusReport>, String> {
-        ops::cluster_status(&self.ctx)
+        ops::cluster_status(&self.ctx, &args)
             .await
             .map(Json)
             .map_err(tool_error)
     }
 
     /// Is the cluster balanced? Per node: running guests' memory and vCPUs against capacity
-    /// under the configured overcommit ratios (templates and stopped guests excluded), measured
-    /// memory and CPU use, the imbalance score (most minus least loaded node), overcommitted nodes, and suggested
-    /// moves (from the evacuation planner) that bring every node within the band around the
-    /// mean. Read-only: carry a suggestion out with vm_migrate.
+    /// under the configured overcommit ratios, measured memory and CPU use, the imbalance score
+    /// (most minus least loaded node), overcommitted nodes, and suggested moves that bring every
+    /// node within the band around the mean. Read-only: carry a suggestion out with vm_migrate.
     #[tool(name = "cluster_balance")]
     async fn cluster_balance(
         &self,

@@ -61,11 +61,10 @@ pub(crate) const SPECS: &[ToolSpec] = &[VM_MIGRATE_CHECK, VM_MIGRATE, NODE_EVACU
 
 #[tool_router(router = migrate_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Can this VM or container move to that node now, and how? PVE's preconditions (local disks
-    /// and devices, storages the target lacks) plus ours: the target's memory and vCPUs under
-    /// the configured ratios, storage room, HA, the pin tag, locks. Says live, restart
-    /// (containers) or offline, which disks are copied, transfer size and time, or every reason
-    /// it cannot go (and a node that could take it).
+    /// Can this VM or container move to that node now, and how? PVE's preconditions plus ours
+    /// (the target's memory and vCPUs under the configured ratios, storage room, HA, pin tag,
+    /// locks). Says live, restart (containers) or offline, which disks are copied, transfer size
+    /// and time, or every reason it cannot go (and a node that could take it).
     #[tool(name = "vm_migrate_check")]
     async fn vm_migrate_check(
         &self,
@@ -95,10 +94,10 @@ impl ProxmoxServer {
     }
 
     /// Empty a node for maintenance. Without confirm: true it returns the plan and changes nothing:
-    /// ordered moves (guest, target, mode, local disks, transfer), guests that cannot move and
-    /// why, each node's load before and after, and a digest. Confirm with that digest: the
-    /// cluster is re-planned, a changed plan refused with the difference, the moves run and are
-    /// verified, stopping at the first failure. Run again to continue.
+    /// ordered moves (guest, target, mode, disks, transfer), guests that cannot move and why,
+    /// node loads before and after, and a digest of the whole plan. Confirm with that digest:
+    /// the cluster is re-planned (a changed plan is refused with the difference), the moves run
+    /// and are verified, stopping at the first failure. Run again to continue.
     #[tool(name = "node_evacuate")]
     async fn node_evacuate(
         &self,

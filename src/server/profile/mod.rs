@@ -154,11 +154,10 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Spin up a profile's cluster. Without confirm: true it returns the plan (VMIDs, names, node
-    /// and address of each guest, phases, missing programs) and changes nothing. Confirmed: clone,
-    /// configure, start, find addresses; for talos also generate and apply configs, bootstrap, wait
-    /// for health, fetch the kubeconfig, bootstrap Flux. Resumable: calling again keeps existing
-    /// guests (found by tags) and continues at the first unfinished phase.
+    /// Spin up a profile's cluster. Without confirm: true it returns the plan (VMIDs, names, nodes,
+    /// addresses, phases, missing programs) and changes nothing. Confirmed: clone, configure,
+    /// start, find addresses; for talos also configs, bootstrap, health, kubeconfig, Flux.
+    /// Resumable: calling again keeps existing guests (by tags) and continues where it stopped.
     #[tool(name = "profile_up")]
     async fn profile_up(
         &self,

@@ -102,8 +102,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = storage_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// Storage pools: type, content types, shared, used/total/free, warnings over 85% full.
-    /// Cluster-wide (shared pools once) or as one node sees them.
+    /// Storage pools with use and warnings over 85% full: cluster-wide (shared pools once) or as
+    /// one node sees them.
     #[tool(name = "storage_list")]
     async fn storage_list(
         &self,
@@ -115,7 +115,7 @@ impl ProxmoxServer {
             .map_err(tool_error)
     }
 
-    /// Volumes on one storage (images, ISOs, container templates, backups, snippets, imports).
+    /// Volumes on one storage, with counts and sizes per content type.
     #[tool(name = "storage_content")]
     async fn storage_content(
         &self,
@@ -145,8 +145,7 @@ impl ProxmoxServer {
     }
 
     /// Orphaned disks: images whose owner VMID does not exist, `unusedN` disks, and images no
-    /// config or snapshot references, each with node, storage, size and reason. Volumes of a guest
-    /// whose config cannot be read are left out.
+    /// config or snapshot references. Volumes of a guest whose config cannot be read are left out.
     #[tool(name = "disk_orphans")]
     async fn disk_orphans(
         &self,

@@ -116,8 +116,8 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 
 #[tool_router(router = template_router, vis = "pub(crate)")]
 impl ProxmoxServer {
-    /// VM templates cluster-wide: vmid, name, node, tags, OS type, disk size, storages, whether
-    /// clonable to any node (all disks shared), and dependent linked clones.
+    /// VM templates: OS type, disk size, storages, whether clonable to any node (all disks
+    /// shared), dependent linked clones.
     #[tool(name = "template_list")]
     async fn template_list(
         &self,
@@ -160,11 +160,10 @@ impl ProxmoxServer {
     }
 
     /// Build a cloud-init template from a cloud image URL in one call: download (checksum
-    /// verified), grow, create the VM with the cluster defaults, import the image as boot disk,
-    /// cloud-init (user, SSH keys, guest-agent vendor snippet), tags, convert, clean up. Uses the
-    /// PVE API when the node runs 8.4+ and the token may, else SSH; the result says which and why.
-    /// A name in use is refused; replace: true (with confirm: true, else a preview) builds the new
-    /// template, then deletes the old.
+    /// verified), create the VM with the cluster defaults, import the image as boot disk,
+    /// cloud-init (user, SSH keys, agent snippet), tags, convert, clean up. PVE API on 8.4+ when
+    /// the token may, else SSH (the result says which). A name in use is refused; replace: true
+    /// (with confirm: true, else a preview) builds the new one, then deletes the old.
     #[tool(name = "template_from_cloud_image")]
     async fn template_from_cloud_image(
         &self,

@@ -10,6 +10,7 @@ pub(crate) mod cluster_info;
 mod generic;
 pub(crate) mod ha;
 pub(crate) mod index;
+pub(crate) mod listing;
 pub(crate) mod lxc;
 pub(crate) mod node_info;
 pub(crate) mod nodes;
@@ -709,7 +710,13 @@ pub fn run_as_root(
         authid: "root@pam".to_string(),
         upload: None,
     };
-    run(&route, st, shared, &req, &args)
+    let mut reply = run(&route, st, shared, &req, &args)?;
+    // the CLI tools read `data`: a listing written straight to text is parsed back for them
+    if let Some(raw) = reply.raw.take() {
+        reply.data = serde_json::from_str(&raw)
+            .map_err(|e| ApiError::Server(format!("cannot decode a listing: {e}")))?;
+    }
+    Ok(reply)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub fn index(c: &Ctx) -> ApiResult {
     c.validate()?;
     let st = c.st;
     // one pass over the guests for every node's load, not one per node
-    let usage = st.usage();
+    let usage = st.usage_now();
     let mut out = Vec::new();
     for (i, n) in st.nodes.iter().enumerate() {
         let mut row = json!({ "node": n.name, "id": format!("node/{}", n.name), "type": "node",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use russh::ChannelId;
 use russh::server::Handle;
 
-use super::super::state::{Shared, State};
+use super::super::state::Shared;
 use super::fs::{self, Blob, Writer};
 use super::{SshCommandRecord, SshShared, shell};
 
@@ -22,7 +22,7 @@ pub struct NodeCtx {
 }
 
 impl NodeCtx {
-    pub fn lock(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+    pub fn lock(&self) -> crate::sim::state::StateWrite<'_> {
         self.shared.lock()
     }
 }

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::sim::api::Ctx;
+use crate::sim::api::listing::TemplateBuilder;
 use crate::sim::http::{ApiError, ApiResult, Reply};
 use crate::sim::state::{MIB, Storage};
 
@@ -55,7 +56,7 @@ pub fn node_storage(c: &Ctx) -> ApiResult {
         .unwrap_or_default();
     let only = c.param("storage");
     // every storage's usage in one pass over the guests
-    let usage = c.st.usage();
+    let usage = c.st.usage_now();
     let ni = c.st.nodes.iter().position(|n| n.name == *node);
     let mut out = Vec::new();
     for (si, s) in c.st.storages.iter().enumerate() {
@@ -96,6 +97,33 @@ pub fn content(c: &Ctx) -> ApiResult {
         true,
     )?;
     c.validate()?;
+    let st = c.st;
+    // The answer depends on the state, the caller and the arguments only (a shared storage's
+    // not on the node asked): rendered once per state generation (see `api/listing.rs`).
+    let shared = st.storage(sid).is_some_and(|s| s.shared);
+    let key = format!(
+        "content|{}|{sid}|{:?}|{:?}|{}",
+        if shared { "" } else { node.as_str() },
+        c.param("content"),
+        c.param("vmid"),
+        c.authid()
+    );
+    if let Some(t) = st.listings.get(st.generation, st.writing, &key) {
+        return Ok(Reply::raw(t.render(0)));
+    }
+    let out = content_rows(c)?;
+    let mut b = TemplateBuilder::with_capacity(0);
+    *b.text() = serde_json::to_string(&out)
+        .map_err(|e| ApiError::Server(format!("cannot encode the listing: {e}")))?;
+    let t = std::sync::Arc::new(b.finish());
+    st.listings
+        .put(st.generation, st.writing, key, std::sync::Arc::clone(&t));
+    Ok(Reply::raw(t.render(0)))
+}
+
+/// The rows of [`content`], afresh.
+fn content_rows(c: &Ctx) -> Result<Value, ApiError> {
+    let (node, sid) = (&c.args.node, &c.args.storage);
     let st = c.st;
     let Some(s) = st.storage(sid) else {
         return Err(ApiError::Server(format!("storage '{sid}' does not exist")));
@@ -205,7 +233,7 @@ pub fn content(c: &Ctx) -> ApiResult {
             None => true,
         })
         .collect();
-    Ok(Reply::data(Value::Array(out)))
+    Ok(Value::Array(out))
 }
 
 /// The backing file of a file-based linked clone, as `qemu-img info` names it:
