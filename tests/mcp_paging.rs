@@ -106,6 +106,13 @@ async fn pages_hold_everything_once_and_stay_small() {
         );
     }
 
+    // vm_list's default pages: every guest (templates aside) once.
+    let (vms, first) = walk(&client, "vm_list", json!({}), &["vms"], "vmid").await;
+    let guests = sc.vms.iter().filter(|v| !v.template).count()
+        + sc.cts.iter().filter(|c| !c.template).count();
+    assert_eq!(once(&vms, "vm_list guests").len(), guests);
+    assert_eq!(first["total"].as_u64(), Some(guests as u64));
+
     // cluster_balance: every node once, most loaded first; moves whole on every page.
     let (nodes, first) = walk(&client, "cluster_balance", json!({}), &["before"], "node").await;
     assert_eq!(once(&nodes, "cluster_balance nodes"), names);

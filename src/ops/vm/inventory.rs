@@ -121,7 +121,7 @@ pub struct VmListArgs {
     #[serde(default)]
     #[schemars(range(max = 1_000_000))]
     pub page: Option<u32>,
-    /// Default 50.
+    /// Default 30.
     #[serde(default)]
     #[schemars(range(max = 200))]
     pub page_size: Option<u32>,
@@ -172,7 +172,7 @@ pub fn page_of(vms: &[VmSummary], args: &VmListArgs) -> Result<VmListReport, Err
     if page == 0 {
         return Err(Error::invalid("page", "pages start at 1"));
     }
-    let page_size = args.page_size.unwrap_or(50).clamp(1, MAX_PAGE_SIZE);
+    let page_size = args.page_size.unwrap_or(30).clamp(1, MAX_PAGE_SIZE);
     let total = vms.len() as u32;
     let start = (u64::from(page - 1) * u64::from(page_size)).min(vms.len() as u64) as usize;
     let vms: Vec<VmSummary> = vms
