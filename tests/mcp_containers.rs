@@ -183,7 +183,7 @@ async fn a_container_is_inspected_resized_tagged_and_powered_like_a_vm() {
         json!({"vmid": 110, "allow_outside_ranges": true}),
     )
     .await;
-    assert!(t.contains("template") && t.contains("ct_create"), "{t}");
+    assert!(t.contains("ct_create with template: 110"), "{t}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

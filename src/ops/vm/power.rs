@@ -161,9 +161,9 @@ pub async fn power(ctx: &Context, run: &Run, req: &PowerRequest<'_>) -> Result<P
         return Err(Error::refused(format!(
             "{vm} {vmid} is a template and templates cannot be started; clone it ({}) and start the clone",
             if t == GuestType::Lxc {
-                "ct_create with template: {vmid}"
+                format!("ct_create with template: {vmid}")
             } else {
-                "vm_create"
+                "vm_create".to_string()
             }
         )));
     }
