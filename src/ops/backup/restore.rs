@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Context, Error, Run, is_storage};
-use crate::pve::ClusterResource;
+use crate::pve::{ClusterResource, GuestType};
 
 /// `backup_restore` arguments.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -222,23 +222,65 @@ pub async fn backup_restore(
             v
         }
     };
-    if is_ct {
-        return restore_ct(
-            ctx,
-            run,
-            a,
-            report,
-            storage,
-            existing.is_some(),
-            reservation,
-        )
-        .await;
-    }
+    // A container restores through the lxc create (`ostemplate` = the archive, `restore=1`),
+    // a VM through the qemu create (`archive`); the rest is the same.
+    let t = if is_ct {
+        GuestType::Lxc
+    } else {
+        GuestType::Qemu
+    };
+    let vmid = report.vmid;
+    let overwrite = existing.is_some();
+    let object = format!("{} {vmid} on {node}", t.word());
+    let what = format!("restore of {} into {object}", a.archive);
+    let done = run
+        .task_locked(ctx, &object, &what, || async {
+            let c = &ctx.client;
+            Ok(Some(match t {
+                GuestType::Qemu => {
+                    c.create_qemu(&node, vmid, &vm_params(a, storage.as_deref(), overwrite))
+                        .await?
+                }
+                GuestType::Lxc => {
+                    c.create_lxc(&node, &ct_params(a, vmid, storage.clone(), overwrite))
+                        .await?
+                }
+            }))
+        })
+        .await?;
+    drop(reservation);
+    let Some((upid, outcome)) = done else {
+        return Err(Error::Setup(format!("{what}: PVE answered without a task")));
+    };
+    report.executed = true;
+    report.upid = Some(upid.to_string());
+    report.status_after = ctx
+        .client
+        .get_guest_status(t, &node, vmid)
+        .await
+        .ok()
+        .map(|s| s.status);
+    report.message = format!(
+        "{what} finished ({}); the {} is {}",
+        outcome.exitstatus,
+        t.noun(),
+        report.status_after.as_deref().unwrap_or("unknown")
+    );
+    Ok(report)
+}
+
+/// The qemu create's form for a restore: the archive, the storage, `force` over an existing
+/// VM, `unique` for new MACs, `start`.
+fn vm_params(
+    a: &BackupRestoreArgs,
+    storage: Option<&str>,
+    overwrite: bool,
+) -> Vec<(String, String)> {
     let mut params: Vec<(String, String)> = vec![("archive".into(), a.archive.clone())];
-    if let Some(s) = &a.storage {
-        params.push(("storage".into(), s.clone()));
+    if let Some(s) = storage {
+        params.push(("storage".into(), s.to_string()));
     }
-    if existing.is_some() {
+    if overwrite {
         params.push(("force".into(), "1".into()));
     }
     if !a.keep_macs {
@@ -247,57 +289,18 @@ pub async fn backup_restore(
     if a.start {
         params.push(("start".into(), "1".into()));
     }
-    let object = format!("vm {} on {node}", report.vmid);
-    let what = format!("restore of {} into {object}", a.archive);
-    let vmid = report.vmid;
-    let done = run
-        .task_locked(ctx, &object, &what, || async {
-            Ok(Some(ctx.client.create_qemu(&node, vmid, &params).await?))
-        })
-        .await?;
-    drop(reservation);
-    let Some((upid, outcome)) = done else {
-        return Err(Error::Setup(format!("{what}: PVE answered without a task")));
-    };
-    report.executed = true;
-    report.upid = Some(upid.to_string());
-    report.status_after = ctx
-        .client
-        .get_qemu_status(&node, vmid)
-        .await
-        .ok()
-        .map(|s| s.status);
-    report.message = format!(
-        "{what} finished ({}); the VM is {}",
-        outcome.exitstatus,
-        report.status_after.as_deref().unwrap_or("unknown")
-    );
-    Ok(report)
+    params
 }
 
-/// Whether an archive is a container's (`vzdump-lxc-*`).
-fn is_ct_archive(volid: &str) -> bool {
-    volid
-        .rsplit('/')
-        .next()
-        .is_some_and(|f| f.starts_with("vzdump-lxc-"))
-}
-
-/// The container half of [`backup_restore`], once confirmed: `POST /nodes/{node}/lxc` with the
-/// archive as `ostemplate`, `restore=1`, the storage, `force` over an existing container,
-/// `unique` for new MACs.
-async fn restore_ct(
-    ctx: &Context,
-    run: &Run,
+/// The lxc create's form for a restore: the archive as `ostemplate`, `restore=1`, the storage,
+/// `force` over an existing container, `unique` for new MACs, `start`.
+fn ct_params(
     a: &BackupRestoreArgs,
-    mut report: BackupRestoreReport,
+    vmid: u32,
     storage: Option<String>,
     overwrite: bool,
-    reservation: Option<crate::ops::Reservation>,
-) -> Result<BackupRestoreReport, Error> {
-    let node = report.node.clone();
-    let vmid = report.vmid;
-    let params = crate::pve::CreateLxc {
+) -> crate::pve::CreateLxc {
+    crate::pve::CreateLxc {
         vmid,
         ostemplate: a.archive.clone(),
         storage,
@@ -306,32 +309,15 @@ async fn restore_ct(
         unique: (!a.keep_macs).then_some(true),
         start: a.start,
         ..Default::default()
-    };
-    let object = format!("container {vmid} on {node}");
-    let what = format!("restore of {} into {object}", a.archive);
-    let done = run
-        .task_locked(ctx, &object, &what, || async {
-            Ok(Some(ctx.client.create_lxc(&node, &params).await?))
-        })
-        .await?;
-    drop(reservation);
-    let Some((upid, outcome)) = done else {
-        return Err(Error::Setup(format!("{what}: PVE answered without a task")));
-    };
-    report.executed = true;
-    report.upid = Some(upid.to_string());
-    report.status_after = ctx
-        .client
-        .get_guest_status(crate::pve::GuestType::Lxc, &node, vmid)
-        .await
-        .ok()
-        .map(|s| s.status);
-    report.message = format!(
-        "{what} finished ({}); the container is {}",
-        outcome.exitstatus,
-        report.status_after.as_deref().unwrap_or("unknown")
-    );
-    Ok(report)
+    }
+}
+
+/// Whether an archive is a container's (`vzdump-lxc-*`).
+fn is_ct_archive(volid: &str) -> bool {
+    volid
+        .rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("vzdump-lxc-"))
 }
 
 /// The node holding the archive (`None` for a shared storage) and the guest it was taken of.
