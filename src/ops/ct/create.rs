@@ -23,7 +23,8 @@ use crate::ops::validate::{self, SCHEMA_BRIDGE, SCHEMA_NODE, SCHEMA_STORAGE};
 use crate::ops::{Context, Error};
 
 use super::templates::{downloaded, file_of, resolve_appliance};
-use super::{StoreRow, online_nodes, require_online, require_storage, storage_rows};
+use super::{online_nodes, require_online, require_storage, storage_rows};
+use crate::ops::cluster::snapshot::StorageInfo;
 
 /// Collisions with other clients tolerated before giving up on automatic VMIDs.
 const MAX_VMID_ATTEMPTS: usize = 8;
@@ -465,7 +466,7 @@ pub async fn ct_create(
     let rows = ctx.client.get_cluster_resources(None).await?;
     let (source, node) = resolve_source(ctx, a, &rows).await?;
     require_online(&rows, &node)?;
-    let stores: Vec<StoreRow> = storage_rows(&rows);
+    let stores: Vec<StorageInfo> = storage_rows(&rows);
     let storage = a
         .storage
         .clone()

@@ -11,49 +11,20 @@ pub use templates::{
     CtTemplatesReport, DownloadedTemplate, ct_template_download, ct_templates,
 };
 
+use crate::ops::cluster::snapshot::{StorageInfo, storage_from_row};
 use crate::pve::ClusterResource;
 
 use crate::ops::{Error, is_node, is_storage};
 
-/// One storage as one node sees it, from `/cluster/resources`.
-#[derive(Debug, Clone)]
-pub(crate) struct StoreRow {
-    pub node: String,
-    pub storage: String,
-    pub content: Vec<String>,
-    pub shared: bool,
-    pub available: bool,
-}
-
-impl StoreRow {
-    pub(crate) fn holds(&self, content: &str) -> bool {
-        self.content.iter().any(|c| c == content)
-    }
-}
-
-pub(crate) fn storage_rows(rows: &[ClusterResource]) -> Vec<StoreRow> {
-    let mut out: Vec<StoreRow> = rows
+/// Every storage row of `/cluster/resources` (one per node for a shared storage), sorted by
+/// storage then node: the planner's [`StorageInfo`].
+pub(crate) fn storage_rows(rows: &[ClusterResource]) -> Vec<StorageInfo> {
+    let mut out: Vec<StorageInfo> = rows
         .iter()
         .filter(|r| is_storage(r))
-        .filter_map(|r| {
-            Some(StoreRow {
-                node: r.node.clone()?,
-                storage: r.storage.clone()?,
-                content: r
-                    .content
-                    .as_deref()
-                    .unwrap_or("")
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                shared: r.shared == Some(true),
-                available: r.status.as_deref() == Some("available"),
-            })
-        })
+        .filter_map(storage_from_row)
         .collect();
-    out.sort_by(|a, b| (&a.storage, &a.node).cmp(&(&b.storage, &b.node)));
+    out.sort_by(|a, b| (&a.id, &a.node).cmp(&(&b.id, &b.node)));
     out
 }
 
@@ -94,18 +65,18 @@ pub(crate) fn require_online(rows: &[ClusterResource], node: &str) -> Result<(),
 }
 
 /// The storages of `node` that can hold `content`, available there.
-pub(crate) fn storages_with(stores: &[StoreRow], node: &str, content: &str) -> Vec<String> {
+pub(crate) fn storages_with(stores: &[StorageInfo], node: &str, content: &str) -> Vec<String> {
     stores
         .iter()
-        .filter(|s| s.node == node && s.available && s.holds(content))
-        .map(|s| s.storage.clone())
+        .filter(|s| s.node == node && s.active && s.holds(content))
+        .map(|s| s.id.clone())
         .collect()
 }
 
 /// Refuses a storage `node` does not have, or that cannot hold `content`, naming the ones
 /// that can.
 pub(crate) fn require_storage(
-    stores: &[StoreRow],
+    stores: &[StorageInfo],
     node: &str,
     storage: &str,
     content: &str,
@@ -117,10 +88,7 @@ pub(crate) fn require_storage(
     } else {
         format!("storages of {node} with `{content}`: {}", fit.join(", "))
     };
-    match stores
-        .iter()
-        .find(|s| s.node == node && s.storage == storage)
-    {
+    match stores.iter().find(|s| s.node == node && s.id == storage) {
         None => Err(Error::NotFound {
             what: format!(
                 "storage {} on node {node}",
@@ -128,7 +96,7 @@ pub(crate) fn require_storage(
             ),
             hint: fit_text,
         }),
-        Some(s) if !s.available => Err(Error::refused(format!(
+        Some(s) if !s.active => Err(Error::refused(format!(
             "storage {storage} is not available on {node}; {fit_text}"
         ))),
         Some(s) if !s.holds(content) => Err(Error::refused(format!(
@@ -143,13 +111,10 @@ pub(crate) fn require_storage(
 mod tests {
     use super::*;
 
-    fn row(node: &str, storage: &str, content: &str) -> StoreRow {
-        StoreRow {
-            node: node.into(),
-            storage: storage.into(),
+    fn row(node: &str, storage: &str, content: &str) -> StorageInfo {
+        StorageInfo {
             content: content.split(',').map(str::to_string).collect(),
-            shared: false,
-            available: true,
+            ..StorageInfo::new(storage, node, false, 0, 0)
         }
     }
 

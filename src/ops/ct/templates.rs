@@ -15,7 +15,8 @@ use crate::ops::run::Run;
 use crate::ops::validate::{SCHEMA_NODE, SCHEMA_STORAGE};
 use crate::ops::{Context, Error};
 
-use super::{StoreRow, online_nodes, require_online, require_storage, storage_rows};
+use super::{online_nodes, require_online, require_storage, storage_rows};
+use crate::ops::cluster::snapshot::StorageInfo;
 
 /// An appliance file name or the start of one: `debian-12-standard_12.7-1_amd64.tar.zst`,
 /// `debian-12-standard`.
@@ -97,22 +98,22 @@ pub(crate) async fn downloaded(
     rows: &[ClusterResource],
 ) -> Result<Vec<DownloadedTemplate>, Error> {
     let online = online_nodes(rows);
-    let stores: Vec<StoreRow> = storage_rows(rows)
+    let stores: Vec<StorageInfo> = storage_rows(rows)
         .into_iter()
-        .filter(|s| s.available && s.holds("vztmpl") && online.contains(&s.node))
+        .filter(|s| s.active && s.holds("vztmpl") && online.contains(&s.node))
         .collect();
     let mut out = Vec::new();
     let mut shared_done: Vec<String> = Vec::new();
     for s in &stores {
         if s.shared {
-            if shared_done.contains(&s.storage) {
+            if shared_done.contains(&s.id) {
                 continue;
             }
-            shared_done.push(s.storage.clone());
+            shared_done.push(s.id.clone());
         }
         let items = ctx
             .client
-            .list_storage_content(&s.node, &s.storage, Some("vztmpl"))
+            .list_storage_content(&s.node, &s.id, Some("vztmpl"))
             .await?;
         out.extend(
             items
@@ -127,6 +128,21 @@ pub(crate) async fn downloaded(
     }
     out.sort_by(|a, b| (&a.volid, &a.node).cmp(&(&b.volid, &b.node)));
     Ok(out)
+}
+
+/// The asked node (checked: known and online), else the first online one.
+fn pick_node(rows: &[ClusterResource], asked: Option<&str>) -> Result<String, Error> {
+    match asked {
+        Some(n) => {
+            crate::ops::validate::node("node", n)?;
+            require_online(rows, n)?;
+            Ok(n.to_string())
+        }
+        None => online_nodes(rows)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::refused("no node of the cluster is online")),
+    }
 }
 
 /// The file name of a `vztmpl` volid (`local:vztmpl/x.tar.zst` -> `x.tar.zst`).
@@ -166,17 +182,7 @@ pub async fn ct_templates(ctx: &Context, a: &CtTemplatesArgs) -> Result<CtTempla
     check_filter("name", a.name.as_deref())?;
     check_filter("section", a.section.as_deref())?;
     let rows = ctx.client.get_cluster_resources(None).await?;
-    let node = match &a.node {
-        Some(n) => {
-            crate::ops::validate::node("node", n)?;
-            require_online(&rows, n)?;
-            n.clone()
-        }
-        None => online_nodes(&rows)
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::refused("no node of the cluster is online"))?,
-    };
+    let node = pick_node(&rows, a.node.as_deref())?;
     let name = a.name.as_deref().unwrap_or("").to_lowercase();
     let all = downloaded(ctx, &rows).await?;
     let mut down: Vec<DownloadedTemplate> = all
@@ -306,7 +312,7 @@ pub(crate) fn resolve_appliance<'a>(
 /// The storage for templates on `node`: the asked one (checked), else `local` when it holds
 /// `vztmpl`, else the first that does.
 pub(crate) fn template_storage(
-    stores: &[StoreRow],
+    stores: &[StorageInfo],
     node: &str,
     asked: Option<&str>,
 ) -> Result<String, Error> {
@@ -343,17 +349,7 @@ pub async fn ct_template_download(
         crate::ops::validate::storage("storage", s)?;
     }
     let rows = ctx.client.get_cluster_resources(None).await?;
-    let node = match &a.node {
-        Some(n) => {
-            crate::ops::validate::node("node", n)?;
-            require_online(&rows, n)?;
-            n.clone()
-        }
-        None => online_nodes(&rows)
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::refused("no node of the cluster is online"))?,
-    };
+    let node = pick_node(&rows, a.node.as_deref())?;
     let stores = storage_rows(&rows);
     let storage = template_storage(&stores, &node, a.storage.as_deref())?;
     let index = ctx.client.list_appliances(&node).await?;

@@ -242,6 +242,11 @@ impl StorageInfo {
             avail,
         }
     }
+
+    /// Whether its content list has `content` (`rootdir`, `vztmpl`...).
+    pub fn holds(&self, content: &str) -> bool {
+        self.content.iter().any(|c| c == content)
+    }
 }
 
 impl ClusterSnapshot {
@@ -305,7 +310,7 @@ fn node_from_row(r: &ClusterResource) -> NodeInfo {
     }
 }
 
-fn storage_from_row(r: &ClusterResource) -> Option<StorageInfo> {
+pub(crate) fn storage_from_row(r: &ClusterResource) -> Option<StorageInfo> {
     let total = r.maxdisk.unwrap_or(0);
     Some(StorageInfo {
         id: r.storage.clone()?,
