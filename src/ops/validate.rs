@@ -144,7 +144,8 @@ pub fn user(arg: &str, s: &str) -> Result<(), Error> {
     }
 }
 
-fn cidr(s: &str, v6: bool) -> bool {
+/// `ADDRESS/PREFIX` of IPv4 (prefix ≤ 32) or, with `v6`, IPv6 (≤ 128).
+pub(crate) fn cidr(s: &str, v6: bool) -> bool {
     let Some((addr, prefix)) = s.split_once('/') else {
         return false;
     };

@@ -161,9 +161,9 @@ pub(crate) fn net0(bridge: &str, ipconfig: &str) -> Result<(String, Option<Strin
     let mut static_ip = None;
     for (k, v) in &parts {
         let ok = match k.as_str() {
-            "ip" => v == "dhcp" || v == "manual" || cidr(v, false),
+            "ip" => v == "dhcp" || v == "manual" || validate::cidr(v, false),
             "gw" => v.parse::<std::net::Ipv4Addr>().is_ok(),
-            "ip6" => matches!(v.as_str(), "dhcp" | "auto" | "manual") || cidr(v, true),
+            "ip6" => matches!(v.as_str(), "dhcp" | "auto" | "manual") || validate::cidr(v, true),
             "gw6" => v.parse::<std::net::Ipv6Addr>().is_ok(),
             _ => false,
         };
@@ -177,7 +177,7 @@ pub(crate) fn net0(bridge: &str, ipconfig: &str) -> Result<(String, Option<Strin
                 ),
             ));
         }
-        if k == "ip" && cidr(v, false) {
+        if k == "ip" && validate::cidr(v, false) {
             static_ip = v.split('/').next().map(str::to_string);
         }
     }
@@ -192,20 +192,6 @@ pub(crate) fn net0(bridge: &str, ipconfig: &str) -> Result<(String, Option<Strin
         s.push_str(&format!(",{k}={v}"));
     }
     Ok((s, static_ip))
-}
-
-fn cidr(s: &str, v6: bool) -> bool {
-    let Some((addr, prefix)) = s.split_once('/') else {
-        return false;
-    };
-    let Ok(prefix) = prefix.parse::<u8>() else {
-        return false;
-    };
-    if v6 {
-        addr.parse::<std::net::Ipv6Addr>().is_ok() && prefix <= 128
-    } else {
-        addr.parse::<std::net::Ipv4Addr>().is_ok() && prefix <= 32
-    }
 }
 
 /// Every format PVE would refuse, before any read.
