@@ -35,6 +35,12 @@ impl GuestType {
         }
     }
 
+    /// The type a `qemu`/`lxc` text names (a listing's `type`): `lxc` is a container, anything
+    /// else a VM.
+    pub fn from_name(name: &str) -> Self {
+        if name == "lxc" { Self::Lxc } else { Self::Qemu }
+    }
+
     /// The path segment and resource type: `qemu` or `lxc`.
     pub fn as_str(self) -> &'static str {
         match self {

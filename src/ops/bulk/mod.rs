@@ -9,5 +9,5 @@ mod select;
 mod snapshot;
 
 pub use power::{BulkAction, BulkPowerArgs, BulkPowerReport, bulk_power};
-pub use select::{BulkGuest, BulkResult, Skipped, guest_type_of};
+pub use select::{BulkGuest, BulkResult, Skipped};
 pub use snapshot::{BulkSnapshotArgs, BulkSnapshotReport, bulk_snapshot, expand_name};

@@ -264,7 +264,7 @@ fn result(v: &VmSummary, outcome: &str, message: String, upid: Option<String>) -
 /// answers — up to the agent deadline.
 async fn back_up(ctx: &Context, run: &Run, node: &str, v: &VmSummary) -> Result<(), Error> {
     let vmid = v.vmid;
-    let t = super::select::guest_type_of(&v.kind);
+    let t = GuestType::from_name(&v.kind);
     let has_agent = t == GuestType::Qemu
         && ctx
             .client

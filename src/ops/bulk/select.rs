@@ -140,7 +140,7 @@ async fn protection(ctx: &Context, guests: &[VmSummary]) -> BTreeMap<u32, bool> 
     let wanted: Vec<(String, u32, GuestType)> = guests
         .iter()
         .filter(|v| !v.template)
-        .map(|v| (v.node.clone(), v.vmid, guest_type_of(&v.kind)))
+        .map(|v| (v.node.clone(), v.vmid, GuestType::from_name(&v.kind)))
         .collect();
     let reads = wanted.into_iter().map(|(node, vmid, t)| {
         let ctx = ctx.clone();
@@ -156,15 +156,6 @@ async fn protection(ctx: &Context, guests: &[VmSummary]) -> BTreeMap<u32, bool> 
         .buffer_unordered(ctx.config.limits.max_parallel.max(1) as usize)
         .collect()
         .await
-}
-
-/// The guest type of a summary's `kind` (`lxc`, else a VM).
-pub fn guest_type_of(kind: &str) -> GuestType {
-    if kind == "lxc" {
-        GuestType::Lxc
-    } else {
-        GuestType::Qemu
-    }
 }
 
 /// One result per guest, in `guests` order, from a batch run over them: a step's own result,

@@ -100,7 +100,7 @@ async fn down_with(
         } else {
             match ctx
                 .client
-                .get_guest_config(crate::ops::bulk::guest_type_of(&m.guest_type), &m.node, m.vmid)
+                .get_guest_config(crate::pve::GuestType::from_name(&m.guest_type), &m.node, m.vmid)
                 .await
             {
                 Ok(c) if c.protection() => Some("protected (protection: 1); remove the protection in PVE first if it really belongs to this cluster".to_string()),

@@ -92,7 +92,7 @@ pub async fn profile_status(
             && let Ok(cfg) = ctx
                 .client
                 .get_guest_config(
-                    crate::ops::bulk::guest_type_of(&m.guest_type),
+                    crate::pve::GuestType::from_name(&m.guest_type),
                     &m.node,
                     m.vmid,
                 )
