@@ -9,8 +9,16 @@ use crate::common;
 use proxmox_manager::sim::{self, GenerateSpec, Scenario, SimOptions};
 use serde_json::{Value, json};
 
-/// What one page of a tool's answer may weigh (the JSON a model reads).
+/// What one page of a tool's answer may weigh: the whole `tools/call` result, which carries
+/// the answer twice (structured, and as the JSON text a model reads).
 const PAGE_LIMIT: usize = 8 * 1024;
+
+/// The size of the `tools/call` result holding `out` and its text.
+fn result_bytes(out: &Value, text: &str) -> usize {
+    json!({"content": [{"type": "text", "text": text}], "structuredContent": out, "isError": false})
+        .to_string()
+        .len()
+}
 
 fn scenario() -> Scenario {
     Scenario::generate(&GenerateSpec {
@@ -38,9 +46,10 @@ async fn walk(
         a["page"] = json!(page);
         let (err, out, text) = common::mcp::call(client, tool, a).await;
         assert!(!err, "{tool} page {page}: {text}");
+        let bytes = result_bytes(&out, &text);
         assert!(
-            text.len() < PAGE_LIMIT,
-            "{tool} page {page} is {} bytes",
+            bytes < PAGE_LIMIT,
+            "{tool} page {page} is {bytes} bytes ({} of JSON text)",
             text.len()
         );
         let mut at = &out;
@@ -105,6 +114,27 @@ async fn pages_hold_everything_once_and_stay_small() {
             "{s}"
         );
     }
+
+    // node_status: every guest of the node (its templates too) once.
+    let node = &sc.nodes[0].name;
+    let (guests, first) = walk(
+        &client,
+        "node_status",
+        json!({"node": node}),
+        &["guests"],
+        "vmid",
+    )
+    .await;
+    let on_node = sc.vms.iter().filter(|v| &v.node == node).count()
+        + sc.cts.iter().filter(|c| &c.node == node).count();
+    assert_eq!(once(&guests, "node_status guests").len(), on_node);
+    assert_eq!(first["guests_total"].as_u64(), Some(on_node as u64));
+
+    // access_check: one answer, bounded like a page.
+    let (err, out, text) = common::mcp::call(&client, "access_check", json!({})).await;
+    assert!(!err, "{text}");
+    let bytes = result_bytes(&out, &text);
+    assert!(bytes < PAGE_LIMIT, "access_check: {bytes} bytes");
 
     // vm_list's default pages: every guest (templates aside) once.
     let (vms, first) = walk(&client, "vm_list", json!({}), &["vms"], "vmid").await;
@@ -205,10 +235,10 @@ async fn pages_hold_everything_once_and_stay_small() {
         )
         .await;
         assert!(!err, "{text}");
+        let bytes = result_bytes(&out, &text);
         assert!(
-            text.len() < PAGE_LIMIT,
-            "node_evacuate page {page}: {} bytes",
-            text.len()
+            bytes < PAGE_LIMIT,
+            "node_evacuate page {page}: {bytes} bytes"
         );
         digests.insert(out["digest"].as_str().expect("digest").to_string());
         let plan = &out["plan"];
@@ -261,7 +291,8 @@ async fn pages_hold_everything_once_and_stay_small() {
     // backup_jobs: lists bounded, totals whole.
     let (err, out, text) = common::mcp::call(&client, "backup_jobs", json!({})).await;
     assert!(!err, "{text}");
-    assert!(text.len() < PAGE_LIMIT, "backup_jobs: {} bytes", text.len());
+    let bytes = result_bytes(&out, &text);
+    assert!(bytes < PAGE_LIMIT, "backup_jobs: {bytes} bytes");
     let shown = out["not_covered"].as_array().expect("not_covered").len() as u64;
     assert!(
         out["not_covered_total"]

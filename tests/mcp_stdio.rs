@@ -71,7 +71,8 @@ async fn a_client_inspects_the_cluster() {
             .as_array()
             .expect("vms")
             .iter()
-            .all(|v| v["template"] == false)
+            .all(|v| v.get("template").is_none()),
+        "a guest that is no template carries no template flag"
     );
 
     let (err, s, text) = call(&client, "vm_list", json!({"status": "bogus"})).await;

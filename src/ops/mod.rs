@@ -27,6 +27,7 @@ mod node_ssh;
 pub mod paging;
 pub mod plan;
 pub mod profile;
+mod round;
 mod run;
 mod runbook;
 pub mod snapshot;

@@ -64,6 +64,76 @@ impl Page {
     }
 }
 
+/// One page of a sorted list, gathered without holding the whole list: items arrive in any
+/// order (listing by listing), only those that can still be on the page or before it are kept
+/// (a bounded heap), the rest are counted. `key` orders the list and must be unique per item.
+pub struct Window<K: Ord, T> {
+    page: Page,
+    keep: usize,
+    heap: std::collections::BinaryHeap<Keyed<K, T>>,
+    total: usize,
+}
+
+struct Keyed<K, T>(K, T);
+
+impl<K: Ord, T> PartialEq for Keyed<K, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<K: Ord, T> Eq for Keyed<K, T> {}
+impl<K: Ord, T> PartialOrd for Keyed<K, T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K: Ord, T> Ord for Keyed<K, T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl<K: Ord, T> Window<K, T> {
+    #[must_use]
+    pub fn new(page: Page) -> Self {
+        let keep = (u64::from(page.page) * u64::from(page.size)).min(1 << 20) as usize;
+        Self {
+            page,
+            keep,
+            heap: std::collections::BinaryHeap::with_capacity(keep.min(4096) + 1),
+            total: 0,
+        }
+    }
+
+    /// Counts an item, keeping it (made by `make` only then) while it sorts among the first
+    /// `page × size`.
+    pub fn push_with(&mut self, key: K, make: impl FnOnce() -> T) {
+        self.total += 1;
+        if self.heap.len() < self.keep {
+            self.heap.push(Keyed(key, make()));
+        } else if self.heap.peek().is_some_and(|last| key < last.0) {
+            self.heap.pop();
+            self.heap.push(Keyed(key, make()));
+        }
+    }
+
+    /// The page (in key order), the total and the next page — what [`Page::cut`] gives for
+    /// the whole sorted list.
+    #[must_use]
+    pub fn finish(self) -> (Vec<T>, u64, Option<u32>) {
+        let total = self.total;
+        let kept: Vec<T> = self
+            .heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|k| k.1)
+            .collect();
+        let start = self.page.start(total).min(kept.len());
+        let page = kept.into_iter().skip(start).collect();
+        (page, total as u64, self.page.next(total))
+    }
+}
+
 /// Keeps the first `keep` lines, the last of them saying how many more there are and where
 /// they are shown (`more`); returns how many there were in all.
 pub fn cap_lines(lines: &mut Vec<String>, keep: usize, more: &str) -> u64 {
@@ -101,5 +171,21 @@ mod tests {
         let far = Page::new(Some(99), None, 10, 50).expect("page");
         assert_eq!(far.cut(items.clone()), (vec![], 23, None));
         assert_eq!(Page::new(None, Some(1000), 10, 50).expect("page").size, 50);
+    }
+
+    #[test]
+    fn a_window_gives_the_page_the_whole_sorted_list_gives() {
+        // 97 items in a scrambled order, sorted descending like newest-first archives
+        let items: Vec<u32> = (0..97).map(|i| (i * 37) % 97).collect();
+        let mut sorted = items.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        for p in [1, 2, 7, 10, 11, 50] {
+            let pg = Page::new(Some(p), Some(10), 10, 50).expect("page");
+            let mut w = Window::new(pg);
+            for i in &items {
+                w.push_with(std::cmp::Reverse(*i), || *i);
+            }
+            assert_eq!(w.finish(), pg.cut(sorted.clone()), "page {p}");
+        }
     }
 }

@@ -105,7 +105,8 @@ pub struct ToolAccess {
     pub tool: String,
     /// PVE will not refuse the tool for want of a privilege.
     pub ready: bool,
-    /// Every privilege the token lacks for this tool, required or not.
+    /// Every privilege the token lacks for this tool, required or not (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingPrivilege>,
     /// What degrades, or which part uses SSH, when an optional privilege is missing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,6 +125,44 @@ pub struct ToolsetAccess {
     pub grant: Option<String>,
 }
 
+/// One toolset in `access_check`'s answer: the tools with something to say are listed, the
+/// others counted (the catalogue names them).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ToolsetVerdict {
+    pub toolset: String,
+    /// `ready` (every tool), `partial` (some tools) or `missing` (no tool).
+    pub status: String,
+    /// Tools PVE will not refuse and that lose nothing: not listed in `tools`.
+    pub ready_tools: u32,
+    /// The tools PVE would refuse (`ready: false`, with what is `missing`) or that degrade or
+    /// use SSH (`note`, naming the privileges `grant` adds).
+    pub tools: Vec<ToolAccess>,
+    /// The `pveum` command adding this toolset's missing privileges to the manager role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+impl From<ToolsetAccess> for ToolsetVerdict {
+    fn from(set: ToolsetAccess) -> Self {
+        let (quiet, mut tools): (Vec<ToolAccess>, Vec<ToolAccess>) = set
+            .tools
+            .into_iter()
+            .partition(|t| t.ready && t.note.is_none());
+        // A tool that runs but degrades: its note names the privileges and the toolset's
+        // `grant` adds them.
+        for t in tools.iter_mut().filter(|t| t.ready) {
+            t.missing.clear();
+        }
+        Self {
+            toolset: set.toolset,
+            status: set.status,
+            ready_tools: u32::try_from(quiet.len()).unwrap_or(u32::MAX),
+            tools,
+            grant: set.grant,
+        }
+    }
+}
+
 /// `access_check` output.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AccessCheckReport {
@@ -131,7 +170,7 @@ pub struct AccessCheckReport {
     pub token: String,
     /// PVE version of the first online node (privilege names differ between 8 and 9).
     pub pve_version: String,
-    pub toolsets: Vec<ToolsetAccess>,
+    pub toolsets: Vec<ToolsetVerdict>,
     /// Operations that use SSH on a node instead of the API, and why.
     pub ssh_fallback: Vec<String>,
     /// Who approves destructive calls: the mode, whether this client can show the
@@ -394,7 +433,7 @@ pub async fn access_check(ctx: &Context, specs: &[&ToolSpec]) -> Result<AccessCh
     Ok(AccessCheckReport {
         token: ctx.client.token_id().to_string(),
         pve_version: version,
-        toolsets,
+        toolsets: toolsets.into_iter().map(ToolsetVerdict::from).collect(),
         ssh_fallback,
         confirmations: crate::ops::approval::status(ctx.config.confirmations.mode, None),
         message,

@@ -374,9 +374,9 @@ pub async fn backup_list(ctx: &Context, a: &BackupListArgs) -> Result<BackupList
         }
         to_list.push((node, storage, shared));
     }
-    // One listing per storage (a shared one once), up to `limits.max_parallel` at a time, kept
-    // in the order of the rows.
-    let listings: Vec<_> = stream::iter(to_list)
+    // One listing per storage (a shared one once), up to `limits.max_parallel` at a time;
+    // each is folded into the page as it arrives, so a cluster's archives are never all held.
+    let mut listings = stream::iter(to_list)
         .map(|(node, storage, shared)| async move {
             let items = ctx
                 .client
@@ -384,12 +384,11 @@ pub async fn backup_list(ctx: &Context, a: &BackupListArgs) -> Result<BackupList
                 .await;
             (node, storage, shared, items)
         })
-        .buffered(ctx.config.limits.max_parallel.max(1) as usize)
-        .collect()
-        .await;
-    let mut archives = Vec::new();
+        .buffer_unordered(ctx.config.limits.max_parallel.max(1) as usize);
+    let mut window = crate::ops::paging::Window::new(page);
+    let mut total_size = 0;
     let mut warnings = Vec::new();
-    for (node, storage, shared, items) in listings {
+    while let Some((node, storage, shared, items)) = listings.next().await {
         let items = match items {
             Ok(i) => i,
             Err(e) => {
@@ -401,14 +400,20 @@ pub async fn backup_list(ctx: &Context, a: &BackupListArgs) -> Result<BackupList
             if a.vmid.is_some_and(|v| i.vmid != Some(v)) {
                 continue;
             }
-            archives.push(Archive {
+            total_size += i.size.unwrap_or(0);
+            // newest first, then by volid (unique per storage; a storage is listed once)
+            let key = (
+                std::cmp::Reverse(i.ctime),
+                std::cmp::Reverse(i.volid.clone()),
+            );
+            window.push_with(key, || Archive {
                 vmid: i.vmid,
                 storage: storage.clone(),
                 node: node.clone(),
                 shared,
                 time: i.ctime,
                 size: i.size,
-                notes: i.notes.clone(),
+                notes: i.notes,
                 protected: i.protected.unwrap_or(false),
                 verified: i
                     .verification
@@ -420,9 +425,8 @@ pub async fn backup_list(ctx: &Context, a: &BackupListArgs) -> Result<BackupList
             });
         }
     }
-    archives.sort_by(|x, y| (y.time, &y.volid).cmp(&(x.time, &x.volid)));
-    let total_size = archives.iter().filter_map(|x| x.size).sum();
-    let (archives, total, next_page) = page.cut(archives);
+    warnings.sort();
+    let (archives, total, next_page) = window.finish();
     Ok(BackupListReport {
         archives,
         total,

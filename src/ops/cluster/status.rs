@@ -87,7 +87,7 @@ pub struct ClusterStatusArgs {
 
 /// Nodes per `cluster_status` page: a small cluster whole, a big one a
 /// few KB a page.
-pub const CLUSTER_NODES_PAGE: u32 = 4;
+pub const CLUSTER_NODES_PAGE: u32 = 3;
 
 /// `node_status` arguments.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -99,7 +99,7 @@ pub struct NodeStatusArgs {
     #[serde(default)]
     #[schemars(range(min = 1, max = 9999))]
     pub page: Option<u32>,
-    /// Default 25.
+    /// Default 10.
     #[serde(default)]
     #[schemars(range(min = 1, max = 200))]
     pub page_size: Option<u32>,
@@ -107,7 +107,7 @@ pub struct NodeStatusArgs {
 
 /// Guests per `node_status` page unless asked otherwise: a page stays a few KB however many
 /// guests the node runs.
-pub const NODE_GUESTS_PAGE: u32 = 25;
+pub const NODE_GUESTS_PAGE: u32 = 10;
 
 /// Warnings `cluster_status` lists; the rest are counted in `warnings_total`.
 pub const TOP_WARNINGS: usize = 6;

@@ -33,7 +33,7 @@ pub struct ClusterBalanceArgs {
 }
 
 /// Nodes per `cluster_balance` page.
-pub const BALANCE_NODES_PAGE: u32 = 5;
+pub const BALANCE_NODES_PAGE: u32 = 3;
 
 /// What one node uses right now, as PVE measures it (`/cluster/resources`, else the node's
 /// status). The plan counts configured sizes; this says how busy the node really is.
@@ -46,8 +46,10 @@ pub struct NodeUsage {
     /// Physical memory, bytes.
     pub maxmem: u64,
     /// `mem_used` / `maxmem` (0 when unknown).
+    #[serde(serialize_with = "crate::ops::round::ratio")]
     pub memory_used: f64,
     /// CPU in use, fraction of all the node's threads.
+    #[serde(serialize_with = "crate::ops::round::ratio")]
     pub cpu_used: f64,
 }
 

@@ -63,7 +63,7 @@ pub struct NodeEvacuateArgs {
 }
 
 /// Moves (and unplaceable guests) per page of a plan unless asked otherwise.
-pub const PLAN_PAGE: u32 = 10;
+pub const PLAN_PAGE: u32 = 4;
 
 /// A planned move, as short as the report needs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -24,10 +24,15 @@ pub struct Allocation {
     pub allocated_vcpus: u64,
     pub allocated_memory: u64,
     /// running_memory / memory_budget (0 when the budget is unknown).
+    #[serde(serialize_with = "crate::ops::round::ratio")]
     pub memory_load: f64,
     /// running_vcpus / cpus (0 when the thread count is unknown).
+    #[serde(serialize_with = "crate::ops::round::ratio")]
     pub cpu_load: f64,
+    /// Present (true) only when the node is over capacity at the configured ratios.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub memory_overcommitted: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cpu_overcommitted: bool,
 }
 

@@ -50,9 +50,12 @@ impl Default for BalanceRequest {
 pub struct BalancePlan {
     pub before: Vec<Allocation>,
     /// Running memory over memory budget across online nodes.
+    #[serde(serialize_with = "crate::ops::round::ratio")]
     pub mean_load: f64,
     /// Most minus least loaded online node, before and after the moves.
+    #[serde(serialize_with = "crate::ops::round::ratio")]
     pub imbalance_before: f64,
+    #[serde(serialize_with = "crate::ops::round::ratio")]
     pub imbalance_after: f64,
     /// Nodes over capacity at the given ratios (memory or vCPU), before any move.
     pub overcommitted: Vec<String>,

@@ -106,11 +106,14 @@ pub struct Move {
     pub from: String,
     pub to: String,
     pub mode: MoveMode,
+    /// Present (true) only for a guest PVE's HA stack manages.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ha_managed: bool,
     /// Memory and vCPUs the move adds to the target's running load (0 when offline).
     pub memory: u64,
     pub vcpus: u64,
-    /// Local disks copied, each to a storage of the target node.
+    /// Local disks copied, each to a storage of the target node (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub local_disks: Vec<DiskMove>,
     /// Bytes sent: local disks, plus memory for a live migration.
     pub transfer_bytes: u64,

@@ -255,7 +255,7 @@ pub struct StorageContentArgs {
 }
 
 /// Volumes per `storage_content` page unless asked otherwise.
-pub const CONTENT_PAGE: u32 = 25;
+pub const CONTENT_PAGE: u32 = 15;
 
 /// One volume.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -13,6 +13,10 @@ use crate::ops::{Context, Error, GIB, MIB, is_guest};
 /// Largest page `vm_list` returns, so one call cannot flood the model's context.
 pub const MAX_PAGE_SIZE: u32 = 200;
 
+/// Guests per `vm_list` page unless asked otherwise: a page, with its two copies in a
+/// `tools/call` result (structured and as text), stays under 8 KB.
+pub const VM_LIST_PAGE: u32 = 20;
+
 /// A guest at a glance (from `/cluster/resources`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VmSummary {
@@ -24,6 +28,8 @@ pub struct VmSummary {
     pub kind: String,
     /// `running`, `stopped`, `paused` or `unknown` (node offline or stats not in yet).
     pub status: String,
+    /// Present (true) only for a template.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub template: bool,
     pub tags: Vec<String>,
     /// PVE config lock (`backup`, `clone`, `migrate`, ...), when held.
@@ -121,7 +127,7 @@ pub struct VmListArgs {
     #[serde(default)]
     #[schemars(range(max = 1_000_000))]
     pub page: Option<u32>,
-    /// Default 30.
+    /// Default 20.
     #[serde(default)]
     #[schemars(range(max = 200))]
     pub page_size: Option<u32>,
@@ -172,7 +178,10 @@ pub fn page_of(vms: &[VmSummary], args: &VmListArgs) -> Result<VmListReport, Err
     if page == 0 {
         return Err(Error::invalid("page", "pages start at 1"));
     }
-    let page_size = args.page_size.unwrap_or(30).clamp(1, MAX_PAGE_SIZE);
+    let page_size = args
+        .page_size
+        .unwrap_or(VM_LIST_PAGE)
+        .clamp(1, MAX_PAGE_SIZE);
     let total = vms.len() as u32;
     let start = (u64::from(page - 1) * u64::from(page_size)).min(vms.len() as u64) as usize;
     let vms: Vec<VmSummary> = vms
