@@ -31,6 +31,7 @@ mod mcp_elicitation;
 mod mcp_images;
 mod mcp_lifecycle;
 mod mcp_migrate;
+mod mcp_orphans;
 mod mcp_paging;
 mod mcp_profiles;
 mod mcp_runbooks;

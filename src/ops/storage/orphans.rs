@@ -1,11 +1,23 @@
 //! Orphaned disks: guest images no configuration needs. `disk_orphans` finds them (volumes
 //! whose owner VMID does not exist, `unusedN` disks, images referenced by no config or
-//! snapshot); `disk_orphans_delete` deletes the ones the user picked, each re-checked against
-//! a fresh scan made when the call starts (one scan per call, not one per volume: a scan reads
-//! every guest's config).
+//! snapshot of their owner) a page of owner VMIDs at a time; `disk_orphans_delete` deletes the
+//! ones the user picked, each re-checked when the call starts.
 //!
-//! A guest whose config (or a snapshot's) cannot be read makes its volumes "referenced": the
-//! scan never calls a disk an orphan without having read everything that could use it.
+//! PVE has no bulk config read, so what a call reads is bounded by the page, not the cluster:
+//! one `/cluster/resources`, one content listing per scanned storage (a local storage once per
+//! node), then the config, snapshot list and snapshot configs of the page's existing owners
+//! only (at most [`classify::OWNERS_PAGE`]), up to `limits.max_parallel` at a time. Owners
+//! that do not exist cost no read. A deletion lists only the storages its volumes are on and
+//! reads only their owners' configs. [`classify`] says what decides each volume.
+//!
+//! A guest whose config (or a snapshot's) cannot be read makes its volumes "referenced": a
+//! disk is never called an orphan without its owner's configs having been read, nor a base
+//! volume while a linked clone may still use it.
+
+mod classify;
+mod delete;
+
+pub use delete::disk_orphans_delete;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,8 +25,10 @@ use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ops::{Context, Error, Run, is_guest, is_storage};
-use crate::pve::{ClusterResource, ResourceKind};
+use crate::ops::{Context, Error, is_guest, is_storage};
+use crate::pve::{ClusterResource, ResourceKind, StorageContentItem};
+
+use classify::{Config, Listing, References, Verdict};
 
 /// Why a volume is an orphan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -59,15 +73,28 @@ pub struct DiskOrphansArgs {
     #[serde(default)]
     #[schemars(length(max = 64), regex(pattern = crate::ops::validate::SCHEMA_STORAGE))]
     pub storage: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 9999))]
+    pub page: Option<u32>,
 }
 
-/// `disk_orphans` output.
+/// `disk_orphans` output: one page of owner VMIDs.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DiskOrphansReport {
+    /// The orphans of this page's owners, by owner VMID.
     pub orphans: Vec<Orphan>,
-    /// Bytes all of them take.
+    /// Bytes this page's orphans take.
     pub total_bytes: u64,
-    /// `node/storage` pairs scanned (a shared storage once).
+    /// The lowest and highest owner VMID on this page (none on an empty page).
+    pub vmid_from: Option<u32>,
+    pub vmid_to: Option<u32>,
+    /// Owner VMIDs on this page.
+    pub owners: u64,
+    /// Owner VMIDs with volumes on the scanned storages, over all pages.
+    pub owners_total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u32>,
+    /// Image storages listed: `storage (shared)` or `storage on <nodes>`.
     pub scanned: Vec<String>,
     pub warnings: Vec<String>,
 }
@@ -109,72 +136,138 @@ pub struct DiskOrphansDeleteReport {
     pub message: String,
 }
 
-/// What the configs say: volumes in use, and volumes held only as `unusedN`.
-#[derive(Default)]
-struct References {
-    used: BTreeSet<String>,
-    unused: BTreeMap<String, (u32, String)>,
-    /// Guests whose configs could not all be read: their volumes are never orphans.
-    unreadable: BTreeSet<u32>,
+/// Warnings an answer shows; the rest are counted.
+const TOP_WARNINGS: usize = 8;
+
+/// The guests `/cluster/resources` shows.
+struct Guests<'a> {
+    rows: Vec<&'a ClusterResource>,
+    existing: BTreeSet<u32>,
+    qemu: BTreeSet<u32>,
+    /// Each guest's node.
+    home: BTreeMap<u32, String>,
 }
 
-/// The volume ids a config value references: the volume itself, and for a linked clone also
-/// its base (`base-100-disk-0/vm-1011-disk-0` → both).
-fn volumes_of(value: &str) -> Vec<String> {
-    let volume = value.split(',').next().unwrap_or("").trim();
-    let Some((storage, rest)) = volume.split_once(':') else {
-        return vec![];
-    };
-    if rest.is_empty() || rest == "cloudinit" {
-        return vec![];
+impl<'a> Guests<'a> {
+    fn of(rows: &'a [ClusterResource]) -> Self {
+        let rows: Vec<&ClusterResource> = rows.iter().filter(|r| is_guest(r)).collect();
+        Guests {
+            existing: rows.iter().filter_map(|g| g.vmid).collect(),
+            qemu: rows
+                .iter()
+                .filter(|g| matches!(g.kind, ResourceKind::Qemu))
+                .filter_map(|g| g.vmid)
+                .collect(),
+            home: rows
+                .iter()
+                .filter_map(|g| Some((g.vmid?, g.node.clone()?)))
+                .collect(),
+            rows,
+        }
     }
-    let parts: Vec<&str> = rest.split('/').collect();
-    match parts
-        .iter()
-        .position(|p| p.starts_with("base-"))
-        .filter(|i| i + 1 < parts.len())
-    {
-        // PVE lists a linked clone's image under its full name (`100/base-100-disk-0.qcow2/
-        // 1011/vm-1011-disk-0.qcow2` on a directory storage) or its own (`vm-1011-disk-0` on
-        // LVM-thin): all three names are in use.
-        Some(i) => vec![
-            volume.to_string(),
-            format!("{storage}:{}", parts[..=i].join("/")),
-            format!("{storage}:{}", parts[i + 1..].join("/")),
-        ],
-        None => vec![volume.to_string()],
+
+    /// The rows of these guests (those that exist).
+    fn rows_of(&self, vmids: &BTreeSet<u32>) -> Vec<ClusterResource> {
+        self.rows
+            .iter()
+            .filter(|g| g.vmid.is_some_and(|v| vmids.contains(&v)))
+            .map(|g| (*g).clone())
+            .collect()
     }
 }
 
-/// Config keys that hold a guest's volumes (`unusedN` separately).
-fn is_volume_key(key: &str) -> bool {
-    const PREFIXES: [&str; 8] = [
-        "ide", "sata", "scsi", "virtio", "efidisk", "tpmstate", "mp", "rootfs",
-    ];
-    key == "vmstate"
-        || PREFIXES.iter().any(|p| {
-            key.strip_prefix(p).is_some_and(|n| {
-                n.bytes().all(|b| b.is_ascii_digit()) && (*p == "rootfs") == n.is_empty()
+/// An image storage to list: (node, storage, shared, plugin type).
+type Target = (String, String, bool, String);
+
+/// The available image storages, a shared one once, optionally of one node or one storage id.
+fn image_storages(
+    rows: &[ClusterResource],
+    node: Option<&str>,
+    storage: impl Fn(&str) -> bool,
+) -> Vec<Target> {
+    let mut seen_shared = BTreeSet::new();
+    let mut targets = Vec::new();
+    for r in rows.iter().filter(|r| is_storage(r)) {
+        let (Some(n), Some(s)) = (r.node.clone(), r.storage.clone()) else {
+            continue;
+        };
+        let images = r
+            .content
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .any(|c| matches!(c.trim(), "images" | "rootdir"));
+        let available = r.status.as_deref() == Some("available");
+        let shared = r.shared == Some(true);
+        if !images || !available || node.is_some_and(|want| want != n) || !storage(&s) {
+            continue;
+        }
+        if shared && !seen_shared.insert(s.clone()) {
+            continue;
+        }
+        targets.push((n, s, shared, r.plugintype.clone().unwrap_or_default()));
+    }
+    targets
+}
+
+/// Lists the image content of every target, up to `limits.max_parallel` at a time; the second
+/// list says which storages could not be listed (as `storage on node could not be listed: why`)
+/// so their volumes are not looked at.
+async fn list_all(ctx: &Context, targets: Vec<Target>) -> (Vec<Listing>, Vec<(String, String)>) {
+    let parallel = ctx.config.limits.max_parallel.max(1) as usize;
+    let results: Vec<(Target, Result<Vec<StorageContentItem>, crate::pve::Error>)> =
+        futures::stream::iter(targets)
+            .map(|t| async move {
+                let items = ctx
+                    .client
+                    .list_storage_content(&t.0, &t.1, Some("images"))
+                    .await;
+                (t, items)
             })
-        })
-}
-
-impl References {
-    fn add(&mut self, vmid: u32, config: &BTreeMap<String, serde_json::Value>) {
-        for (key, value) in config {
-            let Some(text) = value.as_str() else { continue };
-            if key.starts_with("unused") {
-                for v in volumes_of(text) {
-                    self.unused.insert(v, (vmid, key.clone()));
-                }
-            } else if is_volume_key(key) {
-                self.used.extend(volumes_of(text));
+            .buffered(parallel)
+            .collect()
+            .await;
+    let mut listings = Vec::new();
+    let mut warnings = Vec::new();
+    for ((node, storage, shared, plugin), items) in results {
+        match items {
+            Ok(items) => listings.push(Listing {
+                node,
+                storage,
+                shared,
+                plugin,
+                items,
+            }),
+            Err(e) => {
+                let why = format!("{storage} on {node} could not be listed: {e}");
+                warnings.push((storage, why));
             }
         }
     }
+    (listings, warnings)
 }
 
-type Config = BTreeMap<String, serde_json::Value>;
+/// `scanned` lines: a shared storage once, a local one with its nodes (counted past three).
+fn scanned(listings: &[Listing]) -> Vec<String> {
+    let mut local: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for l in listings {
+        if l.shared {
+            out.push(format!("{} (shared)", l.storage));
+        } else {
+            local.entry(&l.storage).or_default().push(&l.node);
+        }
+    }
+    for (storage, nodes) in local {
+        out.push(if nodes.len() > 3 {
+            format!("{storage} on {} nodes", nodes.len())
+        } else {
+            format!("{storage} on {}", nodes.join(", "))
+        });
+    }
+    out.sort();
+    out
+}
 
 /// Every config and snapshot config of one guest.
 async fn configs_of(ctx: &Context, g: &ClusterResource) -> Result<Vec<Config>, Error> {
@@ -206,8 +299,10 @@ async fn configs_of(ctx: &Context, g: &ClusterResource) -> Result<Vec<Config>, E
     Ok(out)
 }
 
-async fn references(ctx: &Context, guests: &[ClusterResource]) -> References {
-    let reads = guests.iter().cloned().map(|g| {
+/// What the configs of `guests` reference, read up to `limits.max_parallel` guests at a time
+/// (each guest's reads one after another: its snapshot list says which configs follow).
+async fn references(ctx: &Context, guests: Vec<ClusterResource>) -> References {
+    let reads = guests.into_iter().map(|g| {
         let ctx = ctx.clone();
         async move { (g.vmid.unwrap_or(0), configs_of(&ctx, &g).await) }
     });
@@ -227,55 +322,70 @@ async fn references(ctx: &Context, guests: &[ClusterResource]) -> References {
     refs
 }
 
-/// Scans for orphans.
+/// The orphan a verdict makes of a listed volume.
+fn orphan(
+    l: &Listing,
+    item: &StorageContentItem,
+    reason: OrphanReason,
+    detail: String,
+    unused: Option<(u32, String)>,
+    guests: &Guests<'_>,
+) -> Orphan {
+    // Only a VM's unused entry is removed through its config (a container's goes through the
+    // storage like any other volume).
+    let config_entry = unused
+        .filter(|(owner, _)| guests.qemu.contains(owner))
+        .and_then(|(owner, key)| Some((guests.home.get(&owner)?.clone(), key)));
+    Orphan {
+        volid: item.volid.clone(),
+        storage: l.storage.clone(),
+        node: l.node.clone(),
+        shared: l.shared,
+        vmid: item.vmid,
+        size: item.size.unwrap_or(0),
+        format: item.format.clone(),
+        reason,
+        detail,
+        config_entry,
+    }
+}
+
+/// Why a base volume is not reported although nothing read references it.
+fn base_unsure(l: &Listing, volid: &str) -> String {
+    format!(
+        "{volid} on {}: a base volume no config read references, but a {} storage's listing does not show linked clones; not reported, a clone may still use it",
+        l.node,
+        if l.plugin.is_empty() {
+            "block"
+        } else {
+            &l.plugin
+        }
+    )
+}
+
+/// Scans one page of owners for orphans.
 ///
 /// # Errors
-/// An unknown node or storage, PVE unreachable. A storage whose content cannot be listed is
-/// a warning.
+/// A page 0, an unknown node or storage, PVE unreachable. A storage whose content cannot be
+/// listed is a warning.
 pub async fn disk_orphans(
     ctx: &Context,
     args: &DiskOrphansArgs,
 ) -> Result<DiskOrphansReport, Error> {
+    let page = crate::ops::paging::Page::new(
+        args.page,
+        None,
+        classify::OWNERS_PAGE as u32,
+        classify::OWNERS_PAGE as u32,
+    )?;
     let rows = ctx.client.get_cluster_resources(None).await?;
     if let Some(node) = &args.node {
         crate::ops::require_cluster_node(ctx, node).await?;
     }
-    let guests: Vec<ClusterResource> = rows.iter().filter(|r| is_guest(r)).cloned().collect();
-    let existing: BTreeSet<u32> = guests.iter().filter_map(|g| g.vmid).collect();
-    let qemu: BTreeSet<u32> = guests
-        .iter()
-        .filter(|g| matches!(g.kind, ResourceKind::Qemu))
-        .filter_map(|g| g.vmid)
-        .collect();
-    let home: BTreeMap<u32, String> = guests
-        .iter()
-        .filter_map(|g| Some((g.vmid?, g.node.clone()?)))
-        .collect();
-    let mut seen_shared = BTreeSet::new();
-    let mut targets = Vec::new();
-    for r in rows.iter().filter(|r| is_storage(r)) {
-        let (Some(node), Some(storage)) = (r.node.clone(), r.storage.clone()) else {
-            continue;
-        };
-        let images = r
-            .content
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .any(|c| matches!(c.trim(), "images" | "rootdir"));
-        let available = r.status.as_deref() == Some("available");
-        let shared = r.shared == Some(true);
-        if !images || !available {
-            continue;
-        }
-        if args.node.as_ref().is_some_and(|n| *n != node)
-            || args.storage.as_ref().is_some_and(|s| *s != storage)
-            || (shared && !seen_shared.insert(storage.clone()))
-        {
-            continue;
-        }
-        targets.push((node, storage, shared));
-    }
+    let guests = Guests::of(&rows);
+    let targets = image_storages(&rows, args.node.as_deref(), |s| {
+        args.storage.as_ref().is_none_or(|want| want == s)
+    });
     if let Some(s) = &args.storage
         && targets.is_empty()
     {
@@ -284,210 +394,52 @@ pub async fn disk_orphans(
             hint: "list storages with storage_list".into(),
         });
     }
-    let refs = references(ctx, &guests).await;
-    let mut report = DiskOrphansReport {
-        orphans: vec![],
-        total_bytes: 0,
-        scanned: vec![],
-        warnings: refs
-            .unreadable
+    let (listings, failed) = list_all(ctx, targets).await;
+    let mut warnings: Vec<String> = failed.into_iter().map(|(_, why)| why).collect();
+    let owners = classify::owners(&listings, &guests.existing);
+    let plan = classify::plan_page(&owners, page.page);
+    let on_page: BTreeSet<u32> = plan.owners.iter().copied().collect();
+    let refs = references(ctx, guests.rows_of(&on_page)).await;
+    warnings.extend(refs.unreadable.iter().map(|v| {
+        format!(
+            "the config or a snapshot of vm {v} could not be read; its volumes are not reported"
+        )
+    }));
+    let mut orphans = Vec::new();
+    for l in &listings {
+        let named = classify::named_bases(&l.items);
+        let shows = classify::listing_shows_clones(&l.plugin);
+        for item in l
+            .items
             .iter()
-            .map(|v| format!("the config or a snapshot of vm {v} could not be read; its volumes are not reported"))
-            .collect(),
-    };
-    for (node, storage, shared) in targets {
-        report.scanned.push(format!("{node}/{storage}"));
-        let items = match ctx
-            .client
-            .list_storage_content(&node, &storage, Some("images"))
-            .await
+            .filter(|i| i.vmid.is_some_and(|v| on_page.contains(&v)))
         {
-            Ok(items) => items,
-            Err(e) => {
-                report
-                    .warnings
-                    .push(format!("{storage} on {node} could not be listed: {e}"));
-                continue;
+            match classify::classify(item, &guests.existing, &refs, &named, shows) {
+                Some(Verdict::Orphan {
+                    reason,
+                    detail,
+                    unused,
+                }) => orphans.push(orphan(l, item, reason, detail, unused, &guests)),
+                Some(Verdict::BaseUnsure) => warnings.push(base_unsure(l, &item.volid)),
+                _ => {}
             }
-        };
-        for item in items {
-            let vmid = item.vmid;
-            if vmid.is_some_and(|v| refs.unreadable.contains(&v)) || refs.used.contains(&item.volid)
-            {
-                continue;
-            }
-            // Only a VM's unused entry is removed through its config (a container's goes
-            // through the storage like any other volume).
-            let entry = refs
-                .unused
-                .get(&item.volid)
-                .filter(|(owner, _)| qemu.contains(owner))
-                .and_then(|(owner, key)| Some((home.get(owner)?.clone(), key.clone())));
-            let (reason, detail) = match (vmid, refs.unused.get(&item.volid)) {
-                (Some(v), _) if !existing.contains(&v) => {
-                    (OrphanReason::OwnerMissing, format!("vm {v} does not exist"))
-                }
-                (_, Some((owner, key))) => (
-                    OrphanReason::Unused,
-                    format!("vm {owner} lists it as {key} (detached)"),
-                ),
-                (Some(v), None) => (
-                    OrphanReason::Unreferenced,
-                    format!("vm {v} exists but no config or snapshot of it references this volume"),
-                ),
-                (None, None) => continue,
-            };
-            report.total_bytes += item.size.unwrap_or(0);
-            report.orphans.push(Orphan {
-                volid: item.volid.clone(),
-                storage: storage.clone(),
-                node: node.clone(),
-                shared,
-                vmid,
-                size: item.size.unwrap_or(0),
-                format: item.format.clone(),
-                reason,
-                detail,
-                config_entry: entry.filter(|_| reason == OrphanReason::Unused),
-            });
         }
     }
-    report
-        .orphans
-        .sort_by(|a, b| (&a.node, &a.volid).cmp(&(&b.node, &b.volid)));
-    Ok(report)
-}
-
-/// Previews or deletes orphaned volumes; each is re-checked against a fresh scan made when the
-/// call starts, and kept (with the reason) when something references it by then.
-///
-/// # Errors
-/// PVE unreachable. Per-volume failures and kept volumes are results.
-pub async fn disk_orphans_delete(
-    ctx: &Context,
-    run: &Run,
-    args: &DiskOrphansDeleteArgs,
-) -> Result<DiskOrphansDeleteReport, Error> {
-    let mut volids = args.volids.clone();
-    volids.sort();
-    volids.dedup();
-    let mut report = DiskOrphansDeleteReport {
-        executed: args.confirm,
-        volumes: vec![],
-        freed_bytes: 0,
-        message: String::new(),
-    };
-    let scan = disk_orphans(ctx, &DiskOrphansArgs::default()).await?;
-    for volid in volids {
-        let Some(o) = scan.orphans.iter().find(|o| o.volid == volid) else {
-            report.volumes.push(VolumeResult {
-                volid: volid.clone(),
-                outcome: "kept".into(),
-                size: 0,
-                message: format!(
-                    "{} is not an orphan now (it is referenced, or does not exist); it is not deleted",
-                    crate::ops::error::quote(&volid)
-                ),
-            });
-            continue;
-        };
-        if !args.confirm {
-            report.freed_bytes += o.size;
-            report.volumes.push(VolumeResult {
-                volid: o.volid.clone(),
-                outcome: "would_delete".into(),
-                size: o.size,
-                message: format!("would delete {} on {} ({})", o.volid, o.node, o.detail),
-            });
-            continue;
-        }
-        run.note(format!("deleting {} on {}", o.volid, o.node));
-        let result = match (&o.config_entry, o.vmid) {
-            // An `unusedN` entry: removing it from the config destroys the volume.
-            (Some((owner_node, key)), Some(owner)) => ctx
-                .client
-                .set_qemu_config_sync(owner_node, owner, &[("delete".into(), key.clone())], None)
-                .await
-                .map_err(Error::from),
-            _ => match ctx
-                .client
-                .delete_volume(&o.node, &o.storage, &o.volid)
-                .await
-            {
-                Ok(Some(upid)) => run
-                    .wait(ctx, &upid, &format!("delete {}", o.volid))
-                    .await
-                    .map(|_| ()),
-                Ok(None) => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-        };
-        match result {
-            Ok(()) => {
-                report.freed_bytes += o.size;
-                report.volumes.push(VolumeResult {
-                    volid: o.volid.clone(),
-                    outcome: "deleted".into(),
-                    size: o.size,
-                    message: format!("deleted {} on {} ({})", o.volid, o.node, o.detail),
-                });
-            }
-            Err(e) => report.volumes.push(VolumeResult {
-                volid: o.volid.clone(),
-                outcome: "failed".into(),
-                size: o.size,
-                message: format!("{} on {}: {e}", o.volid, o.node),
-            }),
-        }
-    }
-    let count = |s: &str| report.volumes.iter().filter(|v| v.outcome == s).count();
-    report.message = if args.confirm {
-        format!(
-            "{} deleted ({:.1} GiB freed), {} kept, {} failed",
-            count("deleted"),
-            report.freed_bytes as f64 / crate::ops::GIB as f64,
-            count("kept"),
-            count("failed")
-        )
-    } else {
-        format!(
-            "preview, nothing deleted: {} volume(s) would be deleted, freeing {:.1} GiB; {} kept. Call again with confirm: true after the user agreed",
-            count("would_delete"),
-            report.freed_bytes as f64 / crate::ops::GIB as f64,
-            count("kept")
-        )
-    };
-    Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_values_name_their_volumes_and_linked_clone_bases() {
-        assert_eq!(
-            volumes_of("local-lvm:vm-101-disk-0,iothread=1,size=32G"),
-            ["local-lvm:vm-101-disk-0"]
-        );
-        assert_eq!(
-            volumes_of("local-lvm:base-100-disk-0/vm-1011-disk-0,size=8G"),
-            [
-                "local-lvm:base-100-disk-0/vm-1011-disk-0",
-                "local-lvm:base-100-disk-0",
-                "local-lvm:vm-1011-disk-0"
-            ]
-        );
-        assert_eq!(
-            volumes_of("nfs-shared:100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2,size=60G"),
-            [
-                "nfs-shared:100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2",
-                "nfs-shared:100/base-100-disk-0.qcow2",
-                "nfs-shared:1011/vm-1011-disk-0.qcow2"
-            ]
-        );
-        assert!(volumes_of("none,media=cdrom").is_empty());
-        assert!(is_volume_key("scsi0") && is_volume_key("rootfs") && is_volume_key("vmstate"));
-        assert!(!is_volume_key("unused0") && !is_volume_key("rootfs1") && !is_volume_key("net0"));
-    }
+    orphans.sort_by(|a, b| (a.vmid, &a.volid, &a.node).cmp(&(b.vmid, &b.volid, &b.node)));
+    crate::ops::paging::cap_lines(
+        &mut warnings,
+        TOP_WARNINGS,
+        "narrow the scan with node or storage to see them",
+    );
+    Ok(DiskOrphansReport {
+        total_bytes: orphans.iter().map(|o| o.size).sum(),
+        orphans,
+        vmid_from: plan.owners.first().copied(),
+        vmid_to: plan.owners.last().copied(),
+        owners: plan.owners.len() as u64,
+        owners_total: owners.len() as u64,
+        next_page: plan.next,
+        scanned: scanned(&listings),
+        warnings,
+    })
 }

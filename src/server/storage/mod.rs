@@ -29,7 +29,8 @@ pub(crate) const STORAGE_CONTENT: ToolSpec = ToolSpec::read("storage_content", "
         api::STORAGE_CONTENT,
     ]);
 
-/// What finding orphans reads: every guest's config and snapshots, every image storage.
+/// What finding orphans reads: the image storages, and the configs and snapshots of one page
+/// of owners (of a deletion's volumes' owners).
 const ORPHAN_READS: [crate::ops::spec::Endpoint; 8] = [
     api::NODES,
     api::RESOURCES_ALL,
@@ -144,8 +145,8 @@ impl ProxmoxServer {
         .await
     }
 
-    /// Orphaned disks: images whose owner VMID does not exist, `unusedN` disks, and images no
-    /// config or snapshot references. Volumes of a guest whose config cannot be read are left out.
+    /// Orphaned disks: images whose owner VMID does not exist, `unusedN` disks, images no config
+    /// or snapshot of their owner references. One page per 50 owner VMIDs: follow next_page.
     #[tool(name = "disk_orphans")]
     async fn disk_orphans(
         &self,
@@ -158,8 +159,8 @@ impl ProxmoxServer {
     }
 
     /// Delete orphaned disks by volume id (from disk_orphans). Without confirm: true it lists
-    /// what would be deleted and the space freed, and changes nothing. Each volume is re-checked
-    /// by a fresh scan when the confirmed call starts: one referenced by then is kept.
+    /// what would be deleted and the space freed, and changes nothing. Each is re-checked when
+    /// the call starts: one referenced by then is kept.
     #[tool(name = "disk_orphans_delete")]
     async fn disk_orphans_delete(
         &self,

@@ -1,0 +1,199 @@
+//! `disk_orphans_delete`: each volume re-checked when the call starts (only the storages the
+//! volumes are on listed, only their owners' configs read), then previewed or deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::classify::{self, Listing, Verdict};
+use super::{
+    DiskOrphansDeleteArgs, DiskOrphansDeleteReport, Guests, Orphan, VolumeResult, image_storages,
+    list_all, orphan, references,
+};
+use crate::ops::{Context, Error, Run};
+use crate::pve::StorageContentItem;
+
+/// What a deletion finds for one volume when its call starts.
+enum Recheck {
+    Orphan(Orphan),
+    /// Kept, and why.
+    Kept(String),
+}
+
+/// Re-checks `volids` (sorted, distinct): lists only the storages they are on, reads only
+/// their owners' configs, and decides each as [`super::disk_orphans`] would.
+async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Recheck)>, Error> {
+    let rows = ctx.client.get_cluster_resources(None).await?;
+    let guests = Guests::of(&rows);
+    let storages: BTreeSet<&str> = volids
+        .iter()
+        .filter_map(|v| v.split_once(':').map(|(s, _)| s))
+        .collect();
+    let targets = image_storages(&rows, None, |s| storages.contains(s));
+    let (listings, failed) = list_all(ctx, targets).await;
+    // each volume where it is listed (a local volume id on two nodes: the first node's)
+    let mut found: BTreeMap<&str, (&Listing, &StorageContentItem)> = BTreeMap::new();
+    let mut by_node: Vec<&Listing> = listings.iter().collect();
+    by_node.sort_by(|a, b| (&a.node, &a.storage).cmp(&(&b.node, &b.storage)));
+    for l in by_node {
+        for item in &l.items {
+            if let Ok(i) = volids.binary_search(&item.volid) {
+                found.entry(volids[i].as_str()).or_insert((l, item));
+            }
+        }
+    }
+    let owners: BTreeSet<u32> = found.values().filter_map(|(_, i)| i.vmid).collect();
+    let refs = references(ctx, guests.rows_of(&owners)).await;
+    let named: BTreeMap<(&str, &str), BTreeSet<String>> = listings
+        .iter()
+        .map(|l| {
+            (
+                (l.node.as_str(), l.storage.as_str()),
+                classify::named_bases(&l.items),
+            )
+        })
+        .collect();
+    let not_now = |volid: &str, why: &str| {
+        format!(
+            "{} is not an orphan now ({why}); it is not deleted",
+            crate::ops::error::quote(volid)
+        )
+    };
+    let mut out = Vec::new();
+    for volid in volids {
+        let Some((l, item)) = found.get(volid.as_str()) else {
+            let storage = volid.split_once(':').map_or("", |(s, _)| s);
+            let why = match failed.iter().find(|(s, _)| s == storage) {
+                Some((_, w)) => format!("it was not found: {w}"),
+                None => "it is referenced, or does not exist".into(),
+            };
+            out.push((volid.clone(), Recheck::Kept(not_now(volid, &why))));
+            continue;
+        };
+        let named = &named[&(l.node.as_str(), l.storage.as_str())];
+        let shows = classify::listing_shows_clones(&l.plugin);
+        let r = match classify::classify(item, &guests.existing, &refs, named, shows) {
+            Some(Verdict::Orphan {
+                reason,
+                detail,
+                unused,
+            }) => Recheck::Orphan(orphan(l, item, reason, detail, unused, &guests)),
+            Some(Verdict::Unreadable(v)) => Recheck::Kept(not_now(
+                volid,
+                &format!("the config or a snapshot of vm {v} could not be read"),
+            )),
+            Some(Verdict::BaseUnsure) => Recheck::Kept(not_now(
+                volid,
+                "a base volume whose linked clones this storage's listing may not show",
+            )),
+            Some(Verdict::BaseInUse) => {
+                Recheck::Kept(not_now(volid, "a linked clone is based on it"))
+            }
+            Some(Verdict::Referenced) | None => {
+                Recheck::Kept(not_now(volid, "it is referenced, or does not exist"))
+            }
+        };
+        out.push((volid.clone(), r));
+    }
+    Ok(out)
+}
+
+/// Previews or deletes orphaned volumes; each is re-checked when the call starts (its storage
+/// listed, its owner's configs read), and kept (with the reason) when something references
+/// it by then.
+///
+/// # Errors
+/// PVE unreachable. Per-volume failures and kept volumes are results.
+pub async fn disk_orphans_delete(
+    ctx: &Context,
+    run: &Run,
+    args: &DiskOrphansDeleteArgs,
+) -> Result<DiskOrphansDeleteReport, Error> {
+    let mut volids = args.volids.clone();
+    volids.sort();
+    volids.dedup();
+    let mut report = DiskOrphansDeleteReport {
+        executed: args.confirm,
+        volumes: vec![],
+        freed_bytes: 0,
+        message: String::new(),
+    };
+    for (volid, check) in recheck(ctx, &volids).await? {
+        let o = match check {
+            Recheck::Orphan(o) => o,
+            Recheck::Kept(message) => {
+                report.volumes.push(VolumeResult {
+                    volid,
+                    outcome: "kept".into(),
+                    size: 0,
+                    message,
+                });
+                continue;
+            }
+        };
+        if !args.confirm {
+            report.freed_bytes += o.size;
+            report.volumes.push(VolumeResult {
+                volid: o.volid.clone(),
+                outcome: "would_delete".into(),
+                size: o.size,
+                message: format!("would delete {} on {} ({})", o.volid, o.node, o.detail),
+            });
+            continue;
+        }
+        run.note(format!("deleting {} on {}", o.volid, o.node));
+        let result = match (&o.config_entry, o.vmid) {
+            // An `unusedN` entry: removing it from the config destroys the volume.
+            (Some((owner_node, key)), Some(owner)) => ctx
+                .client
+                .set_qemu_config_sync(owner_node, owner, &[("delete".into(), key.clone())], None)
+                .await
+                .map_err(Error::from),
+            _ => match ctx
+                .client
+                .delete_volume(&o.node, &o.storage, &o.volid)
+                .await
+            {
+                Ok(Some(upid)) => run
+                    .wait(ctx, &upid, &format!("delete {}", o.volid))
+                    .await
+                    .map(|_| ()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        };
+        match result {
+            Ok(()) => {
+                report.freed_bytes += o.size;
+                report.volumes.push(VolumeResult {
+                    volid: o.volid.clone(),
+                    outcome: "deleted".into(),
+                    size: o.size,
+                    message: format!("deleted {} on {} ({})", o.volid, o.node, o.detail),
+                });
+            }
+            Err(e) => report.volumes.push(VolumeResult {
+                volid: o.volid.clone(),
+                outcome: "failed".into(),
+                size: o.size,
+                message: format!("{} on {}: {e}", o.volid, o.node),
+            }),
+        }
+    }
+    let count = |s: &str| report.volumes.iter().filter(|v| v.outcome == s).count();
+    report.message = if args.confirm {
+        format!(
+            "{} deleted ({:.1} GiB freed), {} kept, {} failed",
+            count("deleted"),
+            report.freed_bytes as f64 / crate::ops::GIB as f64,
+            count("kept"),
+            count("failed")
+        )
+    } else {
+        format!(
+            "preview, nothing deleted: {} volume(s) would be deleted, freeing {:.1} GiB; {} kept. Call again with confirm: true after the user agreed",
+            count("would_delete"),
+            report.freed_bytes as f64 / crate::ops::GIB as f64,
+            count("kept")
+        )
+    };
+    Ok(report)
+}
