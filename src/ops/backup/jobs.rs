@@ -246,8 +246,13 @@ async fn last_runs(
             std::iter::from_fn(|| tasks.next_if(|t| t.starttime >= from)).collect();
         let logs: Vec<_> = stream::iter(wave)
             .map(|t| async move {
+                // Only the lines `log` reads are kept (a run's log is mostly progress).
                 let lines = match t.upid.parse::<Upid>() {
-                    Ok(upid) => ctx.client.get_task_log(&upid, 0, 50_000).await.ok(),
+                    Ok(upid) => ctx
+                        .client
+                        .get_task_log_as::<log::KeptLines>(&upid, 0, 50_000)
+                        .await
+                        .ok(),
                     Err(_) => None,
                 };
                 (t, lines)
@@ -259,7 +264,7 @@ async fn last_runs(
             let Some(lines) = lines else {
                 continue;
             };
-            let lines: Vec<String> = lines.into_iter().map(|l| l.t).collect();
+            let lines = lines.0;
             let Some(cmd) = log::command(&lines) else {
                 continue;
             };
