@@ -1,7 +1,8 @@
 //! Issue 15's backups end to end through MCP against the simulator: a backup whose task ends
 //! with one guest failed reports both guests correctly; `backup_list` finds the archive;
 //! `backup_jobs` shows the last run's failure and the uncovered guests; a restore to a new
-//! VMID gets new MACs; a restore over an existing VM is refused without `force` and previewed.
+//! VMID gets new MACs; a restore over an existing VM is refused without `force` and previewed;
+//! `backup_jobs` reads only the logs that can be a job's last run.
 
 use crate::common;
 
@@ -125,6 +126,123 @@ async fn backup_jobs_show_the_last_runs_outcome_and_uncovered_guests() {
         r["not_covered"].as_array().is_some_and(|n| !n.is_empty()),
         "{r}"
     );
+}
+
+/// Waits (polling, with a deadline) until the simulator runs no task.
+async fn idle(sim: &SimHandle) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !sim.running_tasks().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {:?}",
+            sim.running_tasks()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_jobs_read_only_the_logs_that_can_be_a_last_run() {
+    let e = env().await;
+    // Every job runs now, as the scheduler runs them (root@pam, --quiet 1).
+    let mut ran: Vec<(String, Vec<String>)> = Vec::new();
+    for id in ["nightly", "weekly-talos"] {
+        ran.push((id.into(), e.sim.run_backup_job(id).expect("job runs")));
+    }
+    idle(&e.sim).await;
+    // Then a token runs vzdump by hand with the nightly job's selection and --quiet 1: not
+    // the scheduler (it runs jobs as root@pam), so not the job's run.
+    let pve = common::client_for(&e.sim, common::MANAGER);
+    let by_hand: String = pve
+        .post(
+            "/nodes/pve01/vzdump",
+            &[
+                ("vmid", "1000,1001,1002,1004".to_string()),
+                ("storage", "nfs-shared".to_string()),
+                ("mode", "snapshot".to_string()),
+                ("quiet", "1".to_string()),
+            ],
+        )
+        .await
+        .expect("a vzdump by the token");
+    idle(&e.sim).await;
+
+    let before = e.sim.requests().len();
+    let (err, r, text) = call(&e.client, "backup_jobs", json!({})).await;
+    assert!(!err, "{text}");
+    let logs: Vec<String> = e.sim.requests()[before..]
+        .iter()
+        .filter(|q| q.path.ends_with("/log"))
+        .map(|q| q.path.clone())
+        .collect();
+    for (id, upids) in &ran {
+        let job = r["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .find(|j| j["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} in {r}"));
+        let last: Vec<&str> = job["last_run"]["upids"]
+            .as_array()
+            .expect("upids")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for u in upids {
+            assert!(
+                last.contains(&u.as_str()),
+                "{id}: {u} in its last run: {job}"
+            );
+        }
+        assert!(!last.contains(&by_hand.as_str()), "{id}: {job}");
+    }
+    // The token's task is not read at all, nor the week-old vzdump of the scenario's history
+    // (more than an hour before every job's newest run).
+    let encoded = |u: &str| u.replace(':', "%3A");
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.contains(&by_hand) || l.contains(&encoded(&by_hand))),
+        "the token's vzdump log was read: {logs:?}"
+    );
+    let old = pve
+        .list_tasks(
+            "pve01",
+            proxmox_manager::pve::TaskFilter {
+                typefilter: Some("vzdump".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("tasks")
+        .into_iter()
+        .filter(|t| t.starttime < r_started(&r) - 7200)
+        .map(|t| t.upid)
+        .collect::<Vec<_>>();
+    assert!(!old.is_empty(), "the scenario's old vzdump task");
+    for u in &old {
+        assert!(
+            !logs
+                .iter()
+                .any(|l| l.contains(u) || l.contains(&encoded(u))),
+            "an old log ({u}) was read: {logs:?}"
+        );
+    }
+    assert!(
+        logs.len() <= ran.iter().map(|(_, u)| u.len()).sum::<usize>() + 2,
+        "{logs:?}"
+    );
+}
+
+/// The earliest start of the jobs' last runs in a `backup_jobs` answer.
+fn r_started(r: &Value) -> i64 {
+    r["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["last_run"]["started"].as_i64())
+        .min()
+        .expect("a last run")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,6 +24,7 @@ mod mcp_access;
 mod mcp_ansible;
 mod mcp_backups;
 mod mcp_bulk;
+mod mcp_call_bounds;
 mod mcp_clients;
 mod mcp_containers;
 mod mcp_containers_create;

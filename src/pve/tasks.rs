@@ -111,6 +111,21 @@ impl Client {
         })
     }
 
+    /// `GET /nodes/{upid.node}/tasks/{upid}/log?start=&limit=` decoded straight into `T` (the
+    /// `data` array of `{n, t}`): for a caller that keeps only some lines of a long log rather
+    /// than every line as a [`TaskLogLine`].
+    pub async fn get_task_log_as<T: serde::de::DeserializeOwned>(
+        &self,
+        upid: &Upid,
+        start: u64,
+        limit: u64,
+    ) -> Result<T, Error> {
+        let path = task_path(upid, "log");
+        let query = [("start", start.to_string()), ("limit", limit.to_string())];
+        let reply = self.execute(Method::GET, &path, &query).await?;
+        envelope::decode("GET", &path, &reply)
+    }
+
     /// The last `count` lines of a task's log (two requests at most).
     pub async fn get_task_log_tail(&self, upid: &Upid, count: u64) -> Result<Vec<String>, Error> {
         let first = self.get_task_log_page(upid, 0, count.max(1)).await?;

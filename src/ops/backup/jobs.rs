@@ -6,6 +6,13 @@
 //! command. A run is matched to the job whose selection (vmids, `all`, pool) and storage it
 //! prints; runs of one job start together on every node, so the newest run is the tasks of
 //! that job within an hour of its newest task.
+//!
+//! What it reads: the job list, the uncovered guests and the nodes (at once), one vzdump task
+//! list per online node, then task logs newest first — only `root@pam`'s tasks (the scheduler
+//! runs jobs as `root@pam`, and only `root@pam` may pass `--job-id`), and only until every
+//! job's newest run is known and the next task is more than an hour older than the oldest of
+//! those runs (older tasks cannot change any answer), an hour of tasks at a time. Logs are
+//! read whole: the per-guest outcome lines run to the end of a run's log.
 
 use futures::{StreamExt, stream};
 use schemars::JsonSchema;
@@ -13,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::log;
 use crate::ops::{Context, Error, is_node};
-use crate::pve::{ResourceType, TaskFilter, Upid};
+use crate::pve::{ResourceType, TaskFilter, TaskListItem, Upid};
 
 /// `backup_jobs` arguments (none).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -78,10 +85,29 @@ pub struct BackupJobsReport {
 /// # Errors
 /// When the job list cannot be read (it needs Sys.Audit on `/`).
 pub async fn backup_jobs(ctx: &Context, _: &BackupJobsArgs) -> Result<BackupJobsReport, Error> {
-    let (jobs, _) = ctx.client.list_backup_jobs().await?;
+    // Three independent reads, at once.
+    let (jobs, uncovered, nodes) = tokio::join!(
+        ctx.client.list_backup_jobs(),
+        ctx.client.not_backed_up(),
+        ctx.client.get_cluster_resources(Some(ResourceType::Node)),
+    );
+    let (jobs, _) = jobs?;
     let mut warnings = Vec::new();
-    let runs = last_runs(ctx, &jobs, &mut warnings).await;
-    let mut not_covered: Vec<String> = match ctx.client.not_backed_up().await {
+    let runs = match nodes {
+        Ok(rows) => {
+            let online: Vec<String> = rows
+                .iter()
+                .filter(|r| is_node(r) && r.status.as_deref() == Some("online"))
+                .filter_map(|r| r.node.clone())
+                .collect();
+            last_runs(ctx, &jobs, online, &mut warnings).await
+        }
+        Err(e) => {
+            warnings.push(format!("nodes could not be listed: {e}"));
+            vec![]
+        }
+    };
+    let mut not_covered: Vec<String> = match uncovered {
         Ok((rows, _)) => rows
             .iter()
             .map(|r| {
@@ -144,30 +170,45 @@ pub async fn backup_jobs(ctx: &Context, _: &BackupJobsArgs) -> Result<BackupJobs
     })
 }
 
+/// Reads in flight at once for the task lists and logs: reads, so more than
+/// `limits.max_parallel` (which paces writes) when that is lower, and still bounded.
+const READS_IN_FLIGHT: usize = 16;
+
+/// The tasks of one job's run start together on every node; a task more than this many
+/// seconds before the job's newest one belongs to an earlier run.
+const RUN_WINDOW: i64 = 3600;
+
+/// A task matched to a job, with what its log says about each guest.
+type Seen = (
+    String,
+    TaskListItem,
+    std::collections::BTreeMap<u32, log::GuestRun>,
+);
+
+/// Whether the tasks not read yet (the newest of them started at `next`) can change no job's
+/// last run: every job's newest run is known, and `next` is more than [`RUN_WINDOW`] before
+/// the oldest of those newest tasks.
+fn settled(jobs: &[crate::pve::BackupJob], seen: &[Seen], next: i64) -> bool {
+    let mut oldest_newest = i64::MAX;
+    for j in jobs {
+        // `seen` is newest first: a job's first entry is its newest task.
+        match seen.iter().find(|(id, _, _)| *id == j.id) {
+            Some((_, t, _)) => oldest_newest = oldest_newest.min(t.starttime),
+            None => return false,
+        }
+    }
+    next < oldest_newest.saturating_sub(RUN_WINDOW)
+}
+
 /// The newest run of each job id found in the online nodes' vzdump tasks.
 async fn last_runs(
     ctx: &Context,
     jobs: &[crate::pve::BackupJob],
+    nodes: Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Vec<(String, LastRun)> {
-    let nodes: Vec<String> = match ctx
-        .client
-        .get_cluster_resources(Some(ResourceType::Node))
-        .await
-    {
-        Ok(rows) => rows
-            .iter()
-            .filter(|r| is_node(r) && r.status.as_deref() == Some("online"))
-            .filter_map(|r| r.node.clone())
-            .collect(),
-        Err(e) => {
-            warnings.push(format!("nodes could not be listed: {e}"));
-            return vec![];
-        }
-    };
-    // Each node's task list, then every task's log: independent reads, up to
-    // `limits.max_parallel` at a time, kept in order.
-    let parallel = ctx.config.limits.max_parallel.max(1) as usize;
+    // Each node's task list, then the logs: independent reads, kept in order.
+    let parallel = READS_IN_FLIGHT.max(ctx.config.limits.max_parallel as usize);
     let lists: Vec<_> = stream::iter(nodes)
         .map(|node: String| async move {
             let filter = TaskFilter {
@@ -188,35 +229,53 @@ async fn last_runs(
             Err(e) => warnings.push(format!("vzdump tasks of {node} could not be read: {e}")),
         }
     }
+    // Only root@pam's own tasks can be a job's run (not a token's: PVE splits a token off
+    // into `tokenid`, or leaves it in `user` as `root@pam!name`).
+    tasks.retain(|t| t.user == "root@pam" && t.tokenid.is_none());
     tasks.sort_by_key(|t| std::cmp::Reverse(t.starttime));
-    let logs: Vec<_> = stream::iter(tasks)
-        .map(|t| async move {
-            let lines = match t.upid.parse::<Upid>() {
-                Ok(upid) => ctx.client.get_task_log(&upid, 0, 50_000).await.ok(),
-                Err(_) => None,
+    // Logs newest first, an hour of tasks at a time (a run's tasks start together), until the
+    // older tasks cannot matter. (job id, task, what its log says), newest first.
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut tasks = tasks.into_iter().peekable();
+    while let Some(next) = tasks.peek() {
+        if settled(jobs, &seen, next.starttime) {
+            break;
+        }
+        let from = next.starttime - RUN_WINDOW;
+        let wave: Vec<TaskListItem> =
+            std::iter::from_fn(|| tasks.next_if(|t| t.starttime >= from)).collect();
+        let logs: Vec<_> = stream::iter(wave)
+            .map(|t| async move {
+                // Only the lines `log` reads are kept (a run's log is mostly progress).
+                let lines = match t.upid.parse::<Upid>() {
+                    Ok(upid) => ctx
+                        .client
+                        .get_task_log_as::<log::KeptLines>(&upid, 0, 50_000)
+                        .await
+                        .ok(),
+                    Err(_) => None,
+                };
+                (t, lines)
+            })
+            .buffered(parallel)
+            .collect()
+            .await;
+        for (t, lines) in logs {
+            let Some(lines) = lines else {
+                continue;
             };
-            (t, lines)
-        })
-        .buffered(parallel)
-        .collect()
-        .await;
-    // (job id, task, what its log says), newest first.
-    let mut seen = Vec::new();
-    for (t, lines) in logs {
-        let Some(lines) = lines else {
-            continue;
-        };
-        let lines: Vec<String> = lines.into_iter().map(|l| l.t).collect();
-        let Some(cmd) = log::command(&lines) else {
-            continue;
-        };
-        let id = match &cmd.job_id {
-            Some(id) => Some(id.clone()),
-            None if cmd.quiet => jobs.iter().find(|j| matches(j, &cmd)).map(|j| j.id.clone()),
-            None => None,
-        };
-        if let Some(id) = id {
-            seen.push((id, t, log::guests(&lines)));
+            let lines = lines.0;
+            let Some(cmd) = log::command(&lines) else {
+                continue;
+            };
+            let id = match &cmd.job_id {
+                Some(id) => Some(id.clone()),
+                None if cmd.quiet => jobs.iter().find(|j| matches(j, &cmd)).map(|j| j.id.clone()),
+                None => None,
+            };
+            if let Some(id) = id {
+                seen.push((id, t, log::guests(&lines)));
+            }
         }
     }
     let mut out: Vec<(String, LastRun)> = Vec::new();
@@ -227,7 +286,7 @@ async fn last_runs(
         // The tasks of one run start together on every node; an hour apart is another run.
         let mut run: Vec<_> = seen
             .iter()
-            .filter(|(i, t, _)| i == id && t.starttime >= newest.starttime - 3600)
+            .filter(|(i, t, _)| i == id && t.starttime >= newest.starttime - RUN_WINDOW)
             .collect();
         let statuses: Vec<String> = run
             .iter()

@@ -8,7 +8,53 @@
 //! - `INFO: starting new backup job: vzdump 100 101 --storage local ... --quiet 1` (scheduled
 //!   runs pass `--quiet 1`; PVE does not print the job's id)
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+
+/// [`command`] looks for the command in this many first lines.
+const HEAD: usize = 5;
+
+/// The lines of a vzdump task log that [`command`] and [`guests`] read — its first lines and
+/// every line about one guest's backup — decoded from the log's `[{n, t}]` without keeping the
+/// rest: a run's log holds some thirty lines per guest, mostly progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptLines(pub Vec<String>);
+
+/// Whether [`guests`] reads this line.
+fn about_a_guest(line: &str) -> bool {
+    line.contains("Backup of VM ") || line.contains("creating vzdump archive '")
+}
+
+impl<'de> Deserialize<'de> for KeptLines {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeptLines, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Line<'a> {
+            #[serde(borrow)]
+            t: Cow<'a, str>,
+        }
+        struct Lines;
+        impl<'de> Visitor<'de> for Lines {
+            type Value = KeptLines;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("task log lines")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeptLines, A::Error> {
+                let mut out = Vec::new();
+                let mut i = 0;
+                while let Some(l) = seq.next_element::<Line<'de>>()? {
+                    if i < HEAD || about_a_guest(&l.t) {
+                        out.push(l.t.into_owned());
+                    }
+                    i += 1;
+                }
+                Ok(KeptLines(out))
+            }
+        }
+        d.deserialize_seq(Lines)
+    }
+}
 
 /// What the log says about one guest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,7 +116,7 @@ pub struct Command {
 pub fn command(lines: &[String]) -> Option<Command> {
     let line = lines
         .iter()
-        .take(5)
+        .take(HEAD)
         .find(|l| l.contains("starting new backup job:"))?;
     let rest = line.split_once("starting new backup job:")?.1.trim();
     let rest = rest.strip_prefix("vzdump").unwrap_or(rest);
@@ -158,5 +204,54 @@ mod tests {
         ];
         let c = command(&scheduled).expect("a command");
         assert!(c.all && c.quiet && c.vmids.is_empty() && c.job_id.is_none());
+    }
+
+    #[test]
+    fn the_kept_lines_read_the_same_as_the_whole_log() {
+        let mut lines: Vec<String> = vec![
+            "INFO: starting new backup job: vzdump --all 1 --quiet 1 --storage local".into(),
+            "INFO: skip external VMs: 101, 102".into(),
+        ];
+        for v in [100u32, 103, 104] {
+            lines.push(format!("INFO: Starting Backup of VM {v} (qemu)"));
+            lines.push("INFO: status = running".into());
+            lines.push(format!(
+                "INFO: creating vzdump archive '/var/lib/vz/dump/vzdump-qemu-{v}-2026_12_02-02_00_00.vma.zst'"
+            ));
+            lines.push(
+                "INFO:  50% (1.0 GiB of 2.0 GiB) in 2s, read: 512.0 MiB/s, \"quoted\"".into(),
+            );
+            if v == 103 {
+                lines.push(format!(
+                    "ERROR: Backup of VM {v} failed - disk \"scsi0\" gone"
+                ));
+            } else {
+                lines.push(format!("INFO: Finished Backup of VM {v} (00:00:04)"));
+            }
+        }
+        lines.push("TASK ERROR: job errors".into());
+        let rows: Vec<serde_json::Value> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, t)| serde_json::json!({"n": i + 1, "t": t}))
+            .collect();
+        let text = serde_json::to_string(&rows).expect("json");
+        let kept: KeptLines = serde_json::from_str(&text).expect("decodes");
+        assert!(
+            kept.0.len() < lines.len(),
+            "progress lines dropped: {kept:?}"
+        );
+        assert_eq!(guests(&kept.0), guests(&lines));
+        assert_eq!(command(&kept.0), command(&lines));
+        assert_eq!(
+            guests(&kept.0)[&103].error.as_deref(),
+            Some("disk \"scsi0\" gone")
+        );
+        // Unknown fields and an empty log are fine.
+        let odd: KeptLines =
+            serde_json::from_str(r#"[{"n":1,"t":"x","extra":true}]"#).expect("decodes");
+        assert_eq!(odd.0, ["x"]);
+        let none: KeptLines = serde_json::from_str("[]").expect("decodes");
+        assert!(none.0.is_empty());
     }
 }

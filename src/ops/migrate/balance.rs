@@ -101,19 +101,32 @@ pub async fn cluster_balance(
         max_moves: args.max_moves.unwrap_or(10) as usize,
         bandwidth: Some(placement.migration_bandwidth),
     };
-    // Only guests on nodes above the band can be suggested; their disks decide where they
-    // may go, so read those nodes' configs (and no others: a big cluster has many guests).
-    let first = plan::balance(&snap, &req);
+    // Only guests on nodes above the band can be suggested, and their disks (in their
+    // configs, which the listing lacks) decide where they may go. The planner walks each such
+    // node's guests largest first and stops at the first that can move, so read configs in
+    // that order, a few per node, and more only where the planner ran out of guests it knows:
+    // the plan is the one reading every config of those nodes gives, at a number of calls
+    // that does not grow with the guests per node.
+    let (first, exhausted) = plan::balance_traced(&snap, &req);
     let senders: Vec<String> = first
         .before
         .iter()
         .filter(|a| a.online && a.memory_load > first.mean_load + band)
         .map(|a| a.node.clone())
         .collect();
-    for node in &senders {
-        snap.read_guest_disks(ctx, node).await;
-    }
-    let plan = plan::balance(&snap, &req);
+    let mut tried = std::collections::BTreeSet::new();
+    let mut batch = req.max_moves.div_ceil(exhausted.len().max(1)) + 1;
+    let mut traced = (first, exhausted);
+    let plan = loop {
+        let want = plan::guests_to_read(&snap, &req, &traced.1, &tried, batch);
+        if want.is_empty() {
+            break traced.0;
+        }
+        snap.read_disks_of(ctx, &want).await;
+        tried.extend(want);
+        batch *= 2;
+        traced = plan::balance_traced(&snap, &req);
+    };
     let suggestions: Vec<String> = plan
         .moves
         .iter()

@@ -65,6 +65,18 @@ pub struct BalancePlan {
 
 /// Scores the cluster and suggests moves that bring nodes within `mean ± band`.
 pub fn balance(snap: &ClusterSnapshot, req: &BalanceRequest) -> BalancePlan {
+    balance_traced(snap, req).0
+}
+
+/// [`balance`], plus the nodes it gave up on: above the band, yet none of their remaining
+/// running guests could move (pinned, locked, disks unknown, or no node has room). Only on
+/// those nodes did the planner look past the guests it moved, so a guest whose disks are
+/// unknown (`None`) changes the plan only if it is on one of them — which lets a caller read
+/// guest configs lazily ([`guests_to_read`]) and still get the plan a full read gives.
+pub fn balance_traced(
+    snap: &ClusterSnapshot,
+    req: &BalanceRequest,
+) -> (BalancePlan, BTreeSet<String>) {
     let before = allocations(snap, req.ratios);
     let mean = mean_load(&before);
     let upper = mean + req.band.max(0.0);
@@ -122,7 +134,7 @@ pub fn balance(snap: &ClusterSnapshot, req: &BalanceRequest) -> BalancePlan {
         receivers.insert(to);
     }
     let after = allocations_after(snap, &moves, req.ratios);
-    BalancePlan {
+    let plan = BalancePlan {
         mean_load: mean,
         imbalance_before: imbalance(&before),
         imbalance_after: imbalance(&after),
@@ -134,7 +146,45 @@ pub fn balance(snap: &ClusterSnapshot, req: &BalanceRequest) -> BalancePlan {
         before,
         moves,
         after,
+    };
+    (plan, exhausted.into_iter().map(str::to_string).collect())
+}
+
+/// The guests whose configs [`balance_traced`] may still need: on each node in `exhausted`,
+/// the next `batch` running guests in the planner's visit order whose disks are unknown, not
+/// in `tried`, and not kept in place by what the listing already shows (pinned, locked, HA
+/// state) — reading those could not change the plan. Empty: the plan is the one a read of
+/// every guest's config would give.
+pub fn guests_to_read(
+    snap: &ClusterSnapshot,
+    req: &BalanceRequest,
+    exhausted: &BTreeSet<String>,
+    tried: &BTreeSet<u32>,
+    batch: usize,
+) -> Vec<u32> {
+    let mut out = Vec::new();
+    for node in exhausted {
+        let mut guests: Vec<&GuestInfo> = snap
+            .guests
+            .iter()
+            .filter(|g| g.node == *node && g.is_running())
+            .collect();
+        visit_order(&mut guests);
+        out.extend(
+            guests
+                .into_iter()
+                .filter(|g| g.disks.is_none() && !tried.contains(&g.vmid))
+                .filter(|g| {
+                    matches!(
+                        move_demand(snap, g, req.pin_tag.as_deref(), None),
+                        Err(super::Unplaceable::DisksUnknown)
+                    )
+                })
+                .take(batch)
+                .map(|g| g.vmid),
+        );
     }
+    out
 }
 
 /// The online node most above `upper` that may still send (ties: the first by name).

@@ -44,7 +44,7 @@ pub use crate::ops::cluster::snapshot::{
     ClusterSnapshot, GuestDisk, GuestInfo, GuestKind, NodeInfo, StorageInfo,
 };
 pub use allocation::{Allocation, allocation, allocations};
-pub use balance::{BalancePlan, BalanceRequest, balance};
+pub use balance::{BalancePlan, BalanceRequest, balance, balance_traced, guests_to_read};
 pub use evacuation::{
     EvacuationPlan, EvacuationRequest, ExpectedMove, apply_moves, evacuate, expected_difference,
     plan_difference,

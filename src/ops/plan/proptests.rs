@@ -450,6 +450,45 @@ proptest! {
     }
 
     #[test]
+    fn balance_reading_configs_lazily_plans_what_reading_all_does(
+        snap in cluster(),
+        band in prop::sample::select(vec![0.0, 0.05, 0.15]),
+        max_moves in 1usize..12,
+        batch in 1usize..4,
+    ) {
+        let req = BalanceRequest {
+            band,
+            pin_tag: Some("pinned".into()),
+            max_moves,
+            ..BalanceRequest::default()
+        };
+        // What the listing alone gives: no guest's disks or local resources known.
+        let mut lazy = snap.clone();
+        for g in &mut lazy.guests {
+            g.disks = None;
+            g.local_resources.clear();
+        }
+        let mut tried = BTreeSet::new();
+        let mut size = batch;
+        let plan = loop {
+            let (plan, exhausted) = balance_traced(&lazy, &req);
+            let want = guests_to_read(&lazy, &req, &exhausted, &tried, size);
+            if want.is_empty() {
+                break plan;
+            }
+            for v in &want {
+                let full = snap.guest(*v).expect("a guest of the snapshot").clone();
+                let g = lazy.guests.iter_mut().find(|g| g.vmid == *v).expect("guest");
+                g.disks = full.disks;
+                g.local_resources = full.local_resources;
+            }
+            tried.extend(want);
+            size *= 2;
+        };
+        prop_assert_eq!(&plan, &balance(&snap, &req));
+    }
+
+    #[test]
     fn spread_never_overcommits_and_rejects_only_what_fits_nowhere(
         snap in cluster(),
         sizes in prop::collection::vec((1u64..8, 1u64..48, prop::option::of(1u64..200)), 1..20),

@@ -135,7 +135,10 @@ async fn template_facts(
             t.name
         )));
     }
-    snap.read_guest_disks(ctx, &t.node).await;
+    // Only the template's own config: its node's other guests are not needed (reading them
+    // all made a profile read cost one call per guest on that node). An unreadable config
+    // leaves the disks unknown, as before.
+    let _ = snap.read_guest_config(ctx, t.vmid).await;
     let disk = snap
         .guest(t.vmid)
         .and_then(|g| g.disks.clone())
@@ -169,7 +172,7 @@ async fn template_facts(
     })
 }
 
-/// Reads the cluster for `p`: the snapshot (with the template nodes' disks), the template and
+/// Reads the cluster for `p`: the snapshot (with the templates' disks), the template and
 /// its per-node copies, the guests carrying its tags.
 ///
 /// # Errors

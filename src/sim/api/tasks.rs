@@ -139,17 +139,23 @@ pub fn log(c: &Ctx) -> ApiResult {
     };
     let (start, limit) = (num("start", 0), num("limit", 50));
     let limit = if limit == 0 { 50 } else { limit };
-    let lines: Vec<Value> = t
-        .log
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(limit)
-        .map(|(i, l)| json!({ "n": i + 1, "t": l }))
-        .collect();
+    // Written straight into the body: a backup job's log holds tens of thousands of lines,
+    // and a `Value` per line cost more than the rest of the request.
+    let mut raw = String::from("[");
+    for (i, l) in t.log.iter().enumerate().skip(start).take(limit) {
+        if raw.len() > 1 {
+            raw.push(',');
+        }
+        raw.push_str(&format!(
+            "{{\"n\":{},\"t\":{}}}",
+            i + 1,
+            serde_json::to_string(l).unwrap_or_else(|_| "\"\"".into())
+        ));
+    }
+    raw.push(']');
     Ok(Reply {
-        data: Value::Array(lines),
+        data: Value::Null,
         total: Some(t.log.len()),
-        raw: None,
+        raw: Some(raw),
     })
 }

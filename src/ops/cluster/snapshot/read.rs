@@ -54,8 +54,19 @@ impl ClusterSnapshot {
     /// `limits.max_parallel` requests at a time). A config that cannot be read leaves `disks`
     /// as `None`, which planners report as "disks unknown" rather than guessing.
     pub async fn read_guest_disks(&mut self, ctx: &Context, node: &str) {
+        let vmids: Vec<u32> = self.guests_on(node).map(|g| g.vmid).collect();
+        self.read_disks_of(ctx, &vmids).await;
+    }
+
+    /// Fills `disks` and `local_resources` of the guests `vmids` (those in the snapshot) from
+    /// their configs, like [`ClusterSnapshot::read_guest_disks`]: at most
+    /// `limits.max_parallel` requests at a time; an unreadable config leaves `disks` `None`.
+    pub async fn read_disks_of(&mut self, ctx: &Context, vmids: &[u32]) {
+        let wanted: std::collections::BTreeSet<u32> = vmids.iter().copied().collect();
         let guests: Vec<(String, u32, GuestKind)> = self
-            .guests_on(node)
+            .guests
+            .iter()
+            .filter(|g| wanted.contains(&g.vmid))
             .map(|g| (g.node.clone(), g.vmid, g.kind))
             .collect();
         let configs = bounded(ctx, guests, |ctx, (node, vmid, kind)| async move {
