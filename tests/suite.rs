@@ -27,6 +27,7 @@ mod mcp_bulk;
 mod mcp_clients;
 mod mcp_containers;
 mod mcp_containers_create;
+mod mcp_content_pages;
 mod mcp_elicitation;
 mod mcp_images;
 mod mcp_lifecycle;
