@@ -76,6 +76,16 @@ fn answer(out: &Value) -> Value {
     })
 }
 
+/// Arguments; then what they mean: vmid filter, page, page size, content filter, storage.
+type Case = (
+    Value,
+    Option<u32>,
+    usize,
+    usize,
+    Option<&'static str>,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_of_content_is_the_whole_listings_page() {
     let sc = Scenario::generate(&GenerateSpec {
@@ -111,7 +121,7 @@ async fn a_page_of_content_is_the_whole_listings_page() {
         .max_by_key(|v| shared.iter().filter(|r| r.vmid == Some(*v)).count())
         .expect("a guest with volumes");
 
-    let cases: Vec<(Value, Option<u32>, usize, usize, Option<&str>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             json!({"storage": "nfs-shared"}),
             None,
