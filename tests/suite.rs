@@ -28,6 +28,7 @@ mod mcp_call_bounds;
 mod mcp_clients;
 mod mcp_containers;
 mod mcp_containers_create;
+mod mcp_content_pages;
 mod mcp_elicitation;
 mod mcp_images;
 mod mcp_lifecycle;

@@ -128,6 +128,15 @@ pub(crate) fn decode_list<T: DeserializeOwned>(
     decode_list_lenient(method, path, reply.data_value(method, path)?)
 }
 
+/// `data` of a reply as `T` borrowing from the reply's bytes (text fields as `&str`/`Cow`,
+/// fields `T` does not name skipped unread); `None` when that strict pass fails, for the
+/// caller to take the lenient owned path ([`decode_list`]) instead.
+pub(crate) fn decode_borrowed<'a, T: serde::Deserialize<'a>>(reply: &'a Reply) -> Option<T> {
+    serde_json::from_slice::<Envelope<T>>(&reply.body)
+        .ok()
+        .map(|e| e.data)
+}
+
 /// One object, like [`decode_list`] decodes a row.
 pub(crate) fn decode_one<T: DeserializeOwned>(
     method: &str,

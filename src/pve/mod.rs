@@ -60,7 +60,7 @@ pub use qemu_write_types::{
     AgentInterface, AgentInterfaceStatistics, AgentIpAddress, CloneQemu, DeleteQemu,
     QemuPendingItem, ShutdownQemu, StartQemu, StopQemu,
 };
-pub use storage_types::{NodeStorage, StorageConfigItem, StorageContentItem};
+pub use storage_types::{NodeStorage, StorageConfigItem, StorageContentItem, StorageContentRow};
 pub use task_types::{TaskListItem, TaskLogLine, TaskStatus, exit_success};
 pub use tasks::{TaskFilter, TaskLogPage};
 pub use tls::{TlsMode, format_fingerprint, parse_fingerprint, sha256_fingerprint};

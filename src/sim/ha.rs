@@ -285,17 +285,46 @@ pub fn init(st: &mut State) {
 
 /// The CRM/LRM loop: one round every [`CRM_CYCLE_SECS`] (× time scale) until `cancel`.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
-    let tick = shared
+    let cycle = shared
         .scaled(CRM_CYCLE_SECS)
         .max(std::time::Duration::from_millis(2));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(tick) => {}
+            _ = tokio::time::sleep(cycle) => {}
         }
-        let mut st = shared.lock();
-        round(&shared, &mut st);
+        tick(&shared);
     }
+}
+
+/// One round under the write lock. A round that changed nothing but its time stamp (no
+/// service moved, no command was read, no migration started: each of those changes
+/// `services` or the log) keeps the state's generation, so the big listings rendered before
+/// it are still served instead of being rendered again by the next reader.
+fn tick(shared: &Arc<Shared>) {
+    let mut st = shared.lock();
+    let before = observable(&st.ha);
+    round(shared, &mut st);
+    if observable(&st.ha) == before {
+        st.unchanged();
+    }
+}
+
+/// Everything of the HA state a round can change, except the time stamp of the round: when
+/// it is the same after a round, the round did nothing else either (the guests and tasks it
+/// may change are changed only together with a service's state, worker or the log).
+fn observable(ha: &HaState) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}",
+        ha.commands,
+        ha.maintenance,
+        ha.node_status,
+        ha.services,
+        ha.master,
+        ha.log.len(),
+        ha.log.last(),
+        ha.uid
+    )
 }
 
 /// One CRM round followed by the LRMs' work.
@@ -693,6 +722,58 @@ fn lrm_work(shared: &Arc<Shared>, st: &mut State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_idle_round_keeps_the_generation_a_busy_one_starts_a_new_one() {
+        let sc = crate::sim::Scenario::generate(&crate::sim::GenerateSpec {
+            nodes: 3,
+            guests: 60,
+            seed: 3,
+            ..crate::sim::GenerateSpec::default()
+        });
+        let state = State::from_scenario(&sc).expect("state");
+        let shared = Arc::new(Shared::new(state, 0.001));
+        let generation = || shared.read().generation;
+        assert!(
+            shared.read().ha.active(),
+            "the generated cluster has HA guests"
+        );
+        // the first rounds create the services; then the CRM has nothing to do
+        for _ in 0..3 {
+            tick(&shared);
+        }
+        let settled = generation();
+        let stamp = shared.read().ha.timestamp;
+        tick(&shared);
+        tick(&shared);
+        assert_eq!(generation(), settled, "idle rounds start no new generation");
+        assert!(shared.read().ha.timestamp >= stamp);
+        // a command to read: the round changes the services, so a new generation
+        let (vmid, to) = {
+            let st = shared.read();
+            let (vmid, s) = st.ha.services.iter().next().expect("a service");
+            let to = st
+                .nodes
+                .iter()
+                .find(|n| n.online && n.name != s.node)
+                .expect("another node")
+                .name
+                .clone();
+            (*vmid, to)
+        };
+        shared
+            .lock()
+            .ha
+            .commands
+            .push(format!("migrate vm:{vmid} {to}"));
+        let queued = generation();
+        assert_eq!(queued, settled + 1, "a write starts a new generation");
+        tick(&shared);
+        assert!(
+            generation() > queued,
+            "a round that did something starts one"
+        );
+    }
 
     #[test]
     fn node_lists_parse() {

@@ -79,7 +79,7 @@ impl Shared {
     pub fn lock(&self) -> StateWrite<'_> {
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         st.writing = true;
-        StateWrite(st)
+        StateWrite(st, true)
     }
 
     /// Locks the state for reading, shared with other readers (poisoning as [`Shared::lock`]).
@@ -89,8 +89,18 @@ impl Shared {
 }
 
 /// The state locked for writing. Whoever holds it may change anything, so letting go of it
-/// starts a new generation: a listing rendered before, or meanwhile, is not served again.
-pub struct StateWrite<'a>(RwLockWriteGuard<'a, State>);
+/// starts a new generation: a listing rendered before, or meanwhile, is not served again —
+/// unless the holder declares it changed nothing a listing shows ([`StateWrite::unchanged`]).
+pub struct StateWrite<'a>(RwLockWriteGuard<'a, State>, bool);
+
+impl StateWrite<'_> {
+    /// The holder changed nothing any listing is rendered from (the HA manager's idle round,
+    /// which only stamps its own clock): letting go keeps the current generation, so the big
+    /// listings rendered before stay valid instead of being rendered again by the next reader.
+    pub fn unchanged(&mut self) {
+        self.1 = false;
+    }
+}
 
 impl std::ops::Deref for StateWrite<'_> {
     type Target = State;
@@ -108,7 +118,9 @@ impl std::ops::DerefMut for StateWrite<'_> {
 impl Drop for StateWrite<'_> {
     fn drop(&mut self) {
         self.0.writing = false;
-        self.0.generation = self.0.generation.wrapping_add(1);
+        if self.1 {
+            self.0.generation = self.0.generation.wrapping_add(1);
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! Storage pools and their content.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pve::{ClusterResource, NodeStorage, ResourceType};
+use crate::pve::{ClusterResource, NodeStorage, ResourceType, StorageContentRow};
 
 use crate::ops::{Context, Error, is_storage, pct};
 
@@ -374,43 +375,14 @@ pub async fn storage_content(
             }
         }
     };
-    let rows = ctx
+    // The listing can be tens of thousands of volumes: they are read in place, counted, and
+    // only the page shown is copied out.
+    let (items, total, next_page, total_size, by_content) = ctx
         .client
-        .list_storage_content(&node, &args.storage, args.content.as_deref())
-        .await?;
-    let mut items: Vec<StorageContentItem> = rows
-        .into_iter()
-        .filter(|r| args.vmid.is_none_or(|v| r.vmid == Some(v)))
-        .map(|r| StorageContentItem {
-            volid: r.volid,
-            content: r.content.unwrap_or_default(),
-            format: r.format,
-            size: r.size.unwrap_or(0),
-            vmid: r.vmid,
-            ctime: r.ctime.and_then(|t| u64::try_from(t).ok()),
-            parent: r.parent,
-            notes: r.notes,
-            protected: r.protected,
+        .with_storage_content(&node, &args.storage, args.content.as_deref(), |rows| {
+            content_page(rows, args.vmid, page)
         })
-        .collect();
-    items.sort_by(|a, b| a.volid.cmp(&b.volid));
-    let total_size = items.iter().map(|i| i.size).sum();
-    let mut by_content: Vec<ContentCount> = Vec::new();
-    for i in &items {
-        match by_content.iter_mut().find(|c| c.content == i.content) {
-            Some(c) => {
-                c.count += 1;
-                c.size += i.size;
-            }
-            None => by_content.push(ContentCount {
-                content: i.content.clone(),
-                count: 1,
-                size: i.size,
-            }),
-        }
-    }
-    by_content.sort_by(|a, b| a.content.cmp(&b.content));
-    let (items, total, next_page) = page.cut(items);
+        .await?;
     Ok(StorageContentReport {
         storage: args.storage.clone(),
         node,
@@ -420,4 +392,62 @@ pub async fn storage_content(
         total_size,
         by_content,
     })
+}
+
+/// One page of a storage's volumes (of `vmid`, when given) by volid, with the count, bytes
+/// and per-content counts over all pages: `(items, total, next_page, total_size, by_content)`.
+fn content_page(
+    rows: Vec<StorageContentRow<'_>>,
+    vmid: Option<u32>,
+    page: crate::ops::paging::Page,
+) -> (
+    Vec<StorageContentItem>,
+    u64,
+    Option<u32>,
+    u64,
+    Vec<ContentCount>,
+) {
+    let mut rows: Vec<StorageContentRow<'_>> = rows
+        .into_iter()
+        .filter(|r| vmid.is_none_or(|v| r.vmid == Some(v)))
+        .collect();
+    rows.sort_by(|a, b| a.volid.cmp(&b.volid));
+    let size = |r: &StorageContentRow<'_>| r.size.unwrap_or(0);
+    let total_size = rows.iter().map(size).sum();
+    let mut counts: Vec<(&str, u64, u64)> = Vec::new();
+    for r in &rows {
+        let content = r.content.as_deref().unwrap_or_default();
+        match counts.iter_mut().find(|c| c.0 == content) {
+            Some(c) => {
+                c.1 += 1;
+                c.2 += size(r);
+            }
+            None => counts.push((content, 1, size(r))),
+        }
+    }
+    counts.sort_by(|a, b| a.0.cmp(b.0));
+    let by_content = counts
+        .into_iter()
+        .map(|(content, count, size)| ContentCount {
+            content: content.to_owned(),
+            count,
+            size,
+        })
+        .collect();
+    let (rows, total, next_page) = page.cut(rows);
+    let items = rows
+        .into_iter()
+        .map(|r| StorageContentItem {
+            size: size(&r),
+            content: r.content.map(Cow::into_owned).unwrap_or_default(),
+            volid: r.volid.into_owned(),
+            format: r.format.map(Cow::into_owned),
+            vmid: r.vmid,
+            ctime: r.ctime.and_then(|t| u64::try_from(t).ok()),
+            parent: r.parent.map(Cow::into_owned),
+            notes: r.notes.map(Cow::into_owned),
+            protected: r.protected,
+        })
+        .collect();
+    (items, total, next_page, total_size, by_content)
 }

@@ -15,7 +15,7 @@ use crate::ops::template::replace::{delete_replaced, replaced_by_description};
 use crate::ops::vm::delete::{destroy, preview_message};
 use crate::ops::vm::inventory::{VmDisk, VmListArgs, VmSummary, select_vms, vm_disk};
 use crate::ops::{Context, Error, is_storage};
-use crate::pve::{QemuConfig, StorageContentItem};
+use crate::pve::{QemuConfig, StorageContentItem, StorageContentRow};
 
 /// `template_list` arguments.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -102,6 +102,12 @@ fn clones_in<'a>(items: impl IntoIterator<Item = &'a StorageContentItem>, vmid: 
         }
     }
     out.into_iter().collect()
+}
+
+/// Whether a volume names a template's base volume at all (`base-` in its volid or parent):
+/// every volume [`clones_in`] counts for some template does.
+fn may_be_linked(row: &StorageContentRow<'_>) -> bool {
+    row.volid.contains("base-") || row.parent.as_deref().is_some_and(|p| p.contains("base-"))
 }
 
 /// A template's disk storages (not CD-ROMs or cloud-init drives), from its config.
@@ -201,9 +207,16 @@ pub async fn template_list(
     }
     let listings: BTreeMap<(String, String), Vec<StorageContentItem>> = stream::iter(wanted)
         .map(|(key, node)| async move {
+            // only volumes based on a template can be linked clones: the rest of a big
+            // listing is read in place and dropped (see `clones_in`)
             let items = ctx
                 .client
-                .list_storage_content(&node, &key.1, Some("images"))
+                .with_storage_content(&node, &key.1, Some("images"), |rows| {
+                    rows.iter()
+                        .filter(|r| may_be_linked(r))
+                        .map(StorageContentRow::to_item)
+                        .collect()
+                })
                 .await
                 .unwrap_or_default();
             (key, items)

@@ -215,7 +215,9 @@ fn content_rows(c: &Ctx) -> Result<Value, ApiError> {
         }
         items.push(item);
     }
-    items.sort_by(|a, b| a["volid"].as_str().cmp(&b["volid"].as_str()));
+    // by volid, each read once (a comparison looking it up in both rows' maps was most of the
+    // time of rendering a listing of tens of thousands of volumes); stable, like `sort_by`
+    items.sort_by_cached_key(|i| i["volid"].as_str().map(str::to_owned));
     let mut audit = crate::sim::api::GuestAudit::new(c);
     let mut allocate: Option<bool> = None;
     let out: Vec<Value> = items
