@@ -126,7 +126,7 @@ async fn a_page_of_content_is_the_whole_listings_page() {
             json!({"storage": "nfs-shared"}),
             None,
             1,
-            25,
+            15, // the default page
             None,
             "nfs-shared",
         ),
