@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::common;
 
 use proxmox_manager::pve::TaskFilter;
-use proxmox_manager::sim::{self, GenerateSpec, Scenario, SimHandle, SimOptions};
+use proxmox_manager::sim::{GenerateSpec, Scenario, SimHandle};
 use serde_json::{Value, json};
 
 const NODES: usize = 6;
@@ -99,13 +99,7 @@ fn scenario(guests: usize) -> Scenario {
 async fn start(guests: usize) -> Cluster {
     let t = Instant::now();
     let sc = scenario(guests);
-    let sim = sim::start(SimOptions {
-        scenario: sc.clone(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator starts");
+    let sim = common::start_scenario(sc.clone()).await;
     eprintln!(
         "{NODES} nodes / {guests} guests generated and started in {} ms",
         t.elapsed().as_millis()
@@ -558,7 +552,7 @@ async fn read_tools_make_the_same_number_of_calls_at_ten_times_the_guests() {
                 )
             }),
             Bound::EqualBesidesSnapshotConfigs => {
-                let (ps, pl) = (besides_snapshot_configs(&a), besides_snapshot_configs(&b));
+                let (ps, pl) = (besides_snapshot_configs(a), besides_snapshot_configs(b));
                 (ps != pl).then(|| {
                     format!(
                         "{}: {ps} API calls besides snapshot configs at {SMALL} guests, {pl} at {LARGE}: small {:?}, large {:?}",

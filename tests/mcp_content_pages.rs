@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::common;
 
-use proxmox_manager::sim::{self, GenerateSpec, Scenario, SimOptions};
+use proxmox_manager::sim::{GenerateSpec, Scenario};
 use serde_json::{Value, json};
 
 /// The answer computed from the whole raw listing, field by field as the tool documents it.
@@ -94,16 +94,8 @@ async fn a_page_of_content_is_the_whole_listings_page() {
         seed: 5,
         ..GenerateSpec::default()
     });
-    let sim = sim::start(SimOptions {
-        scenario: sc.clone(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = common::write_config(dir.path(), &sim);
-    let (client, _) = common::mcp::connect(&cfg, &common::token_env(&sim), dir.path(), &[]).await;
+    let sim = common::start_scenario(sc.clone()).await;
+    let (client, _dir) = common::connect_server(&sim).await;
     let pve = common::client_for(&sim, common::MANAGER);
     let node = sc.nodes[1].name.clone();
     let shared = pve

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common;
 
-use proxmox_manager::sim::{self, GenerateSpec, Scenario, SimHandle, SimOptions};
+use proxmox_manager::sim::{self, GenerateSpec, Scenario, SimHandle};
 use serde_json::{Value, json};
 
 /// What one page of the answer may weigh (the JSON a model reads).
@@ -155,16 +155,8 @@ struct Env {
 }
 
 async fn env(sc: Scenario) -> Env {
-    let sim = sim::start(SimOptions {
-        scenario: sc,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = common::write_config(dir.path(), &sim);
-    let (client, _) = common::mcp::connect(&cfg, &common::token_env(&sim), dir.path(), &[]).await;
+    let sim = common::start_scenario(sc).await;
+    let (client, dir) = common::connect_server(&sim).await;
     Env {
         sim,
         client,

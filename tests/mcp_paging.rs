@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::common;
 
-use proxmox_manager::sim::{self, GenerateSpec, Scenario, SimOptions};
+use proxmox_manager::sim::{GenerateSpec, Scenario};
 use serde_json::{Value, json};
 
 /// What one page of a tool's answer may weigh: the whole `tools/call` result, which carries
@@ -86,16 +86,8 @@ fn once(items: &[String], what: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_hold_everything_once_and_stay_small() {
     let sc = scenario();
-    let sim = sim::start(SimOptions {
-        scenario: sc.clone(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = common::write_config(dir.path(), &sim);
-    let (client, _) = common::mcp::connect(&cfg, &common::token_env(&sim), dir.path(), &[]).await;
+    let sim = common::start_scenario(sc.clone()).await;
+    let (client, _dir) = common::connect_server(&sim).await;
     let names: BTreeSet<String> = sc.nodes.iter().map(|n| n.name.clone()).collect();
 
     // cluster_status: every node once, each page with the shared pools and its nodes' own.

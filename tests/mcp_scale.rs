@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::common;
 
-use proxmox_manager::sim::{self, GenerateSpec, Scenario, SimOptions};
+use proxmox_manager::sim::{self, GenerateSpec, Scenario};
 use serde_json::json;
 
 fn scenario() -> Scenario {
@@ -40,16 +40,8 @@ async fn requests_of<F: std::future::Future<Output = T>, T>(
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_match_the_scenario_and_cost_a_fixed_number_of_calls() {
     let sc = scenario();
-    let sim = sim::start(SimOptions {
-        scenario: sc.clone(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = common::write_config(dir.path(), &sim);
-    let (client, _) = common::mcp::connect(&cfg, &common::token_env(&sim), dir.path(), &[]).await;
+    let sim = common::start_scenario(sc.clone()).await;
+    let (client, _dir) = common::connect_server(&sim).await;
 
     // Reference: straight from the scenario.
     let vms: BTreeSet<u32> = sc

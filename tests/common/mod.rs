@@ -20,7 +20,11 @@ use proxmox_manager::sim::{self, Scenario, SimHandle, SimOptions};
 pub const TIME_SCALE: f64 = 0.001;
 
 pub async fn start_sim() -> SimHandle {
-    let scenario = Scenario::embedded().expect("embedded scenario parses");
+    start_scenario(Scenario::embedded().expect("embedded scenario parses")).await
+}
+
+/// A simulator running `scenario` (a generated cluster, say) at the tests' time scale.
+pub async fn start_scenario(scenario: Scenario) -> SimHandle {
     sim::start(SimOptions {
         scenario,
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -28,6 +32,15 @@ pub async fn start_sim() -> SimHandle {
     })
     .await
     .expect("simulator starts")
+}
+
+/// The server over MCP (stdio) against `sim` with the manager token, its config and state in
+/// the returned directory (keep it while the client runs).
+pub async fn connect_server(sim: &SimHandle) -> (mcp::Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write_config(dir.path(), sim);
+    let (client, _) = mcp::connect(&cfg, &token_env(sim), dir.path(), &[]).await;
+    (client, dir)
 }
 
 /// `PROXMOX_MANAGER_TOKEN` value for the simulator's manager token.
