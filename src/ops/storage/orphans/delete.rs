@@ -1,5 +1,9 @@
 //! `disk_orphans_delete`: each volume re-checked when the call starts (only the storages the
-//! volumes are on listed, only their owners' configs read), then previewed or deleted.
+//! volumes are on listed, every guest's config read), then previewed or deleted.
+//!
+//! `disk_orphans` reads a page of owners at a time, so a volume attached to a guest that is not
+//! its owner (a hand-edited config) can look unreferenced there; the deletion, the one step
+//! that destroys data, reads every config and snapshot before it calls anything an orphan.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,8 +22,8 @@ enum Recheck {
     Kept(String),
 }
 
-/// Re-checks `volids` (sorted, distinct): lists only the storages they are on, reads only
-/// their owners' configs, and decides each as [`super::disk_orphans`] would.
+/// Re-checks `volids` (sorted, distinct): lists only the storages they are on, reads every
+/// guest's configs, and decides each as [`super::disk_orphans`] would.
 async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Recheck)>, Error> {
     let rows = ctx.client.get_cluster_resources(None).await?;
     let guests = Guests::of(&rows);
@@ -40,8 +44,12 @@ async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Rechec
             }
         }
     }
-    let owners: BTreeSet<u32> = found.values().filter_map(|(_, i)| i.vmid).collect();
-    let refs = references(ctx, guests.rows_of(&owners)).await;
+    // nothing listed, nothing to delete: no config needs reading
+    let refs = if found.is_empty() {
+        classify::References::default()
+    } else {
+        references(ctx, guests.rows_of(&guests.existing)).await
+    };
     let named: BTreeMap<(&str, &str), BTreeSet<String>> = listings
         .iter()
         .map(|l| {
@@ -97,7 +105,7 @@ async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Rechec
 }
 
 /// Previews or deletes orphaned volumes; each is re-checked when the call starts (its storage
-/// listed, its owner's configs read), and kept (with the reason) when something references
+/// listed, every guest's configs read), and kept (with the reason) when something references
 /// it by then.
 ///
 /// # Errors
