@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use proxmox_manager::sim::{self, Scenario, SimHandle};
+use proxmox_manager::sim::{Scenario, SimHandle};
 use serde_json::{Value, json};
 
 use common::elicit::{Answer, Person, call, connect};
@@ -25,13 +25,7 @@ fn scenario() -> Scenario {
 }
 
 async fn start() -> (SimHandle, tempfile::TempDir) {
-    let sim = sim::start(sim::SimOptions {
-        scenario: scenario(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator");
+    let sim = common::start_scenario(scenario()).await;
     (sim, tempfile::tempdir().expect("tmp"))
 }
 

@@ -55,13 +55,7 @@ async fn env() -> Env {
 
 /// The server against a simulator running `scenario`.
 async fn env_scenario(scenario: proxmox_manager::sim::Scenario) -> Env {
-    let sim = proxmox_manager::sim::start(proxmox_manager::sim::SimOptions {
-        scenario,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator starts");
+    let sim = common::start_scenario(scenario).await;
     let dir = tempfile::tempdir().expect("tmp");
     let config = common::write_config(dir.path(), &sim);
     let (client, recorder) = connect(&config, &common::token_env(&sim), dir.path(), &[]).await;

@@ -712,13 +712,7 @@ async fn spin_up_resumes_after_a_failure_tears_down_by_tags_and_rebuilds() {
 /// neighbour table (`ip neigh` over SSH) by net0's MAC, and Talos is configured at that address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dhcp_guest_without_agent_is_found_in_the_neighbour_table() {
-    let sim = sim::start(sim::SimOptions {
-        scenario: Scenario::embedded().expect("scenario"),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        time_scale: common::TIME_SCALE,
-    })
-    .await
-    .expect("simulator");
+    let sim = common::start_sim().await;
     let dir = tempfile::tempdir().expect("tmp");
     let clusters = dir.path().join("clusters");
     std::fs::create_dir_all(&clusters).expect("mkdir");
