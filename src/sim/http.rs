@@ -92,6 +92,14 @@ pub async fn serve(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
+    // aws-lc seeds its random generator from CPU jitter at the first handshake (some 25 ms of
+    // CPU): done now, beside start-up, so the first request does not wait for it
+    tokio::task::spawn_blocking(|| {
+        let mut seed = [0u8; 16];
+        let _ = rustls::crypto::aws_lc_rs::default_provider()
+            .secure_random
+            .fill(&mut seed);
+    });
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,

@@ -114,8 +114,12 @@ impl TemplateBuilder {
     }
 }
 
-/// Listings kept: one per request kind (type filter and caller), of the current generation.
-const KEEP: usize = 8;
+/// Listings kept of the current generation: one per request kind (type filter, caller, and a
+/// local storage's node — a 64-node cluster's local listings must not evict each other), up to
+/// this many bytes of rendered text, the oldest going first.
+const KEEP_BYTES: usize = 64 << 20;
+/// ... and up to this many listings.
+const KEEP: usize = 512;
 
 /// The templates of the current state generation.
 #[derive(Default)]
@@ -147,8 +151,9 @@ impl ListingCache {
         }
         let mut e = self.lock();
         e.retain(|(g, k, _)| *g == generation && *k != key);
-        if e.len() >= KEEP {
-            e.remove(0);
+        let mut bytes: usize = t.text.len() + e.iter().map(|(_, _, t)| t.text.len()).sum::<usize>();
+        while !e.is_empty() && (e.len() >= KEEP || bytes > KEEP_BYTES) {
+            bytes -= e.remove(0).2.text.len();
         }
         e.push((generation, key, t));
     }
@@ -201,5 +206,32 @@ mod tests {
         assert!(c.get(1, false, "k").is_some());
         assert!(c.get(2, false, "k").is_none(), "a write since invalidates");
         assert!(c.get(1, false, "k").is_none());
+    }
+
+    fn listing(bytes: usize) -> Arc<Template> {
+        let mut b = TemplateBuilder::with_capacity(bytes);
+        b.text().push_str(&"x".repeat(bytes));
+        Arc::new(b.finish())
+    }
+
+    #[test]
+    fn every_nodes_listing_is_kept_within_the_byte_budget() {
+        let c = ListingCache::default();
+        for node in 0..64 {
+            c.put(1, false, format!("content|pve{node}"), listing(64 << 10));
+        }
+        for node in 0..64 {
+            assert!(
+                c.get(1, false, &format!("content|pve{node}")).is_some(),
+                "pve{node}'s listing was evicted by the other nodes'"
+            );
+        }
+        // Past the byte budget the oldest go first, the newest stays.
+        c.put(1, false, "big".into(), listing(KEEP_BYTES - (32 << 10)));
+        assert!(c.get(1, false, "big").is_some());
+        assert!(c.get(1, false, "content|pve0").is_none());
+        assert!(c.get(1, false, "content|pve63").is_none());
+        let kept: usize = c.lock().iter().map(|(_, _, t)| t.text.len()).sum();
+        assert!(kept <= KEEP_BYTES, "{kept} bytes kept");
     }
 }

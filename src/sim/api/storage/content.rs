@@ -2,6 +2,9 @@
 //! `used`/`total`/`avail`) and `/nodes/{node}/storage/{storage}/content` (item 31). Guest disks
 //! are listed from guest configs; everything else from the scenario's files.
 
+use std::borrow::Cow;
+
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::sim::api::Ctx;
@@ -121,8 +124,42 @@ pub fn content(c: &Ctx) -> ApiResult {
     Ok(Reply::raw(t.render(0)))
 }
 
-/// The rows of [`content`], afresh.
-fn content_rows(c: &Ctx) -> Result<Value, ApiError> {
+/// One row of a content listing. The fields are in the order PVE's encoder writes them
+/// (sorted), and the optional ones are left out when absent, as PVE does.
+#[derive(Serialize)]
+struct Row<'a> {
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ctime: Option<i64>,
+    format: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protected: Option<u8>,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subtype: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vmid: Option<u32>,
+    volid: Cow<'a, str>,
+}
+
+fn image_format(volid: &str) -> &'static str {
+    if volid.ends_with(".qcow2") {
+        "qcow2"
+    } else {
+        "raw"
+    }
+}
+
+/// The rows of [`content`], afresh: only those its `content` and `vmid` filters and the
+/// caller's privileges let through, built as they are found (a listing of tens of thousands of
+/// volumes is mostly rows another filter would drop).
+fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
     let (node, sid) = (&c.args.node, &c.args.storage);
     let st = c.st;
     let Some(s) = st.storage(sid) else {
@@ -130,76 +167,108 @@ fn content_rows(c: &Ctx) -> Result<Value, ApiError> {
     };
     let content = c.param("content");
     let vmid: Option<u32> = c.param("vmid").and_then(|v| v.parse().ok());
-    let mut items: Vec<Value> = Vec::new();
+    let wanted = |ct: &str, id: Option<u32>| {
+        content.is_none_or(|want| want == ct) && vmid.is_none_or(|want| id == Some(want))
+    };
+    let mut items: Vec<Row<'s>> = Vec::new();
     for f in st
         .files
         .iter()
         .filter(|f| f.storage == s.id && (s.shared || f.node.as_deref() == Some(node.as_str())))
+        .filter(|f| wanted(&f.content, f.vmid))
     {
-        let mut m = json!({ "volid": f.volid, "content": f.content, "format": f.format, "size": f.size, "ctime": f.ctime });
-        if let Some(v) = f.vmid {
-            m["vmid"] = json!(v);
-        }
-        if f.content == "backup" {
-            let lxc = f.volid.contains("vzdump-lxc-");
-            m["subtype"] = json!(if lxc { "lxc" } else { "qemu" });
+        let backup = f.content == "backup";
+        items.push(Row {
+            content: &f.content,
+            ctime: Some(f.ctime),
+            format: &f.format,
             // the plugin sets `protected` only for protected backups (a `.protected` file)
-            if f.protected {
-                m["protected"] = json!(1);
-            }
-            if let Some(n) = &f.notes {
-                m["notes"] = json!(n);
-            }
-        }
-        if f.content == "import" || f.content == "iso" {
-            m["used"] = json!(f.size);
-        }
-        items.push(m);
+            notes: f.notes.as_deref().filter(|_| backup),
+            parent: None,
+            protected: (backup && f.protected).then_some(1),
+            size: f.size,
+            subtype: backup.then(|| {
+                if f.volid.contains("vzdump-lxc-") {
+                    "lxc"
+                } else {
+                    "qemu"
+                }
+            }),
+            used: (f.content == "import" || f.content == "iso").then_some(f.size),
+            vmid: f.vmid,
+            volid: Cow::Borrowed(&f.volid),
+        });
     }
-    // guest images only when they can pass the filters below (the same answer, sooner)
-    // (a container's volumes are `rootdir` content, a VM's `images`)
+    // guest images only when they can pass the filters (a container's volumes are `rootdir`
+    // content, a VM's `images`; a snapshot's RAM state and a cloud-init drive are `images`)
     let images_wanted = content.is_none_or(|ct| ct == "images" || ct == "rootdir");
     for vm in st.vms.values().filter(|v| {
         images_wanted && (s.shared || v.node == *node) && vmid.is_none_or(|id| id == v.vmid)
     }) {
-        for d in vm.disk_refs().filter(|d| {
-            d.storage == s.id
-                && !st
-                    .freed_volumes
-                    .contains(&format!("{}:{}", d.storage, d.volname))
-        }) {
-            let format = if d.volname.ends_with(".qcow2") {
-                "qcow2"
-            } else {
-                "raw"
-            };
-            let kind = if vm.is_ct() { "rootdir" } else { "images" };
-            let mut item = json!({ "volid": format!("{}:{}", s.id, d.volname), "content": kind, "format": format,
-                "size": d.size, "vmid": vm.vmid, "used": d.size / 3, "ctime": st.started - 86_400 * 90 });
-            if let Some(parent) = linked_parent(d.volname) {
-                item["parent"] = json!(parent);
+        let kind = if vm.is_ct() { "rootdir" } else { "images" };
+        if wanted(kind, Some(vm.vmid)) {
+            for d in vm.disk_refs().filter(|d| {
+                d.storage == s.id
+                    && !st
+                        .freed_volumes
+                        .contains(&format!("{}:{}", d.storage, d.volname))
+            }) {
+                items.push(Row {
+                    content: kind,
+                    ctime: Some(st.started - 86_400 * 90),
+                    format: image_format(d.volname),
+                    notes: None,
+                    parent: linked_parent(d.volname),
+                    protected: None,
+                    size: d.size,
+                    subtype: None,
+                    used: Some(d.size / 3),
+                    vmid: Some(vm.vmid),
+                    volid: Cow::Owned(format!("{}:{}", s.id, d.volname)),
+                });
             }
-            items.push(item);
+        }
+        if !wanted("images", Some(vm.vmid)) {
+            continue;
         }
         // snapshots' RAM states are images of the guest (disk snapshots are not listed)
         for v in crate::sim::snapshot::vmstate_volumes(st, vm)
             .into_iter()
             .filter(|v| v.storage == s.id)
         {
-            items.push(
-                json!({ "volid": v.volid, "content": "images", "format": "raw",
-                "size": v.size, "vmid": v.vmid, "used": v.size / 2, "ctime": v.ctime }),
-            );
+            items.push(Row {
+                content: "images",
+                ctime: Some(v.ctime),
+                format: "raw",
+                notes: None,
+                parent: None,
+                protected: None,
+                size: v.size,
+                subtype: None,
+                used: Some(v.size / 2),
+                vmid: Some(v.vmid),
+                volid: Cow::Owned(v.volid),
+            });
         }
         if let Some(ci) = vm.get("ide2").filter(|v| v.contains("cloudinit")) {
             let volid = ci.split(',').next().unwrap_or("");
-            if volid.starts_with(&format!("{}:", s.id)) {
-                let format = if volid.ends_with(".qcow2") {
-                    "qcow2"
-                } else {
-                    "raw"
-                };
-                items.push(json!({ "volid": volid, "content": "images", "format": format, "size": 4 * MIB, "vmid": vm.vmid }));
+            if volid
+                .strip_prefix(s.id.as_str())
+                .is_some_and(|r| r.starts_with(':'))
+            {
+                items.push(Row {
+                    content: "images",
+                    ctime: None,
+                    format: image_format(volid),
+                    notes: None,
+                    parent: None,
+                    protected: None,
+                    size: 4 * MIB,
+                    subtype: None,
+                    used: None,
+                    vmid: Some(vm.vmid),
+                    volid: Cow::Borrowed(volid),
+                });
             }
         }
     }
@@ -207,35 +276,37 @@ fn content_rows(c: &Ctx) -> Result<Value, ApiError> {
         .images
         .iter()
         .filter(|v| v.storage == s.id && (s.shared || v.node.as_deref() == Some(node.as_str())))
+        .filter(|v| wanted("images", v.vmid))
     {
-        let mut item = json!({ "volid": v.volid, "content": "images", "format": v.format,
-            "size": v.size, "used": v.size / 3, "ctime": v.ctime });
-        if let Some(id) = v.vmid {
-            item["vmid"] = json!(id);
-        }
-        items.push(item);
+        items.push(Row {
+            content: "images",
+            ctime: Some(v.ctime),
+            format: &v.format,
+            notes: None,
+            parent: None,
+            protected: None,
+            size: v.size,
+            subtype: None,
+            used: Some(v.size / 3),
+            vmid: v.vmid,
+            volid: Cow::Borrowed(&v.volid),
+        });
     }
-    // by volid, each read once (a comparison looking it up in both rows' maps was most of the
-    // time of rendering a listing of tens of thousands of volumes); stable, like `sort_by`
-    items.sort_by_cached_key(|i| i["volid"].as_str().map(str::to_owned));
+    // by volid (stable, so equal volids keep the order they were found in)
+    items.sort_by(|a, b| a.volid.cmp(&b.volid));
     let mut audit = crate::sim::api::GuestAudit::new(c);
     let mut allocate: Option<bool> = None;
-    let out: Vec<Value> = items
-        .into_iter()
-        .filter(|i| content.is_none_or(|ct| i["content"] == ct))
-        .filter(|i| vmid.is_none_or(|v| i["vmid"] == v))
-        .filter(|i| match i["vmid"].as_u64() {
-            // volumes owned by a guest need access to that guest (or Datastore.Allocate)
-            Some(v) => {
-                audit.visible(u32::try_from(v).unwrap_or(u32::MAX))
-                    || *allocate.get_or_insert_with(|| {
-                        c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
-                    })
-            }
-            None => true,
-        })
-        .collect();
-    Ok(Value::Array(out))
+    items.retain(|i| match i.vmid {
+        // volumes owned by a guest need access to that guest (or Datastore.Allocate)
+        Some(v) => {
+            audit.visible(v)
+                || *allocate.get_or_insert_with(|| {
+                    c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
+                })
+        }
+        None => true,
+    });
+    Ok(items)
 }
 
 /// The backing file of a file-based linked clone, as `qemu-img info` names it:
