@@ -109,6 +109,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     }
     let t_sim_url = t.sim.as_ref().map(|h| format!("{}/api2/json", h.url()));
     let srv = server::ProxmoxServer::new(t.ctx, &filter(&args.filter)).map_err(|e| anyhow!(e))?;
+    tokio::task::spawn_blocking(proxmox_manager::pve::warm_up_tls);
     match args.transport {
         Transport::Stdio => {
             use std::io::IsTerminal;

@@ -63,7 +63,9 @@ pub use qemu_write_types::{
 pub use storage_types::{NodeStorage, StorageConfigItem, StorageContentItem, StorageContentRow};
 pub use task_types::{TaskListItem, TaskLogLine, TaskStatus, exit_success};
 pub use tasks::{TaskFilter, TaskLogPage};
-pub use tls::{TlsMode, format_fingerprint, parse_fingerprint, sha256_fingerprint};
+pub use tls::{
+    TlsMode, format_fingerprint, parse_fingerprint, sha256_fingerprint, warm_up as warm_up_tls,
+};
 pub use token::ApiToken;
 pub use types::{
     ClusterResource, ClusterStatusItem, CpuInfo, Extra, MemoryInfo, NodeListItem, NodeStatus,

@@ -192,6 +192,16 @@ pub(crate) fn configure(
     }
 }
 
+/// Seeds the TLS library's random generator. aws-lc seeds it from CPU jitter the first time a
+/// handshake needs it, some 25 ms of CPU; a server calls this on a blocking thread at start-up,
+/// so its first tool call does not pay that.
+pub fn warm_up() {
+    let mut seed = [0u8; 16];
+    let _ = rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut seed);
+}
+
 /// Finds a rustls error in a reqwest error's source chain and explains it, or `None` when the
 /// failure is not about TLS.
 pub(crate) fn classify(err: &reqwest::Error, endpoint: &str, mode: &TlsMode) -> Option<Error> {

@@ -24,6 +24,7 @@ mod prompts;
 mod registry;
 mod resources;
 mod runbook;
+pub(crate) mod schema;
 mod snapshot;
 mod storage;
 mod template;
@@ -109,18 +110,18 @@ impl ProxmoxServer {
     /// On an unknown toolset name.
     pub fn new(ctx: ops::Context, filter: &ToolFilter) -> Result<Self, String> {
         filter.validate()?;
+        // The schemas are built once: the runbook catalogue reads the whole router before the
+        // filter trims it (building them is most of what start-up allocates).
         let mut tool_router = Self::all_tools();
-        for tool in tool_router.list_all() {
-            let keep = registry::spec(&tool.name).is_some_and(|s| filter.keeps(s));
-            if !keep {
-                tool_router.remove_route(&tool.name);
-            }
-        }
+        let runbook_catalog = Arc::new(catalog_of(&tool_router));
+        tool_router
+            .map
+            .retain(|name, _| registry::spec(name).is_some_and(|s| filter.keeps(s)));
         Ok(ProxmoxServer {
             ctx,
             tool_router,
             prompt_router: Self::prompt_router(),
-            runbook_catalog: Arc::new(runbook_catalog()),
+            runbook_catalog,
         })
     }
 
@@ -138,8 +139,9 @@ impl ProxmoxServer {
 
 /// Every tool (filtered or not: a runbook stays valid when a deployment trims tools) with the
 /// names of its arguments.
-pub fn runbook_catalog() -> ops::ToolCatalog {
-    ops::ToolCatalog::new(ProxmoxServer::all_tools().list_all().into_iter().map(|t| {
+fn catalog_of(router: &ToolRouter<ProxmoxServer>) -> ops::ToolCatalog {
+    ops::ToolCatalog::new(router.map.values().map(|route| {
+        let t = &route.attr;
         let args: Vec<String> = t
             .input_schema
             .get("properties")

@@ -30,7 +30,11 @@ impl ProxmoxServer {
     /// paths, the `pveum role modify ClaudeCodeManager` command granting them, which operations
     /// fall back to SSH and why; and who approves destructive calls (confirmation mode, whether
     /// this client can show a dialog). Read before a write PVE might refuse.
-    #[tool(name = "access_check")]
+    #[tool(
+        name = "access_check",
+        input_schema = crate::server::schema::input::<NoArgs>(),
+        output_schema = crate::server::schema::output::<AccessCheckReport>()
+    )]
     async fn access_check(
         &self,
         Parameters(_): Parameters<NoArgs>,

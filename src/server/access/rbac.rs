@@ -24,7 +24,11 @@ impl ProxmoxServer {
     /// User.Modify), its ACL on /, and an API token whose secret goes straight into the pass
     /// entry (never shown). Without confirm: true it only returns the plan. An existing token is
     /// kept unless rotate: true.
-    #[tool(name = "rbac_bootstrap")]
+    #[tool(
+        name = "rbac_bootstrap",
+        input_schema = crate::server::schema::input::<RbacBootstrapArgs>(),
+        output_schema = crate::server::schema::output::<RbacBootstrapReport>()
+    )]
     async fn rbac_bootstrap(
         &self,
         Parameters(args): Parameters<RbacBootstrapArgs>,

@@ -37,7 +37,11 @@ impl ProxmoxServer {
     /// with hosts patterns and tags, expected variables, what check mode would not show. Runs
     /// nothing. Multi-node orchestration (provisioning, rolling operations, fleet-wide config)
     /// belongs to these playbooks, not to direct tool calls.
-    #[tool(name = "ansible_playbooks")]
+    #[tool(
+        name = "ansible_playbooks",
+        input_schema = crate::server::schema::input::<AnsiblePlaybooksArgs>(),
+        output_schema = crate::server::schema::output::<AnsiblePlaybooksReport>()
+    )]
     async fn ansible_playbooks(
         &self,
         Parameters(args): Parameters<AnsiblePlaybooksArgs>,
@@ -52,7 +56,11 @@ impl ProxmoxServer {
     /// Proxmox variables, each host matched to a guest (by VMID, else name) with disagreements
     /// named, and the VMIDs reserved for guests not yet created. Listed guests are Ansible-managed:
     /// change them through the playbooks.
-    #[tool(name = "ansible_inventory")]
+    #[tool(
+        name = "ansible_inventory",
+        input_schema = crate::server::schema::input::<AnsibleInventoryArgs>(),
+        output_schema = crate::server::schema::output::<AnsibleInventoryReport>()
+    )]
     async fn ansible_inventory(
         &self,
         Parameters(args): Parameters<AnsibleInventoryArgs>,
@@ -68,7 +76,11 @@ impl ProxmoxServer {
     /// user. Confirmed, it runs in the repository, streams output as progress, stops on
     /// cancellation or timeout, and returns the PLAY RECAP per host, failed tasks and the log's
     /// tail. Secrets belong in the vault, never in extra_vars.
-    #[tool(name = "ansible_run")]
+    #[tool(
+        name = "ansible_run",
+        input_schema = crate::server::schema::input::<AnsibleRunArgs>(),
+        output_schema = crate::server::schema::output::<AnsibleRunReport>()
+    )]
     async fn ansible_run(
         &self,
         Parameters(args): Parameters<AnsibleRunArgs>,

@@ -58,7 +58,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[BACKUP_NOW, BACKUP_LIST, BACKUP_JOBS, BA
 impl ProxmoxServer {
     /// Back up guests now (vzdump, one task per node) and wait. Reports each guest's archive
     /// (volid, size) or why its backup failed: a job can partly succeed.
-    #[tool(name = "backup_now")]
+    #[tool(
+        name = "backup_now",
+        input_schema = crate::server::schema::input::<BackupNowArgs>(),
+        output_schema = crate::server::schema::output::<BackupNowReport>()
+    )]
     async fn backup_now(
         &self,
         Parameters(args): Parameters<BackupNowArgs>,
@@ -72,7 +76,11 @@ impl ProxmoxServer {
     }
 
     /// Backup archives across backup storages, newest first.
-    #[tool(name = "backup_list")]
+    #[tool(
+        name = "backup_list",
+        input_schema = crate::server::schema::input::<BackupListArgs>(),
+        output_schema = crate::server::schema::output::<BackupListReport>()
+    )]
     async fn backup_list(
         &self,
         Parameters(args): Parameters<BackupListArgs>,
@@ -85,7 +93,11 @@ impl ProxmoxServer {
 
     /// Scheduled backup jobs, how each one's last run went (failed guests and why), and the
     /// guests no enabled job covers.
-    #[tool(name = "backup_jobs")]
+    #[tool(
+        name = "backup_jobs",
+        input_schema = crate::server::schema::input::<BackupJobsArgs>(),
+        output_schema = crate::server::schema::output::<BackupJobsReport>()
+    )]
     async fn backup_jobs(
         &self,
         Parameters(args): Parameters<BackupJobsArgs>,
@@ -99,7 +111,11 @@ impl ProxmoxServer {
     /// Restore a VM or container backup, by default as a new guest with new MACs; over an
     /// existing vmid only with force: true. Without confirm: true it says exactly what would
     /// happen (and be overwritten) and changes nothing.
-    #[tool(name = "backup_restore")]
+    #[tool(
+        name = "backup_restore",
+        input_schema = crate::server::schema::input::<BackupRestoreArgs>(),
+        output_schema = crate::server::schema::output::<BackupRestoreReport>()
+    )]
     async fn backup_restore(
         &self,
         Parameters(args): Parameters<BackupRestoreArgs>,

@@ -59,7 +59,11 @@ impl ProxmoxServer {
     /// what it would do to each, and the ones it skips (templates, outside vmid_ranges.vms,
     /// protected); nothing changes. Confirmed: at most max_parallel at once, or rolling: true
     /// one at a time, each back (running, agent answering) before the next.
-    #[tool(name = "bulk_power")]
+    #[tool(
+        name = "bulk_power",
+        input_schema = crate::server::schema::input::<BulkPowerArgs>(),
+        output_schema = crate::server::schema::output::<BulkPowerReport>()
+    )]
     async fn bulk_power(
         &self,
         Parameters(args): Parameters<BulkPowerArgs>,
@@ -77,7 +81,11 @@ impl ProxmoxServer {
     /// e.g. pre-upgrade-{date}. Without confirm: true it lists the guests, each one's name and
     /// the ones skipped (templates, outside vmid_ranges.vms, protected); nothing changes. One
     /// failure does not stop the others unless stop_on_error.
-    #[tool(name = "bulk_snapshot")]
+    #[tool(
+        name = "bulk_snapshot",
+        input_schema = crate::server::schema::input::<BulkSnapshotArgs>(),
+        output_schema = crate::server::schema::output::<BulkSnapshotReport>()
+    )]
     async fn bulk_snapshot(
         &self,
         Parameters(args): Parameters<BulkSnapshotArgs>,

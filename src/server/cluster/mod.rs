@@ -59,7 +59,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 impl ProxmoxServer {
     /// Cluster overview: quorum, each node's CPU, memory and root disk use, guest counts,
     /// allocation against capacity (overcommit), storage pools, and warnings.
-    #[tool(name = "cluster_status")]
+    #[tool(
+        name = "cluster_status",
+        input_schema = crate::server::schema::input::<ClusterStatusArgs>(),
+        output_schema = crate::server::schema::output::<ClusterStatusReport>()
+    )]
     async fn cluster_status(
         &self,
         Parameters(args): Parameters<ClusterStatusArgs>,
@@ -74,7 +78,11 @@ impl ProxmoxServer {
     /// under the configured overcommit ratios, measured memory and CPU use, the imbalance score
     /// (most minus least loaded node), overcommitted nodes, and suggested moves that bring every
     /// node within the band around the mean. Read-only: carry a suggestion out with vm_migrate.
-    #[tool(name = "cluster_balance")]
+    #[tool(
+        name = "cluster_balance",
+        input_schema = crate::server::schema::input::<ops::migrate::ClusterBalanceArgs>(),
+        output_schema = crate::server::schema::output::<ops::migrate::ClusterBalanceReport>()
+    )]
     async fn cluster_balance(
         &self,
         Parameters(args): Parameters<ops::migrate::ClusterBalanceArgs>,
@@ -87,7 +95,11 @@ impl ProxmoxServer {
 
     /// One node in detail: CPU, memory, swap, load, PVE version, kernel, its guests (running first,
     /// paged), storage pools and overcommit.
-    #[tool(name = "node_status")]
+    #[tool(
+        name = "node_status",
+        input_schema = crate::server::schema::input::<NodeStatusArgs>(),
+        output_schema = crate::server::schema::output::<NodeStatusReport>()
+    )]
     async fn node_status(
         &self,
         Parameters(args): Parameters<NodeStatusArgs>,
@@ -100,7 +112,11 @@ impl ProxmoxServer {
 
     /// Status of a PVE task by UPID: running or stopped, and when stopped its exit status
     /// (`OK` and `WARNINGS: N` are success).
-    #[tool(name = "task_status")]
+    #[tool(
+        name = "task_status",
+        input_schema = crate::server::schema::input::<TaskStatusArgs>(),
+        output_schema = crate::server::schema::output::<TaskStatusReport>()
+    )]
     async fn task_status(
         &self,
         Parameters(args): Parameters<TaskStatusArgs>,
@@ -112,7 +128,11 @@ impl ProxmoxServer {
     }
 
     /// A page of a PVE task's log by UPID (`tail: true` for the last lines).
-    #[tool(name = "task_log")]
+    #[tool(
+        name = "task_log",
+        input_schema = crate::server::schema::input::<TaskLogArgs>(),
+        output_schema = crate::server::schema::output::<TaskLogReport>()
+    )]
     async fn task_log(
         &self,
         Parameters(args): Parameters<TaskLogArgs>,

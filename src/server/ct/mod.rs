@@ -55,7 +55,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[CT_CREATE, CT_TEMPLATES, CT_TEMPLATE_DOW
 impl ProxmoxServer {
     /// Create a container from an OS template or a CT template (cluster defaults; root password
     /// and SSH keys from the config); start reports its address.
-    #[tool(name = "ct_create")]
+    #[tool(
+        name = "ct_create",
+        input_schema = crate::server::schema::input::<CtCreateArgs>(),
+        output_schema = crate::server::schema::output::<CtCreateReport>()
+    )]
     async fn ct_create(
         &self,
         Parameters(args): Parameters<CtCreateArgs>,
@@ -69,7 +73,11 @@ impl ProxmoxServer {
     }
 
     /// Container OS templates: downloaded ones, and a node's appliance index (paged).
-    #[tool(name = "ct_templates")]
+    #[tool(
+        name = "ct_templates",
+        input_schema = crate::server::schema::input::<CtTemplatesArgs>(),
+        output_schema = crate::server::schema::output::<CtTemplatesReport>()
+    )]
     async fn ct_templates(
         &self,
         Parameters(args): Parameters<CtTemplatesArgs>,
@@ -81,7 +89,11 @@ impl ProxmoxServer {
     }
 
     /// Download an appliance-index template for containers (over SSH if the token may not).
-    #[tool(name = "ct_template_download")]
+    #[tool(
+        name = "ct_template_download",
+        input_schema = crate::server::schema::input::<CtTemplateDownloadArgs>(),
+        output_schema = crate::server::schema::output::<CtTemplateDownloadReport>()
+    )]
     async fn ct_template_download(
         &self,
         Parameters(args): Parameters<CtTemplateDownloadArgs>,

@@ -65,7 +65,11 @@ impl ProxmoxServer {
     /// (the target's memory and vCPUs under the configured ratios, storage room, HA, pin tag,
     /// locks). Says live, restart (containers) or offline, which disks are copied, transfer size
     /// and time, or every reason it cannot go (and a node that could take it).
-    #[tool(name = "vm_migrate_check")]
+    #[tool(
+        name = "vm_migrate_check",
+        input_schema = crate::server::schema::input::<MigrateCheckArgs>(),
+        output_schema = crate::server::schema::output::<MigrateCheckReport>()
+    )]
     async fn vm_migrate_check(
         &self,
         Parameters(args): Parameters<MigrateCheckArgs>,
@@ -80,7 +84,11 @@ impl ProxmoxServer {
     /// nothing, when vm_migrate_check finds the move impossible or overcommitting. A running VM
     /// moves live, a running container in restart mode, a stopped guest offline; local disks
     /// are copied; HA-managed guests move through the HA manager.
-    #[tool(name = "vm_migrate")]
+    #[tool(
+        name = "vm_migrate",
+        input_schema = crate::server::schema::input::<VmMigrateArgs>(),
+        output_schema = crate::server::schema::output::<VmMigrateReport>()
+    )]
     async fn vm_migrate(
         &self,
         Parameters(args): Parameters<VmMigrateArgs>,
@@ -98,7 +106,11 @@ impl ProxmoxServer {
     /// node loads before and after, and a digest of the whole plan. Confirm with that digest:
     /// the cluster is re-planned (a changed plan is refused with the difference), the moves run
     /// and are verified, stopping at the first failure. Run again to continue.
-    #[tool(name = "node_evacuate")]
+    #[tool(
+        name = "node_evacuate",
+        input_schema = crate::server::schema::input::<NodeEvacuateArgs>(),
+        output_schema = crate::server::schema::output::<NodeEvacuateReport>()
+    )]
     async fn node_evacuate(
         &self,
         Parameters(args): Parameters<NodeEvacuateArgs>,

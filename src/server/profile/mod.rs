@@ -114,7 +114,11 @@ impl ProxmoxServer {
     /// The cluster profiles (type talos or vms, node counts, template, tags, Flux): user files in
     /// the clusters directory and the shipped examples. A file that does not parse is listed with
     /// its problems as FILE:LINE: REASON.
-    #[tool(name = "profile_list")]
+    #[tool(
+        name = "profile_list",
+        input_schema = crate::server::schema::input::<ProfileListArgs>(),
+        output_schema = crate::server::schema::output::<ProfileListReport>()
+    )]
     async fn profile_list(
         &self,
         Parameters(_args): Parameters<ProfileListArgs>,
@@ -126,7 +130,11 @@ impl ProxmoxServer {
     /// and node CIDRs disjoint, tag sets unique, Flux paths distinct); the cluster (template exists
     /// and suits the type, VMID range has room, nodes can hold placement: spread). Every problem as
     /// FILE:LINE: REASON.
-    #[tool(name = "profile_validate")]
+    #[tool(
+        name = "profile_validate",
+        input_schema = crate::server::schema::input::<ProfileValidateArgs>(),
+        output_schema = crate::server::schema::output::<ProfileValidateReport>()
+    )]
     async fn profile_validate(
         &self,
         Parameters(args): Parameters<ProfileValidateArgs>,
@@ -141,7 +149,11 @@ impl ProxmoxServer {
     /// carrying only some of its tags (flagged), and, when talosctl/kubectl are installed and this
     /// server bootstrapped it, Talos health, Kubernetes nodes Ready and Flux Kustomizations
     /// reconciled.
-    #[tool(name = "profile_status")]
+    #[tool(
+        name = "profile_status",
+        input_schema = crate::server::schema::input::<ProfileStatusArgs>(),
+        output_schema = crate::server::schema::output::<ProfileStatusReport>()
+    )]
     async fn profile_status(
         &self,
         Parameters(args): Parameters<ProfileStatusArgs>,
@@ -158,7 +170,11 @@ impl ProxmoxServer {
     /// addresses, phases, missing programs) and changes nothing. Confirmed: clone, configure,
     /// start, find addresses; for talos also configs, bootstrap, health, kubeconfig, Flux.
     /// Resumable: calling again keeps existing guests (by tags) and continues where it stopped.
-    #[tool(name = "profile_up")]
+    #[tool(
+        name = "profile_up",
+        input_schema = crate::server::schema::input::<ProfileUpArgs>(),
+        output_schema = crate::server::schema::output::<ProfileUpReport>()
+    )]
     async fn profile_up(
         &self,
         Parameters(args): Parameters<ProfileUpArgs>,
@@ -175,7 +191,11 @@ impl ProxmoxServer {
     /// profile's tags, flags those carrying only some (never touched; they block until
     /// ignore_partial: true), and refuses protected or out-of-range members. Confirmed, it stops
     /// and deletes the members and their disks and archives the local Talos/kube state.
-    #[tool(name = "profile_down")]
+    #[tool(
+        name = "profile_down",
+        input_schema = crate::server::schema::input::<ProfileDownArgs>(),
+        output_schema = crate::server::schema::output::<ProfileDownReport>()
+    )]
     async fn profile_down(
         &self,
         Parameters(args): Parameters<ProfileDownArgs>,
@@ -190,7 +210,11 @@ impl ProxmoxServer {
 
     /// Rebuild a profile's cluster: profile_down then profile_up. Without confirm: true one preview
     /// covers both. The Talos secrets are reused unless rotate_secrets: true.
-    #[tool(name = "profile_rebuild")]
+    #[tool(
+        name = "profile_rebuild",
+        input_schema = crate::server::schema::input::<ProfileRebuildArgs>(),
+        output_schema = crate::server::schema::output::<ProfileRebuildReport>()
+    )]
     async fn profile_rebuild(
         &self,
         Parameters(args): Parameters<ProfileRebuildArgs>,

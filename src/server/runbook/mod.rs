@@ -33,7 +33,11 @@ impl ProxmoxServer {
     /// The runbooks (procedures in markdown): name, description, image type, requirements (ssh,
     /// api), shipped or user (a user runbook overrides a shipped one of that name). Invalid user
     /// runbooks are listed with their problems.
-    #[tool(name = "runbook_list")]
+    #[tool(
+        name = "runbook_list",
+        input_schema = crate::server::schema::input::<RunbookListArgs>(),
+        output_schema = crate::server::schema::output::<RunbookListReport>()
+    )]
     async fn runbook_list(
         &self,
         Parameters(_args): Parameters<RunbookListArgs>,
@@ -51,7 +55,11 @@ impl ProxmoxServer {
     /// A runbook rendered for this cluster: parameters filled from `parameters` and
     /// cluster-config.yaml, required ones still missing, each step with the tool call that performs
     /// it. Changes nothing: show the plan to the user, then make the calls yourself.
-    #[tool(name = "runbook_get")]
+    #[tool(
+        name = "runbook_get",
+        input_schema = crate::server::schema::input::<RunbookGetArgs>(),
+        output_schema = crate::server::schema::output::<RunbookGetReport>()
+    )]
     async fn runbook_get(
         &self,
         Parameters(args): Parameters<RunbookGetArgs>,
@@ -69,7 +77,11 @@ impl ProxmoxServer {
     /// a source to the cluster's conventions first). Validates it and returns the normalised file
     /// and a diff against an existing user runbook; writes only with confirm: true. Never
     /// overwrites a shipped runbook.
-    #[tool(name = "runbook_save")]
+    #[tool(
+        name = "runbook_save",
+        input_schema = crate::server::schema::input::<RunbookSaveArgs>(),
+        output_schema = crate::server::schema::output::<RunbookSaveReport>()
+    )]
     async fn runbook_save(
         &self,
         Parameters(args): Parameters<RunbookSaveArgs>,

@@ -74,7 +74,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 impl ProxmoxServer {
     /// A VM's or container's snapshots, oldest first: name, parent, time, description, whether it holds RAM, and
     /// which one the current state derives from.
-    #[tool(name = "snapshot_list")]
+    #[tool(
+        name = "snapshot_list",
+        input_schema = crate::server::schema::input::<SnapshotListArgs>(),
+        output_schema = crate::server::schema::output::<SnapshotListReport>()
+    )]
     async fn snapshot_list(
         &self,
         Parameters(args): Parameters<SnapshotListArgs>,
@@ -87,7 +91,11 @@ impl ProxmoxServer {
 
     /// Take a snapshot of a VM or container and wait for it. The name is checked as PVE checks it before
     /// anything is sent.
-    #[tool(name = "snapshot_create")]
+    #[tool(
+        name = "snapshot_create",
+        input_schema = crate::server::schema::input::<SnapshotCreateArgs>(),
+        output_schema = crate::server::schema::output::<SnapshotCreateReport>()
+    )]
     async fn snapshot_create(
         &self,
         Parameters(args): Parameters<SnapshotCreateArgs>,
@@ -102,7 +110,11 @@ impl ProxmoxServer {
 
     /// Roll a VM or container back to a snapshot. Without confirm: true it says what would be lost (every change
     /// since; a running VM is stopped unless the snapshot holds its RAM) and changes nothing.
-    #[tool(name = "snapshot_rollback")]
+    #[tool(
+        name = "snapshot_rollback",
+        input_schema = crate::server::schema::input::<SnapshotRollbackArgs>(),
+        output_schema = crate::server::schema::output::<SnapshotChangeReport>()
+    )]
     async fn snapshot_rollback(
         &self,
         Parameters(args): Parameters<SnapshotRollbackArgs>,
@@ -116,7 +128,11 @@ impl ProxmoxServer {
     }
 
     /// Delete a snapshot. Without confirm: true it says what would be removed and changes nothing.
-    #[tool(name = "snapshot_delete")]
+    #[tool(
+        name = "snapshot_delete",
+        input_schema = crate::server::schema::input::<SnapshotDeleteArgs>(),
+        output_schema = crate::server::schema::output::<SnapshotChangeReport>()
+    )]
     async fn snapshot_delete(
         &self,
         Parameters(args): Parameters<SnapshotDeleteArgs>,

@@ -105,7 +105,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 impl ProxmoxServer {
     /// Storage pools with use and warnings over 85% full: cluster-wide (shared pools once) or as
     /// one node sees them.
-    #[tool(name = "storage_list")]
+    #[tool(
+        name = "storage_list",
+        input_schema = crate::server::schema::input::<StorageListArgs>(),
+        output_schema = crate::server::schema::output::<StorageListReport>()
+    )]
     async fn storage_list(
         &self,
         Parameters(args): Parameters<StorageListArgs>,
@@ -117,7 +121,11 @@ impl ProxmoxServer {
     }
 
     /// Volumes on one storage, with counts and sizes per content type.
-    #[tool(name = "storage_content")]
+    #[tool(
+        name = "storage_content",
+        input_schema = crate::server::schema::input::<StorageContentArgs>(),
+        output_schema = crate::server::schema::output::<StorageContentReport>()
+    )]
     async fn storage_content(
         &self,
         Parameters(args): Parameters<StorageContentArgs>,
@@ -132,7 +140,11 @@ impl ProxmoxServer {
     /// SSH) or a file on this server's machine (API upload or SFTP), checksum checked after. A
     /// same-named ISO is refused unless replace: true with confirm: true (else a preview); an ISO
     /// in a VM's CD drive is never replaced.
-    #[tool(name = "iso_upload")]
+    #[tool(
+        name = "iso_upload",
+        input_schema = crate::server::schema::input::<crate::ops::storage::iso_upload::IsoUploadArgs>(),
+        output_schema = crate::server::schema::output::<crate::ops::storage::iso_upload::IsoUploadReport>()
+    )]
     async fn iso_upload(
         &self,
         Parameters(args): Parameters<crate::ops::storage::iso_upload::IsoUploadArgs>,
@@ -147,7 +159,11 @@ impl ProxmoxServer {
 
     /// Orphaned disks: images whose owner VMID does not exist, `unusedN` disks, images no config
     /// or snapshot of their owner references. One page per 50 owner VMIDs: follow next_page.
-    #[tool(name = "disk_orphans")]
+    #[tool(
+        name = "disk_orphans",
+        input_schema = crate::server::schema::input::<DiskOrphansArgs>(),
+        output_schema = crate::server::schema::output::<DiskOrphansReport>()
+    )]
     async fn disk_orphans(
         &self,
         Parameters(args): Parameters<DiskOrphansArgs>,
@@ -161,7 +177,11 @@ impl ProxmoxServer {
     /// Delete orphaned disks by volume id (from disk_orphans). Without confirm: true it lists
     /// what would be deleted and the space freed, and changes nothing. Each is re-checked when
     /// the call starts: one referenced by then is kept.
-    #[tool(name = "disk_orphans_delete")]
+    #[tool(
+        name = "disk_orphans_delete",
+        input_schema = crate::server::schema::input::<DiskOrphansDeleteArgs>(),
+        output_schema = crate::server::schema::output::<DiskOrphansDeleteReport>()
+    )]
     async fn disk_orphans_delete(
         &self,
         Parameters(args): Parameters<DiskOrphansDeleteArgs>,

@@ -118,7 +118,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[
 impl ProxmoxServer {
     /// VM templates: OS type, disk size, storages, whether clonable to any node (all disks
     /// shared), dependent linked clones.
-    #[tool(name = "template_list")]
+    #[tool(
+        name = "template_list",
+        input_schema = crate::server::schema::input::<TemplateListArgs>(),
+        output_schema = crate::server::schema::output::<TemplateListReport>()
+    )]
     async fn template_list(
         &self,
         Parameters(args): Parameters<TemplateListArgs>,
@@ -131,7 +135,11 @@ impl ProxmoxServer {
 
     /// Turn an installed, stopped VM into a template (disks become read-only base images). PVE
     /// refuses one with snapshots.
-    #[tool(name = "template_convert")]
+    #[tool(
+        name = "template_convert",
+        input_schema = crate::server::schema::input::<TemplateConvertArgs>(),
+        output_schema = crate::server::schema::output::<TemplateConvertReport>()
+    )]
     async fn template_convert(
         &self,
         Parameters(args): Parameters<TemplateConvertArgs>,
@@ -146,7 +154,11 @@ impl ProxmoxServer {
 
     /// Delete a template and its disks. Without confirm: true it returns the preview (disks, linked
     /// clones). Refused while linked clones depend on it.
-    #[tool(name = "template_delete")]
+    #[tool(
+        name = "template_delete",
+        input_schema = crate::server::schema::input::<TemplateDeleteArgs>(),
+        output_schema = crate::server::schema::output::<TemplateDeleteReport>()
+    )]
     async fn template_delete(
         &self,
         Parameters(args): Parameters<TemplateDeleteArgs>,
@@ -164,7 +176,11 @@ impl ProxmoxServer {
     /// cloud-init (user, SSH keys, agent snippet), tags, convert, clean up. PVE API on 8.4+ when
     /// the token may, else SSH (the result says which). A name in use is refused; replace: true
     /// (with confirm: true, else a preview) builds the new one, then deletes the old.
-    #[tool(name = "template_from_cloud_image")]
+    #[tool(
+        name = "template_from_cloud_image",
+        input_schema = crate::server::schema::input::<TemplateFromCloudImageArgs>(),
+        output_schema = crate::server::schema::output::<TemplateFromImageReport>()
+    )]
     async fn template_from_cloud_image(
         &self,
         Parameters(args): Parameters<TemplateFromCloudImageArgs>,
@@ -185,7 +201,11 @@ impl ProxmoxServer {
     /// disk of a new template without cloud-init: create the VM with the cluster defaults, import,
     /// optionally grow, convert, clean up. API or SSH as for template_from_cloud_image (a node path
     /// always SSH); replace: true with confirm: true replaces a same-named template.
-    #[tool(name = "template_import_disk")]
+    #[tool(
+        name = "template_import_disk",
+        input_schema = crate::server::schema::input::<TemplateImportDiskArgs>(),
+        output_schema = crate::server::schema::output::<TemplateFromImageReport>()
+    )]
     async fn template_import_disk(
         &self,
         Parameters(args): Parameters<TemplateImportDiskArgs>,
@@ -202,7 +222,11 @@ impl ProxmoxServer {
     /// and the ISO attached, optionally started; the result says how to reach the console. Install
     /// the OS, shut the VM down, then run template_convert. replace: true with confirm: true
     /// deletes a same-named template once the new VM exists.
-    #[tool(name = "template_from_iso")]
+    #[tool(
+        name = "template_from_iso",
+        input_schema = crate::server::schema::input::<TemplateFromIsoArgs>(),
+        output_schema = crate::server::schema::output::<TemplateFromIsoReport>()
+    )]
     async fn template_from_iso(
         &self,
         Parameters(args): Parameters<TemplateFromIsoArgs>,

@@ -176,7 +176,11 @@ impl ProxmoxServer {
     /// Create a VM by cloning a template, with the cluster defaults for everything not given;
     /// cloud-init user, SSH keys and network applied in the same call; optionally grow the disk,
     /// start, and wait for the guest agent's IP. Every PVE task is waited for.
-    #[tool(name = "vm_create")]
+    #[tool(
+        name = "vm_create",
+        input_schema = crate::server::schema::input::<VmCreateArgs>(),
+        output_schema = crate::server::schema::output::<VmCreateReport>()
+    )]
     async fn vm_create(
         &self,
         Parameters(args): Parameters<VmCreateArgs>,
@@ -190,7 +194,11 @@ impl ProxmoxServer {
     }
 
     /// Start a VM or container and wait for its task. Already running is a no-op; templates cannot be started.
-    #[tool(name = "vm_start")]
+    #[tool(
+        name = "vm_start",
+        input_schema = crate::server::schema::input::<PowerArgs>(),
+        output_schema = crate::server::schema::output::<PowerReport>()
+    )]
     async fn vm_start(
         &self,
         Parameters(args): Parameters<PowerArgs>,
@@ -209,7 +217,11 @@ impl ProxmoxServer {
 
     /// Stop a VM or container hard (like pulling the power cord) and wait. Prefer vm_shutdown. Without confirm:
     /// true it returns what it would stop and changes nothing. Already stopped is a no-op.
-    #[tool(name = "vm_stop")]
+    #[tool(
+        name = "vm_stop",
+        input_schema = crate::server::schema::input::<StopArgs>(),
+        output_schema = crate::server::schema::output::<PowerReport>()
+    )]
     async fn vm_stop(
         &self,
         Parameters(args): Parameters<StopArgs>,
@@ -228,7 +240,11 @@ impl ProxmoxServer {
     /// Shut a VM or container down gracefully and wait. force_after_timeout stops it hard if it does not
     /// power off in time: destructive, it needs confirm: true, else the tool returns what it would
     /// do. Already stopped is a no-op.
-    #[tool(name = "vm_shutdown")]
+    #[tool(
+        name = "vm_shutdown",
+        input_schema = crate::server::schema::input::<ShutdownArgs>(),
+        output_schema = crate::server::schema::output::<PowerReport>()
+    )]
     async fn vm_shutdown(
         &self,
         Parameters(args): Parameters<ShutdownArgs>,
@@ -247,7 +263,11 @@ impl ProxmoxServer {
     }
 
     /// Reboot a running VM or container and wait for the task.
-    #[tool(name = "vm_reboot")]
+    #[tool(
+        name = "vm_reboot",
+        input_schema = crate::server::schema::input::<PowerArgs>(),
+        output_schema = crate::server::schema::output::<PowerReport>()
+    )]
     async fn vm_reboot(
         &self,
         Parameters(args): Parameters<PowerArgs>,
@@ -267,7 +287,11 @@ impl ProxmoxServer {
     /// Change a VM's or container's cores, sockets, memory, swap (containers) and/or grow a
     /// disk (rootfs/mpN for containers); shrinking is refused before anything changes. On a running VM the result lists changes pending until it is stopped and
     /// started.
-    #[tool(name = "vm_resize")]
+    #[tool(
+        name = "vm_resize",
+        input_schema = crate::server::schema::input::<VmResizeArgs>(),
+        output_schema = crate::server::schema::output::<VmResizeReport>()
+    )]
     async fn vm_resize(
         &self,
         Parameters(args): Parameters<VmResizeArgs>,
@@ -281,7 +305,11 @@ impl ProxmoxServer {
     }
 
     /// Set, add or remove a VM's or container's tags (normalised as PVE does: lowercase, deduplicated, sorted).
-    #[tool(name = "vm_set_tags")]
+    #[tool(
+        name = "vm_set_tags",
+        input_schema = crate::server::schema::input::<VmSetTagsArgs>(),
+        output_schema = crate::server::schema::output::<VmSetTagsReport>()
+    )]
     async fn vm_set_tags(
         &self,
         Parameters(args): Parameters<VmSetTagsArgs>,
@@ -297,7 +325,11 @@ impl ProxmoxServer {
     /// Delete a VM or container and its disks (also from backup jobs and HA). Without confirm: true it returns
     /// the preview (node, state, disks, all that would be removed) and changes nothing. Protected
     /// VMs are refused; a running VM needs stop: true.
-    #[tool(name = "vm_delete")]
+    #[tool(
+        name = "vm_delete",
+        input_schema = crate::server::schema::input::<VmDeleteArgs>(),
+        output_schema = crate::server::schema::output::<VmDeleteReport>()
+    )]
     async fn vm_delete(
         &self,
         Parameters(args): Parameters<VmDeleteArgs>,

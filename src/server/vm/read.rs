@@ -29,7 +29,11 @@ pub(crate) const SPECS: &[ToolSpec] = &[VM_LIST, VM_GET];
 impl ProxmoxServer {
     /// Guests across the cluster, filters combined, sorted by vmid, paged. Templates only with
     /// include_templates (template_list lists only templates).
-    #[tool(name = "vm_list")]
+    #[tool(
+        name = "vm_list",
+        input_schema = crate::server::schema::input::<VmListArgs>(),
+        output_schema = crate::server::schema::output::<VmListReport>()
+    )]
     async fn vm_list(
         &self,
         Parameters(args): Parameters<VmListArgs>,
@@ -42,7 +46,11 @@ impl ProxmoxServer {
 
     /// One VM or container in detail: live state, lock, protection, tags, CPU, memory, disks or
     /// mount points, NICs, cloud-init or container settings, raw config.
-    #[tool(name = "vm_get")]
+    #[tool(
+        name = "vm_get",
+        input_schema = crate::server::schema::input::<VmGetArgs>(),
+        output_schema = crate::server::schema::output::<VmDetail>()
+    )]
     async fn vm_get(
         &self,
         Parameters(args): Parameters<VmGetArgs>,
