@@ -277,3 +277,27 @@ fn every_test_file_is_in_the_suite() {
         missing.join(",")
     );
 }
+
+/// Every `#[tool]` names its schemas from `server::schema`: left to the macro, rmcp generates
+/// them through caches that keep two more copies of each for the life of the thread.
+#[test]
+fn every_tool_takes_its_schemas_from_server_schema() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server");
+    let mut files = Vec::new();
+    rs_files(&src, &mut files);
+    let mut tools = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read source");
+        for (at, _) in text.match_indices("#[tool(") {
+            tools += 1;
+            let attr = &text[at..at + text[at..].find(")]").expect("attribute end")];
+            assert!(
+                attr.contains("input_schema = crate::server::schema::input::<")
+                    && attr.contains("output_schema = crate::server::schema::output::<"),
+                "{}: a #[tool] without input_schema/output_schema from server::schema: {attr}",
+                f.display()
+            );
+        }
+    }
+    assert!(tools >= 50, "only {tools} #[tool] attributes found under src/server");
+}
