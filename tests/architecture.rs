@@ -299,5 +299,8 @@ fn every_tool_takes_its_schemas_from_server_schema() {
             );
         }
     }
-    assert!(tools >= 50, "only {tools} #[tool] attributes found under src/server");
+    assert!(
+        tools >= 50,
+        "only {tools} #[tool] attributes found under src/server"
+    );
 }

@@ -195,6 +195,7 @@ async fn node_sizes_and_guest_disks_are_read_where_resources_lack_them() {
         previews: Default::default(),
         ansible: Default::default(),
         listings: Default::default(),
+        run_logs: Default::default(),
     };
     let mut snap = ClusterSnapshot::read(&ctx).await.expect("snapshot");
     assert_eq!((snap.nodes[0].cpus, snap.nodes[0].maxmem), (16, 64 * GIB));

@@ -232,6 +232,26 @@ async fn backup_jobs_read_only_the_logs_that_can_be_a_last_run() {
         logs.len() <= ran.iter().map(|(_, u)| u.len()).sum::<usize>() + 2,
         "{logs:?}"
     );
+    assert!(!logs.is_empty(), "the first call read the runs' logs");
+
+    // Those tasks have finished and a finished task's log does not change: the next call reads
+    // the task lists again but no log, and says the same.
+    let before = e.sim.requests().len();
+    let (err, again, text) = call(&e.client, "backup_jobs", json!({})).await;
+    assert!(!err, "{text}");
+    let reread: Vec<String> = e.sim.requests()[before..]
+        .iter()
+        .filter(|q| q.path.ends_with("/log"))
+        .map(|q| q.path.clone())
+        .collect();
+    assert!(reread.is_empty(), "logs read again: {reread:?}");
+    assert!(
+        e.sim.requests()[before..]
+            .iter()
+            .any(|q| q.path.ends_with("/tasks")),
+        "the task lists are read again"
+    );
+    assert_eq!(again["jobs"], r["jobs"]);
 }
 
 /// The earliest start of the jobs' last runs in a `backup_jobs` answer.

@@ -84,6 +84,7 @@ fn context(server: &common::fake_pve::Server, lock: Duration) -> Context {
         previews: Default::default(),
         ansible: Default::default(),
         listings: Default::default(),
+        run_logs: Default::default(),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Context {
     pub ansible: Arc<crate::ops::ansible::InventoryCache>,
     /// Recent `vm_list` listings, so later pages do not re-read the cluster.
     pub listings: Arc<crate::ops::vm::listing::ListingCache>,
+    /// Finished backup tasks' logs, as `backup_jobs` read them.
+    pub run_logs: Arc<crate::ops::backup::RunLogs>,
 }
 
 impl Context {
@@ -49,6 +51,7 @@ impl Context {
             previews: Arc::default(),
             ansible: Arc::default(),
             listings: Arc::default(),
+            run_logs: Arc::default(),
         })
     }
 }
@@ -68,6 +71,7 @@ impl Context {
             previews: Arc::default(),
             ansible: Arc::default(),
             listings: Arc::default(),
+            run_logs: Arc::default(),
         }
     }
 }

@@ -14,6 +14,9 @@
 //! those runs (older tasks cannot change any answer), an hour of tasks at a time. Logs are
 //! read whole: the per-guest outcome lines run to the end of a run's log.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
 use futures::{StreamExt, stream};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -178,12 +181,72 @@ const READS_IN_FLIGHT: usize = 16;
 /// seconds before the job's newest one belongs to an earlier run.
 const RUN_WINDOW: i64 = 3600;
 
-/// A task matched to a job, with what its log says about each guest.
-type Seen = (
-    String,
-    TaskListItem,
-    std::collections::BTreeMap<u32, log::GuestRun>,
-);
+/// A task matched to a job, with what its log says.
+type Seen = (String, TaskListItem, Arc<RunLog>);
+
+/// What a run task's log says: the vzdump command it starts with and each guest's outcome.
+pub struct RunLog {
+    command: Option<log::Command>,
+    guests: BTreeMap<u32, log::GuestRun>,
+}
+
+/// Finished tasks' logs kept.
+const KEPT_LOGS: usize = 256;
+
+/// The logs of finished run tasks, by UPID, the newest [`KEPT_LOGS`]: a finished task's log
+/// does not change, so a later `backup_jobs` reads the task lists and only the logs of tasks it
+/// has not seen finished (a run's log is a line per step of every guest it backed up).
+#[derive(Default)]
+pub struct RunLogs {
+    entries: Mutex<VecDeque<(String, Arc<RunLog>)>>,
+}
+
+impl RunLogs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<RunLog>)>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, upid: &str) -> Option<Arc<RunLog>> {
+        self.lock()
+            .iter()
+            .find(|(u, _)| u == upid)
+            .map(|(_, r)| Arc::clone(r))
+    }
+
+    fn put(&self, upid: &str, run: &Arc<RunLog>) {
+        let mut e = self.lock();
+        if e.iter().any(|(u, _)| u == upid) {
+            return;
+        }
+        if e.len() >= KEPT_LOGS {
+            e.pop_front();
+        }
+        e.push_back((upid.to_string(), Arc::clone(run)));
+    }
+}
+
+/// The log of run task `t`: kept from an earlier call when it had finished, else read.
+async fn run_log(ctx: &Context, t: &TaskListItem) -> Option<Arc<RunLog>> {
+    if let Some(run) = ctx.run_logs.get(&t.upid) {
+        return Some(run);
+    }
+    let upid = t.upid.parse::<Upid>().ok()?;
+    // Only the lines `log` reads are kept (a run's log is mostly progress).
+    let lines = ctx
+        .client
+        .get_task_log_as::<log::KeptLines>(&upid, 0, 50_000)
+        .await
+        .ok()?
+        .0;
+    let run = Arc::new(RunLog {
+        command: log::command(&lines),
+        guests: log::guests(&lines),
+    });
+    if t.status.is_some() {
+        ctx.run_logs.put(&t.upid, &run);
+    }
+    Some(run)
+}
 
 /// Whether the tasks not read yet (the newest of them started at `next`) can change no job's
 /// last run: every job's newest run is known, and `next` is more than [`RUN_WINDOW`] before
@@ -246,35 +309,26 @@ async fn last_runs(
             std::iter::from_fn(|| tasks.next_if(|t| t.starttime >= from)).collect();
         let logs: Vec<_> = stream::iter(wave)
             .map(|t| async move {
-                // Only the lines `log` reads are kept (a run's log is mostly progress).
-                let lines = match t.upid.parse::<Upid>() {
-                    Ok(upid) => ctx
-                        .client
-                        .get_task_log_as::<log::KeptLines>(&upid, 0, 50_000)
-                        .await
-                        .ok(),
-                    Err(_) => None,
-                };
-                (t, lines)
+                let run = run_log(ctx, &t).await;
+                (t, run)
             })
             .buffered(parallel)
             .collect()
             .await;
-        for (t, lines) in logs {
-            let Some(lines) = lines else {
+        for (t, run) in logs {
+            let Some(run) = run else {
                 continue;
             };
-            let lines = lines.0;
-            let Some(cmd) = log::command(&lines) else {
+            let Some(cmd) = &run.command else {
                 continue;
             };
             let id = match &cmd.job_id {
                 Some(id) => Some(id.clone()),
-                None if cmd.quiet => jobs.iter().find(|j| matches(j, &cmd)).map(|j| j.id.clone()),
+                None if cmd.quiet => jobs.iter().find(|j| matches(j, cmd)).map(|j| j.id.clone()),
                 None => None,
             };
             if let Some(id) = id {
-                seen.push((id, t, log::guests(&lines)));
+                seen.push((id, t, run));
             }
         }
     }
@@ -297,8 +351,8 @@ async fn last_runs(
             .all(|s| s == "OK" || s.starts_with("WARNINGS"));
         let mut failed_guests = Vec::new();
         let mut backed_up = Vec::new();
-        for (_, _, guests) in &run {
-            for (v, g) in guests {
+        for (_, _, log) in &run {
+            for (v, g) in &log.guests {
                 match &g.error {
                     Some(e) => failed_guests.push(format!("{v}: {e}")),
                     None if g.finished => backed_up.push(*v),

@@ -5,7 +5,7 @@ mod jobs;
 mod log;
 mod restore;
 
-pub use jobs::{BackupJobsArgs, BackupJobsReport, JobSummary, LastRun, backup_jobs};
+pub use jobs::{BackupJobsArgs, BackupJobsReport, JobSummary, LastRun, RunLogs, backup_jobs};
 pub use restore::{BackupRestoreArgs, BackupRestoreReport, backup_restore};
 
 use std::collections::BTreeMap;
