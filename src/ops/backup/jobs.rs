@@ -12,7 +12,9 @@
 //! runs jobs as `root@pam`, and only `root@pam` may pass `--job-id`), and only until every
 //! job's newest run is known and the next task is more than an hour older than the oldest of
 //! those runs (older tasks cannot change any answer), an hour of tasks at a time. Logs are
-//! read whole: the per-guest outcome lines run to the end of a run's log.
+//! read whole: the per-guest outcome lines run to the end of a run's log. What a finished
+//! task's log says is kept by UPID ([`RunLogs`]), so a later call reads only the task lists
+//! and the logs of tasks it has not seen finished.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
