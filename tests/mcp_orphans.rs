@@ -331,7 +331,7 @@ async fn a_page_costs_the_same_with_ten_times_the_guests() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deletion_rechecks_its_volumes_against_every_guest() {
-    let (sc, expected) = cluster(200);
+    let (mut sc, expected) = cluster(200);
     let existing: BTreeSet<u32> = sc.vms.iter().map(|v| v.vmid).collect();
     let clone = sc
         .vms
@@ -346,7 +346,39 @@ async fn a_deletion_rechecks_its_volumes_against_every_guest() {
         .find(|v| !v.template && v.storage == "nfs-shared" && v.vmid != clone)
         .map(|v| v.vmid)
         .expect("a guest on nfs-shared");
+    // the disk of a deleted guest (99500) attached by hand to another guest: PVE lists it as
+    // 99500's (it reads the owner from the name), so a page of owners, which reads no config
+    // of the guest using it, calls it an orphan; the deletion reads every guest and keeps it
+    let foreign = "nfs-shared:99500/vm-99500-disk-0.qcow2".to_string();
+    let holder = sc
+        .vms
+        .iter_mut()
+        .find(|v| {
+            !v.template && v.vmid != clone && v.vmid != user && !v.config.contains_key("scsi5")
+        })
+        .expect("a guest to hold it");
+    holder
+        .config
+        .insert("scsi5".into(), format!("{foreign},size=2G"));
     let e = env(sc).await;
+    let mut page = 1;
+    let reported = loop {
+        let (r, text, _) = counted(&e, "disk_orphans", json!({"page": page})).await;
+        let found = r["orphans"]
+            .as_array()
+            .unwrap_or_else(|| panic!("orphans: {text}"))
+            .iter()
+            .find(|o| o["volid"] == foreign.as_str())
+            .cloned();
+        if let Some(o) = found {
+            break o;
+        }
+        page = r["next_page"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{foreign} on no page (last: {text})"));
+    };
+    assert_eq!(reported["vmid"], 99500, "{reported}");
+    assert_eq!(reported["reason"], "owner_missing", "{reported}");
     let pick = |why: &str| -> String {
         expected
             .iter()
@@ -359,6 +391,7 @@ async fn a_deletion_rechecks_its_volumes_against_every_guest() {
     let in_use = image("nfs-shared", user, 0);
     let keep = [
         in_use.clone(),
+        foreign.clone(),
         "nfs-shared:960/base-960-disk-0.qcow2".to_string(),
         "local-lvm:base-970-disk-0".to_string(),
         "ceph-rbd:vm-98765-disk-0".to_string(),

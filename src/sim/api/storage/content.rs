@@ -202,17 +202,25 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
     // guest images only when they can pass the filters (a container's volumes are `rootdir`
     // content, a VM's `images`; a snapshot's RAM state and a cloud-init drive are `images`)
     let images_wanted = content.is_none_or(|ct| ct == "images" || ct == "rootdir");
-    for vm in st.vms.values().filter(|v| {
-        images_wanted && (s.shared || v.node == *node) && vmid.is_none_or(|id| id == v.vmid)
-    }) {
+    for vm in st
+        .vms
+        .values()
+        .filter(|v| images_wanted && (s.shared || v.node == *node))
+    {
         let kind = if vm.is_ct() { "rootdir" } else { "images" };
-        if wanted(kind, Some(vm.vmid)) {
+        if content.is_none_or(|want| want == kind) {
             for d in vm.disk_refs().filter(|d| {
                 d.storage == s.id
                     && !st
                         .freed_volumes
                         .contains(&format!("{}:{}", d.storage, d.volname))
             }) {
+                // PVE names a volume's guest from its name, not from the config holding it
+                // (a disk attached by hand to another guest is still listed as its owner's)
+                let owner = image_owner(d.volname).unwrap_or(vm.vmid);
+                if vmid.is_some_and(|want| want != owner) {
+                    continue;
+                }
                 items.push(Row {
                     content: kind,
                     ctime: Some(st.started - 86_400 * 90),
@@ -223,7 +231,7 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
                     size: d.size,
                     subtype: None,
                     used: Some(d.size / 3),
-                    vmid: Some(vm.vmid),
+                    vmid: Some(owner),
                     volid: Cow::Owned(format!("{}:{}", s.id, d.volname)),
                 });
             }
@@ -292,8 +300,9 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
             volid: Cow::Borrowed(&v.volid),
         });
     }
-    // by volid (stable, so equal volids keep the order they were found in)
+    // by volid, each volume once (two configs can hold the same disk; PVE lists volumes)
     items.sort_by(|a, b| a.volid.cmp(&b.volid));
+    items.dedup_by(|a, b| a.volid == b.volid);
     let mut audit = crate::sim::api::GuestAudit::new(c);
     let mut allocate: Option<bool> = None;
     items.retain(|i| match i.vmid {
@@ -309,6 +318,17 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
     Ok(items)
 }
 
+/// The guest a disk image belongs to, as PVE's storage plugins read it from the volume's name:
+/// the VMID in its last path part (`vm-N-…`, `base-N-…`, `subvol-N-…`, `basevol-N-…`), so a
+/// linked clone `100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2` is 1011's.
+fn image_owner(volname: &str) -> Option<u32> {
+    let file = volname.rsplit('/').next().unwrap_or(volname);
+    let rest = ["vm-", "base-", "subvol-", "basevol-"]
+        .iter()
+        .find_map(|p| file.strip_prefix(p))?;
+    rest.split('-').next()?.parse().ok()
+}
+
 /// The backing file of a file-based linked clone, as `qemu-img info` names it:
 /// `100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2` -> `../100/base-100-disk-0.qcow2`.
 fn linked_parent(volname: &str) -> Option<String> {
@@ -318,5 +338,24 @@ fn linked_parent(volname: &str) -> Option<String> {
             Some(format!("../{base_vmid}/{base}"))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_owner;
+
+    #[test]
+    fn a_volumes_owner_is_the_vmid_its_name_gives() {
+        assert_eq!(image_owner("vm-1004-disk-0"), Some(1004));
+        assert_eq!(image_owner("base-100-disk-1"), Some(100));
+        assert_eq!(image_owner("1005/vm-1005-disk-0.qcow2"), Some(1005));
+        assert_eq!(
+            image_owner("100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2"),
+            Some(1011)
+        );
+        assert_eq!(image_owner("base-101-disk-0/vm-1012-disk-0"), Some(1012));
+        assert_eq!(image_owner("subvol-2001-disk-0"), Some(2001));
+        assert_eq!(image_owner("iso/debian.iso"), None);
     }
 }
