@@ -360,6 +360,7 @@ async fn a_deletion_rechecks_its_volumes_against_every_guest() {
     holder
         .config
         .insert("scsi5".into(), format!("{foreign},size=2G"));
+    let holder = holder.vmid;
     let e = env(sc).await;
     let mut page = 1;
     let reported = loop {
@@ -423,6 +424,18 @@ async fn a_deletion_rechecks_its_volumes_against_every_guest() {
     for v in &keep {
         assert_eq!(outcome(&out, v), "kept", "{v}: {out}");
     }
+    let says = |out: &Value, v: &str| -> String {
+        out["volumes"]
+            .as_array()
+            .and_then(|x| x.iter().find(|y| y["volid"] == v))
+            .and_then(|y| y["message"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        says(&out, &foreign).contains(&format!("vm {holder} uses it as scsi5")),
+        "{out}"
+    );
     assert!(reqs.iter().all(|r| r.starts_with("GET ")), "{reqs:?}");
     // Every guest's config is read: a volume can be attached to a guest that is not its owner.
     let read: BTreeSet<u32> = reqs.iter().filter_map(|r| guest_of(r)).collect();

@@ -37,7 +37,8 @@ pub struct Listing {
 /// What the configs read say: volumes in use, volumes held only as `unusedN`.
 #[derive(Default)]
 pub struct References {
-    pub used: BTreeSet<String>,
+    /// Each volume in use, with the first guest and config key found using it.
+    pub used: BTreeMap<String, (u32, String)>,
     pub unused: BTreeMap<String, (u32, String)>,
     /// Guests whose configs could not all be read: their volumes are never orphans.
     pub unreadable: BTreeSet<u32>,
@@ -94,7 +95,9 @@ impl References {
                     self.unused.insert(v, (vmid, key.clone()));
                 }
             } else if is_volume_key(key) {
-                self.used.extend(volumes_of(text));
+                for v in volumes_of(text) {
+                    self.used.entry(v).or_insert_with(|| (vmid, key.clone()));
+                }
             }
         }
     }
@@ -222,8 +225,8 @@ pub enum Verdict {
         /// For an `unusedN` disk: its owner and the config key.
         unused: Option<(u32, String)>,
     },
-    /// A config or snapshot of its owner uses it.
-    Referenced,
+    /// A config or snapshot uses it: this guest's, as this key.
+    Referenced { by: u32, key: String },
     /// Its owner's configs could not all be read.
     Unreadable(u32),
     /// A base volume a listed linked clone names.
@@ -247,8 +250,11 @@ pub fn classify(
     if refs.unreadable.contains(&vmid) {
         return Some(Verdict::Unreadable(vmid));
     }
-    if refs.used.contains(&item.volid) {
-        return Some(Verdict::Referenced);
+    if let Some((by, key)) = refs.used.get(&item.volid) {
+        return Some(Verdict::Referenced {
+            by: *by,
+            key: key.clone(),
+        });
     }
     let unused = refs.unused.get(&item.volid);
     let (reason, detail) = match unused {
@@ -455,7 +461,10 @@ mod tests {
                 &none,
                 true
             ),
-            Verdict::Referenced
+            Verdict::Referenced {
+                by: 1011,
+                key: "scsi0".into()
+            }
         );
         assert_eq!(
             verdict("lvm:vm-1004-disk-5", 1004, &none, true),

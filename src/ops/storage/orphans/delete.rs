@@ -95,9 +95,10 @@ async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Rechec
             Some(Verdict::BaseInUse) => {
                 Recheck::Kept(not_now(volid, "a linked clone is based on it"))
             }
-            Some(Verdict::Referenced) | None => {
-                Recheck::Kept(not_now(volid, "it is referenced, or does not exist"))
+            Some(Verdict::Referenced { by, key }) => {
+                Recheck::Kept(not_now(volid, &format!("vm {by} uses it as {key}")))
             }
+            None => Recheck::Kept(not_now(volid, "no guest owns it")),
         };
         out.push((volid.clone(), r));
     }
