@@ -182,9 +182,9 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
             content: &f.content,
             ctime: Some(f.ctime),
             format: &f.format,
-            // the plugin sets `protected` only for protected backups (a `.protected` file)
             notes: f.notes.as_deref().filter(|_| backup),
             parent: None,
+            // the plugin sets `protected` only for protected backups (a `.protected` file)
             protected: (backup && f.protected).then_some(1),
             size: f.size,
             subtype: backup.then(|| {
