@@ -139,20 +139,29 @@ pub fn log(c: &Ctx) -> ApiResult {
     };
     let (start, limit) = (num("start", 0), num("limit", 50));
     let limit = if limit == 0 { 50 } else { limit };
-    // Written straight into the body: a backup job's log holds tens of thousands of lines,
-    // and a `Value` per line cost more than the rest of the request.
-    let mut raw = String::from("[");
-    for (i, l) in t.log.iter().enumerate().skip(start).take(limit) {
+    // Written straight into one buffer sized up front: a backup job's log holds tens of
+    // thousands of lines, and a `Value`, or even a string, per line cost more than the rest
+    // of the request.
+    use std::io::Write as _;
+    let lines = || t.log.iter().enumerate().skip(start).take(limit);
+    let size: usize = lines().map(|(_, l)| l.len() + 24).sum();
+    let mut raw: Vec<u8> = Vec::with_capacity(size + 2);
+    raw.push(b'[');
+    for (i, l) in lines() {
         if raw.len() > 1 {
-            raw.push(',');
+            raw.push(b',');
         }
-        raw.push_str(&format!(
-            "{{\"n\":{},\"t\":{}}}",
-            i + 1,
-            serde_json::to_string(l).unwrap_or_else(|_| "\"\"".into())
-        ));
+        raw.extend_from_slice(b"{\"n\":");
+        let _ = write!(raw, "{}", i + 1);
+        raw.extend_from_slice(b",\"t\":");
+        if serde_json::to_writer(&mut raw, l).is_err() {
+            raw.extend_from_slice(b"\"\"");
+        }
+        raw.push(b'}');
     }
-    raw.push(']');
+    raw.push(b']');
+    let raw = String::from_utf8(raw)
+        .map_err(|e| ApiError::Server(format!("cannot encode the task log: {e}")))?;
     Ok(Reply {
         data: Value::Null,
         total: Some(t.log.len()),
