@@ -101,9 +101,7 @@ impl Client {
         start: u64,
         limit: u64,
     ) -> Result<TaskLogPage, Error> {
-        let path = task_path(upid, "log");
-        let query = [("start", start.to_string()), ("limit", limit.to_string())];
-        let reply = self.execute(Method::GET, &path, &query).await?;
+        let (path, reply) = self.task_log_reply(upid, start, limit).await?;
         let lines = envelope::decode("GET", &path, &reply)?;
         Ok(TaskLogPage {
             lines,
@@ -120,10 +118,21 @@ impl Client {
         start: u64,
         limit: u64,
     ) -> Result<T, Error> {
+        let (path, reply) = self.task_log_reply(upid, start, limit).await?;
+        envelope::decode("GET", &path, &reply)
+    }
+
+    /// `GET .../tasks/{upid}/log?start=&limit=`: its path and the reply, undecoded.
+    async fn task_log_reply(
+        &self,
+        upid: &Upid,
+        start: u64,
+        limit: u64,
+    ) -> Result<(String, envelope::Reply), Error> {
         let path = task_path(upid, "log");
         let query = [("start", start.to_string()), ("limit", limit.to_string())];
         let reply = self.execute(Method::GET, &path, &query).await?;
-        envelope::decode("GET", &path, &reply)
+        Ok((path, reply))
     }
 
     /// The last `count` lines of a task's log (two requests at most).

@@ -105,6 +105,16 @@ async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Rechec
     Ok(out)
 }
 
+/// An orphan's fate in the report.
+fn result_of(o: &Orphan, outcome: &str, message: String) -> VolumeResult {
+    VolumeResult {
+        volid: o.volid.clone(),
+        outcome: outcome.into(),
+        size: o.size,
+        message,
+    }
+}
+
 /// Previews or deletes orphaned volumes; each is re-checked when the call starts (its storage
 /// listed, every guest's configs read), and kept (with the reason) when something references
 /// it by then.
@@ -140,12 +150,11 @@ pub async fn disk_orphans_delete(
         };
         if !args.confirm {
             report.freed_bytes += o.size;
-            report.volumes.push(VolumeResult {
-                volid: o.volid.clone(),
-                outcome: "would_delete".into(),
-                size: o.size,
-                message: format!("would delete {} on {} ({})", o.volid, o.node, o.detail),
-            });
+            report.volumes.push(result_of(
+                &o,
+                "would_delete",
+                format!("would delete {} on {} ({})", o.volid, o.node, o.detail),
+            ));
             continue;
         }
         run.note(format!("deleting {} on {}", o.volid, o.node));
@@ -172,19 +181,17 @@ pub async fn disk_orphans_delete(
         match result {
             Ok(()) => {
                 report.freed_bytes += o.size;
-                report.volumes.push(VolumeResult {
-                    volid: o.volid.clone(),
-                    outcome: "deleted".into(),
-                    size: o.size,
-                    message: format!("deleted {} on {} ({})", o.volid, o.node, o.detail),
-                });
+                report.volumes.push(result_of(
+                    &o,
+                    "deleted",
+                    format!("deleted {} on {} ({})", o.volid, o.node, o.detail),
+                ));
             }
-            Err(e) => report.volumes.push(VolumeResult {
-                volid: o.volid.clone(),
-                outcome: "failed".into(),
-                size: o.size,
-                message: format!("{} on {}: {e}", o.volid, o.node),
-            }),
+            Err(e) => report.volumes.push(result_of(
+                &o,
+                "failed",
+                format!("{} on {}: {e}", o.volid, o.node),
+            )),
         }
     }
     let count = |s: &str| report.volumes.iter().filter(|v| v.outcome == s).count();
