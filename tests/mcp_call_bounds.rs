@@ -111,34 +111,6 @@ async fn start(guests: usize) -> Cluster {
     }
 }
 
-/// A profile on the generated cluster (template 101 exists on both).
-const PROFILE: &str = "name: bounds-lab
-type: talos
-network:
-  api_endpoint: bounds-lab.example.net:6443
-  pod_cidr: 10.244.0.0/16
-  service_cidr: 10.96.0.0/12
-nodes:
-  controlplane:
-    count: 3
-    cores: 2
-    memory: 2048
-    disk: 12G
-    placement: spread
-  workers:
-    count: 2
-    cores: 2
-    memory: 2048
-    disk: 12G
-    placement: spread
-template: 101
-tags: [talos, kubernetes, bounds]
-flux:
-  repo: git@github.com:example/fleet-infra.git
-  path: clusters/bounds
-  branch: main
-";
-
 /// A config naming every node of the cluster, with a profile directory (and stand-ins for the
 /// profile CLIs) and the fixture fleet-infra repository for the Ansible tools.
 fn write_config(c: &Cluster) -> std::path::PathBuf {
@@ -154,7 +126,15 @@ fn write_config(c: &Cluster) -> std::path::PathBuf {
     yaml.replace_range(start..end, nodes.trim_end_matches('\n'));
     let clusters = dir.join("clusters");
     std::fs::create_dir_all(&clusters).expect("mkdir");
-    std::fs::write(clusters.join("bounds-lab.yaml"), PROFILE).expect("profile");
+    // a profile on the generated cluster (template 101 exists on both)
+    let profile = common::lab_profile(
+        "bounds-lab",
+        "",
+        2,
+        "[talos, kubernetes, bounds]",
+        "clusters/bounds",
+    );
+    std::fs::write(clusters.join("bounds-lab.yaml"), profile).expect("profile");
     let fakes = common::fake_clis::FakeClis::install(dir);
     yaml.push_str(&fakes.paths_yaml(&clusters));
     let repo = common::copy_fleet_infra(dir);

@@ -411,29 +411,24 @@ async fn a_deletion_rechecks_its_volumes_against_every_guest() {
 
     let (out, _, reqs) = counted(&e, "disk_orphans_delete", json!({"volids": volids})).await;
     assert_eq!(out["executed"], false);
-    let outcome = |out: &Value, v: &str| -> String {
+    // a field of volume `v`'s result
+    let field = |out: &Value, v: &str, key: &str| -> String {
         out["volumes"]
             .as_array()
             .and_then(|x| x.iter().find(|y| y["volid"] == v))
-            .map(|y| y["outcome"].as_str().unwrap_or("").to_string())
-            .unwrap_or_default()
+            .and_then(|y| y[key].as_str())
+            .unwrap_or("")
+            .to_string()
     };
+    let outcome = |out: &Value, v: &str| field(out, v, "outcome");
     for v in [&missing, &unused, &unreferenced] {
         assert_eq!(outcome(&out, v), "would_delete", "{v}: {out}");
     }
     for v in &keep {
         assert_eq!(outcome(&out, v), "kept", "{v}: {out}");
     }
-    let says = |out: &Value, v: &str| -> String {
-        out["volumes"]
-            .as_array()
-            .and_then(|x| x.iter().find(|y| y["volid"] == v))
-            .and_then(|y| y["message"].as_str())
-            .unwrap_or("")
-            .to_string()
-    };
     assert!(
-        says(&out, &foreign).contains(&format!("vm {holder} uses it as scsi5")),
+        field(&out, &foreign, "message").contains(&format!("vm {holder} uses it as scsi5")),
         "{out}"
     );
     assert!(reqs.iter().all(|r| r.starts_with("GET ")), "{reqs:?}");

@@ -20,37 +20,6 @@ use common::mcp::{Client, Recorder, call, call_with};
 
 const TAGS: [&str; 3] = ["kubernetes", "lab", "talos"];
 
-fn lab_profile(name: &str, extra_net: &str, workers: u32, tags: &str, flux_path: &str) -> String {
-    format!(
-        "name: {name}
-type: talos
-network:
-  api_endpoint: {name}.example.net:6443
-  pod_cidr: 10.244.0.0/16
-  service_cidr: 10.96.0.0/12
-{extra_net}nodes:
-  controlplane:
-    count: 3
-    cores: 2
-    memory: 2048
-    disk: 12G
-    placement: spread
-  workers:
-    count: {workers}
-    cores: 2
-    memory: 2048
-    disk: 12G
-    placement: spread
-template: 101
-tags: {tags}
-flux:
-  repo: git@github.com:example/fleet-infra.git
-  path: {flux_path}
-  branch: main
-"
-    )
-}
-
 const STATIC_NET: &str =
     "  node_cidr: 10.30.0.0/24\n  addresses: static\n  gateway: 10.30.0.1\n  first_host: 10\n";
 
@@ -186,20 +155,20 @@ fn watch(sim: &Arc<SimHandle>) -> (Arc<AtomicBool>, std::thread::JoinHandle<Peak
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_catches_each_isolation_rule_and_a_plan_changes_nothing() {
-    let good = lab_profile(
+    let good = common::lab_profile(
         "talos-lab",
         STATIC_NET,
         2,
         "[talos, kubernetes, lab]",
         "clusters/lab",
     );
-    let overlap = lab_profile("overlap", "", 0, "[talos, overlap]", "clusters/overlap")
+    let overlap = common::lab_profile("overlap", "", 0, "[talos, overlap]", "clusters/overlap")
         .replace("10.96.0.0/12", "10.100.0.0/16")
         .replace("10.244.0.0/16", "10.244.128.0/17");
-    let subset = lab_profile("subset", "", 0, "[talos, lab]", "clusters/subset")
+    let subset = common::lab_profile("subset", "", 0, "[talos, lab]", "clusters/subset")
         .replace("10.244.0.0/16", "10.50.0.0/16")
         .replace("10.96.0.0/12", "10.51.0.0/16");
-    let flux = lab_profile("sameflux", "", 0, "[talos, sameflux]", "clusters/lab")
+    let flux = common::lab_profile("sameflux", "", 0, "[talos, sameflux]", "clusters/lab")
         .replace("10.244.0.0/16", "10.52.0.0/16")
         .replace("10.96.0.0/12", "10.53.0.0/16");
     let wrongtype = "name: wrongtype\ntype: vms\nnetwork:\n  pod_cidr: 10.60.0.0/16\nnodes:\n  controlplane:\n    count: 1\n    cores: 1\n    memory: 1024\n    disk: 12G\ntemplate: 101\ntags: [wrongtype]\n".to_string();
@@ -372,7 +341,7 @@ async fn validation_catches_each_isolation_rule_and_a_plan_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spin_up_resumes_after_a_failure_tears_down_by_tags_and_rebuilds() {
-    let profile = lab_profile(
+    let profile = common::lab_profile(
         "talos-lab",
         STATIC_NET,
         2,
@@ -716,7 +685,7 @@ async fn a_dhcp_guest_without_agent_is_found_in_the_neighbour_table() {
     let dir = tempfile::tempdir().expect("tmp");
     let clusters = dir.path().join("clusters");
     std::fs::create_dir_all(&clusters).expect("mkdir");
-    let profile = lab_profile("dhcp-lab", "", 0, "[talos, dhcplab]", "clusters/dhcp")
+    let profile = common::lab_profile("dhcp-lab", "", 0, "[talos, dhcplab]", "clusters/dhcp")
         .replace("    count: 3\n", "    count: 1\n");
     std::fs::write(clusters.join("dhcp-lab.yaml"), profile).expect("profile");
     let fakes = common::fake_clis::FakeClis::install(dir.path());
@@ -785,7 +754,7 @@ async fn a_per_node_template_copy_is_cloned_on_its_node_without_a_move() {
     assert!(!err, "{text}");
     let (err, _, text) = call(&e.client, "template_convert", json!({"vmid": copy})).await;
     assert!(!err, "{text}");
-    let profile = lab_profile(
+    let profile = common::lab_profile(
         "copy-lab",
         "  node_cidr: 10.32.0.0/24\n  addresses: static\n  gateway: 10.32.0.1\n",
         0,

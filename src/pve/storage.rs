@@ -192,6 +192,22 @@ mod tests {
         i
     }
 
+    /// A client answered `rows` for the listing, and what the owned decoding reads of them.
+    async fn listed(
+        rows: serde_json::Value,
+    ) -> Result<(crate::pve::Client, Vec<StorageContentItem>), Error> {
+        let fake = FakePve::new();
+        fake.on("GET", PATH, rows);
+        let c = fake.client();
+        let want = c
+            .list_storage_content("pve01", "nfs-shared", None)
+            .await?
+            .into_iter()
+            .map(owned)
+            .collect();
+        Ok((c, want))
+    }
+
     #[tokio::test]
     async fn borrowed_rows_read_what_the_owned_decoding_reads() -> Result<(), Error> {
         // extra and unknown fields, numbers as Perl strings, booleans as 0/1 and "1", an
@@ -209,15 +225,7 @@ mod tests {
              "subtype": "qemu"},
             {"volid": "nfs-shared:vztmpl/x.tar.zst", "content": null, "protected": 0},
         ]);
-        let fake = FakePve::new();
-        fake.on("GET", PATH, rows);
-        let c = fake.client();
-        let want: Vec<StorageContentItem> = c
-            .list_storage_content("pve01", "nfs-shared", None)
-            .await?
-            .into_iter()
-            .map(owned)
-            .collect();
+        let (c, want) = listed(rows).await?;
         let (got, escaped_is_owned) = c
             .with_storage_content("pve01", "nfs-shared", None, |rows| {
                 let owned_text = matches!(rows[0].volid, Cow::Owned(_))
@@ -250,15 +258,7 @@ mod tests {
             {"volid": "nfs-shared:iso/b.iso", "content": "iso", "format": "iso", "size": "big"},
             {"content": "iso"},
         ]);
-        let fake = FakePve::new();
-        fake.on("GET", PATH, rows);
-        let c = fake.client();
-        let want: Vec<StorageContentItem> = c
-            .list_storage_content("pve01", "nfs-shared", None)
-            .await?
-            .into_iter()
-            .map(owned)
-            .collect();
+        let (c, want) = listed(rows).await?;
         let got = c
             .with_storage_content("pve01", "nfs-shared", None, |rows| {
                 rows.iter().map(seen).collect::<Vec<_>>()

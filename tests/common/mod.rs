@@ -185,3 +185,42 @@ pub fn client_for(sim: &SimHandle, token_id: &str) -> proxmox_manager::pve::Clie
 
 pub const MANAGER: &str = "claude-code@pve!automation";
 pub const AUDITOR: &str = "auditor@pve!ro";
+
+/// A Talos cluster profile on template 101: three control planes and `workers` workers, with
+/// `extra_net` lines added to its `network` block.
+pub fn lab_profile(
+    name: &str,
+    extra_net: &str,
+    workers: u32,
+    tags: &str,
+    flux_path: &str,
+) -> String {
+    format!(
+        "name: {name}
+type: talos
+network:
+  api_endpoint: {name}.example.net:6443
+  pod_cidr: 10.244.0.0/16
+  service_cidr: 10.96.0.0/12
+{extra_net}nodes:
+  controlplane:
+    count: 3
+    cores: 2
+    memory: 2048
+    disk: 12G
+    placement: spread
+  workers:
+    count: {workers}
+    cores: 2
+    memory: 2048
+    disk: 12G
+    placement: spread
+template: 101
+tags: {tags}
+flux:
+  repo: git@github.com:example/fleet-infra.git
+  path: {flux_path}
+  branch: main
+"
+    )
+}
