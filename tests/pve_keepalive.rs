@@ -1,5 +1,6 @@
-//! A keep-alive connection the server closes while our request is on it: a GET is resent
-//! transparently on a fresh connection, a POST never is (it may have been applied).
+//! Keep-alive: a connection the server closes while our request is on it (a GET is resent
+//! transparently on a fresh connection, a POST never is: it may have been applied), and how
+//! many idle connections the pool keeps after a burst.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,4 +87,74 @@ async fn a_get_on_a_closed_keep_alive_connection_is_resent_a_post_is_not() {
         "the post on the closing connection fails and says it may have been processed: {e:?}"
     );
     assert_eq!(requests.load(Ordering::SeqCst), before + 1, "never resent");
+}
+
+/// Answers every request on a connection; the first `burst` requests only once all of them
+/// have arrived (so a client sending them together needs as many connections). Counts the
+/// connections accepted and those still open.
+async fn burst_server(burst: usize) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, o) = (Arc::clone(&accepted), Arc::clone(&open));
+    let barrier = Arc::new(tokio::sync::Barrier::new(burst));
+    let served = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            o.fetch_add(1, Ordering::SeqCst);
+            let (o, barrier, served) = (Arc::clone(&o), Arc::clone(&barrier), Arc::clone(&served));
+            tokio::spawn(async move {
+                while read_request(&mut s).await {
+                    if served.fetch_add(1, Ordering::SeqCst) < burst {
+                        barrier.wait().await;
+                    }
+                    if s.write_all(OK).await.is_err() {
+                        break;
+                    }
+                }
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (format!("http://{addr}"), accepted, open)
+}
+
+#[tokio::test]
+async fn a_burst_leaves_a_few_idle_connections_and_the_next_call_reuses_one() {
+    const BURST: usize = 10;
+    let (url, accepted, open) = burst_server(BURST).await;
+    let client = proxmox_manager::pve::Client::new(fake_pve::options(vec![url]).expect("options"))
+        .expect("client");
+    let answers =
+        futures::future::join_all((0..BURST).map(|_| client.get::<String>("/version", &[]))).await;
+    assert!(
+        answers.iter().all(|a| a.as_deref().ok() == Some("x")),
+        "{answers:?}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        BURST,
+        "one connection per request in flight"
+    );
+    // The pool closes what it does not keep as the requests finish.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while open.load(Ordering::SeqCst) > 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} connections open after the burst",
+            open.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let again: String = client.get("/version", &[]).await.expect("a later get");
+    assert_eq!(again, "x");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        BURST,
+        "a kept connection served it"
+    );
+    assert!(open.load(Ordering::SeqCst) >= 1, "and some are kept");
 }

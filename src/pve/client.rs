@@ -25,6 +25,11 @@ const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 /// How long an idle keep-alive connection stays in the pool: well beyond the seconds between
 /// the calls of a conversation, so they do not pay a new TCP and TLS handshake each.
 const POOL_IDLE: Duration = Duration::from_secs(90);
+/// Idle connections kept per endpoint: more than a conversation uses at once. A burst of
+/// concurrent reads (a tool reading 16 task logs together) opens more, and those close when
+/// the burst ends: an idle connection keeps the read buffers its largest answer grew (up to
+/// some 400 KB each), so keeping every one of them held megabytes for nothing.
+const POOL_IDLE_PER_ENDPOINT: usize = 4;
 
 /// What answers a [`Client::with_transport`] client's requests: a status and a body in PVE's
 /// envelope, as a node would send them.
@@ -138,6 +143,7 @@ impl Client {
             // request: a GET is then resent at once on a fresh connection (see `execute`), a
             // POST/PUT/DELETE never is (it may have been applied).
             .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(POOL_IDLE_PER_ENDPOINT)
             .tcp_nodelay(true)
             .user_agent(concat!("proxmox-manager/", env!("CARGO_PKG_VERSION")));
         let builder = tls::configure(builder, &opts.tls)?;

@@ -174,6 +174,17 @@ pub fn select_vms(rows: &[ClusterResource], args: &VmListArgs) -> Result<Vec<VmS
 /// # Errors
 /// On a zero page.
 pub fn page_of(vms: &[VmSummary], args: &VmListArgs) -> Result<VmListReport, Error> {
+    paged(vms.len(), args, |start, count| {
+        vms.iter().skip(start).take(count).cloned().collect()
+    })
+}
+
+/// One page of a listing of `total` guests, whose rows `start..start + count` `rows` gives.
+fn paged(
+    total: usize,
+    args: &VmListArgs,
+    rows: impl FnOnce(usize, usize) -> Vec<VmSummary>,
+) -> Result<VmListReport, Error> {
     let page = args.page.unwrap_or(1);
     if page == 0 {
         return Err(Error::invalid("page", "pages start at 1"));
@@ -182,14 +193,9 @@ pub fn page_of(vms: &[VmSummary], args: &VmListArgs) -> Result<VmListReport, Err
         .page_size
         .unwrap_or(VM_LIST_PAGE)
         .clamp(1, MAX_PAGE_SIZE);
-    let total = vms.len() as u32;
-    let start = (u64::from(page - 1) * u64::from(page_size)).min(vms.len() as u64) as usize;
-    let vms: Vec<VmSummary> = vms
-        .iter()
-        .skip(start)
-        .take(page_size as usize)
-        .cloned()
-        .collect();
+    let start = (u64::from(page - 1) * u64::from(page_size)).min(total as u64) as usize;
+    let vms = rows(start, page_size as usize);
+    let total = total as u32;
     let next_page = (u64::from(page) * u64::from(page_size) < u64::from(total)).then_some(page + 1);
     Ok(VmListReport {
         vms,
@@ -227,9 +233,11 @@ pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, E
     let key = super::listing::key(args);
     let generation = ctx.client.write_generation();
     if args.page.unwrap_or(1) > 1
-        && let Some(vms) = ctx.listings.get(&key, generation)
+        && let Some(kept) = ctx.listings.get(&key, generation)
     {
-        return page_of(&vms, args);
+        return paged(kept.len(), args, |start, count| {
+            kept.summaries(start, count)
+        });
     }
     if let Some(node) = &args.node {
         crate::ops::require_cluster_node(ctx, node).await?;
@@ -238,10 +246,11 @@ pub async fn vm_list(ctx: &Context, args: &VmListArgs) -> Result<VmListReport, E
         .client
         .get_cluster_resources(Some(ResourceType::Vm))
         .await?;
-    let vms = std::sync::Arc::new(select_vms(&rows, args)?);
+    let vms = select_vms(&rows, args)?;
     drop(rows);
-    ctx.listings
-        .put(key, generation, std::sync::Arc::clone(&vms));
+    if let Some(kept) = super::listing::Kept::new(&vms) {
+        ctx.listings.put(key, generation, std::sync::Arc::new(kept));
+    }
     page_of(&vms, args)
 }
 
