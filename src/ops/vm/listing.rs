@@ -255,8 +255,18 @@ mod tests {
             vmid,
             name: name.into(),
             node: node.into(),
-            kind: if vmid.is_multiple_of(2) { "qemu" } else { "lxc" }.into(),
-            status: if vmid.is_multiple_of(3) { "running" } else { "stopped" }.into(),
+            kind: if vmid.is_multiple_of(2) {
+                "qemu"
+            } else {
+                "lxc"
+            }
+            .into(),
+            status: if vmid.is_multiple_of(3) {
+                "running"
+            } else {
+                "stopped"
+            }
+            .into(),
             template: vmid.is_multiple_of(5),
             tags: tags.iter().map(|t| (*t).to_string()).collect(),
             lock: lock.map(Into::into),
