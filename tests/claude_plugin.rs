@@ -229,6 +229,7 @@ echo "args: $*"
 echo "config: ${{PROXMOX_MANAGER_CONFIG-unset}}"
 echo "pass: ${{PROXMOX_MANAGER_PASS_PATH-unset}}"
 echo "sim: ${{PROXMOX_MANAGER_SIM-unset}}"
+echo "trim: ${{MALLOC_TRIM_THRESHOLD_-unset}}"
 "#
         ),
     );
@@ -325,6 +326,15 @@ fn launcher_prefers_the_binary_on_path_and_passes_only_real_settings() {
         "the launcher's own switch is not passed on\n{run}"
     );
     assert!(run.stderr.is_empty(), "nothing to say\n{run}");
+    assert!(
+        run.stdout.contains("trim: 131072"),
+        "glibc is told to hand freed memory back\n{run}"
+    );
+    let run = l.run(&["serve"], &[("MALLOC_TRIM_THRESHOLD_", "4096")]);
+    assert!(
+        run.stdout.contains("trim: 4096"),
+        "the user's value wins\n{run}"
+    );
 
     let run = l.run(
         &["serve"],
