@@ -250,11 +250,11 @@ impl HaState {
     }
 
     /// `hastate` of `/cluster/resources`: the CRM's service state, else the requested one.
-    pub fn hastate(&self, vmid: u32) -> Option<String> {
+    pub fn hastate(&self, vmid: u32) -> Option<&str> {
         if let Some(s) = self.services.get(&vmid) {
-            return Some(s.state.clone());
+            return Some(&s.state);
         }
-        self.resources.get(&vmid).map(|r| r.state.clone())
+        self.resources.get(&vmid).map(|r| r.state.as_str())
     }
 
     /// The rule covering `vmid` (the first by order).

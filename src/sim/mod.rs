@@ -39,6 +39,7 @@ mod backup;
 mod faults;
 pub mod generate;
 mod guest;
+mod guests;
 mod ha;
 mod http;
 mod lxc;

@@ -6,6 +6,7 @@
 //! and a large listing never blocks the other reads.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -139,7 +140,8 @@ pub struct State {
     pub freed_volumes: std::collections::BTreeSet<String>,
     /// Plain (non-storage) files of each node's filesystem, written over SSH.
     pub node_files: BTreeMap<String, BTreeMap<String, super::ssh::fs::NodeFile>>,
-    pub vms: BTreeMap<u32, Vm>,
+    /// The guests, with what the listings derive from each (see `guests.rs`).
+    pub vms: super::guests::Guests,
     pub access: Access,
     pub tasks: TaskRegistry,
     /// Unix time of simulator start; uptimes grow from here.
@@ -438,7 +440,7 @@ impl State {
             images,
             freed_volumes: Default::default(),
             node_files: BTreeMap::new(),
-            vms,
+            vms: vms.into(),
             access,
             tasks,
             started,
@@ -560,13 +562,13 @@ impl State {
     /// same numbers as [`State::node_mem_used`], [`State::node_cpu`], [`State::rootfs_used`] and
     /// [`State::storage_used`] (each of those is a pass of its own).
     pub fn usage(&self) -> Usage {
-        let node_ix: BTreeMap<&str, usize> = self
+        let node_ix: NameMap<usize> = self
             .nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.name.as_str(), i))
             .collect();
-        let storage_ix: BTreeMap<&str, usize> = self
+        let storage_ix: NameMap<usize> = self
             .storages
             .iter()
             .enumerate()
@@ -588,26 +590,29 @@ impl State {
                 local_used[si][ni] += f.size;
             }
         }
-        // vmid order, as the per-node passes sum (the CPU sum is a float)
-        for v in self.vms.values() {
+        // vmid order, as the per-node passes sum (the CPU sum is a float); what each guest
+        // adds is kept from earlier passes for the guests unchanged since
+        let Ok(()) = self.vms.each_derived(|v, derived| {
+            let g = derived.usage.get_or_insert_with(|| GuestUsage::of(v));
             let ni = node_ix.get(v.node.as_str()).copied();
             if let Some(ni) = ni.filter(|_| v.running) {
-                guest_mem[ni] += v.memhost();
-                guest_cpu[ni] += v.cpu_usage * v.cpus() as f64;
+                guest_mem[ni] += g.memhost;
+                guest_cpu[ni] += g.cpu;
             }
-            for d in v.disk_refs() {
-                let Some(&si) = storage_ix.get(d.storage) else {
+            for &(ref storage, size, linked) in &g.disks {
+                let Some(&si) = storage_ix.get(storage.as_str()) else {
                     continue;
                 };
                 let st = &self.storages[si];
-                let w = written(st, d.volname, d.size);
+                let w = written_as(st, linked, size);
                 if st.shared {
                     shared_used[si] += w;
                 } else if let Some(ni) = ni {
                     local_used[si][ni] += w;
                 }
             }
-        }
+            Ok::<(), std::convert::Infallible>(())
+        });
         let storage_used: Vec<Vec<u64>> = self
             .storages
             .iter()
@@ -661,6 +666,31 @@ impl State {
     }
 }
 
+/// Node or storage names to what is looked up by them once per guest or disk in the listings'
+/// passes: hashed with FNV-1a, as a tree compares them byte by byte at every level and SipHash
+/// (safe against chosen keys, which the scenario's own names are not) costs more than the
+/// rest of a pass.
+pub type NameMap<'a, V> = std::collections::HashMap<&'a str, V, BuildHasherDefault<Fnv>>;
+
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
 fn storage_used_at(t: &[Vec<u64>], si: usize, ni: usize) -> u64 {
     t.get(si).and_then(|r| r.get(ni)).copied().unwrap_or(0)
 }
@@ -668,12 +698,45 @@ fn storage_used_at(t: &[Vec<u64>], si: usize, ni: usize) -> u64 {
 /// Bytes a guest disk occupies on its storage. Thin provisioning: count what guests actually
 /// wrote, not the virtual size; a linked clone (`base-.../vm-...`) only holds its own changes.
 fn written(st: &Storage, volname: &str, size: u64) -> u64 {
-    if volname.contains("base-") && volname.contains("/vm-") {
+    written_as(st, is_linked_clone(volname), size)
+}
+
+fn is_linked_clone(volname: &str) -> bool {
+    volname.contains("base-") && volname.contains("/vm-")
+}
+
+/// [`written`] of a disk known to be a linked clone or not.
+fn written_as(st: &Storage, linked: bool, size: u64) -> u64 {
+    if linked {
         size / 20
     } else if st.stype == "lvmthin" {
         size / 3
     } else {
         size / 2
+    }
+}
+
+/// What one guest adds to [`State::usage`], derived from the guest alone (kept until it
+/// changes, see `guests.rs`).
+pub struct GuestUsage {
+    /// [`Vm::memhost`].
+    memhost: u64,
+    /// The guest's CPU load in threads, when it runs.
+    cpu: f64,
+    /// [`Vm::disk_refs`]: storage, size, and whether the volume is a linked clone.
+    disks: Vec<(String, u64, bool)>,
+}
+
+impl GuestUsage {
+    fn of(v: &Vm) -> GuestUsage {
+        GuestUsage {
+            memhost: v.memhost(),
+            cpu: v.cpu_usage * v.cpus() as f64,
+            disks: v
+                .disk_refs()
+                .map(|d| (d.storage.to_string(), d.size, is_linked_clone(d.volname)))
+                .collect(),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::sim::api::Ctx;
-use crate::sim::api::listing::{Clocked, Template, TemplateBuilder, stand_in};
+use crate::sim::api::listing::{Clocked, Row, Template, TemplateBuilder, stand_in};
 use crate::sim::http::{ApiError, ApiResult, Reply};
 use crate::sim::state::{State, Vm};
 
@@ -62,49 +62,39 @@ fn resources_template(c: &Ctx, ty: Option<&str>) -> Result<Template, ApiError> {
     );
     // Rows are written straight into the body (no `Value` tree): at 10,000 guests the
     // listing is a few MB, and one pass over the guests computes every node's and storage's
-    // usage ([`State::usage`]) instead of one pass per row.
+    // usage ([`State::usage`]) instead of one pass per row. A guest's row is kept from the
+    // last listing unless the guest or what else it shows changed since.
     let mut out = JsonArray::with_capacity(
-        usize::from(vms) * st.vms.len() * 360
+        // the guests' rows are shared, not copied: only the commas between them
+        usize::from(vms) * st.vms.len()
             + usize::from(nodes) * st.nodes.len() * 200
             + usize::from(storages) * st.nodes.len() * st.storages.len() * 220,
     );
     if vms {
-        let online: std::collections::BTreeMap<&str, bool> = st
+        let online: crate::sim::state::NameMap<bool> = st
             .nodes
             .iter()
             .map(|n| (n.name.as_str(), n.online))
             .collect();
         let mut audit = crate::sim::api::GuestAudit::new(c);
-        for vm in st.vms.values() {
-            if audit.visible(vm.vmid) {
-                let node_online = online.get(vm.node.as_str()).copied().unwrap_or(false);
-                let mut row = vm_row(st, vm, node_online);
-                if row.uptime.is_some() && vm.running {
-                    // the numbers vm_row derives from the uptime, as holes
-                    let guest = |mul, div| Clocked::Guest {
-                        started_at: vm.started_at,
-                        mul,
-                        div,
-                    };
-                    let holes = [
-                        ("diskread", guest(9_800, 1)),
-                        ("diskwrite", guest(9_800, 2)),
-                        ("netin", guest(3_100, 1)),
-                        ("netout", guest(3_100, 3)),
-                        ("uptime", guest(1, 1)),
-                    ];
-                    row.diskread = Some(stand_in(0));
-                    row.diskwrite = Some(stand_in(1));
-                    row.netin = Some(stand_in(2));
-                    row.netout = Some(stand_in(3));
-                    row.uptime = Some(stand_in(4));
-                    out.push(&row)?;
-                    out.rows.holes(&holes);
-                } else {
-                    out.push(&row)?;
-                }
+        // the rows of the guests unchanged since an earlier listing are kept (`guests.rs`)
+        st.vms.each_derived(|vm, derived| {
+            if !audit.visible(vm.vmid) {
+                return Ok(());
             }
-        }
+            let node_online = online.get(vm.node.as_str()).copied().unwrap_or(false);
+            let hastate = st.ha.hastate(vm.vmid);
+            let row = match &mut derived.row {
+                Some(r) if r.node_online == node_online && r.hastate.as_deref() == hastate => r,
+                kept => kept.insert(CachedRow {
+                    node_online,
+                    hastate: hastate.map(str::to_string),
+                    row: std::sync::Arc::new(cut_vm_row(st, vm, node_online)?),
+                }),
+            };
+            out.append(&row.row);
+            Ok(())
+        })?;
     }
     let usage = (nodes || storages).then(|| st.usage_now());
     if let (true, Some(u)) = (nodes, &usage) {
@@ -184,6 +174,46 @@ fn resources_template(c: &Ctx, ty: Option<&str>) -> Result<Template, ApiError> {
     Ok(out.finish())
 }
 
+/// A guest's `/cluster/resources` row, kept with the guest (see `guests.rs`) along with what
+/// else it was rendered from: its node's state and its HA state.
+pub struct CachedRow {
+    node_online: bool,
+    hastate: Option<String>,
+    /// Shared with the listings that show it.
+    row: std::sync::Arc<Row>,
+}
+
+/// The row of `vm` with the numbers that grow with the clock cut out.
+fn cut_vm_row(st: &State, vm: &Vm, node_online: bool) -> Result<Row, ApiError> {
+    let mut row = vm_row(st, vm, node_online);
+    let mut holes = Vec::new();
+    if row.uptime.is_some() && vm.running {
+        // the numbers vm_row derives from the uptime, as holes
+        let guest = |mul, div| Clocked::Guest {
+            started_at: vm.started_at,
+            mul,
+            div,
+        };
+        holes = vec![
+            ("diskread", guest(9_800, 1)),
+            ("diskwrite", guest(9_800, 2)),
+            ("netin", guest(3_100, 1)),
+            ("netout", guest(3_100, 3)),
+            ("uptime", guest(1, 1)),
+        ];
+        row.diskread = Some(stand_in(0));
+        row.diskwrite = Some(stand_in(1));
+        row.netin = Some(stand_in(2));
+        row.netout = Some(stand_in(3));
+        row.uptime = Some(stand_in(4));
+    }
+    Ok(Row::new(encode(&row)?, &holes))
+}
+
+fn encode<T: Serialize>(row: &T) -> Result<String, ApiError> {
+    serde_json::to_string(row).map_err(|e| ApiError::Server(format!("cannot encode a row: {e}")))
+}
+
 /// A JSON array written row by row, as a template (see `listing.rs`).
 struct JsonArray {
     rows: TemplateBuilder,
@@ -201,10 +231,17 @@ impl JsonArray {
             self.rows.text().push(',');
         }
         self.empty = false;
-        let text = serde_json::to_string(row)
-            .map_err(|e| ApiError::Server(format!("cannot encode a row: {e}")))?;
+        let text = encode(row)?;
         self.rows.text().push_str(&text);
         Ok(())
+    }
+    /// Appends a row cut beforehand.
+    fn append(&mut self, row: &std::sync::Arc<Row>) {
+        if !self.empty {
+            self.rows.text().push(',');
+        }
+        self.empty = false;
+        self.rows.append(row);
     }
     fn finish(mut self) -> Template {
         self.rows.text().push(']');
@@ -274,7 +311,7 @@ struct VmRow<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     diskwrite: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    hastate: Option<String>,
+    hastate: Option<&'a str>,
     id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     lock: Option<&'a str>,
@@ -305,7 +342,7 @@ struct VmRow<'a> {
     vmid: u32,
 }
 
-fn vm_row<'a>(st: &State, vm: &'a Vm, node_online: bool) -> VmRow<'a> {
+fn vm_row<'a>(st: &'a State, vm: &'a Vm, node_online: bool) -> VmRow<'a> {
     let mut row = VmRow {
         cpu: None,
         disk: None,
@@ -399,4 +436,371 @@ pub fn permissions(c: &Ctx) -> ApiResult {
         })
         .collect();
     Ok(Reply::data(Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sim::api::{PathArgs, run_as_root};
+    use crate::sim::generate::GenerateSpec;
+    use crate::sim::http::Req;
+    use crate::sim::scenario::{HaSpec, Scenario};
+    use crate::sim::state::{GuestKind, Shared};
+
+    const NOW: i64 = 1_900_000_000;
+    const CALLERS: &[&str] = &[
+        "root@pam",
+        "root@pam!admin",
+        "claude-code@pve!automation",
+        "auditor@pve!ro",
+        "nosdn@pve!test",
+    ];
+
+    fn req(authid: &str) -> Req {
+        Req {
+            method: "GET".into(),
+            path: "/cluster/resources".into(),
+            params: BTreeMap::new(),
+            authid: authid.into(),
+            upload: None,
+        }
+    }
+
+    /// The listing as served (rows kept with the guests).
+    fn served(st: &State, authid: &str, ty: Option<&str>) -> String {
+        let (r, args) = (req(authid), PathArgs::default());
+        let c = Ctx {
+            st,
+            req: &r,
+            args: &args,
+            spec: &[],
+        };
+        let t = resources_template(&c, ty).expect("listing");
+        t.render(NOW)
+    }
+
+    /// The listing rendered afresh as before rows were kept: every row from its guest, every
+    /// privilege checked on its own path, the usage from the per-item passes.
+    fn afresh(st: &State, authid: &str, ty: Option<&str>) -> String {
+        let (r, args) = (req(authid), PathArgs::default());
+        let c = Ctx {
+            st,
+            req: &r,
+            args: &args,
+            spec: &[],
+        };
+        let (vms, nodes, storages) = (
+            ty.is_none() || ty == Some("vm"),
+            ty.is_none() || ty == Some("node"),
+            ty.is_none() || ty == Some("storage"),
+        );
+        let mut out = JsonArray::with_capacity(0);
+        if vms {
+            let online: BTreeMap<&str, bool> = st
+                .nodes
+                .iter()
+                .map(|n| (n.name.as_str(), n.online))
+                .collect();
+            for vm in st.vms.values() {
+                if !c.can(&format!("/vms/{}", vm.vmid), &["VM.Audit"]) {
+                    continue;
+                }
+                let node_online = online.get(vm.node.as_str()).copied().unwrap_or(false);
+                let mut row = vm_row(st, vm, node_online);
+                if row.uptime.is_some() && vm.running {
+                    let guest = |mul, div| Clocked::Guest {
+                        started_at: vm.started_at,
+                        mul,
+                        div,
+                    };
+                    let holes = [
+                        ("diskread", guest(9_800, 1)),
+                        ("diskwrite", guest(9_800, 2)),
+                        ("netin", guest(3_100, 1)),
+                        ("netout", guest(3_100, 3)),
+                        ("uptime", guest(1, 1)),
+                    ];
+                    row.diskread = Some(stand_in(0));
+                    row.diskwrite = Some(stand_in(1));
+                    row.netin = Some(stand_in(2));
+                    row.netout = Some(stand_in(3));
+                    row.uptime = Some(stand_in(4));
+                    out.push(&row).expect("row");
+                    out.rows.holes(&holes);
+                } else {
+                    out.push(&row).expect("row");
+                }
+            }
+        }
+        if nodes {
+            for n in &st.nodes {
+                let stats = (n.online && c.can(&format!("/nodes/{}", n.name), &["Sys.Audit"]))
+                    .then(|| NodeStats {
+                        cgroup_mode: 2,
+                        cpu: st.node_cpu(n),
+                        disk: st.rootfs_used(n),
+                        level: "",
+                        maxcpu: n.threads,
+                        maxdisk: n.rootfs_total,
+                        maxmem: n.mem_total,
+                        mem: st.node_mem_used(n),
+                    });
+                let hastate = if st.ha.active() {
+                    st.ha.node_status.get(&n.name).map(String::as_str)
+                } else {
+                    None
+                };
+                let clocked = stats.is_some();
+                out.push(&NodeRow {
+                    uptime: clocked.then(|| stand_in(0)),
+                    stats,
+                    hastate,
+                    id: format!("node/{}", n.name),
+                    node: &n.name,
+                    status: if n.online { "online" } else { "offline" },
+                    ty: "node",
+                })
+                .expect("row");
+                if clocked {
+                    out.rows.holes(&[(
+                        "uptime",
+                        Clocked::Node {
+                            uptime0: n.uptime0,
+                            started: st.started,
+                        },
+                    )]);
+                }
+            }
+        }
+        if storages {
+            for n in &st.nodes {
+                for s in &st.storages {
+                    let visible = c.can(
+                        &format!("/storage/{}", s.id),
+                        &["Datastore.Audit", "Datastore.AllocateSpace"],
+                    );
+                    if !visible {
+                        continue;
+                    }
+                    out.push(&StorageRow {
+                        content: &s.content.join(","),
+                        disk: n.online.then(|| st.storage_used(&s.id, Some(&n.name))),
+                        id: format!("storage/{}/{}", n.name, s.id),
+                        maxdisk: n.online.then_some(s.total),
+                        node: &n.name,
+                        plugintype: &s.stype,
+                        shared: u8::from(s.shared),
+                        status: if n.online { "available" } else { "unknown" },
+                        storage: &s.id,
+                        ty: "storage",
+                    })
+                    .expect("row");
+                }
+            }
+        }
+        out.finish().render(NOW)
+    }
+
+    /// Every caller's every listing, as served and afresh, must be the same bytes; `/nodes`
+    /// too (its numbers come from the kept usage).
+    fn check(shared: &Arc<Shared>, step: &str) {
+        let st = shared.read();
+        for authid in CALLERS {
+            for ty in [None, Some("vm"), Some("node"), Some("storage")] {
+                let (got, want) = (served(&st, authid, ty), afresh(&st, authid, ty));
+                assert!(
+                    got == want,
+                    "after {step}: {authid} type={ty:?} differs from a listing rendered afresh"
+                );
+            }
+        }
+        let u = st.usage();
+        for (ni, n) in st.nodes.iter().enumerate() {
+            assert_eq!(u.node_mem[ni], st.node_mem_used(n), "after {step}");
+            assert_eq!(u.node_cpu[ni].to_bits(), st.node_cpu(n).to_bits(), "{step}");
+            assert_eq!(u.rootfs[ni], st.rootfs_used(n), "after {step}");
+        }
+    }
+
+    fn put_config(shared: &Arc<Shared>, vmid: u32, params: &[(&str, &str)]) {
+        let mut st = shared.lock();
+        let vm = &st.vms[&vmid];
+        let path = format!(
+            "/nodes/{}/{}/{vmid}/config",
+            vm.node,
+            if vm.is_ct() { "lxc" } else { "qemu" }
+        );
+        let params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        run_as_root(shared, &mut st, "PUT", &path, params).expect("config edit");
+    }
+
+    fn edit(shared: &Arc<Shared>, f: impl FnOnce(&mut State)) {
+        f(&mut shared.lock());
+    }
+
+    fn first(shared: &Arc<Shared>, f: impl Fn(&Vm) -> bool) -> Option<u32> {
+        let st = shared.read();
+        st.vms.values().find(|v| f(v)).map(|v| v.vmid)
+    }
+
+    /// The rows and usage kept with the guests give the bytes of a listing rendered afresh
+    /// after every kind of write a listing shows.
+    #[test]
+    fn kept_rows_give_the_bytes_of_a_fresh_listing_after_every_kind_of_write() {
+        let generated = Scenario::generate(&GenerateSpec {
+            nodes: 6,
+            guests: 300,
+            seed: 3,
+            ..GenerateSpec::default()
+        });
+        for s in [generated, Scenario::embedded().expect("scenario")] {
+            let state = State::from_scenario(&s).expect("state");
+            let shared = Arc::new(Shared::new(state, 0.001));
+            check(&shared, "start");
+            // unchanged: the kept rows as they are
+            check(&shared, "nothing");
+            let running = |v: &Vm| v.running && v.kind == GuestKind::Qemu;
+            let id = first(&shared, running).expect("a running VM");
+            put_config(&shared, id, &[("description", "x")]);
+            check(&shared, "a description");
+            put_config(&shared, id, &[("name", "renamed"), ("tags", "a;b")]);
+            check(&shared, "a rename and tags");
+            put_config(&shared, id, &[("cores", "3"), ("memory", "3072")]);
+            check(&shared, "cores and memory");
+            if let Some(ct) = first(&shared, |v| v.is_ct()) {
+                put_config(&shared, ct, &[("hostname", "ct-renamed")]);
+                check(&shared, "a container's hostname");
+            }
+            edit(&shared, |st| {
+                let vm = st.vms.get_mut(&id).expect("vm");
+                let disk = vm.disk_refs().next().map(|d| d.key.to_string());
+                if let Some(k) = disk {
+                    let v = vm.config[&k].replace("size=", "size=1");
+                    vm.config.insert(k, v);
+                }
+            });
+            check(&shared, "a disk resize");
+            edit(&shared, |st| {
+                let vm = st.vms.get_mut(&id).expect("vm");
+                vm.config.insert("lock".into(), "backup".into());
+            });
+            check(&shared, "a lock");
+            edit(&shared, |st| {
+                let vm = st.vms.get_mut(&id).expect("vm");
+                vm.running = false;
+            });
+            check(&shared, "a stop");
+            edit(&shared, |st| {
+                let vm = st.vms.get_mut(&id).expect("vm");
+                vm.running = true;
+                vm.started_at = NOW - 100;
+                vm.cpu_usage = 0.25;
+            });
+            check(&shared, "a start");
+            edit(&shared, |st| {
+                let here = st.vms[&id].node.clone();
+                let other = st.nodes.iter().map(|n| n.name.clone()).find(|n| *n != here);
+                let vm = st.vms.get_mut(&id).expect("vm");
+                vm.node = other.expect("another node");
+            });
+            check(&shared, "a migration");
+            edit(&shared, |st| {
+                let vm = st.vms.get_mut(&id).expect("vm");
+                vm.config.insert("template".into(), "1".into());
+            });
+            check(&shared, "a conversion to a template");
+            // what a row shows from outside its guest
+            let node = shared.read().vms[&id].node.clone();
+            edit(&shared, |st| {
+                st.nodes
+                    .iter_mut()
+                    .filter(|n| n.name == node)
+                    .for_each(|n| {
+                        n.online = false;
+                    });
+            });
+            check(&shared, "a node going offline");
+            edit(&shared, |st| {
+                st.nodes.iter_mut().for_each(|n| n.online = true);
+            });
+            check(&shared, "the node back");
+            let spec: HaSpec = serde_json::from_value(serde_json::json!({})).expect("ha");
+            edit(&shared, |st| {
+                st.ha.resources.insert(id, spec);
+            });
+            check(&shared, "an HA resource added");
+            edit(&shared, |st| {
+                if let Some(s) = st.ha.services.values_mut().next() {
+                    s.state = "migrate".into();
+                }
+            });
+            check(&shared, "an HA service's state");
+            edit(&shared, |st| {
+                st.ha.resources.remove(&id);
+            });
+            check(&shared, "an HA resource removed");
+            // privileges: one guest hidden from a caller, another shown to it
+            let other = first(&shared, |v| v.vmid != id).expect("another guest");
+            edit(&shared, |st| {
+                for (path, role) in [(id, "NoAccess"), (other, "PVEAuditor")] {
+                    st.access.acl.push(crate::sim::auth::AclEntry {
+                        path: format!("/vms/{path}"),
+                        ugid: "auditor@pve!ro".into(),
+                        role: role.into(),
+                        propagate: true,
+                    });
+                }
+                st.access.acl.push(crate::sim::auth::AclEntry {
+                    path: format!("/vms/{other}"),
+                    ugid: "nosdn@pve".into(),
+                    role: "NoAccess".into(),
+                    propagate: true,
+                });
+            });
+            check(&shared, "ACL entries on guests");
+            edit(&shared, |st| {
+                st.vms.remove(&other);
+            });
+            check(&shared, "a deletion");
+            edit(&shared, |st| {
+                let node = st.nodes[0].name.clone();
+                let config = [
+                    ("name", "created"),
+                    ("memory", "2048"),
+                    ("cores", "2"),
+                    ("boot", "order=scsi0"),
+                    ("scsi0", "local-lvm:vm-99999-disk-0,size=10G"),
+                ];
+                st.vms.insert(
+                    99_999,
+                    Vm {
+                        vmid: 99_999,
+                        kind: GuestKind::Qemu,
+                        node,
+                        running: true,
+                        started_at: NOW - 5,
+                        pid: 1,
+                        cpu_usage: 0.5,
+                        mem_usage: 0.5,
+                        config: config
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                        pending: BTreeMap::new(),
+                        pending_delete: Default::default(),
+                        snapshots: Default::default(),
+                        paused: false,
+                        started_instant: None,
+                    },
+                );
+            });
+            check(&shared, "a creation");
+        }
+    }
 }

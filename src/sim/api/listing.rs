@@ -4,7 +4,9 @@
 //! listing is rendered once per state generation (every write lock bumps it, see
 //! [`crate::sim::state::Shared::lock`]) into literal text with holes where those numbers go;
 //! each request fills the holes with the current time's values. So every answer is exactly what
-//! rendering afresh would give at that moment, in a fraction of the time.
+//! rendering afresh would give at that moment, in a fraction of the time. A listing of a new
+//! generation is made mostly of rows kept from the last (a [`Row`] per guest, see
+//! `guests.rs`), shared rather than copied.
 
 use std::sync::{Arc, Mutex};
 
@@ -40,28 +42,62 @@ pub fn stand_in(i: usize) -> u64 {
 enum Piece {
     Text(std::ops::Range<usize>),
     Hole(Clocked),
+    /// A row cut beforehand, shared with the other listings that show it.
+    Row(Arc<Row>),
 }
 
 /// A rendered listing with holes.
 pub struct Template {
     text: String,
     pieces: Vec<Piece>,
+    /// The text held, its own and its rows'.
+    bytes: usize,
+    holes: usize,
 }
 
 impl Template {
     /// The listing at `now` (Unix seconds).
     pub fn render(&self, now: i64) -> String {
-        let mut out = String::with_capacity(self.text.len() + 16 * self.pieces.len() / 2);
+        // room for the longest numbers: filling never grows the listing again
+        let mut out = String::with_capacity(self.bytes + 20 * self.holes);
         for p in &self.pieces {
             match p {
                 Piece::Text(r) => out.push_str(&self.text[r.clone()]),
-                Piece::Hole(c) => {
-                    use std::fmt::Write;
-                    let _ = write!(out, "{}", c.value(now));
-                }
+                Piece::Hole(c) => fill(&mut out, c.value(now)),
+                Piece::Row(row) => row.render(&mut out, now),
             }
         }
         out
+    }
+}
+
+/// Appends `n` in decimal: what `write!(out, "{n}")` appends, two digits at a time without
+/// the formatting machinery (a listing has tens of thousands of holes, filled per request).
+fn fill(out: &mut String, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + n as u8;
+    }
+    // always ASCII digits
+    if let Ok(s) = std::str::from_utf8(&digits[at..]) {
+        out.push_str(s);
     }
 }
 
@@ -70,6 +106,8 @@ pub struct TemplateBuilder {
     text: String,
     pieces: Vec<Piece>,
     done: usize,
+    row_bytes: usize,
+    holes: usize,
 }
 
 impl TemplateBuilder {
@@ -78,6 +116,8 @@ impl TemplateBuilder {
             text: String::with_capacity(n),
             pieces: Vec::new(),
             done: 0,
+            row_bytes: 0,
+            holes: 0,
         }
     }
 
@@ -89,28 +129,86 @@ impl TemplateBuilder {
     /// The row just appended holds the stand-ins of `holes` (by their index, after the keys
     /// given): cut it there.
     pub fn holes(&mut self, holes: &[(&str, Clocked)]) {
-        let mut at = self.done;
-        for (i, (key, clocked)) in holes.iter().enumerate() {
-            let needle = format!("\"{key}\":{}", stand_in(i));
-            let Some(found) = self.text[at..].find(&needle) else {
-                continue;
-            };
-            let number = at + found + key.len() + 3;
-            self.pieces.push(Piece::Text(self.done..number));
-            self.pieces.push(Piece::Hole(*clocked));
-            self.done = at + found + needle.len();
-            at = self.done;
+        for (number, clocked) in find_holes(&self.text, self.done, holes) {
+            self.pieces.push(Piece::Text(self.done..number.start));
+            self.pieces.push(Piece::Hole(clocked));
+            self.done = number.end;
+            self.holes += 1;
+        }
+    }
+
+    /// Appends a row cut beforehand, shared rather than copied: rendering gives what
+    /// appending its text and cutting it would.
+    pub fn append(&mut self, row: &Arc<Row>) {
+        self.text_so_far();
+        self.row_bytes += row.text.len();
+        self.holes += row.holes.len();
+        self.pieces.push(Piece::Row(Arc::clone(row)));
+    }
+
+    /// Ends a piece at the text written so far.
+    fn text_so_far(&mut self) {
+        if self.done < self.text.len() {
+            self.pieces.push(Piece::Text(self.done..self.text.len()));
+            self.done = self.text.len();
         }
     }
 
     pub fn finish(mut self) -> Template {
-        if self.done < self.text.len() {
-            self.pieces.push(Piece::Text(self.done..self.text.len()));
-        }
+        self.text_so_far();
         Template {
+            bytes: self.text.len() + self.row_bytes,
+            holes: self.holes,
             text: self.text,
             pieces: self.pieces,
         }
+    }
+}
+
+/// Where the stand-ins of `holes` are in `text` after `from`, in order (see
+/// [`TemplateBuilder::holes`]).
+fn find_holes(
+    text: &str,
+    from: usize,
+    holes: &[(&str, Clocked)],
+) -> Vec<(std::ops::Range<usize>, Clocked)> {
+    let mut out = Vec::new();
+    let mut at = from;
+    for (i, (key, clocked)) in holes.iter().enumerate() {
+        let needle = format!("\"{key}\":{}", stand_in(i));
+        let Some(found) = text[at..].find(&needle) else {
+            continue;
+        };
+        let number = at + found + key.len() + 3;
+        at = at + found + needle.len();
+        out.push((number..at, *clocked));
+    }
+    out
+}
+
+/// One row of a listing with its stand-ins found, to be appended to many listings
+/// ([`TemplateBuilder::append`]) without searching it again.
+pub struct Row {
+    text: String,
+    holes: Vec<(std::ops::Range<usize>, Clocked)>,
+}
+
+impl Row {
+    /// `text` holding the stand-ins of `holes` (as [`TemplateBuilder::holes`]).
+    pub fn new(text: String, holes: &[(&str, Clocked)]) -> Row {
+        let holes = find_holes(&text, 0, holes);
+        Row { text, holes }
+    }
+
+    /// Appends the row at `now` to `out`.
+    fn render(&self, out: &mut String, now: i64) {
+        let mut at = 0;
+        for (number, clocked) in &self.holes {
+            out.push_str(&self.text[at..number.start]);
+            fill(out, clocked.value(now));
+            at = number.end;
+        }
+        out.push_str(&self.text[at..]);
     }
 }
 
@@ -151,9 +249,10 @@ impl ListingCache {
         }
         let mut e = self.lock();
         e.retain(|(g, k, _)| *g == generation && *k != key);
-        let mut bytes: usize = t.text.len() + e.iter().map(|(_, _, t)| t.text.len()).sum::<usize>();
+        // (a row shared by several listings counts in each)
+        let mut bytes: usize = t.bytes + e.iter().map(|(_, _, t)| t.bytes).sum::<usize>();
         while !e.is_empty() && (e.len() >= KEEP || bytes > KEEP_BYTES) {
-            bytes -= e.remove(0).2.text.len();
+            bytes -= e.remove(0).2.bytes;
         }
         e.push((generation, key, t));
     }
@@ -208,6 +307,21 @@ mod tests {
         assert!(c.get(1, false, "k").is_none());
     }
 
+    #[test]
+    fn holes_are_filled_in_decimal_as_formatting_would() {
+        let mut values = vec![0, 1, 9, u64::MAX, u64::MAX - 1, 6_116_040 * 9_800];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1]);
+            p = next;
+        }
+        for n in values {
+            let mut out = String::from("x");
+            fill(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
+
     fn listing(bytes: usize) -> Arc<Template> {
         let mut b = TemplateBuilder::with_capacity(bytes);
         b.text().push_str(&"x".repeat(bytes));
@@ -231,7 +345,7 @@ mod tests {
         assert!(c.get(1, false, "big").is_some());
         assert!(c.get(1, false, "content|pve0").is_none());
         assert!(c.get(1, false, "content|pve63").is_none());
-        let kept: usize = c.lock().iter().map(|(_, _, t)| t.text.len()).sum();
+        let kept: usize = c.lock().iter().map(|(_, _, t)| t.bytes).sum();
         assert!(kept <= KEEP_BYTES, "{kept} bytes kept");
     }
 }

@@ -109,28 +109,39 @@ impl Ctx<'_> {
 /// runs once for those and once for each guest with an entry.
 pub struct GuestAudit<'c, 'a> {
     c: &'c Ctx<'a>,
-    acl_paths: std::collections::BTreeSet<&'c str>,
+    /// The guests whose path `/vms/{vmid}` carries an ACL entry.
+    own_acl: std::collections::BTreeSet<u32>,
     inherited: Option<bool>,
 }
 
 impl<'c, 'a> GuestAudit<'c, 'a> {
     pub fn new(c: &'c Ctx<'a>) -> GuestAudit<'c, 'a> {
+        let own_acl =
+            c.st.access
+                .acl_paths()
+                .into_iter()
+                .filter_map(|p| {
+                    let vmid: u32 = p.strip_prefix("/vms/")?.parse().ok()?;
+                    // exactly the path a listing asks about (not `/vms/0100`)
+                    (format!("/vms/{vmid}") == p).then_some(vmid)
+                })
+                .collect();
         GuestAudit {
             c,
-            acl_paths: c.st.access.acl_paths(),
+            own_acl,
             inherited: None,
         }
     }
     /// `c.can("/vms/{vmid}", ["VM.Audit"])`.
     pub fn visible(&mut self, vmid: u32) -> bool {
-        let path = format!("/vms/{vmid}");
-        if self.acl_paths.contains(path.as_str()) {
-            return self.c.can(&path, &["VM.Audit"]);
+        let path = || format!("/vms/{vmid}");
+        if self.own_acl.contains(&vmid) {
+            return self.c.can(&path(), &["VM.Audit"]);
         }
         let c = self.c;
         *self
             .inherited
-            .get_or_insert_with(|| c.can(&path, &["VM.Audit"]))
+            .get_or_insert_with(|| c.can(&path(), &["VM.Audit"]))
     }
 }
 
