@@ -99,44 +99,9 @@ fn resources_template(c: &Ctx, ty: Option<&str>) -> Result<Template, ApiError> {
     let usage = (nodes || storages).then(|| st.usage_now());
     if let (true, Some(u)) = (nodes, &usage) {
         for (i, n) in st.nodes.iter().enumerate() {
-            let stats =
-                (n.online && c.can(&format!("/nodes/{}", n.name), &["Sys.Audit"])).then(|| {
-                    NodeStats {
-                        cgroup_mode: 2,
-                        cpu: u.node_cpu[i],
-                        disk: u.rootfs[i],
-                        level: "",
-                        maxcpu: n.threads,
-                        maxdisk: n.rootfs_total,
-                        maxmem: n.mem_total,
-                        mem: u.node_mem[i],
-                    }
-                });
-            let hastate = if st.ha.active() {
-                st.ha.node_status.get(&n.name).map(String::as_str)
-            } else {
-                None
-            };
-            let clocked = stats.is_some();
-            out.push(&NodeRow {
-                // `State::node_uptime`, as a hole
-                uptime: clocked.then(|| stand_in(0)),
-                stats,
-                hastate,
-                id: format!("node/{}", n.name),
-                node: &n.name,
-                status: if n.online { "online" } else { "offline" },
-                ty: "node",
+            push_node_row(&mut out, c, n, || {
+                (u.node_cpu[i], u.rootfs[i], u.node_mem[i])
             })?;
-            if clocked {
-                out.rows.holes(&[(
-                    "uptime",
-                    Clocked::Node {
-                        uptime0: n.uptime0,
-                        started: st.started,
-                    },
-                )]);
-            }
         }
     }
     if let (true, Some(u)) = (storages, &usage) {
@@ -156,22 +121,84 @@ fn resources_template(c: &Ctx, ty: Option<&str>) -> Result<Template, ApiError> {
                 if !visible[si] {
                     continue;
                 }
-                out.push(&StorageRow {
-                    content: &contents[si],
-                    disk: n.online.then(|| u.storage(si, ni)),
-                    id: format!("storage/{}/{}", n.name, s.id),
-                    maxdisk: n.online.then_some(s.total),
-                    node: &n.name,
-                    plugintype: &s.stype,
-                    shared: u8::from(s.shared),
-                    status: if n.online { "available" } else { "unknown" },
-                    storage: &s.id,
-                    ty: "storage",
-                })?;
+                push_storage_row(&mut out, n, s, &contents[si], || u.storage(si, ni))?;
             }
         }
     }
     Ok(out.finish())
+}
+
+/// Appends node `n`'s row; `load` gives its CPU load and the rootfs and memory in use, asked
+/// only when the row shows them (the node online, the caller allowed `Sys.Audit` on it).
+fn push_node_row(
+    out: &mut JsonArray,
+    c: &Ctx,
+    n: &crate::sim::state::Node,
+    load: impl FnOnce() -> (f64, u64, u64),
+) -> Result<(), ApiError> {
+    let st = c.st;
+    let stats = (n.online && c.can(&format!("/nodes/{}", n.name), &["Sys.Audit"])).then(|| {
+        let (cpu, disk, mem) = load();
+        NodeStats {
+            cgroup_mode: 2,
+            cpu,
+            disk,
+            level: "",
+            maxcpu: n.threads,
+            maxdisk: n.rootfs_total,
+            maxmem: n.mem_total,
+            mem,
+        }
+    });
+    let hastate = if st.ha.active() {
+        st.ha.node_status.get(&n.name).map(String::as_str)
+    } else {
+        None
+    };
+    let clocked = stats.is_some();
+    out.push(&NodeRow {
+        // `State::node_uptime`, as a hole
+        uptime: clocked.then(|| stand_in(0)),
+        stats,
+        hastate,
+        id: format!("node/{}", n.name),
+        node: &n.name,
+        status: if n.online { "online" } else { "offline" },
+        ty: "node",
+    })?;
+    if clocked {
+        out.rows.holes(&[(
+            "uptime",
+            Clocked::Node {
+                uptime0: n.uptime0,
+                started: st.started,
+            },
+        )]);
+    }
+    Ok(())
+}
+
+/// Appends the row of storage `s` on node `n` (`content` is its content types, joined);
+/// `used` is asked only when the node is online.
+fn push_storage_row(
+    out: &mut JsonArray,
+    n: &crate::sim::state::Node,
+    s: &crate::sim::state::Storage,
+    content: &str,
+    used: impl FnOnce() -> u64,
+) -> Result<(), ApiError> {
+    out.push(&StorageRow {
+        content,
+        disk: n.online.then(used),
+        id: format!("storage/{}/{}", n.name, s.id),
+        maxdisk: n.online.then_some(s.total),
+        node: &n.name,
+        plugintype: &s.stype,
+        shared: u8::from(s.shared),
+        status: if n.online { "available" } else { "unknown" },
+        storage: &s.id,
+        ty: "storage",
+    })
 }
 
 /// A guest's `/cluster/resources` row, kept with the guest (see `guests.rs`) along with what
@@ -482,8 +509,9 @@ mod tests {
         t.render(NOW)
     }
 
-    /// The listing rendered afresh as before rows were kept: every row from its guest, every
-    /// privilege checked on its own path, the usage from the per-item passes.
+    /// The listing rendered afresh as before rows were kept: every guest's row cut anew, every
+    /// privilege checked on its own path, the usage from the per-item passes (the rows' shapes
+    /// are the renderer's own).
     fn afresh(st: &State, authid: &str, ty: Option<&str>) -> String {
         let (r, args) = (req(authid), PathArgs::default());
         let c = Ctx {
@@ -509,70 +537,16 @@ mod tests {
                     continue;
                 }
                 let node_online = online.get(vm.node.as_str()).copied().unwrap_or(false);
-                let mut row = vm_row(st, vm, node_online);
-                if row.uptime.is_some() && vm.running {
-                    let guest = |mul, div| Clocked::Guest {
-                        started_at: vm.started_at,
-                        mul,
-                        div,
-                    };
-                    let holes = [
-                        ("diskread", guest(9_800, 1)),
-                        ("diskwrite", guest(9_800, 2)),
-                        ("netin", guest(3_100, 1)),
-                        ("netout", guest(3_100, 3)),
-                        ("uptime", guest(1, 1)),
-                    ];
-                    row.diskread = Some(stand_in(0));
-                    row.diskwrite = Some(stand_in(1));
-                    row.netin = Some(stand_in(2));
-                    row.netout = Some(stand_in(3));
-                    row.uptime = Some(stand_in(4));
-                    out.push(&row).expect("row");
-                    out.rows.holes(&holes);
-                } else {
-                    out.push(&row).expect("row");
-                }
+                let row = cut_vm_row(st, vm, node_online).expect("row");
+                out.append(&Arc::new(row));
             }
         }
         if nodes {
             for n in &st.nodes {
-                let stats = (n.online && c.can(&format!("/nodes/{}", n.name), &["Sys.Audit"]))
-                    .then(|| NodeStats {
-                        cgroup_mode: 2,
-                        cpu: st.node_cpu(n),
-                        disk: st.rootfs_used(n),
-                        level: "",
-                        maxcpu: n.threads,
-                        maxdisk: n.rootfs_total,
-                        maxmem: n.mem_total,
-                        mem: st.node_mem_used(n),
-                    });
-                let hastate = if st.ha.active() {
-                    st.ha.node_status.get(&n.name).map(String::as_str)
-                } else {
-                    None
-                };
-                let clocked = stats.is_some();
-                out.push(&NodeRow {
-                    uptime: clocked.then(|| stand_in(0)),
-                    stats,
-                    hastate,
-                    id: format!("node/{}", n.name),
-                    node: &n.name,
-                    status: if n.online { "online" } else { "offline" },
-                    ty: "node",
+                push_node_row(&mut out, &c, n, || {
+                    (st.node_cpu(n), st.rootfs_used(n), st.node_mem_used(n))
                 })
                 .expect("row");
-                if clocked {
-                    out.rows.holes(&[(
-                        "uptime",
-                        Clocked::Node {
-                            uptime0: n.uptime0,
-                            started: st.started,
-                        },
-                    )]);
-                }
             }
         }
         if storages {
@@ -582,22 +556,12 @@ mod tests {
                         &format!("/storage/{}", s.id),
                         &["Datastore.Audit", "Datastore.AllocateSpace"],
                     );
-                    if !visible {
-                        continue;
+                    if visible {
+                        push_storage_row(&mut out, n, s, &s.content.join(","), || {
+                            st.storage_used(&s.id, Some(&n.name))
+                        })
+                        .expect("row");
                     }
-                    out.push(&StorageRow {
-                        content: &s.content.join(","),
-                        disk: n.online.then(|| st.storage_used(&s.id, Some(&n.name))),
-                        id: format!("storage/{}/{}", n.name, s.id),
-                        maxdisk: n.online.then_some(s.total),
-                        node: &n.name,
-                        plugintype: &s.stype,
-                        shared: u8::from(s.shared),
-                        status: if n.online { "available" } else { "unknown" },
-                        storage: &s.id,
-                        ty: "storage",
-                    })
-                    .expect("row");
                 }
             }
         }
