@@ -167,14 +167,18 @@ async fn backup_jobs_read_only_the_logs_that_can_be_a_last_run() {
         .expect("a vzdump by the token");
     idle(&e.sim).await;
 
+    // The task logs read since request `before`.
+    let logs_since = |before: usize| -> Vec<String> {
+        e.sim.requests()[before..]
+            .iter()
+            .filter(|q| q.path.ends_with("/log"))
+            .map(|q| q.path.clone())
+            .collect()
+    };
     let before = e.sim.requests().len();
     let (err, r, text) = call(&e.client, "backup_jobs", json!({})).await;
     assert!(!err, "{text}");
-    let logs: Vec<String> = e.sim.requests()[before..]
-        .iter()
-        .filter(|q| q.path.ends_with("/log"))
-        .map(|q| q.path.clone())
-        .collect();
+    let logs = logs_since(before);
     for (id, upids) in &ran {
         let job = r["jobs"]
             .as_array()
@@ -239,11 +243,7 @@ async fn backup_jobs_read_only_the_logs_that_can_be_a_last_run() {
     let before = e.sim.requests().len();
     let (err, again, text) = call(&e.client, "backup_jobs", json!({})).await;
     assert!(!err, "{text}");
-    let reread: Vec<String> = e.sim.requests()[before..]
-        .iter()
-        .filter(|q| q.path.ends_with("/log"))
-        .map(|q| q.path.clone())
-        .collect();
+    let reread = logs_since(before);
     assert!(reread.is_empty(), "logs read again: {reread:?}");
     assert!(
         e.sim.requests()[before..]
