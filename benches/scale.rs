@@ -1,7 +1,7 @@
 //! Scale benchmark: every read tool through MCP against the small embedded scenario and a
 //! generated large one (64 nodes / 10,000 guests by default), side by side.
 //!
-//! Run: `cargo bench --bench scale` (builds the release binary first). Optional environment:
+//! Run: `cargo bench --bench scale` (builds the `dist` profile's binary first, what installs build). Optional environment:
 //! `SCALE_SPEC=NxM` (default `64x10000`), `SCALE_SEED` (default 1), `SCALE_RUNS` (samples per
 //! read, default 5), `SCALE_SCENARIO=FILE` (a scenario file as the large one instead, e.g.
 //! written by `proxmox-manager sim --generate 64x10000 --seed 1 --scenario-out FILE`),
@@ -15,7 +15,8 @@
 //! tools, and calls every read-only tool (plus the previews of `node_evacuate` and
 //! `vm_delete`) several times. It prints each call's median and worst time, the response size
 //! (the JSON-RPC result as sent), the API calls it made, and the server's resident memory
-//! (`VmRSS`, peak `VmHWM`) after `tools/list` and after the pass of reads. Start-up figures
+//! (`VmRSS`, peak `VmHWM`) after `tools/list`, right after the pass of reads and 3 s later
+//! (idle, as between a conversation's calls). Start-up figures
 //! come first (the `startup` bench's measurement).
 
 #[path = "startup.rs"]
@@ -36,6 +37,8 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 const TIME_SCALE: f64 = 0.2;
+/// The pause after the reads before the idle memory figure.
+const IDLE_PAUSE: Duration = Duration::from_secs(3);
 const SIM_RUNS: usize = 20;
 const TOKEN: &str = "claude-code@pve!automation";
 
@@ -102,6 +105,7 @@ struct Outcome {
     tools_list: (Duration, usize, usize),
     rss_after_list: (u64, u64),
     rss_after_reads: (u64, u64),
+    rss_idle: u64,
     rows: Vec<(String, Row)>,
 }
 
@@ -466,6 +470,10 @@ async fn mcp_pass(
         ));
     }
     out.rss_after_reads = (proc_status(pid, "VmRSS:"), proc_status(pid, "VmHWM:"));
+    // A conversation's calls are seconds apart: the server hands freed memory back once idle
+    // (src/server/memory.rs, a second after the last call).
+    tokio::time::sleep(IDLE_PAUSE).await;
+    out.rss_idle = proc_status(pid, "VmRSS:");
     let _ = client.cancel().await;
 }
 
@@ -616,6 +624,12 @@ fn print_report(small: &Outcome, large: &Outcome, large_name: &str) {
         kib(large.rss_after_reads.0),
         kib(large.rss_after_reads.1)
     );
+    println!(
+        "server RSS {} s after the reads (idle): small {}, {large_name} {}",
+        IDLE_PAUSE.as_secs(),
+        kib(small.rss_idle),
+        kib(large.rss_idle)
+    );
 }
 
 fn parse_spec(s: &str) -> (usize, usize) {
@@ -627,15 +641,15 @@ fn parse_spec(s: &str) -> (usize, usize) {
 #[tokio::main]
 async fn main() {
     let status = StdCommand::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet"])
+        .args(["build", "--profile", "dist", "--quiet"])
         .status();
     if !status.is_ok_and(|s| s.success()) {
-        eprintln!("cargo build --release failed");
+        eprintln!("cargo build --profile dist failed");
         std::process::exit(1);
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")));
-    let binary = std::path::PathBuf::from(format!("{target}/release/proxmox-manager"));
+    let binary = std::path::PathBuf::from(format!("{target}/dist/proxmox-manager"));
     let spec = std::env::var("SCALE_SPEC").unwrap_or_else(|_| "64x10000".into());
     let (nodes, guests) = parse_spec(&spec);
     let seed: u64 = std::env::var("SCALE_SEED")

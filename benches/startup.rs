@@ -1,7 +1,7 @@
 //! Start-up benchmark: time from process start to the first `tools/list` answer over stdio,
 //! and the server's resident memory right after it.
 //!
-//! Run: `cargo bench --bench startup` (builds the release binary first). Prints one line per
+//! Run: `cargo bench --bench startup` (builds the `dist` profile's binary first, what installs build). Prints one line per
 //! run and a summary with the median and the worst run. The server runs with `--sim`, so the
 //! measurement includes starting the embedded simulator (certificate generation included),
 //! which a real deployment does not pay: the figure is an upper bound.
@@ -63,15 +63,15 @@ pub fn one_run(binary: &str) -> Result<(Duration, u64), String> {
 
 fn main() {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet"])
+        .args(["build", "--profile", "dist", "--quiet"])
         .status();
     if !status.is_ok_and(|s| s.success()) {
-        eprintln!("cargo build --release failed");
+        eprintln!("cargo build --profile dist failed");
         std::process::exit(1);
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")));
-    let binary = format!("{target}/release/proxmox-manager");
+    let binary = format!("{target}/dist/proxmox-manager");
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for i in 0..RUNS {

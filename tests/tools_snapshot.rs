@@ -2,7 +2,7 @@
 //! annotations or schema shows in review. Regenerate with
 //! `cargo run -- tools --write tools/`.
 
-use proxmox_manager::server::{Catalogue, render_markdown, snapshot_json};
+use proxmox_manager::server::{Catalogue, ProxmoxServer, render_markdown, snapshot_json};
 
 fn check(file: &str, generated: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,6 +23,20 @@ fn tools_readme_matches_the_code() {
 #[test]
 fn tools_json_matches_the_code() {
     check("tools.json", &snapshot_json(&Catalogue::full()));
+}
+
+/// The server serves the checked-in catalogue's schemas instead of generating them at start-up:
+/// what it serves is exactly what generation writes, descriptions and annotations included.
+#[test]
+fn the_server_serves_the_generated_catalogue() {
+    let mut served = ProxmoxServer::all_tools().list_all();
+    served.sort_by(|a, b| a.name.cmp(&b.name));
+    let generated = Catalogue::full().tools;
+    assert!(!served.is_empty());
+    assert_eq!(
+        serde_json::to_value(&served).ok(),
+        serde_json::to_value(&generated).ok()
+    );
 }
 
 /// What the catalogue costs a model: names, descriptions and input schemas (what it reads to

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use rmcp::model::Tool;
 use serde_json::{Value, json};
 
-use super::{ProxmoxServer, TOOLSETS, toolset_of};
+use super::{TOOLSETS, toolset_of};
 
 /// The full, unfiltered catalogue.
 pub struct Catalogue {
@@ -16,9 +16,9 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// Every tool, sorted by name.
+    /// Every tool, sorted by name, with the schemas its types generate.
     pub fn full() -> Self {
-        let mut tools = ProxmoxServer::all_tools().list_all();
+        let mut tools = super::registry::generated_routes().list_all();
         tools.sort_by(|a, b| a.name.cmp(&b.name));
         Catalogue { tools }
     }

@@ -26,14 +26,19 @@ use std::sync::Arc;
 
 /// Rewrites `tool`'s schemas in place (see the module docs).
 pub fn compact(tool: &mut Tool) {
+    one_line_description(tool);
+    compact_schema(Arc::make_mut(&mut tool.input_schema), Side::Input);
+    if let Some(out) = tool.output_schema.as_mut() {
+        compact_schema(Arc::make_mut(out), Side::Output);
+    }
+}
+
+/// Puts `tool`'s description on one line.
+pub fn one_line_description(tool: &mut Tool) {
     if let Some(d) = tool.description.as_mut()
         && d.contains('\n')
     {
         *d = one_line(d).into();
-    }
-    compact_schema(Arc::make_mut(&mut tool.input_schema), Side::Input);
-    if let Some(out) = tool.output_schema.as_mut() {
-        compact_schema(Arc::make_mut(out), Side::Output);
     }
 }
 

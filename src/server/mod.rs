@@ -17,6 +17,7 @@ mod cluster;
 pub mod compact;
 mod ct;
 mod elicit;
+pub mod memory;
 mod migrate;
 mod portable;
 mod profile;
@@ -110,8 +111,8 @@ impl ProxmoxServer {
     /// On an unknown toolset name.
     pub fn new(ctx: ops::Context, filter: &ToolFilter) -> Result<Self, String> {
         filter.validate()?;
-        // The schemas are built once: the runbook catalogue reads the whole router before the
-        // filter trims it (building them is most of what start-up allocates).
+        // The routes are built once: the runbook catalogue reads the whole router before the
+        // filter trims it.
         let mut tool_router = Self::all_tools();
         let runbook_catalog = Arc::new(catalog_of(&tool_router));
         tool_router
@@ -125,8 +126,8 @@ impl ProxmoxServer {
         })
     }
 
-    /// Every tool of every toolset, unfiltered: the catalogue and the registry tests use it.
-    /// Schemas are rewritten in their most portable spelling ([`portable`]).
+    /// Every tool of every toolset, unfiltered, as the server serves them: the schemas are the
+    /// checked-in catalogue's ([`registry::all_routes`]).
     pub fn all_tools() -> ToolRouter<Self> {
         registry::all_routes()
     }
@@ -168,6 +169,7 @@ impl ServerHandler for ProxmoxServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let _call = memory::CallGuard::start();
         if let Some(tool) = self.tool_router.get(&request.name)
             && let Err(why) = validate::arguments(&tool.input_schema, request.arguments.as_ref())
         {

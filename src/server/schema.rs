@@ -4,7 +4,14 @@
 //! caches of the generating thread for the life of that thread, twice over (as generated and as
 //! served): beside the router's copy that was most of the server's memory after start-up. So
 //! every `#[tool]` names these instead of letting the macro call rmcp's.
+//!
+//! The server itself does not generate them: it serves the checked-in catalogue
+//! (`tools/tools.json`, embedded at build time; see `registry::all_routes`), which a test keeps
+//! equal to what generation writes. Generating some 70 tools' schemas ran code spread over the
+//! whole executable, which is what most of the server's resident size after start-up was. So
+//! outside [`generating`] these return an empty placeholder the registry replaces.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use rmcp::model::JsonObject;
@@ -12,14 +19,41 @@ use rmcp::schemars::JsonSchema;
 use rmcp::schemars::generate::SchemaSettings;
 use serde_json::Value;
 
-/// A tool's input schema: what `T` accepts.
-pub fn input<T: JsonSchema>() -> Arc<JsonObject> {
-    root::<T>(SchemaSettings::draft2020_12())
+thread_local! {
+    /// Whether the routers built on this thread generate their schemas. Per thread, so a test
+    /// generating the catalogue never races a server being built on another thread.
+    static GENERATE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A tool's output schema: what `T` writes.
+/// Runs `build` with schema generation on for this thread: the routers it builds carry the
+/// schemas their types describe.
+pub fn generating<R>(build: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            GENERATE.with(|g| g.set(self.0));
+        }
+    }
+    let _reset = Reset(GENERATE.with(|g| g.replace(true)));
+    build()
+}
+
+/// A tool's input schema: what `T` accepts (a placeholder outside [`generating`]).
+pub fn input<T: JsonSchema>() -> Arc<JsonObject> {
+    if GENERATE.with(Cell::get) {
+        root::<T>(SchemaSettings::draft2020_12())
+    } else {
+        Arc::default()
+    }
+}
+
+/// A tool's output schema: what `T` writes (a placeholder outside [`generating`]).
 pub fn output<T: JsonSchema>() -> Arc<JsonObject> {
-    root::<T>(SchemaSettings::draft2020_12().for_serialize())
+    if GENERATE.with(Cell::get) {
+        root::<T>(SchemaSettings::draft2020_12().for_serialize())
+    } else {
+        Arc::default()
+    }
 }
 
 fn root<T: JsonSchema>(settings: SchemaSettings) -> Arc<JsonObject> {
