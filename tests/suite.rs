@@ -20,6 +20,7 @@ mod failure_messages;
 mod fuzz_args;
 mod http_limits;
 mod http_transport;
+mod link_order;
 mod mcp_access;
 mod mcp_ansible;
 mod mcp_backups;
