@@ -28,8 +28,10 @@ fn the_server_is_linked_with_start_up_s_functions_in_the_order_file_s_order() {
             address.insert(name.to_string(), a);
         }
     }
+    // `_init` and `_fini` live in sections of their own, which no ordering moves.
     let placed: Vec<(&str, u64)> = order
         .lines()
+        .filter(|n| !matches!(*n, "_init" | "_fini"))
         .filter_map(|n| address.get(n).map(|a| (n, *a)))
         .take(40)
         .collect();
