@@ -496,30 +496,33 @@ mod tests {
         }
     }
 
-    /// The listing as served (rows kept with the guests).
-    fn served(st: &State, authid: &str, ty: Option<&str>) -> String {
+    /// `f` with the context of `authid`'s `GET /cluster/resources`.
+    fn with_ctx<T>(st: &State, authid: &str, f: impl FnOnce(&Ctx) -> T) -> T {
         let (r, args) = (req(authid), PathArgs::default());
-        let c = Ctx {
+        f(&Ctx {
             st,
             req: &r,
             args: &args,
             spec: &[],
-        };
-        let t = resources_template(&c, ty).expect("listing");
-        t.render(NOW)
+        })
+    }
+
+    /// The listing as served (rows kept with the guests).
+    fn served(st: &State, authid: &str, ty: Option<&str>) -> String {
+        with_ctx(st, authid, |c| {
+            resources_template(c, ty).expect("listing").render(NOW)
+        })
     }
 
     /// The listing rendered afresh as before rows were kept: every guest's row cut anew, every
     /// privilege checked on its own path, the usage from the per-item passes (the rows' shapes
     /// are the renderer's own).
     fn afresh(st: &State, authid: &str, ty: Option<&str>) -> String {
-        let (r, args) = (req(authid), PathArgs::default());
-        let c = Ctx {
-            st,
-            req: &r,
-            args: &args,
-            spec: &[],
-        };
+        with_ctx(st, authid, |c| afresh_in(c, ty))
+    }
+
+    fn afresh_in(c: &Ctx, ty: Option<&str>) -> String {
+        let st = c.st;
         let (vms, nodes, storages) = (
             ty.is_none() || ty == Some("vm"),
             ty.is_none() || ty == Some("node"),
@@ -543,7 +546,7 @@ mod tests {
         }
         if nodes {
             for n in &st.nodes {
-                push_node_row(&mut out, &c, n, || {
+                push_node_row(&mut out, c, n, || {
                     (st.node_cpu(n), st.rootfs_used(n), st.node_mem_used(n))
                 })
                 .expect("row");
