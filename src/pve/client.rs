@@ -364,7 +364,7 @@ impl Client {
                 endpoint,
             };
             let (status, body) = t.send(method.as_str(), path, params).await;
-            return envelope::decode_reply(&info, status, None, &body);
+            return envelope::decode_reply(&info, status, None, body.into());
         }
         let mut url = format!("{endpoint}/api2/json{path}");
         let with_body = matches!(*method, Method::POST | Method::PUT);
@@ -405,7 +405,7 @@ impl Client {
             .await
             .map_err(|e| self.map_send_error(&e, &info))?;
         tracing::debug!(%method, path, status = status.as_u16(), "pve response");
-        envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), &body)
+        envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), body)
     }
 
     /// `POST path` with a multipart body: the form fields, then `local` streamed as the part
@@ -465,7 +465,7 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| self.map_send_error(&e, &info))?;
-        let reply = envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), &bytes)?;
+        let reply = envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), bytes)?;
         envelope::decode("POST", path, &reply)
     }
 

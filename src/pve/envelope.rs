@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -11,10 +12,11 @@ use super::error::Error;
 use super::perl;
 
 /// A success reply, still as the bytes PVE sent: decoded once, straight into the caller's
-/// type ([`decode`], [`decode_list`]), instead of through an intermediate JSON tree.
+/// type ([`decode`], [`decode_list`]), instead of through an intermediate JSON tree. The
+/// bytes are the response body's own buffer, not a copy (a task log runs to megabytes).
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
-    body: Vec<u8>,
+    body: Bytes,
 }
 
 /// `{"data": T, ...}`: the fast, one-pass shape (other envelope fields are skipped).
@@ -31,9 +33,19 @@ struct TotalOnly {
 }
 
 impl Reply {
+    /// The body as `T`. A body that is valid UTF-8 (every PVE answer) is checked once and
+    /// parsed as text, so serde_json does not check each string again (that was a tenth of
+    /// decoding a megabyte task log); any other body is parsed as bytes, as before.
+    fn json<'a, T: serde::Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&self.body),
+        }
+    }
+
     /// `total` on task lists and logs.
     pub fn total(&self) -> Option<u64> {
-        serde_json::from_slice::<TotalOnly>(&self.body)
+        self.json::<TotalOnly>()
             .ok()
             .and_then(|t| t.total)
             .as_ref()
@@ -43,7 +55,7 @@ impl Reply {
     /// `data` as a JSON tree (`null` when absent), for the slow path that names the JSON
     /// path of a failure.
     pub fn data_value(&self, method: &str, path: &str) -> Result<Value, Error> {
-        match serde_json::from_slice::<Value>(&self.body) {
+        match self.json::<Value>() {
             Ok(Value::Object(mut obj)) => Ok(obj.remove("data").unwrap_or(Value::Null)),
             Ok(_) => Err(Error::Decode {
                 method: method.to_owned(),
@@ -75,7 +87,7 @@ pub(crate) fn decode_reply(
     req: &RequestInfo<'_>,
     status: u16,
     reason: Option<&str>,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<Reply, Error> {
     if (200..300).contains(&status) {
         let trimmed = body.trim_ascii();
@@ -90,14 +102,12 @@ pub(crate) fn decode_reply(
                 ),
             });
         }
-        return Ok(Reply {
-            body: body.to_vec(),
-        });
+        return Ok(Reply { body });
     }
     let json: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice(body).ok()
+        serde_json::from_slice(&body).ok()
     };
     Err(error_from(req, status, reason, json.as_ref()))
 }
@@ -109,10 +119,38 @@ pub(crate) fn decode<T: DeserializeOwned>(
     path: &str,
     reply: &Reply,
 ) -> Result<T, Error> {
-    if let Ok(Envelope { data }) = serde_json::from_slice::<Envelope<T>>(&reply.body) {
+    if let Ok(Envelope { data }) = reply.json::<Envelope<T>>() {
         return Ok(data);
     }
     decode_data(method, path, reply.data_value(method, path)?)
+}
+
+/// Replies from this size up are decoded on Tokio's blocking pool ([`decode_large`]).
+const DECODE_OFF_RUNTIME: usize = 256 * 1024;
+
+/// [`decode`], on Tokio's blocking pool when the reply is large. A megabyte takes
+/// milliseconds of CPU to decode, and replies read at once (a backup run's task logs, one per
+/// node) are all polled by the one worker running the call: off the workers, they decode on
+/// every core, and the runtime's other calls are not held up meanwhile.
+pub(crate) async fn decode_large<T: DeserializeOwned + Send + 'static>(
+    method: &'static str,
+    path: String,
+    reply: Reply,
+) -> Result<T, Error> {
+    if reply.body.len() < DECODE_OFF_RUNTIME || tokio::runtime::Handle::try_current().is_err() {
+        return decode(method, &path, &reply);
+    }
+    let path_shown = path.clone();
+    tokio::task::spawn_blocking(move || decode(method, &path, &reply))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Error::Decode {
+                method: method.to_owned(),
+                path: path_shown,
+                json_path: ".".to_owned(),
+                reason: format!("the decoding stopped: {e}"),
+            })
+        })
 }
 
 /// A list reply: one typed pass over the bytes when every row decodes; otherwise the lenient
@@ -122,7 +160,7 @@ pub(crate) fn decode_list<T: DeserializeOwned>(
     path: &str,
     reply: &Reply,
 ) -> Result<(Vec<T>, Vec<String>), Error> {
-    if let Ok(Envelope { data }) = serde_json::from_slice::<Envelope<Vec<T>>>(&reply.body) {
+    if let Ok(Envelope { data }) = reply.json::<Envelope<Vec<T>>>() {
         return Ok((data, Vec::new()));
     }
     decode_list_lenient(method, path, reply.data_value(method, path)?)
@@ -132,9 +170,7 @@ pub(crate) fn decode_list<T: DeserializeOwned>(
 /// fields `T` does not name skipped unread); `None` when that strict pass fails, for the
 /// caller to take the lenient owned path ([`decode_list`]) instead.
 pub(crate) fn decode_borrowed<'a, T: serde::Deserialize<'a>>(reply: &'a Reply) -> Option<T> {
-    serde_json::from_slice::<Envelope<T>>(&reply.body)
-        .ok()
-        .map(|e| e.data)
+    reply.json::<Envelope<T>>().ok().map(|e| e.data)
 }
 
 /// One object, like [`decode_list`] decodes a row.
@@ -143,7 +179,7 @@ pub(crate) fn decode_one<T: DeserializeOwned>(
     path: &str,
     reply: &Reply,
 ) -> Result<(T, Vec<String>), Error> {
-    if let Ok(Envelope { data }) = serde_json::from_slice::<Envelope<T>>(&reply.body) {
+    if let Ok(Envelope { data }) = reply.json::<Envelope<T>>() {
         return Ok((data, Vec::new()));
     }
     decode_one_lenient(method, path, reply.data_value(method, path)?)
@@ -377,6 +413,60 @@ mod tests {
         );
     }
 
+    /// [`decode_reply`] of a body given as bytes.
+    fn reply_of(
+        req: &RequestInfo<'_>,
+        status: u16,
+        reason: Option<&str>,
+        body: &[u8],
+    ) -> Result<Reply, Error> {
+        decode_reply(req, status, reason, Bytes::copy_from_slice(body))
+    }
+
+    #[test]
+    fn text_and_byte_bodies_decode_alike() -> Result<(), Error> {
+        // valid UTF-8: parsed as text; a stray byte in a field the type skips: as bytes
+        let r = reply_of(
+            &REQ,
+            200,
+            None,
+            "{\"data\":[\"Grüße\"],\"total\":1}".as_bytes(),
+        )?;
+        let rows: Vec<String> = decode("GET", "/x", &r)?;
+        assert_eq!(rows, ["Grüße"]);
+        assert_eq!(r.total(), Some(1));
+        let r = reply_of(&REQ, 200, None, b"{\"data\":[\"a\"],\"junk\":\"\xff\"}")?;
+        let rows: Vec<String> = decode("GET", "/x", &r)?;
+        assert_eq!(rows, ["a"]);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_large_reply_decodes_off_the_runtime_as_inline() -> Result<(), Error> {
+        let lines: Vec<String> = (0..20_000)
+            .map(|i| format!("line {i} \"quoted\""))
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "data": lines })).map_err(|e| {
+            Error::InvalidInput {
+                message: e.to_string(),
+            }
+        })?;
+        assert!(
+            body.len() >= DECODE_OFF_RUNTIME,
+            "the body must take the blocking pool"
+        );
+        let r = reply_of(&REQ, 200, None, &body)?;
+        let off: Vec<String> = decode_large("GET", "/x".into(), r.clone()).await?;
+        assert_eq!(off, lines);
+        // a failure keeps the slow path's message, naming the JSON path
+        let e = decode_large::<Vec<u32>>("GET", "/x".into(), r).await.err();
+        assert!(
+            matches!(&e, Some(Error::Decode { json_path, .. }) if json_path != "."),
+            "{e:?}"
+        );
+        Ok(())
+    }
+
     const REQ: RequestInfo<'static> = RequestInfo {
         method: "POST",
         path: "/nodes/pve01/qemu/100/clone",
@@ -385,7 +475,7 @@ mod tests {
 
     #[test]
     fn success_with_data_and_total() -> Result<(), Error> {
-        let r = decode_reply(
+        let r = reply_of(
             &REQ,
             200,
             Some("OK"),
@@ -393,11 +483,11 @@ mod tests {
         )?;
         assert_eq!(r.total(), Some(1));
         assert_eq!(r.data_value("GET", "/x")?[0]["t"], "x");
-        let r = decode_reply(&REQ, 200, None, br#"{"data":null}"#)?;
+        let r = reply_of(&REQ, 200, None, br#"{"data":null}"#)?;
         assert!(r.data_value("GET", "/x")?.is_null());
         let unit: () = decode("GET", "/x", &r)?;
         assert_eq!(unit, ());
-        let r = decode_reply(&REQ, 200, None, br#"{"success":1}"#)?;
+        let r = reply_of(&REQ, 200, None, br#"{"success":1}"#)?;
         let unit: () = decode("GET", "/x", &r)?;
         assert_eq!(unit, (), "a reply without data decodes as null");
         Ok(())
@@ -405,14 +495,14 @@ mod tests {
 
     #[test]
     fn success_without_json_is_decode_error() {
-        let e = decode_reply(&REQ, 200, None, b"<html>").err();
+        let e = reply_of(&REQ, 200, None, b"<html>").err();
         assert!(matches!(e, Some(Error::Decode { .. })), "{e:?}");
     }
 
     #[test]
     fn parameter_errors_400() {
         let body = br#"{"data":null,"message":"Parameter verification failed.\n","errors":{"newid":"value must have a minimum value of 100\n","name":"invalid format - value does not look like a valid DNS name\n"}}"#;
-        let e = decode_reply(&REQ, 400, Some("Parameter verification failed."), body).err();
+        let e = reply_of(&REQ, 400, Some("Parameter verification failed."), body).err();
         let Some(Error::Api {
             status,
             message,
@@ -443,14 +533,14 @@ mod tests {
     #[test]
     fn message_500_and_reason_fallback() {
         let body = br#"{"data":null,"message":"VM is locked (clone)\n"}"#;
-        let e = decode_reply(&REQ, 500, Some("VM is locked (clone)"), body).err();
+        let e = reply_of(&REQ, 500, Some("VM is locked (clone)"), body).err();
         assert!(
             matches!(&e, Some(Error::Api { status: 500, message, .. }) if message == "VM is locked (clone)"),
             "{e:?}"
         );
         assert!(!e.as_ref().is_some_and(Error::is_retryable));
         // older PVE: no message field, text only in the reason phrase
-        let e = decode_reply(
+        let e = reply_of(
             &REQ,
             500,
             Some("VM is locked (backup)"),
@@ -462,7 +552,7 @@ mod tests {
             "{e:?}"
         );
         // nothing at all
-        let e = decode_reply(&REQ, 500, None, b"").err();
+        let e = reply_of(&REQ, 500, None, b"").err();
         assert!(
             matches!(&e, Some(Error::Api { message, .. }) if message == "http status 500"),
             "{e:?}"
@@ -471,7 +561,7 @@ mod tests {
 
     #[test]
     fn auth_forbidden_offline() {
-        let e = decode_reply(&REQ, 401, Some("Authentication failed!"), b"").err();
+        let e = reply_of(&REQ, 401, Some("Authentication failed!"), b"").err();
         let text = e.as_ref().map(ToString::to_string).unwrap_or_default();
         assert!(matches!(e, Some(Error::Unauthorized { .. })));
         assert!(
@@ -479,7 +569,7 @@ mod tests {
             "{text}"
         );
 
-        let e = decode_reply(
+        let e = reply_of(
             &REQ,
             403,
             Some("Permission check failed (/vms/100, VM.Clone)"),
@@ -496,7 +586,7 @@ mod tests {
             "{text}"
         );
 
-        let e = decode_reply(&REQ, 595, Some("No route to host"), b"").err();
+        let e = reply_of(&REQ, 595, Some("No route to host"), b"").err();
         let text = e.as_ref().map(ToString::to_string).unwrap_or_default();
         assert!(
             matches!(&e, Some(Error::NodeOffline { node, .. }) if node == "pve01"),
@@ -507,7 +597,7 @@ mod tests {
             "node pve01 is offline or unreachable from the cluster (595 No route to host); pick another node or check the node"
         );
 
-        let e = decode_reply(&REQ, 501, Some("Method 'POST /x' not implemented"), b"").err();
+        let e = reply_of(&REQ, 501, Some("Method 'POST /x' not implemented"), b"").err();
         assert!(matches!(e, Some(Error::Api { status: 501, .. })));
     }
 

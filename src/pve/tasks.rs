@@ -111,15 +111,15 @@ impl Client {
 
     /// `GET /nodes/{upid.node}/tasks/{upid}/log?start=&limit=` decoded straight into `T` (the
     /// `data` array of `{n, t}`): for a caller that keeps only some lines of a long log rather
-    /// than every line as a [`TaskLogLine`].
-    pub async fn get_task_log_as<T: serde::de::DeserializeOwned>(
+    /// than every line as a [`TaskLogLine`]. A long log is decoded off the runtime's workers ([`envelope::decode_large`]).
+    pub async fn get_task_log_as<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         upid: &Upid,
         start: u64,
         limit: u64,
     ) -> Result<T, Error> {
         let (path, reply) = self.task_log_reply(upid, start, limit).await?;
-        envelope::decode("GET", &path, &reply)
+        envelope::decode_large("GET", path, reply).await
     }
 
     /// `GET .../tasks/{upid}/log?start=&limit=`: its path and the reply, undecoded.

@@ -333,15 +333,16 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
 
 fn render_ok(reply: Reply, extjs: bool) -> Response<Body> {
     if let Some(raw) = reply.raw {
-        // the same object `json!` builds below, keys in the same (sorted) order
-        let mut body = String::with_capacity(raw.len() + 48);
-        body.push_str("{\"data\":");
-        body.push_str(&raw);
+        // the same object `json!` builds below, keys in the same (sorted) order; wrapped in
+        // place (the data can be megabytes: a fresh buffer cost a copy and its page faults)
+        let mut body = raw;
+        body.insert_str(0, "{\"data\":");
         if extjs {
             body.push_str(",\"success\":1");
         }
         if let Some(t) = reply.total {
-            body.push_str(&format!(",\"total\":{t}"));
+            body.push_str(",\"total\":");
+            body.push_str(itoa::Buffer::new().format(t));
         }
         body.push('}');
         return text_response(200, None, body);

@@ -10,6 +10,9 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 
@@ -22,9 +25,20 @@ const HEAD: usize = 5;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeptLines(pub Vec<String>);
 
+/// The phrases of the lines [`guests`] reads, searched for with prebuilt (SIMD) searchers: every
+/// line of a log is tested, and `str::contains` sets its searcher up again for each line.
+static GUEST_PHRASES: LazyLock<[memmem::Finder<'static>; 2]> = LazyLock::new(|| {
+    [
+        memmem::Finder::new("Backup of VM "),
+        memmem::Finder::new("creating vzdump archive '"),
+    ]
+});
+
 /// Whether [`guests`] reads this line.
 fn about_a_guest(line: &str) -> bool {
-    line.contains("Backup of VM ") || line.contains("creating vzdump archive '")
+    GUEST_PHRASES
+        .iter()
+        .any(|f| f.find(line.as_bytes()).is_some())
 }
 
 impl<'de> Deserialize<'de> for KeptLines {

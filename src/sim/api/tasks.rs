@@ -25,6 +25,21 @@ pub(crate) fn list_row(t: &Task) -> Value {
     m
 }
 
+/// Appends `s` as a JSON string. Log lines seldom hold a character JSON escapes: those are
+/// found in one pass over the bytes and copied whole; the others go through serde_json.
+fn push_json_str(out: &mut String, s: &str) {
+    let escapes = s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if escapes {
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
 /// `ok`, `warning`, `error` or `unknown` for `statusfilter`.
 fn status_class(t: &Task) -> &'static str {
     match t.exitstatus.as_deref() {
@@ -139,32 +154,53 @@ pub fn log(c: &Ctx) -> ApiResult {
     };
     let (start, limit) = (num("start", 0), num("limit", 50));
     let limit = if limit == 0 { 50 } else { limit };
-    // Written straight into one buffer sized up front: a backup job's log holds tens of
-    // thousands of lines, and a `Value`, or even a string, per line cost more than the rest
-    // of the request.
-    use std::io::Write as _;
+    // Written straight into one buffer sized up front, with room for the envelope
+    // (`http::render_ok` wraps it in place): a backup job's log holds tens of thousands of
+    // lines, and a `Value`, or even a string, per line cost more than the rest of the request.
     let lines = || t.log.iter().enumerate().skip(start).take(limit);
     let size: usize = lines().map(|(_, l)| l.len() + 24).sum();
-    let mut raw: Vec<u8> = Vec::with_capacity(size + 2);
-    raw.push(b'[');
+    let mut raw = String::with_capacity(size + 64);
+    let mut n = itoa::Buffer::new();
+    raw.push('[');
     for (i, l) in lines() {
         if raw.len() > 1 {
-            raw.push(b',');
+            raw.push(',');
         }
-        raw.extend_from_slice(b"{\"n\":");
-        let _ = write!(raw, "{}", i + 1);
-        raw.extend_from_slice(b",\"t\":");
-        if serde_json::to_writer(&mut raw, l).is_err() {
-            raw.extend_from_slice(b"\"\"");
-        }
-        raw.push(b'}');
+        raw.push_str("{\"n\":");
+        raw.push_str(n.format(i + 1));
+        raw.push_str(",\"t\":");
+        push_json_str(&mut raw, l);
+        raw.push('}');
     }
-    raw.push(b']');
-    let raw = String::from_utf8(raw)
-        .map_err(|e| ApiError::Server(format!("cannot encode the task log: {e}")))?;
+    raw.push(']');
     Ok(Reply {
         data: Value::Null,
         total: Some(t.log.len()),
         raw: Some(raw),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_json_str;
+
+    #[test]
+    fn log_lines_render_as_serde_json_renders_them() {
+        for line in [
+            "INFO:  12% (3.8 GiB of 32.0 GiB) in 30s, read: 128.0 MiB/s, write: 120.5 MiB/s",
+            "",
+            "INFO: creating vzdump archive '/mnt/pve/nfs/dump/vzdump-qemu-100.vma.zst'",
+            "say \"hi\" to C:\\temp",
+            "tab\tnewline\nbell\u{7} nul\u{0} del\u{7f}",
+            "notes: {{guestname}} – Grüße ✓",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, line);
+            assert_eq!(
+                out,
+                serde_json::to_string(line).expect("encodes"),
+                "{line:?}"
+            );
+        }
+    }
 }
