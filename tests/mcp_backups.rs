@@ -237,6 +237,13 @@ async fn backup_jobs_read_only_the_logs_that_can_be_a_last_run() {
         "{logs:?}"
     );
     assert!(!logs.is_empty(), "the first call read the runs' logs");
+    // Each is downloaded whole (the file, gzipped), not read as pages of JSON lines.
+    for q in e.sim.requests()[before..]
+        .iter()
+        .filter(|q| q.path.ends_with("/log"))
+    {
+        assert_eq!(q.params, ["download"], "{q:?}");
+    }
 
     // Those tasks have finished and a finished task's log does not change: the next call reads
     // the task lists again but no log, and says the same.

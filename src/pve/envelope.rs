@@ -17,7 +17,14 @@ use super::perl;
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     body: Bytes,
+    /// A file sent as itself (a `download`), not JSON: its `Content-Type` is not JSON.
+    file: bool,
+    /// Sent with `Content-Encoding: gzip` (PVE gzips a downloaded task log over 1 KiB).
+    gzip: bool,
 }
+
+/// The most a downloaded file is inflated to ([`Reply::file_text`]).
+pub(crate) const MAX_FILE: u64 = 64 * 1024 * 1024;
 
 /// `{"data": T, ...}`: the fast, one-pass shape (other envelope fields are skipped).
 #[derive(serde::Deserialize)]
@@ -43,6 +50,51 @@ impl Reply {
         }
     }
 
+    /// A file reply's text (a `download`): inflated when it came gzipped, at most [`MAX_FILE`]
+    /// bytes; bytes that are not UTF-8 are replaced.
+    pub fn file_text(&self, method: &str, path: &str) -> Result<String, Error> {
+        let fail = |reason: String| Error::Decode {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            json_path: ".".to_owned(),
+            reason,
+        };
+        if !self.file {
+            return Err(fail("the answer is json, not a file".to_owned()));
+        }
+        let bytes = if self.gzip {
+            use std::io::Read as _;
+            let mut out = Vec::with_capacity(self.body.len().saturating_mul(4).min(1 << 26));
+            flate2::read::MultiGzDecoder::new(&self.body[..])
+                .take(MAX_FILE + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| fail(format!("the gzip stream is corrupt: {e}")))?;
+            if out.len() as u64 > MAX_FILE {
+                return Err(fail(format!(
+                    "the file is larger than {} MiB inflated; read it in pages instead",
+                    MAX_FILE >> 20
+                )));
+            }
+            out
+        } else {
+            self.body.to_vec()
+        };
+        Ok(match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// About how many bytes decoding this reply reads: its size, inflated when it came
+    /// gzipped (text such as a task log inflates some tenfold), for [`off_runtime`].
+    pub fn work_size(&self) -> usize {
+        if self.gzip {
+            self.body.len().saturating_mul(10)
+        } else {
+            self.body.len()
+        }
+    }
+
     /// `total` on task lists and logs.
     pub fn total(&self) -> Option<u64> {
         self.json::<TotalOnly>()
@@ -55,6 +107,17 @@ impl Reply {
     /// `data` as a JSON tree (`null` when absent), for the slow path that names the JSON
     /// path of a failure.
     pub fn data_value(&self, method: &str, path: &str) -> Result<Value, Error> {
+        if self.file || self.gzip {
+            return Err(Error::Decode {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                json_path: ".".to_owned(),
+                reason: format!(
+                    "the answer is a file ({} bytes), not a json object; is this a pve api endpoint?",
+                    self.body.len()
+                ),
+            });
+        }
         match self.json::<Value>() {
             Ok(Value::Object(mut obj)) => Ok(obj.remove("data").unwrap_or(Value::Null)),
             Ok(_) => Err(Error::Decode {
@@ -81,14 +144,28 @@ pub(crate) struct RequestInfo<'a> {
 }
 
 /// Decodes a complete response. `reason` is the reason phrase as received (hyper's
-/// `ReasonPhrase`) or the canonical one. A success body is only checked to look like a JSON
-/// object here; it is decoded by [`decode`] or [`decode_list`].
+/// `ReasonPhrase`) or the canonical one; `headers`, the response's (none from a test
+/// transport: JSON). A success body is only checked to look like a JSON object here, unless
+/// its `Content-Type` says it is a file (a `download`, [`Reply::file_text`]); it is decoded
+/// by [`decode`] or [`decode_list`].
 pub(crate) fn decode_reply(
     req: &RequestInfo<'_>,
     status: u16,
     reason: Option<&str>,
+    headers: Option<&http::HeaderMap>,
     body: Bytes,
 ) -> Result<Reply, Error> {
+    let header = |name: http::header::HeaderName| {
+        headers
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    let file = header(http::header::CONTENT_TYPE).is_some_and(|t| !t.contains("json"));
+    let gzip = header(http::header::CONTENT_ENCODING).is_some_and(|e| e.trim() == "gzip");
+    if (200..300).contains(&status) && (file || gzip) {
+        return Ok(Reply { body, file, gzip });
+    }
     if (200..300).contains(&status) {
         let trimmed = body.trim_ascii();
         if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
@@ -102,7 +179,11 @@ pub(crate) fn decode_reply(
                 ),
             });
         }
-        return Ok(Reply { body });
+        return Ok(Reply {
+            body,
+            file: false,
+            gzip: false,
+        });
     }
     let json: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -125,32 +206,44 @@ pub(crate) fn decode<T: DeserializeOwned>(
     decode_data(method, path, reply.data_value(method, path)?)
 }
 
-/// Replies from this size up are decoded on Tokio's blocking pool ([`decode_large`]).
+/// Replies from this size up are decoded on Tokio's blocking pool ([`off_runtime`]).
 const DECODE_OFF_RUNTIME: usize = 256 * 1024;
 
-/// [`decode`], on Tokio's blocking pool when the reply is large. A megabyte takes
-/// milliseconds of CPU to decode, and replies read at once (a backup run's task logs, one per
-/// node) are all polled by the one worker running the call: off the workers, they decode on
-/// every core, and the runtime's other calls are not held up meanwhile.
+/// [`decode`], on Tokio's blocking pool when the reply is large ([`off_runtime`]).
 pub(crate) async fn decode_large<T: DeserializeOwned + Send + 'static>(
     method: &'static str,
     path: String,
     reply: Reply,
 ) -> Result<T, Error> {
-    if reply.body.len() < DECODE_OFF_RUNTIME || tokio::runtime::Handle::try_current().is_err() {
-        return decode(method, &path, &reply);
+    let size = reply.body.len();
+    off_runtime(method, &path.clone(), size, move || {
+        decode(method, &path, &reply)
+    })
+    .await
+}
+
+/// Runs `work`, the decoding of a reply of `size` bytes to `method path`, on Tokio's blocking
+/// pool when the reply is large. A megabyte takes milliseconds of CPU to decode, and replies
+/// read at once (a backup run's task logs, one per node) are all polled by the one worker
+/// running the call: off the workers, they decode on every core, and the runtime's other calls
+/// are not held up meanwhile.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    method: &str,
+    path: &str,
+    size: usize,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    if size < DECODE_OFF_RUNTIME || tokio::runtime::Handle::try_current().is_err() {
+        return work();
     }
-    let path_shown = path.clone();
-    tokio::task::spawn_blocking(move || decode(method, &path, &reply))
-        .await
-        .unwrap_or_else(|e| {
-            Err(Error::Decode {
-                method: method.to_owned(),
-                path: path_shown,
-                json_path: ".".to_owned(),
-                reason: format!("the decoding stopped: {e}"),
-            })
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(Error::Decode {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            json_path: ".".to_owned(),
+            reason: format!("the decoding stopped: {e}"),
         })
+    })
 }
 
 /// A list reply: one typed pass over the bytes when every row decodes; otherwise the lenient
@@ -420,7 +513,7 @@ mod tests {
         reason: Option<&str>,
         body: &[u8],
     ) -> Result<Reply, Error> {
-        decode_reply(req, status, reason, Bytes::copy_from_slice(body))
+        decode_reply(req, status, reason, None, Bytes::copy_from_slice(body))
     }
 
     #[test]

@@ -28,6 +28,18 @@ pub struct Reply {
     /// `data` already serialized (then `data` is null): large listings write their rows
     /// straight into the body instead of building a `Value` tree first.
     pub raw: Option<String>,
+    /// A file instead of JSON (a `download_allowed` endpoint's `{download => {...}}`).
+    pub download: Option<Download>,
+}
+
+/// A file an endpoint sends as itself, with the headers PVE's API server sends it with.
+pub struct Download {
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    /// `Content-Encoding` (`gzip` when `body` is compressed).
+    pub encoding: Option<&'static str>,
+    /// The `Content-Disposition` attachment's file name.
+    pub filename: String,
 }
 
 impl Reply {
@@ -36,6 +48,7 @@ impl Reply {
             data,
             total: None,
             raw: None,
+            download: None,
         }
     }
     /// A reply whose `data` is the JSON text `json`.
@@ -44,6 +57,7 @@ impl Reply {
             data: Value::Null,
             total: None,
             raw: Some(json),
+            download: None,
         }
     }
 }
@@ -332,6 +346,22 @@ async fn handle_inner(shared: Arc<Shared>, req: Request<Incoming>) -> Response<B
 }
 
 fn render_ok(reply: Reply, extjs: bool) -> Response<Body> {
+    if let Some(d) = reply.download {
+        let mut resp = Response::new(Body::from(d.body));
+        finish(&mut resp, 200, None);
+        let h = resp.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(d.content_type),
+        );
+        if let Some(e) = d.encoding {
+            h.insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", d.filename)) {
+            h.insert(http::header::CONTENT_DISPOSITION, v);
+        }
+        return resp;
+    }
     if let Some(raw) = reply.raw {
         // the same object `json!` builds below, keys in the same (sorted) order; wrapped in
         // place (the data can be megabytes: a fresh buffer cost a copy and its page faults)

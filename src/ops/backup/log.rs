@@ -41,6 +41,41 @@ fn about_a_guest(line: &str) -> bool {
         .any(|f| f.find(line.as_bytes()).is_some())
 }
 
+impl KeptLines {
+    /// The kept lines of a log file's text (the log downloaded whole): the phrases are
+    /// searched for in the whole text at once, and only the lines holding them are cut out.
+    pub fn of_text(text: &str) -> KeptLines {
+        let bytes = text.as_bytes();
+        let line_start = |at: usize| memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
+        let mut starts: Vec<usize> = GUEST_PHRASES
+            .iter()
+            .flat_map(|f| f.find_iter(bytes))
+            .map(line_start)
+            .collect();
+        let mut at = 0;
+        for _ in 0..HEAD {
+            if at >= bytes.len() {
+                break;
+            }
+            starts.push(at);
+            at = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i + 1);
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        KeptLines(
+            starts
+                .into_iter()
+                .map(|s| {
+                    let end = memchr::memchr(b'\n', &bytes[s..]).map_or(bytes.len(), |i| s + i);
+                    // what `str::lines` gives: without the `\n`, or a `\r\n`
+                    let line = &text[s..end];
+                    line.strip_suffix('\r').unwrap_or(line).to_owned()
+                })
+                .collect(),
+        )
+    }
+}
+
 impl<'de> Deserialize<'de> for KeptLines {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeptLines, D::Error> {
         #[derive(serde::Deserialize)]
@@ -261,6 +296,21 @@ mod tests {
             guests(&kept.0)[&103].error.as_deref(),
             Some("disk \"scsi0\" gone")
         );
+        // The file's text keeps the same lines, with `\n` or `\r\n` endings, with or
+        // without a last one.
+        let file = lines.join("\n");
+        assert_eq!(KeptLines::of_text(&file), kept);
+        assert_eq!(KeptLines::of_text(&(file.clone() + "\n")), kept);
+        assert_eq!(KeptLines::of_text(&lines.join("\r\n")), kept);
+        let by_line: Vec<String> = file
+            .lines()
+            .enumerate()
+            .filter(|(i, l)| *i < HEAD || about_a_guest(l))
+            .map(|(_, l)| l.to_owned())
+            .collect();
+        assert_eq!(KeptLines::of_text(&file).0, by_line);
+        assert_eq!(KeptLines::of_text("").0, Vec::<String>::new());
+        assert_eq!(KeptLines::of_text("a\n\nb").0, ["a", "", "b"]);
         // Unknown fields and an empty log are fine.
         let odd: KeptLines =
             serde_json::from_str(r#"[{"n":1,"t":"x","extra":true}]"#).expect("decodes");
