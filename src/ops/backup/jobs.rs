@@ -248,7 +248,8 @@ async fn run_log(ctx: &Context, t: &TaskListItem) -> Option<Arc<RunLog>> {
     }
     let upid = t.upid.parse::<Upid>().ok()?;
     // Only the lines `log` reads are kept (a run's log is mostly progress). The log file
-    // whole, gzipped, where PVE offers it (8.3 and later); else its lines as JSON.
+    // whole, gzipped, where PVE offers it (pve-manager 7.3-5 and later); else its lines as
+    // JSON.
     let file = match ctx.run_logs.without_download() {
         true => None,
         false => ctx
