@@ -364,7 +364,13 @@ impl Client {
                 endpoint,
             };
             let (status, body) = t.send(method.as_str(), path, params).await;
-            return envelope::decode_reply(&info, status, None, None, body.into());
+            return envelope::decode_reply(
+                &info,
+                status,
+                None,
+                envelope::BodyKind::default(),
+                body.into(),
+            );
         }
         let mut url = format!("{endpoint}/api2/json{path}");
         let with_body = matches!(*method, Method::POST | Method::PUT);
@@ -400,19 +406,13 @@ impl Client {
             .map_err(|e| self.map_send_error(&e, &info))?;
         let status = resp.status();
         let reason = reason_phrase(&resp);
-        let headers = resp.headers().clone();
+        let kind = envelope::BodyKind::of(resp.headers());
         let body = resp
             .bytes()
             .await
             .map_err(|e| self.map_send_error(&e, &info))?;
         tracing::debug!(%method, path, status = status.as_u16(), "pve response");
-        envelope::decode_reply(
-            &info,
-            status.as_u16(),
-            reason.as_deref(),
-            Some(&headers),
-            body,
-        )
+        envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), kind, body)
     }
 
     /// `POST path` with a multipart body: the form fields, then `local` streamed as the part
@@ -472,7 +472,13 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| self.map_send_error(&e, &info))?;
-        let reply = envelope::decode_reply(&info, status.as_u16(), reason.as_deref(), None, bytes)?;
+        let reply = envelope::decode_reply(
+            &info,
+            status.as_u16(),
+            reason.as_deref(),
+            envelope::BodyKind::default(),
+            bytes,
+        )?;
         envelope::decode("POST", path, &reply)
     }
 

@@ -143,26 +143,41 @@ pub(crate) struct RequestInfo<'a> {
     pub endpoint: &'a str,
 }
 
+/// How a success body is to be read, from the response's headers: JSON unless its
+/// `Content-Type` names something else (a `download`'s file), and gzipped when its
+/// `Content-Encoding` says so. Read before the body consumes the response, without copying
+/// the headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BodyKind {
+    file: bool,
+    gzip: bool,
+}
+
+impl BodyKind {
+    pub fn of(headers: &http::HeaderMap) -> BodyKind {
+        let value = |name| headers.get(name).map(http::HeaderValue::as_bytes);
+        BodyKind {
+            file: value(http::header::CONTENT_TYPE)
+                .is_some_and(|t| !t.windows(4).any(|w| w.eq_ignore_ascii_case(b"json"))),
+            gzip: value(http::header::CONTENT_ENCODING)
+                .is_some_and(|e| e.trim_ascii().eq_ignore_ascii_case(b"gzip")),
+        }
+    }
+}
+
 /// Decodes a complete response. `reason` is the reason phrase as received (hyper's
-/// `ReasonPhrase`) or the canonical one; `headers`, the response's (none from a test
-/// transport: JSON). A success body is only checked to look like a JSON object here, unless
-/// its `Content-Type` says it is a file (a `download`, [`Reply::file_text`]); it is decoded
-/// by [`decode`] or [`decode_list`].
+/// `ReasonPhrase`) or the canonical one; `kind`, what the headers say of the body (the
+/// default, JSON, from a test transport). A success body is only checked to look like a JSON
+/// object here, unless it is a file (a `download`, [`Reply::file_text`]); it is decoded by
+/// [`decode`] or [`decode_list`].
 pub(crate) fn decode_reply(
     req: &RequestInfo<'_>,
     status: u16,
     reason: Option<&str>,
-    headers: Option<&http::HeaderMap>,
+    kind: BodyKind,
     body: Bytes,
 ) -> Result<Reply, Error> {
-    let header = |name: http::header::HeaderName| {
-        headers
-            .and_then(|h| h.get(name))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_ascii_lowercase)
-    };
-    let file = header(http::header::CONTENT_TYPE).is_some_and(|t| !t.contains("json"));
-    let gzip = header(http::header::CONTENT_ENCODING).is_some_and(|e| e.trim() == "gzip");
+    let BodyKind { file, gzip } = kind;
     if (200..300).contains(&status) && (file || gzip) {
         return Ok(Reply { body, file, gzip });
     }
@@ -215,11 +230,8 @@ pub(crate) async fn decode_large<T: DeserializeOwned + Send + 'static>(
     path: String,
     reply: Reply,
 ) -> Result<T, Error> {
-    let size = reply.body.len();
-    off_runtime(method, &path.clone(), size, move || {
-        decode(method, &path, &reply)
-    })
-    .await
+    let (size, shown) = (reply.body.len(), path.clone());
+    off_runtime(method, &shown, size, move || decode(method, &path, &reply)).await
 }
 
 /// Runs `work`, the decoding of a reply of `size` bytes to `method path`, on Tokio's blocking
@@ -513,7 +525,50 @@ mod tests {
         reason: Option<&str>,
         body: &[u8],
     ) -> Result<Reply, Error> {
-        decode_reply(req, status, reason, None, Bytes::copy_from_slice(body))
+        decode_reply(
+            req,
+            status,
+            reason,
+            BodyKind::default(),
+            Bytes::copy_from_slice(body),
+        )
+    }
+
+    #[test]
+    fn the_headers_tell_json_from_a_file() {
+        let of = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, http::HeaderValue::from_static(v));
+            }
+            BodyKind::of(&h)
+        };
+        let json = BodyKind::default();
+        assert_eq!(of(&[]), json);
+        assert_eq!(
+            of(&[("content-type", "application/json;charset=UTF-8")]),
+            json
+        );
+        assert_eq!(of(&[("content-type", "Application/JSON")]), json);
+        let file = of(&[("content-type", "text/plain")]);
+        assert_eq!(
+            file,
+            BodyKind {
+                file: true,
+                gzip: false
+            }
+        );
+        let gz = of(&[
+            ("content-type", "text/plain"),
+            ("content-encoding", " GZIP "),
+        ]);
+        assert_eq!(
+            gz,
+            BodyKind {
+                file: true,
+                gzip: true
+            }
+        );
     }
 
     #[test]

@@ -111,7 +111,8 @@ impl Client {
 
     /// `GET /nodes/{upid.node}/tasks/{upid}/log?start=&limit=` decoded straight into `T` (the
     /// `data` array of `{n, t}`): for a caller that keeps only some lines of a long log rather
-    /// than every line as a [`TaskLogLine`]. A long log is decoded off the runtime's workers ([`envelope::decode_large`]).
+    /// than every line as a [`TaskLogLine`]. A long log is decoded off the runtime's workers
+    /// ([`envelope::decode_large`]).
     pub async fn get_task_log_as<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         upid: &Upid,
@@ -146,8 +147,7 @@ impl Client {
             }
             Err(e) => return Err(e),
         };
-        let size = reply.work_size();
-        let shown = path.clone();
+        let (size, shown) = (reply.work_size(), path.clone());
         envelope::off_runtime("GET", &shown, size, move || {
             reply.file_text("GET", &path).map(|text| Some(read(&text)))
         })

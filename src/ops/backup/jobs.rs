@@ -250,13 +250,13 @@ async fn run_log(ctx: &Context, t: &TaskListItem) -> Option<Arc<RunLog>> {
     // Only the lines `log` reads are kept (a run's log is mostly progress). The log file
     // whole, gzipped, where PVE offers it (pve-manager 7.3-5 and later); else its lines as
     // JSON.
-    let file = match ctx.run_logs.without_download() {
-        true => None,
-        false => ctx
-            .client
+    let file = if ctx.run_logs.without_download() {
+        None
+    } else {
+        ctx.client
             .read_task_log_file(&upid, log::KeptLines::of_text)
             .await
-            .ok()?,
+            .ok()?
     };
     let lines = match file {
         Some(kept) => kept.0,
