@@ -124,15 +124,52 @@ fn empty(node: &NodeInfo) -> Allocation {
 
 /// Adds one guest on the node. Templates count nowhere.
 fn count(a: &mut Allocation, g: &GuestInfo) {
-    if g.template {
+    count_one(a, &Load::of(g));
+}
+
+/// What one guest asks of its node: all [`allocation`] reads of a [`GuestInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub template: bool,
+    pub running: bool,
+    pub vcpus: u64,
+    pub memory: u64,
+}
+
+impl Load {
+    pub fn of(g: &GuestInfo) -> Load {
+        Load {
+            template: g.template,
+            running: g.is_running(),
+            vcpus: g.maxcpu,
+            memory: g.maxmem,
+        }
+    }
+}
+
+/// [`allocation`] of loads already known to be on `node` (no guest copied to count it).
+pub fn allocation_of_loads(
+    node: &NodeInfo,
+    loads: impl IntoIterator<Item = Load>,
+    ratios: Ratios,
+) -> Allocation {
+    let mut a = empty(node);
+    for l in loads {
+        count_one(&mut a, &l);
+    }
+    finish(a, ratios)
+}
+
+fn count_one(a: &mut Allocation, l: &Load) {
+    if l.template {
         return;
     }
-    a.allocated_vcpus += g.maxcpu;
-    a.allocated_memory += g.maxmem;
-    if g.is_running() {
+    a.allocated_vcpus += l.vcpus;
+    a.allocated_memory += l.memory;
+    if l.running {
         a.running_guests += 1;
-        a.running_vcpus += g.maxcpu;
-        a.running_memory += g.maxmem;
+        a.running_vcpus += l.vcpus;
+        a.running_memory += l.memory;
     }
 }
 

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::ops::cluster::snapshot::{
     ClusterSnapshot, GuestDisk, GuestInfo, GuestKind, NodeInfo, StorageInfo,
 };
-pub use allocation::{Allocation, allocation, allocations};
+pub use allocation::{Allocation, Load, allocation, allocation_of_loads, allocations};
 pub use balance::{BalancePlan, BalanceRequest, balance, balance_traced, guests_to_read};
 pub use evacuation::{
     EvacuationPlan, EvacuationRequest, ExpectedMove, apply_moves, evacuate, expected_difference,

@@ -89,6 +89,47 @@ fn cluster_status_overcommit_is_the_allocation_rounded() {
 }
 
 #[test]
+fn cluster_status_counts_rows_as_the_planners_count_their_guests() {
+    // cluster_status counts the rows directly; the planners count GuestInfo::from_resource.
+    // Odd rows included: no status, "unknown", a running template, fractional and absent sizes.
+    let rows: Vec<crate::pve::ClusterResource> = [
+        serde_json::json!({"id":"qemu/1","type":"qemu","vmid":1,"node":"n","status":"running","maxcpu":2.6,"maxmem":3*GIB}),
+        serde_json::json!({"id":"qemu/2","type":"qemu","vmid":2,"node":"n","status":"stopped","maxcpu":4,"maxmem":GIB}),
+        serde_json::json!({"id":"qemu/3","type":"qemu","vmid":3,"node":"n","maxcpu":1}),
+        serde_json::json!({"id":"qemu/4","type":"qemu","vmid":4,"node":"n","status":"unknown","maxmem":GIB}),
+        serde_json::json!({"id":"qemu/5","type":"qemu","vmid":5,"node":"n","status":"running","template":1,"maxcpu":8,"maxmem":GIB}),
+        serde_json::json!({"id":"lxc/6","type":"lxc","vmid":6,"node":"n","status":"running","maxcpu":1.4,"maxmem":GIB/2}),
+    ]
+    .into_iter()
+    .map(|v| serde_json::from_value(v).unwrap())
+    .collect();
+    let refs: Vec<_> = rows.iter().collect();
+    let node = NodeInfo::new("n", 4, 4 * GIB);
+    let guests: Vec<GuestInfo> = rows.iter().map(GuestInfo::from_resource).collect();
+    let a = allocation(&node, &guests, Ratios::default());
+    let o = crate::ops::cluster::status::overcommit(4, 4 * GIB, &refs);
+    assert_eq!(
+        (
+            o.running_vcpus,
+            o.running_memory,
+            o.allocated_vcpus,
+            o.allocated_memory
+        ),
+        (
+            a.running_vcpus,
+            a.running_memory,
+            a.allocated_vcpus,
+            a.allocated_memory
+        )
+    );
+    assert_eq!((o.running_vcpus, o.allocated_vcpus), (4, 9));
+    assert_eq!(
+        (o.cpu_overcommitted, o.memory_overcommitted),
+        (a.cpu_overcommitted, a.memory_overcommitted)
+    );
+}
+
+#[test]
 fn placement_takes_the_node_with_most_room_and_says_why_others_cannot() {
     let mut snap = three_nodes(vec![
         GuestInfo::qemu(100, "pve1", 4, 60 * GIB),

@@ -179,10 +179,44 @@ async fn template_facts(
 /// PVE unreachable; a template missing, not a template, ambiguous, or a copy on another node.
 pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, Error> {
     let (mut snap, _) = crate::ops::migrate::read_snapshot(ctx, &[]).await?;
-    let template = template_facts(ctx, p, &mut snap, &p.template, "template").await?;
+    let found = find_in(ctx, p, &mut snap).await?;
+    Ok(found.on(snap))
+}
+
+/// [`Facts`] without the snapshot they were found in.
+pub(crate) struct Found {
+    template: TemplateFacts,
+    copies: Vec<TemplateFacts>,
+    members: Vec<Member>,
+    partial: Vec<Member>,
+}
+
+impl Found {
+    pub(crate) fn on(self, snap: ClusterSnapshot) -> Facts {
+        Facts {
+            snap,
+            template: self.template,
+            copies: self.copies,
+            members: self.members,
+            partial: self.partial,
+        }
+    }
+}
+
+/// What [`gather`] finds for `p` in a snapshot already read (`profile_validate` reads one for
+/// all profiles); the templates' configs read are kept in it.
+///
+/// # Errors
+/// As [`gather`], less the snapshot's own read.
+pub(crate) async fn find_in(
+    ctx: &Context,
+    p: &ClusterProfile,
+    snap: &mut ClusterSnapshot,
+) -> Result<Found, Error> {
+    let template = template_facts(ctx, p, snap, &p.template, "template").await?;
     let mut copies = Vec::new();
     for (node, which) in &p.template_copies {
-        let copy = template_facts(ctx, p, &mut snap, which, "template_copies").await?;
+        let copy = template_facts(ctx, p, snap, which, "template_copies").await?;
         if copy.node != *node {
             return Err(Error::invalid(
                 "template_copies",
@@ -220,8 +254,7 @@ pub(crate) async fn gather(ctx: &Context, p: &ClusterProfile) -> Result<Facts, E
             partial.push(m);
         }
     }
-    Ok(Facts {
-        snap,
+    Ok(Found {
         template,
         copies,
         members,
