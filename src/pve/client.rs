@@ -407,6 +407,21 @@ impl Client {
         let status = resp.status();
         let reason = reason_phrase(&resp);
         let kind = envelope::BodyKind::of(resp.headers());
+        if status.is_success() && kind.is_file() {
+            // A file (a task log's download) is kept in the pieces it arrives in: it is read
+            // a piece at a time, and joining a megabyte first only copies it.
+            let mut resp = resp;
+            let mut pieces = Vec::new();
+            while let Some(piece) = resp
+                .chunk()
+                .await
+                .map_err(|e| self.map_send_error(&e, &info))?
+            {
+                pieces.push(piece);
+            }
+            tracing::debug!(%method, path, status = status.as_u16(), "pve response (a file)");
+            return Ok(envelope::Reply::file_of(pieces, kind));
+        }
         let body = resp
             .bytes()
             .await

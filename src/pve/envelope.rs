@@ -16,15 +16,77 @@ use super::perl;
 /// bytes are the response body's own buffer, not a copy (a task log runs to megabytes).
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
+    /// The JSON body; empty for a file.
     body: Bytes,
+    /// A file's body in the pieces the connection read it in, not joined into one buffer
+    /// (a backup run's log is a megabyte a node, and it is read a piece at a time anyway).
+    pieces: Vec<Bytes>,
     /// A file sent as itself (a `download`), not JSON: its `Content-Type` is not JSON.
     file: bool,
     /// Sent with `Content-Encoding: gzip` (PVE gzips a downloaded task log over 1 KiB).
     gzip: bool,
 }
 
-/// The most a downloaded file is inflated to ([`Reply::file_text`]).
+/// The most a downloaded file is inflated to ([`Reply::read_file`]).
 pub(crate) const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+/// The pieces [`Reply::read_file`] inflates into: small enough to stay in cache.
+pub(crate) const FILE_PIECE: usize = 64 * 1024;
+
+/// What reads a downloaded file as it is inflated ([`Reply::read_file`]): `feed` gets its bytes
+/// in order, in pieces that may end anywhere (inside a line, inside a UTF-8 character);
+/// `finish` gives what was read.
+pub trait FileRead {
+    type Out;
+    fn feed(&mut self, piece: &[u8]);
+    fn finish(self) -> Self::Out;
+}
+
+/// The file's bytes, whole.
+impl FileRead for Vec<u8> {
+    type Out = Vec<u8>;
+    fn feed(&mut self, piece: &[u8]) {
+        self.extend_from_slice(piece);
+    }
+    fn finish(self) -> Vec<u8> {
+        self
+    }
+}
+
+/// The pieces of a file body read as one stream ([`Reply::read_file`]).
+struct PiecesReader<'a> {
+    rest: &'a [Bytes],
+    /// Bytes of `rest[0]` already read.
+    at: usize,
+}
+
+impl std::io::Read for PiecesReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead as _;
+        let have = self.fill_buf()?;
+        let n = have.len().min(buf.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for PiecesReader<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while let Some((first, rest)) = self.rest.split_first() {
+            if self.at < first.len() {
+                return Ok(&first[self.at..]);
+            }
+            self.rest = rest;
+            self.at = 0;
+        }
+        Ok(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at += n;
+    }
+}
 
 /// `{"data": T, ...}`: the fast, one-pass shape (other envelope fields are skipped).
 #[derive(serde::Deserialize)]
@@ -50,48 +112,93 @@ impl Reply {
         }
     }
 
-    /// A file reply's text (a `download`): inflated when it came gzipped, at most [`MAX_FILE`]
-    /// bytes; bytes that are not UTF-8 are replaced.
-    pub fn file_text(&self, method: &str, path: &str) -> Result<String, Error> {
+    /// Hands a file reply (a `download`) to `read` a piece at a time, inflated when it came
+    /// gzipped: at most [`MAX_FILE`] bytes in all, in pieces of [`FILE_PIECE`], so a log of
+    /// megabytes is never held inflated whole (nor zeroed, copied and checked as text first).
+    pub fn read_file(
+        &self,
+        method: &str,
+        path: &str,
+        read: &mut impl FileRead,
+    ) -> Result<(), Error> {
+        self.read_file_within(method, path, read, MAX_FILE)
+    }
+
+    fn read_file_within(
+        &self,
+        method: &str,
+        path: &str,
+        read: &mut impl FileRead,
+        max: u64,
+    ) -> Result<(), Error> {
         let fail = |reason: String| Error::Decode {
             method: method.to_owned(),
             path: path.to_owned(),
             json_path: ".".to_owned(),
             reason,
         };
+        let too_large = || {
+            fail(format!(
+                "the file is larger than {} MiB inflated; read it in pages instead",
+                max >> 20
+            ))
+        };
         if !self.file {
             return Err(fail("the answer is json, not a file".to_owned()));
         }
-        let bytes = if self.gzip {
-            use std::io::Read as _;
-            let mut out = Vec::with_capacity(self.body.len().saturating_mul(4).min(1 << 26));
-            flate2::read::MultiGzDecoder::new(&self.body[..])
-                .take(MAX_FILE + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| fail(format!("the gzip stream is corrupt: {e}")))?;
-            if out.len() as u64 > MAX_FILE {
-                return Err(fail(format!(
-                    "the file is larger than {} MiB inflated; read it in pages instead",
-                    MAX_FILE >> 20
-                )));
+        if !self.gzip {
+            if self.file_size() > max {
+                return Err(too_large());
             }
-            out
-        } else {
-            self.body.to_vec()
-        };
-        Ok(match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+            for p in &self.pieces {
+                read.feed(p);
+            }
+            return Ok(());
+        }
+        use std::io::Read as _;
+        let mut inflate = flate2::bufread::MultiGzDecoder::new(PiecesReader {
+            rest: &self.pieces,
+            at: 0,
+        });
+        let mut piece = vec![0u8; FILE_PIECE];
+        let mut total = 0u64;
+        loop {
+            let n = match inflate.read(&mut piece) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(fail(format!("the gzip stream is corrupt: {e}"))),
+            };
+            total += n as u64;
+            if total > max {
+                return Err(too_large());
+            }
+            read.feed(&piece[..n]);
+        }
     }
 
     /// About how many bytes decoding this reply reads: its size, inflated when it came
     /// gzipped (text such as a task log inflates some tenfold), for [`off_runtime`].
     pub fn work_size(&self) -> usize {
+        let size = self.body.len().saturating_add(self.file_size() as usize);
         if self.gzip {
-            self.body.len().saturating_mul(10)
+            size.saturating_mul(10)
         } else {
-            self.body.len()
+            size
+        }
+    }
+
+    fn file_size(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len() as u64).sum()
+    }
+
+    /// A successful file reply (a `download`) from the pieces of its body.
+    pub fn file_of(pieces: Vec<Bytes>, kind: BodyKind) -> Reply {
+        Reply {
+            body: Bytes::new(),
+            pieces,
+            file: true,
+            gzip: kind.gzip,
         }
     }
 
@@ -154,6 +261,11 @@ pub(crate) struct BodyKind {
 }
 
 impl BodyKind {
+    /// A file (a `download`), not the JSON envelope: what [`Reply::file_of`] holds.
+    pub fn is_file(self) -> bool {
+        self.file || self.gzip
+    }
+
     pub fn of(headers: &http::HeaderMap) -> BodyKind {
         let value = |name| headers.get(name).map(http::HeaderValue::as_bytes);
         BodyKind {
@@ -168,7 +280,7 @@ impl BodyKind {
 /// Decodes a complete response. `reason` is the reason phrase as received (hyper's
 /// `ReasonPhrase`) or the canonical one; `kind`, what the headers say of the body (the
 /// default, JSON, from a test transport). A success body is only checked to look like a JSON
-/// object here, unless it is a file (a `download`, [`Reply::file_text`]); it is decoded by
+/// object here, unless it is a file (a `download`, [`Reply::read_file`]); it is decoded by
 /// [`decode`] or [`decode_list`].
 pub(crate) fn decode_reply(
     req: &RequestInfo<'_>,
@@ -179,7 +291,7 @@ pub(crate) fn decode_reply(
 ) -> Result<Reply, Error> {
     let BodyKind { file, gzip } = kind;
     if (200..300).contains(&status) && (file || gzip) {
-        return Ok(Reply { body, file, gzip });
+        return Ok(Reply::file_of(vec![body], kind));
     }
     if (200..300).contains(&status) {
         let trimmed = body.trim_ascii();
@@ -196,6 +308,7 @@ pub(crate) fn decode_reply(
         }
         return Ok(Reply {
             body,
+            pieces: Vec::new(),
             file: false,
             gzip: false,
         });
@@ -569,6 +682,92 @@ mod tests {
                 gzip: true
             }
         );
+    }
+
+    /// Counts the pieces a file is read in.
+    #[derive(Default)]
+    struct Pieces(Vec<u8>, usize);
+
+    impl FileRead for Pieces {
+        type Out = (Vec<u8>, usize);
+        fn feed(&mut self, piece: &[u8]) {
+            assert!(piece.len() <= FILE_PIECE, "{}", piece.len());
+            self.0.extend_from_slice(piece);
+            self.1 += 1;
+        }
+        fn finish(self) -> (Vec<u8>, usize) {
+            (self.0, self.1)
+        }
+    }
+
+    #[test]
+    fn a_file_is_read_inflated_in_pieces_and_bounded() {
+        use std::io::Write as _;
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).expect("gzip");
+            e.finish().expect("gzip")
+        };
+        // the body in pieces of 1,000 bytes, as a connection might read it
+        let file = |gzip: bool, body: Vec<u8>| {
+            let kind = BodyKind { file: true, gzip };
+            Reply::file_of(
+                body.chunks(1000).map(Bytes::copy_from_slice).collect(),
+                kind,
+            )
+        };
+        let text: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| format!("INFO: line {i}\n").into_bytes())
+            .collect();
+        // two gzip members (what `gzip -c a b` writes) read as one file, in pieces
+        let mut two = gz(&text[..100_000]);
+        two.extend(gz(&text[100_000..]));
+        let mut p = Pieces::default();
+        file(true, two)
+            .read_file("GET", "/x", &mut p)
+            .expect("inflates");
+        let (read, pieces) = p.finish();
+        assert_eq!(read, text);
+        assert!(pieces >= text.len().div_ceil(FILE_PIECE), "{pieces}");
+        // not gzipped: the body as it is
+        let mut whole = Vec::new();
+        file(false, text.clone())
+            .read_file("GET", "/x", &mut whole)
+            .expect("read");
+        assert_eq!(whole, text);
+        // JSON is not a file; a corrupt stream is an error naming the path
+        let json = Reply {
+            body: Bytes::from_static(b"{}"),
+            pieces: Vec::new(),
+            file: false,
+            gzip: false,
+        };
+        assert!(matches!(
+            json.read_file("GET", "/x", &mut Vec::new()),
+            Err(Error::Decode { .. })
+        ));
+        let mut bad = gz(&text);
+        let mid = bad.len() / 2;
+        bad[mid..mid + 8].copy_from_slice(b"garbage!");
+        let e = file(true, bad)
+            .read_file("GET", "/x", &mut Vec::new())
+            .expect_err("corrupt");
+        assert!(e.to_string().contains("/x"), "{e}");
+        // past the bound (MAX_FILE, 2 MiB here) it stops, and hands nothing past it on
+        let zeros = vec![0u8; (2 << 20) + 1];
+        for (gzip, body) in [(true, gz(&zeros)), (false, zeros.clone())] {
+            let mut got = Vec::new();
+            let e = file(gzip, body)
+                .read_file_within("GET", "/big", &mut got, 2 << 20)
+                .expect_err("too large");
+            assert!(e.to_string().contains("larger than 2 MiB"), "{e}");
+            assert!(got.len() <= 2 << 20, "{}", got.len());
+        }
+        let mut got = Vec::new();
+        file(true, gz(&zeros[1..]))
+            .read_file_within("GET", "/big", &mut got, 2 << 20)
+            .expect("exactly the bound");
+        assert_eq!(got.len(), 2 << 20);
     }
 
     #[test]

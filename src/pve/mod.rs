@@ -49,6 +49,7 @@ mod upid;
 mod wait;
 
 pub use client::{Client, ClientOptions, Transport, path_segment};
+pub use envelope::FileRead;
 pub use error::Error;
 pub use migrate::{
     HaGroup, HaResource, HaRule, LocalDisk, MigrateLxc, MigratePrecondition, MigrateQemu,

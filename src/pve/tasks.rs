@@ -124,16 +124,20 @@ impl Client {
     }
 
     /// `GET .../tasks/{upid}/log?download=1` (pve-manager 7.3-5 and later): the whole log as the
-    /// file it is, gzipped on the wire, handed to `read` as text. For a long log that is a
+    /// file it is, gzipped on the wire, handed to `read` as it is inflated. For a long log that is a
     /// fraction of the work of the JSON `[{n, t}]` lines, for PVE (`gzip -c` of the file, not a
     /// hash and a JSON object per line) and for us. Inflating it and `read` run on Tokio's
     /// blocking pool when it is large. `Ok(None)` when this PVE does not know `download` (its
     /// 400 names the parameter): read the lines with [`Client::get_task_log_as`] instead.
-    pub async fn read_task_log_file<T: Send + 'static>(
+    pub async fn read_task_log_file<R>(
         &self,
         upid: &Upid,
-        read: impl FnOnce(&str) -> T + Send + 'static,
-    ) -> Result<Option<T>, Error> {
+        mut read: R,
+    ) -> Result<Option<R::Out>, Error>
+    where
+        R: envelope::FileRead + Send + 'static,
+        R::Out: Send + 'static,
+    {
         let path = task_path(upid, "log");
         let query = [("download", "1".to_owned())];
         let reply = match self.execute(Method::GET, &path, &query).await {
@@ -149,7 +153,9 @@ impl Client {
         };
         let (size, shown) = (reply.work_size(), path.clone());
         envelope::off_runtime("GET", &shown, size, move || {
-            reply.file_text("GET", &path).map(|text| Some(read(&text)))
+            reply
+                .read_file("GET", &path, &mut read)
+                .map(|()| Some(read.finish()))
         })
         .await
     }
@@ -205,15 +211,15 @@ mod tests {
             }
         });
         let c = fake.client();
-        let none = c.read_task_log_file(&upid, |t| t.len()).await;
+        let none = c.read_task_log_file(&upid, Vec::new()).await;
         assert!(matches!(none, Ok(None)), "{none:?}");
         // any other refusal is an error, not a missing download
         fake.once("GET", &path, 403, json!("Permission check failed"));
-        let e = c.read_task_log_file(&upid, |t| t.len()).await;
+        let e = c.read_task_log_file(&upid, Vec::new()).await;
         assert!(matches!(e, Err(Error::Forbidden { .. })), "{e:?}");
         // and JSON where the file was asked for is not read as the file
         fake.once("GET", &path, 200, json!([{"n": 1, "t": "x"}]));
-        let e = c.read_task_log_file(&upid, |t| t.len()).await;
+        let e = c.read_task_log_file(&upid, Vec::new()).await;
         assert!(matches!(e, Err(Error::Decode { .. })), "{e:?}");
     }
 }

@@ -254,7 +254,7 @@ async fn run_log(ctx: &Context, t: &TaskListItem) -> Option<Arc<RunLog>> {
         None
     } else {
         ctx.client
-            .read_task_log_file(&upid, log::KeptLines::of_text)
+            .read_task_log_file(&upid, log::LogScan::default())
             .await
             .ok()?
     };
