@@ -9,7 +9,7 @@
 //! type system, not every write handler, keeps it current.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::state::{GuestUsage, Vm};
 
@@ -17,7 +17,13 @@ use super::state::{GuestUsage, Vm};
 pub struct Guests {
     map: BTreeMap<u32, Vm>,
     derived: Mutex<BTreeMap<u32, Derived>>,
+    /// Each node's guests in vmid order, built when first needed after a change (a guest
+    /// written may have moved): the per-node listings (64 nodes' storage contents, each
+    /// node's `qemu`) then do not each walk all 10,000 guests.
+    by_node: Mutex<Option<Arc<ByNode>>>,
 }
+
+type ByNode = BTreeMap<String, Vec<u32>>;
 
 /// What is derived from one guest, each part when first needed.
 #[derive(Default)]
@@ -50,6 +56,28 @@ impl Guests {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&vmid);
+        *self.by_node.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The guests on `node`, in vmid order.
+    pub fn on_node<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Vm> + 'a {
+        let index = {
+            let mut kept = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(kept.get_or_insert_with(|| {
+                let mut by: ByNode = BTreeMap::new();
+                for (vmid, vm) in &self.map {
+                    match by.get_mut(vm.node.as_str()) {
+                        Some(v) => v.push(*vmid),
+                        None => {
+                            by.insert(vm.node.clone(), vec![*vmid]);
+                        }
+                    }
+                }
+                Arc::new(by)
+            }))
+        };
+        let vmids = index.get(node).cloned().unwrap_or_default();
+        vmids.into_iter().filter_map(|v| self.map.get(&v))
     }
 
     /// Calls `f` with each guest, in vmid order, and what is derived from it so far, to use
@@ -94,6 +122,7 @@ impl From<BTreeMap<u32, Vm>> for Guests {
         Guests {
             map,
             derived: Mutex::default(),
+            by_node: Mutex::default(),
         }
     }
 }

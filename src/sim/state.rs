@@ -482,7 +482,7 @@ impl State {
 
     /// VMs on a node, in vmid order.
     pub fn vms_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Vm> + 'a {
-        self.vms.values().filter(move |v| v.node == node)
+        self.vms.on_node(node)
     }
 
     /// Memory used on a node: host base plus what running guests use from the host's view.

@@ -586,6 +586,15 @@ mod tests {
         }
         let u = st.usage();
         for (ni, n) in st.nodes.iter().enumerate() {
+            // the kept index of each node's guests is the walk of every guest
+            let indexed: Vec<u32> = st.vms_on(&n.name).map(|v| v.vmid).collect();
+            let walked: Vec<u32> = st
+                .vms
+                .values()
+                .filter(|v| v.node == n.name)
+                .map(|v| v.vmid)
+                .collect();
+            assert_eq!(indexed, walked, "after {step}: the guests of {}", n.name);
             assert_eq!(u.node_mem[ni], st.node_mem_used(n), "after {step}");
             assert_eq!(u.node_cpu[ni].to_bits(), st.node_cpu(n).to_bits(), "{step}");
             assert_eq!(u.rootfs[ni], st.rootfs_used(n), "after {step}");

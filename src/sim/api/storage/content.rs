@@ -202,11 +202,14 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
     // guest images only when they can pass the filters (a container's volumes are `rootdir`
     // content, a VM's `images`; a snapshot's RAM state and a cloud-init drive are `images`)
     let images_wanted = content.is_none_or(|ct| ct == "images" || ct == "rootdir");
-    for vm in st
-        .vms
-        .values()
-        .filter(|v| images_wanted && (s.shared || v.node == *node))
-    {
+    // a local storage's from its node's guests alone (64 nodes' listings are not each a walk
+    // of every guest)
+    let guests: Box<dyn Iterator<Item = &crate::sim::state::Vm>> = match (images_wanted, s.shared) {
+        (false, _) => Box::new(std::iter::empty()),
+        (true, true) => Box::new(st.vms.values()),
+        (true, false) => Box::new(st.vms_on(node)),
+    };
+    for vm in guests {
         let kind = if vm.is_ct() { "rootdir" } else { "images" };
         if content.is_none_or(|want| want == kind) {
             for d in vm.disk_refs().filter(|d| {
