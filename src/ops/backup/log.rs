@@ -35,10 +35,8 @@ static GUEST_PHRASES: LazyLock<[memmem::Finder<'static>; 2]> = LazyLock::new(|| 
 });
 
 /// Whether [`guests`] reads this line.
-fn about_a_guest(line: &str) -> bool {
-    GUEST_PHRASES
-        .iter()
-        .any(|f| f.find(line.as_bytes()).is_some())
+fn about_a_guest(line: &[u8]) -> bool {
+    GUEST_PHRASES.iter().any(|f| f.find(line).is_some())
 }
 
 /// The longest line [`LogScan`] keeps whole; a longer one (no vzdump line is) is cut there.
@@ -68,7 +66,7 @@ impl LogScan {
 
     /// One whole line (without its `\n`), tested on its own.
     fn line(&mut self, line: &[u8]) {
-        if self.seen < HEAD || GUEST_PHRASES.iter().any(|f| f.find(line).is_some()) {
+        if self.seen < HEAD || about_a_guest(line) {
             self.keep(line);
         }
         self.seen = self.seen.saturating_add(1);
@@ -149,7 +147,7 @@ impl<'de> Deserialize<'de> for KeptLines {
                 let mut out = Vec::new();
                 let mut i = 0;
                 while let Some(l) = seq.next_element::<Line<'de>>()? {
-                    if i < HEAD || about_a_guest(&l.t) {
+                    if i < HEAD || about_a_guest(l.t.as_bytes()) {
                         out.push(l.t.into_owned());
                     }
                     i += 1;
@@ -424,7 +422,7 @@ mod tests {
         let by_line: Vec<String> = file
             .lines()
             .enumerate()
-            .filter(|(i, l)| *i < HEAD || about_a_guest(l))
+            .filter(|(i, l)| *i < HEAD || about_a_guest(l.as_bytes()))
             .map(|(_, l)| l.to_owned())
             .collect();
         assert_eq!(scan(&file, 5).0, by_line);

@@ -157,16 +157,7 @@ pub fn overcommit_with(
         reserved_memory: rules.host_reserve,
         ..NodeInfo::new("", cpus, memory_total)
     };
-    // The figures `GuestInfo::from_resource` would give, without copying each guest's strings.
-    let loads = guests.iter().map(|g| {
-        let template = g.is_template();
-        Load {
-            template,
-            running: !template && g.status.as_deref() == Some("running"),
-            vcpus: g.maxcpu.unwrap_or(0.0).round() as u64,
-            memory: g.maxmem.unwrap_or(0),
-        }
-    });
+    let loads = guests.iter().map(|g| Load::of_row(g));
     let a = allocation_of_loads(&node, loads, crate::ops::migrate::ratios(rules));
     Overcommit {
         running_vcpus: a.running_vcpus,

@@ -187,32 +187,17 @@ pub async fn profile_validate(
                         .map(|(snap, _)| snap)
                         .map_err(|e| e.to_string()),
                 };
-                match read {
+                cluster = Some(match read {
+                    Ok(snap) => {
+                        let (snap, members) = check_on(ctx, p, snap, &mut problems).await;
+                        existing = members;
+                        Ok(snap)
+                    }
                     Err(e) => {
                         problems.push(p.problem("template", e.clone()).to_string());
-                        cluster = Some(Err(e));
+                        Err(e)
                     }
-                    Ok(mut snap) => match up::find_in(ctx, p, &mut snap).await {
-                        Err(e) => {
-                            problems.push(p.problem("template", e.to_string()).to_string());
-                            cluster = Some(Ok(snap));
-                        }
-                        Ok(found) => {
-                            let f = found.on(snap);
-                            existing = f.members.len() as u32;
-                            if let Some(why) = validate::template_problem(p, &f.template) {
-                                problems.push(p.problem("template", why).to_string());
-                            }
-                            let plan = up::plan_for(ctx, p, &f);
-                            problems.extend(
-                                validate::plan_problems(p, &plan)
-                                    .iter()
-                                    .map(ToString::to_string),
-                            );
-                            cluster = Some(Ok(f.snap));
-                        }
-                    },
-                }
+                });
             }
         }
         checks.push(ProfileCheck {
@@ -236,4 +221,34 @@ pub async fn profile_validate(
         },
         profiles: checks,
     })
+}
+
+/// Checks `p` against the cluster `snap` (its template, the VMID room, capacity for its
+/// placement), adding what is wrong to `problems`; gives the snapshot back for the next
+/// profile (with the template configs read kept in it) and how many guests `p` already has.
+async fn check_on(
+    ctx: &Context,
+    p: &ClusterProfile,
+    mut snap: ClusterSnapshot,
+    problems: &mut Vec<String>,
+) -> (ClusterSnapshot, u32) {
+    let found = match up::find_in(ctx, p, &mut snap).await {
+        Ok(found) => found,
+        Err(e) => {
+            problems.push(p.problem("template", e.to_string()).to_string());
+            return (snap, 0);
+        }
+    };
+    let f = found.on(snap);
+    if let Some(why) = validate::template_problem(p, &f.template) {
+        problems.push(p.problem("template", why).to_string());
+    }
+    let plan = up::plan_for(ctx, p, &f);
+    problems.extend(
+        validate::plan_problems(p, &plan)
+            .iter()
+            .map(ToString::to_string),
+    );
+    let members = f.members.len() as u32;
+    (f.snap, members)
 }

@@ -229,6 +229,21 @@ impl GuestInfo {
     }
 }
 
+impl crate::ops::plan::Load {
+    /// What a guest row asks of its node: the figures [`GuestInfo::from_resource`] gives
+    /// ([`crate::ops::plan::Load::of`]), without copying the row's strings (`cluster_status`
+    /// counts every guest of the cluster).
+    pub fn of_row(r: &ClusterResource) -> Self {
+        let template = r.is_template();
+        Self {
+            template,
+            running: !template && r.status.as_deref() == Some("running"),
+            vcpus: r.maxcpu.unwrap_or(0.0).round() as u64,
+            memory: r.maxmem.unwrap_or(0),
+        }
+    }
+}
+
 impl StorageInfo {
     /// An active storage for guest images seen from `node`.
     pub fn new(id: &str, node: &str, shared: bool, total: u64, avail: u64) -> StorageInfo {
