@@ -43,16 +43,23 @@ impl GuestIndex {
 
     /// Replaces the index with the guests of a complete listing (node names shared).
     pub(crate) fn refresh(&self, rows: &[ClusterResource]) {
+        self.refresh_from(rows.iter().map(|r| (r.vmid, r.node.as_deref(), &r.kind)));
+    }
+
+    /// [`GuestIndex::refresh`] from each row's vmid, node and kind.
+    pub(crate) fn refresh_from<'a>(
+        &self,
+        rows: impl ExactSizeIterator<Item = (Option<u32>, Option<&'a str>, &'a ResourceKind)>,
+    ) {
         let mut names: HashMap<&str, Arc<str>> = HashMap::new();
         let mut fresh = HashMap::with_capacity(rows.len());
-        for r in rows {
-            let (Some(vmid), Some(node), ResourceKind::Qemu | ResourceKind::Lxc) =
-                (r.vmid, r.node.as_deref(), &r.kind)
+        for row in rows {
+            let (Some(vmid), Some(node), kind @ (ResourceKind::Qemu | ResourceKind::Lxc)) = row
             else {
                 continue;
             };
             let node = names.entry(node).or_insert_with(|| Arc::from(node)).clone();
-            fresh.insert(vmid, (node, r.kind.clone()));
+            fresh.insert(vmid, (node, kind.clone()));
         }
         *self.lock() = fresh;
     }

@@ -70,7 +70,7 @@ pub use tls::{
 pub use token::ApiToken;
 pub use types::{
     ClusterResource, ClusterStatusItem, CpuInfo, Extra, MemoryInfo, NodeListItem, NodeStatus,
-    QemuListItem, QemuStatus, ResourceKind, ResourceType, RootFsInfo, split_tags,
+    QemuListItem, QemuStatus, ResourceKind, ResourcePlace, ResourceType, RootFsInfo, split_tags,
 };
 pub use upid::Upid;
 pub use wait::{ProgressFn, TaskOutcome, TaskProgress, WaitOptions, wait_task};

@@ -214,10 +214,12 @@ impl<'de> serde::de::Visitor<'de> for OptCowStr {
     }
 }
 
-fn cow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
+pub(super) fn cow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
     d.deserialize_str(CowStr)
 }
 
-fn opt_cow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+pub(super) fn opt_cow<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
     d.deserialize_option(OptCowStr)
 }

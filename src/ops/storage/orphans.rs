@@ -19,16 +19,17 @@ mod delete;
 
 pub use delete::disk_orphans_delete;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ops::{Context, Error, is_guest, is_storage};
-use crate::pve::{ClusterResource, ResourceKind, StorageContentItem};
+use crate::ops::{Context, Error};
+use crate::pve::{ResourceKind, ResourcePlace};
 
-use classify::{Config, Listing, References, Verdict};
+use classify::{Config, Listing, References, Verdict, Volume};
 
 /// Why a volume is an orphan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -139,40 +140,52 @@ pub struct DiskOrphansDeleteReport {
 /// Warnings an answer shows; the rest are counted.
 const TOP_WARNINGS: usize = 8;
 
-/// The guests `/cluster/resources` shows.
-struct Guests<'a> {
-    rows: Vec<&'a ClusterResource>,
-    existing: BTreeSet<u32>,
-    qemu: BTreeSet<u32>,
-    /// Each guest's node.
-    home: BTreeMap<u32, String>,
+/// A guest `/cluster/resources` shows.
+#[derive(Clone)]
+struct Guest {
+    vmid: u32,
+    /// Its node (a row without one makes its configs unreadable).
+    node: Option<Arc<str>>,
+    lxc: bool,
 }
 
-impl<'a> Guests<'a> {
-    fn of(rows: &'a [ClusterResource]) -> Self {
-        let rows: Vec<&ClusterResource> = rows.iter().filter(|r| is_guest(r)).collect();
-        Guests {
-            existing: rows.iter().filter_map(|g| g.vmid).collect(),
-            qemu: rows
-                .iter()
-                .filter(|g| matches!(g.kind, ResourceKind::Qemu))
-                .filter_map(|g| g.vmid)
-                .collect(),
-            home: rows
-                .iter()
-                .filter_map(|g| Some((g.vmid?, g.node.clone()?)))
-                .collect(),
-            rows,
+/// The guests `/cluster/resources` shows.
+struct Guests {
+    existing: BTreeSet<u32>,
+    home: HashMap<u32, Guest>,
+}
+
+impl Guests {
+    /// The guests of `places` (node names shared).
+    fn of(places: &[ResourcePlace<'_>]) -> Self {
+        let mut names: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut existing = BTreeSet::new();
+        let mut home = HashMap::new();
+        for g in places.iter().filter(|p| p.is_guest()) {
+            let Some(vmid) = g.vmid else { continue };
+            existing.insert(vmid);
+            let node = g
+                .node
+                .as_deref()
+                .map(|n| Arc::clone(names.entry(n).or_insert_with(|| Arc::from(n))));
+            let lxc = matches!(g.kind, ResourceKind::Lxc);
+            home.insert(vmid, Guest { vmid, node, lxc });
         }
+        Guests { existing, home }
     }
 
-    /// The rows of these guests (those that exist).
-    fn rows_of(&self, vmids: &BTreeSet<u32>) -> Vec<ClusterResource> {
-        self.rows
+    /// These guests (those that exist).
+    fn rows_of(&self, vmids: &BTreeSet<u32>) -> Vec<Guest> {
+        vmids
             .iter()
-            .filter(|g| g.vmid.is_some_and(|v| vmids.contains(&v)))
-            .map(|g| (*g).clone())
+            .filter_map(|v| self.home.get(v))
+            .cloned()
             .collect()
+    }
+
+    /// Whether `vmid` is a VM (not a container).
+    fn is_vm(&self, vmid: u32) -> bool {
+        self.home.get(&vmid).is_some_and(|g| !g.lxc)
     }
 }
 
@@ -181,14 +194,17 @@ type Target = (String, String, bool, String);
 
 /// The available image storages, a shared one once, optionally of one node or one storage id.
 fn image_storages(
-    rows: &[ClusterResource],
+    rows: &[ResourcePlace<'_>],
     node: Option<&str>,
     storage: impl Fn(&str) -> bool,
 ) -> Vec<Target> {
     let mut seen_shared = BTreeSet::new();
     let mut targets = Vec::new();
-    for r in rows.iter().filter(|r| is_storage(r)) {
-        let (Some(n), Some(s)) = (r.node.clone(), r.storage.clone()) else {
+    for r in rows
+        .iter()
+        .filter(|r| matches!(r.kind, ResourceKind::Storage))
+    {
+        let (Some(n), Some(s)) = (r.node.as_deref(), r.storage.as_deref()) else {
             continue;
         };
         let images = r
@@ -199,46 +215,43 @@ fn image_storages(
             .any(|c| matches!(c.trim(), "images" | "rootdir"));
         let available = r.status.as_deref() == Some("available");
         let shared = r.shared == Some(true);
-        if !images || !available || node.is_some_and(|want| want != n) || !storage(&s) {
+        if !images || !available || node.is_some_and(|want| want != n) || !storage(s) {
             continue;
         }
-        if shared && !seen_shared.insert(s.clone()) {
+        if shared && !seen_shared.insert(s) {
             continue;
         }
-        targets.push((n, s, shared, r.plugintype.clone().unwrap_or_default()));
+        let plugin = r.plugintype.as_deref().unwrap_or_default();
+        targets.push((n.into(), s.into(), shared, plugin.into()));
     }
     targets
 }
 
-/// Lists the image content of every target, up to `limits.max_parallel` at a time; the second
-/// list says which storages could not be listed (as `storage on node could not be listed: why`)
-/// so their volumes are not looked at.
+/// Lists the image content of every target, up to `limits.max_parallel` at a time, keeping of
+/// each volume what [`Volume`] holds; the second list says which storages could not be listed
+/// (as `storage on node could not be listed: why`) so their volumes are not looked at.
 async fn list_all(ctx: &Context, targets: Vec<Target>) -> (Vec<Listing>, Vec<(String, String)>) {
     let parallel = ctx.config.limits.max_parallel.max(1) as usize;
-    let results: Vec<(Target, Result<Vec<StorageContentItem>, crate::pve::Error>)> =
+    let results: Vec<Result<Listing, (String, String, crate::pve::Error)>> =
         futures::stream::iter(targets)
-            .map(|t| async move {
-                let items = ctx
-                    .client
-                    .list_storage_content(&t.0, &t.1, Some("images"))
-                    .await;
-                (t, items)
+            .map(|(node, storage, shared, plugin)| async move {
+                let (n, s) = (node.clone(), storage.clone());
+                ctx.client
+                    .with_storage_content(&n, &s, Some("images"), |rows| {
+                        Listing::of(node, storage, shared, plugin, &rows)
+                    })
+                    .await
+                    .map_err(|e| (n, s, e))
             })
             .buffered(parallel)
             .collect()
             .await;
     let mut listings = Vec::new();
     let mut warnings = Vec::new();
-    for ((node, storage, shared, plugin), items) in results {
-        match items {
-            Ok(items) => listings.push(Listing {
-                node,
-                storage,
-                shared,
-                plugin,
-                items,
-            }),
-            Err(e) => {
+    for result in results {
+        match result {
+            Ok(listing) => listings.push(listing),
+            Err((node, storage, e)) => {
                 let why = format!("{storage} on {node} could not be listed: {e}");
                 warnings.push((storage, why));
             }
@@ -270,15 +283,16 @@ fn scanned(listings: &[Listing]) -> Vec<String> {
 }
 
 /// Every config and snapshot config of one guest.
-async fn configs_of(ctx: &Context, g: &ClusterResource) -> Result<Vec<Config>, Error> {
-    let vmid = g.vmid.unwrap_or(0);
-    let node = crate::pve::path_segment(g.node.as_deref().unwrap_or(""));
-    let kind = if matches!(g.kind, ResourceKind::Lxc) {
-        "lxc"
-    } else {
-        "qemu"
+async fn configs_of(ctx: &Context, g: &Guest) -> Result<Vec<Config>, Error> {
+    let Some(node) = &g.node else {
+        return Err(Error::refused(format!(
+            "vm {} has no node in /cluster/resources",
+            g.vmid
+        )));
     };
-    let base = format!("/nodes/{node}/{kind}/{vmid}");
+    let node = crate::pve::path_segment(node);
+    let kind = if g.lxc { "lxc" } else { "qemu" };
+    let base = format!("/nodes/{node}/{kind}/{}", g.vmid);
     let mut out = vec![
         ctx.client
             .get::<Config>(&format!("{base}/config"), &[])
@@ -301,10 +315,10 @@ async fn configs_of(ctx: &Context, g: &ClusterResource) -> Result<Vec<Config>, E
 
 /// What the configs of `guests` reference, read up to `limits.max_parallel` guests at a time
 /// (each guest's reads one after another: its snapshot list says which configs follow).
-async fn references(ctx: &Context, guests: Vec<ClusterResource>) -> References {
+async fn references(ctx: &Context, guests: Vec<Guest>) -> References {
     let reads = guests.into_iter().map(|g| {
         let ctx = ctx.clone();
-        async move { (g.vmid.unwrap_or(0), configs_of(&ctx, &g).await) }
+        async move { (g.vmid, configs_of(&ctx, &g).await) }
     });
     let results: Vec<(u32, Result<Vec<Config>, Error>)> = futures::stream::iter(reads)
         .buffer_unordered(ctx.config.limits.max_parallel.max(1) as usize)
@@ -325,24 +339,24 @@ async fn references(ctx: &Context, guests: Vec<ClusterResource>) -> References {
 /// The orphan a verdict makes of a listed volume.
 fn orphan(
     l: &Listing,
-    item: &StorageContentItem,
+    item: &Volume,
     reason: OrphanReason,
     detail: String,
     unused: Option<(u32, String)>,
-    guests: &Guests<'_>,
+    guests: &Guests,
 ) -> Orphan {
     // Only a VM's unused entry is removed through its config (a container's goes through the
     // storage like any other volume).
     let config_entry = unused
-        .filter(|(owner, _)| guests.qemu.contains(owner))
-        .and_then(|(owner, key)| Some((guests.home.get(&owner)?.clone(), key)));
+        .filter(|(owner, _)| guests.is_vm(*owner))
+        .and_then(|(owner, key)| Some((guests.home.get(&owner)?.node.as_deref()?.into(), key)));
     Orphan {
         volid: item.volid.clone(),
         storage: l.storage.clone(),
         node: l.node.clone(),
         shared: l.shared,
         vmid: item.vmid,
-        size: item.size.unwrap_or(0),
+        size: item.size,
         format: item.format.clone(),
         reason,
         detail,
@@ -378,14 +392,18 @@ pub async fn disk_orphans(
         classify::OWNERS_PAGE as u32,
         classify::OWNERS_PAGE as u32,
     )?;
-    let rows = ctx.client.get_cluster_resources(None).await?;
+    let (guests, targets) = ctx
+        .client
+        .with_resource_places(|places| {
+            let targets = image_storages(&places, args.node.as_deref(), |s| {
+                args.storage.as_ref().is_none_or(|want| want == s)
+            });
+            (Guests::of(&places), targets)
+        })
+        .await?;
     if let Some(node) = &args.node {
         crate::ops::require_cluster_node(ctx, node).await?;
     }
-    let guests = Guests::of(&rows);
-    let targets = image_storages(&rows, args.node.as_deref(), |s| {
-        args.storage.as_ref().is_none_or(|want| want == s)
-    });
     if let Some(s) = &args.storage
         && targets.is_empty()
     {
@@ -407,14 +425,13 @@ pub async fn disk_orphans(
     }));
     let mut orphans = Vec::new();
     for l in &listings {
-        let named = classify::named_bases(&l.items);
         let shows = classify::listing_shows_clones(&l.plugin);
         for item in l
             .items
             .iter()
             .filter(|i| i.vmid.is_some_and(|v| on_page.contains(&v)))
         {
-            match classify::classify(item, &guests.existing, &refs, &named, shows) {
+            match classify::classify(item, &guests.existing, &refs, &l.bases, shows) {
                 Some(Verdict::Orphan {
                     reason,
                     detail,
@@ -442,4 +459,64 @@ pub async fn disk_orphans(
         scanned: scanned(&listings),
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::pve::fake::FakePve;
+
+    /// A guest whose `/cluster/resources` row names no node cannot have its configs read, so
+    /// its volumes are never called orphans (they are reported as unreadable instead).
+    #[tokio::test]
+    async fn a_guest_without_a_node_keeps_its_volumes() -> Result<(), Error> {
+        let fake = FakePve::new();
+        fake.on(
+            "GET",
+            "/cluster/resources",
+            json!([
+                {"id": "qemu/2000", "type": "qemu", "vmid": 2000, "status": "unknown"},
+                {"id": "storage/pve01/nfs-shared", "type": "storage", "node": "pve01",
+                 "storage": "nfs-shared", "plugintype": "nfs", "content": "images,iso",
+                 "shared": 1, "status": "available"},
+            ]),
+        );
+        fake.on(
+            "GET",
+            "/nodes/pve01/storage/nfs-shared/content",
+            json!([
+                {"volid": "nfs-shared:2000/vm-2000-disk-0.qcow2", "vmid": 2000,
+                 "content": "images", "format": "qcow2", "size": 1024},
+                {"volid": "nfs-shared:2001/vm-2001-disk-0.qcow2", "vmid": 2001,
+                 "content": "images", "format": "qcow2", "size": 2048},
+            ]),
+        );
+        let ctx = Context::with_client(crate::config::sim_config(8006, [0; 32]), fake.client());
+        let report = disk_orphans(&ctx, &DiskOrphansArgs::default()).await?;
+        let found: Vec<(&str, OrphanReason)> = report
+            .orphans
+            .iter()
+            .map(|o| (o.volid.as_str(), o.reason))
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                "nfs-shared:2001/vm-2001-disk-0.qcow2",
+                OrphanReason::OwnerMissing
+            )],
+            "{report:?}"
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("vm 2000 could not be read")),
+            "{:?}",
+            report.warnings
+        );
+        assert_eq!(report.owners, 2);
+        Ok(())
+    }
 }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::OrphanReason;
-use crate::pve::StorageContentItem;
+use crate::pve::StorageContentRow;
 
 /// Owners per page at most: their configs (and snapshots') are what one call reads.
 pub const OWNERS_PAGE: usize = 50;
@@ -31,7 +31,51 @@ pub struct Listing {
     pub shared: bool,
     /// PVE plugin type (`dir`, `nfs`, `lvmthin`, `rbd`, ...).
     pub plugin: String,
-    pub items: Vec<StorageContentItem>,
+    pub items: Vec<Volume>,
+    /// The base volumes its volumes name as their parent ([`named_bases`]).
+    pub bases: BTreeSet<String>,
+}
+
+/// A listed volume: what deciding it and reporting it needs (the rest of its row is not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub volid: String,
+    /// Its owner, as the listing says.
+    pub vmid: Option<u32>,
+    /// Bytes.
+    pub size: u64,
+    pub format: Option<String>,
+}
+
+impl Volume {
+    pub fn of(row: &StorageContentRow<'_>) -> Volume {
+        Volume {
+            volid: row.volid.clone().into_owned(),
+            vmid: row.vmid,
+            size: row.size.unwrap_or(0),
+            format: row.format.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+impl Listing {
+    /// The listing of `rows`: their volumes, and the bases they name.
+    pub fn of(
+        node: String,
+        storage: String,
+        shared: bool,
+        plugin: String,
+        rows: &[StorageContentRow<'_>],
+    ) -> Listing {
+        Listing {
+            node,
+            storage,
+            shared,
+            plugin,
+            items: rows.iter().map(Volume::of).collect(),
+            bases: named_bases(rows.iter().map(|r| (&*r.volid, r.parent.as_deref()))),
+        }
+    }
 }
 
 /// What the configs read say: volumes in use, volumes held only as `unusedN`.
@@ -116,10 +160,11 @@ pub fn base_name(volid: &str) -> Option<&str> {
 /// Base volumes (by file name) that volumes of a listing name as their parent: in the volume
 /// id (`base-100-disk-0/vm-1011-disk-0`, `100/base-100-disk-0.qcow2/1011/…`) or the `parent`
 /// field (`../100/base-100-disk-0.qcow2`; `…/base-100-disk-0@__base__` on block storages).
-pub fn named_bases(items: &[StorageContentItem]) -> BTreeSet<String> {
+/// Each row is its volume id and parent.
+pub fn named_bases<'r>(rows: impl Iterator<Item = (&'r str, Option<&'r str>)>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for item in items {
-        let volname = item.volid.split_once(':').map_or("", |(_, v)| v);
+    for (volid, parent) in rows {
+        let volname = volid.split_once(':').map_or("", |(_, v)| v);
         let parts: Vec<&str> = volname.split('/').collect();
         if let Some((_, before_last)) = parts.split_last() {
             out.extend(
@@ -129,7 +174,7 @@ pub fn named_bases(items: &[StorageContentItem]) -> BTreeSet<String> {
                     .map(|p| (*p).to_string()),
             );
         }
-        if let Some(parent) = &item.parent {
+        if let Some(parent) = parent {
             out.extend(
                 parent
                     .split(['/', '@'])
@@ -240,7 +285,7 @@ pub enum Verdict {
 /// the listing's [`named_bases`], `shows_clones` its [`listing_shows_clones`]. `None` for a
 /// volume without an owner.
 pub fn classify(
-    item: &StorageContentItem,
+    item: &Volume,
     existing: &BTreeSet<u32>,
     refs: &References,
     named: &BTreeSet<String>,
@@ -290,11 +335,13 @@ pub fn classify(
 mod tests {
     use super::*;
 
-    fn item(volid: &str, vmid: u32, parent: Option<&str>) -> StorageContentItem {
-        serde_json::from_value(serde_json::json!({
-            "volid": volid, "vmid": vmid, "parent": parent, "size": 1
-        }))
-        .expect("item")
+    fn item(volid: &str, vmid: u32) -> Volume {
+        Volume {
+            volid: volid.into(),
+            vmid: Some(vmid),
+            size: 1,
+            format: None,
+        }
     }
 
     #[test]
@@ -336,20 +383,28 @@ mod tests {
         );
         assert_eq!(base_name("local-lvm:base-100-disk-0/vm-1011-disk-0"), None);
         assert_eq!(base_name("nfs:1011/vm-1011-disk-0.qcow2"), None);
-        let named = named_bases(&[
-            item(
-                "nfs:100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2",
-                1011,
-                Some("../100/base-100-disk-0.qcow2"),
-            ),
-            item("lvm:base-200-disk-0/vm-1012-disk-0", 1012, None),
-            item(
-                "rbd:vm-1013-disk-0",
-                1013,
-                Some("pool/base-300-disk-0@__base__"),
-            ),
-            item("nfs:100/base-100-disk-1.qcow2", 100, None),
-        ]);
+        let rows: Vec<StorageContentRow<'_>> = serde_json::from_str(
+            r#"[
+                {"volid": "nfs:100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2",
+                 "vmid": 1011, "parent": "../100/base-100-disk-0.qcow2"},
+                {"volid": "lvm:base-200-disk-0/vm-1012-disk-0", "vmid": 1012},
+                {"volid": "rbd:vm-1013-disk-0", "vmid": "1013",
+                 "parent": "pool/base-300-disk-0@__base__"},
+                {"volid": "nfs:100/base-100-disk-1.qcow2", "vmid": 100, "format": "qcow2"}
+            ]"#,
+        )
+        .expect("rows");
+        let listing = Listing::of("n".into(), "s".into(), true, "nfs".into(), &rows);
+        assert_eq!(
+            listing.items[2],
+            Volume {
+                size: 0,
+                ..item("rbd:vm-1013-disk-0", 1013)
+            },
+            "a row keeps its volume id, owner and size (none: 0)"
+        );
+        assert_eq!(listing.items[3].format.as_deref(), Some("qcow2"));
+        let named = listing.bases;
         let want: BTreeSet<String> = [
             "base-100-disk-0.qcow2",
             "base-200-disk-0",
@@ -452,7 +507,7 @@ mod tests {
         refs.unreadable.insert(1004);
         let none = BTreeSet::new();
         let verdict = |volid: &str, vmid: u32, named: &BTreeSet<String>, shows: bool| {
-            classify(&item(volid, vmid, None), &existing, &refs, named, shows).expect("owned")
+            classify(&item(volid, vmid), &existing, &refs, named, shows).expect("owned")
         };
         assert_eq!(
             verdict(
@@ -510,8 +565,10 @@ mod tests {
                 ..
             }
         ));
-        let ownerless: StorageContentItem =
-            serde_json::from_value(serde_json::json!({"volid": "nfs:odd.raw"})).expect("item");
+        let ownerless = Volume {
+            vmid: None,
+            ..item("nfs:odd.raw", 0)
+        };
         assert_eq!(classify(&ownerless, &existing, &refs, &none, true), None);
     }
 }

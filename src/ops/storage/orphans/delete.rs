@@ -7,13 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::classify::Volume;
 use super::classify::{self, Listing, Verdict};
 use super::{
     DiskOrphansDeleteArgs, DiskOrphansDeleteReport, Guests, Orphan, VolumeResult, image_storages,
     list_all, orphan, references,
 };
 use crate::ops::{Context, Error, Run};
-use crate::pve::StorageContentItem;
 
 /// What a deletion finds for one volume when its call starts.
 enum Recheck {
@@ -25,16 +25,20 @@ enum Recheck {
 /// Re-checks `volids` (sorted, distinct): lists only the storages they are on, reads every
 /// guest's configs, and decides each as [`super::disk_orphans`] would.
 async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Recheck)>, Error> {
-    let rows = ctx.client.get_cluster_resources(None).await?;
-    let guests = Guests::of(&rows);
     let storages: BTreeSet<&str> = volids
         .iter()
         .filter_map(|v| v.split_once(':').map(|(s, _)| s))
         .collect();
-    let targets = image_storages(&rows, None, |s| storages.contains(s));
+    let (guests, targets) = ctx
+        .client
+        .with_resource_places(|places| {
+            let targets = image_storages(&places, None, |s| storages.contains(s));
+            (Guests::of(&places), targets)
+        })
+        .await?;
     let (listings, failed) = list_all(ctx, targets).await;
     // each volume where it is listed (a local volume id on two nodes: the first node's)
-    let mut found: BTreeMap<&str, (&Listing, &StorageContentItem)> = BTreeMap::new();
+    let mut found: BTreeMap<&str, (&Listing, &Volume)> = BTreeMap::new();
     let mut by_node: Vec<&Listing> = listings.iter().collect();
     by_node.sort_by(|a, b| (&a.node, &a.storage).cmp(&(&b.node, &b.storage)));
     for l in by_node {
@@ -50,15 +54,6 @@ async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Rechec
     } else {
         references(ctx, guests.rows_of(&guests.existing)).await
     };
-    let named: BTreeMap<(&str, &str), BTreeSet<String>> = listings
-        .iter()
-        .map(|l| {
-            (
-                (l.node.as_str(), l.storage.as_str()),
-                classify::named_bases(&l.items),
-            )
-        })
-        .collect();
     let not_now = |volid: &str, why: &str| {
         format!(
             "{} is not an orphan now ({why}); it is not deleted",
@@ -76,9 +71,8 @@ async fn recheck(ctx: &Context, volids: &[String]) -> Result<Vec<(String, Rechec
             out.push((volid.clone(), Recheck::Kept(not_now(volid, &why))));
             continue;
         };
-        let named = &named[&(l.node.as_str(), l.storage.as_str())];
         let shows = classify::listing_shows_clones(&l.plugin);
-        let r = match classify::classify(item, &guests.existing, &refs, named, shows) {
+        let r = match classify::classify(item, &guests.existing, &refs, &l.bases, shows) {
             Some(Verdict::Orphan {
                 reason,
                 detail,
