@@ -14,7 +14,21 @@ pub use templates::{
 use crate::ops::cluster::snapshot::{StorageInfo, storage_from_row};
 use crate::pve::ClusterResource;
 
-use crate::ops::{Error, is_node, is_storage};
+use crate::ops::{Context, Error, is_node, is_storage};
+
+/// The node and storage rows of `/cluster/resources`, read as two filtered listings at once:
+/// the container template tools need nothing else, and the unfiltered listing carries every
+/// guest too (3 MB at 10,000 guests).
+pub(crate) async fn nodes_and_storages(ctx: &Context) -> Result<Vec<ClusterResource>, Error> {
+    let (mut nodes, storages) = tokio::try_join!(
+        ctx.client
+            .get_cluster_resources(Some(crate::pve::ResourceType::Node)),
+        ctx.client
+            .get_cluster_resources(Some(crate::pve::ResourceType::Storage)),
+    )?;
+    nodes.extend(storages);
+    Ok(nodes)
+}
 
 /// Every storage row of `/cluster/resources` (one per node for a shared storage), sorted by
 /// storage then node: the planner's [`StorageInfo`].

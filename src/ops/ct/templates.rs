@@ -92,39 +92,48 @@ pub struct CtTemplatesReport {
 }
 
 /// The downloaded `vztmpl` volumes: each local storage read on every online node, each shared
-/// storage once.
+/// storage once, up to `limits.max_parallel` listings at a time.
 pub(crate) async fn downloaded(
     ctx: &Context,
     rows: &[ClusterResource],
 ) -> Result<Vec<DownloadedTemplate>, Error> {
+    use futures::StreamExt;
+
     let online = online_nodes(rows);
+    let mut shared_done: Vec<String> = Vec::new();
     let stores: Vec<StorageInfo> = storage_rows(rows)
         .into_iter()
         .filter(|s| s.active && s.holds("vztmpl") && online.contains(&s.node))
-        .collect();
-    let mut out = Vec::new();
-    let mut shared_done: Vec<String> = Vec::new();
-    for s in &stores {
-        if s.shared {
-            if shared_done.contains(&s.id) {
-                continue;
+        .filter(|s| {
+            let first = !(s.shared && shared_done.contains(&s.id));
+            if s.shared && first {
+                shared_done.push(s.id.clone());
             }
-            shared_done.push(s.id.clone());
-        }
-        let items = ctx
-            .client
-            .list_storage_content(&s.node, &s.id, Some("vztmpl"))
-            .await?;
-        out.extend(
-            items
+            first
+        })
+        .collect();
+    let listings: Vec<Result<Vec<DownloadedTemplate>, Error>> = futures::stream::iter(stores)
+        .map(|s: StorageInfo| async move {
+            let items = ctx
+                .client
+                .list_storage_content(&s.node, &s.id, Some("vztmpl"))
+                .await?;
+            Ok(items
                 .into_iter()
                 .filter(|i| i.content.as_deref().is_none_or(|c| c == "vztmpl"))
                 .map(|i| DownloadedTemplate {
                     volid: i.volid,
                     node: (!s.shared).then(|| s.node.clone()),
                     size: i.size,
-                }),
-        );
+                })
+                .collect::<Vec<_>>())
+        })
+        .buffered(ctx.config.limits.max_parallel.max(1) as usize)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for l in listings {
+        out.extend(l?);
     }
     out.sort_by(|a, b| (&a.volid, &a.node).cmp(&(&b.volid, &b.node)));
     Ok(out)
@@ -181,7 +190,7 @@ fn check_filter(arg: &str, v: Option<&str>) -> Result<(), Error> {
 pub async fn ct_templates(ctx: &Context, a: &CtTemplatesArgs) -> Result<CtTemplatesReport, Error> {
     check_filter("name", a.name.as_deref())?;
     check_filter("section", a.section.as_deref())?;
-    let rows = ctx.client.get_cluster_resources(None).await?;
+    let rows = super::nodes_and_storages(ctx).await?;
     let node = pick_node(&rows, a.node.as_deref())?;
     let name = a.name.as_deref().unwrap_or("").to_lowercase();
     let all = downloaded(ctx, &rows).await?;
@@ -348,7 +357,7 @@ pub async fn ct_template_download(
     if let Some(s) = &a.storage {
         crate::ops::validate::storage("storage", s)?;
     }
-    let rows = ctx.client.get_cluster_resources(None).await?;
+    let rows = super::nodes_and_storages(ctx).await?;
     let node = pick_node(&rows, a.node.as_deref())?;
     let stores = storage_rows(&rows);
     let storage = template_storage(&stores, &node, a.storage.as_deref())?;
