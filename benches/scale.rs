@@ -15,8 +15,10 @@
 //! tools, and calls every read-only tool (plus the previews of `node_evacuate` and
 //! `vm_delete`) several times. It prints each call's median and worst time, the response size
 //! (the JSON-RPC result as sent), the API calls it made, and the server's resident memory
-//! (`VmRSS`, peak `VmHWM`) after `tools/list`, right after the pass of reads and 3 s later
-//! (idle, as between a conversation's calls). Start-up figures
+//! (`VmRSS`, peak `VmHWM`) after `tools/list`, right after the pass of reads, 3 s later
+//! (idle, as between a conversation's calls) and once the server has released its idle
+//! connections (`server::memory`, half a minute idle), each with its anonymous part
+//! (`RssAnon`: the rest is the executable's pages). Start-up figures
 //! come first (the `startup` bench's measurement).
 
 #[path = "startup.rs"]
@@ -105,7 +107,9 @@ struct Outcome {
     tools_list: (Duration, usize, usize),
     rss_after_list: (u64, u64),
     rss_after_reads: (u64, u64),
-    rss_idle: u64,
+    /// (`VmRSS`, `RssAnon`)
+    rss_idle: (u64, u64),
+    rss_released: (u64, u64),
     rows: Vec<(String, Row)>,
 }
 
@@ -473,7 +477,15 @@ async fn mcp_pass(
     // A conversation's calls are seconds apart: the server hands freed memory back once idle
     // (src/server/memory.rs, a second after the last call).
     tokio::time::sleep(IDLE_PAUSE).await;
-    out.rss_idle = proc_status(pid, "VmRSS:");
+    out.rss_idle = (proc_status(pid, "VmRSS:"), proc_status(pid, "RssAnon:"));
+    // After a pause the server closes its idle connections (their read buffers) and trims.
+    tokio::time::sleep(
+        proxmox_manager::server::memory::IDLE_BEFORE_RELEASE
+            + proxmox_manager::server::memory::IDLE_BEFORE_TRIM * 2
+            - IDLE_PAUSE,
+    )
+    .await;
+    out.rss_released = (proc_status(pid, "VmRSS:"), proc_status(pid, "RssAnon:"));
     let _ = client.cancel().await;
 }
 
@@ -625,10 +637,19 @@ fn print_report(small: &Outcome, large: &Outcome, large_name: &str) {
         kib(large.rss_after_reads.1)
     );
     println!(
-        "server RSS {} s after the reads (idle): small {}, {large_name} {}",
+        "server RSS {} s after the reads (idle): small {} (anonymous {}), {large_name} {} (anonymous {})",
         IDLE_PAUSE.as_secs(),
-        kib(small.rss_idle),
-        kib(large.rss_idle)
+        kib(small.rss_idle.0),
+        kib(small.rss_idle.1),
+        kib(large.rss_idle.0),
+        kib(large.rss_idle.1)
+    );
+    println!(
+        "server RSS once its idle connections are released: small {} (anonymous {}), {large_name} {} (anonymous {})",
+        kib(small.rss_released.0),
+        kib(small.rss_released.1),
+        kib(large.rss_released.0),
+        kib(large.rss_released.1)
     );
 }
 

@@ -1,6 +1,6 @@
 //! Keep-alive: a connection the server closes while our request is on it (a GET is resent
-//! transparently on a fresh connection, a POST never is: it may have been applied), and how
-//! many idle connections the pool keeps after a burst.
+//! transparently on a fresh connection, a POST never is: it may have been applied), how
+//! many idle connections the pool keeps after a burst, and that releasing them closes them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,7 +123,8 @@ async fn burst_server(burst: usize) -> (String, Arc<AtomicUsize>, Arc<AtomicUsiz
 }
 
 #[tokio::test]
-async fn a_burst_leaves_at_most_16_idle_connections_and_the_next_call_reuses_one() {
+async fn a_burst_leaves_at_most_16_idle_connections_the_next_call_reuses_one_a_release_closes_them()
+{
     const BURST: usize = 20;
     let (url, accepted, open) = burst_server(BURST).await;
     let client = proxmox_manager::pve::Client::new(fake_pve::options(vec![url]).expect("options"))
@@ -157,4 +158,26 @@ async fn a_burst_leaves_at_most_16_idle_connections_and_the_next_call_reuses_one
         "a kept connection served it"
     );
     assert!(open.load(Ordering::SeqCst) >= 1, "and some are kept");
+
+    // Released (as the server does once idle a while): every kept connection is closed, and
+    // the next call connects afresh.
+    client.release_idle_connections();
+    while open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} connections open after the release",
+            open.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let after: String = client
+        .get("/version", &[])
+        .await
+        .expect("a get after the release");
+    assert_eq!(after, "x");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        BURST + 1,
+        "on a new connection"
+    );
 }

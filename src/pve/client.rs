@@ -77,7 +77,8 @@ pub struct Client {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// The connection pool, replaced by [`Client::release_idle_connections`].
+    http: std::sync::RwLock<reqwest::Client>,
     /// In place of the network, when set: `ops` decisions tested in memory (see [`Transport`]).
     transport: Option<Arc<dyn Transport>>,
     endpoints: Vec<String>,
@@ -91,6 +92,26 @@ struct Inner {
     guests: super::locate::GuestIndex,
     /// Requests other than GET sent so far (see [`Client::write_generation`]).
     writes: AtomicU64,
+}
+
+/// The HTTP client of a [`Client`]: its pool, keep-alive and TLS settings.
+fn http_client(tls: &TlsMode, timeout: Duration) -> Result<reqwest::Client, Error> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(timeout.min(CONNECT_TIMEOUT_MAX))
+        .redirect(reqwest::redirect::Policy::none())
+        // A connection the server closed while idle is dropped from the pool as soon as
+        // its close arrives (hyper watches pooled connections), and a request that found
+        // it closed before sending is resent by hyper. What remains is a close racing the
+        // request: a GET is then resent at once on a fresh connection (see `execute`), a
+        // POST/PUT/DELETE never is (it may have been applied).
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(POOL_IDLE_PER_ENDPOINT)
+        .tcp_nodelay(true)
+        .user_agent(concat!("proxmox-manager/", env!("CARGO_PKG_VERSION")));
+    let builder = tls::configure(builder, tls)?;
+    builder
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot build the http client: {e}")))
 }
 
 impl fmt::Debug for Client {
@@ -135,25 +156,10 @@ impl Client {
         if opts.timeout.is_zero() {
             return Err(Error::invalid("the api timeout must be greater than zero"));
         }
-        let builder = reqwest::Client::builder()
-            .connect_timeout(opts.timeout.min(CONNECT_TIMEOUT_MAX))
-            .redirect(reqwest::redirect::Policy::none())
-            // A connection the server closed while idle is dropped from the pool as soon as
-            // its close arrives (hyper watches pooled connections), and a request that found
-            // it closed before sending is resent by hyper. What remains is a close racing the
-            // request: a GET is then resent at once on a fresh connection (see `execute`), a
-            // POST/PUT/DELETE never is (it may have been applied).
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_IDLE_PER_ENDPOINT)
-            .tcp_nodelay(true)
-            .user_agent(concat!("proxmox-manager/", env!("CARGO_PKG_VERSION")));
-        let builder = tls::configure(builder, &opts.tls)?;
-        let http = builder
-            .build()
-            .map_err(|e| Error::invalid(format!("cannot build the http client: {e}")))?;
+        let http = http_client(&opts.tls, opts.timeout)?;
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
+                http: std::sync::RwLock::new(http),
                 transport: None,
                 endpoints,
                 tls: opts.tls,
@@ -167,13 +173,47 @@ impl Client {
         })
     }
 
+    /// Closes the idle connections: their buffers (hyper keeps each connection's read buffer
+    /// at the size its largest answer grew it to, up to 400 KiB) go back to the allocator. The
+    /// server calls it once it has been idle a while (`server::memory`); the next request
+    /// connects afresh. Requests in flight keep the connections they use until they end. If
+    /// the HTTP client cannot be built again (a CA file removed since), the old one is kept.
+    pub fn release_idle_connections(&self) {
+        if self.inner.transport.is_some() {
+            return;
+        }
+        match http_client(&self.inner.tls, self.inner.timeout) {
+            Ok(fresh) => {
+                let old = std::mem::replace(
+                    &mut *self
+                        .inner
+                        .http
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    fresh,
+                );
+                drop(old);
+            }
+            Err(e) => tracing::warn!(error = %e, "idle connections kept"),
+        }
+    }
+
+    /// The HTTP client of the next request (a handle on the current pool).
+    fn http(&self) -> reqwest::Client {
+        self.inner
+            .http
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// A client whose requests go to `transport` instead of the network: everything above
     /// the wire (envelope decoding, errors, retries of GETs, typed methods) runs as it does
     /// against a node. For unit tests of operations with paused time and no HTTP.
     pub fn with_transport(token: ApiToken, transport: Arc<dyn Transport>) -> Client {
         Client {
             inner: Arc::new(Inner {
-                http: reqwest::Client::new(),
+                http: std::sync::RwLock::new(reqwest::Client::new()),
                 transport: Some(transport),
                 endpoints: vec!["memory://pve".into()],
                 tls: TlsMode::SystemRoots,
@@ -380,8 +420,7 @@ impl Client {
             url.push_str(&encoded);
         }
         let mut req = self
-            .inner
-            .http
+            .http()
             .request(method.clone(), &url)
             .timeout(self.inner.timeout)
             .header(AUTHORIZATION, self.inner.token.header_value()?)
@@ -471,8 +510,7 @@ impl Client {
             endpoint,
         };
         let resp = self
-            .inner
-            .http
+            .http()
             .post(format!("{endpoint}/api2/json{path}"))
             .timeout(timeout)
             .header(AUTHORIZATION, self.inner.token.header_value()?)

@@ -169,7 +169,10 @@ impl ServerHandler for ProxmoxServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let _call = memory::CallGuard::start();
+        let client = self.ctx.client.clone();
+        let _call = memory::CallGuard::start(Some(Box::new(move || {
+            client.release_idle_connections();
+        })));
         if let Some(tool) = self.tool_router.get(&request.name)
             && let Err(why) = validate::arguments(&tool.input_schema, request.arguments.as_ref())
         {
