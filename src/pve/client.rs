@@ -184,6 +184,7 @@ impl Client {
         }
         match http_client(&self.inner.tls, self.inner.timeout) {
             Ok(fresh) => {
+                // The old pool is dropped (its connections closed) after the lock is let go.
                 let old = std::mem::replace(
                     &mut *self
                         .inner

@@ -9,8 +9,8 @@
 //! Half a minute idle, the call's release action runs too: the server closes its idle PVE
 //! connections ([`crate::pve::Client::release_idle_connections`]), each of which holds a read
 //! buffer as large as its largest answer made it (up to 400 KiB, some 6 MiB for the 16 a
-//! 10,000-guest pass leaves open), and a second later trims again. A conversation's calls come seconds apart
-//! and keep their connections; the next turn after a pause connects afresh.
+//! 10,000-guest pass leaves open), and a second later trims again. A conversation's calls
+//! come seconds apart and keep their connections; the next turn after a pause connects afresh.
 //!
 //! At start-up ([`tune`]) the allocator's thresholds are fixed instead of adapting: blocks under
 //! 32 MiB come from the heap (the largest answers, a few MB, are reused from it rather than

@@ -100,17 +100,11 @@ pub(crate) async fn downloaded(
     use futures::StreamExt;
 
     let online = online_nodes(rows);
-    let mut shared_done: Vec<String> = Vec::new();
+    let mut seen_shared = std::collections::BTreeSet::new();
     let stores: Vec<StorageInfo> = storage_rows(rows)
         .into_iter()
         .filter(|s| s.active && s.holds("vztmpl") && online.contains(&s.node))
-        .filter(|s| {
-            let first = !(s.shared && shared_done.contains(&s.id));
-            if s.shared && first {
-                shared_done.push(s.id.clone());
-            }
-            first
-        })
+        .filter(|s| !s.shared || seen_shared.insert(s.id.clone()))
         .collect();
     let listings: Vec<Result<Vec<DownloadedTemplate>, Error>> = futures::stream::iter(stores)
         .map(|s: StorageInfo| async move {
