@@ -178,7 +178,8 @@ pub(crate) async fn run_sim(args: SimArgs) -> Result<()> {
             time_scale: args.time_scale,
         })
         .await
-        .map_err(|e| anyhow!("simulator failed to start: {e}"))?
+        .map_err(|e| anyhow!("simulator failed to start: {e}"))
+        .inspect(|_| crate::server::memory::trim_after_start())?
     } else {
         let scenario = args
             .scenario

@@ -98,6 +98,7 @@ pub async fn start_sim(
     })
     .await
     .map_err(|e| format!("simulator failed to start: {e}"))
+    .inspect(|_| crate::server::memory::trim_after_start())
 }
 
 /// Starts the simulator and builds the client side of a session against it.
@@ -122,6 +123,7 @@ pub async fn start(opts: &SimSessionOptions) -> Result<SimSession, String> {
     })
     .await
     .map_err(|e| format!("simulator failed to start: {e}"))?;
+    crate::server::memory::trim_after_start();
     let token = handle.token(SIM_TOKEN).ok_or_else(|| {
         format!("the scenario has no {SIM_TOKEN} token; add it to the scenario's users")
     })?;

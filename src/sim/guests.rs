@@ -1,6 +1,6 @@
 //! The guests of the state, with what the cluster-wide listings derive from each one (its
-//! `/cluster/resources` row, its share of the nodes' and storages' usage) kept until it
-//! changes. At 10,000 guests deriving all of them costs most of a listing rendered after a
+//! `/cluster/resources` row, its share of the nodes' and storages' usage, its volumes in the
+//! storages' content listings) kept until it changes. At 10,000 guests deriving all of them costs most of a listing rendered after a
 //! write, which changes one or a few guests.
 //!
 //! Reads see the map itself (`Deref`); the only ways to change a guest are
@@ -32,6 +32,8 @@ pub struct Derived {
     /// Its `/cluster/resources` row (see `api/cluster.rs`), which also depends on things
     /// outside the guest: the row keeps them, to be compared before it is used again.
     pub row: Option<super::api::cluster::CachedRow>,
+    /// Its volumes as storage content listings show them (see `api/storage/content.rs`).
+    pub volumes: Option<Arc<[super::api::storage::content::GuestVolume]>>,
 }
 
 impl Guests {
@@ -61,23 +63,41 @@ impl Guests {
 
     /// The guests on `node`, in vmid order.
     pub fn on_node<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Vm> + 'a {
-        let index = {
-            let mut kept = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(kept.get_or_insert_with(|| {
-                let mut by: ByNode = BTreeMap::new();
-                for (vmid, vm) in &self.map {
-                    match by.get_mut(vm.node.as_str()) {
-                        Some(v) => v.push(*vmid),
-                        None => {
-                            by.insert(vm.node.clone(), vec![*vmid]);
-                        }
+        let vmids = self.node_index().get(node).cloned().unwrap_or_default();
+        vmids.into_iter().filter_map(|v| self.map.get(&v))
+    }
+
+    /// Each node's guests, built when first needed after a change.
+    fn node_index(&self) -> Arc<ByNode> {
+        let mut kept = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(kept.get_or_insert_with(|| {
+            let mut by: ByNode = BTreeMap::new();
+            for (vmid, vm) in &self.map {
+                match by.get_mut(vm.node.as_str()) {
+                    Some(v) => v.push(*vmid),
+                    None => {
+                        by.insert(vm.node.clone(), vec![*vmid]);
                     }
                 }
-                Arc::new(by)
-            }))
-        };
-        let vmids = index.get(node).cloned().unwrap_or_default();
-        vmids.into_iter().filter_map(|v| self.map.get(&v))
+            }
+            Arc::new(by)
+        }))
+    }
+
+    /// [`Guests::each_derived`] for the guests on `node` alone.
+    pub fn each_derived_on<E>(
+        &self,
+        node: &str,
+        mut f: impl FnMut(&Vm, &mut Derived) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let index = self.node_index();
+        let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        for vmid in index.get(node).into_iter().flatten() {
+            if let Some(vm) = self.map.get(vmid) {
+                f(vm, derived.entry(*vmid).or_default())?;
+            }
+        }
+        Ok(())
     }
 
     /// Calls `f` with each guest, in vmid order, and what is derived from it so far, to use

@@ -218,22 +218,23 @@ pub struct VmstateVolume {
 
 /// The RAM state volumes of `vm`'s snapshots (those not freed).
 pub fn vmstate_volumes(st: &State, vm: &Vm) -> Vec<VmstateVolume> {
-    vm.snapshots
-        .values()
-        .filter_map(|s| {
-            let volid = s.get("vmstate")?;
-            if st.freed_volumes.contains(volid) {
-                return None;
-            }
-            Some(VmstateVolume {
-                volid: volid.clone(),
-                storage: volid.split_once(':')?.0.to_string(),
-                vmid: vm.vmid,
-                size: vmstate_size(s),
-                ctime: s.get("snaptime").and_then(|t| t.parse().ok()).unwrap_or(0),
-            })
-        })
+    vm_vmstates(vm)
+        .filter(|v| !st.freed_volumes.contains(&v.volid))
         .collect()
+}
+
+/// The RAM state volumes `vm`'s snapshots name, freed or not.
+pub fn vm_vmstates(vm: &Vm) -> impl Iterator<Item = VmstateVolume> + '_ {
+    vm.snapshots.values().filter_map(|s| {
+        let volid = s.get("vmstate")?;
+        Some(VmstateVolume {
+            volid: volid.clone(),
+            storage: volid.split_once(':')?.0.to_string(),
+            vmid: vm.vmid,
+            size: vmstate_size(s),
+            ctime: s.get("snaptime").and_then(|t| t.parse().ok()).unwrap_or(0),
+        })
+    })
 }
 
 /// The `runningcpu` QEMU reports for a guest's `cpu` setting.

@@ -34,12 +34,78 @@ pub struct Task {
     pub endtime: Option<i64>,
     /// Present once stopped: `OK`, `WARNINGS: N`, or the error text.
     pub exitstatus: Option<String>,
-    pub log: Vec<String>,
+    pub log: TaskLog,
 }
 
 impl Task {
     pub fn running(&self) -> bool {
         self.exitstatus.is_none()
+    }
+}
+
+/// A task's log: its lines in one text, each followed by `\n`, as the worker's log file holds
+/// them. A backup run's log is tens of thousands of lines: a string each cost some 40 bytes a
+/// line more, and each download joined them again.
+#[derive(Clone, Debug, Default)]
+pub struct TaskLog {
+    text: String,
+    /// Where each line ends in `text` (its `\n`).
+    ends: Vec<usize>,
+}
+
+impl TaskLog {
+    pub fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.ends.push(self.text.len());
+        self.text.push('\n');
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The lines, without their `\n`.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + Clone + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|e| e + 1));
+        starts.zip(&self.ends).map(|(a, &b)| &self.text[a..b])
+    }
+
+    #[cfg(test)]
+    pub fn last(&self) -> Option<&str> {
+        self.iter().last()
+    }
+
+    /// Gives back the room its buffers grew beyond its lines (a log written a line at a time
+    /// doubles them), once it is written.
+    pub fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
+    /// The log file: every line followed by `\n`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<S: AsRef<str>> Extend<S> for TaskLog {
+    fn extend<I: IntoIterator<Item = S>>(&mut self, lines: I) {
+        lines.into_iter().for_each(|l| self.push(l.as_ref()));
+    }
+}
+
+impl<S: AsRef<str>> From<&[S]> for TaskLog {
+    /// `lines`, with room for one more (the `TASK OK` a worker ends with): a log grown a line
+    /// at a time doubles its buffer, and at 64 backup runs of a megabyte the buffers it
+    /// left behind were 60 MiB of the simulator's memory.
+    fn from(lines: &[S]) -> TaskLog {
+        let bytes: usize = lines.iter().map(|l| l.as_ref().len() + 1).sum();
+        let mut log = TaskLog {
+            text: String::with_capacity(bytes + 64),
+            ends: Vec::with_capacity(lines.len() + 1),
+        };
+        log.extend(lines);
+        log
     }
 }
 
@@ -94,16 +160,12 @@ impl TaskRegistry {
             let starttime = started - t.ago as i64;
             let pid = reg.alloc_pid();
             let pstart = pstart_for(node.uptime, -(t.ago as i64));
-            let mut log = t.log.clone();
+            let mut log = TaskLog::from(&t.log[..]);
             let exit = t.exitstatus.clone();
             if exit == "OK" || exit.starts_with("WARNINGS: ") {
-                log.push("TASK OK".to_string());
-                if exit != "OK" {
-                    log.pop();
-                    log.push(format!("TASK {exit}"));
-                }
+                log.push(&format!("TASK {exit}"));
             } else {
-                log.push(format!("TASK ERROR: {exit}"));
+                log.push(&format!("TASK ERROR: {exit}"));
             }
             reg.tasks.push(Task {
                 upid: format_upid(&t.node, pid, pstart, starttime, &t.ttype, &t.id, &t.user),
@@ -214,7 +276,7 @@ pub fn register(
         user: user.to_string(),
         endtime: None,
         exitstatus: None,
-        log: first_log,
+        log: TaskLog::from(&first_log[..]),
     });
     let injected = st.faults.take_failure(node, ttype);
     let wait = shared.scaled(duration_secs.max(0.0) * st.faults.factor(node));
@@ -246,7 +308,7 @@ pub fn finish(st: &mut State, upid: &str, outcome: Outcome) {
             Outcome::Err { log, error } => (log, error.clone(), format!("TASK ERROR: {error}")),
         };
         t.log.extend(lines);
-        t.log.push(last);
+        t.log.push(&last);
         t.exitstatus = Some(exit);
         t.endtime = Some(now());
     }
@@ -326,11 +388,27 @@ mod tests {
         assert_eq!(
             st.tasks
                 .find(&upid)
-                .and_then(|t| t.log.last().cloned())
+                .and_then(|t| t.log.last().map(str::to_string))
                 .as_deref(),
             Some("TASK ERROR: start failed: test")
         );
         assert!(st.vms.get(&1007).is_some_and(|v| v.running));
+    }
+
+    #[test]
+    fn a_task_log_keeps_its_lines_and_its_file() {
+        let empty = TaskLog::default();
+        assert_eq!(
+            (empty.iter().count(), empty.text(), empty.last()),
+            (0, "", None)
+        );
+        let mut log = TaskLog::from(&["first", "", "third \u{2713}"][..]);
+        log.push("TASK OK");
+        let lines: Vec<&str> = log.iter().collect();
+        assert_eq!(lines, ["first", "", "third \u{2713}", "TASK OK"]);
+        assert_eq!(log.len(), 4);
+        assert_eq!(log.last(), Some("TASK OK"));
+        assert_eq!(log.text(), "first\n\nthird \u{2713}\nTASK OK\n");
     }
 
     #[test]

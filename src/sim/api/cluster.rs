@@ -584,6 +584,48 @@ mod tests {
                 );
             }
         }
+        // each storage's content, on two nodes (a shared storage's is the same on both),
+        // whole and through each filter, as two of the callers see it
+        let vmid = st.vms.keys().next().map(u32::to_string);
+        let filters = [
+            None,
+            Some(("content", "images".to_string())),
+            Some(("content", "rootdir".to_string())),
+            vmid.map(|v| ("vmid", v)),
+        ];
+        for (n, s) in st
+            .nodes
+            .iter()
+            .take(2)
+            .flat_map(|n| st.storages.iter().map(move |s| (n, s)))
+        {
+            for filter in &filters {
+                for authid in ["root@pam", "auditor@pve!ro"] {
+                    let mut r = req(authid);
+                    r.params
+                        .extend(filter.iter().map(|(k, v)| (k.to_string(), v.clone())));
+                    let args = PathArgs {
+                        node: n.name.clone(),
+                        storage: s.id.clone(),
+                        ..PathArgs::default()
+                    };
+                    let c = Ctx {
+                        st: &st,
+                        req: &r,
+                        args: &args,
+                        spec: &[],
+                    };
+                    let (kept, fresh) = crate::sim::api::storage::content::kept_and_afresh(&c);
+                    assert!(
+                        kept == fresh,
+                        "after {step}: {authid}'s content of {} on {} ({filter:?}) differs \
+                         from a listing derived afresh",
+                        s.id,
+                        n.name
+                    );
+                }
+            }
+        }
         let u = st.usage();
         for (ni, n) in st.nodes.iter().enumerate() {
             // the kept index of each node's guests is the walk of every guest
@@ -662,6 +704,38 @@ mod tests {
                 }
             });
             check(&shared, "a disk resize");
+            // what only the content listings show: a RAM state, a cloud-init drive, a volume
+            // freed while its config still names it
+            edit(&shared, |st| {
+                let vm = st.vms.get_mut(&id).expect("vm");
+                let storage = vm
+                    .disk_refs()
+                    .next()
+                    .map_or("local-lvm".into(), |d| d.storage.to_string());
+                let mut snap = vm.config.clone();
+                snap.insert("vmstate".into(), format!("{storage}:vm-{id}-state-t"));
+                snap.insert("snaptime".into(), "1700000000".into());
+                vm.snapshots.insert("t".into(), snap);
+                vm.config.insert(
+                    "ide2".into(),
+                    format!("{storage}:vm-{id}-cloudinit,media=cdrom"),
+                );
+            });
+            check(&shared, "a snapshot with its RAM and a cloud-init drive");
+            edit(&shared, |st| {
+                let vm = &st.vms[&id];
+                let freed: Vec<String> = vm
+                    .disk_refs()
+                    .take(1)
+                    .map(|d| format!("{}:{}", d.storage, d.volname))
+                    .chain(
+                        vm.get("ide2")
+                            .map(|v| v.split(',').next().unwrap_or("").into()),
+                    )
+                    .collect();
+                st.freed_volumes.extend(freed);
+            });
+            check(&shared, "a disk and a cloud-init drive freed");
             edit(&shared, |st| {
                 let vm = st.vms.get_mut(&id).expect("vm");
                 vm.config.insert("lock".into(), "backup".into());

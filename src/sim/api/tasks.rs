@@ -243,12 +243,11 @@ fn download(c: &Ctx, t: &Task) -> ApiResult {
             "'download' cannot be used together with 'start' or 'limit' parameters".into(),
         ));
     }
-    let lines = t.log.iter().flat_map(|l| [l.as_bytes(), b"\n"]);
-    let size: usize = t.log.iter().map(|l| l.len() + 1).sum();
-    let (body, encoding) = if size > 1024 {
-        (gzip_stored(lines), Some("gzip"))
+    let file = t.log.text().as_bytes();
+    let (body, encoding) = if file.len() > 1024 {
+        (gzip_stored(std::iter::once(file)), Some("gzip"))
     } else {
-        (lines.flatten().copied().collect(), None)
+        (file.to_vec(), None)
     };
     let started = crate::sim::api::qemu::migrate::stamp(t.starttime).replace(' ', "T");
     Ok(Reply {

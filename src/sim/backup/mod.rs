@@ -394,10 +394,11 @@ fn push_seeded_task(
     let pid = 150_000 + (at.rem_euclid(40_000) as u32) + n.nodeid * 17;
     let upid = format_upid(node, pid, pstart, at, "vzdump", &run.id, "root@pam");
     let mut log = run.lines;
-    log.push(match &run.error {
+    log.push(&match &run.error {
         None => "TASK OK".to_string(),
         Some(e) => format!("TASK ERROR: {e}"),
     });
+    log.shrink_to_fit();
     for a in run.archives {
         st.files.retain(|f| f.volid != a.volume.volid);
         st.backup.archives.insert(a.volume.volid.clone(), a.config);

@@ -167,7 +167,10 @@ pub async fn wait_task(ctx: &NodeCtx, upid: &str) -> (Vec<String>, String) {
             match st.tasks.find(upid) {
                 None => return (Vec::new(), "task vanished".into()),
                 Some(t) if !t.running() => {
-                    return (t.log.clone(), t.exitstatus.clone().unwrap_or_default());
+                    return (
+                        t.log.iter().map(str::to_string).collect(),
+                        t.exitstatus.clone().unwrap_or_default(),
+                    );
                 }
                 Some(_) => {}
             }

@@ -338,7 +338,7 @@ fn stop_running_backups(st: &mut State, node: &str) {
 /// A job's run replayed at once (the scenario's seeded runs).
 pub struct JobRun {
     pub id: String,
-    pub lines: Vec<String>,
+    pub lines: crate::sim::tasks::TaskLog,
     /// Simulated seconds.
     pub duration: f64,
     pub error: Option<String>,
@@ -364,14 +364,15 @@ pub fn plan_scheduled(
         Err(e) => {
             return Some(JobRun {
                 id,
-                lines: Vec::new(),
+                lines: Default::default(),
                 duration: 0.2,
                 error: Some(e.replace('\n', " ")),
                 archives: Vec::new(),
             });
         }
     };
-    let mut lines = head_lines(&opts, &skip);
+    // written into the log as each guest's lines are planned (a run's log is a megabyte)
+    let mut lines = crate::sim::tasks::TaskLog::from(&head_lines(&opts, &skip)[..]);
     let mut t = 0.0;
     let mut errors = 0;
     let mut archives = Vec::new();
@@ -394,7 +395,7 @@ pub fn plan_scheduled(
             errors += 1;
         }
     }
-    lines.push(end_line(errors));
+    lines.push(&end_line(errors));
     Some(JobRun {
         id,
         lines,

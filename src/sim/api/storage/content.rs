@@ -114,10 +114,8 @@ pub fn content(c: &Ctx) -> ApiResult {
     if let Some(t) = st.listings.get(st.generation, st.writing, &key) {
         return Ok(Reply::raw(t.render(0)));
     }
-    let out = content_rows(c)?;
     let mut b = TemplateBuilder::with_capacity(0);
-    *b.text() = serde_json::to_string(&out)
-        .map_err(|e| ApiError::Server(format!("cannot encode the listing: {e}")))?;
+    *b.text() = content_json(c, Volumes::Kept)?;
     let t = std::sync::Arc::new(b.finish());
     st.listings
         .put(st.generation, st.writing, key, std::sync::Arc::clone(&t));
@@ -156,10 +154,163 @@ fn image_format(volid: &str) -> &'static str {
     }
 }
 
-/// The rows of [`content`], afresh: only those its `content` and `vmid` filters and the
-/// caller's privileges let through, built as they are found (a listing of tens of thousands of
-/// volumes is mostly rows another filter would drop).
-fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
+/// A volume a guest's config names, as a content listing shows it: kept with the guest (see
+/// `guests.rs`), so that after a write a listing of 30,000 volumes re-derives the written
+/// guest's alone. The row does not depend on anything outside the guest but the simulator's
+/// start time (a disk's `ctime`), fixed for the state's life; whether the volume was freed is
+/// asked when listing.
+pub struct GuestVolume {
+    /// `storage:volname`.
+    volid: Box<str>,
+    /// The guest the listing names: from the volume's name for a disk.
+    owner: u32,
+    /// `images` or `rootdir`.
+    content: &'static str,
+    /// The row, encoded.
+    row: Box<str>,
+}
+
+/// Where a listing takes the guests' volumes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Volumes {
+    /// Those kept with the guests, derived for the guests that have none.
+    Kept,
+    /// Derived anew for every guest (what the kept ones are compared with in tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Afresh,
+}
+
+/// `vm`'s volumes, in the order PVE's listing would meet them before sorting (its disks in
+/// config order, its snapshots' RAM states, its cloud-init drive).
+fn guest_volumes(started: i64, vm: &crate::sim::state::Vm) -> Result<Vec<GuestVolume>, ApiError> {
+    let mut out = Vec::new();
+    let mut push = |content: &'static str, row: Row| -> Result<(), ApiError> {
+        out.push(GuestVolume {
+            volid: row.volid.as_ref().into(),
+            owner: row.vmid.unwrap_or(vm.vmid),
+            content,
+            row: encode(&row)?.into(),
+        });
+        Ok(())
+    };
+    let kind = if vm.is_ct() { "rootdir" } else { "images" };
+    for d in vm.disk_refs() {
+        // PVE names a volume's guest from its name, not from the config holding it (a disk
+        // attached by hand to another guest is still listed as its owner's)
+        push(
+            kind,
+            Row {
+                content: kind,
+                ctime: Some(started - 86_400 * 90),
+                format: image_format(d.volname),
+                notes: None,
+                parent: linked_parent(d.volname),
+                protected: None,
+                size: d.size,
+                subtype: None,
+                used: Some(d.size / 3),
+                vmid: Some(image_owner(d.volname).unwrap_or(vm.vmid)),
+                volid: Cow::Owned(format!("{}:{}", d.storage, d.volname)),
+            },
+        )?;
+    }
+    // snapshots' RAM states are images of the guest (disk snapshots are not listed)
+    for v in crate::sim::snapshot::vm_vmstates(vm) {
+        push(
+            "images",
+            Row {
+                content: "images",
+                ctime: Some(v.ctime),
+                format: "raw",
+                notes: None,
+                parent: None,
+                protected: None,
+                size: v.size,
+                subtype: None,
+                used: Some(v.size / 2),
+                vmid: Some(v.vmid),
+                volid: Cow::Owned(v.volid),
+            },
+        )?;
+    }
+    if let Some(ci) = vm.get("ide2").filter(|v| v.contains("cloudinit")) {
+        let volid = ci.split(',').next().unwrap_or("");
+        push(
+            "images",
+            Row {
+                content: "images",
+                ctime: None,
+                format: image_format(volid),
+                notes: None,
+                parent: None,
+                protected: None,
+                size: 4 * MIB,
+                subtype: None,
+                used: None,
+                vmid: Some(vm.vmid),
+                volid: Cow::Borrowed(volid),
+            },
+        )?;
+    }
+    Ok(out)
+}
+
+fn encode(row: &Row) -> Result<String, ApiError> {
+    serde_json::to_string(row).map_err(|e| ApiError::Server(format!("cannot encode a row: {e}")))
+}
+
+/// One row of a listing being assembled: its volid (the order), its guest (the privilege it
+/// needs) and its encoding.
+struct Item<'s> {
+    volid: &'s str,
+    /// The first 32 bytes of the volid after the storage's name, zero-padded, as numbers
+    /// that order as they do: a storage's volids differ within them (`1000/vm-1000-disk-0.qcow2`,
+    /// `backup/vzdump-qemu-1000-2026_…`), so sorting 30,000 compares numbers, and whole volids
+    /// only where those are equal.
+    key: [u128; 2],
+    vmid: Option<u32>,
+    row: Cow<'s, str>,
+}
+
+impl<'s> Item<'s> {
+    fn new(sid: &str, volid: &'s str, vmid: Option<u32>, row: Cow<'s, str>) -> Item<'s> {
+        // every volid of the listing starts `{sid}:`: past it, the order is the volids'
+        let key = volname(sid, volid).map_or([0; 2], |rest| {
+            let (rest, mut head) = (rest.as_bytes(), [0u8; 32]);
+            let n = rest.len().min(32);
+            head[..n].copy_from_slice(&rest[..n]);
+            let (high, low) = head.split_at(16);
+            [high, low].map(|h| u128::from_be_bytes(h.try_into().unwrap_or_default()))
+        });
+        Item {
+            volid,
+            key,
+            vmid,
+            row,
+        }
+    }
+}
+
+/// Sorts a listing's items by volid, keeping the first of each volid.
+fn sort_by_volid(sid: &str, items: &mut Vec<Item>) {
+    // should a volid not start `{sid}:`, the keys would not order it among the others: the
+    // whole volids do
+    if items.iter().any(|i| volname(sid, i.volid).is_none()) {
+        items.iter_mut().for_each(|i| i.key = [0; 2]);
+    }
+    items.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.volid.cmp(b.volid)));
+    items.dedup_by(|a, b| a.key == b.key && a.volid == b.volid);
+}
+
+/// What follows `{sid}:` in `volid`, if it starts so.
+fn volname<'v>(sid: &str, volid: &'v str) -> Option<&'v str> {
+    volid.strip_prefix(sid)?.strip_prefix(':')
+}
+
+/// The JSON array of [`content`], afresh but for the guests' kept volumes: only the rows its
+/// `content` and `vmid` filters and the caller's privileges let through, encoded as they are
+/// found (a listing of tens of thousands of volumes is mostly rows another filter would drop).
+fn content_json(c: &Ctx, volumes: Volumes) -> Result<String, ApiError> {
     let (node, sid) = (&c.args.node, &c.args.storage);
     let st = c.st;
     let Some(s) = st.storage(sid) else {
@@ -170,7 +321,30 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
     let wanted = |ct: &str, id: Option<u32>| {
         content.is_none_or(|want| want == ct) && vmid.is_none_or(|want| id == Some(want))
     };
-    let mut items: Vec<Row<'s>> = Vec::new();
+    // guest images only when they can pass the filters (a container's volumes are `rootdir`
+    // content, a VM's `images`; a snapshot's RAM state and a cloud-init drive are `images`),
+    // and a local storage's from its node's guests alone (64 nodes' listings are not each a
+    // walk of every guest)
+    let mut kept: Vec<std::sync::Arc<[GuestVolume]>> = Vec::new();
+    if content.is_none_or(|ct| ct == "images" || ct == "rootdir") {
+        let mut keep = |vm: &crate::sim::state::Vm, d: &mut crate::sim::guests::Derived| {
+            let v = match (&d.volumes, volumes) {
+                (Some(v), Volumes::Kept) => std::sync::Arc::clone(v),
+                (_, Volumes::Kept) => {
+                    std::sync::Arc::clone(d.volumes.insert(guest_volumes(st.started, vm)?.into()))
+                }
+                (_, Volumes::Afresh) => guest_volumes(st.started, vm)?.into(),
+            };
+            kept.push(v);
+            Ok::<_, ApiError>(())
+        };
+        if s.shared {
+            st.vms.each_derived(&mut keep)?;
+        } else {
+            st.vms.each_derived_on(node, &mut keep)?;
+        }
+    }
+    let mut items: Vec<Item> = Vec::new();
     for f in st
         .files
         .iter()
@@ -178,7 +352,7 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
         .filter(|f| wanted(&f.content, f.vmid))
     {
         let backup = f.content == "backup";
-        items.push(Row {
+        let row = Row {
             content: &f.content,
             ctime: Some(f.ctime),
             format: &f.format,
@@ -197,91 +371,21 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
             used: (f.content == "import" || f.content == "iso").then_some(f.size),
             vmid: f.vmid,
             volid: Cow::Borrowed(&f.volid),
-        });
+        };
+        items.push(Item::new(sid, &f.volid, f.vmid, Cow::Owned(encode(&row)?)));
     }
-    // guest images only when they can pass the filters (a container's volumes are `rootdir`
-    // content, a VM's `images`; a snapshot's RAM state and a cloud-init drive are `images`)
-    let images_wanted = content.is_none_or(|ct| ct == "images" || ct == "rootdir");
-    // a local storage's from its node's guests alone (64 nodes' listings are not each a walk
-    // of every guest)
-    let guests: Box<dyn Iterator<Item = &crate::sim::state::Vm>> = match (images_wanted, s.shared) {
-        (false, _) => Box::new(std::iter::empty()),
-        (true, true) => Box::new(st.vms.values()),
-        (true, false) => Box::new(st.vms_on(node)),
-    };
-    for vm in guests {
-        let kind = if vm.is_ct() { "rootdir" } else { "images" };
-        if content.is_none_or(|want| want == kind) {
-            for d in vm.disk_refs().filter(|d| {
-                d.storage == s.id
-                    && !st
-                        .freed_volumes
-                        .contains(&format!("{}:{}", d.storage, d.volname))
-            }) {
-                // PVE names a volume's guest from its name, not from the config holding it
-                // (a disk attached by hand to another guest is still listed as its owner's)
-                let owner = image_owner(d.volname).unwrap_or(vm.vmid);
-                if vmid.is_some_and(|want| want != owner) {
-                    continue;
-                }
-                items.push(Row {
-                    content: kind,
-                    ctime: Some(st.started - 86_400 * 90),
-                    format: image_format(d.volname),
-                    notes: None,
-                    parent: linked_parent(d.volname),
-                    protected: None,
-                    size: d.size,
-                    subtype: None,
-                    used: Some(d.size / 3),
-                    vmid: Some(owner),
-                    volid: Cow::Owned(format!("{}:{}", s.id, d.volname)),
-                });
-            }
-        }
-        if !wanted("images", Some(vm.vmid)) {
-            continue;
-        }
-        // snapshots' RAM states are images of the guest (disk snapshots are not listed)
-        for v in crate::sim::snapshot::vmstate_volumes(st, vm)
-            .into_iter()
-            .filter(|v| v.storage == s.id)
-        {
-            items.push(Row {
-                content: "images",
-                ctime: Some(v.ctime),
-                format: "raw",
-                notes: None,
-                parent: None,
-                protected: None,
-                size: v.size,
-                subtype: None,
-                used: Some(v.size / 2),
-                vmid: Some(v.vmid),
-                volid: Cow::Owned(v.volid),
-            });
-        }
-        if let Some(ci) = vm.get("ide2").filter(|v| v.contains("cloudinit")) {
-            let volid = ci.split(',').next().unwrap_or("");
-            if volid
-                .strip_prefix(s.id.as_str())
-                .is_some_and(|r| r.starts_with(':'))
-            {
-                items.push(Row {
-                    content: "images",
-                    ctime: None,
-                    format: image_format(volid),
-                    notes: None,
-                    parent: None,
-                    protected: None,
-                    size: 4 * MIB,
-                    subtype: None,
-                    used: None,
-                    vmid: Some(vm.vmid),
-                    volid: Cow::Borrowed(volid),
-                });
-            }
-        }
+    for v in kept.iter().flat_map(|k| k.iter()).filter(|v| {
+        volname(sid, &v.volid).is_some()
+            && wanted(v.content, Some(v.owner))
+            // a volume freed while a config still names it is gone from the storage
+            && !st.freed_volumes.contains(&*v.volid)
+    }) {
+        items.push(Item::new(
+            sid,
+            &v.volid,
+            Some(v.owner),
+            Cow::Borrowed(&v.row),
+        ));
     }
     for v in st
         .images
@@ -289,7 +393,7 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
         .filter(|v| v.storage == s.id && (s.shared || v.node.as_deref() == Some(node.as_str())))
         .filter(|v| wanted("images", v.vmid))
     {
-        items.push(Row {
+        let row = Row {
             content: "images",
             ctime: Some(v.ctime),
             format: &v.format,
@@ -301,24 +405,35 @@ fn content_rows<'s>(c: &Ctx<'s>) -> Result<Vec<Row<'s>>, ApiError> {
             used: Some(v.size / 3),
             vmid: v.vmid,
             volid: Cow::Borrowed(&v.volid),
-        });
+        };
+        items.push(Item::new(sid, &v.volid, v.vmid, Cow::Owned(encode(&row)?)));
     }
     // by volid, each volume once (two configs can hold the same disk; PVE lists volumes)
-    items.sort_by(|a, b| a.volid.cmp(&b.volid));
-    items.dedup_by(|a, b| a.volid == b.volid);
+    sort_by_volid(sid, &mut items);
     let mut audit = crate::sim::api::GuestAudit::new(c);
     let mut allocate: Option<bool> = None;
-    items.retain(|i| match i.vmid {
-        // volumes owned by a guest need access to that guest (or Datastore.Allocate)
-        Some(v) => {
-            audit.visible(v)
-                || *allocate.get_or_insert_with(|| {
-                    c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
-                })
+    let mut text = String::with_capacity(2 + items.iter().map(|i| i.row.len() + 1).sum::<usize>());
+    text.push('[');
+    for i in items {
+        let shown = match i.vmid {
+            // volumes owned by a guest need access to that guest (or Datastore.Allocate)
+            Some(v) => {
+                audit.visible(v)
+                    || *allocate.get_or_insert_with(|| {
+                        c.can(&format!("/storage/{sid}"), &["Datastore.Allocate"])
+                    })
+            }
+            None => true,
+        };
+        if shown {
+            if text.len() > 1 {
+                text.push(',');
+            }
+            text.push_str(&i.row);
         }
-        None => true,
-    });
-    Ok(items)
+    }
+    text.push(']');
+    Ok(text)
 }
 
 /// The guest a disk image belongs to, as PVE's storage plugins read it from the volume's name:
@@ -344,9 +459,61 @@ fn linked_parent(volname: &str) -> Option<String> {
     }
 }
 
+/// The listing `c` asks for with the guests' kept volumes, and with every guest's derived
+/// anew: the kept-rows test compares them after every kind of write (`api/cluster.rs`).
+#[cfg(test)]
+pub(crate) fn kept_and_afresh(c: &Ctx) -> (String, String) {
+    let kept = content_json(c, Volumes::Kept).expect("listing");
+    (kept, content_json(c, Volumes::Afresh).expect("listing"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::image_owner;
+    use std::borrow::Cow;
+
+    use super::{Item, image_owner, sort_by_volid};
+
+    /// The keyed sort gives the order of the volids themselves, each once, the first kept.
+    #[test]
+    fn items_sort_as_their_volids_do() {
+        let named = [
+            "nfs:vm-1-disk-0",
+            "nfs:vm-1-disk-0",
+            "nfs:vm-10-disk-0",
+            "nfs:vm-1",
+            "nfs:vm-1-disk-00000000000000000000000000000002",
+            "nfs:vm-1-disk-00000000000000000000000000000001",
+            "nfs:vm-1-disk-000000000000000002",
+            "nfs:vm-1-disk-000000000000000001",
+            "nfs:100/base-100-disk-0.qcow2/1012/vm-1012-disk-0.qcow2",
+            "nfs:100/base-100-disk-0.qcow2/1011/vm-1011-disk-0.qcow2",
+            "nfs:iso/debian.iso",
+            "nfs:",
+            "nfs:vm-1-disk-0\u{e9}",
+        ];
+        for odd in [None, Some("nfsx:vm-1"), Some("vm-2")] {
+            let mut volids: Vec<&str> = named.iter().copied().chain(odd).collect();
+            for turn in 0..volids.len() {
+                volids.rotate_left(1);
+                let mut items: Vec<Item> = volids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Item::new("nfs", v, Some(i as u32), Cow::Borrowed("")))
+                    .collect();
+                sort_by_volid("nfs", &mut items);
+                let mut want: Vec<(&str, Option<u32>)> = volids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (*v, Some(i as u32)))
+                    .collect();
+                want.sort_by(|a, b| a.0.cmp(b.0));
+                want.dedup_by(|a, b| a.0 == b.0);
+                let got: Vec<(&str, Option<u32>)> =
+                    items.iter().map(|i| (i.volid, i.vmid)).collect();
+                assert_eq!(got, want, "{odd:?}, turn {turn}");
+            }
+        }
+    }
 
     #[test]
     fn a_volumes_owner_is_the_vmid_its_name_gives() {
