@@ -1,7 +1,7 @@
 //! The guests of the state, with what the cluster-wide listings derive from each one (its
 //! `/cluster/resources` row, its share of the nodes' and storages' usage, its volumes in the
-//! storages' content listings) kept until it changes. At 10,000 guests deriving all of them costs most of a listing rendered after a
-//! write, which changes one or a few guests.
+//! storages' content listings) kept until it changes. At 10,000 guests deriving all of them
+//! costs most of a listing rendered after a write, which changes one or a few guests.
 //!
 //! Reads see the map itself (`Deref`); the only ways to change a guest are
 //! [`Guests::get_mut`], [`Guests::insert`] and [`Guests::remove`], and each drops what was
