@@ -266,8 +266,8 @@ struct Item<'s> {
     /// The first 32 bytes of the volid after the storage's name, zero-padded, as numbers
     /// that order as they do: a storage's volids differ within them (`1000/vm-1000-disk-0.qcow2`,
     /// `backup/vzdump-qemu-1000-2026_…`), so sorting 30,000 compares numbers, and whole volids
-    /// only where those are equal.
-    key: [u128; 2],
+    /// only where those are equal. None for a volid not starting `{sid}:`.
+    key: Option<[u128; 2]>,
     vmid: Option<u32>,
     row: Cow<'s, str>,
 }
@@ -275,7 +275,7 @@ struct Item<'s> {
 impl<'s> Item<'s> {
     fn new(sid: &str, volid: &'s str, vmid: Option<u32>, row: Cow<'s, str>) -> Item<'s> {
         // every volid of the listing starts `{sid}:`: past it, the order is the volids'
-        let key = volname(sid, volid).map_or([0; 2], |rest| {
+        let key = volname(sid, volid).map(|rest| {
             let (rest, mut head) = (rest.as_bytes(), [0u8; 32]);
             let n = rest.len().min(32);
             head[..n].copy_from_slice(&rest[..n]);
@@ -292,14 +292,15 @@ impl<'s> Item<'s> {
 }
 
 /// Sorts a listing's items by volid, keeping the first of each volid.
-fn sort_by_volid(sid: &str, items: &mut Vec<Item>) {
+fn sort_by_volid(items: &mut Vec<Item>) {
     // should a volid not start `{sid}:`, the keys would not order it among the others: the
     // whole volids do
-    if items.iter().any(|i| volname(sid, i.volid).is_none()) {
-        items.iter_mut().for_each(|i| i.key = [0; 2]);
+    if items.iter().any(|i| i.key.is_none()) {
+        items.sort_by(|a, b| a.volid.cmp(b.volid));
+    } else {
+        items.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.volid.cmp(b.volid)));
     }
-    items.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.volid.cmp(b.volid)));
-    items.dedup_by(|a, b| a.key == b.key && a.volid == b.volid);
+    items.dedup_by(|a, b| a.volid == b.volid);
 }
 
 /// What follows `{sid}:` in `volid`, if it starts so.
@@ -409,7 +410,7 @@ fn content_json(c: &Ctx, volumes: Volumes) -> Result<String, ApiError> {
         items.push(Item::new(sid, &v.volid, v.vmid, Cow::Owned(encode(&row)?)));
     }
     // by volid, each volume once (two configs can hold the same disk; PVE lists volumes)
-    sort_by_volid(sid, &mut items);
+    sort_by_volid(&mut items);
     let mut audit = crate::sim::api::GuestAudit::new(c);
     let mut allocate: Option<bool> = None;
     let mut text = String::with_capacity(2 + items.iter().map(|i| i.row.len() + 1).sum::<usize>());
@@ -500,7 +501,7 @@ mod tests {
                     .enumerate()
                     .map(|(i, v)| Item::new("nfs", v, Some(i as u32), Cow::Borrowed("")))
                     .collect();
-                sort_by_volid("nfs", &mut items);
+                sort_by_volid(&mut items);
                 let mut want: Vec<(&str, Option<u32>)> = volids
                     .iter()
                     .enumerate()
