@@ -1,12 +1,12 @@
 //! Lays out the server's start-up code together when the linker can.
 //!
-//! `.ci/link/startup.order` lists the functions start-up runs up to the first `tools/list`,
-//! then those a pass of the read tools adds (written by `.ci/link/generate` from callgrind
-//! traces). Passed to the linker as a symbol ordering file, they sit next to each other at the
-//! front of the code instead of spread over 25 MB of it, and each page fault maps the kernel's
-//! 64 KiB fault-around window of code the server runs rather than of code it never runs: the
-//! server's resident size after `tools/list` drops by about 8 MiB, and after a pass of reads
-//! by more (README, Benchmark).
+//! `.ci/link/startup.order` lists the functions start-up runs up to the first `tools/list`, then
+//! those the embedded simulator's start-up adds, then those a pass of the read tools adds (written
+//! by `.ci/link/generate` from callgrind traces). Passed to the linker as a symbol ordering file,
+//! they sit next to each other at the front of the code instead of spread over 25 MB of it, and
+//! each page fault maps the kernel's 64 KiB fault-around window of code the server runs rather than
+//! of code it never runs: the server's resident size after `tools/list` drops by about 8 MiB, and
+//! after a pass of reads by more (README, Benchmark).
 //!
 //! Only when the linker accepts the option (LLD, which Rust links with by default on x86_64
 //! Linux, and mold do; GNU ld does not): a one-line program is linked with it first, with the

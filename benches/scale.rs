@@ -10,7 +10,8 @@
 //! What it does, per scenario: starts the simulator in this process (so it can count the API
 //! calls each tool makes, [`proxmox_manager::sim::SimHandle::api_requests`]), times the
 //! simulator's own answers to the big reads over HTTPS (`/cluster/resources`, `/nodes`, ...)
-//! with this process's resident memory before and after, then spawns the real binary
+//! with this process's resident memory before and after them and after the same reads again
+//! (flat over the second pass: no growth per request), then spawns the real binary
 //! (`serve --config` pointing at the simulator) over stdio with an rmcp client, lists the
 //! tools, and calls every read-only tool (plus the previews of `node_evacuate` and
 //! `vm_delete`) several times. It prints each call's median and worst time, the response size
@@ -103,7 +104,8 @@ struct Row {
 #[derive(Default)]
 struct Outcome {
     sim_rows: BTreeMap<String, Row>,
-    sim_rss: (u64, u64),
+    /// Before the timed reads, after them, after the same reads again.
+    sim_rss: (u64, u64, u64),
     tools_list: (Duration, usize, usize),
     rss_after_list: (u64, u64),
     rss_after_reads: (u64, u64),
@@ -309,17 +311,23 @@ async fn sim_reads(sim: &SimHandle, scenario: &Scenario, out: &mut Outcome) {
         format!("/nodes/{node}/storage/local-lvm/content"),
         format!("/nodes/{node}/storage/nfs-shared/content"),
     ];
-    let pid = std::process::id();
-    // one warm-up pass, then measure memory around the timed passes
-    for p in &paths {
-        let _ = http
+    // One request's answer, its size.
+    let get = async |p: &str| {
+        let resp = http
             .get(format!("{}/api2/json{p}", sim.url()))
             .header("Authorization", &auth)
             .send()
             .await
-            .expect("request")
-            .bytes()
-            .await;
+            .expect("request");
+        let status = resp.status();
+        let body = resp.bytes().await.expect("body");
+        assert!(status.is_success(), "{p}: {status}");
+        body.len()
+    };
+    let pid = std::process::id();
+    // one warm-up pass, then measure memory around the timed passes
+    for p in &paths {
+        get(p).await;
     }
     let before = proc_status(pid, "VmRSS:");
     for p in &paths {
@@ -327,17 +335,8 @@ async fn sim_reads(sim: &SimHandle, scenario: &Scenario, out: &mut Outcome) {
         let mut bytes = 0;
         for _ in 0..SIM_RUNS {
             let start = Instant::now();
-            let resp = http
-                .get(format!("{}/api2/json{p}", sim.url()))
-                .header("Authorization", &auth)
-                .send()
-                .await
-                .expect("request");
-            let status = resp.status();
-            let body = resp.bytes().await.expect("body");
+            bytes = get(p).await;
             times.push(start.elapsed());
-            bytes = body.len();
-            assert!(status.is_success(), "{p}: {status}");
         }
         let (median, worst) = stats(times);
         out.sim_rows.insert(
@@ -351,7 +350,15 @@ async fn sim_reads(sim: &SimHandle, scenario: &Scenario, out: &mut Outcome) {
             },
         );
     }
-    out.sim_rss = (before, proc_status(pid, "VmRSS:"));
+    let after = proc_status(pid, "VmRSS:");
+    // The same reads again: memory that stays flat over the second pass is the simulator's
+    // kept rows and allocator pages, not growth per request.
+    for p in &paths {
+        for _ in 0..SIM_RUNS {
+            get(p).await;
+        }
+    }
+    out.sim_rss = (before, after, proc_status(pid, "VmRSS:"));
 }
 
 type Client = RunningService<RoleClient, ()>;
@@ -531,6 +538,8 @@ async fn run_scenario(binary: &Path, scenario: Scenario, runs: usize) -> Outcome
     })
     .await
     .expect("simulator starts");
+    // As `serve --sim` and `sim` do once the state is built.
+    proxmox_manager::server::memory::trim_after_start();
     eprintln!(
         "  simulator up in {:.0} ms ({} nodes, {} guests)",
         ms(start.elapsed()),
@@ -583,11 +592,13 @@ fn print_report(small: &Outcome, large: &Outcome, large_name: &str) {
         );
     }
     println!(
-        "\nsimulator process RSS before / after the timed reads: small {} / {}, {large_name} {} / {}",
+        "\nsimulator process RSS before the timed reads / after them / after the same reads again: small {} / {} / {}, {large_name} {} / {} / {}",
         kib(small.sim_rss.0),
         kib(small.sim_rss.1),
+        kib(small.sim_rss.2),
         kib(large.sim_rss.0),
-        kib(large.sim_rss.1)
+        kib(large.sim_rss.1),
+        kib(large.sim_rss.2)
     );
     println!("\n## Tools through MCP (ms median / worst; response bytes; API calls)\n");
     println!(
@@ -661,6 +672,8 @@ fn parse_spec(s: &str) -> (usize, usize) {
 
 #[tokio::main]
 async fn main() {
+    // The simulator in this process runs with the allocator set up as the executable sets it.
+    proxmox_manager::server::memory::tune();
     let status = StdCommand::new(env!("CARGO"))
         .args(["build", "--profile", "dist", "--quiet"])
         .status();

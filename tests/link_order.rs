@@ -1,8 +1,8 @@
-//! `build.rs` hands the linker `.ci/link/startup.order` (start-up's functions, then the read
-//! tools', laid out together): the server binary this suite runs was linked with it, its
-//! functions in the file's order. Names hashed for the `dist` profile are absent from this
-//! build; the C library's, the TLS library's and the prebuilt standard library's are the same
-//! in every profile.
+//! `build.rs` hands the linker `.ci/link/startup.order` (start-up's functions, the embedded
+//! simulator's start-up's, then the read tools', laid out together): the server binary this suite
+//! runs was linked with it, its functions in the file's order. Names hashed for the `dist` profile
+//! are absent from this build; the C library's, the TLS library's and the prebuilt standard
+//! library's are the same in every profile.
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[test]
