@@ -172,14 +172,9 @@ pub(crate) async fn run_sim(args: SimArgs) -> Result<()> {
             );
             return Ok(());
         }
-        sim::start(sim::SimOptions {
-            scenario,
-            listen: args.listen,
-            time_scale: args.time_scale,
-        })
-        .await
-        .map_err(|e| anyhow!("simulator failed to start: {e}"))
-        .inspect(|_| crate::server::memory::trim_after_start())?
+        sim_session::start_scenario(scenario, args.time_scale, args.listen)
+            .await
+            .map_err(|e| anyhow!(e))?
     } else {
         let scenario = args
             .scenario
